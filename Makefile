@@ -1,0 +1,126 @@
+# saladcloud-queue-jobs: Lua 5.4 client for SaladCloud's Job Queue API (C core on libcurl).
+# Variables use ?= so that LuaRocks and packagers can override them.
+
+LUA         ?= lua5.4
+LUA_VERSION ?= 5.4
+BUSTED      ?= /usr/bin/busted
+LUA_INCDIR  ?= /usr/include/lua$(LUA_VERSION)
+CURL_INCDIR ?= /usr/include
+CURL_LIBDIR ?= /usr/lib
+CC          ?= cc
+CFLAGS      ?= -O2 -g
+LIBFLAG     ?= -shared
+PREFIX      ?= /usr/local
+INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+INST_BINDIR ?= $(PREFIX)/bin
+DESTDIR     ?=
+BUILD       ?= build
+
+WARN := -std=c11 -Wall -Wextra -pedantic -Wmissing-prototypes -Wstrict-prototypes -Wshadow \
+        -Wpointer-arith -Wundef -Wvla
+ifneq ($(CI),)
+WARN += -Werror
+endif
+ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -I$(LUA_INCDIR) -I$(CURL_INCDIR)
+# The core links libcurl and libpthread, never liblua: the host program provides Lua.
+CORE_LIBS  = -L$(CURL_LIBDIR) -lcurl -lpthread
+
+CORE_SRC := $(sort $(wildcard src/*.c))
+CORE_HDR := $(wildcard src/*.h)
+CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
+CORE_SO  := $(BUILD)/queue_jobs/core.so
+
+# Sanitizer build for `make check` (gcc's ASan + UBSan; lua5.4 gets libasan preloaded).
+ASAN_BUILD  := $(BUILD)/asan
+ASAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+ASAN_OBJ    := $(CORE_SRC:src/%.c=$(ASAN_BUILD)/obj/%.o)
+ASAN_SO     := $(ASAN_BUILD)/queue_jobs/core.so
+
+TEST_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" QJ_ROOT="$(CURDIR)"
+
+# Each part of the project adds its own rules in mk/<part>.mk and extends these lists.
+TEST_DEPS       :=
+BENCH_TARGETS   := bench-json
+INSTALL_TARGETS :=
+CLEAN_FILES     :=
+
+.PHONY: all deps test check bench bench-json conformance fuzz demo install uninstall \
+        rock-check clean
+
+all: $(CORE_SO)
+
+include $(sort $(wildcard mk/*.mk))
+
+$(BUILD)/obj/%.o: src/%.c $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(CORE_SO): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAG) $(CFLAGS) -o $@ $(CORE_OBJ) $(LDFLAGS) $(CORE_LIBS)
+
+# Installs the Debian packages that building and testing need (only what is missing).
+deps:
+	@sh tools/deps.sh
+
+test: deps all $(TEST_DEPS)
+	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) $(BUSTED)
+
+$(ASAN_BUILD)/obj/%.o: src/%.c $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
+
+$(ASAN_SO): $(ASAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAG) $(ASAN_FLAGS) -o $@ $(ASAN_OBJ) $(LDFLAGS) $(CORE_LIBS)
+
+check: deps $(ASAN_SO) $(TEST_DEPS)
+	$(TEST_ENV) LUA_CPATH="$(ASAN_BUILD)/?.so;;" QJ_SANITIZED=1 \
+	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(LUA) $(BUSTED)
+
+# make conformance JSON_TEST_SUITE=../shared/JSONTestSuite/test_parsing
+JSON_TEST_SUITE ?=
+conformance: all
+	@if [ -z "$(JSON_TEST_SUITE)" ]; then \
+	  echo "conformance: skipped (set JSON_TEST_SUITE to a JSONTestSuite test_parsing folder)"; \
+	else \
+	  $(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) tools/conformance.lua "$(JSON_TEST_SUITE)"; \
+	fi
+
+bench: $(BENCH_TARGETS)
+
+bench-json: deps all
+	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bench/json_bench.lua
+
+# libFuzzer target for the decoder (clang): make fuzz FUZZ_SECONDS=600
+FUZZ_SECONDS ?= 60
+FUZZ_BIN     := $(BUILD)/fuzz/json_fuzz
+FUZZ_CORPUS  := $(BUILD)/fuzz/corpus
+$(FUZZ_BIN): fuzz/json_fuzz.c $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	clang -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -I$(LUA_INCDIR) -Isrc -o $@ fuzz/json_fuzz.c $(CORE_SRC) -llua$(LUA_VERSION) -lpthread -lm
+
+fuzz: deps $(FUZZ_BIN)
+	@mkdir -p $(FUZZ_CORPUS)
+	@sh fuzz/seed.sh $(FUZZ_CORPUS)
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+	  -print_final_stats=1 $(FUZZ_CORPUS)
+
+install: all $(INSTALL_TARGETS)
+	install -d $(DESTDIR)$(INST_LIBDIR)/queue_jobs $(DESTDIR)$(INST_LUADIR)
+	install -m 0755 $(CORE_SO) $(DESTDIR)$(INST_LIBDIR)/queue_jobs/core.so
+	install -m 0644 lua/queue_jobs.lua $(DESTDIR)$(INST_LUADIR)/queue_jobs.lua
+
+uninstall:
+	rm -f $(DESTDIR)$(INST_LIBDIR)/queue_jobs/core.so $(DESTDIR)$(INST_LUADIR)/queue_jobs.lua
+
+# Builds and installs the rock offline into a temporary tree, then loads it from there.
+rock-check: deps
+	sh tools/rock_check.sh
+
+clean:
+	rm -rf $(BUILD) $(CLEAN_FILES)

@@ -1,0 +1,45 @@
+rockspec_format = "3.0"
+package = "saladcloud-queue-jobs"
+version = "scm-1"
+source = {
+  -- Built from a checkout: `luarocks make rockspec/saladcloud-queue-jobs-scm-1.rockspec`.
+  url = "git+file://.",
+}
+description = {
+  summary = "SaladCloud Job Queue client for Lua 5.4, in C on libcurl, with an exact JSON codec",
+  detailed = [[
+queue_jobs submits and manages jobs on SaladCloud's Job Queue API from Lua 5.4:
+queue_jobs.create{...} turns a Lua table into JSON in C, posts it, and returns the created
+job as a Lua table. Its JSON codec (queue_jobs.json) is exact: int64 digit for digit,
+shortest round-trip floats, strict RFC 8259.
+]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.4",
+}
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["queue_jobs.core"] = {
+      -- Keep in step with src/*.c (spec/packaging_spec.lua checks it).
+      sources = {
+        "src/buf.c",
+        "src/core.c",
+        "src/dtoa.c",
+        "src/error.c",
+        "src/json.c",
+        "src/json_decode.c",
+        "src/json_encode.c",
+        "src/utf8.c",
+      },
+      libraries = { "curl", "pthread" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+    },
+    queue_jobs = "lua/queue_jobs.lua",
+  },
+}

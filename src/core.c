@@ -1,0 +1,13 @@
+/* luaopen_queue_jobs_core: opens each concern of the core module and sets _VERSION. */
+#include "qj.h"
+
+LUAMOD_API int luaopen_queue_jobs_core(lua_State *L);
+
+LUAMOD_API int luaopen_queue_jobs_core(lua_State *L) {
+  lua_newtable(L);
+  qj_error_open(L);
+  qj_json_open(L);
+  lua_pushliteral(L, QJ_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}

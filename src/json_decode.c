@@ -1,0 +1,464 @@
+/*
+ * JSON decoder: strict RFC 8259 text -> Lua value (DESIGN.md section 4).
+ *
+ * Integers that fit int64 become Lua integers, every other number a float (correctly
+ * rounded: an exact fast path, else strtod_l in the C locale, so the process locale never
+ * matters). Strings must be valid UTF-8; \u escapes, surrogate pairs included, become UTF-8
+ * and lone surrogates are refused. Arrays get the queue_jobs.array metatable. Failures
+ * return through the recursion; only memory errors raise, and then nothing is leaked since
+ * every buffer belongs to a userdata.
+ */
+#define _GNU_SOURCE 1
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "qj.h"
+
+#define ARG_TEXT    1
+#define ARG_OPTS    2
+#define IDX_ARRAYMT 3
+
+typedef struct dec {
+  lua_State *L;
+  const unsigned char *p, *start, *end; /* *end is '\0': Lua strings carry one */
+  int depth, max_depth;
+  qj_buf *b;                            /* for strings with escapes */
+  const unsigned char *errpos;
+  char msg[96];
+} dec;
+
+/* ---- the C locale for strtod_l, made once per process ---------------------------------- */
+
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static void c_locale_init(void) { c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0); }
+
+int qj_json_decode_init(void) {
+  pthread_once(&c_locale_once, c_locale_init);
+  return c_locale != (locale_t)0;
+}
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+static int dec_fail(dec *d, const unsigned char *pos, const char *msg) {
+  d->errpos = pos;
+  if (msg != d->msg) snprintf(d->msg, sizeof d->msg, "%s", msg);
+  return -1;
+}
+
+/* An unexpected byte at p, or the end of the text; `wanted` says what was expected. */
+static int dec_unexpected(dec *d, const char *wanted) {
+  const unsigned char *p = d->p;
+  if (p >= d->end) {
+    snprintf(d->msg, sizeof d->msg, "unexpected end of input (expected %s)", wanted);
+  } else if (*p >= 0x21 && *p < 0x7f) {
+    snprintf(d->msg, sizeof d->msg, "unexpected character '%c' (expected %s)", *p, wanted);
+  } else {
+    snprintf(d->msg, sizeof d->msg, "unexpected byte 0x%02X (expected %s)", *p, wanted);
+  }
+  return dec_fail(d, p, d->msg);
+}
+
+/* ---- lexical helpers --------------------------------------------------------------------- */
+
+static const unsigned char is_ws[256] = {
+  ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [' '] = 1,
+};
+
+/* 1 for bytes that end the fast scan of a string: '"', '\\', controls (and the final NUL),
+ * and non-ASCII bytes, which must be checked as UTF-8. */
+static const unsigned char str_stop[256] = {
+  1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+  0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+  1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+  1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+  1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+  1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+};
+
+QJ_INLINE void skip_ws(dec *d) {
+  while (is_ws[*d->p]) d->p++;
+}
+
+static int hexval(unsigned c) {
+  if (c >= '0' && c <= '9') return (int)(c - '0');
+  c |= 0x20;
+  if (c >= 'a' && c <= 'f') return (int)(c - 'a' + 10);
+  return -1;
+}
+
+/* Reads the 4 hex digits of a \u escape at p (after "\u"); -1 when malformed. */
+static long hex4(const unsigned char *p) {
+  long v = 0;
+  int i;
+  for (i = 0; i < 4; i++) {
+    int h = hexval(p[i]); /* stops at the final NUL, which is not a hex digit */
+    if (h < 0) return -1;
+    v = v * 16 + h;
+  }
+  return v;
+}
+
+static size_t utf8_put(char *o, unsigned long cp) {
+  if (cp < 0x80) { o[0] = (char)cp; return 1; }
+  if (cp < 0x800) {
+    o[0] = (char)(0xC0 | (cp >> 6));
+    o[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    o[0] = (char)(0xE0 | (cp >> 12));
+    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  o[0] = (char)(0xF0 | (cp >> 18));
+  o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+  o[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+/* ---- strings ----------------------------------------------------------------------------- */
+
+/* Decodes one escape at q (q[0] == '\\') into the buffer; returns the bytes consumed or 0. */
+static size_t dec_escape(dec *d, const unsigned char *q) {
+  char out[4];
+  size_t n = 1;
+  switch (q[1]) {
+  case '"': out[0] = '"'; break;
+  case '\\': out[0] = '\\'; break;
+  case '/': out[0] = '/'; break;
+  case 'b': out[0] = '\b'; break;
+  case 'f': out[0] = '\f'; break;
+  case 'n': out[0] = '\n'; break;
+  case 'r': out[0] = '\r'; break;
+  case 't': out[0] = '\t'; break;
+  case 'u': {
+    long cp = hex4(q + 2), lo;
+    if (cp < 0) return dec_fail(d, q, "invalid \\u escape (4 hex digits expected)"), 0;
+    if (cp >= 0xDC00 && cp <= 0xDFFF)
+      return dec_fail(d, q, "lone low surrogate in \\u escape"), 0;
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+      if (q[6] != '\\' || q[7] != 'u' || (lo = hex4(q + 8)) < 0xDC00 || lo > 0xDFFF)
+        return dec_fail(d, q, "lone high surrogate in \\u escape"), 0;
+      cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+      qj_buf_add(d->L, d->b, out, utf8_put(out, (unsigned long)cp));
+      return 12;
+    }
+    qj_buf_add(d->L, d->b, out, utf8_put(out, (unsigned long)cp));
+    return 6;
+  }
+  default:
+    if (q + 1 >= d->end) return dec_fail(d, q + 1, "unterminated string"), 0;
+    return dec_fail(d, q, "invalid escape in string"), 0;
+  }
+  qj_buf_add(d->L, d->b, out, n);
+  return 2;
+}
+
+/* Decodes the string at d->p (on its opening quote) and pushes it. */
+static int dec_string(dec *d) {
+  const unsigned char *s = d->p + 1, *q = s, *end = d->end;
+  for (;;) { /* no escapes so far: validate only, then push straight from the text */
+    while (!str_stop[*q]) q++;
+    if (*q == '"') {
+      lua_pushlstring(d->L, (const char *)s, (size_t)(q - s));
+      d->p = q + 1;
+      return 0;
+    }
+    if (*q >= 0x80) {
+      size_t l = qj_utf8_seq(q, end);
+      if (l == 0) return dec_fail(d, q, "invalid UTF-8 in string");
+      q += l;
+      continue;
+    }
+    if (*q == '\\') break;
+    if (q >= end) return dec_fail(d, q, "unterminated string");
+    return dec_fail(d, q, "control character in string (must be escaped)");
+  }
+  /* escapes: copy into the buffer */
+  d->b->len = 0;
+  qj_buf_add(d->L, d->b, s, (size_t)(q - s));
+  for (;;) {
+    size_t l;
+    s = q;
+    while (!str_stop[*q]) q++;
+    if (q > s) qj_buf_add(d->L, d->b, s, (size_t)(q - s));
+    if (*q == '"') break;
+    if (*q == '\\') {
+      if ((l = dec_escape(d, q)) == 0) return -1;
+      q += l;
+    } else if (*q >= 0x80) {
+      if ((l = qj_utf8_seq(q, end)) == 0) return dec_fail(d, q, "invalid UTF-8 in string");
+      qj_buf_add(d->L, d->b, q, l);
+      q += l;
+    } else if (q >= end) {
+      return dec_fail(d, q, "unterminated string");
+    } else {
+      return dec_fail(d, q, "control character in string (must be escaped)");
+    }
+  }
+  lua_pushlstring(d->L, d->b->p, d->b->len);
+  d->p = q + 1;
+  return 0;
+}
+
+/* ---- numbers ----------------------------------------------------------------------------- */
+
+static const double pow10_exact[23] = {
+  1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+#define IS_DIGIT(c) ((unsigned)((c) - '0') < 10u)
+
+static int dec_number(dec *d) {
+  const unsigned char *s = d->p, *q = s;
+  uint64_t m = 0;
+  int nd = 0, inexact = 0, isfloat = 0, neg = 0;
+  long exp10 = 0;
+
+  if (*q == '-') { neg = 1; q++; }
+  if (*q == '0') {
+    q++;
+    if (IS_DIGIT(*q)) return dec_fail(d, q, "invalid number (leading zero)");
+  } else if (IS_DIGIT(*q)) {
+    for (; IS_DIGIT(*q); q++) {
+      if (nd < 19) { m = m * 10 + (unsigned)(*q - '0'); nd++; }
+      else { inexact = 1; exp10++; }
+    }
+  } else {
+    d->p = q;
+    return dec_unexpected(d, "a digit");
+  }
+  if (*q == '.') {
+    isfloat = 1;
+    q++;
+    if (!IS_DIGIT(*q)) {
+      d->p = q;
+      return dec_unexpected(d, "a digit after '.'");
+    }
+    for (; IS_DIGIT(*q); q++) {
+      if (m == 0 && *q == '0') { exp10--; continue; } /* leading zeros of the fraction */
+      if (nd < 19) { m = m * 10 + (unsigned)(*q - '0'); nd++; exp10--; }
+      else inexact = 1;
+    }
+  }
+  if (*q == 'e' || *q == 'E') {
+    long e = 0;
+    int eneg = 0;
+    isfloat = 1;
+    q++;
+    if (*q == '+' || *q == '-') eneg = (*q++ == '-');
+    if (!IS_DIGIT(*q)) {
+      d->p = q;
+      return dec_unexpected(d, "a digit in the exponent");
+    }
+    for (; IS_DIGIT(*q); q++)
+      if (e < 100000) e = e * 10 + (*q - '0');
+    exp10 += eneg ? -e : e;
+  }
+  d->p = q;
+
+  if (!isfloat && !inexact) {
+    if (!neg && m <= (uint64_t)INT64_MAX) {
+      lua_pushinteger(d->L, (lua_Integer)m);
+      return 0;
+    }
+    if (neg && m <= (uint64_t)INT64_MAX + 1) {
+      lua_pushinteger(d->L, (lua_Integer)(0 - m)); /* wraps to INT64_MIN for 2^63 */
+      return 0;
+    }
+  }
+  if (!inexact && m <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
+    double v = (double)m; /* exact, and one correctly rounded operation */
+    v = exp10 < 0 ? v / pow10_exact[-exp10] : v * pow10_exact[exp10];
+    lua_pushnumber(d->L, neg ? -v : v);
+    return 0;
+  }
+  {
+    double v = strtod_l((const char *)s, NULL, c_locale);
+    if (isinf(v)) return dec_fail(d, s, "number out of range");
+    lua_pushnumber(d->L, v);
+  }
+  return 0;
+}
+
+/* ---- values ------------------------------------------------------------------------------ */
+
+static int dec_value(dec *d);
+
+static int dec_enter(dec *d) {
+  if (++d->depth > d->max_depth) {
+    snprintf(d->msg, sizeof d->msg, "nesting deeper than %d levels", d->max_depth);
+    return dec_fail(d, d->p, d->msg);
+  }
+  if (!lua_checkstack(d->L, 6)) return dec_fail(d, d->p, "Lua stack overflow");
+  d->p++;
+  skip_ws(d);
+  return 0;
+}
+
+static int dec_array(dec *d) {
+  lua_State *L = d->L;
+  lua_Integer i = 1;
+  if (dec_enter(d)) return -1;
+  lua_createtable(L, 0, 0);
+  lua_pushvalue(L, IDX_ARRAYMT);
+  lua_setmetatable(L, -2);
+  if (*d->p == ']') {
+    d->p++;
+    d->depth--;
+    return 0;
+  }
+  for (;;) {
+    if (dec_value(d)) return -1;
+    lua_rawseti(L, -2, i++);
+    skip_ws(d);
+    if (*d->p == ',') {
+      d->p++;
+      skip_ws(d);
+    } else if (*d->p == ']') {
+      d->p++;
+      break;
+    } else {
+      return dec_unexpected(d, "',' or ']'");
+    }
+  }
+  d->depth--;
+  return 0;
+}
+
+static int dec_object(dec *d) {
+  lua_State *L = d->L;
+  if (dec_enter(d)) return -1;
+  lua_createtable(L, 0, 0);
+  if (*d->p == '}') {
+    d->p++;
+    d->depth--;
+    return 0;
+  }
+  for (;;) {
+    if (*d->p != '"') return dec_unexpected(d, "a string key");
+    if (dec_string(d)) return -1;
+    skip_ws(d);
+    if (*d->p != ':') return dec_unexpected(d, "':'");
+    d->p++;
+    skip_ws(d);
+    if (dec_value(d)) return -1;
+    lua_rawset(L, -3);
+    skip_ws(d);
+    if (*d->p == ',') {
+      d->p++;
+      skip_ws(d);
+    } else if (*d->p == '}') {
+      d->p++;
+      break;
+    } else {
+      return dec_unexpected(d, "',' or '}'");
+    }
+  }
+  d->depth--;
+  return 0;
+}
+
+static int dec_literal(dec *d, const char *word, size_t n) {
+  if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0) {
+    snprintf(d->msg, sizeof d->msg, "invalid literal (expected '%s')", word);
+    return dec_fail(d, d->p, d->msg);
+  }
+  d->p += n;
+  return 0;
+}
+
+/* Decodes the value at d->p (whitespace already skipped) and pushes it. */
+static int dec_value(dec *d) {
+  switch (*d->p) {
+  case '"': return dec_string(d);
+  case '{': return dec_object(d);
+  case '[': return dec_array(d);
+  case 't':
+    if (dec_literal(d, "true", 4)) return -1;
+    lua_pushboolean(d->L, 1);
+    return 0;
+  case 'f':
+    if (dec_literal(d, "false", 5)) return -1;
+    lua_pushboolean(d->L, 0);
+    return 0;
+  case 'n':
+    if (dec_literal(d, "null", 4)) return -1;
+    lua_pushlightuserdata(d->L, NULL);
+    return 0;
+  case '-': case '0': case '1': case '2': case '3': case '4':
+  case '5': case '6': case '7': case '8': case '9':
+    return dec_number(d);
+  default:
+    return dec_unexpected(d, "a JSON value");
+  }
+}
+
+/* json.decode(text [, {max_depth = n}]) -> value | nil, err */
+int qj_json_decode(lua_State *L) {
+  dec state, *d = &state;
+  size_t n;
+  const char *s;
+  luaL_checktype(L, ARG_TEXT, LUA_TSTRING);
+  s = lua_tolstring(L, ARG_TEXT, &n);
+  lua_settop(L, ARG_OPTS);
+  d->max_depth = QJ_MAX_DEPTH;
+  if (!lua_isnil(L, ARG_OPTS)) {
+    luaL_checktype(L, ARG_OPTS, LUA_TTABLE);
+    if (lua_getfield(L, ARG_OPTS, "max_depth") != LUA_TNIL) {
+      lua_Integer v;
+      luaL_argcheck(L, lua_isinteger(L, -1), ARG_OPTS, "option 'max_depth' must be an integer");
+      v = lua_tointeger(L, -1);
+      luaL_argcheck(L, v >= 1 && v <= QJ_MAX_DEPTH, ARG_OPTS,
+                    "option 'max_depth' must be within 1..1000");
+      d->max_depth = (int)v;
+    }
+    lua_settop(L, ARG_OPTS);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1)); /* IDX_ARRAYMT */
+  d->L = L;
+  d->start = d->p = (const unsigned char *)s;
+  d->end = d->start + n;
+  d->depth = 0;
+  d->b = (qj_buf *)lua_touserdata(L, lua_upvalueindex(3));
+  d->errpos = NULL;
+  skip_ws(d);
+  if (dec_value(d) == 0) {
+    skip_ws(d);
+    if (d->p == d->end) {
+      if (d->b->cap > (1u << 20)) qj_buf_shrink(d->b);
+      return 1;
+    }
+    dec_unexpected(d, "the end after the JSON value");
+  }
+  if (d->b->cap > (1u << 20)) qj_buf_shrink(d->b);
+  {
+    const unsigned char *p;
+    size_t offset = (size_t)(d->errpos - d->start) + 1, line = 1, col = 1;
+    for (p = d->start; p < d->errpos; p++) {
+      if (*p == '\n') { line++; col = 1; }
+      else col++;
+    }
+    lua_pushnil(L);
+    qj_push_error(L, "decode", "");
+    lua_pushfstring(L, "json.decode: %s at line %I, column %I (byte %I)", d->msg,
+                    (lua_Integer)line, (lua_Integer)col, (lua_Integer)offset);
+    lua_setfield(L, -2, "message");
+    lua_pushinteger(L, (lua_Integer)offset);
+    lua_setfield(L, -2, "offset");
+    lua_pushinteger(L, (lua_Integer)line);
+    lua_setfield(L, -2, "line");
+    lua_pushinteger(L, (lua_Integer)col);
+    lua_setfield(L, -2, "column");
+    return 2;
+  }
+}

@@ -1,0 +1,83 @@
+/*
+ * Internal declarations shared by the C files of queue_jobs.core.
+ * Exported (non-static) names carry the prefix qj_; nothing here is public API.
+ */
+#ifndef QJ_H
+#define QJ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#define QJ_VERSION "0.1.0"
+
+/* Metatable names (registry keys); they show in "bad argument" messages via __name. */
+#define QJ_ERROR_MT  "queue_jobs.error"
+#define QJ_ARRAY_MT  "queue_jobs.array"
+#define QJ_EMPTY_MT  "queue_jobs.empty_array"
+#define QJ_BUFFER_MT "queue_jobs.buffer"
+
+/* Deepest nesting of arrays and objects, both ways. */
+#define QJ_MAX_DEPTH 1000
+
+#if defined(__GNUC__)
+#define QJ_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define QJ_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define QJ_INLINE      static inline __attribute__((always_inline))
+#else
+#define QJ_LIKELY(x)   (x)
+#define QJ_UNLIKELY(x) (x)
+#define QJ_INLINE      static inline
+#endif
+
+/* ---- growable byte buffer owned by a Lua userdata (buf.c) -----------------------------
+ * The storage belongs to a full userdata on the Lua stack, so a Lua error (for example a
+ * memory error) anywhere cannot leak it: the collector frees it. Memory comes from the
+ * state's allocator, so hosts that limit memory see it. */
+typedef struct qj_buf {
+  char *p;
+  size_t len, cap;
+  lua_Alloc alloc;
+  void *ud;
+} qj_buf;
+
+qj_buf *qj_buf_new(lua_State *L, size_t cap);   /* pushes the owning userdata */
+void qj_buf_grow(lua_State *L, qj_buf *b, size_t need); /* raises on memory error */
+void qj_buf_shrink(qj_buf *b);                            /* frees the storage */
+
+QJ_INLINE char *qj_buf_reserve(lua_State *L, qj_buf *b, size_t n) {
+  if (QJ_UNLIKELY(b->cap - b->len < n)) qj_buf_grow(L, b, n);
+  return b->p + b->len;
+}
+QJ_INLINE void qj_buf_add(lua_State *L, qj_buf *b, const void *s, size_t n) {
+  if (n == 0) return; /* the storage may not exist yet, and memcpy wants a pointer */
+  memcpy(qj_buf_reserve(L, b, n), s, n);
+  b->len += n;
+}
+QJ_INLINE void qj_buf_addc(lua_State *L, qj_buf *b, char c) {
+  *qj_buf_reserve(L, b, 1) = c;
+  b->len++;
+}
+
+/* ---- error objects (error.c) ----------------------------------------------------------
+ * Pushes a new error table {kind = kind, message = message} with the queue_jobs.error
+ * metatable. Callers add fields with lua_setfield. */
+void qj_push_error(lua_State *L, const char *kind, const char *message);
+int qj_error_open(lua_State *L);
+
+/* ---- UTF-8 (utf8.c) -------------------------------------------------------------------
+ * Length (2..4) of the valid UTF-8 sequence at s (s[0] >= 0x80) that ends before end,
+ * or 0 when it is invalid (overlong, surrogate, above U+10FFFF, truncated, stray byte). */
+size_t qj_utf8_seq(const unsigned char *s, const unsigned char *end);
+
+/* ---- JSON (json.c, json_encode.c, json_decode.c) --------------------------------------- */
+int qj_json_open(lua_State *L);
+int qj_json_decode_init(void);    /* makes the C locale once per process; 0 on failure */   /* sets core.json, core.null, core.array, ... in table -1 */
+/* Upvalues of both: 1 the array metatable, 2 empty_array, 3 a reusable qj_buf userdata. */
+int qj_json_encode(lua_State *L);
+int qj_json_decode(lua_State *L);
+
+#endif
