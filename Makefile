@@ -45,8 +45,8 @@ BENCH_TARGETS   := bench-json
 INSTALL_TARGETS :=
 CLEAN_FILES     :=
 
-.PHONY: all deps test check bench bench-json conformance fuzz demo install uninstall \
-        rock-check clean
+.PHONY: all deps deps-bench test check bench bench-json conformance fuzz demo install uninstall \
+        rock-check dtoa-check clean
 
 all: $(CORE_SO)
 
@@ -63,6 +63,9 @@ $(CORE_SO): $(CORE_OBJ)
 # Installs the Debian packages that building and testing need (only what is missing).
 deps:
 	@sh tools/deps.sh
+
+deps-bench:
+	@sh tools/deps.sh bench
 
 test: deps all $(TEST_DEPS)
 	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) $(BUSTED)
@@ -92,7 +95,7 @@ conformance: all
 
 bench: $(BENCH_TARGETS)
 
-bench-json: deps all
+bench-json: deps-bench all
 	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bench/json_bench.lua
 
 # libFuzzer target for the decoder (clang): make fuzz FUZZ_SECONDS=600
@@ -109,6 +112,16 @@ fuzz: deps $(FUZZ_BIN)
 	@sh fuzz/seed.sh $(FUZZ_CORPUS)
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
 	  -print_final_stats=1 $(FUZZ_CORPUS)
+
+# The shortest-float formatter against glibc's correctly rounded %.*e, plus its table
+# generator reproducing src/dtoa_table.h byte for byte. DTOA_COUNT random patterns.
+DTOA_COUNT ?= 50000000
+dtoa-check:
+	@mkdir -p $(BUILD)/tools
+	$(CC) -std=c11 -O2 -o $(BUILD)/tools/gen_dtoa_table tools/gen_dtoa_table.c
+	$(BUILD)/tools/gen_dtoa_table | cmp - src/dtoa_table.h
+	$(CC) -std=c11 -O2 -Isrc -pthread -o $(BUILD)/tools/dtoa_check tools/dtoa_check.c src/dtoa.c -lm
+	$(BUILD)/tools/dtoa_check $(DTOA_COUNT)
 
 install: all $(INSTALL_TARGETS)
 	install -d $(DESTDIR)$(INST_LIBDIR)/queue_jobs $(DESTDIR)$(INST_LUADIR)

@@ -142,8 +142,14 @@ size_t qj_dtoa(double v, char *out) {
       m = shortest(c, q, asym, &e10);
     }
   }
-  while (m % 100 == 0) m /= 100, e10 += 2; /* drop trailing zeros */
-  if (m % 10 == 0) m /= 10, e10++;
+  while (m % 100 == 0) { /* drop trailing zeros */
+    m /= 100;
+    e10 += 2;
+  }
+  if (m % 10 == 0) {
+    m /= 10;
+    e10++;
+  }
 
   n = ndigits(m);
   E = e10 + n - 1; /* |v| = d1.d2...dn * 10^E */
