@@ -1,9 +1,14 @@
 #!/bin/sh
 # Installs the Debian packages this project needs, only those missing, when run as root.
-# Fast when everything is present: one dpkg-query, no network.
+# Fast when everything is present: one dpkg-query per package, no network.
+#   sh tools/deps.sh          what building, `make test`, `make check` and `make demo` need
+#   sh tools/deps.sh bench    the same plus the peers of `make bench` (nginx)
 set -eu
 PKGS="lua5.4 liblua5.4-dev libcurl4-openssl-dev libmicrohttpd-dev lua-cjson lua-busted
-luarocks locales pkg-config gcc make clang libclang-rt-14-dev"
+lua-socket luarocks locales pkg-config gcc make clang libclang-rt-14-dev curl binutils"
+if [ "${1:-}" = bench ]; then
+  PKGS="$PKGS nginx-light"
+fi
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -1,0 +1,127 @@
+--- emulator.cli: command-line options of salad-queue-emulator.
+-- parse(args) returns a config table, or nil and a one-line error. The C host reads
+-- port, bind, max_body and help from it; the Lua side keeps the rest.
+local M = {}
+
+M.DEFAULTS = {
+  port = 8787,
+  bind = "127.0.0.1",
+  api_keys = { "salad-emulator-key" },
+  rate_limit = nil,          -- requests per minute per key; nil = off
+  max_jobs = 100000,         -- stored jobs; the oldest is dropped beyond this
+  max_body = 1048576,        -- request body bytes; larger bodies get 413
+  verbose = false,
+}
+
+M.USAGE = [[
+Usage: salad-queue-emulator [options]
+
+A local emulator of SaladCloud's Job Queue API (the jobs paths) for tests and offline work.
+Prints its base URL (http://ADDR:PORT/api/public) as the first line on stdout, then serves
+until SIGINT or SIGTERM (exit status 0).
+
+Options:
+  --port N              TCP port; 0 picks a free one (default 8787)
+  --bind ADDR           IPv4 or IPv6 address to listen on (default 127.0.0.1)
+  --api-key KEY         the accepted Salad-Api-Key (default salad-emulator-key);
+                        repeat it to accept several keys (each has its own rate limit)
+  --queue ORG/PROJ/Q    a queue that exists (repeatable); when given, other queues
+                        answer 404; when not, every valid queue name exists
+  --rate-limit N        requests per minute per key, answered with 429 and
+                        Retry-After beyond it (default: off)
+  --max-jobs N          jobs kept in memory; the oldest job is forgotten when a new
+                        one would exceed it (default 100000)
+  --max-body BYTES      largest request body accepted; larger ones get 413
+                        (default 1048576)
+  --verbose             one line per request on stderr (never the API key)
+  --help                this text
+
+Control API (no key): POST /_emulator/jobs/{id}/status, POST|GET|DELETE
+/_emulator/faults, GET /_emulator/counters, POST /_emulator/reset.
+See the README, section "The local Job Queue emulator".
+]]
+
+local NAME = "^[a-z][a-z0-9-]*[a-z0-9]$"
+
+--- True when s is a valid organization, project or queue name.
+function M.valid_name(s)
+  return type(s) == "string" and #s >= 2 and #s <= 63 and s:find(NAME) ~= nil
+end
+
+local function integer(opt, v, min, max)
+  if not v or not v:find("^%d+$") or #v > 12 then
+    return nil, ("%s needs an integer, got %q"):format(opt, v or "")
+  end
+  local n = math.tointeger(tonumber(v))
+  if not n or n < min or n > max then
+    return nil, ("%s must be between %d and %d, got %s"):format(opt, min, max, v)
+  end
+  return n
+end
+
+--- parse(args): args is the list of command-line arguments (without the program name).
+function M.parse(args)
+  local D = M.DEFAULTS
+  local cfg = {
+    port = D.port, bind = D.bind, rate_limit = D.rate_limit, max_jobs = D.max_jobs,
+    max_body = D.max_body, verbose = D.verbose,
+  }
+  local keys, queues = {}, nil
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local opt, val = a:match("^(%-%-[%w-]+)=(.*)$")
+    if not opt then opt = a end
+    local function value()
+      if val then return val end
+      i = i + 1
+      return args[i]
+    end
+    local err
+    if opt == "--help" or opt == "-h" then
+      cfg.help = M.USAGE
+      return cfg
+    elseif opt == "--port" then
+      cfg.port, err = integer(opt, value(), 0, 65535)
+    elseif opt == "--bind" then
+      cfg.bind = value()
+      if not cfg.bind or cfg.bind == "" then err = "--bind needs an address" end
+    elseif opt == "--api-key" then
+      local k = value()
+      if not k or k == "" or k:find("[%c]") then
+        err = "--api-key needs a non-empty key without control characters"
+      else
+        keys[#keys + 1] = k
+      end
+    elseif opt == "--queue" then
+      local v = value() or ""
+      local o, p, q = v:match("^([^/]+)/([^/]+)/([^/]+)$")
+      if not (o and M.valid_name(o) and M.valid_name(p) and M.valid_name(q)) then
+        err = ("--queue needs organization/project/queue with valid names, got %q"):format(v)
+      else
+        queues = queues or {}
+        queues[v] = true
+      end
+    elseif opt == "--rate-limit" then
+      cfg.rate_limit, err = integer(opt, value(), 1, 1000000000)
+    elseif opt == "--max-jobs" then
+      cfg.max_jobs, err = integer(opt, value(), 1, 1000000000)
+    elseif opt == "--max-body" then
+      cfg.max_body, err = integer(opt, value(), 1, 1073741824)
+    elseif opt == "--verbose" then
+      cfg.verbose = true
+    else
+      err = ("unknown option %q"):format(a)
+    end
+    if err then return nil, err end
+    i = i + 1
+  end
+  if #keys == 0 then
+    for j, k in ipairs(D.api_keys) do keys[j] = k end
+  end
+  cfg.api_keys = keys
+  cfg.queues = queues
+  return cfg
+end
+
+return M

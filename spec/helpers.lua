@@ -1,0 +1,363 @@
+--- Spec helpers: start the emulator on an ephemeral port, talk HTTP to it over loopback
+-- (LuaSocket, not the queue_jobs client), and drive its control API.
+--
+--   local helpers = require "helpers"
+--   local emu = helpers.start_emulator{ args = { "--rate-limit", "600" } }
+--   local status, body, headers = helpers.http("GET", emu.url .. "/organizations/...",
+--     { headers = { ["Salad-Api-Key"] = emu.api_key } })
+--   emu:fault{ method = "POST", fault = { kind = "status", status = 503 } }
+--   emu:stop()
+local socket = require "socket"
+local json = require("queue_jobs.core").json
+
+local M = {}
+
+M.DEFAULT_API_KEY = "salad-emulator-key"
+M.START_TIMEOUT = 10      -- seconds to wait for the emulator's first line
+M.STOP_TIMEOUT = 10       -- seconds to wait for it to exit after SIGTERM
+
+local function root()
+  return os.getenv("QJ_ROOT") or "."
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+--- The emulator binary: $QJ_EMULATOR, else the sanitizer build under `make check`
+-- (QJ_SANITIZED=1), else build/salad-queue-emulator.
+function M.emulator_path()
+  local p = os.getenv("QJ_EMULATOR")
+  if p and p ~= "" then return p end
+  if os.getenv("QJ_SANITIZED") == "1" then
+    p = root() .. "/build/asan/salad-queue-emulator"
+    if exists(p) then return p end
+  end
+  return root() .. "/build/salad-queue-emulator"
+end
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- "R", "S", ... from /proc/PID/stat; nil when the process is gone.
+local function proc_state(pid)
+  local s = read_file("/proc/" .. pid .. "/stat")
+  return s and s:match("^%d+ %b() (%u)")
+end
+
+--- Polls fn() every `step` seconds until it returns a true value or `timeout` passes.
+function M.wait_for(fn, timeout, step)
+  local deadline = socket.gettime() + (timeout or 10)
+  repeat
+    local v = fn()
+    if v then return v end
+    socket.sleep(step or 0.01)
+  until socket.gettime() > deadline
+  return fn()
+end
+
+---------------------------------------------------------------------------------------------
+-- HTTP over LuaSocket
+
+local function parse_url(url)
+  local host, port, path = url:match("^http://([^/:]+):(%d+)(/.*)$")
+  if not host then
+    host, port = url:match("^http://([^/:]+):(%d+)$")
+    path = "/"
+  end
+  assert(host, "helpers: bad URL " .. tostring(url))
+  return host, tonumber(port), path
+end
+
+local Conn = {}
+Conn.__index = Conn
+
+--- connect(url [, timeout]): a keep-alive connection to url's host and port.
+function M.connect(url, timeout)
+  local host, port = parse_url(url)
+  local sock = socket.tcp()
+  sock:settimeout(timeout or 10)
+  local ok, err = sock:connect(host, port)
+  if not ok then
+    sock:close()
+    return nil, err
+  end
+  sock:setoption("tcp-nodelay", true)
+  return setmetatable({ sock = sock, host = host, port = port }, Conn)
+end
+
+--- conn:send_request(method, url_or_path, opts): writes one request, reads nothing.
+function Conn:send_request(method, target, opts)
+  opts = opts or {}
+  local path = target:find("^http://") and select(3, parse_url(target)) or target
+  local lines = { ("%s %s HTTP/1.1"):format(method, path), ("Host: %s:%d"):format(self.host, self.port) }
+  local has_length = false
+  for name, value in pairs(opts.headers or {}) do
+    lines[#lines + 1] = name .. ": " .. value
+    local n = name:lower()
+    if n == "content-length" or n == "transfer-encoding" then has_length = true end
+  end
+  if opts.body and not has_length then
+    lines[#lines + 1] = "Content-Length: " .. #opts.body
+  end
+  local req = table.concat(lines, "\r\n") .. "\r\n\r\n" .. (opts.body or "")
+  local ok, err = self.sock:send(req)
+  if not ok then return nil, err end
+  return true
+end
+
+--- conn:read_response(): status, body, headers; or nil, err, partial where partial has
+-- the status, headers and the body bytes received before the failure.
+function Conn:read_response(method)
+  local sock = self.sock
+  local partial = { headers = {} }
+  local line, err = sock:receive("*l")
+  if not line then return nil, err, partial end
+  local status = tonumber(line:match("^HTTP/1%.%d (%d%d%d)"))
+  if not status then return nil, "bad status line: " .. line, partial end
+  partial.status = status
+  local headers = partial.headers
+  while true do
+    line, err = sock:receive("*l")
+    if not line then return nil, err, partial end
+    if line == "" then break end
+    local name, value = line:match("^([^:]+):%s*(.-)%s*$")
+    if name then headers[name:lower()] = value end
+  end
+  local body = ""
+  local length = tonumber(headers["content-length"])
+  if method == "HEAD" or status == 204 or status == 304 then
+    length = 0
+  end
+  if length then
+    if length > 0 then
+      local data, rerr, part = sock:receive(length)
+      if not data then
+        partial.body = part or ""
+        return nil, rerr, partial
+      end
+      body = data
+    end
+  elseif headers["transfer-encoding"] and headers["transfer-encoding"]:lower():find("chunked") then
+    local parts = {}
+    while true do
+      line, err = sock:receive("*l")
+      if not line then partial.body = table.concat(parts) return nil, err, partial end
+      local size = tonumber(line:match("^(%x+)"), 16)
+      if not size then return nil, "bad chunk size", partial end
+      if size == 0 then
+        repeat line = sock:receive("*l") until not line or line == ""
+        break
+      end
+      local data, rerr = sock:receive(size)
+      if not data then partial.body = table.concat(parts) return nil, rerr, partial end
+      parts[#parts + 1] = data
+      sock:receive("*l")
+    end
+    body = table.concat(parts)
+  else
+    local data, rerr, part = sock:receive("*a")
+    body = data or part or ""
+    if not data and rerr ~= "closed" then return nil, rerr, partial end
+  end
+  return status, body, headers
+end
+
+--- conn:request(method, url_or_path, opts) -> status, body, headers | nil, err, partial
+function Conn:request(method, target, opts)
+  local ok, err = self:send_request(method, target, opts)
+  if not ok then return nil, err, { headers = {} } end
+  return self:read_response(method)
+end
+
+function Conn:close()
+  self.sock:close()
+end
+
+--- http(method, url, {headers = {...}, body = string, timeout = s})
+--   -> status, body, headers (names in lower case)
+--   | nil, err, partial ({status, headers, body} received before the failure)
+-- One request on a fresh connection, closed afterwards.
+function M.http(method, url, opts)
+  opts = opts or {}
+  local conn, err = M.connect(url, opts.timeout)
+  if not conn then return nil, err, { headers = {} } end
+  local status, body, headers = conn:request(method, url, opts)
+  conn:close()
+  return status, body, headers
+end
+
+M.json = json
+
+--- decode(text): the exact codec's decode, raising on bad JSON (for specs).
+function M.decode(text)
+  local v, err = json.decode(text)
+  if v == nil then error("helpers.decode: " .. tostring(err) .. " in: " .. tostring(text), 2) end
+  return v
+end
+
+---------------------------------------------------------------------------------------------
+-- The emulator process
+
+local Emu = {}
+Emu.__index = Emu
+Emu.__gc = function(self) self:stop() end
+
+local live = {}   -- every emulator started and not stopped; stopped at state close (__gc)
+
+--- start_emulator{ args = {...}, api_key = KEY }: starts the binary on --port 0 and waits
+-- for its first line (the base URL). Raises with its stderr if it does not come.
+-- emu.api_key is opts.api_key, else the first --api-key in args, else the default key.
+function M.start_emulator(opts)
+  opts = opts or {}
+  local bin = M.emulator_path()
+  assert(exists(bin), "helpers: no emulator at " .. bin .. " (run make)")
+  local args = { "--port", "0" }
+  local api_key = opts.api_key
+  local given = opts.args or {}
+  for i, a in ipairs(given) do
+    args[#args + 1] = a
+    if not api_key then   -- the first --api-key given is the one emu:request uses
+      api_key = a == "--api-key" and given[i + 1] or a:match("^%-%-api%-key=(.+)$")
+    end
+  end
+  api_key = api_key or M.DEFAULT_API_KEY
+  for i, a in ipairs(args) do args[i] = shell_quote(a) end
+  local base = os.tmpname()
+  local out, err, pidf = base .. ".out", base .. ".err", base .. ".pid"
+  os.remove(base)
+  local cmd = ("echo $$ >%s; exec %s %s >%s 2>%s"):format(shell_quote(pidf),
+    shell_quote(bin), table.concat(args, " "), shell_quote(out), shell_quote(err))
+  local proc = assert(io.popen(cmd, "r"))
+  local self = setmetatable({ proc = proc, out = out, err = err, pidf = pidf, bin = bin,
+    api_key = api_key }, Emu)
+  live[self] = true
+  local line = M.wait_for(function()
+    if not self.pid then
+      local p = read_file(pidf)
+      self.pid = p and tonumber(p:match("%d+"))
+    end
+    local s = read_file(out)
+    local l = s and s:match("^([^\n]*)\n")
+    if l then return l end
+    if self.pid then
+      local st = proc_state(self.pid)
+      if st == nil or st == "Z" then return false end
+    end
+    return nil
+  end, M.START_TIMEOUT)
+  if not line then
+    local code = self:stop()
+    error(("helpers: the emulator did not print its URL within %d s (exit %s); stderr: %s")
+      :format(M.START_TIMEOUT, tostring(code), self.stderr or ""), 2)
+  end
+  self.first_line = line
+  local host, port = line:match("^http://([^/]+):(%d+)/api/public$")
+  assert(host, "helpers: unexpected first line: " .. line)
+  self.port = tonumber(port)
+  self.url = line
+  self.root = "http://" .. host .. ":" .. port
+  return self
+end
+
+--- emu:alive(): true while the process runs.
+function Emu:alive()
+  if self.stopped or not self.pid then return false end
+  local st = proc_state(self.pid)
+  return st ~= nil and st ~= "Z"
+end
+
+--- emu:signal(name): sends a signal ("TERM", "INT", "KILL") to the process.
+function Emu:signal(name)
+  if self.pid and not self.stopped then
+    os.execute(("kill -%s %d 2>/dev/null"):format(name, self.pid))
+  end
+end
+
+--- emu:stop([signal]): SIGTERM (or the given signal), waits for the exit and returns the
+-- exit code (and "exit" or "signal"); idempotent. The captured stderr is in emu.stderr.
+function Emu:stop(sig)
+  if self.stopped then return self.exit_code, self.exit_how end
+  if self.pid and self:alive() then
+    self:signal(sig or "TERM")
+    if not M.wait_for(function() return not self:alive() end, M.STOP_TIMEOUT, 0.005) then
+      self:signal("KILL")
+    end
+  end
+  local _, how, code = self.proc:close()
+  self.stopped = true
+  self.exit_code, self.exit_how = code, how
+  self.stderr = read_file(self.err) or ""
+  os.remove(self.out)
+  os.remove(self.err)
+  os.remove(self.pidf)
+  live[self] = nil
+  return code, how
+end
+
+--- emu:request(method, path, opts): an API request; path is relative to emu.url and the
+-- API key header is added unless opts.api_key is false (or another key is given).
+-- opts.json (a Lua value) is encoded as the body.
+function Emu:request(method, path, opts)
+  opts = opts or {}
+  local headers = {}
+  for k, v in pairs(opts.headers or {}) do headers[k] = v end
+  if opts.api_key ~= false then headers["Salad-Api-Key"] = opts.api_key or self.api_key end
+  local body = opts.body
+  if opts.json ~= nil then
+    body = assert(json.encode(opts.json))
+    headers["Content-Type"] = "application/json"
+  end
+  return M.http(method, self.url .. path, { headers = headers, body = body, timeout = opts.timeout })
+end
+
+--- emu:control(method, path, body_table_or_nil) -> status, decoded body (or the raw text)
+function Emu:control(method, path, body)
+  local opts = { headers = {} }
+  if body ~= nil then
+    opts.body = assert(json.encode(body))
+    opts.headers["Content-Type"] = "application/json"
+  end
+  local status, text, headers = M.http(method, self.root .. path, opts)
+  if not status then error("helpers: control request failed: " .. tostring(text), 2) end
+  local decoded = text ~= "" and json.decode(text) or nil
+  return status, decoded == nil and text or decoded, headers
+end
+
+function Emu:counters()
+  local status, c = self:control("GET", "/_emulator/counters")
+  assert(status == 200, "helpers: counters answered " .. tostring(status))
+  return c
+end
+
+function Emu:reset()
+  local status = self:control("POST", "/_emulator/reset")
+  assert(status == 200, "helpers: reset answered " .. tostring(status))
+end
+
+--- emu:fault(spec) -> the stored fault (raises unless 201)
+function Emu:fault(spec)
+  local status, f = self:control("POST", "/_emulator/faults", spec)
+  if status ~= 201 then
+    error("helpers: fault answered " .. tostring(status) .. ": " .. tostring(f and f.detail), 2)
+  end
+  return f
+end
+
+--- emu:set_status(id, status, output) -> http status, job
+function Emu:set_status(id, status, output)
+  return self:control("POST", "/_emulator/jobs/" .. id .. "/status", { status = status, output = output })
+end
+
+return M
