@@ -28,6 +28,7 @@ build = {
       -- Keep in step with src/*.c (spec/packaging_spec.lua checks it).
       sources = {
         "src/buf.c",
+        "src/client.c",
         "src/core.c",
         "src/dtoa.c",
         "src/error.c",
@@ -41,5 +42,6 @@ build = {
       libdirs = { "$(CURL_LIBDIR)" },
     },
     queue_jobs = "lua/queue_jobs.lua",
+    ["queue_jobs.policy"] = "lua/queue_jobs/policy.lua",
   },
 }

@@ -1,5 +1,6 @@
 /* luaopen_queue_jobs_core: opens each concern of the core module and sets _VERSION. */
 #include "qj.h"
+#include "client.h"
 
 LUAMOD_API int luaopen_queue_jobs_core(lua_State *L);
 
@@ -7,6 +8,7 @@ LUAMOD_API int luaopen_queue_jobs_core(lua_State *L) {
   lua_newtable(L);
   qj_error_open(L);
   qj_json_open(L);
+  qj_client_open(L);
   lua_pushliteral(L, QJ_VERSION);
   lua_setfield(L, -2, "_VERSION");
   return 1;

@@ -1,0 +1,553 @@
+-- queue_jobs client against the emulator: every operation, every error kind, each retry
+-- rule counted at the emulator, pacing, wait and jobs.
+local qj = require "queue_jobs"
+local core = require "queue_jobs.core"
+local helpers = require "helpers"
+
+local KEY = "sk-integration-SECRET-9c2f41d0"
+local ORG, PROJ, Q = "acme-corp", "dev-env", "fifo-queue"
+local JOBS = "/api/public/organizations/*/projects/*/queues/*/jobs"
+local JOB = JOBS .. "/*"
+local now = core.monotime
+
+-- Every error seen in this file; the last test checks none carries the key.
+local all_errors = {}
+local function keep(res, err)
+  if err ~= nil then all_errors[#all_errors + 1] = err end
+  return res, err
+end
+
+local function strings_of(v, out, seen)
+  out, seen = out or {}, seen or {}
+  if type(v) == "string" then
+    out[#out + 1] = v
+  elseif type(v) == "table" and not seen[v] then
+    seen[v] = true
+    for k, x in pairs(v) do
+      strings_of(k, out, seen)
+      strings_of(x, out, seen)
+    end
+  end
+  return out
+end
+
+local function same_json(a, b)
+  return assert(qj.json.encode(a, { sort_keys = true })) == assert(qj.json.encode(b, { sort_keys = true }))
+end
+
+describe("queue_jobs client against the emulator", function()
+  local emu, c
+
+  local function client(extra)
+    local o = { api_key = KEY, base_url = emu.url, organization_name = ORG, project_name = PROJ,
+      rate_limit = false, backoff_base = 0.02, backoff_max = 0.2, timeout = 5 }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return assert(qj.client(o))
+  end
+
+  local function count(name)
+    local ctr = emu:counters()
+    if name == "requests_total" or name == "creates_accepted" or name == "faults_fired" or
+        name == "rate_limited" then
+      return ctr[name]
+    end
+    return ctr.requests[name]
+  end
+
+  setup(function()
+    emu = helpers.start_emulator { api_key = KEY, args = { "--api-key", KEY, "--max-jobs", "5000" } }
+  end)
+  teardown(function()
+    if c then c:close() end
+    qj.close()
+    emu:stop()
+  end)
+  before_each(function()
+    emu:reset()
+    if c then c:close() end
+    c = client()
+  end)
+
+  describe("operations", function()
+    it("create returns the job as a Lua table, with the input echoed exactly", function()
+      local input = { prompt = "a cat", n = { 1, 2, 3 }, big = 9007199254740993, f = 2.0,
+        none = qj.null, empty = qj.empty_array, obj = {}, nested = { deep = { { x = "é" } } } }
+      local job = keep(c:create { queue_name = Q, input = input, metadata = { id = "my-id" },
+        webhook = "https://example.com/hook" })
+      assert.is_table(job)
+      assert.matches("^%x+%-%x+%-4%x+%-%x+%-%x+$", job.id)
+      assert.equal("pending", job.status)
+      assert.equal("created", job.events[1].action)
+      assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%d%d%d%d%d[%+Z]", job.create_time)
+      assert.equal(9007199254740993, job.input.big)
+      assert.equal("float", math.type(job.input.f))
+      assert.equal(qj.null, job.input.none)
+      assert.equal(core.array_mt, getmetatable(job.input.empty))
+      assert.is_true(same_json(input, job.input))
+      assert.equal("my-id", job.metadata.id)
+      assert.equal("https://example.com/hook", job.webhook)
+      local ctr = emu:counters()
+      assert.equal(1, ctr.requests.create_job)
+      assert.equal(1, ctr.creates_accepted)
+    end)
+
+    it("accepts any JSON value as input, null included", function()
+      for _, v in ipairs { qj.null, 42, "text", true, qj.array { 1, "a" } } do
+        local job = keep(c:create { queue_name = Q, input = v })
+        assert.is_true(same_json(v, job.input))
+      end
+    end)
+
+    it("get, list, cancel", function()
+      local job = assert(keep(c:create { queue_name = Q, input = { x = 1 } }))
+      local got = assert(keep(c:get { queue_name = Q, id = job.id }))
+      assert.equal(job.id, got.id)
+      assert.equal(1, got.input.x)
+      local upper = assert(keep(c:get { queue_name = Q, id = job.id:upper() }))
+      assert.equal(job.id, upper.id)
+      local list = assert(keep(c:list { queue_name = Q }))
+      assert.equal(1, #list.items)
+      assert.equal(job.id, list.items[1].id)
+      assert.is_true(keep(c:cancel { queue_name = Q, id = job.id }))
+      assert.equal("cancelled", assert(keep(c:get { queue_name = Q, id = job.id })).status)
+      local ctr = emu:counters().requests
+      assert.same({ 1, 3, 1, 1 }, { ctr.create_job, ctr.get_job, ctr.list_jobs, ctr.delete_job })
+    end)
+
+    it("list pages with page and page_size", function()
+      for i = 1, 5 do assert(keep(c:create { queue_name = Q, input = i })) end
+      local p1 = assert(keep(c:list { queue_name = Q, page = 1, page_size = 2 }))
+      local p3 = assert(keep(c:list { queue_name = Q, page = 3, page_size = 2 }))
+      local p4 = assert(keep(c:list { queue_name = Q, page = 4, page_size = 2 }))
+      assert.equal(2, #p1.items)
+      assert.equal(1, #p3.items)
+      assert.equal(0, #p4.items)
+    end)
+
+    it("jobs iterates lazily over 250 jobs, page by page", function()
+      local ids = {}
+      for i = 1, 250 do
+        local job = assert(keep(c:create { queue_name = "many-jobs", input = i }))
+        ids[job.id] = true
+      end
+      local seen, n = {}, 0
+      local before = count("list_jobs")
+      local it = c:jobs { queue_name = "many-jobs" }
+      assert.equal(before, count("list_jobs")) -- lazy: nothing fetched yet
+      for job, err in it do
+        assert.is_nil(err)
+        assert.is_true(ids[job.id])
+        assert.is_nil(seen[job.id])
+        seen[job.id] = true
+        n = n + 1
+      end
+      assert.equal(250, n)
+      assert.equal(3, count("list_jobs") - before)  -- 100 + 100 + 50
+      n = 0
+      for _ in c:jobs { queue_name = "many-jobs", page_size = 50 } do n = n + 1 end
+      assert.equal(250, n)
+    end)
+
+    it("jobs yields false, err when a page fails, then stops", function()
+      for i = 1, 3 do assert(keep(c:create { queue_name = Q, input = i })) end
+      emu:fault { method = "GET", path = JOBS, count = 1, fault = { kind = "status", status = 404 } }
+      local out = {}
+      for job, err in c:jobs { queue_name = Q, page_size = 2 } do
+        keep(nil, err)
+        out[#out + 1] = { job, err }
+      end
+      assert.equal(1, #out)
+      assert.is_false(out[1][1])
+      assert.equal("http", out[1][2].kind)
+      assert.equal(404, out[1][2].status)
+    end)
+
+    it("the one-call create reuses a default client and its connection", function()
+      qj.close()
+      for i = 1, 10 do
+        local job = keep(qj.create { api_key = KEY, base_url = emu.url, organization_name = ORG,
+          project_name = PROJ, queue_name = Q, input = { i = i }, rate_limit = false })
+        assert.equal(i, job.input.i)
+      end
+      local s = qj.stats()
+      assert.same({ clients = 1, requests = 10, connects = 1 }, s)
+      assert.equal(10, emu:counters().creates_accepted)
+      qj.close()
+    end)
+
+    it("a client keeps one connection for many requests", function()
+      for i = 1, 20 do assert(keep(c:create { queue_name = Q, input = i })) end
+      assert.same({ requests = 20, connects = 1, open = true }, c:stats())
+    end)
+  end)
+
+  describe("errors", function()
+    it("http: 404 with the ProblemDetails fields", function()
+      local res, err = keep(c:get { queue_name = Q, id = "7dcd6922-50e9-4d56-89b5-91cde26f0211" })
+      assert.is_nil(res)
+      assert.equal("http", err.kind)
+      assert.equal(404, err.status)
+      assert.equal("Not Found", err.title)
+      assert.is_string(err.detail)
+      assert.is_string(err.type)
+      assert.is_string(err.instance)
+      assert.is_false(err.retryable)
+      assert.equal(1, err.attempts)
+      assert.matches("^get: HTTP 404 Not Found: ", err.message)
+      assert.equal(err.message, tostring(err))
+      assert.equal(1, count("get_job"))
+    end)
+
+    it("http: 401 for a wrong key, which appears nowhere", function()
+      local bad = client { api_key = "wrong-key-SECRET-42" }
+      local res, err = keep(bad:list { queue_name = Q })
+      assert.is_nil(res)
+      assert.equal(401, err.status)
+      for _, s in ipairs(strings_of(err)) do assert.is_nil(s:find("wrong-key-SECRET-42", 1, true)) end
+      bad:close()
+    end)
+
+    it("http: 413 from the server for a body over its limit", function()
+      local small = helpers.start_emulator { api_key = KEY, args = { "--api-key", KEY, "--max-body", "1000" } }
+      local sc = client { base_url = small.url }
+      local res, err = keep(sc:create { queue_name = Q, input = ("x"):rep(2000) })
+      assert.is_nil(res)
+      assert.equal("http", err.kind)
+      assert.equal(413, err.status)
+      assert.matches("exceeds 1000 bytes", err.message)
+      sc:close()
+      small:stop()
+    end)
+
+    it("network: nothing listens (the connection was never made)", function()
+      local port = emu.port
+      local dead = helpers.start_emulator { api_key = KEY, args = { "--api-key", KEY } }
+      local url = dead.url
+      dead:stop()
+      local dc = client { base_url = url, retries = 2 }
+      local res, err = keep(dc:create { queue_name = Q, input = 1 })
+      assert.is_nil(res)
+      assert.equal("network", err.kind)
+      assert.equal(3, err.attempts)        -- never connected: a create is safe to repeat
+      assert.is_true(err.retryable)
+      assert.equal(0, dc:stats().connects)
+      dc:close()
+      assert.equal(port, emu.port)
+    end)
+
+    it("timeout: a slow answer beyond the per-attempt timeout", function()
+      emu:fault { method = "GET", path = JOB, count = 5, fault = { kind = "delay", ms = 1500 } }
+      local t0 = now()
+      local res, err = keep(c:get { queue_name = Q, id = "7dcd6922-50e9-4d56-89b5-91cde26f0211",
+        timeout = 0.2, retries = 1 })
+      assert.is_nil(res)
+      assert.equal("timeout", err.kind)
+      assert.equal(2, err.attempts)
+      assert.is_true(now() - t0 < 1.4)
+    end)
+
+    it("timeout: the overall deadline bounds an operation", function()
+      emu:fault { method = "GET", path = JOB, count = 50, fault = { kind = "delay", ms = 1000 } }
+      local t0 = now()
+      local _, err = keep(c:get { queue_name = Q, id = "7dcd6922-50e9-4d56-89b5-91cde26f0211",
+        timeout = 5, retries = 10, deadline = 0.5 })
+      local dt = now() - t0
+      assert.equal("timeout", err.kind)
+      assert.is_true(dt >= 0.45 and dt < 1.2, "took " .. dt)
+      assert.matches("deadline", err.message)
+    end)
+
+    it("decode: a 200 that is not JSON", function()
+      local job = assert(keep(c:create { queue_name = Q, input = 1 }))
+      emu:fault { method = "GET", path = JOB, count = 1, fault = { kind = "non_json", status = 200 } }
+      local res, err = keep(c:get { queue_name = Q, id = job.id })
+      assert.is_nil(res)
+      assert.equal("decode", err.kind)
+      assert.equal(200, err.status)
+      assert.matches("not valid JSON", err.message)
+      assert.matches("this is not json", err.message)
+      assert.equal(2, count("get_job") + count("create_job"))
+    end)
+
+    it("too_large: a body over max_body, not retried", function()
+      local job = assert(keep(c:create { queue_name = Q, input = ("y"):rep(500) }))
+      local tiny = client { max_body = 300 }
+      local res, err = keep(tiny:get { queue_name = Q, id = job.id })
+      assert.is_nil(res)
+      assert.equal("too_large", err.kind)
+      assert.is_false(err.retryable)
+      assert.equal(1, count("get_job"))
+      local ok = assert(keep(tiny:cancel { queue_name = Q, id = job.id })) -- small answers pass
+      assert.is_true(ok)
+      tiny:close()
+    end)
+
+    it("invalid_argument: the emulator's counters are unchanged, nothing was sent", function()
+      local before = emu:counters()
+      local calls = {
+        function() return c:create { queue_name = "BAD", input = 1 } end,
+        function() return c:create { queue_name = Q, input = { print } } end,
+        function() return c:create { queue_name = Q, input = 1, metadata = { 1 } } end,
+        function() return c:create { queue_name = Q, input = 1, webhook = ("h"):rep(3000) } end,
+        function() return c:get { queue_name = Q, id = "not-a-uuid" } end,
+        function() return c:cancel { queue_name = Q, id = "7dcd6922" } end,
+        function() return c:list { queue_name = Q, page_size = 1000 } end,
+        function() return c:list { queue_name = Q, page = -1 } end,
+        function() return c:wait { queue_name = Q, id = "x" } end,
+        function() return c:create { queue_name = Q, input = 1, timeout = -1 } end,
+        function() return qj.create { api_key = KEY .. "\n", base_url = emu.url, organization_name = ORG, project_name = PROJ, queue_name = Q, input = 1 } end,
+        function() return qj.create { api_key = KEY, base_url = emu.url, organization_name = ORG, project_name = PROJ, queue_name = Q } end,
+      }
+      for i, f in ipairs(calls) do
+        local res, err = keep(f())
+        assert.is_nil(res, "call " .. i)
+        assert.equal("invalid_argument", err.kind, "call " .. i)
+      end
+      assert.same(before, emu:counters())
+    end)
+  end)
+
+  describe("retry rules, counted at the emulator", function()
+    it("POST is not retried after a 500", function()
+      emu:fault { method = "POST", path = JOBS, count = 1, fault = { kind = "status", status = 500 } }
+      local res, err = keep(c:create { queue_name = Q, input = 1 })
+      assert.is_nil(res)
+      assert.equal(500, err.status)
+      assert.equal(1, err.attempts)
+      assert.is_false(err.retryable)
+      assert.matches("not retried: the job may have been created", err.message)
+      assert.equal(1, count("create_job"))
+    end)
+
+    it("POST is not retried after a timeout (and the slow create did happen)", function()
+      emu:fault { method = "POST", path = JOBS, count = 1, fault = { kind = "delay", ms = 800 } }
+      local res, err = keep(c:create { queue_name = Q, input = 1, timeout = 0.2 })
+      assert.is_nil(res)
+      assert.equal("timeout", err.kind)
+      assert.equal(1, err.attempts)
+      assert.equal(1, count("create_job"))
+      -- a retry would have made a duplicate: the delayed create is carried out
+      assert.is_truthy(helpers.wait_for(function() return count("creates_accepted") == 1 end, 5, 0.05))
+      assert.equal(1, count("create_job"))
+    end)
+
+    it("POST is retried after a 429 only once Retry-After has passed", function()
+      emu:fault { method = "POST", path = JOBS, count = 1,
+        fault = { kind = "status", status = 429, retry_after = 1 } }
+      local t0 = now()
+      local job = assert(keep(c:create { queue_name = Q, input = 1 }))
+      local dt = now() - t0
+      assert.equal("pending", job.status)
+      assert.is_true(dt >= 1.0, "retried after " .. dt .. " s")
+      assert.is_true(dt < 2.5, "took " .. dt .. " s")
+      local ctr = emu:counters()
+      assert.equal(2, ctr.requests.create_job)
+      assert.equal(1, ctr.creates_accepted)
+      assert.equal(1, ctr.faults_fired)
+    end)
+
+    it("a Retry-After beyond the deadline ends the operation at once, with retry_after", function()
+      emu:fault { method = "POST", path = JOBS, count = 1,
+        fault = { kind = "status", status = 429, retry_after = 3600 } }
+      local t0 = now()
+      local res, err = keep(c:create { queue_name = Q, input = 1, deadline = 30 })
+      assert.is_nil(res)
+      assert.is_true(now() - t0 < 1)
+      assert.equal(429, err.status)
+      assert.equal(3600, err.retry_after)
+      assert.is_true(err.retryable)
+      assert.equal(1, count("create_job"))
+    end)
+
+    it("GET is retried after a 503", function()
+      local job = assert(keep(c:create { queue_name = Q, input = 1 }))
+      emu:fault { method = "GET", path = JOB, count = 2, fault = { kind = "status", status = 503 } }
+      local got = assert(keep(c:get { queue_name = Q, id = job.id }))
+      assert.equal(job.id, got.id)
+      assert.equal(3, count("get_job"))
+    end)
+
+    it("GET gives up after `retries` and reports the attempts", function()
+      emu:fault { method = "GET", path = JOBS, count = 10, fault = { kind = "status", status = 503 } }
+      local _, err = keep(c:list { queue_name = Q, retries = 2 })
+      assert.equal(503, err.status)
+      assert.equal(3, err.attempts)
+      assert.equal("Service Unavailable", err.title)
+      assert.equal(3, count("list_jobs"))
+    end)
+
+    it("DELETE is retried after a 502 HTML page", function()
+      local job = assert(keep(c:create { queue_name = Q, input = 1 }))
+      emu:fault { method = "DELETE", path = JOB, count = 1, fault = { kind = "html_502" } }
+      assert.is_true(keep(c:cancel { queue_name = Q, id = job.id }))
+      assert.equal(2, count("delete_job"))
+    end)
+
+    it("a dropped connection: GET retried, POST not", function()
+      local job = assert(keep(c:create { queue_name = Q, input = 1 }))
+      emu:fault { method = "GET", path = JOB, count = 1, fault = { kind = "drop" } }
+      assert(keep(c:get { queue_name = Q, id = job.id }))
+      assert.equal(2, count("get_job"))
+      emu:fault { method = "POST", path = JOBS, count = 1, fault = { kind = "drop" } }
+      local res, err = keep(c:create { queue_name = Q, input = 2 })
+      assert.is_nil(res)
+      assert.equal("network", err.kind)
+      assert.equal(1, err.attempts)
+      assert.equal(2, count("create_job"))
+    end)
+
+    it("a truncated body: GET retried, POST not (the job was created)", function()
+      local job = assert(keep(c:create { queue_name = Q, input = 1 }))
+      emu:fault { method = "GET", path = JOB, count = 1, fault = { kind = "truncate" } }
+      local got = assert(keep(c:get { queue_name = Q, id = job.id }))
+      assert.equal(job.id, got.id)
+      assert.equal(2, count("get_job"))
+      emu:fault { method = "POST", path = JOBS, count = 1, fault = { kind = "truncate" } }
+      local res, err = keep(c:create { queue_name = Q, input = 2 })
+      assert.is_nil(res)
+      assert.equal("network", err.kind)
+      assert.equal(1, err.attempts)
+      assert.equal(2, count("create_job"))
+      assert.equal(2, count("creates_accepted"))
+    end)
+
+    it("an HTML 502 page: GET retried; POST not, with a readable message", function()
+      local job = assert(keep(c:create { queue_name = Q, input = 1 }))
+      emu:fault { method = "GET", path = JOB, count = 1, fault = { kind = "html_502" } }
+      assert(keep(c:get { queue_name = Q, id = job.id }))
+      assert.equal(2, count("get_job"))
+      emu:fault { method = "POST", path = JOBS, count = 1, fault = { kind = "html_502" } }
+      local res, err = keep(c:create { queue_name = Q, input = 2 })
+      assert.is_nil(res)
+      assert.equal("http", err.kind)
+      assert.equal(502, err.status)
+      assert.equal("502 Bad Gateway", err.snippet)
+      assert.matches("^create: HTTP 502 Bad Gateway", err.message)
+      assert.is_nil(err.message:find("[<>\n]"))
+      assert.equal(2, count("create_job"))
+    end)
+
+    it("a timeout: GET retried", function()
+      local job = assert(keep(c:create { queue_name = Q, input = 1 }))
+      emu:fault { method = "GET", path = JOB, count = 1, fault = { kind = "delay", ms = 1000 } }
+      assert(keep(c:get { queue_name = Q, id = job.id, timeout = 0.2 }))
+      assert.equal(2, count("get_job"))
+    end)
+
+    it("retry_unsafe widens POST retries (explicit opt-in)", function()
+      emu:fault { method = "POST", path = JOBS, count = 1, fault = { kind = "status", status = 503 } }
+      assert(keep(c:create { queue_name = Q, input = 1, retry_unsafe = true }))
+      assert.equal(2, count("create_job"))
+    end)
+  end)
+
+  describe("wait", function()
+    it("reaches succeeded after control-API transitions", function()
+      local job = assert(keep(c:create { queue_name = Q, input = { prompt = "a cat" } }))
+      local steps = {
+        function() assert.equal(200, (emu:set_status(job.id, "running"))) end,
+        function() assert.equal(200, (emu:set_status(job.id, "succeeded", { url = "https://x/cat.png" }))) end,
+      }
+      local sleeps = {}
+      local wc = client { sleep = function(s)
+        sleeps[#sleeps + 1] = s
+        local step = table.remove(steps, 1)
+        if step then step() end
+        core.sleep(s)
+      end }
+      local t0 = now()
+      local done = assert(keep(wc:wait { queue_name = Q, id = job.id, interval = 0.05, timeout = 10 }))
+      assert.equal("succeeded", done.status)
+      assert.equal("https://x/cat.png", done.output.url)
+      assert.equal(2, #sleeps)                    -- growing intervals
+      assert.near(0.05, sleeps[1], 1e-9)
+      assert.near(0.075, sleeps[2], 1e-9)
+      assert.is_true(now() - t0 < 2)
+      assert.equal(3, count("get_job"))
+      wc:close()
+    end)
+
+    it("returns failed and cancelled jobs as results", function()
+      local a = assert(keep(c:create { queue_name = Q, input = 1 }))
+      emu:set_status(a.id, "running")
+      emu:set_status(a.id, "failed")
+      assert.equal("failed", assert(keep(c:wait { queue_name = Q, id = a.id })).status)
+      local b = assert(keep(c:create { queue_name = Q, input = 1 }))
+      assert(keep(c:cancel { queue_name = Q, id = b.id }))
+      assert.equal("cancelled", assert(keep(c:wait { queue_name = Q, id = b.id })).status)
+    end)
+
+    it("ends with a timeout error carrying the last job seen", function()
+      local job = assert(keep(c:create { queue_name = Q, input = 1 }))
+      local t0 = now()
+      local res, err = keep(c:wait { queue_name = Q, id = job.id, timeout = 0.5, interval = 0.1,
+        max_interval = 0.2 })
+      local dt = now() - t0
+      assert.is_nil(res)
+      assert.equal("timeout", err.kind)
+      assert.equal("pending", err.job.status)
+      assert.matches("still pending", err.message)
+      assert.is_true(dt >= 0.5 and dt < 1.5, "took " .. dt)
+    end)
+
+    it("returns the error of a failing get (404)", function()
+      local res, err = keep(c:wait { queue_name = Q, id = "7dcd6922-50e9-4d56-89b5-91cde26f0211" })
+      assert.is_nil(res)
+      assert.equal(404, err.status)
+      assert.matches("^wait: ", err.message)
+    end)
+  end)
+
+  describe("pacing", function()
+    it("at the emulator's 600 per minute, 50 quick creates earn no 429 (unpaced ones do)", function()
+      local key2 = "sk-pacing-SECRET-5e1"
+      local limited = helpers.start_emulator { api_key = key2,
+        args = { "--api-key", key2, "--rate-limit", "600" } }
+      -- Unpaced, the emulator's limit bites: 429s come within ~600 requests.
+      local fast = client { api_key = key2, base_url = limited.url, retries = 0 }
+      local n429 = 0
+      for _ = 1, 1000 do
+        local _, err = fast:list { queue_name = Q, page_size = 1 }
+        if err then
+          keep(nil, err)
+          assert.equal(429, err.status)
+          assert.is_true(err.retry_after >= 1)
+          n429 = n429 + 1
+          break
+        end
+      end
+      fast:close()
+      assert.equal(1, n429)
+      local limited_before = limited:counters().rate_limited
+      assert.equal(1, limited_before)
+      core.sleep(1) -- let the emulator's bucket refill a little (10 requests)
+      -- Paced at the same 600 per minute, 50 quick creates earn no 429.
+      local paced = client { api_key = key2, base_url = limited.url, rate_limit = 600 }
+      local t0 = now()
+      for i = 1, 50 do assert(keep(paced:create { queue_name = Q, input = i })) end
+      local dt = now() - t0
+      local ctr = limited:counters()
+      assert.equal(limited_before, ctr.rate_limited)
+      assert.equal(50, ctr.requests.create_job)
+      assert.is_true(dt >= 4.8, "50 paced creates took " .. dt .. " s")
+      paced:close()
+      limited:stop()
+    end)
+  end)
+
+  it("the API key is absent from tostring(err) and from every field of every error", function()
+    assert.is_true(#all_errors >= 30, "only " .. #all_errors .. " errors collected")
+    local kinds = {}
+    for _, err in ipairs(all_errors) do
+      kinds[err.kind] = true
+      assert.is_nil(tostring(err):find(KEY, 1, true))
+      for _, s in ipairs(strings_of(err)) do
+        assert.is_nil(s:find(KEY, 1, true), "leak: " .. s)
+        assert.is_nil(s:find("sk-pacing-SECRET-5e1", 1, true), "leak: " .. s)
+      end
+    end
+    for _, k in ipairs { "http", "network", "timeout", "decode", "too_large", "invalid_argument" } do
+      assert.is_true(kinds[k], "no error of kind " .. k .. " was seen")
+    end
+  end)
+end)

@@ -1,0 +1,227 @@
+-- queue_jobs client on the wire, against a scripted LuaSocket server in a child process:
+-- the request headers (key, JSON, User-Agent, Accept-Encoding, no Expect on large bodies),
+-- compressed answers, redirects not followed, empty and HTML error bodies, Retry-After dates.
+local qj = require "queue_jobs"
+local core = require "queue_jobs.core"
+
+local KEY = "sk-wire-SECRET-b7d210e4"
+local UUID = "7dcd6922-50e9-4d56-89b5-91cde26f0211"
+local JOB = '{"id":"' .. UUID .. '","input":{"x":1},"status":"pending","events":[],' ..
+  '"create_time":"2024-01-20T01:02:48.4787553+00:00","update_time":"2024-01-20T01:02:48.4787553+00:00",' ..
+  '"webhook":"https://example.com/hook"}'
+
+local SERVER = [[
+local socket = require "socket"
+local responses = dofile(arg[1])
+local log = assert(io.open(arg[2], "w"))
+local srv = assert(socket.bind("127.0.0.1", 0))
+srv:settimeout(10)
+local _, port = srv:getsockname()
+io.stdout:write(port, "\n")
+io.stdout:flush()
+local conn
+local i = 1
+while i <= #responses do
+  if not conn then conn = assert(srv:accept()) conn:settimeout(10) end
+  local line = conn:receive("*l")
+  if not line then
+    conn:close()
+    conn = nil
+  else
+    local head, len = { line }, 0
+    while true do
+      local l = assert(conn:receive("*l"))
+      if l == "" then break end
+      head[#head + 1] = l
+      local v = l:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")
+      if v then len = tonumber(v) end
+    end
+    local body = len > 0 and assert(conn:receive(len)) or ""
+    log:write(table.concat(head, "\n"), "\nBODY-BYTES: ", #body, "\n\n")
+    log:flush()
+    conn:send(responses[i])
+    i = i + 1
+  end
+end
+if conn then conn:close() end
+log:close()
+]]
+
+local function write(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Starts the scripted server with these raw responses; returns base_url, server.
+local function serve(responses)
+  local dir = os.tmpname()
+  os.remove(dir)
+  local srv = { script = dir .. ".lua", resp = dir .. ".resp.lua", log = dir .. ".log" }
+  write(srv.script, SERVER)
+  local parts = {}
+  for i, r in ipairs(responses) do parts[i] = ("%q"):format(r) end
+  write(srv.resp, "return {" .. table.concat(parts, ",") .. "}")
+  srv.proc = assert(io.popen(("LUA_PATH='%s' LUA_CPATH='%s' lua5.4 %s %s %s"):format(package.path,
+    package.cpath, srv.script, srv.resp, srv.log)))
+  local port = assert(tonumber(srv.proc:read("l")), "the wire server did not start")
+  function srv.finish()
+    srv.proc:close()
+    local log = read(srv.log)
+    os.remove(srv.script)
+    os.remove(srv.resp)
+    os.remove(srv.log)
+    return log
+  end
+  return "http://127.0.0.1:" .. port .. "/api/public", srv
+end
+
+local function response(status, reason, headers, body)
+  local h = { ("HTTP/1.1 %d %s"):format(status, reason) }
+  for _, kv in ipairs(headers or {}) do h[#h + 1] = kv end
+  h[#h + 1] = "Content-Length: " .. #(body or "")
+  return table.concat(h, "\r\n") .. "\r\n\r\n" .. (body or "")
+end
+
+local function client(url, extra)
+  local o = { api_key = KEY, base_url = url, organization_name = "acme-corp", project_name = "dev-env",
+    rate_limit = false, backoff_base = 0.01, timeout = 5 }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return assert(qj.client(o))
+end
+
+describe("queue_jobs client on the wire", function()
+  it("sends the key, JSON headers and a User-Agent; no Expect even for a 2 MiB body", function()
+    local url, srv = serve {
+      response(201, "Created", { "Content-Type: application/json" }, JOB),
+      response(201, "Created", { "Content-Type: application/json" }, JOB),
+      response(200, "OK", { "Content-Type: application/json" }, JOB),
+    }
+    local c = client(url)
+    assert(c:create { queue_name = "fifo", input = { x = 1 } })
+    assert(c:create { queue_name = "fifo", input = { blob = ("z"):rep(2 * 1024 * 1024) } })
+    assert(c:get { queue_name = "fifo", id = UUID })
+    c:close()
+    local log = srv.finish()
+    local reqs = {}
+    for block in log:gmatch("(.-)\n\n") do reqs[#reqs + 1] = block end
+    assert.equal(3, #reqs)
+    assert.matches("^POST /api/public/organizations/acme%-corp/projects/dev%-env/queues/fifo/jobs HTTP/1%.1", reqs[1])
+    assert.matches("\nSalad%-Api%-Key: " .. KEY:gsub("%-", "%%-") .. "\n", reqs[1])
+    assert.matches("\nContent%-Type: application/json\n", reqs[1])
+    assert.matches("\nAccept: application/json\n", reqs[1])
+    assert.matches("\nUser%-Agent: saladcloud%-queue%-jobs/" .. qj._VERSION:gsub("%.", "%%.") .. " libcurl/%d", reqs[1])
+    assert.matches("\nAccept%-Encoding: [^\n]*gzip", reqs[1])
+    assert.is_nil(reqs[2]:lower():find("expect:", 1, true))
+    assert.matches("BODY%-BYTES: 2097" .. "%d%d%d", reqs[2])
+    assert.matches("^GET /api/public/organizations/acme%-corp/projects/dev%-env/queues/fifo/jobs/" .. UUID:gsub("%-", "%%-") .. " HTTP/1%.1", reqs[3])
+    assert.is_nil(reqs[3]:find("Content-Type", 1, true))
+  end)
+
+  it("accepts a gzip-compressed answer", function()
+    local p = assert(io.popen("printf '%s' '" .. JOB .. "' | gzip -c"))
+    local gz = p:read("a")
+    p:close()
+    local url, srv = serve { response(200, "OK", { "Content-Type: application/json", "Content-Encoding: gzip" }, gz) }
+    local c = client(url)
+    local job = assert(c:get { queue_name = "fifo", id = UUID })
+    assert.equal(UUID, job.id)
+    assert.equal("https://example.com/hook", job.webhook)
+    c:close()
+    srv.finish()
+  end)
+
+  it("does not follow redirects", function()
+    local url, srv = serve { response(302, "Found", { "Location: https://elsewhere.example/steal" }, "") }
+    local c = client(url)
+    local res, err = c:get { queue_name = "fifo", id = UUID }
+    assert.is_nil(res)
+    assert.equal("http", err.kind)
+    assert.equal(302, err.status)
+    assert.matches("redirect to https://elsewhere%.example/steal not followed", err.message)
+    c:close()
+    srv.finish()
+  end)
+
+  it("an empty or HTML error body still gives the status and a readable message", function()
+    local url, srv = serve {
+      response(500, "Internal Server Error", {}, ""),
+      response(502, "Bad Gateway", { "Content-Type: text/html" },
+        "<html><body><h1>upstream\n broken</h1><script>x()</script></body></html>"),
+      response(400, "Bad Request", { "Content-Type: application/problem+json" },
+        '{"type":"https://x/validation","title":"One or more validation errors occurred.","status":400,' ..
+        '"errors":{"input":["The input field is required."]},"instance":"/i/9"}'),
+      response(503, "Service Unavailable", { "Content-Type: text/plain" }, "echo " .. KEY),
+    }
+    local c = client(url, { retries = 0 })
+    local _, e1 = c:create { queue_name = "fifo", input = 1 }
+    assert.equal(500, e1.status)
+    assert.equal("create: HTTP 500 Internal Server Error (empty body) (not retried: the job may have been created)", e1.message)
+    local _, e2 = c:create { queue_name = "fifo", input = 1 }
+    assert.equal(502, e2.status)
+    assert.equal("upstream broken", e2.snippet)
+    assert.matches("^create: HTTP 502 Bad Gateway: upstream broken", e2.message)
+    local _, e3 = c:create { queue_name = "fifo", input = 1 }
+    assert.equal(400, e3.status)
+    assert.equal("One or more validation errors occurred.", e3.title)
+    assert.equal("https://x/validation", e3.type)
+    assert.equal("/i/9", e3.instance)
+    assert.same({ "The input field is required." }, e3.errors.input)
+    assert.matches("validation errors", e3.message)
+    local _, e4 = c:get { queue_name = "fifo", id = UUID }
+    assert.equal(503, e4.status)
+    assert.is_nil(tostring(e4):find(KEY, 1, true))
+    assert.is_nil(e4.snippet:find(KEY, 1, true))
+    assert.matches("echo %[REDACTED%]", e4.snippet)
+    c:close()
+    srv.finish()
+  end)
+
+  it("honours Retry-After given as an HTTP-date", function()
+    local when = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 2)
+    local url, srv = serve {
+      response(429, "Too Many Requests", { "Retry-After: " .. when }, ""),
+      response(201, "Created", { "Content-Type: application/json" }, JOB),
+    }
+    local slept = {}
+    local c = client(url, { sleep = function(s) slept[#slept + 1] = s end })
+    assert(c:create { queue_name = "fifo", input = 1 })
+    assert.equal(1, #slept)
+    assert.is_true(slept[1] >= 1 and slept[1] <= 2, "slept " .. tostring(slept[1]))
+    c:close()
+    srv.finish()
+  end)
+
+  it("a response that is JSON but not an object is a decode error", function()
+    local url, srv = serve {
+      response(200, "OK", { "Content-Type: application/json" }, "[1,2]"),
+      response(200, "OK", { "Content-Type: application/json" }, '{"items": 5}'),
+    }
+    local c = client(url)
+    local _, e1 = c:get { queue_name = "fifo", id = UUID }
+    assert.equal("decode", e1.kind)
+    assert.matches("not a JSON object", e1.message)
+    local _, e2 = c:list { queue_name = "fifo" }
+    assert.equal("decode", e2.kind)
+    assert.matches("no items array", e2.message)
+    c:close()
+    srv.finish()
+  end)
+
+  it("short keys are not redacted out of ordinary words", function()
+    local c = assert(qj.client { api_key = "k", base_url = "http://127.0.0.1:1/x", retries = 0,
+      organization_name = "acme-corp", project_name = "dev-env" })
+    local _, err = c:get { queue_name = "fifo", id = UUID }
+    assert.matches("^get: network: ", err.message)
+    c:close()
+    assert.equal(core.error_mt, getmetatable(err))
+  end)
+end)

@@ -1,0 +1,559 @@
+/*
+ * The HTTP handle of queue_jobs.core: one libcurl easy handle per client (keep-alive,
+ * HTTP/2 over TLS when offered, compressed responses accepted, no Expect: 100-continue).
+ *
+ *   core.http_open{api_key = k, user_agent = s, ca_file = s, proxy = s, max_body = n,
+ *                  allow_http = bool}                          -> handle
+ *   handle:request(method, url, body|nil, timeout_s, connect_timeout_s)
+ *       -> status, body, content_type|nil, retry_after|nil, location|nil
+ *       -> nil, kind, message, sent, curl_code        (kind: network | timeout | too_large
+ *                                                       | decode | invalid_argument)
+ *   handle:redact(s)  -> s with every occurrence of the key replaced by "[REDACTED]"
+ *                        (keys shorter than 8 bytes are left alone: they match words)
+ *   handle:same_key(k) -> boolean
+ *   handle:stats()    -> {requests = n, connects = n}
+ *   handle:close(); __close and __gc share it, safe to call twice
+ *   core.key_fingerprint(k) -> 16 hex digits (FNV-1a 64; never the key itself)
+ *   core.monotime() -> seconds (CLOCK_MONOTONIC), core.sleep(seconds)
+ *
+ * The API key lives only in C memory (the curl header lists and one private copy used for
+ * redaction), wiped on close. No Lua code runs while curl works: the callbacks record
+ * failures and return an abort code; results are pushed after curl_easy_perform returns.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "client.h"
+
+#define DEFAULT_MAX_BODY (64u * 1024u * 1024u)
+#define KEEP_BUFFER (1u << 20) /* response buffers above this are freed after a request */
+#define REDACTED "[REDACTED]"
+#define REDACT_MIN 8
+
+typedef struct qj_http {
+  CURL *curl;
+  struct curl_slist *hdr_body;   /* headers for requests with a JSON body */
+  struct curl_slist *hdr_nobody; /* headers for GET and DELETE */
+  char *key;                     /* private copy for redact/same_key; wiped on close */
+  size_t keylen;
+  char *body;                    /* response body */
+  size_t len, cap, max_body;
+  int too_large, oom, open;
+  int is_post, prereqs, refused_retry; /* per request: see on_prereq */
+  lua_Integer requests, connects;
+  lua_Alloc alloc;
+  void *ud;
+  char errbuf[CURL_ERROR_SIZE];
+  char content_type[256], retry_after[128], location[2048];
+} qj_http;
+
+/* ---- curl_global_init, once per process ------------------------------------------------ */
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_FAILED_INIT;
+
+static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+/* ---- memory through the state's allocator, never raising -------------------------------- */
+
+static void *mem_resize(qj_http *h, void *p, size_t old, size_t n) {
+  return h->alloc(h->ud, p, old, n);
+}
+
+static void wipe(volatile char *p, size_t n) {
+  while (n--) *p++ = 0;
+}
+
+/* ---- curl callbacks: no Lua here ------------------------------------------------------ */
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *ud) {
+  qj_http *h = (qj_http *)ud;
+  size_t n = size * nmemb;
+  if (n > h->max_body - h->len) {
+    h->too_large = 1;
+    return 0; /* abort: CURLE_WRITE_ERROR */
+  }
+  if (n > h->cap - h->len) {
+    size_t cap = h->cap ? h->cap : 4096;
+    char *np;
+    while (cap - h->len < n) cap = cap > ((size_t)-1) / 2 ? (size_t)-1 : cap * 2;
+    np = (char *)mem_resize(h, h->body, h->cap, cap);
+    if (np == NULL) {
+      h->oom = 1;
+      return 0;
+    }
+    h->body = np;
+    h->cap = cap;
+  }
+  memcpy(h->body + h->len, data, n);
+  h->len += n;
+  return n;
+}
+
+static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+
+/* Copies the value of "Name: value" into dst when the name matches (case-insensitive). */
+static int take_header(const char *line, size_t n, const char *name, char *dst, size_t dstsz) {
+  size_t k = strlen(name), i;
+  if (n <= k || line[k] != ':') return 0;
+  for (i = 0; i < k; i++)
+    if (lower((unsigned char)line[i]) != name[i]) return 0;
+  line += k + 1;
+  n -= k + 1;
+  while (n > 0 && (*line == ' ' || *line == '\t')) {
+    line++;
+    n--;
+  }
+  while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n' || line[n - 1] == ' ' ||
+                   line[n - 1] == '\t'))
+    n--;
+  if (n >= dstsz) n = dstsz - 1;
+  memcpy(dst, line, n);
+  dst[n] = '\0';
+  return 1;
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
+  qj_http *h = (qj_http *)ud;
+  size_t n = size * nmemb;
+  if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) { /* a new response (after 1xx, say) */
+    h->content_type[0] = h->retry_after[0] = h->location[0] = '\0';
+    return n;
+  }
+  if (!take_header(line, n, "content-type", h->content_type, sizeof h->content_type) &&
+      !take_header(line, n, "retry-after", h->retry_after, sizeof h->retry_after))
+    take_header(line, n, "location", h->location, sizeof h->location);
+  return n;
+}
+
+/* Called each time curl is about to send the request on a connection. curl silently repeats
+ * a request on a fresh connection when a reused one dies before any answer; for a POST that
+ * may create a second job, so the second call refuses and the transfer fails instead. */
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port) {
+  qj_http *h = (qj_http *)ud;
+  (void)ip, (void)local_ip, (void)port, (void)local_port;
+  if (h->prereqs++ > 0 && h->is_post) {
+    h->refused_retry = 1;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  return CURL_PREREQFUNC_OK;
+}
+
+/* ---- open and close ------------------------------------------------------------------- */
+
+static void http_release(qj_http *h) {
+  if (h->curl != NULL) curl_easy_cleanup(h->curl);
+  h->curl = NULL;
+  if (h->hdr_body != NULL) curl_slist_free_all(h->hdr_body);
+  if (h->hdr_nobody != NULL) curl_slist_free_all(h->hdr_nobody);
+  h->hdr_body = h->hdr_nobody = NULL;
+  if (h->key != NULL) {
+    wipe(h->key, h->keylen);
+    mem_resize(h, h->key, h->keylen + 1, 0);
+  }
+  h->key = NULL;
+  h->keylen = 0;
+  if (h->body != NULL) mem_resize(h, h->body, h->cap, 0);
+  h->body = NULL;
+  h->len = h->cap = 0;
+  h->open = 0;
+}
+
+static int http_gc(lua_State *L) {
+  http_release((qj_http *)luaL_checkudata(L, 1, QJ_HTTP_MT));
+  return 0;
+}
+
+static qj_http *check_open(lua_State *L) {
+  qj_http *h = (qj_http *)luaL_checkudata(L, 1, QJ_HTTP_MT);
+  if (!h->open) luaL_error(L, "attempt to use a closed client");
+  return h;
+}
+
+static int http_tostring(lua_State *L) {
+  qj_http *h = (qj_http *)luaL_checkudata(L, 1, QJ_HTTP_MT);
+  lua_pushfstring(L, "queue_jobs.http (%s)", h->open ? "open" : "closed");
+  return 1;
+}
+
+static const char *opt_string(lua_State *L, const char *name, size_t *len) {
+  const char *s = NULL;
+  int t = lua_getfield(L, 1, name);
+  if (t != LUA_TNIL) {
+    if (t != LUA_TSTRING) luaL_error(L, "http_open: option '%s' must be a string", name);
+    s = lua_tolstring(L, -1, len);
+    if (strlen(s) != *len) luaL_error(L, "http_open: option '%s' contains a NUL byte", name);
+  }
+  lua_pop(L, 1); /* the string stays alive in the options table */
+  return s;
+}
+
+static int has_crlf(const char *s, size_t n) {
+  return memchr(s, '\r', n) != NULL || memchr(s, '\n', n) != NULL;
+}
+
+/* Appends "prefix" + value to *list through a temporary C buffer that is wiped after. */
+static int add_header(qj_http *h, struct curl_slist **list, const char *prefix,
+                      const char *value, size_t vlen) {
+  size_t plen = strlen(prefix), n = plen + vlen + 1;
+  char *tmp = (char *)mem_resize(h, NULL, 0, n);
+  struct curl_slist *nl;
+  if (tmp == NULL) return 0;
+  memcpy(tmp, prefix, plen);
+  memcpy(tmp + plen, value, vlen);
+  tmp[plen + vlen] = '\0';
+  nl = curl_slist_append(*list, tmp);
+  wipe(tmp, n);
+  mem_resize(h, tmp, n, 0);
+  if (nl == NULL) return 0;
+  *list = nl;
+  return 1;
+}
+
+static int build_headers(qj_http *h, struct curl_slist **list, int with_body, const char *key,
+                         size_t keylen) {
+  if (!add_header(h, list, "Salad-Api-Key: ", key, keylen)) return 0;
+  if (!add_header(h, list, "Accept: application/json", "", 0)) return 0;
+  if (with_body) {
+    if (!add_header(h, list, "Content-Type: application/json", "", 0)) return 0;
+    if (!add_header(h, list, "Expect:", "", 0)) return 0; /* no 100-continue stall */
+  }
+  return 1;
+}
+
+/* core.http_open(opts) -> handle. Misuse raises; every option was validated by the wrapper. */
+static int http_open(lua_State *L) {
+  size_t keylen = 0, ualen = 0, calen = 0, pxlen = 0;
+  const char *key, *ua, *ca, *proxy;
+  lua_Integer max_body = DEFAULT_MAX_BODY;
+  int allow_http = 0;
+  qj_http *h;
+  CURL *c;
+  int ok;
+
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  if (global_rc != CURLE_OK) return luaL_error(L, "http_open: curl_global_init failed");
+  key = opt_string(L, "api_key", &keylen);
+  if (key == NULL || keylen == 0) return luaL_error(L, "http_open: option 'api_key' is required");
+  if (has_crlf(key, keylen)) return luaL_error(L, "http_open: the API key contains CR or LF");
+  ua = opt_string(L, "user_agent", &ualen);
+  if (ua != NULL && has_crlf(ua, ualen)) return luaL_error(L, "http_open: bad user_agent");
+  ca = opt_string(L, "ca_file", &calen);
+  proxy = opt_string(L, "proxy", &pxlen);
+  if (lua_getfield(L, 1, "max_body") != LUA_TNIL) {
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1)
+      return luaL_error(L, "http_open: option 'max_body' must be a positive integer");
+    max_body = lua_tointeger(L, -1);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "allow_http");
+  allow_http = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+
+  /* The handle starts closed, owning nothing; the collector can free it at any point. */
+  h = (qj_http *)lua_newuserdatauv(L, sizeof *h, 0);
+  memset(h, 0, sizeof *h);
+  h->alloc = lua_getallocf(L, &h->ud);
+  h->max_body = (size_t)max_body;
+  luaL_setmetatable(L, QJ_HTTP_MT);
+
+  h->key = (char *)mem_resize(h, NULL, 0, keylen + 1);
+  if (h->key == NULL) return luaL_error(L, "http_open: not enough memory");
+  memcpy(h->key, key, keylen);
+  h->key[keylen] = '\0';
+  h->keylen = keylen;
+  if (!build_headers(h, &h->hdr_body, 1, key, keylen) ||
+      !build_headers(h, &h->hdr_nobody, 0, key, keylen)) {
+    http_release(h);
+    return luaL_error(L, "http_open: not enough memory");
+  }
+  c = h->curl = curl_easy_init();
+  if (c == NULL) {
+    http_release(h);
+    return luaL_error(L, "http_open: curl_easy_init failed");
+  }
+  ok = curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf) == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write) == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_WRITEDATA, (void *)h) == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_HEADERDATA, (void *)h) == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq) == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_PREREQDATA, (void *)h) == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS) == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L) == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_body) == CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, allow_http ? "http,https" : "https") ==
+           CURLE_OK &&
+       curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https") == CURLE_OK;
+  if (ok) {
+    if (ua != NULL) {
+      ok = curl_easy_setopt(c, CURLOPT_USERAGENT, ua) == CURLE_OK;
+    } else {
+      char dflt[96];
+      snprintf(dflt, sizeof dflt, "saladcloud-queue-jobs/%s libcurl/%s", QJ_VERSION,
+               curl_version_info(CURLVERSION_NOW)->version);
+      ok = curl_easy_setopt(c, CURLOPT_USERAGENT, dflt) == CURLE_OK; /* curl copies it */
+    }
+  }
+  if (ok && ca != NULL) ok = curl_easy_setopt(c, CURLOPT_CAINFO, ca) == CURLE_OK;
+  if (ok && proxy != NULL) ok = curl_easy_setopt(c, CURLOPT_PROXY, proxy) == CURLE_OK;
+  if (!ok) {
+    http_release(h);
+    return luaL_error(L, "http_open: libcurl refused an option");
+  }
+  h->open = 1;
+  return 1;
+}
+
+/* ---- request ---------------------------------------------------------------------------- */
+
+static long to_ms(lua_State *L, int idx, const char *what) {
+  lua_Number s = luaL_checknumber(L, idx);
+  luaL_argcheck(L, s > 0 && s < 1e9, idx, what);
+  return s * 1000 < 1 ? 1L : (long)(s * 1000);
+}
+
+static void push_failure(lua_State *L, const char *kind, const char *msg, int sent,
+                         CURLcode rc) {
+  lua_pushnil(L);
+  lua_pushstring(L, kind);
+  lua_pushstring(L, msg);
+  lua_pushboolean(L, sent);
+  lua_pushinteger(L, (lua_Integer)rc);
+}
+
+static int http_request(lua_State *L) {
+  static const char *const methods[] = {"GET", "POST", "DELETE", NULL};
+  qj_http *h = check_open(L);
+  int m = luaL_checkoption(L, 2, NULL, methods);
+  size_t urllen, bodylen = 0;
+  const char *url = luaL_checklstring(L, 3, &urllen);
+  const char *body = NULL;
+  long timeout = to_ms(L, 5, "timeout must be positive");
+  long ctimeout = to_ms(L, 6, "connect timeout must be positive");
+  CURL *c = h->curl;
+  CURLcode rc;
+  long status = 0, nconn = 0;
+  int sent;
+  char msg[CURL_ERROR_SIZE + 64];
+
+  luaL_argcheck(L, strlen(url) == urllen, 3, "URL contains a NUL byte");
+  if (m == 1) body = luaL_checklstring(L, 4, &bodylen);
+
+  h->len = 0;
+  h->too_large = h->oom = h->prereqs = h->refused_retry = 0;
+  h->is_post = m == 1;
+  h->errbuf[0] = h->content_type[0] = h->retry_after[0] = h->location[0] = '\0';
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ctimeout);
+  if (m == 1) {
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->hdr_body);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body); /* the string stays on the stack */
+  } else {
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->hdr_nobody);
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m == 2 ? "DELETE" : (char *)NULL);
+  }
+
+  rc = curl_easy_perform(c); /* no Lua code runs until it returns */
+
+  if (m == 1) curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL);
+  curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &nconn);
+  h->requests++;
+  h->connects += nconn;
+  /* Was any byte of the request possibly sent? on_prereq runs just before sending. */
+  sent = h->prereqs > 0;
+
+  if (rc == CURLE_OK) {
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    lua_pushinteger(L, status);
+    lua_pushlstring(L, h->body != NULL ? h->body : "", h->len);
+    if (h->content_type[0]) lua_pushstring(L, h->content_type); else lua_pushnil(L);
+    if (h->retry_after[0]) lua_pushstring(L, h->retry_after); else lua_pushnil(L);
+    if (h->location[0]) lua_pushstring(L, h->location); else lua_pushnil(L);
+    if (h->cap > KEEP_BUFFER) {
+      mem_resize(h, h->body, h->cap, 0);
+      h->body = NULL;
+      h->cap = h->len = 0;
+    }
+    return 5;
+  }
+  if (h->cap > KEEP_BUFFER) {
+    mem_resize(h, h->body, h->cap, 0);
+    h->body = NULL;
+    h->cap = h->len = 0;
+  }
+  snprintf(msg, sizeof msg, "%s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+  switch (rc) {
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+  case CURLE_COULDNT_CONNECT:
+    push_failure(L, "network", msg, 0, rc);
+    break;
+  case CURLE_OPERATION_TIMEDOUT:
+    push_failure(L, "timeout", msg, sent, rc);
+    break;
+  case CURLE_FILESIZE_EXCEEDED:
+    push_failure(L, "too_large", "response body larger than max_body", 1, rc);
+    break;
+  case CURLE_WRITE_ERROR:
+    if (h->too_large)
+      push_failure(L, "too_large", "response body larger than max_body", 1, rc);
+    else
+      push_failure(L, "network", h->oom ? "not enough memory for the response" : msg, 1, rc);
+    break;
+  case CURLE_ABORTED_BY_CALLBACK:
+    push_failure(L, "network", h->refused_retry ? "the connection closed before any answer" : msg,
+                 1, rc);
+    break;
+  case CURLE_BAD_CONTENT_ENCODING:
+    push_failure(L, "decode", msg, 1, rc);
+    break;
+  case CURLE_UNSUPPORTED_PROTOCOL:
+  case CURLE_URL_MALFORMAT:
+    push_failure(L, "invalid_argument", msg, 0, rc);
+    break;
+  default:
+    push_failure(L, "network", msg, sent, rc);
+    break;
+  }
+  return 5;
+}
+
+/* ---- key helpers ----------------------------------------------------------------------- */
+
+static int http_redact(lua_State *L) {
+  qj_http *h = (qj_http *)luaL_checkudata(L, 1, QJ_HTTP_MT);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n), *p, *end = s + n;
+  luaL_Buffer b;
+  /* A key shorter than REDACT_MIN would match ordinary words; real keys are far longer. */
+  if (h->key == NULL || h->keylen < REDACT_MIN || n < h->keylen) {
+    lua_settop(L, 2);
+    return 1;
+  }
+  luaL_buffinit(L, &b);
+  for (p = s; (size_t)(end - p) >= h->keylen;) {
+    if (*p == h->key[0] && memcmp(p, h->key, h->keylen) == 0) {
+      luaL_addlstring(&b, s, (size_t)(p - s));
+      luaL_addstring(&b, REDACTED);
+      s = p = p + h->keylen;
+    } else {
+      p++;
+    }
+  }
+  luaL_addlstring(&b, s, (size_t)(end - s));
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int http_same_key(lua_State *L) {
+  qj_http *h = (qj_http *)luaL_checkudata(L, 1, QJ_HTTP_MT);
+  size_t n, i;
+  const char *k = luaL_checklstring(L, 2, &n);
+  unsigned diff = 0;
+  if (h->key == NULL || n != h->keylen) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  for (i = 0; i < n; i++) diff |= (unsigned)(unsigned char)(k[i] ^ h->key[i]);
+  lua_pushboolean(L, diff == 0);
+  return 1;
+}
+
+static int http_stats(lua_State *L) {
+  qj_http *h = (qj_http *)luaL_checkudata(L, 1, QJ_HTTP_MT);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, h->requests);
+  lua_setfield(L, -2, "requests");
+  lua_pushinteger(L, h->connects);
+  lua_setfield(L, -2, "connects");
+  lua_pushboolean(L, h->open);
+  lua_setfield(L, -2, "open");
+  return 1;
+}
+
+static int http_isopen(lua_State *L) {
+  qj_http *h = (qj_http *)luaL_checkudata(L, 1, QJ_HTTP_MT);
+  lua_pushboolean(L, h->open);
+  return 1;
+}
+
+static int key_fingerprint(lua_State *L) {
+  size_t n, i;
+  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+  uint64_t x = 14695981039346656037u;
+  char hex[17];
+  for (i = 0; i < n; i++) {
+    x ^= s[i];
+    x *= 1099511628211u;
+  }
+  for (i = 0; i < 16; i++) hex[i] = "0123456789abcdef"[(x >> (60 - 4 * i)) & 15];
+  lua_pushlstring(L, hex, 16);
+  return 1;
+}
+
+/* ---- time --------------------------------------------------------------------------------- */
+
+static int monotime(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+static int sleep_s(lua_State *L) {
+  lua_Number s = luaL_checknumber(L, 1);
+  struct timespec ts;
+  if (s > 0) {
+    if (s > 1e7) s = 1e7;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec > 999999999L) ts.tv_nsec = 999999999L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+  }
+  return 0;
+}
+
+int qj_client_open(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"request", http_request}, {"redact", http_redact}, {"same_key", http_same_key},
+      {"stats", http_stats},     {"is_open", http_isopen}, {"close", http_gc},
+      {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"http_open", http_open}, {"key_fingerprint", key_fingerprint},
+                                   {"monotime", monotime},   {"sleep", sleep_s},
+                                   {NULL, NULL}};
+  pthread_once(&global_once, global_init);
+  if (global_rc != CURLE_OK) return luaL_error(L, "queue_jobs: curl_global_init failed");
+  if (luaL_newmetatable(L, QJ_HTTP_MT)) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, http_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, http_gc);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, http_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  luaL_setfuncs(L, funcs, 0);
+  return 0;
+}

@@ -1,0 +1,14 @@
+/* The HTTP client handle of queue_jobs.core (client.c). */
+#ifndef QJ_CLIENT_H
+#define QJ_CLIENT_H
+
+#include "qj.h"
+
+/* Metatable name of the C handle; the Lua wrapper's client object holds one. */
+#define QJ_HTTP_MT "queue_jobs.http"
+
+/* Sets core.http_open, core.key_fingerprint, core.monotime, core.sleep in table -1.
+ * Runs curl_global_init once per process (pthread_once). */
+int qj_client_open(lua_State *L);
+
+#endif
