@@ -46,7 +46,7 @@ INSTALL_TARGETS :=
 CLEAN_FILES     :=
 
 .PHONY: all deps deps-bench test check bench bench-json conformance fuzz demo install uninstall \
-        rock-check dtoa-check clean
+        rock-check dtoa-check valgrind clean
 
 all: $(CORE_SO)
 
@@ -83,6 +83,13 @@ check: deps $(ASAN_SO) $(TEST_DEPS)
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(LUA) $(BUSTED)
+
+# The specs that have no timing assertions, under valgrind (memcheck; definite leaks fail).
+VALGRIND_SPECS ?= spec/json_spec.lua spec/client_unit_spec.lua spec/client_policy_spec.lua \
+                  spec/client_wire_spec.lua
+valgrind: deps all $(TEST_DEPS)
+	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" valgrind -q --error-exitcode=99 --leak-check=full \
+	  --errors-for-leak-kinds=definite $(LUA) $(BUSTED) $(VALGRIND_SPECS)
 
 # make conformance JSON_TEST_SUITE=../shared/JSONTestSuite/test_parsing
 JSON_TEST_SUITE ?=

@@ -5,7 +5,8 @@
 #   sh tools/deps.sh bench    the same plus the peers of `make bench` (nginx)
 set -eu
 PKGS="lua5.4 liblua5.4-dev libcurl4-openssl-dev libmicrohttpd-dev lua-cjson lua-busted
-lua-socket luarocks locales pkg-config gcc make clang libclang-rt-14-dev curl binutils"
+lua-socket luarocks locales pkg-config gcc make clang libclang-rt-14-dev curl binutils
+valgrind"
 if [ "${1:-}" = bench ]; then
   PKGS="$PKGS nginx-light"
 fi
