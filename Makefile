@@ -112,12 +112,14 @@ FUZZ_CORPUS  := $(BUILD)/fuzz/corpus
 $(FUZZ_BIN): fuzz/json_fuzz.c $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	clang -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -I$(LUA_INCDIR) -Isrc -o $@ fuzz/json_fuzz.c $(CORE_SRC) -llua$(LUA_VERSION) -lpthread -lm
+	  -I$(LUA_INCDIR) -I$(CURL_INCDIR) -Isrc -o $@ fuzz/json_fuzz.c $(CORE_SRC) \
+	  -llua$(LUA_VERSION) -L$(CURL_LIBDIR) -lcurl -lpthread -lm
 
 fuzz: deps $(FUZZ_BIN)
 	@mkdir -p $(FUZZ_CORPUS)
 	@sh fuzz/seed.sh $(FUZZ_CORPUS)
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+	  -artifact_prefix=$(BUILD)/fuzz/ \
 	  -print_final_stats=1 $(FUZZ_CORPUS)
 
 # The shortest-float formatter against glibc's correctly rounded %.*e, plus its table
