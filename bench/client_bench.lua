@@ -144,6 +144,18 @@ local lua = os.getenv("LUA") or "lua5.4"
 
 local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
+-- On two or more cores, the emulator runs on CPU 1 and every client on CPU 0, so that the
+-- scheduler moving processes around adds no noise of its own (BENCH_PIN=0 turns it off).
+local PIN_SERVER, PIN_CLIENT = "", ""
+do
+  local p = io.popen("nproc 2>/dev/null; command -v taskset 2>/dev/null")
+  local ncpu, taskset = tonumber(p:read("l") or ""), p:read("l")
+  p:close()
+  if os.getenv("BENCH_PIN") ~= "0" and taskset and ncpu and ncpu >= 2 then
+    PIN_SERVER, PIN_CLIENT = "taskset -c 1 ", "taskset -c 0 "
+  end
+end
+
 local function run(cmd)
   local p = assert(io.popen(cmd))
   local out = p:read("a")
@@ -154,8 +166,8 @@ end
 
 -- The emulator: pid then URL, read from a file it writes.
 local tmp = os.tmpname()
-os.execute(("sh -c 'echo $$ > %s.pid; exec %s --port 0 --api-key %s --max-jobs 2000 > %s.out 2>%s.err' &")
-  :format(tmp, sh_quote(emu_bin), KEY, tmp, tmp))
+os.execute(("sh -c 'echo $$ > %s.pid; exec %s%s --port 0 --api-key %s --max-jobs 2000 > %s.out 2>%s.err' &")
+  :format(tmp, PIN_SERVER, sh_quote(emu_bin), KEY, tmp, tmp))
 local url, pid
 for _ = 1, 500 do
   local f = io.open(tmp .. ".out")
@@ -185,7 +197,8 @@ local self_path = arg[0]
 
 local contenders = {
   { name = "raw libcurl (C)", n = N, cmd = function(n)
-      return ("%s %s %s %d %s"):format(sh_quote(RAW), sh_quote(jobs_url), KEY, n, sh_quote(raw_body))
+      return ("%s%s %s %s %d %s %s"):format(PIN_CLIENT, sh_quote(RAW), sh_quote(jobs_url), KEY, n,
+        sh_quote(raw_body), core._VERSION)
     end },
   { name = "queue_jobs", n = N, kind = "ours" },
   { name = "LuaSocket keep-alive + lua-cjson", n = N, kind = "luasocket" },
@@ -194,15 +207,16 @@ local contenders = {
 for _, c in ipairs(contenders) do
   if c.kind then
     c.cmd = function(n)
-      return env .. lua .. " " .. sh_quote(self_path) .. " worker " .. c.kind .. " " .. sh_quote(url) .. " " .. n
+      return env .. PIN_CLIENT .. lua .. " " .. sh_quote(self_path) .. " worker " .. c.kind .. " " ..
+        sh_quote(url) .. " " .. n
     end
   end
   c.rates = {}
 end
 
 local ok, err = pcall(function()
-  io.write(("client bench: %d rounds; %d sequential creates per round (%d for socket.http); emulator %s\n")
-    :format(ROUNDS, N, HTTP_N, url))
+  io.write(("client bench: %d rounds; %d sequential creates per round (%d for socket.http); emulator %s%s\n")
+    :format(ROUNDS, N, HTTP_N, url, PIN_SERVER ~= "" and " (emulator on CPU 1, clients on CPU 0)" or ""))
   for _, c in ipairs(contenders) do run(c.cmd(math.min(200, c.n))) end -- warm-up
   for r = 1, ROUNDS do
     -- alternate the order so drift in machine load falls on everyone alike

@@ -1,8 +1,11 @@
 /*
  * The ceiling for `make bench`: sequential creates over one connection with raw libcurl,
  * posting a pre-serialised body and discarding the answer (only the status is checked).
+ * The request is the same one queue_jobs sends: the same headers (key, Accept,
+ * Content-Type, User-Agent, Accept-Encoding, an empty Expect), the same body.
  *
- *   client_bench_raw URL KEY N BODY  -> prints "<seconds>" for N creates, exit 1 on failure
+ *   client_bench_raw URL KEY N BODY VERSION -> prints "<seconds>" for N creates, exit 1 on
+ *   failure (VERSION: queue_jobs's version, for the same User-Agent)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -27,11 +30,11 @@ static double now(void) {
 int main(int argc, char **argv) {
   CURL *c;
   struct curl_slist *h = NULL;
-  char keyhdr[512];
+  char keyhdr[512], uahdr[160];
   long i, n, status = 0;
   double t0, t1;
-  if (argc != 5) {
-    fprintf(stderr, "usage: %s URL KEY N BODY\n", argv[0]);
+  if (argc != 6) {
+    fprintf(stderr, "usage: %s URL KEY N BODY VERSION\n", argv[0]);
     return 2;
   }
   n = strtol(argv[3], NULL, 10);
@@ -42,6 +45,10 @@ int main(int argc, char **argv) {
   h = curl_slist_append(h, "Content-Type: application/json");
   h = curl_slist_append(h, "Accept: application/json");
   h = curl_slist_append(h, "Expect:");
+  snprintf(uahdr, sizeof uahdr, "User-Agent: saladcloud-queue-jobs/%s libcurl/%s", argv[5],
+           curl_version_info(CURLVERSION_NOW)->version);
+  h = curl_slist_append(h, uahdr);
+  curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(c, CURLOPT_URL, argv[1]);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, argv[4]);

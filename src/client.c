@@ -216,10 +216,13 @@ static int add_header(qj_http *h, struct curl_slist **list, const char *prefix,
   return 1;
 }
 
+/* The User-Agent goes in the header list too: libcurl formats CURLOPT_USERAGENT anew for
+ * every request, which costs more than a fixed list entry. */
 static int build_headers(qj_http *h, struct curl_slist **list, int with_body, const char *key,
-                         size_t keylen) {
+                         size_t keylen, const char *ua, size_t ualen) {
   if (!add_header(h, list, "Salad-Api-Key: ", key, keylen)) return 0;
   if (!add_header(h, list, "Accept: application/json", "", 0)) return 0;
+  if (!add_header(h, list, "User-Agent: ", ua, ualen)) return 0;
   if (with_body) {
     if (!add_header(h, list, "Content-Type: application/json", "", 0)) return 0;
     if (!add_header(h, list, "Expect:", "", 0)) return 0; /* no 100-continue stall */
@@ -236,6 +239,7 @@ static int http_open(lua_State *L) {
   qj_http *h;
   CURL *c;
   int ok;
+  char dflt_ua[96];
 
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -269,8 +273,14 @@ static int http_open(lua_State *L) {
   memcpy(h->key, key, keylen);
   h->key[keylen] = '\0';
   h->keylen = keylen;
-  if (!build_headers(h, &h->hdr_body, 1, key, keylen) ||
-      !build_headers(h, &h->hdr_nobody, 0, key, keylen)) {
+  if (ua == NULL) {
+    snprintf(dflt_ua, sizeof dflt_ua, "saladcloud-queue-jobs/%s libcurl/%s", QJ_VERSION,
+             curl_version_info(CURLVERSION_NOW)->version);
+    ua = dflt_ua;
+    ualen = strlen(dflt_ua);
+  }
+  if (!build_headers(h, &h->hdr_body, 1, key, keylen, ua, ualen) ||
+      !build_headers(h, &h->hdr_nobody, 0, key, keylen, ua, ualen)) {
     http_release(h);
     return luaL_error(L, "http_open: not enough memory");
   }
@@ -298,16 +308,6 @@ static int http_open(lua_State *L) {
        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, allow_http ? "http,https" : "https") ==
            CURLE_OK &&
        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https") == CURLE_OK;
-  if (ok) {
-    if (ua != NULL) {
-      ok = curl_easy_setopt(c, CURLOPT_USERAGENT, ua) == CURLE_OK;
-    } else {
-      char dflt[96];
-      snprintf(dflt, sizeof dflt, "saladcloud-queue-jobs/%s libcurl/%s", QJ_VERSION,
-               curl_version_info(CURLVERSION_NOW)->version);
-      ok = curl_easy_setopt(c, CURLOPT_USERAGENT, dflt) == CURLE_OK; /* curl copies it */
-    }
-  }
   if (ok && ca != NULL) ok = curl_easy_setopt(c, CURLOPT_CAINFO, ca) == CURLE_OK;
   if (ok && proxy != NULL) ok = curl_easy_setopt(c, CURLOPT_PROXY, proxy) == CURLE_OK;
   if (!ok) {

@@ -294,76 +294,107 @@ static int dec_number(dec *d) {
 
 static int dec_value(dec *d);
 
+/* Members of an array or object are gathered on the Lua stack, up to DEC_BATCH of them,
+ * before the table is made with the right size: no rehash while it fills. Longer
+ * containers go on filling the table directly. */
+#define DEC_BATCH 64
+
 static int dec_enter(dec *d) {
   if (++d->depth > d->max_depth) {
     snprintf(d->msg, sizeof d->msg, "nesting deeper than %d levels", d->max_depth);
     return dec_fail(d, d->p, d->msg);
   }
-  if (!lua_checkstack(d->L, 6)) return dec_fail(d, d->p, "Lua stack overflow");
+  if (!lua_checkstack(d->L, 2 * DEC_BATCH + 8)) return dec_fail(d, d->p, "Lua stack overflow");
   d->p++;
   skip_ws(d);
   return 0;
 }
 
+/* Makes the table for the n items above base and moves them into it (indices 1..n). */
+static void array_make(lua_State *L, int base, int n, int extra) {
+  int k;
+  lua_createtable(L, n + extra, 0);
+  lua_insert(L, base + 1);
+  for (k = n; k >= 1; k--) lua_rawseti(L, base + 1, k); /* pops item k */
+}
+
 static int dec_array(dec *d) {
   lua_State *L = d->L;
-  lua_Integer i = 1;
+  int base = lua_gettop(L), n = 0, made = 0;
   if (dec_enter(d)) return -1;
-  lua_createtable(L, 0, 0);
-  lua_pushvalue(L, IDX_ARRAYMT);
-  lua_setmetatable(L, -2);
-  if (*d->p == ']') {
-    d->p++;
-    d->depth--;
-    return 0;
-  }
-  for (;;) {
-    if (dec_value(d)) return -1;
-    lua_rawseti(L, -2, i++);
-    skip_ws(d);
-    if (*d->p == ',') {
-      d->p++;
+  if (*d->p != ']') {
+    for (;;) {
+      if (dec_value(d)) return -1;
+      if (made) lua_rawseti(L, base + 1, ++n);
+      else if (++n == DEC_BATCH) {
+        array_make(L, base, n, n);
+        made = 1;
+      }
       skip_ws(d);
-    } else if (*d->p == ']') {
-      d->p++;
-      break;
-    } else {
-      return dec_unexpected(d, "',' or ']'");
+      if (*d->p == ',') {
+        d->p++;
+        skip_ws(d);
+      } else if (*d->p == ']') {
+        break;
+      } else {
+        return dec_unexpected(d, "',' or ']'");
+      }
     }
   }
+  d->p++;
+  if (!made) array_make(L, base, n, 0);
+  lua_pushvalue(L, IDX_ARRAYMT);
+  lua_setmetatable(L, -2);
   d->depth--;
   return 0;
 }
 
+/* Makes the table for the n key/value pairs above base and sets them in order (so that
+ * of two equal keys the last one wins). */
+static void object_make(lua_State *L, int base, int n, int extra) {
+  int k, top;
+  lua_createtable(L, 0, n + extra);
+  lua_insert(L, base + 1);
+  top = base + 1 + 2 * n;
+  for (k = base + 2; k < top; k += 2) {
+    lua_pushvalue(L, k);
+    lua_pushvalue(L, k + 1);
+    lua_rawset(L, base + 1);
+  }
+  lua_settop(L, base + 1);
+}
+
 static int dec_object(dec *d) {
   lua_State *L = d->L;
+  int base = lua_gettop(L), n = 0, made = 0;
   if (dec_enter(d)) return -1;
-  lua_createtable(L, 0, 0);
-  if (*d->p == '}') {
-    d->p++;
-    d->depth--;
-    return 0;
-  }
-  for (;;) {
-    if (*d->p != '"') return dec_unexpected(d, "a string key");
-    if (dec_string(d)) return -1;
-    skip_ws(d);
-    if (*d->p != ':') return dec_unexpected(d, "':'");
-    d->p++;
-    skip_ws(d);
-    if (dec_value(d)) return -1;
-    lua_rawset(L, -3);
-    skip_ws(d);
-    if (*d->p == ',') {
+  if (*d->p != '}') {
+    for (;;) {
+      if (*d->p != '"') return dec_unexpected(d, "a string key");
+      if (dec_string(d)) return -1;
+      skip_ws(d);
+      if (*d->p != ':') return dec_unexpected(d, "':'");
       d->p++;
       skip_ws(d);
-    } else if (*d->p == '}') {
-      d->p++;
-      break;
-    } else {
-      return dec_unexpected(d, "',' or '}'");
+      if (dec_value(d)) return -1;
+      if (made) lua_rawset(L, base + 1);
+      else if (++n == DEC_BATCH) {
+        object_make(L, base, n, n);
+        made = 1;
+      }
+      skip_ws(d);
+      if (*d->p == ',') {
+        d->p++;
+        skip_ws(d);
+      } else if (*d->p == '}') {
+        break;
+      } else {
+        return dec_unexpected(d, "',' or '}'");
+      }
     }
   }
+  d->p++;
+  if (!made) object_make(L, base, n, 0);
   d->depth--;
   return 0;
 }
