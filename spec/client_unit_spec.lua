@@ -34,20 +34,7 @@ local function new(extra)
   return assert(qj.client(o))
 end
 
--- Every string reachable from v (keys and values), depth-first.
-local function strings_of(v, out, seen)
-  out, seen = out or {}, seen or {}
-  if type(v) == "string" then
-    out[#out + 1] = v
-  elseif type(v) == "table" and not seen[v] then
-    seen[v] = true
-    for k, x in pairs(v) do
-      strings_of(k, out, seen)
-      strings_of(x, out, seen)
-    end
-  end
-  return out
-end
+local strings_of = require("helpers").strings_of
 
 local function assert_no_key(v, key)
   key = key or KEY

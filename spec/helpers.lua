@@ -28,6 +28,22 @@ end
 
 --- The emulator binary: $QJ_EMULATOR, else the sanitizer build under `make check`
 -- (QJ_SANITIZED=1), else build/salad-queue-emulator.
+--- Every string reachable from v (keys and values), depth-first: for proving that a
+-- secret appears nowhere in an error.
+function M.strings_of(v, out, seen)
+  out, seen = out or {}, seen or {}
+  if type(v) == "string" then
+    out[#out + 1] = v
+  elseif type(v) == "table" and not seen[v] then
+    seen[v] = true
+    for k, x in pairs(v) do
+      M.strings_of(k, out, seen)
+      M.strings_of(x, out, seen)
+    end
+  end
+  return out
+end
+
 function M.emulator_path()
   local p = os.getenv("QJ_EMULATOR")
   if p and p ~= "" then return p end
