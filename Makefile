@@ -45,7 +45,7 @@ BENCH_TARGETS   := bench-json
 INSTALL_TARGETS :=
 CLEAN_FILES     :=
 
-.PHONY: all deps deps-bench test check bench bench-json conformance fuzz demo install uninstall \
+.PHONY: all deps test check bench bench-json conformance fuzz demo install uninstall \
         rock-check dtoa-check valgrind clean
 
 all: $(CORE_SO)
@@ -63,9 +63,6 @@ $(CORE_SO): $(CORE_OBJ)
 # Installs the Debian packages that building and testing need (only what is missing).
 deps:
 	@sh tools/deps.sh
-
-deps-bench:
-	@sh tools/deps.sh bench
 
 test: deps all $(TEST_DEPS)
 	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) $(BUSTED)
@@ -102,7 +99,7 @@ conformance: all
 
 bench: $(BENCH_TARGETS)
 
-bench-json: deps-bench all
+bench-json: deps all
 	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bench/json_bench.lua
 
 # libFuzzer target for the decoder (clang): make fuzz FUZZ_SECONDS=600

@@ -695,7 +695,8 @@ function Client:close()
   self._h:close()
 end
 
---- client:stats() -> {requests = n, connects = n, open = bool}: counters of the connection.
+--- client:stats() -> {requests = n, connects = n, open = bool, http_version = "1.1" | "2" | ...}:
+-- counters of the connection and the HTTP version of the last answer.
 function Client:stats()
   check_self(self, "stats")
   return self._h:stats()

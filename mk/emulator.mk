@@ -71,5 +71,5 @@ $(EMU_BENCH): bench/emulator_bench.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -o $@ $< $(LDFLAGS)
 
-bench-emulator: deps-bench $(EMU) $(EMU_BENCH)
+bench-emulator: deps $(EMU) $(EMU_BENCH)
 	sh bench/emulator_bench.sh $(EMU) $(EMU_BENCH) $(BENCH_CREATES) $(BENCH_CONNS)

@@ -165,7 +165,7 @@ describe("queue_jobs client against the emulator", function()
 
     it("a client keeps one connection for many requests", function()
       for i = 1, 20 do assert(keep(c:create { queue_name = Q, input = i })) end
-      assert.same({ requests = 20, connects = 1, open = true }, c:stats())
+      assert.same({ requests = 20, connects = 1, open = true, http_version = "1.1" }, c:stats())
     end)
   end)
 

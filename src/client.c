@@ -11,7 +11,9 @@
  *   handle:redact(s)  -> s with every occurrence of the key replaced by "[REDACTED]"
  *                        (keys shorter than 8 bytes are left alone: they match words)
  *   handle:same_key(k) -> boolean
- *   handle:stats()    -> {requests = n, connects = n}
+ *   handle:stats()    -> {requests = n, connects = n, open = bool, http_version = s|nil}
+ *                        (http_version: "1.0", "1.1", "2" or "3", of the last request's
+ *                        answer; nil before any request and when the last one got none)
  *   handle:close(); __close and __gc share it, safe to call twice
  *   core.key_fingerprint(k) -> 16 hex digits (FNV-1a 64; never the key itself)
  *   core.monotime() -> seconds (CLOCK_MONOTONIC), core.sleep(seconds)
@@ -47,6 +49,7 @@ typedef struct qj_http {
   int too_large, oom, open;
   int is_post, prereqs, refused_retry; /* per request: see on_prereq */
   lua_Integer requests, connects;
+  const char *http_version; /* static string of the last answer's HTTP version, or NULL */
   lua_Alloc alloc;
   void *ud;
   char errbuf[CURL_ERROR_SIZE];
@@ -320,6 +323,21 @@ static int http_open(lua_State *L) {
 
 /* ---- request ---------------------------------------------------------------------------- */
 
+/* CURLINFO_HTTP_VERSION of the last transfer as text; NULL when no answer came (0). */
+static const char *http_version_name(CURL *c) {
+  long v = 0;
+  if (curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &v) != CURLE_OK) return NULL;
+  switch (v) {
+  case CURL_HTTP_VERSION_1_0: return "1.0";
+  case CURL_HTTP_VERSION_1_1: return "1.1";
+  case CURL_HTTP_VERSION_2_0: return "2";
+#if LIBCURL_VERSION_NUM >= 0x074200 /* 7.66.0: CURL_HTTP_VERSION_3 */
+  case CURL_HTTP_VERSION_3: return "3";
+#endif
+  default: return NULL;
+  }
+}
+
 static long to_ms(lua_State *L, int idx, const char *what) {
   lua_Number s = luaL_checknumber(L, idx);
   luaL_argcheck(L, s > 0 && s < 1e9, idx, what);
@@ -378,6 +396,7 @@ static int http_request(lua_State *L) {
   curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &nconn);
   h->requests++;
   h->connects += nconn;
+  h->http_version = http_version_name(c);
   /* Was any byte of the request possibly sent? on_prereq runs just before sending. */
   sent = h->prereqs > 0;
 
@@ -480,13 +499,17 @@ static int http_same_key(lua_State *L) {
 
 static int http_stats(lua_State *L) {
   qj_http *h = (qj_http *)luaL_checkudata(L, 1, QJ_HTTP_MT);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
   lua_pushinteger(L, h->requests);
   lua_setfield(L, -2, "requests");
   lua_pushinteger(L, h->connects);
   lua_setfield(L, -2, "connects");
   lua_pushboolean(L, h->open);
   lua_setfield(L, -2, "open");
+  if (h->http_version != NULL) {
+    lua_pushstring(L, h->http_version);
+    lua_setfield(L, -2, "http_version");
+  }
   return 1;
 }
 

@@ -1,0 +1,535 @@
+-- queue_jobs client over real local servers: TLS verification against nginx with a CA made
+-- for this run, HTTP/2 and connection reuse over TLS, gzip answers and max_body on the
+-- decompressed size, and the proxy option against a LuaSocket proxy stand-in.
+--
+-- nginx terminates TLS on 127.0.0.1 (and 127.0.0.2, for a host name the certificate does not
+-- cover) and proxies to an emulator over HTTP/1.1 keep-alive. The nginx part is pending when
+-- nginx or openssl is missing (Debian: nginx-light, openssl). Child processes (nginx,
+-- openssl, the proxy stand-in) run without the sanitizer preload of `make check`: they are
+-- not instrumented, and only the client core is under test.
+local qj = require "queue_jobs"
+local helpers = require "helpers"
+local socket = require "socket"
+
+local KEY = "sk-tls-SECRET-4b1d9e7a2c"
+local ORG, PROJ = "acme-corp", "dev-env"
+local BIG = 1234567890123456789 -- 19 digits: above 2^53, so only an exact codec keeps it
+local NO_ASAN = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u LSAN_OPTIONS "
+
+local strings_of = helpers.strings_of
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write_file(path, s)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(s))
+  f:close()
+end
+
+--- Runs a shell command (without the sanitizer preload: under `make check` an uninstrumented
+-- mktemp or rm would report its own leaks and abort); returns true or false and its output
+-- (stdout and stderr).
+local function run(cmd)
+  local p = assert(io.popen(NO_ASAN .. "sh -c " .. q(cmd) .. " 2>&1", "r"))
+  local out = p:read("a")
+  local ok = p:close()
+  return ok == true, out
+end
+
+--- The path of an executable: `command -v name`, else one of the given paths.
+local function find_exe(name, extra)
+  local ok, out = run("command -v " .. name)
+  local p = ok and out:match("^(%S+)")
+  if p then return p end
+  for _, x in ipairs(extra or {}) do
+    if run("test -x " .. q(x)) then return x end
+  end
+  return nil
+end
+
+local NGINX = find_exe("nginx", { "/usr/sbin/nginx" })
+local OPENSSL = find_exe("openssl", { "/usr/bin/openssl" })
+
+--- A loopback port that was free a moment ago (bound to port 0, then closed): nginx cannot
+-- listen on port 0 and tell which port it got.
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+local function same_json(a, b)
+  return assert(qj.json.encode(a, { sort_keys = true })) == assert(qj.json.encode(b, { sort_keys = true }))
+end
+
+local function assert_no_key(v, what)
+  for _, s in ipairs(strings_of(v)) do
+    assert.is_nil(s:find(KEY, 1, true), "the key leaked into " .. (what or "an error"))
+  end
+  if type(v) == "table" then assert.is_nil(tostring(v):find(KEY, 1, true)) end
+end
+
+---------------------------------------------------------------------------------------------
+-- Child processes: started through `sh -c 'echo $$ >pidfile; exec ...'`, stopped by pid.
+
+local Proc = {}
+Proc.__index = Proc
+Proc.__gc = function(self) self:stop() end
+
+local function proc_state(pid)
+  local s = read_file("/proc/" .. pid .. "/stat")
+  return s and s:match("^%d+ %b() (%u)")
+end
+
+--- spawn(cmd, pidfile): cmd is shell text; its stdout is the pipe unless cmd redirects it.
+local function spawn(cmd, pidfile)
+  local p = assert(io.popen(("echo $$ >%s; exec %s%s"):format(q(pidfile), NO_ASAN, cmd), "r"))
+  return setmetatable({ proc = p, pidfile = pidfile }, Proc)
+end
+
+function Proc:getpid()
+  if not self.pid then
+    local s = read_file(self.pidfile)
+    self.pid = s and tonumber(s:match("%d+"))
+  end
+  return self.pid
+end
+
+function Proc:alive()
+  if self.closed then return false end
+  local pid = self:getpid()
+  if not pid then return true end -- the shell has not written it yet
+  local st = proc_state(pid)
+  return st ~= nil and st ~= "Z"
+end
+
+--- SIGTERM, a bounded wait, SIGKILL if needed, then reaps it. Idempotent.
+function Proc:stop()
+  if self.closed then return end
+  helpers.wait_for(function() return self:getpid() end, 5)
+  local pid = self:getpid()
+  if pid and self:alive() then
+    os.execute(("kill -TERM %d 2>/dev/null"):format(pid))
+    if not helpers.wait_for(function() return not self:alive() end, 5, 0.005) then
+      os.execute(("kill -KILL %d 2>/dev/null"):format(pid))
+    end
+  end
+  self.proc:close()
+  self.closed = true
+end
+
+---------------------------------------------------------------------------------------------
+-- The proxy stand-in: a separate lua5.4 process (the client blocks while it waits, so the
+-- stand-in cannot live in this process). It prints its port, accepts one connection, reads
+-- one request, answers a canned 201 job and prints what it saw (never the key's value).
+
+local PROXY_JOB = '{"id":"0b9bc41c-3a51-4a0b-9d2e-1f5c7e3d2a10","input":{"seed":' .. BIG ..
+  ',"via":"proxy"},"status":"pending","events":[{"action":"created","time":' ..
+  '"2026-11-29T05:36:29.6521534+00:00"}],"create_time":"2026-11-29T05:36:29.6521534+00:00",' ..
+  '"update_time":"2026-11-29T05:36:29.6521534+00:00"}'
+
+local PROXY_SCRIPT = [=[
+local socket = require "socket"
+local job = arg[1]
+local srv = assert(socket.bind("127.0.0.1", 0))
+srv:settimeout(10)
+local _, port = srv:getsockname()
+io.stdout:write(port, "\n")
+io.stdout:flush()
+local c = srv:accept()
+if not c then io.stdout:write("ERROR no connection\n") os.exit(1) end
+c:settimeout(10)
+local line = c:receive("*l")
+local seen, len = {}, 0
+while true do
+  local h = c:receive("*l")
+  if not h or h == "" then break end
+  local name, value = h:match("^([^:]+):%s*(.-)%s*$")
+  if name then
+    name = name:lower()
+    if name == "content-length" then len = tonumber(value) end
+    if name == "salad-api-key" then value = "<" .. #value .. " bytes>" end
+    seen[#seen + 1] = "HEADER " .. name .. ": " .. value
+  end
+end
+local body = len > 0 and c:receive(len) or ""
+c:send("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: " .. #job ..
+  "\r\nConnection: close\r\n\r\n" .. job)
+c:close()
+io.stdout:write("LINE ", tostring(line), "\n", table.concat(seen, "\n"), "\nBODY ", body or "", "\n")
+]=]
+
+---------------------------------------------------------------------------------------------
+-- A CA and a server certificate for 127.0.0.1 and localhost, made for this run.
+
+local OPENSSL_CNF = [[
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca_ext]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+]]
+
+local function make_certs(dir)
+  local cnf = dir .. "/openssl.cnf"
+  write_file(cnf, OPENSSL_CNF)
+  local o = q(OPENSSL)
+  local ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+  local steps = {
+    o .. " req -x509 -config " .. q(cnf) .. " -extensions ca_ext" .. ec .. " -keyout " ..
+      q(dir .. "/ca.key") .. " -out " .. q(dir .. "/ca.crt") .. " -days 2 -subj '/CN=queue-jobs test CA'",
+    o .. " req -new -config " .. q(cnf) .. ec .. " -keyout " .. q(dir .. "/server.key") ..
+      " -out " .. q(dir .. "/server.csr") .. " -subj '/CN=127.0.0.1'",
+    o .. " x509 -req -in " .. q(dir .. "/server.csr") .. " -CA " .. q(dir .. "/ca.crt") ..
+      " -CAkey " .. q(dir .. "/ca.key") .. " -set_serial 4242 -days 2 -extfile " .. q(cnf) ..
+      " -extensions server_ext -out " .. q(dir .. "/server.crt"),
+  }
+  for _, cmd in ipairs(steps) do
+    local ok, out = run(cmd)
+    assert(ok, "openssl failed: " .. cmd .. "\n" .. out)
+  end
+  return dir .. "/ca.crt"
+end
+
+---------------------------------------------------------------------------------------------
+-- nginx: TLS + HTTP/2 + gzip in front of the emulator, in its own prefix, one process.
+
+local LOG_FORMAT = "'$request_method $request_uri $status $server_protocol " ..
+  "enc=$sent_http_content_encoding ratio=$gzip_ratio bytes=$body_bytes_sent'"
+
+local function nginx_conf(dir, port, emu_port)
+  return ([[
+daemon off;
+master_process off;
+worker_processes 1;
+pid DIR/nginx.pid;
+error_log DIR/error.log warn;
+events { worker_connections 64; }
+http {
+  log_format qj LOG_FORMAT;
+  access_log DIR/access.log qj;
+  client_body_temp_path DIR/tmp/body;
+  proxy_temp_path DIR/tmp/proxy;
+  fastcgi_temp_path DIR/tmp/fastcgi;
+  uwsgi_temp_path DIR/tmp/uwsgi;
+  scgi_temp_path DIR/tmp/scgi;
+  upstream emulator {
+    server 127.0.0.1:EMU_PORT;
+    keepalive 4;
+  }
+  server {
+    listen 127.0.0.1:PORT ssl http2;
+    listen 127.0.0.2:PORT ssl http2;
+    ssl_certificate DIR/server.crt;
+    ssl_certificate_key DIR/server.key;
+    gzip on;
+    gzip_types application/json;
+    gzip_min_length 0;
+    gzip_proxied any;
+    location / {
+      proxy_pass http://emulator;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+]]):gsub("LOG_FORMAT", LOG_FORMAT):gsub("EMU_PORT", tostring(emu_port))
+    :gsub("PORT", tostring(port)):gsub("DIR", dir)
+end
+
+local function can_connect(host, port)
+  local s = socket.tcp()
+  s:settimeout(0.2)
+  local ok = s:connect(host, port)
+  s:close()
+  return ok ~= nil
+end
+
+--- Starts nginx on a free port (another one when the port was taken meanwhile).
+-- Returns the process and the port, or raises with nginx's error log.
+local function start_nginx(dir, emu_port)
+  local last = ""
+  for _ = 1, 4 do
+    local port = free_port()
+    local conf, errlog, out = dir .. "/nginx.conf", dir .. "/error.log", dir .. "/nginx.out"
+    write_file(conf, nginx_conf(dir, port, emu_port))
+    write_file(errlog, "")
+    local p = spawn(q(NGINX) .. " -p " .. q(dir .. "/") .. " -c " .. q(conf) .. " -e " .. q(errlog) ..
+      " >" .. q(out) .. " 2>&1 </dev/null", dir .. "/nginx.shpid")
+    -- listening on both addresses means every bind is done
+    local state = helpers.wait_for(function()
+      if not p:alive() then return "dead" end
+      if can_connect("127.0.0.1", port) and can_connect("127.0.0.2", port) then
+        return p:alive() and "up" or "dead"
+      end
+    end, 10)
+    if state == "up" then return p, port end
+    p:stop()
+    last = (read_file(errlog) or "") .. (read_file(out) or "")
+    if not last:find("in use", 1, true) then break end
+  end
+  error("nginx did not start: " .. last, 2)
+end
+
+---------------------------------------------------------------------------------------------
+
+describe("queue_jobs client through a proxy (LuaSocket stand-in)", function()
+  local tmp, proxy
+
+  setup(function()
+    local ok, out = run("mktemp -d")
+    tmp = ok and out:match("^(/%S+)") or nil
+    assert(tmp, "mktemp -d failed: " .. out)
+    write_file(tmp .. "/proxy.lua", PROXY_SCRIPT)
+  end)
+  teardown(function()
+    if proxy then proxy:stop() end
+    if tmp then run("rm -rf " .. q(tmp)) end
+  end)
+
+  it("sends an absolute-form request to the proxy, and without it fails to connect", function()
+    proxy = spawn("lua5.4 " .. q(tmp .. "/proxy.lua") .. " " .. q(PROXY_JOB) .. " 2>" ..
+      q(tmp .. "/proxy.err"), tmp .. "/proxy.pid")
+    local port = tonumber(proxy.proc:read("l"))
+    assert(port, "the proxy stand-in did not start: " .. tostring(read_file(tmp .. "/proxy.err")))
+    -- 127.0.0.2:9 is loopback (so plain http is allowed) and nothing listens there
+    local opts = { api_key = KEY, base_url = "http://127.0.0.2:9/api/public",
+      organization_name = ORG, project_name = PROJ, rate_limit = false, retries = 0,
+      timeout = 5, connect_timeout = 2, proxy = "http://127.0.0.1:" .. port }
+    local c = assert(qj.client(opts))
+    local job, err = c:create { queue_name = "proxied", input = { seed = BIG } }
+    local seen = proxy.proc:read("a")
+    proxy:stop()
+    assert.is_nil(err and tostring(err))
+    assert.equal("0b9bc41c-3a51-4a0b-9d2e-1f5c7e3d2a10", job.id)
+    assert.equal(BIG, job.input.seed)
+    assert.equal("proxy", job.input.via)
+    assert.equal("POST http://127.0.0.2:9/api/public/organizations/acme-corp/projects/dev-env" ..
+      "/queues/proxied/jobs HTTP/1.1", seen:match("LINE ([^\n]*)"))
+    assert.matches("\nHEADER host: 127%.0%.0%.2:9\n", seen)
+    assert.matches("\nHEADER salad%-api%-key: <" .. #KEY .. " bytes>\n", seen)
+    assert.matches('\nBODY {"input":{"seed":' .. BIG .. '}}\n', seen, 1, true)
+    assert.is_nil(seen:find(KEY, 1, true))
+    assert.equal("1.1", c:stats().http_version)
+    c:close()
+
+    opts.proxy = nil
+    c = assert(qj.client(opts))
+    job, err = c:create { queue_name = "proxied", input = { seed = BIG } }
+    assert.is_nil(job)
+    assert.equal("network", err.kind)
+    assert.equal(1, err.attempts)
+    assert.equal(0, c:stats().connects)
+    assert.is_nil(c:stats().http_version)
+    assert_no_key(err)
+    c:close()
+  end)
+end)
+
+if not (NGINX and OPENSSL) then
+  describe("queue_jobs client over TLS (nginx)", function()
+    pending("needs nginx and openssl (Debian packages nginx-light and openssl)")
+  end)
+  return
+end
+
+describe("queue_jobs client over TLS (nginx in front of the emulator)", function()
+  local tmp, emu, nginx, port, ca, https
+  local errors = {}
+  local function keep(res, err)
+    if err ~= nil then errors[#errors + 1] = err end
+    return res, err
+  end
+
+  local function client(extra)
+    local o = { api_key = KEY, base_url = https, organization_name = ORG, project_name = PROJ,
+      rate_limit = false, retries = 3, backoff_base = 0.01, backoff_max = 0.05, timeout = 5,
+      connect_timeout = 5 }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return assert(qj.client(o))
+  end
+
+  --- The first line of nginx's access log that matches pattern (nginx writes it when the
+  -- request ends, a moment after the client has the answer: polled, bounded).
+  local function access_line(pattern)
+    return helpers.wait_for(function()
+      for line in ((read_file(tmp .. "/access.log") or "") .. "\n"):gmatch("([^\n]*)\n") do
+        if line:find(pattern) then return line end
+      end
+    end, 5)
+  end
+
+  setup(function()
+    local ok, out = run("mktemp -d")
+    tmp = ok and out:match("^(/%S+)") or nil
+    assert(tmp, "mktemp -d failed: " .. out)
+    assert(run("mkdir -p " .. q(tmp .. "/tmp")))
+    ca = make_certs(tmp)
+    emu = helpers.start_emulator { api_key = KEY, args = { "--api-key", KEY } }
+    nginx, port = start_nginx(tmp, emu.port)
+    https = "https://127.0.0.1:" .. port .. "/api/public"
+  end)
+  teardown(function()
+    if nginx then nginx:stop() end
+    if emu then emu:stop() end
+    if tmp then run("rm -rf " .. q(tmp)) end
+  end)
+
+  it("verifies certificates by default: an unknown CA fails, not retried, nothing created", function()
+    local before = emu:counters()
+    local c = client()
+    local job, err = keep(c:create { queue_name = "tls-queue", input = { seed = BIG } })
+    assert.is_nil(job)
+    assert.equal("network", err.kind)
+    assert.equal(1, err.attempts)
+    assert.is_false(err.retryable)
+    assert.matches("^create: network: ", err.message)
+    assert.matches("certificate", err.message)
+    assert.is_nil(c:stats().http_version)
+    local after = emu:counters()
+    assert.equal(before.requests.create_job, after.requests.create_job)
+    assert.equal(before.requests_total, after.requests_total)
+    assert.equal(before.creates_accepted, after.creates_accepted)
+    c:close()
+  end)
+
+  it("verifies the host name: the certificate does not cover 127.0.0.2", function()
+    local before = emu:counters().requests_total
+    local c = client { ca_file = ca, base_url = "https://127.0.0.2:" .. port .. "/api/public" }
+    local res, err = keep(c:list { queue_name = "tls-queue" })
+    assert.is_nil(res)
+    assert.equal("network", err.kind)
+    assert.equal(1, err.attempts) -- a verification failure is never retried, even for a GET
+    assert.matches("127%.0%.0%.2", err.message)
+    assert.equal(before, emu:counters().requests_total)
+    c:close()
+  end)
+
+  it("with ca_file, creates, gets, lists and cancels over HTTP/2, exactly", function()
+    local c = client { ca_file = ca }
+    local input = { prompt = "a cat", seed = BIG, neg = -BIG, f = 2.0, tags = qj.empty_array,
+      none = qj.null, nested = { { x = "é" } } }
+    local job = assert(keep(c:create { queue_name = "tls-queue", input = input,
+      metadata = { ref = "tls-1" } }))
+    assert.equal("2", c:stats().http_version)
+    assert.equal(BIG, job.input.seed)
+    assert.equal("integer", math.type(job.input.seed))
+    assert.equal("float", math.type(job.input.f))
+    assert.is_true(same_json(input, job.input))
+    assert.equal("tls-1", job.metadata.ref)
+    local got = assert(keep(c:get { queue_name = "tls-queue", id = job.id }))
+    assert.is_true(same_json(job, got))
+    local list = assert(keep(c:list { queue_name = "tls-queue" }))
+    assert.equal(1, #list.items)
+    assert.is_true(same_json(job, list.items[1]))
+    assert.is_true(keep(c:cancel { queue_name = "tls-queue", id = job.id }))
+    assert.equal("cancelled", assert(keep(c:get { queue_name = "tls-queue", id = job.id })).status)
+    assert.equal("2", c:stats().http_version)
+    local ctr = emu:counters().requests
+    assert.same({ 1, 2, 1, 1 }, { ctr.create_job, ctr.get_job, ctr.list_jobs, ctr.delete_job })
+    -- the requests went through nginx as HTTP/2
+    assert.truthy(access_line("^POST /api/public/organizations/acme%-corp/projects/dev%-env/queues/tls%-queue/jobs 201 HTTP/2%.0 "))
+    c:close()
+  end)
+
+  it("reports HTTP/1.1 against the plain emulator", function()
+    local c = client { base_url = emu.url }
+    assert.is_nil(c:stats().http_version)
+    assert(keep(c:list { queue_name = "plain-queue" }))
+    assert.equal("1.1", c:stats().http_version)
+    c:close()
+  end)
+
+  it("many creates over TLS reuse one connection", function()
+    local c = client { ca_file = ca }
+    for i = 1, 25 do
+      local job = assert(keep(c:create { queue_name = "reuse-queue", input = { i = i, seed = BIG } }))
+      assert.equal(i, job.input.i)
+    end
+    local st = c:stats()
+    assert.equal(25, st.requests)
+    assert.equal(1, st.connects)
+    assert.equal("2", st.http_version)
+    c:close()
+  end)
+
+  describe("compressed answers", function()
+    local Q, raw = "gzip-queue", nil
+
+    setup(function()
+      -- 100 jobs straight at the emulator (plain HTTP), then the list's exact bytes
+      local plain = client { base_url = emu.url }
+      for i = 1, 100 do
+        assert(plain:create { queue_name = Q, input = { i = i, seed = BIG, prompt = "a cat in a salad bowl" } })
+      end
+      plain:close()
+      local status, body = helpers.http("GET", emu.url .. "/organizations/" .. ORG .. "/projects/" ..
+        PROJ .. "/queues/" .. Q .. "/jobs?page_size=100", { headers = { ["Salad-Api-Key"] = KEY } })
+      assert.equal(200, status)
+      raw = body
+      assert.equal(100, #helpers.decode(raw).items)
+    end)
+
+    it("a list comes back gzip-compressed on the wire and decodes exactly", function()
+      local c = client { ca_file = ca }
+      local list = assert(keep(c:list { queue_name = Q, page = 1, page_size = 100 }))
+      assert.equal(100, #list.items)
+      assert.is_true(same_json(helpers.decode(raw), list))
+      assert.equal(BIG, list.items[100].input.seed)
+      local line = access_line("^GET /api/public/[^ ]*/queues/gzip%-queue/jobs%?page=1&page_size=100 ")
+      assert.truthy(line, "no access log line for the list")
+      assert.matches(" 200 HTTP/2%.0 enc=gzip ", line)
+      local ratio = tonumber(line:match(" ratio=([%d.]+)"))
+      local sent = tonumber(line:match(" bytes=(%d+)"))
+      assert.is_true(ratio and ratio > 2, line)
+      assert.is_true(sent and sent * 2 < #raw, line .. " (decompressed: " .. #raw .. " bytes)")
+      c:close()
+    end)
+
+    it("max_body applies to the decompressed size", function()
+      local line = access_line("^GET /api/public/[^ ]*/queues/gzip%-queue/jobs%?page=1&page_size=100 ")
+      local compressed = tonumber(line and line:match(" bytes=(%d+)"))
+      assert.is_true(compressed ~= nil and compressed < #raw - 1)
+      -- exactly the decompressed size: accepted
+      local c = client { ca_file = ca, max_body = #raw }
+      local list = assert(keep(c:list { queue_name = Q, page_size = 100 }))
+      assert.equal(100, #list.items)
+      c:close()
+      -- one byte less, yet far above the compressed size: refused
+      c = client { ca_file = ca, max_body = #raw - 1 }
+      local res, err = keep(c:list { queue_name = Q, page_size = 100 })
+      assert.is_nil(res)
+      assert.equal("too_large", err.kind)
+      assert.equal(1, err.attempts)
+      assert.matches("max_body", err.message)
+      c:close()
+    end)
+  end)
+
+  it("the key is in no error and in no nginx log", function()
+    assert.is_true(#errors >= 3, "only " .. #errors .. " errors collected")
+    for _, err in ipairs(errors) do assert_no_key(err) end
+    assert.is_nil((read_file(tmp .. "/access.log") or ""):find(KEY, 1, true))
+    assert.is_nil((read_file(tmp .. "/error.log") or ""):find(KEY, 1, true))
+  end)
+end)
