@@ -32,7 +32,7 @@ function M.glob(g)
       else
         out[#out + 1] = "[^/]*"
       end
-    elseif c:find("^[%w/_-]$") then
+    elseif c:find("^[%w/_]$") then
       out[#out + 1] = c
     else
       out[#out + 1] = "%" .. c

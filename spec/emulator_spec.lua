@@ -617,6 +617,18 @@ describe("salad-queue-emulator", function()
       assert.are.equal(200, (emu:request("GET", JOBS)))
     end)
 
+    it("matches a glob's other characters literally, so a path can name one job", function()
+      local a, b = create_ok(emu, 1), create_ok(emu, 2)
+      -- a job id has '-' in it, and '.', '%', '(' must not act as pattern characters either
+      emu:fault { method = "GET", path = "/api/public/organizations/*/projects/*/queues/*/jobs/"
+        .. a.id, fault = { kind = "status", status = 503 } }
+      emu:fault { path = "/api/public/x.(y)%", fault = { kind = "status", status = 500 } }
+      assert.are.equal(200, (emu:request("GET", JOBS .. "/" .. b.id)))
+      assert.are.equal(503, (emu:request("GET", JOBS .. "/" .. a.id)))
+      assert.are.equal(404, (emu:request("GET", "/xayyy")))
+      assert.are.equal(1, emu:counters().faults_fired)
+    end)
+
     it("delay: holds the response back without blocking other connections", function()
       emu:fault { method = "POST", fault = { kind = "delay", ms = 1500 } }
       local slow = assert(helpers.connect(emu.url))
