@@ -665,23 +665,32 @@ function Client:wait(a)
   local deadline = clock() + timeout
   local get_args = { queue_name = a.queue_name, id = a.id, organization_name = a.organization_name,
     project_name = a.project_name }
-  local polls = 0
+  local polls, last = 0, nil
+  -- wait's own timeout: err.job is the last job seen (nil when no poll was answered)
+  local function timed_out(cause)
+    local msg = last and fmt("wait: job %s is still %s after %.3g s", a.id,
+      policy.one_line(tostring(last.status), 40), timeout)
+      or fmt("wait: no answer about job %s within %.3g s (%s)", a.id, timeout,
+        cause and cause.message or "deadline")
+    return nil, redact(self._h, new_error { kind = "timeout", retryable = false, attempts = polls,
+      job = last, message = msg }, 0)
+  end
   while true do
     local left = deadline - clock()
     get_args.deadline = left > 0 and left or 1e-3
     local job, gerr = self:get(get_args)
     polls = polls + 1
     if not job then
+      -- a poll that wait's deadline cut short ends the wait, not the job (curl counts
+      -- whole milliseconds, so allow it to stop a little before the deadline)
+      if gerr.kind == "timeout" and deadline - clock() < 0.05 then return timed_out(gerr) end
       gerr.message = gerr.message:gsub("^get:", "wait:")
       return nil, gerr
     end
+    last = job
     if TERMINAL[job.status] then return job end
     left = deadline - clock()
-    if left <= 0 then
-      return nil, redact(self._h, new_error { kind = "timeout", retryable = false, attempts = polls,
-        job = job, message = fmt("wait: job %s is still %s after %.3g s", a.id,
-          policy.one_line(tostring(job.status), 40), timeout) }, 0)
-    end
+    if left <= 0 then return timed_out() end
     sleep(min(interval, left))
     interval = min(interval * 1.5, max_interval)
   end

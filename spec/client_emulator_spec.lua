@@ -478,6 +478,22 @@ describe("queue_jobs client against the emulator", function()
       assert.is_true(dt >= 0.5 and dt < 1.5, "took " .. dt)
     end)
 
+    it("keeps the last job seen when its deadline cuts a get short", function()
+      local job = assert(keep(c:create { queue_name = Q, input = 1 }))
+      -- the first poll answers at once; the next one would take 5 s, past wait's deadline
+      emu:fault { method = "GET", path = JOBS .. "/" .. job.id, count = 1,
+        fault = { kind = "delay", ms = 1 } }
+      emu:fault { method = "GET", path = JOBS .. "/" .. job.id, count = 5,
+        fault = { kind = "delay", ms = 5000 } }
+      local res, err = keep(c:wait { queue_name = Q, id = job.id, timeout = 0.5, interval = 0.05 })
+      assert.is_nil(res)
+      assert.equal("timeout", err.kind)
+      assert.equal(job.id, err.job and err.job.id)
+      assert.equal("pending", err.job.status)
+      assert.matches("^wait: job .* is still pending after", err.message)
+      assert.equal(2, emu:counters().faults_fired)
+    end)
+
     it("returns the error of a failing get (404)", function()
       local res, err = keep(c:wait { queue_name = Q, id = "7dcd6922-50e9-4d56-89b5-91cde26f0211" })
       assert.is_nil(res)
