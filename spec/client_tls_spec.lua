@@ -18,15 +18,7 @@ local NO_ASAN = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u LSAN_OPTI
 
 local strings_of = helpers.strings_of
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local q, read_file = helpers.shell_quote, helpers.read_file
 
 local function write_file(path, s)
   local f = assert(io.open(path, "wb"))

@@ -54,10 +54,13 @@ function M.emulator_path()
   return root() .. "/build/salad-queue-emulator"
 end
 
+--- s quoted for the shell.
 local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
+M.shell_quote = shell_quote
 
+--- The whole file at path, or nil when it cannot be read.
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -65,6 +68,7 @@ local function read_file(path)
   f:close()
   return s
 end
+M.read_file = read_file
 
 --- "R", "S", ... from /proc/PID/stat; nil when the process is gone.
 local function proc_state(pid)
