@@ -8,8 +8,8 @@ local type, pairs, ipairs, next, tostring, select = type, pairs, ipairs, next, t
 local setmetatable, getmetatable, error = setmetatable, getmetatable, error
 local math_type, tointeger, huge, min = math.type, math.tointeger, math.huge, math.min
 local fmt, os_getenv, os_time = string.format, os.getenv, os.time
-local json_encode, json_decode = core.json.encode, core.json.decode
-local make_error, http_open = core.error, core.http_open
+local json_decode, encode_job = core.json.decode, core.encode_job
+local make_error, http_open, scan_keys = core.error, core.http_open, core.check_keys
 local array_mt, empty_array = core.array_mt, core.empty_array
 local retryable, backoff, parse_retry_after = policy.retryable, policy.backoff, policy.retry_after
 
@@ -52,9 +52,10 @@ local DEFAULTS = {
   random = math.random,     -- random() in [0, 1), for jitter
 }
 
--- Options a single call may override.
-local CALL_OPTIONS = { timeout = true, connect_timeout = true, retries = true, deadline = true,
-  retry_unsafe = true, organization_name = true, project_name = true }
+-- Options a single call may override; SETTING marks those that call_settings reads.
+local SETTING = "setting"
+local CALL_OPTIONS = { timeout = SETTING, connect_timeout = SETTING, retries = SETTING,
+  deadline = SETTING, retry_unsafe = SETTING, organization_name = true, project_name = true }
 
 -- ---- errors ------------------------------------------------------------------------------
 
@@ -108,13 +109,12 @@ local function check_int(op, field, v, lo, hi)
 end
 
 -- Checks the call options of one operation; returns the effective settings or nil, err.
-local function call_settings(self, op, a)
+-- given: whether check_keys saw any of them (when not, the client's settings apply).
+local function call_settings(self, op, a, given)
   local s = self._settings
+  if not given then return s end
   local timeout, ctimeout, retries, deadline, unsafe = a.timeout, a.connect_timeout, a.retries,
     a.deadline, a.retry_unsafe
-  if timeout == nil and ctimeout == nil and retries == nil and deadline == nil and unsafe == nil then
-    return s
-  end
   local t = { timeout = s.timeout, connect_timeout = s.connect_timeout, retries = s.retries,
     deadline = s.deadline, retry_unsafe = s.retry_unsafe }
   if timeout ~= nil then
@@ -143,16 +143,23 @@ local function call_settings(self, op, a)
   return t
 end
 
--- Every key of args must be one the operation knows.
-local function check_keys(op, args, allowed)
-  for k in next, args do
-    if not allowed[k] and not CALL_OPTIONS[k] then
-      if type(k) ~= "string" then
-        return invalid(op, "arguments", "must be a table with string keys (got a " .. type(k) .. " key)")
-      end
-      return invalid(op, k, "is not an argument of " .. op)
-    end
+-- The argument names of an operation: its own (true) and the call options (CALL_OPTIONS).
+local function arg_names(own)
+  local names = {}
+  for k, v in pairs(CALL_OPTIONS) do names[k] = v end
+  for k in pairs(own) do names[k] = true end
+  return names
+end
+
+-- Every key of args must be one the operation knows (names: from arg_names). Returns an
+-- error, or nil and whether a call option that call_settings reads (SETTING) was given.
+local function check_keys(op, args, names)
+  local _, k, given = scan_keys(args, names) -- k: the first unknown key
+  if k == nil then return nil, given end
+  if type(k) ~= "string" then
+    return invalid(op, "arguments", "must be a table with string keys (got a " .. type(k) .. " key)")
   end
+  return invalid(op, k, "is not an argument of " .. op)
 end
 
 local function is_loopback(host)
@@ -270,6 +277,9 @@ local Client = {}
 Client.__index = Client
 Client.__name = "queue_jobs.client"
 
+-- The clients made by new_client and not closed yet (weak keys): check_args's fast path.
+local open_clients = setmetatable({}, { __mode = "k" })
+
 local function check_self(self, op, level)
   level = level or 3
   if getmetatable(self) ~= Client then
@@ -280,6 +290,7 @@ local function check_self(self, op, level)
 end
 
 local function check_args(self, op, args)
+  if open_clients[self] and type(args) == "table" then return end
   check_self(self, op, 4)
   if type(args) ~= "table" then
     error(fmt("bad argument #1 to '%s' (table expected, got %s)", op,
@@ -337,13 +348,13 @@ local SHAPE_OBJECT, SHAPE_LIST, SHAPE_NONE = 1, 2, 3
 -- Returns the decoded value (or true for SHAPE_NONE) or nil, err.
 local function perform(self, op, method, url, body, shape, s)
   local h, clock, sleep = self._h, self._clock, self._sleep
-  local start = clock()
-  local deadline = s.deadline and (start + s.deadline) or huge
+  local now = clock()
+  local deadline = s.deadline and (now + s.deadline) or huge
   local bucket = self._bucket
+  local want_object = shape == SHAPE_OBJECT
   local attempt, err = 0, nil
   while true do
     attempt = attempt + 1
-    local now = clock()
     if bucket then
       local wait = bucket:take(now)
       if wait > 0 then
@@ -362,9 +373,12 @@ local function perform(self, op, method, url, body, shape, s)
       err = err or { kind = "timeout", message = op .. ": deadline passed" }
       return finish(self, err, attempt - 1)
     end
-    local timeout = min(s.timeout, left)
+    local timeout, ctimeout = s.timeout, s.connect_timeout
+    if left < timeout then timeout = left end
+    if timeout < ctimeout then ctimeout = timeout end
+    -- with want_object, a 2xx JSON object comes decoded (rbody a table); anything else as text
     local status, rbody, ctype, retry_after, location = h:request(method, url, body, timeout,
-      min(s.connect_timeout, timeout))
+      ctimeout, want_object)
     local r
     if status == nil then
       -- failure: rbody is the kind, ctype the message, retry_after "sent", location the curl code
@@ -375,6 +389,7 @@ local function perform(self, op, method, url, body, shape, s)
         curl_code = location }
     elseif status >= 200 and status < 300 then
       if shape == SHAPE_NONE then return true end
+      if type(rbody) == "table" then return rbody end
       local v, derr = json_decode(rbody)
       if v == nil then
         return finish(self, decode_error(op, status, rbody, ctype, "response is not valid JSON" ..
@@ -416,7 +431,10 @@ local function perform(self, op, method, url, body, shape, s)
       err.message = err.message .. fmt(" (no retry: waiting %.3g s would pass the deadline)", delay)
       return finish(self, err, attempt)
     end
-    if delay > 0 then sleep(delay) end
+    if delay > 0 then
+      sleep(delay)
+      now = clock()
+    end
     err.sent, err.curl_code = nil, nil
   end
 end
@@ -463,8 +481,9 @@ end
 -- ---- operations --------------------------------------------------------------------------
 
 local CREATE_ARGS = { queue_name = true, input = true, metadata = true, webhook = true }
-local GET_ARGS = { queue_name = true, id = true }
-local LIST_ARGS = { queue_name = true, page = true, page_size = true }
+local CREATE_NAMES = arg_names(CREATE_ARGS)
+local GET_NAMES = arg_names { queue_name = true, id = true }
+local LIST_NAMES = arg_names { queue_name = true, page = true, page_size = true }
 local WAIT_ARGS = { queue_name = true, id = true, timeout = true, interval = true,
   max_interval = true, organization_name = true, project_name = true }
 
@@ -475,16 +494,12 @@ local function create_body(op, a)
     return nil, invalid(op, "input", "is required (any JSON value; queue_jobs.null for null)")
   end
   if metadata ~= nil then
-    local mt = getmetatable(metadata)
-    if type(metadata) ~= "table" or mt == array_mt or metadata == empty_array then
+    if type(metadata) ~= "table" or metadata == empty_array or getmetatable(metadata) == array_mt then
       return nil, invalid(op, "metadata", "must be a JSON object (a table with string keys)")
     end
-    local n = 0
-    for k in next, metadata do
-      n = n + 1
-      if type(k) ~= "string" then
-        return nil, invalid(op, "metadata", "must be a JSON object (a table with string keys)")
-      end
+    local n, k = scan_keys(metadata) -- k: the first key that is not a string
+    if k ~= nil then
+      return nil, invalid(op, "metadata", "must be a JSON object (a table with string keys)")
     end
     if n > 20 then
       return nil, invalid(op, "metadata", fmt("must have at most 20 properties (got %d)", n))
@@ -503,7 +518,7 @@ local function create_body(op, a)
       return nil, invalid(op, "webhook", "must be an absolute http(s) URL without control characters")
     end
   end
-  local body, err = json_encode { input = input, metadata = metadata, webhook = webhook }
+  local body, err = encode_job(input, metadata, webhook) -- json.encode{input = .., ...}
   if not body then
     local path = (err.path or "$"):gsub("^%$%.?", "")
     local why = err.message:gsub("^json%.encode: ", ""):gsub(" at %$.*$", "")
@@ -516,10 +531,10 @@ end
 --- client:create{queue_name, input, metadata?, webhook?} -> job | nil, err
 function Client:create(a)
   check_args(self, "create", a)
-  local err = check_keys("create", a, CREATE_ARGS)
+  local err, given = check_keys("create", a, CREATE_NAMES)
   if err then return nil, err end
   local s
-  s, err = call_settings(self, "create", a)
+  s, err = call_settings(self, "create", a, given)
   if not s then return nil, err end
   local url
   url, err = jobs_url(self, "create", a)
@@ -533,10 +548,10 @@ end
 --- client:get{queue_name, id} -> job | nil, err
 function Client:get(a)
   check_args(self, "get", a)
-  local err = check_keys("get", a, GET_ARGS)
+  local err, given = check_keys("get", a, GET_NAMES)
   if err then return nil, err end
   local s, url
-  s, err = call_settings(self, "get", a)
+  s, err = call_settings(self, "get", a, given)
   if not s then return nil, err end
   url, err = job_url(self, "get", a)
   if not url then return nil, err end
@@ -546,10 +561,10 @@ end
 --- client:cancel{queue_name, id} -> true | nil, err  (HTTP 202)
 function Client:cancel(a)
   check_args(self, "cancel", a)
-  local err = check_keys("cancel", a, GET_ARGS)
+  local err, given = check_keys("cancel", a, GET_NAMES)
   if err then return nil, err end
   local s, url
-  s, err = call_settings(self, "cancel", a)
+  s, err = call_settings(self, "cancel", a, given)
   if not s then return nil, err end
   url, err = job_url(self, "cancel", a)
   if not url then return nil, err end
@@ -578,10 +593,10 @@ end
 --- client:list{queue_name, page?, page_size?} -> {items = {job, ...}} | nil, err
 function Client:list(a)
   check_args(self, "list", a)
-  local err = check_keys("list", a, LIST_ARGS)
+  local err, given = check_keys("list", a, LIST_NAMES)
   if err then return nil, err end
   local s, url
-  s, err = call_settings(self, "list", a)
+  s, err = call_settings(self, "list", a, given)
   if not s then return nil, err end
   url, err = list_url(self, "list", a)
   if not url then return nil, err end
@@ -592,7 +607,7 @@ end
 -- Lazily fetches every page. On a failure the iterator yields false, err once, then stops.
 function Client:jobs(a)
   check_args(self, "jobs", a)
-  local err = check_keys("jobs", a, LIST_ARGS)
+  local err, given = check_keys("jobs", a, LIST_NAMES)
   local page, page_size = 1, 100
   if not err then
     if a.page ~= nil then page, err = check_int("jobs", "page", a.page, 1, 2147483647) end
@@ -602,7 +617,7 @@ function Client:jobs(a)
   end
   if not err then
     local s
-    s, err = call_settings(self, "jobs", a)
+    s, err = call_settings(self, "jobs", a, given)
     if s then
       local _
       _, err = jobs_url(self, "jobs", a)
@@ -701,6 +716,7 @@ function Client:close()
   if getmetatable(self) ~= Client then
     error("bad argument #1 to 'close' (queue_jobs.client expected, got " .. type(self) .. ")", 2)
   end
+  open_clients[self] = nil
   self._h:close()
 end
 
@@ -737,6 +753,7 @@ local function new_client(op, opts)
     _nurls = 0,
   }, Client)
   if s.rate_limit then self._bucket = policy.bucket(s.rate_limit, s.burst, s.clock()) end
+  open_clients[self] = true
   return self
 end
 

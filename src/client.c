@@ -4,8 +4,10 @@
  *
  *   core.http_open{api_key = k, user_agent = s, ca_file = s, proxy = s, max_body = n,
  *                  allow_http = bool}                          -> handle
- *   handle:request(method, url, body|nil, timeout_s, connect_timeout_s)
+ *   handle:request(method, url, body|nil, timeout_s, connect_timeout_s [, want_object])
  *       -> status, body, content_type|nil, retry_after|nil, location|nil
+ *          (want_object true: a 2xx answer that is a JSON object comes decoded, as a table in
+ *          place of body, straight from curl's buffer; any other answer comes as text)
  *       -> nil, kind, message, sent, curl_code        (kind: network | timeout | too_large
  *                                                       | decode | invalid_argument)
  *   handle:redact(s)  -> s with every occurrence of the key replaced by "[REDACTED]"
@@ -16,6 +18,12 @@
  *                        answer; nil before any request and when the last one got none)
  *   handle:close(); __close and __gc share it, safe to call twice
  *   core.key_fingerprint(k) -> 16 hex digits (FNV-1a 64; never the key itself)
+ *   core.encode_job(input, metadata|nil, webhook|nil) -> the body of a create | nil, err
+ *                        (json.encode{input = .., metadata = .., webhook = ..}, no table made)
+ *   core.check_keys(t [, names]) -> count, bad_key|nil, flagged
+ *                        (raw walk: stops at the first key that is not a string or, with
+ *                        names, has a false or nil value there; flagged: the value of
+ *                        some key in names is not a boolean)
  *   core.monotime() -> seconds (CLOCK_MONOTONIC), core.sleep(seconds)
  *
  * The API key lives only in C memory (the curl header lists and one private copy used for
@@ -44,7 +52,7 @@ typedef struct qj_http {
   struct curl_slist *hdr_nobody; /* headers for GET and DELETE */
   char *key;                     /* private copy for redact/same_key; wiped on close */
   size_t keylen;
-  char *body;                    /* response body */
+  char *body;                    /* response body; body[len] stays free for a '\0' */
   size_t len, cap, max_body;
   int too_large, oom, open;
   int is_post, prereqs, refused_retry; /* per request: see on_prereq */
@@ -82,10 +90,10 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud) {
     h->too_large = 1;
     return 0; /* abort: CURLE_WRITE_ERROR */
   }
-  if (n > h->cap - h->len) {
+  if (n >= h->cap - h->len) { /* keep one byte free: the decoder wants a '\0' after the text */
     size_t cap = h->cap ? h->cap : 4096;
     char *np;
-    while (cap - h->len < n) cap = cap > ((size_t)-1) / 2 ? (size_t)-1 : cap * 2;
+    while (cap - h->len <= n) cap = cap > ((size_t)-1) / 2 ? (size_t)-1 : cap * 2;
     np = (char *)mem_resize(h, h->body, h->cap, cap);
     if (np == NULL) {
       h->oom = 1;
@@ -362,6 +370,7 @@ static int http_request(lua_State *L) {
   const char *body = NULL;
   long timeout = to_ms(L, 5, "timeout must be positive");
   long ctimeout = to_ms(L, 6, "connect timeout must be positive");
+  int want_object = lua_toboolean(L, 7);
   CURL *c = h->curl;
   CURLcode rc;
   long status = 0, nconn = 0;
@@ -403,7 +412,11 @@ static int http_request(lua_State *L) {
   if (rc == CURLE_OK) {
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     lua_pushinteger(L, status);
-    lua_pushlstring(L, h->body != NULL ? h->body : "", h->len);
+    if (h->body != NULL) h->body[h->len] = '\0';
+    if (!(want_object && status >= 200 && status < 300 && h->body != NULL &&
+          qj_json_decode_object(L, h->body, h->len, lua_upvalueindex(1),
+                                (qj_buf *)lua_touserdata(L, lua_upvalueindex(2)))))
+      lua_pushlstring(L, h->body != NULL ? h->body : "", h->len);
     if (h->content_type[0]) lua_pushstring(L, h->content_type); else lua_pushnil(L);
     if (h->retry_after[0]) lua_pushstring(L, h->retry_after); else lua_pushnil(L);
     if (h->location[0]) lua_pushstring(L, h->location); else lua_pushnil(L);
@@ -533,6 +546,39 @@ static int key_fingerprint(lua_State *L) {
   return 1;
 }
 
+/* ---- argument tables ------------------------------------------------------------------ */
+
+/* The argument checks of the wrapper, without a `next` call per key from Lua. */
+static int check_keys(lua_State *L) {
+  lua_Integer count = 0;
+  int with_names = !lua_isnoneornil(L, 2), flagged = 0;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (with_names) luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    count++;
+    lua_pop(L, 1);
+    if (lua_type(L, 3) != LUA_TSTRING) break;
+    if (with_names) {
+      lua_pushvalue(L, 3);
+      lua_rawget(L, 2);
+      if (!lua_toboolean(L, 4)) {
+        lua_pop(L, 1);
+        break;
+      }
+      if (!lua_isboolean(L, 4)) flagged = 1;
+      lua_pop(L, 1);
+    }
+  }
+  /* stack: t names [bad key] */
+  lua_pushinteger(L, count);
+  if (lua_gettop(L) == 4) lua_insert(L, 3);
+  else lua_pushnil(L);
+  lua_pushboolean(L, flagged);
+  return 3;
+}
+
 /* ---- time --------------------------------------------------------------------------------- */
 
 static int monotime(lua_State *L) {
@@ -558,16 +604,21 @@ static int sleep_s(lua_State *L) {
 
 int qj_client_open(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"request", http_request}, {"redact", http_redact}, {"same_key", http_same_key},
-      {"stats", http_stats},     {"is_open", http_isopen}, {"close", http_gc},
-      {NULL, NULL}};
+      {"redact", http_redact}, {"same_key", http_same_key}, {"stats", http_stats},
+      {"is_open", http_isopen}, {"close", http_gc}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"http_open", http_open}, {"key_fingerprint", key_fingerprint},
+                                   {"check_keys", check_keys},
                                    {"monotime", monotime},   {"sleep", sleep_s},
                                    {NULL, NULL}};
   pthread_once(&global_once, global_init);
   if (global_rc != CURLE_OK) return luaL_error(L, "queue_jobs: curl_global_init failed");
   if (luaL_newmetatable(L, QJ_HTTP_MT)) {
     luaL_newlib(L, methods);
+    /* request decodes answers with the codec's array metatable and its own scratch buffer */
+    luaL_getmetatable(L, QJ_ARRAY_MT);
+    qj_buf_new(L, 0);
+    lua_pushcclosure(L, http_request, 2);
+    lua_setfield(L, -2, "request");
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, http_gc);
     lua_setfield(L, -2, "__gc");
@@ -578,5 +629,11 @@ int qj_client_open(lua_State *L) {
   }
   lua_pop(L, 1);
   luaL_setfuncs(L, funcs, 0);
+  /* the upvalues of json.encode: the array metatable, empty_array, a scratch buffer */
+  luaL_getmetatable(L, QJ_ARRAY_MT);
+  lua_getfield(L, -2, "empty_array");
+  qj_buf_new(L, 0);
+  lua_pushcclosure(L, qj_json_encode_job, 3);
+  lua_setfield(L, -2, "encode_job");
   return 0;
 }

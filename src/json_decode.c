@@ -25,6 +25,7 @@ typedef struct dec {
   lua_State *L;
   const unsigned char *p, *start, *end; /* *end is '\0': Lua strings carry one */
   int depth, max_depth;
+  int arraymt;                          /* stack index of the array metatable */
   qj_buf *b;                            /* for strings with escapes */
   const unsigned char *errpos;
   char msg[96];
@@ -343,7 +344,7 @@ static int dec_array(dec *d) {
   }
   d->p++;
   if (!made) array_make(L, base, n, 0);
-  lua_pushvalue(L, IDX_ARRAYMT);
+  lua_pushvalue(L, d->arraymt);
   lua_setmetatable(L, -2);
   d->depth--;
   return 0;
@@ -434,6 +435,40 @@ static int dec_value(dec *d) {
   }
 }
 
+/* Decodes the whole of [start, end) (*end must be '\0'): 0 with the value pushed, or -1 with
+ * d->msg and d->errpos set (the stack then holds partial values above where it was). */
+static int dec_run(dec *d, lua_State *L, const char *s, size_t n, int arraymt, qj_buf *b) {
+  int r = -1;
+  d->L = L;
+  d->start = d->p = (const unsigned char *)s;
+  d->end = d->start + n;
+  d->depth = 0;
+  d->arraymt = arraymt;
+  d->b = b;
+  d->errpos = NULL;
+  skip_ws(d);
+  if (dec_value(d) == 0) {
+    skip_ws(d);
+    if (d->p == d->end) r = 0;
+    else dec_unexpected(d, "the end after the JSON value");
+  }
+  if (b->cap > (1u << 20)) qj_buf_shrink(b);
+  return r;
+}
+
+int qj_json_decode_object(lua_State *L, const char *s, size_t n, int arraymt, qj_buf *b) {
+  dec state;
+  int top = lua_gettop(L);
+  if (s[n] != '\0') return 0;
+  state.max_depth = QJ_MAX_DEPTH;
+  if (dec_run(&state, L, s, n, arraymt, b) != 0 || !lua_istable(L, -1) ||
+      lua_getmetatable(L, -1)) { /* a decoded array carries the array metatable */
+    lua_settop(L, top);
+    return 0;
+  }
+  return 1;
+}
+
 /* json.decode(text [, {max_depth = n}]) -> value | nil, err */
 int qj_json_decode(lua_State *L) {
   dec state, *d = &state;
@@ -456,22 +491,8 @@ int qj_json_decode(lua_State *L) {
     lua_settop(L, ARG_OPTS);
   }
   lua_pushvalue(L, lua_upvalueindex(1)); /* IDX_ARRAYMT */
-  d->L = L;
-  d->start = d->p = (const unsigned char *)s;
-  d->end = d->start + n;
-  d->depth = 0;
-  d->b = (qj_buf *)lua_touserdata(L, lua_upvalueindex(3));
-  d->errpos = NULL;
-  skip_ws(d);
-  if (dec_value(d) == 0) {
-    skip_ws(d);
-    if (d->p == d->end) {
-      if (d->b->cap > (1u << 20)) qj_buf_shrink(d->b);
-      return 1;
-    }
-    dec_unexpected(d, "the end after the JSON value");
-  }
-  if (d->b->cap > (1u << 20)) qj_buf_shrink(d->b);
+  if (dec_run(d, L, s, n, IDX_ARRAYMT, (qj_buf *)lua_touserdata(L, lua_upvalueindex(3))) == 0)
+    return 1;
   {
     const unsigned char *p;
     size_t offset = (size_t)(d->errpos - d->start) + 1, line = 1, col = 1;

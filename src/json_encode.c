@@ -32,6 +32,7 @@ typedef struct enc {
   int max_depth;
   int indent;          /* spaces per level; 0 = compact */
   int sort_keys;
+  int arraymt, empty;  /* stack (or upvalue) indices of the array metatable, empty_array */
   char msg[96];
   enc_frame frames[QJ_MAX_DEPTH + 1];
 } enc;
@@ -380,12 +381,12 @@ static int enc_table(enc *e) {
   }
   if (!lua_checkstack(L, 8)) return enc_fail(e, "Lua stack overflow");
   e->frames[d].table = p;
-  if (lua_rawequal(L, -1, IDX_EMPTY)) {
+  if (lua_rawequal(L, -1, e->empty)) {
     qj_buf_add(L, b, "[]", 2);
     return 0;
   }
   if (lua_getmetatable(L, -1)) {
-    forced = lua_rawequal(L, -1, IDX_ARRAYMT);
+    forced = lua_rawequal(L, -1, e->arraymt);
     lua_pop(L, 1);
   }
 
@@ -477,18 +478,46 @@ static int enc_value(enc *e) {
   }
 }
 
-/* json.encode(value [, {indent = n, sort_keys = bool, max_depth = n}]) -> text | nil, err */
-int qj_json_encode(lua_State *L) {
-  enc state, *e = &state; /* about 32 KiB of C stack */
-  qj_buf *b;
-  luaL_checkany(L, ARG_VALUE);
-  lua_settop(L, ARG_OPTS);
+/* Returns the results of an encode: the text, or nil, err (the path of the failure is on
+ * top of the stack when status is nonzero). */
+static int enc_result(enc *e, int status) {
+  lua_State *L = e->L;
+  qj_buf *b = e->b;
+  if (status != 0) {
+    lua_pushnil(L);
+    qj_push_error(L, "invalid_argument", "");
+    lua_pushfstring(L, "json.encode: %s at %s", e->msg, lua_tostring(L, -3));
+    lua_setfield(L, -2, "message");
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "path");
+    if (b->cap > (1u << 20)) qj_buf_shrink(b);
+    return 2;
+  }
+  lua_pushlstring(L, b->p, b->len);
+  if (b->cap > (1u << 20)) qj_buf_shrink(b);
+  return 1;
+}
+
+/* Compact encoding with the default depth limit, into the qj_buf at upvalue 3. */
+static void enc_init(enc *e, lua_State *L, int arraymt, int empty) {
   e->L = L;
   e->depth = 0;
   e->max_depth = QJ_MAX_DEPTH;
   e->indent = 0;
   e->sort_keys = 0;
+  e->arraymt = arraymt;
+  e->empty = empty;
   e->msg[0] = '\0';
+  e->b = (qj_buf *)lua_touserdata(L, lua_upvalueindex(3));
+  e->b->len = 0;
+}
+
+/* json.encode(value [, {indent = n, sort_keys = bool, max_depth = n}]) -> text | nil, err */
+int qj_json_encode(lua_State *L) {
+  enc state, *e = &state; /* about 32 KiB of C stack */
+  luaL_checkany(L, ARG_VALUE);
+  lua_settop(L, ARG_OPTS);
+  enc_init(e, L, IDX_ARRAYMT, IDX_EMPTY);
   if (!lua_isnil(L, ARG_OPTS)) {
     luaL_checktype(L, ARG_OPTS, LUA_TTABLE);
     if (lua_getfield(L, ARG_OPTS, "indent") != LUA_TNIL) {
@@ -515,21 +544,28 @@ int qj_json_encode(lua_State *L) {
   /* slots: 1 value, 2 opts, 3 array mt, 4 empty_array, 5 the value being walked */
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, lua_upvalueindex(2));
-  b = (qj_buf *)lua_touserdata(L, lua_upvalueindex(3));
-  b->len = 0;
-  e->b = b;
   lua_pushvalue(L, ARG_VALUE);
-  if (enc_value(e) != 0) {                       /* the path is on top */
-    lua_pushnil(L);
-    qj_push_error(L, "invalid_argument", "");
-    lua_pushfstring(L, "json.encode: %s at %s", e->msg, lua_tostring(L, -3));
-    lua_setfield(L, -2, "message");
-    lua_pushvalue(L, -3);
-    lua_setfield(L, -2, "path");
-    if (b->cap > (1u << 20)) qj_buf_shrink(b);
-    return 2;
+  return enc_result(e, enc_value(e));
+}
+
+/* create's body: encode_job(input, metadata, webhook) -> text | nil, err. The same bytes and
+ * errors as json.encode{input = input, metadata = metadata, webhook = webhook}, members in
+ * this order, without making that table (paths read "$.input.items[3].name" alike). */
+int qj_json_encode_job(lua_State *L) {
+  static const char *const names[] = {"input", "metadata", "webhook"};
+  enc state, *e = &state;
+  int i, first = 1;
+  lua_settop(L, 3);
+  enc_init(e, L, lua_upvalueindex(1), lua_upvalueindex(2));
+  e->frames[0].table = NULL; /* the object is no Lua table: no value can contain it */
+  qj_buf_addc(L, e->b, '{');
+  for (i = 0; i < 3; i++) {
+    if (lua_isnil(L, i + 1)) continue;
+    lua_pushvalue(L, i + 1);
+    if (enc_member(e, 0, first, names[i], strlen(names[i]))) return enc_result(e, -1);
+    lua_pop(L, 1);
+    first = 0;
   }
-  lua_pushlstring(L, b->p, b->len);
-  if (b->cap > (1u << 20)) qj_buf_shrink(b);
-  return 1;
+  qj_buf_addc(L, e->b, '}');
+  return enc_result(e, 0);
 }

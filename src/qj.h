@@ -79,5 +79,13 @@ int qj_json_decode_init(void);    /* makes the C locale once per process; 0 on f
 /* Upvalues of both: 1 the array metatable, 2 empty_array, 3 a reusable qj_buf userdata. */
 int qj_json_encode(lua_State *L);
 int qj_json_decode(lua_State *L);
+/* For the client: decodes s[0..n) (s[n] must be '\0'; no Lua string is made) and, when it is
+ * a JSON object, pushes it and returns 1; otherwise pushes nothing and returns 0, and the
+ * caller has json.decode report on the text. arraymt: absolute stack index (or upvalue
+ * index) of the array metatable; b: a scratch buffer. Raises only on memory errors. */
+int qj_json_decode_object(lua_State *L, const char *s, size_t n, int arraymt, qj_buf *b);
+/* For the client: encodes {"input":..,"metadata":..,"webhook":..} (nil members left out)
+ * from arguments 1..3, like json.encode of that table; same upvalues and results. */
+int qj_json_encode_job(lua_State *L);
 
 #endif
