@@ -107,7 +107,7 @@ end
 local function rate_limited(key)
   local limit = config.rate_limit
   if not limit then return nil end
-  local now = host.monotonic()
+  local now = core.monotime() -- the core's CLOCK_MONOTONIC clock
   local b = buckets[key]
   if not b then
     b = { tokens = limit, last = now }

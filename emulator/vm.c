@@ -86,18 +86,9 @@ static int host_timestamp(lua_State *L) {
   return 1;
 }
 
-/* host.monotonic() -> seconds (float) on a clock that never jumps. */
-static int host_monotonic(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
-  return 1;
-}
-
 static const luaL_Reg host_funcs[] = {
   {"uuid4", host_uuid4},
   {"timestamp", host_timestamp},
-  {"monotonic", host_monotonic},
   {NULL, NULL}
 };
 
