@@ -216,6 +216,39 @@ describe("queue_jobs client on the wire", function()
     srv.finish()
   end)
 
+  -- The C handle parses a URL once and reuses it while it stays the same: every request must
+  -- still go where its own URL says, including URLs of the same length, and a URL that curl
+  -- rejects must not leave the previous one in force.
+  it("sends each request to its own URL while reusing the parsed one", function()
+    local created = response(201, "Created", { "Content-Type: application/json" }, JOB)
+    local listed = response(200, "OK", { "Content-Type: application/json" }, '{"items":[]}')
+    local url, srv = serve { created, created, created, response(200, "OK", {}, JOB), listed, created,
+      created }
+    local c = client(url)
+    assert(c:create { queue_name = "q1", input = 1 })
+    assert(c:create { queue_name = "q1", input = 2 })
+    assert(c:create { queue_name = "q2", input = 2 })
+    assert(c:get { queue_name = "q1", id = UUID })
+    assert(c:list { queue_name = "q2", page = 2 })
+    assert(c:create { queue_name = "q2", input = 3 })
+    local st, kind, msg, sent = c._h:request("POST", url:gsub(":%d+/", ":99999/", 1), "{}", 5, 5)
+    assert.is_nil(st)
+    assert.equal("invalid_argument", kind)
+    assert.matches("URL rejected", msg)
+    assert.is_false(sent)
+    assert(c:create { queue_name = "q2", input = 4 })
+    assert.equal(7, c:stats().requests)
+    c:close()
+    local lines = {}
+    for line in srv.finish():gmatch("([^\n]*)\n") do
+      if line:find("^%u+ /") then lines[#lines + 1] = line:match("^(%u+ %S+)") end
+    end
+    local base = "/api/public/organizations/acme-corp/projects/dev-env/queues/"
+    assert.same({ "POST " .. base .. "q1/jobs", "POST " .. base .. "q1/jobs", "POST " .. base .. "q2/jobs",
+      "GET " .. base .. "q1/jobs/" .. UUID, "GET " .. base .. "q2/jobs?page=2",
+      "POST " .. base .. "q2/jobs", "POST " .. base .. "q2/jobs" }, lines)
+  end)
+
   it("short keys are not redacted out of ordinary words", function()
     local c = assert(qj.client { api_key = "k", base_url = "http://127.0.0.1:1/x", retries = 0,
       organization_name = "acme-corp", project_name = "dev-env" })

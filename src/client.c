@@ -48,6 +48,9 @@
 
 typedef struct qj_http {
   CURL *curl;
+  CURLU *uh;                     /* the parsed URL of the last request (CURLOPT_CURLU) */
+  char *url;                     /* ... and its text; NULL when uh holds nothing usable */
+  size_t urllen;
   struct curl_slist *hdr_body;   /* headers for requests with a JSON body */
   struct curl_slist *hdr_nobody; /* headers for GET and DELETE */
   char *key;                     /* private copy for redact/same_key; wiped on close */
@@ -133,13 +136,17 @@ static int take_header(const char *line, size_t n, const char *name, char *dst, 
 static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
   qj_http *h = (qj_http *)ud;
   size_t n = size * nmemb;
-  if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) { /* a new response (after 1xx, say) */
-    h->content_type[0] = h->retry_after[0] = h->location[0] = '\0';
-    return n;
+  if (n == 0) return n;
+  switch (lower((unsigned char)line[0])) { /* most lines are none of ours: one test each */
+  case 'h':
+    if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) /* a new response (after 1xx, say) */
+      h->content_type[0] = h->retry_after[0] = h->location[0] = '\0';
+    break;
+  case 'c': take_header(line, n, "content-type", h->content_type, sizeof h->content_type); break;
+  case 'r': take_header(line, n, "retry-after", h->retry_after, sizeof h->retry_after); break;
+  case 'l': take_header(line, n, "location", h->location, sizeof h->location); break;
+  default: break;
   }
-  if (!take_header(line, n, "content-type", h->content_type, sizeof h->content_type) &&
-      !take_header(line, n, "retry-after", h->retry_after, sizeof h->retry_after))
-    take_header(line, n, "location", h->location, sizeof h->location);
   return n;
 }
 
@@ -158,9 +165,18 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
 
 /* ---- open and close ------------------------------------------------------------------- */
 
+static void forget_url(qj_http *h) {
+  if (h->url != NULL) mem_resize(h, h->url, h->urllen + 1, 0);
+  h->url = NULL;
+  h->urllen = 0;
+}
+
 static void http_release(qj_http *h) {
-  if (h->curl != NULL) curl_easy_cleanup(h->curl);
+  if (h->curl != NULL) curl_easy_cleanup(h->curl); /* before the CURLU it points to */
   h->curl = NULL;
+  if (h->uh != NULL) curl_url_cleanup(h->uh);
+  h->uh = NULL;
+  forget_url(h);
   if (h->hdr_body != NULL) curl_slist_free_all(h->hdr_body);
   if (h->hdr_nobody != NULL) curl_slist_free_all(h->hdr_nobody);
   h->hdr_body = h->hdr_nobody = NULL;
@@ -295,8 +311,9 @@ static int http_open(lua_State *L) {
     http_release(h);
     return luaL_error(L, "http_open: not enough memory");
   }
+  h->uh = curl_url();
   c = h->curl = curl_easy_init();
-  if (c == NULL) {
+  if (c == NULL || h->uh == NULL) {
     http_release(h);
     return luaL_error(L, "http_open: curl_easy_init failed");
   }
@@ -361,6 +378,33 @@ static void push_failure(lua_State *L, const char *kind, const char *msg, int se
   lua_pushinteger(L, (lua_Integer)rc);
 }
 
+/* Points curl at url. curl parses a CURLOPT_URL string and prints it back anew on every
+ * transfer; a CURLU handle parsed once is reused as long as the URL stays the same (a loop of
+ * creates), which saves about a sixth of curl's work per request. CURLOPT_URL is set as well,
+ * after the handle, with the same text: libcurl 7.88 keeps the text of the previous URL for
+ * CURLINFO_EFFECTIVE_URL otherwise. Returns 0 with msg filled when curl rejects the URL. */
+static int use_url(qj_http *h, const char *url, size_t urllen, char *msg, size_t msgsz) {
+  CURLUcode uc;
+  if (h->url != NULL && h->urllen == urllen && memcmp(h->url, url, urllen) == 0) return 1;
+  forget_url(h);
+  uc = curl_url_set(h->uh, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+  if (uc != CURLUE_OK) {
+    snprintf(msg, msgsz, "URL rejected: %s", curl_url_strerror(uc));
+    return 0;
+  }
+  if (curl_easy_setopt(h->curl, CURLOPT_CURLU, h->uh) != CURLE_OK ||
+      curl_easy_setopt(h->curl, CURLOPT_URL, url) != CURLE_OK) {
+    snprintf(msg, msgsz, "libcurl refused the URL");
+    return 0;
+  }
+  h->url = (char *)mem_resize(h, NULL, 0, urllen + 1);
+  if (h->url != NULL) { /* without the copy, the next request parses again: still right */
+    memcpy(h->url, url, urllen + 1);
+    h->urllen = urllen;
+  }
+  return 1;
+}
+
 static int http_request(lua_State *L) {
   static const char *const methods[] = {"GET", "POST", "DELETE", NULL};
   qj_http *h = check_open(L);
@@ -384,7 +428,10 @@ static int http_request(lua_State *L) {
   h->too_large = h->oom = h->prereqs = h->refused_retry = 0;
   h->is_post = m == 1;
   h->errbuf[0] = h->content_type[0] = h->retry_after[0] = h->location[0] = '\0';
-  curl_easy_setopt(c, CURLOPT_URL, url);
+  if (!use_url(h, url, urllen, msg, sizeof msg)) {
+    push_failure(L, "invalid_argument", msg, 0, CURLE_URL_MALFORMAT);
+    return 5;
+  }
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ctimeout);
   if (m == 1) {
