@@ -243,13 +243,35 @@ static int add_header(qj_http *h, struct curl_slist **list, const char *prefix,
   return 1;
 }
 
-/* The User-Agent goes in the header list too: libcurl formats CURLOPT_USERAGENT anew for
- * every request, which costs more than a fixed list entry. */
+/* The encodings this libcurl can decode, as CURLOPT_ACCEPT_ENCODING "" would offer them
+ * (curl lists its decoders in this order); "" when it has none. */
+static const char *accept_encodings(void) {
+  const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+  static const char *const lists[] = {"", "deflate, gzip", "br", "deflate, gzip, br", "zstd",
+                                      "deflate, gzip, zstd", "br, zstd", "deflate, gzip, br, zstd"};
+  int i = 0;
+  if (v->features & CURL_VERSION_LIBZ) i |= 1;
+#ifdef CURL_VERSION_BROTLI
+  if (v->features & CURL_VERSION_BROTLI) i |= 2;
+#endif
+#ifdef CURL_VERSION_ZSTD
+  if (v->features & CURL_VERSION_ZSTD) i |= 4;
+#endif
+  return lists[i];
+}
+
+/* The User-Agent and Accept-Encoding go in the header list too. libcurl 7.88 writes the
+ * request headers one byte at a time through its printf, and formats the header lines of
+ * CURLOPT_USERAGENT and CURLOPT_ACCEPT_ENCODING anew for every request before writing them;
+ * a list entry is written once. CURLOPT_ACCEPT_ENCODING stays set, since it is what makes
+ * curl decode the answer, and a listed Accept-Encoding replaces the one it would add. */
 static int build_headers(qj_http *h, struct curl_slist **list, int with_body, const char *key,
                          size_t keylen, const char *ua, size_t ualen) {
+  const char *enc = accept_encodings();
   if (!add_header(h, list, "Salad-Api-Key: ", key, keylen)) return 0;
   if (!add_header(h, list, "Accept: application/json", "", 0)) return 0;
   if (!add_header(h, list, "User-Agent: ", ua, ualen)) return 0;
+  if (*enc && !add_header(h, list, "Accept-Encoding: ", enc, strlen(enc))) return 0;
   if (with_body) {
     if (!add_header(h, list, "Content-Type: application/json", "", 0)) return 0;
     if (!add_header(h, list, "Expect:", "", 0)) return 0; /* no 100-continue stall */
