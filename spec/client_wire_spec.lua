@@ -251,6 +251,30 @@ describe("queue_jobs client on the wire", function()
       "POST " .. base .. "q2/jobs", "POST " .. base .. "q2/jobs" }, lines)
   end)
 
+  -- The parsed URL is reused, but a new one is never read relative to it, and a URL needs
+  -- its scheme (none is guessed).
+  it("a relative or empty URL after a good request is refused, not sent to the old host", function()
+    local listed = response(200, "OK", { "Content-Type: application/json" }, '{"items":[]}')
+    local url, srv = serve { listed, listed }
+    local c = client(url)
+    assert(c:list { queue_name = "q1" })
+    for _, bad in ipairs { "?page=9", "/absolute-path", "other/jobs", "" } do
+      local st, kind, msg, sent = c._h:request("GET", bad, nil, 5, 5)
+      assert.is_nil(st, bad)
+      assert.equal("invalid_argument", kind, bad)
+      assert.matches("URL rejected", msg)
+      assert.is_false(sent)
+    end
+    assert(c:list { queue_name = "q2" })
+    c:close()
+    local lines = {}
+    for line in srv.finish():gmatch("([^\n]*)\n") do
+      if line:find("^%u+ /") then lines[#lines + 1] = line:match("^(%u+ %S+)") end
+    end
+    local base = "/api/public/organizations/acme-corp/projects/dev-env/queues/"
+    assert.same({ "GET " .. base .. "q1/jobs", "GET " .. base .. "q2/jobs" }, lines)
+  end)
+
   it("short keys are not redacted out of ordinary words", function()
     local c = assert(qj.client { api_key = "k", base_url = "http://127.0.0.1:1/x", retries = 0,
       organization_name = "acme-corp", project_name = "dev-env" })

@@ -402,29 +402,36 @@ static void push_failure(lua_State *L, const char *kind, const char *msg, int se
 
 /* Points curl at url. curl parses a CURLOPT_URL string and prints it back anew on every
  * transfer; a CURLU handle parsed once is reused as long as the URL stays the same (a loop of
- * creates), which saves about a sixth of curl's work per request. CURLOPT_URL is set as well,
- * after the handle, with the same text: libcurl 7.88 keeps the text of the previous URL for
- * CURLINFO_EFFECTIVE_URL otherwise. Returns 0 with msg filled when curl rejects the URL. */
-static int use_url(qj_http *h, const char *url, size_t urllen, char *msg, size_t msgsz) {
+ * creates), which saves about a sixth of curl's work per request. The handle is cleared before
+ * a new URL is parsed into it: curl would otherwise read a relative URL against the previous
+ * one. URLs must be absolute (no scheme is guessed). CURLOPT_URL is set as well, after the
+ * handle, with the same text: libcurl 7.88 keeps the text of the previous URL for
+ * CURLINFO_EFFECTIVE_URL otherwise. Returns a CURLcode, with msg filled when not CURLE_OK. */
+static CURLcode use_url(qj_http *h, const char *url, size_t urllen, char *msg, size_t msgsz) {
   CURLUcode uc;
-  if (h->url != NULL && h->urllen == urllen && memcmp(h->url, url, urllen) == 0) return 1;
+  if (h->url != NULL && h->urllen == urllen && memcmp(h->url, url, urllen) == 0) return CURLE_OK;
   forget_url(h);
-  uc = curl_url_set(h->uh, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+  uc = curl_url_set(h->uh, CURLUPART_URL, NULL, 0); /* clears every part */
+  if (uc == CURLUE_OK) uc = curl_url_set(h->uh, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+  if (uc == CURLUE_OUT_OF_MEMORY) {
+    snprintf(msg, msgsz, "not enough memory for the URL");
+    return CURLE_OUT_OF_MEMORY;
+  }
   if (uc != CURLUE_OK) {
     snprintf(msg, msgsz, "URL rejected: %s", curl_url_strerror(uc));
-    return 0;
+    return CURLE_URL_MALFORMAT;
   }
   if (curl_easy_setopt(h->curl, CURLOPT_CURLU, h->uh) != CURLE_OK ||
       curl_easy_setopt(h->curl, CURLOPT_URL, url) != CURLE_OK) {
-    snprintf(msg, msgsz, "libcurl refused the URL");
-    return 0;
+    snprintf(msg, msgsz, "not enough memory for the URL");
+    return CURLE_OUT_OF_MEMORY;
   }
   h->url = (char *)mem_resize(h, NULL, 0, urllen + 1);
   if (h->url != NULL) { /* without the copy, the next request parses again: still right */
     memcpy(h->url, url, urllen + 1);
     h->urllen = urllen;
   }
-  return 1;
+  return CURLE_OK;
 }
 
 static int http_request(lua_State *L) {
@@ -450,8 +457,9 @@ static int http_request(lua_State *L) {
   h->too_large = h->oom = h->prereqs = h->refused_retry = 0;
   h->is_post = m == 1;
   h->errbuf[0] = h->content_type[0] = h->retry_after[0] = h->location[0] = '\0';
-  if (!use_url(h, url, urllen, msg, sizeof msg)) {
-    push_failure(L, "invalid_argument", msg, 0, CURLE_URL_MALFORMAT);
+  if ((rc = use_url(h, url, urllen, msg, sizeof msg)) != CURLE_OK) { /* nothing was sent */
+    h->http_version = NULL;
+    push_failure(L, rc == CURLE_URL_MALFORMAT ? "invalid_argument" : "network", msg, 0, rc);
     return 5;
   }
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
