@@ -181,6 +181,17 @@ local lua = os.getenv("LUA") or "lua5.4"
 
 local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
+-- A worker that dies would kill this driver with SIGPIPE at its next request, before it
+-- could stop the emulator or say why. The driver runs itself again with SIGPIPE ignored,
+-- so that such a write fails instead and the run ends with the worker's message.
+if os.getenv("QJ_BENCH_SIGPIPE") ~= "ignored" then
+  local words = {}
+  for i = 0, #arg do words[#words + 1] = sh_quote(arg[i]) end
+  local _, how, code = os.execute("trap '' PIPE; QJ_BENCH_SIGPIPE=ignored exec " ..
+    sh_quote(arg[-1] or lua) .. " " .. table.concat(words, " "))
+  os.exit(how == "exit" and code or 1)
+end
+
 -- On two or more cores, the emulator runs on CPU 1 and every client on CPU 0, so that the
 -- scheduler moving processes around adds no noise of its own (BENCH_PIN=0 turns it off).
 local PIN_SERVER, PIN_CLIENT = "", ""
@@ -204,7 +215,7 @@ end
 -- The emulator: pid then URL, read from a file it writes.
 local tmp = os.tmpname()
 os.execute(("sh -c 'echo $$ > %s.pid; exec %s%s --port 0 --api-key %s --max-jobs 2000 > %s.out 2>%s.err' &")
-  :format(tmp, PIN_SERVER, sh_quote(emu_bin), KEY, tmp, tmp))
+  :format(tmp, PIN_SERVER, sh_quote(emu_bin), sh_quote(KEY), tmp, tmp))
 local url, pid
 for _ = 1, 500 do
   local f = io.open(tmp .. ".out")
@@ -236,26 +247,30 @@ local self_path = arg[0]
 -- of creates each time the driver asks, through a pair of FIFOs; see "worker" above.
 local contenders = {
   { name = "raw libcurl (C)", n = N, cmd = ("%s%s %s %s 0 %s %s"):format(PIN_CLIENT, sh_quote(RAW),
-      sh_quote(jobs_url), KEY, sh_quote(raw_body), core._VERSION) },
+      sh_quote(jobs_url), sh_quote(KEY), sh_quote(raw_body), core._VERSION) },
   { name = "raw libcurl, tuned (C)", n = N, cmd = ("%s%s %s %s 0 %s %s tuned"):format(PIN_CLIENT, sh_quote(RAW),
-      sh_quote(jobs_url), KEY, sh_quote(raw_body), core._VERSION) },
+      sh_quote(jobs_url), sh_quote(KEY), sh_quote(raw_body), core._VERSION) },
   { name = "queue_jobs", n = N, kind = "ours" },
   { name = "LuaSocket keep-alive + lua-cjson", n = N, kind = "luasocket" },
   { name = "LuaSocket socket.http + lua-cjson", n = HTTP_N, kind = "socket_http" },
 }
 for i, c in ipairs(contenders) do
   if c.kind then
-    c.cmd = "env " .. env .. PIN_CLIENT .. lua .. " " .. sh_quote(self_path) .. " worker " .. c.kind .. " " ..
-      sh_quote(url) .. " 0"
+    c.cmd = "env " .. env .. PIN_CLIENT .. sh_quote(lua) .. " " .. sh_quote(self_path) .. " worker " ..
+      c.kind .. " " .. sh_quote(url) .. " 0"
   end
   c.fifo = ("%s.w%d"):format(tmp, i)
   c.rates = {}
 end
 
+-- The worker's shell opens both FIFOs before it reads the command, so that a command that
+-- cannot start still opens them: the driver then reads the end of input, not a hang. The
+-- worker is a child of this process (io.popen), so stop_workers waits for it.
 local function start_worker(c)
   assert(os.execute(("mkfifo %s.in %s.out"):format(c.fifo, c.fifo)))
-  os.execute(("sh -c %s &"):format(sh_quote(("exec %s < %s.in > %s.out 2> %s.err"):format(c.cmd,
-    c.fifo, c.fifo, c.fifo))))
+  c.proc = assert(io.popen(("sh -c %s sh %s %s %s %s"):format(
+    sh_quote('exec < "$1" > "$2" 2> "$3"; eval "exec $4"'), sh_quote(c.fifo .. ".in"),
+    sh_quote(c.fifo .. ".out"), sh_quote(c.fifo .. ".err"), sh_quote(c.cmd))))
   c.to = assert(io.open(c.fifo .. ".in", "w"))
   c.from = assert(io.open(c.fifo .. ".out", "r"))
 end
@@ -275,11 +290,12 @@ end
 local function stop_workers()
   for _, c in ipairs(contenders) do
     if c.to then
-      c.to:write("0\n") -- a worker that already died: EPIPE (make bench-client ignores SIGPIPE)
+      c.to:write("0\n") -- to a worker that already died: EPIPE, since SIGPIPE is ignored
       pcall(c.to.close, c.to)
     end
     if c.from then c.from:close() end
-    c.to, c.from = nil, nil
+    if c.proc then c.proc:close() end -- the worker ends at "0" or at the end of its input
+    c.to, c.from, c.proc = nil, nil, nil
     for _, ext in ipairs { ".in", ".out", ".err" } do os.remove(c.fifo .. ext) end
   end
 end
@@ -335,7 +351,7 @@ local ok, err = pcall(function()
   ratio("queue_jobs / LuaSocket socket.http + cjson", ours, lh, "target >= 1.5x")
 
   if MEM_N > 0 then
-    local out = run(env .. lua .. " " .. sh_quote(self_path) .. " worker memory " .. sh_quote(url) .. " " .. MEM_N)
+    local out = run(env .. sh_quote(lua) .. " " .. sh_quote(self_path) .. " worker memory " .. sh_quote(url) .. " " .. MEM_N)
     local base, before_gc, after, peak, secs, conns = out:match("(%d+) (%d+) (%d+) (%d+) ([%d.]+) (%d+)")
     base, before_gc, after, peak = tonumber(base), tonumber(before_gc), tonumber(after), tonumber(peak)
     io.write(("memory: %d creates in %.1f s over %s connection(s); RSS after warm-up %d KiB, at the end %d KiB" ..

@@ -58,11 +58,12 @@ int main(int argc, char **argv) {
   h = curl_slist_append(h, uahdr);
   if (argc == 7) { /* what CURLOPT_ACCEPT_ENCODING "" offers with this build of libcurl */
     const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
-    snprintf(aehdr, sizeof aehdr, "Accept-Encoding: %s%s%s",
-             (v->features & CURL_VERSION_LIBZ) ? "deflate, gzip" : "",
-             (v->features & CURL_VERSION_BROTLI) ? ", br" : "",
-             (v->features & CURL_VERSION_ZSTD) ? ", zstd" : "");
-    h = curl_slist_append(h, aehdr);
+    const char *sep = "";
+    strcpy(aehdr, "Accept-Encoding: ");
+    if (v->features & CURL_VERSION_LIBZ) strcat(aehdr, "deflate, gzip"), sep = ", ";
+    if (v->features & CURL_VERSION_BROTLI) strcat(aehdr, sep), strcat(aehdr, "br"), sep = ", ";
+    if (v->features & CURL_VERSION_ZSTD) strcat(aehdr, sep), strcat(aehdr, "zstd"), sep = ", ";
+    if (*sep) h = curl_slist_append(h, aehdr); /* none: curl offers none either */
   }
   curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
   if (argc == 7) {

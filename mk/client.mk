@@ -23,4 +23,4 @@ $(CLIENT_BENCH_RAW): bench/client_bench_raw.c
 # side by side against one emulator, then 100,000 creates for resident memory. Bounded:
 # BENCH_CLIENT_CREATES per block (250), BENCH_CLIENT_ROUNDS (200), BENCH_CLIENT_MEMORY (100000).
 bench-client: deps all $(CLIENT_BENCH_RAW)
-	trap "" PIPE; $(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" LUA=$(LUA) $(LUA) bench/client_bench.lua $(CLIENT_BENCH_RAW)
+	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" LUA=$(LUA) $(LUA) bench/client_bench.lua $(CLIENT_BENCH_RAW)
