@@ -43,19 +43,29 @@ end
 -- Each worker sets up once and returns run(n): n sequential creates, their seconds.
 local workers = {}
 
-function workers.ours(url)
-  local qj = require "queue_jobs"
-  local c = assert(qj.client { api_key = KEY, base_url = url, organization_name = ORG,
-    project_name = PROJ, rate_limit = false })
+-- run(n) for a worker whose create(i) makes create number i (numbered across blocks).
+local function timed(create)
   local i = 0
   return function(n)
     local t0 = now()
     for _ = 1, n do
       i = i + 1
-      local job, err = c:create(create_args(i))
-      if not job then error(tostring(err)) end
+      create(i)
     end
-    local dt = now() - t0
+    return now() - t0
+  end
+end
+
+function workers.ours(url)
+  local qj = require "queue_jobs"
+  local c = assert(qj.client { api_key = KEY, base_url = url, organization_name = ORG,
+    project_name = PROJ, rate_limit = false })
+  local run = timed(function(i)
+    local job, err = c:create(create_args(i))
+    if not job then error(tostring(err)) end
+  end)
+  return function(n)
+    local dt = run(n)
     assert(c:stats().connects == 1, "ours used more than one connection")
     return dt
   end
@@ -74,50 +84,38 @@ function workers.luasocket(url)
     "\r\nSalad-Api-Key: " .. KEY .. "\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: "
   local tcp = assert(socket.connect(host, port))
   tcp:setoption("tcp-nodelay", true)
-  local i = 0
-  return function(n)
-    local t0 = now()
-    for _ = 1, n do
-      i = i + 1
-      local body = cjson.encode(payload(i))
-      assert(tcp:send(head .. #body .. "\r\n\r\n" .. body))
-      local line = assert(tcp:receive("*l"))
-      local status = tonumber(line:match("^HTTP/1%.%d (%d+)"))
-      local len
-      while true do
-        line = assert(tcp:receive("*l"))
-        if line == "" then break end
-        local v = line:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")
-        if v then len = tonumber(v) end
-      end
-      if not len then error("luasocket: no Content-Length") end
-      local rbody = assert(tcp:receive(len))
-      local job = cjson.decode(rbody)
-      if status ~= 201 or type(job) ~= "table" then error("luasocket: status " .. tostring(status)) end
+  return timed(function(i)
+    local body = cjson.encode(payload(i))
+    assert(tcp:send(head .. #body .. "\r\n\r\n" .. body))
+    local line = assert(tcp:receive("*l"))
+    local status = tonumber(line:match("^HTTP/1%.%d (%d+)"))
+    local len
+    while true do
+      line = assert(tcp:receive("*l"))
+      if line == "" then break end
+      local v = line:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")
+      if v then len = tonumber(v) end
     end
-    return now() - t0
-  end
+    if not len then error("luasocket: no Content-Length") end
+    local rbody = assert(tcp:receive(len))
+    local job = cjson.decode(rbody)
+    if status ~= 201 or type(job) ~= "table" then error("luasocket: status " .. tostring(status)) end
+  end)
 end
 
 function workers.socket_http(url)
   local http, ltn12, cjson = require "socket.http", require "ltn12", require "cjson"
   local target = url .. "/organizations/" .. ORG .. "/projects/" .. PROJ .. "/queues/" .. Q .. "/jobs"
-  local i = 0
-  return function(n)
-    local t0 = now()
-    for _ = 1, n do
-      i = i + 1
-      local body = cjson.encode(payload(i))
-      local out = {}
-      local ok, status = http.request { url = target, method = "POST",
-        headers = { ["salad-api-key"] = KEY, ["content-type"] = "application/json",
-          accept = "application/json", ["content-length"] = #body },
-        source = ltn12.source.string(body), sink = ltn12.sink.table(out) }
-      if not ok or status ~= 201 then error("socket.http: " .. tostring(status)) end
-      assert(type(cjson.decode(table.concat(out))) == "table")
-    end
-    return now() - t0
-  end
+  return timed(function(i)
+    local body = cjson.encode(payload(i))
+    local out = {}
+    local ok, status = http.request { url = target, method = "POST",
+      headers = { ["salad-api-key"] = KEY, ["content-type"] = "application/json",
+        accept = "application/json", ["content-length"] = #body },
+      source = ltn12.source.string(body), sink = ltn12.sink.table(out) }
+    if not ok or status ~= 201 then error("socket.http: " .. tostring(status)) end
+    assert(type(cjson.decode(table.concat(out))) == "table")
+  end)
 end
 
 function workers.memory(url)
@@ -131,7 +129,8 @@ function workers.memory(url)
   return function(n)
     for i = 1, 2000 do create(i) end       -- warm-up: buffers, caches, the connection
     collectgarbage("collect")
-    local base, peak = rss_kib(), 0
+    local base = rss_kib()
+    local peak = base
     local t0 = now()
     for i = 1, n do
       create(i)

@@ -91,6 +91,15 @@ local function response(status, reason, headers, body)
   return table.concat(h, "\r\n") .. "\r\n\r\n" .. (body or "")
 end
 
+-- "METHOD /target" of every request in a server log, in order.
+local function request_lines(log)
+  local lines = {}
+  for line in log:gmatch("([^\n]*)\n") do
+    if line:find("^%u+ /") then lines[#lines + 1] = line:match("^(%u+ %S+)") end
+  end
+  return lines
+end
+
 local function client(url, extra)
   local o = { api_key = KEY, base_url = url, organization_name = "acme-corp", project_name = "dev-env",
     rate_limit = false, backoff_base = 0.01, timeout = 5 }
@@ -241,10 +250,7 @@ describe("queue_jobs client on the wire", function()
     assert(c:create { queue_name = "q2", input = 4 })
     assert.equal(7, c:stats().requests)
     c:close()
-    local lines = {}
-    for line in srv.finish():gmatch("([^\n]*)\n") do
-      if line:find("^%u+ /") then lines[#lines + 1] = line:match("^(%u+ %S+)") end
-    end
+    local lines = request_lines(srv.finish())
     local base = "/api/public/organizations/acme-corp/projects/dev-env/queues/"
     assert.same({ "POST " .. base .. "q1/jobs", "POST " .. base .. "q1/jobs", "POST " .. base .. "q2/jobs",
       "GET " .. base .. "q1/jobs/" .. UUID, "GET " .. base .. "q2/jobs?page=2",
@@ -267,12 +273,8 @@ describe("queue_jobs client on the wire", function()
     end
     assert(c:list { queue_name = "q2" })
     c:close()
-    local lines = {}
-    for line in srv.finish():gmatch("([^\n]*)\n") do
-      if line:find("^%u+ /") then lines[#lines + 1] = line:match("^(%u+ %S+)") end
-    end
     local base = "/api/public/organizations/acme-corp/projects/dev-env/queues/"
-    assert.same({ "GET " .. base .. "q1/jobs", "GET " .. base .. "q2/jobs" }, lines)
+    assert.same({ "GET " .. base .. "q1/jobs", "GET " .. base .. "q2/jobs" }, request_lines(srv.finish()))
   end)
 
   it("short keys are not redacted out of ordinary words", function()
