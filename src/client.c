@@ -337,7 +337,7 @@ static int http_open(lua_State *L) {
   c = h->curl = curl_easy_init();
   if (c == NULL || h->uh == NULL) {
     http_release(h);
-    return luaL_error(L, "http_open: curl_easy_init failed");
+    return luaL_error(L, "http_open: libcurl could not make its handles");
   }
   ok = curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf) == CURLE_OK &&
