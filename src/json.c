@@ -60,6 +60,12 @@ int qj_json_open(lua_State *L) {
     lua_setfield(L, -2, fnames[i]);
   }
   lua_setfield(L, t, "json");
+
+  lua_pushvalue(L, -2);                    /* core.decode_members: json.decode's upvalues */
+  lua_pushvalue(L, -2);
+  qj_buf_new(L, 0);
+  lua_pushcclosure(L, qj_json_decode_members, 3);
+  lua_setfield(L, t, "decode_members");
   lua_settop(L, t);
   return 0;
 }

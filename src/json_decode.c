@@ -25,6 +25,7 @@ typedef struct dec {
   lua_State *L;
   const unsigned char *p, *start, *end; /* *end is '\0': Lua strings carry one */
   int depth, max_depth;
+  int raw_members;                      /* members of the top object stay as their text */
   int arraymt;                          /* stack index of the array metatable */
   qj_buf *b;                            /* for strings with escapes */
   const unsigned char *errpos;
@@ -377,7 +378,14 @@ static int dec_object(dec *d) {
       if (*d->p != ':') return dec_unexpected(d, "':'");
       d->p++;
       skip_ws(d);
-      if (dec_value(d)) return -1;
+      if (QJ_UNLIKELY(d->raw_members && d->depth == 1)) {
+        const unsigned char *v = d->p;
+        if (dec_value(d)) return -1;
+        lua_pop(L, 1); /* validated; the member keeps its text, byte for byte */
+        lua_pushlstring(L, (const char *)v, (size_t)(d->p - v));
+      } else if (dec_value(d)) {
+        return -1;
+      }
       if (made) lua_rawset(L, base + 1);
       else if (++n == DEC_BATCH) {
         object_make(L, base, n, n);
@@ -461,12 +469,35 @@ int qj_json_decode_object(lua_State *L, const char *s, size_t n, int arraymt, qj
   int top = lua_gettop(L);
   if (s[n] != '\0') return 0;
   state.max_depth = QJ_MAX_DEPTH;
+  state.raw_members = 0;
   if (dec_run(&state, L, s, n, arraymt, b) != 0 || !lua_istable(L, -1) ||
       lua_getmetatable(L, -1)) { /* a decoded array carries the array metatable */
     lua_settop(L, top);
     return 0;
   }
   return 1;
+}
+
+/* Pushes nil and the decode error of a failed run; returns 2. */
+static int dec_push_error(lua_State *L, const dec *d) {
+  const unsigned char *p;
+  size_t offset = (size_t)(d->errpos - d->start) + 1, line = 1, col = 1;
+  for (p = d->start; p < d->errpos; p++) {
+    if (*p == '\n') { line++; col = 1; }
+    else col++;
+  }
+  lua_pushnil(L);
+  qj_push_error(L, "decode", "");
+  lua_pushfstring(L, "json.decode: %s at line %I, column %I (byte %I)", d->msg,
+                  (lua_Integer)line, (lua_Integer)col, (lua_Integer)offset);
+  lua_setfield(L, -2, "message");
+  lua_pushinteger(L, (lua_Integer)offset);
+  lua_setfield(L, -2, "offset");
+  lua_pushinteger(L, (lua_Integer)line);
+  lua_setfield(L, -2, "line");
+  lua_pushinteger(L, (lua_Integer)col);
+  lua_setfield(L, -2, "column");
+  return 2;
 }
 
 /* json.decode(text [, {max_depth = n}]) -> value | nil, err */
@@ -478,6 +509,7 @@ int qj_json_decode(lua_State *L) {
   s = lua_tolstring(L, ARG_TEXT, &n);
   lua_settop(L, ARG_OPTS);
   d->max_depth = QJ_MAX_DEPTH;
+  d->raw_members = 0;
   if (!lua_isnil(L, ARG_OPTS)) {
     luaL_checktype(L, ARG_OPTS, LUA_TTABLE);
     if (lua_getfield(L, ARG_OPTS, "max_depth") != LUA_TNIL) {
@@ -493,24 +525,27 @@ int qj_json_decode(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(1)); /* IDX_ARRAYMT */
   if (dec_run(d, L, s, n, IDX_ARRAYMT, (qj_buf *)lua_touserdata(L, lua_upvalueindex(3))) == 0)
     return 1;
-  {
-    const unsigned char *p;
-    size_t offset = (size_t)(d->errpos - d->start) + 1, line = 1, col = 1;
-    for (p = d->start; p < d->errpos; p++) {
-      if (*p == '\n') { line++; col = 1; }
-      else col++;
-    }
-    lua_pushnil(L);
-    qj_push_error(L, "decode", "");
-    lua_pushfstring(L, "json.decode: %s at line %I, column %I (byte %I)", d->msg,
-                    (lua_Integer)line, (lua_Integer)col, (lua_Integer)offset);
-    lua_setfield(L, -2, "message");
-    lua_pushinteger(L, (lua_Integer)offset);
-    lua_setfield(L, -2, "offset");
-    lua_pushinteger(L, (lua_Integer)line);
-    lua_setfield(L, -2, "line");
-    lua_pushinteger(L, (lua_Integer)col);
-    lua_setfield(L, -2, "column");
-    return 2;
-  }
+  return dec_push_error(L, d);
+}
+
+/* core.decode_members(text) -> {key = text of its value, ...} | false | nil, err
+ * For the emulator, which stores what a client sent as the client sent it. The text must be
+ * valid JSON, checked as json.decode checks it; when it is an object, each member's value is
+ * returned as its exact text (validated, never rounded or re-encoded); a duplicate key keeps
+ * its last value. false: valid JSON that is not an object. The members may nest 1000 levels
+ * (the object around them is one more). Upvalues as json.decode's. */
+int qj_json_decode_members(lua_State *L) {
+  dec state, *d = &state;
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  const unsigned char *p = (const unsigned char *)s;
+  lua_settop(L, 1);
+  while (is_ws[*p]) p++;
+  d->raw_members = *p == '{';
+  d->max_depth = d->raw_members ? QJ_MAX_DEPTH + 1 : QJ_MAX_DEPTH;
+  lua_pushvalue(L, lua_upvalueindex(1)); /* stack slot 2: the array metatable */
+  if (dec_run(d, L, s, n, 2, (qj_buf *)lua_touserdata(L, lua_upvalueindex(3))) != 0)
+    return dec_push_error(L, d);
+  if (!d->raw_members) lua_pushboolean(L, 0);
+  return 1;
 }

@@ -74,11 +74,14 @@ int qj_error_open(lua_State *L);
 size_t qj_utf8_seq(const unsigned char *s, const unsigned char *end);
 
 /* ---- JSON (json.c, json_encode.c, json_decode.c) --------------------------------------- */
+int qj_json_decode_init(void); /* makes the C locale once per process; 0 on failure */
+/* Sets core.json, core.null, core.array, core.decode_members, ... in table -1. */
 int qj_json_open(lua_State *L);
-int qj_json_decode_init(void);    /* makes the C locale once per process; 0 on failure */   /* sets core.json, core.null, core.array, ... in table -1 */
-/* Upvalues of both: 1 the array metatable, 2 empty_array, 3 a reusable qj_buf userdata. */
+/* Upvalues of all three: 1 the array metatable, 2 empty_array, 3 a reusable qj_buf userdata. */
 int qj_json_encode(lua_State *L);
 int qj_json_decode(lua_State *L);
+/* core.decode_members(text): a JSON object's members as their exact text (the emulator's). */
+int qj_json_decode_members(lua_State *L);
 /* For the client: decodes s[0..n) (s[n] must be '\0'; no Lua string is made) and, when it is
  * a JSON object, pushes it and returns 1; otherwise pushes nothing and returns 0, and the
  * caller has json.decode report on the text. arraymt: absolute stack index (or upvalue
