@@ -29,6 +29,7 @@ build = {
       sources = {
         "src/buf.c",
         "src/client.c",
+        "src/clock.c",
         "src/core.c",
         "src/dtoa.c",
         "src/error.c",

@@ -16,6 +16,7 @@ qj_buf *qj_buf_new(lua_State *L, size_t cap) {
   qj_buf *b = (qj_buf *)lua_newuserdatauv(L, sizeof *b, 0);
   b->p = NULL;
   b->len = b->cap = 0;
+  b->busy = 0;
   b->alloc = lua_getallocf(L, &b->ud);
   if (luaL_newmetatable(L, QJ_BUFFER_MT)) {
     lua_pushcfunction(L, buf_free);
@@ -38,3 +39,14 @@ void qj_buf_grow(lua_State *L, qj_buf *b, size_t need) {
   b->p = (char *)np;
   b->cap = cap;
 }
+
+qj_buf *qj_buf_take(lua_State *L, int idx) {
+  qj_buf *b = (qj_buf *)lua_touserdata(L, idx);
+  if (b->busy) return qj_buf_new(L, 0);
+  lua_pushvalue(L, idx);
+  b->busy = 1;
+  b->len = 0;
+  return b;
+}
+
+void qj_buf_give(qj_buf *b) { b->busy = 0; }

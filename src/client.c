@@ -24,18 +24,15 @@
  *                        (raw walk: stops at the first key that is not a string or, with
  *                        names, has a false or nil value there; flagged: the value of
  *                        some key in names is not a boolean)
- *   core.monotime() -> seconds (CLOCK_MONOTONIC), core.sleep(seconds)
  *
  * The API key lives only in C memory (the curl header lists and one private copy used for
  * redaction), wiped on close. No Lua code runs while curl works: the callbacks record
  * failures and return an abort code; results are pushed after curl_easy_perform returns.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <curl/curl.h>
 
@@ -444,6 +441,7 @@ static int http_request(lua_State *L) {
   long timeout = to_ms(L, 5, "timeout must be positive");
   long ctimeout = to_ms(L, 6, "connect timeout must be positive");
   int want_object = lua_toboolean(L, 7);
+  qj_dec_limits lim = {0, 0, QJ_MAX_DEPTH};
   CURL *c = h->curl;
   CURLcode rc;
   long status = 0, nconn = 0;
@@ -492,7 +490,8 @@ static int http_request(lua_State *L) {
     if (h->body != NULL) h->body[h->len] = '\0';
     if (!(want_object && status >= 200 && status < 300 && h->body != NULL &&
           qj_json_decode_object(L, h->body, h->len, lua_upvalueindex(1),
-                                (qj_buf *)lua_touserdata(L, lua_upvalueindex(2)))))
+                                (qj_buf *)lua_touserdata(L, lua_upvalueindex(2)), &lim) ==
+              QJ_DEC_OBJECT))
       lua_pushlstring(L, h->body != NULL ? h->body : "", h->len);
     if (h->content_type[0]) lua_pushstring(L, h->content_type); else lua_pushnil(L);
     if (h->retry_after[0]) lua_pushstring(L, h->retry_after); else lua_pushnil(L);
@@ -656,37 +655,12 @@ static int check_keys(lua_State *L) {
   return 3;
 }
 
-/* ---- time --------------------------------------------------------------------------------- */
-
-static int monotime(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
-  return 1;
-}
-
-static int sleep_s(lua_State *L) {
-  lua_Number s = luaL_checknumber(L, 1);
-  struct timespec ts;
-  if (s > 0) {
-    if (s > 1e7) s = 1e7;
-    ts.tv_sec = (time_t)s;
-    ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
-    if (ts.tv_nsec > 999999999L) ts.tv_nsec = 999999999L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-  }
-  return 0;
-}
-
 int qj_client_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"redact", http_redact}, {"same_key", http_same_key}, {"stats", http_stats},
       {"is_open", http_isopen}, {"close", http_gc}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"http_open", http_open}, {"key_fingerprint", key_fingerprint},
-                                   {"check_keys", check_keys},
-                                   {"monotime", monotime},   {"sleep", sleep_s},
-                                   {NULL, NULL}};
+                                   {"check_keys", check_keys}, {NULL, NULL}};
   pthread_once(&global_once, global_init);
   if (global_rc != CURLE_OK) return luaL_error(L, "queue_jobs: curl_global_init failed");
   if (luaL_newmetatable(L, QJ_HTTP_MT)) {

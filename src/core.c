@@ -7,6 +7,7 @@ LUAMOD_API int luaopen_queue_jobs_core(lua_State *L);
 LUAMOD_API int luaopen_queue_jobs_core(lua_State *L) {
   lua_newtable(L);
   qj_error_open(L);
+  qj_clock_open(L);
   qj_json_open(L);
   qj_client_open(L);
   lua_pushliteral(L, QJ_VERSION);

@@ -464,18 +464,19 @@ static int dec_run(dec *d, lua_State *L, const char *s, size_t n, int arraymt, q
   return r;
 }
 
-int qj_json_decode_object(lua_State *L, const char *s, size_t n, int arraymt, qj_buf *b) {
+int qj_json_decode_object(lua_State *L, const char *s, size_t n, int arraymt, qj_buf *b,
+                          const qj_dec_limits *lim) {
   dec state;
   int top = lua_gettop(L);
-  if (s[n] != '\0') return 0;
-  state.max_depth = QJ_MAX_DEPTH;
+  if (s[n] != '\0') return QJ_DEC_OTHER;
+  state.max_depth = lim->max_depth;
   state.raw_members = 0;
   if (dec_run(&state, L, s, n, arraymt, b) != 0 || !lua_istable(L, -1) ||
       lua_getmetatable(L, -1)) { /* a decoded array carries the array metatable */
     lua_settop(L, top);
-    return 0;
+    return QJ_DEC_OTHER;
   }
-  return 1;
+  return QJ_DEC_OBJECT;
 }
 
 /* Pushes nil and the decode error of a failed run; returns 2. */

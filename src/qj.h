@@ -42,11 +42,19 @@ typedef struct qj_buf {
   size_t len, cap;
   lua_Alloc alloc;
   void *ud;
+  int busy;      /* a reusable buffer taken by a call in progress (qj_buf_take) */
 } qj_buf;
 
 qj_buf *qj_buf_new(lua_State *L, size_t cap);   /* pushes the owning userdata */
 void qj_buf_grow(lua_State *L, qj_buf *b, size_t need); /* raises on memory error */
 void qj_buf_shrink(qj_buf *b);                            /* frees the storage */
+/* A reusable buffer (an upvalue, say, at index idx) is taken for the length of one call:
+ * qj_buf_take pushes it and returns it emptied and marked busy. When a call in progress holds
+ * it already (a finalizer re-entered the library while that call made Lua values), the new
+ * call gets a buffer of its own instead, pushed in the same slot, so nested calls never share
+ * one. qj_buf_give hands it back. Either way the call's stack grows by one slot. */
+qj_buf *qj_buf_take(lua_State *L, int idx);
+void qj_buf_give(qj_buf *b);
 
 QJ_INLINE char *qj_buf_reserve(lua_State *L, qj_buf *b, size_t n) {
   if (QJ_UNLIKELY(b->cap - b->len < n)) qj_buf_grow(L, b, n);
@@ -61,6 +69,11 @@ QJ_INLINE void qj_buf_addc(lua_State *L, qj_buf *b, char c) {
   *qj_buf_reserve(L, b, 1) = c;
   b->len++;
 }
+
+/* ---- time (clock.c) -------------------------------------------------------------------
+ * CLOCK_MONOTONIC in seconds; qj_clock_open sets core.monotime and core.sleep in table -1. */
+double qj_monotime(void);
+int qj_clock_open(lua_State *L);
 
 /* ---- error objects (error.c) ----------------------------------------------------------
  * Pushes a new error table {kind = kind, message = message} with the queue_jobs.error
@@ -82,11 +95,25 @@ int qj_json_encode(lua_State *L);
 int qj_json_decode(lua_State *L);
 /* core.decode_members(text): a JSON object's members as their exact text (the emulator's). */
 int qj_json_decode_members(lua_State *L);
-/* For the client: decodes s[0..n) (s[n] must be '\0'; no Lua string is made) and, when it is
- * a JSON object, pushes it and returns 1; otherwise pushes nothing and returns 0, and the
- * caller has json.decode report on the text. arraymt: absolute stack index (or upvalue
- * index) of the array metatable; b: a scratch buffer. Raises only on memory errors. */
-int qj_json_decode_object(lua_State *L, const char *s, size_t n, int arraymt, qj_buf *b);
+/* Bounds of one decode for the client (DESIGN.md section 5: an answer cannot cost more than
+ * its max_body allows, and the operation's deadline covers decoding). */
+typedef struct qj_dec_limits {
+  size_t max_values; /* arrays, objects and strings (keys included) it may make; 0: no bound */
+  double deadline;   /* CLOCK_MONOTONIC seconds (qj_monotime) at which it stops; 0: none */
+  int max_depth;     /* nesting of the whole text */
+} qj_dec_limits;
+
+/* Results of qj_json_decode_object. */
+enum { QJ_DEC_OTHER = 0, QJ_DEC_OBJECT = 1, QJ_DEC_TOO_LARGE = -1, QJ_DEC_TIMEOUT = -2 };
+
+/* For the client: decodes s[0..n) (s[n] must be '\0'; no Lua string is made) within lim.
+ * QJ_DEC_OBJECT: it is a JSON object, pushed. Otherwise nothing is pushed: QJ_DEC_OTHER when
+ * the text is not JSON or not an object (the caller has json.decode report on the text),
+ * QJ_DEC_TOO_LARGE or QJ_DEC_TIMEOUT when a limit stopped it. arraymt: absolute stack index
+ * (or upvalue index) of the array metatable; b: a scratch buffer. Raises only on memory
+ * errors. */
+int qj_json_decode_object(lua_State *L, const char *s, size_t n, int arraymt, qj_buf *b,
+                          const qj_dec_limits *lim);
 /* For the client: encodes {"input":..,"metadata":..,"webhook":..} (nil members left out)
  * from arguments 1..3, like json.encode of that table; same upvalues and results. */
 int qj_json_encode_job(lua_State *L);
