@@ -36,6 +36,7 @@ build = {
         "src/json.c",
         "src/json_decode.c",
         "src/json_encode.c",
+        "src/redact.c",
         "src/utf8.c",
       },
       libraries = { "curl", "pthread" },

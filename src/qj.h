@@ -86,6 +86,23 @@ int qj_error_open(lua_State *L);
  * or 0 when it is invalid (overlong, surrogate, above U+10FFFF, truncated, stray byte). */
 size_t qj_utf8_seq(const unsigned char *s, const unsigned char *end);
 
+/* ---- redaction of the API key (redact.c) ------------------------------------------------
+ * qj_redact_next finds the first echo of key in s[0..n) at or after from (the key itself,
+ * trimmed, or escaped as JSON, percent-encoding or HTML would escape it): returns its offset
+ * and sets *len, or returns n when there is none (always for keys shorter than
+ * QJ_REDACT_MIN). qj_redact_copy writes s with each echo replaced by QJ_REDACTED into dst,
+ * cut to dstsz - 1 bytes after the replacing, NUL-terminated; no Lua. qj_redact_buf does the
+ * same into b, without making any Lua value (no finalizer can run while it reads key). */
+#define QJ_REDACTED "[REDACTED]"
+#define QJ_REDACT_MIN 8
+size_t qj_redact_next(const char *key, size_t keylen, const char *s, size_t n, size_t from,
+                      size_t *len);
+size_t qj_redact_copy(const char *key, size_t keylen, const char *s, size_t n, char *dst,
+                      size_t dstsz);
+void qj_redact_buf(lua_State *L, qj_buf *b, const char *key, size_t keylen, const char *s,
+                   size_t n);
+int qj_redact_open(lua_State *L); /* sets core.redact in table -1 */
+
 /* ---- JSON (json.c, json_encode.c, json_decode.c) --------------------------------------- */
 int qj_json_decode_init(void); /* makes the C locale once per process; 0 on failure */
 /* Sets core.json, core.null, core.array, core.decode_members, ... in table -1. */
