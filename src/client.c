@@ -3,15 +3,20 @@
  * HTTP/2 over TLS when offered, compressed responses accepted, no Expect: 100-continue).
  *
  *   core.http_open{api_key = k, user_agent = s, ca_file = s, proxy = s, max_body = n,
- *                  allow_http = bool}                          -> handle
- *   handle:request(method, url, body|nil, timeout_s, connect_timeout_s [, want_object])
+ *                  allow_http = bool, noproxy = bool}          -> handle
+ *   handle:request(method, url, body|nil, timeout_s, connect_timeout_s [, want_object
+ *                  [, decode_left_s]])
  *       -> status, body, content_type|nil, retry_after|nil, location|nil
  *          (want_object true: a 2xx answer that is a JSON object comes decoded, as a table in
- *          place of body, straight from curl's buffer; any other answer comes as text)
+ *          place of body, straight from curl's buffer; any other answer comes as text.
+ *          Decoding makes at most max(max_body / 16, 4096) arrays, objects and strings, and
+ *          stops decode_left_s seconds after the call began. Header values come with the key
+ *          redacted.)
  *       -> nil, kind, message, sent, curl_code        (kind: network | timeout | too_large
  *                                                       | decode | invalid_argument)
- *   handle:redact(s)  -> s with every occurrence of the key replaced by "[REDACTED]"
- *                        (keys shorter than 8 bytes are left alone: they match words)
+ *   handle:redact(s)  -> s with every echo of the key (as sent, trimmed or escaped; see
+ *                        redact.c) replaced by "[REDACTED]" (keys shorter than 8 bytes are
+ *                        left alone: they match words)
  *   handle:same_key(k) -> boolean
  *   handle:stats()    -> {requests = n, connects = n, open = bool, http_version = s|nil}
  *                        (http_version: "1.0", "1.1", "2" or "3", of the last request's
@@ -27,7 +32,9 @@
  *
  * The API key lives only in C memory (the curl header lists and one private copy used for
  * redaction), wiped on close. No Lua code runs while curl works: the callbacks record
- * failures and return an abort code; results are pushed after curl_easy_perform returns.
+ * failures and return an abort code; results are pushed after curl_easy_perform returns,
+ * from a response that the call owns (see qj_response), so a finalizer that re-enters the
+ * client meanwhile is safe.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -38,10 +45,23 @@
 
 #include "client.h"
 
-#define DEFAULT_MAX_BODY (64u * 1024u * 1024u)
+#define DEFAULT_MAX_BODY (16u * 1024u * 1024u)
 #define KEEP_BUFFER (1u << 20) /* response buffers above this are freed after a request */
-#define REDACTED "[REDACTED]"
-#define REDACT_MIN 8
+#define QJ_RESPONSE_MT "queue_jobs.response"
+
+/* What one transfer brought back. It belongs to a userdata on the caller's stack, never to the
+ * handle: once curl has returned, Lua values are made from it, and making them may run a
+ * finalizer that uses the same client again (or closes it). That nested call gets a response
+ * of its own, so neither can overwrite or free what the other is reading. Header values are
+ * stored with the key already redacted, then cut to fit. */
+typedef struct qj_response {
+  char *body;        /* body[len] stays free for a '\0' */
+  size_t len, cap;
+  int too_large, oom;
+  lua_Alloc alloc;
+  void *ud;
+  char content_type[256], retry_after[128], location[2048];
+} qj_response;
 
 typedef struct qj_http {
   CURL *curl;
@@ -52,16 +72,16 @@ typedef struct qj_http {
   struct curl_slist *hdr_nobody; /* headers for GET and DELETE */
   char *key;                     /* private copy for redact/same_key; wiped on close */
   size_t keylen;
-  char *body;                    /* response body; body[len] stays free for a '\0' */
-  size_t len, cap, max_body;
-  int too_large, oom, open;
+  qj_response *resp;             /* where curl writes, only while curl_easy_perform runs */
+  char *spare;                   /* a body buffer kept between requests (at most KEEP_BUFFER) */
+  size_t spare_cap, max_body, max_values;
+  int open;
   int is_post, prereqs, refused_retry; /* per request: see on_prereq */
   lua_Integer requests, connects;
   const char *http_version; /* static string of the last answer's HTTP version, or NULL */
   lua_Alloc alloc;
   void *ud;
   char errbuf[CURL_ERROR_SIZE];
-  char content_type[256], retry_after[128], location[2048];
 } qj_http;
 
 /* ---- curl_global_init, once per process ------------------------------------------------ */
@@ -85,32 +105,35 @@ static void wipe(volatile char *p, size_t n) {
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *ud) {
   qj_http *h = (qj_http *)ud;
+  qj_response *r = h->resp;
   size_t n = size * nmemb;
-  if (n > h->max_body - h->len) {
-    h->too_large = 1;
+  if (n > h->max_body - r->len) {
+    r->too_large = 1;
     return 0; /* abort: CURLE_WRITE_ERROR */
   }
-  if (n >= h->cap - h->len) { /* keep one byte free: the decoder wants a '\0' after the text */
-    size_t cap = h->cap ? h->cap : 4096;
+  if (n >= r->cap - r->len) { /* keep one byte free: the decoder wants a '\0' after the text */
+    size_t cap = r->cap ? r->cap : 4096;
     char *np;
-    while (cap - h->len <= n) cap = cap > ((size_t)-1) / 2 ? (size_t)-1 : cap * 2;
-    np = (char *)mem_resize(h, h->body, h->cap, cap);
+    while (cap - r->len <= n) cap = cap > ((size_t)-1) / 2 ? (size_t)-1 : cap * 2;
+    np = (char *)r->alloc(r->ud, r->body, r->cap, cap);
     if (np == NULL) {
-      h->oom = 1;
+      r->oom = 1;
       return 0;
     }
-    h->body = np;
-    h->cap = cap;
+    r->body = np;
+    r->cap = cap;
   }
-  memcpy(h->body + h->len, data, n);
-  h->len += n;
+  memcpy(r->body + r->len, data, n);
+  r->len += n;
   return n;
 }
 
 static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 
-/* Copies the value of "Name: value" into dst when the name matches (case-insensitive). */
-static int take_header(const char *line, size_t n, const char *name, char *dst, size_t dstsz) {
+/* Copies the value of "Name: value" into dst when the name matches (case-insensitive), with
+ * every echo of the key replaced first and the rest cut to fit after. */
+static int take_header(const qj_http *h, const char *line, size_t n, const char *name, char *dst,
+                       size_t dstsz) {
   size_t k = strlen(name), i;
   if (n <= k || line[k] != ':') return 0;
   for (i = 0; i < k; i++)
@@ -124,24 +147,27 @@ static int take_header(const char *line, size_t n, const char *name, char *dst, 
   while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n' || line[n - 1] == ' ' ||
                    line[n - 1] == '\t'))
     n--;
-  if (n >= dstsz) n = dstsz - 1;
-  memcpy(dst, line, n);
-  dst[n] = '\0';
+  qj_redact_copy(h->key, h->keylen, line, n, dst, dstsz);
   return 1;
 }
 
 static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
   qj_http *h = (qj_http *)ud;
+  qj_response *r = h->resp;
   size_t n = size * nmemb;
   if (n == 0) return n;
   switch (lower((unsigned char)line[0])) { /* most lines are none of ours: one test each */
   case 'h':
     if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) /* a new response (after 1xx, say) */
-      h->content_type[0] = h->retry_after[0] = h->location[0] = '\0';
+      r->content_type[0] = r->retry_after[0] = r->location[0] = '\0';
     break;
-  case 'c': take_header(line, n, "content-type", h->content_type, sizeof h->content_type); break;
-  case 'r': take_header(line, n, "retry-after", h->retry_after, sizeof h->retry_after); break;
-  case 'l': take_header(line, n, "location", h->location, sizeof h->location); break;
+  case 'c':
+    take_header(h, line, n, "content-type", r->content_type, sizeof r->content_type);
+    break;
+  case 'r':
+    take_header(h, line, n, "retry-after", r->retry_after, sizeof r->retry_after);
+    break;
+  case 'l': take_header(h, line, n, "location", r->location, sizeof r->location); break;
   default: break;
   }
   return n;
@@ -183,9 +209,9 @@ static void http_release(qj_http *h) {
   }
   h->key = NULL;
   h->keylen = 0;
-  if (h->body != NULL) mem_resize(h, h->body, h->cap, 0);
-  h->body = NULL;
-  h->len = h->cap = 0;
+  if (h->spare != NULL) mem_resize(h, h->spare, h->spare_cap, 0);
+  h->spare = NULL;
+  h->spare_cap = 0;
   h->open = 0;
 }
 
@@ -276,12 +302,14 @@ static int build_headers(qj_http *h, struct curl_slist **list, int with_body, co
   return 1;
 }
 
-/* core.http_open(opts) -> handle. Misuse raises; every option was validated by the wrapper. */
+/* core.http_open(opts) -> handle. Misuse raises; every option was validated by the wrapper.
+ * opts: api_key, user_agent, ca_file, proxy, max_body, allow_http (plain http may be used),
+ * noproxy (no proxy, not even from the environment). */
 static int http_open(lua_State *L) {
   size_t keylen = 0, ualen = 0, calen = 0, pxlen = 0;
   const char *key, *ua, *ca, *proxy;
   lua_Integer max_body = DEFAULT_MAX_BODY;
-  int allow_http = 0;
+  int allow_http = 0, noproxy = 0;
   qj_http *h;
   CURL *c;
   int ok;
@@ -305,13 +333,16 @@ static int http_open(lua_State *L) {
   lua_pop(L, 1);
   lua_getfield(L, 1, "allow_http");
   allow_http = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  lua_getfield(L, 1, "noproxy");
+  noproxy = lua_toboolean(L, -1);
+  lua_pop(L, 2);
 
   /* The handle starts closed, owning nothing; the collector can free it at any point. */
   h = (qj_http *)lua_newuserdatauv(L, sizeof *h, 0);
   memset(h, 0, sizeof *h);
   h->alloc = lua_getallocf(L, &h->ud);
   h->max_body = (size_t)max_body;
+  h->max_values = h->max_body / 16 < 4096 ? 4096 : h->max_body / 16;
   luaL_setmetatable(L, QJ_HTTP_MT);
 
   h->key = (char *)mem_resize(h, NULL, 0, keylen + 1);
@@ -357,6 +388,8 @@ static int http_open(lua_State *L) {
        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https") == CURLE_OK;
   if (ok && ca != NULL) ok = curl_easy_setopt(c, CURLOPT_CAINFO, ca) == CURLE_OK;
   if (ok && proxy != NULL) ok = curl_easy_setopt(c, CURLOPT_PROXY, proxy) == CURLE_OK;
+  /* no proxy at all, not even one from curl's environment variables (plain http) */
+  if (ok && noproxy) ok = curl_easy_setopt(c, CURLOPT_NOPROXY, "*") == CURLE_OK;
   if (!ok) {
     http_release(h);
     return luaL_error(L, "http_open: libcurl refused an option");
@@ -431,6 +464,116 @@ static CURLcode use_url(qj_http *h, const char *url, size_t urllen, char *msg, s
   return CURLE_OK;
 }
 
+/* ---- responses ------------------------------------------------------------------------- */
+
+static int response_gc(lua_State *L) {
+  qj_response *r = (qj_response *)luaL_checkudata(L, 1, QJ_RESPONSE_MT);
+  if (r->body != NULL) r->alloc(r->ud, r->body, r->cap, 0);
+  r->body = NULL;
+  r->cap = r->len = 0;
+  return 0;
+}
+
+/* Pushes an empty response. Making it may run a finalizer: the caller checks h again after. */
+static qj_response *response_new(lua_State *L, qj_http *h) {
+  qj_response *r = (qj_response *)lua_newuserdatauv(L, sizeof *r, 0);
+  memset(r, 0, sizeof *r);
+  r->alloc = h->alloc;
+  r->ud = h->ud;
+  luaL_setmetatable(L, QJ_RESPONSE_MT);
+  return r;
+}
+
+/* The request is over and its Lua values are made: the body buffer goes back to the handle
+ * for the next request (when the handle is still open, has none, and it is not too big). */
+static void response_done(qj_http *h, qj_response *r) {
+  if (r->body == NULL) return;
+  if (h->open && h->spare == NULL && r->cap <= KEEP_BUFFER) {
+    h->spare = r->body;
+    h->spare_cap = r->cap;
+  } else {
+    r->alloc(r->ud, r->body, r->cap, 0);
+  }
+  r->body = NULL;
+  r->cap = r->len = 0;
+}
+
+/* Pushes the answer: status, body (decoded when asked and possible), content type, retry-after
+ * and location; or the failure of a decode that a limit stopped. Returns the values pushed. */
+static int push_answer(lua_State *L, qj_http *h, qj_response *r, long status, int want_object,
+                       const qj_dec_limits *lim) {
+  int got = QJ_DEC_OTHER;
+  if (want_object && status >= 200 && status < 300 && r->body != NULL) {
+    qj_buf *scratch = qj_buf_take(L, lua_upvalueindex(2));
+    got = qj_json_decode_object(L, r->body, r->len, lua_upvalueindex(1), scratch, lim);
+    qj_buf_give(scratch);
+    if (got == QJ_DEC_TOO_LARGE) {
+      char msg[128];
+      snprintf(msg, sizeof msg, "the answer holds more than %zu arrays, objects and strings"
+               " (max_body / 16)", h->max_values);
+      push_failure(L, "too_large", msg, 1, CURLE_OK);
+      return 5;
+    }
+    if (got == QJ_DEC_TIMEOUT) {
+      push_failure(L, "timeout", "the deadline passed while decoding the answer", 1, CURLE_OK);
+      return 5;
+    }
+  }
+  lua_pushinteger(L, status);
+  if (got == QJ_DEC_OBJECT) lua_insert(L, -2); /* status, object */
+  else lua_pushlstring(L, r->body != NULL ? r->body : "", r->len);
+  if (r->content_type[0]) lua_pushstring(L, r->content_type); else lua_pushnil(L);
+  if (r->retry_after[0]) lua_pushstring(L, r->retry_after); else lua_pushnil(L);
+  if (r->location[0]) lua_pushstring(L, r->location); else lua_pushnil(L);
+  return 5;
+}
+
+/* Pushes the failure of a transfer that curl ended with rc. */
+static void push_curl_failure(lua_State *L, qj_http *h, qj_response *r, CURLcode rc, int sent) {
+  char msg[CURL_ERROR_SIZE + 64];
+  snprintf(msg, sizeof msg, "%s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+  switch (rc) {
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+  case CURLE_COULDNT_CONNECT:
+    push_failure(L, "network", msg, 0, rc);
+    break;
+  case CURLE_OPERATION_TIMEDOUT:
+    push_failure(L, "timeout", msg, sent, rc);
+    break;
+  case CURLE_FILESIZE_EXCEEDED:
+    push_failure(L, "too_large", "response body larger than max_body", 1, rc);
+    break;
+  case CURLE_WRITE_ERROR:
+    if (r->too_large)
+      push_failure(L, "too_large", "response body larger than max_body", 1, rc);
+    else
+      push_failure(L, "network", r->oom ? "not enough memory for the response" : msg, 1, rc);
+    break;
+  case CURLE_ABORTED_BY_CALLBACK:
+    push_failure(L, "network", h->refused_retry ? "the connection closed before any answer" : msg,
+                 1, rc);
+    break;
+  case CURLE_BAD_CONTENT_ENCODING:
+    push_failure(L, "decode", msg, 1, rc);
+    break;
+  case CURLE_UNSUPPORTED_PROTOCOL:
+  case CURLE_URL_MALFORMAT:
+    /* Before anything was sent these are the caller's URL; after, curl uses the first for an
+     * answer that is not HTTP as it knows it (HTTP/0.9, a bad status line): the server's. */
+    if (sent) {
+      push_failure(L, "network", msg, 1, rc);
+      break;
+    }
+    push_failure(L, "invalid_argument", msg, 0, rc);
+    break;
+  default:
+    push_failure(L, "network", msg, sent, rc);
+    break;
+  }
+}
+
+/* handle:request(method, url, body, timeout, connect_timeout [, want_object [, decode_left]]) */
 static int http_request(lua_State *L) {
   static const char *const methods[] = {"GET", "POST", "DELETE", NULL};
   qj_http *h = check_open(L);
@@ -441,23 +584,39 @@ static int http_request(lua_State *L) {
   long timeout = to_ms(L, 5, "timeout must be positive");
   long ctimeout = to_ms(L, 6, "connect timeout must be positive");
   int want_object = lua_toboolean(L, 7);
-  qj_dec_limits lim = {0, 0, QJ_MAX_DEPTH};
-  CURL *c = h->curl;
+  double start = qj_monotime();
+  qj_dec_limits lim;
+  qj_response *r;
+  CURL *c;
   CURLcode rc;
   long status = 0, nconn = 0;
-  int sent;
+  int sent, n;
   char msg[CURL_ERROR_SIZE + 64];
 
   luaL_argcheck(L, strlen(url) == urllen, 3, "URL contains a NUL byte");
   if (m == 1) body = luaL_checklstring(L, 4, &bodylen);
-
-  h->len = 0;
-  h->too_large = h->oom = h->prereqs = h->refused_retry = 0;
+  lim.max_values = h->max_values;
+  lim.max_depth = QJ_MAX_DEPTH + 3; /* a list page: {"items": [{"input": <1000 levels>}]} */
+  lim.deadline = 0;
+  if (!lua_isnoneornil(L, 8)) {
+    lua_Number left = luaL_checknumber(L, 8);
+    lim.deadline = start + (left > 0 ? left : 0) + 1e-9;
+  }
+  lua_settop(L, 8);
+  r = response_new(L, h); /* slot 9 */
+  if (!h->open) return luaL_error(L, "attempt to use a closed client"); /* by a finalizer */
+  r->body = h->spare; /* from here to the end of curl_easy_perform no Lua code runs */
+  r->cap = h->spare_cap;
+  h->spare = NULL;
+  h->spare_cap = 0;
+  c = h->curl;
+  h->prereqs = h->refused_retry = 0;
   h->is_post = m == 1;
-  h->errbuf[0] = h->content_type[0] = h->retry_after[0] = h->location[0] = '\0';
+  h->errbuf[0] = '\0';
   if ((rc = use_url(h, url, urllen, msg, sizeof msg)) != CURLE_OK) { /* nothing was sent */
     h->http_version = NULL;
     push_failure(L, rc == CURLE_URL_MALFORMAT ? "invalid_argument" : "network", msg, 0, rc);
+    response_done(h, r);
     return 5;
   }
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
@@ -474,7 +633,9 @@ static int http_request(lua_State *L) {
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m == 2 ? "DELETE" : (char *)NULL);
   }
 
+  h->resp = r;
   rc = curl_easy_perform(c); /* no Lua code runs until it returns */
+  h->resp = NULL;
 
   if (m == 1) curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL);
   curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &nconn);
@@ -483,92 +644,39 @@ static int http_request(lua_State *L) {
   h->http_version = http_version_name(c);
   /* Was any byte of the request possibly sent? on_prereq runs just before sending. */
   sent = h->prereqs > 0;
+  if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  if (r->body != NULL) r->body[r->len] = '\0';
 
+  /* From here on Lua values are made (finalizers may run and use h): read only r and locals. */
   if (rc == CURLE_OK) {
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    lua_pushinteger(L, status);
-    if (h->body != NULL) h->body[h->len] = '\0';
-    if (!(want_object && status >= 200 && status < 300 && h->body != NULL &&
-          qj_json_decode_object(L, h->body, h->len, lua_upvalueindex(1),
-                                (qj_buf *)lua_touserdata(L, lua_upvalueindex(2)), &lim) ==
-              QJ_DEC_OBJECT))
-      lua_pushlstring(L, h->body != NULL ? h->body : "", h->len);
-    if (h->content_type[0]) lua_pushstring(L, h->content_type); else lua_pushnil(L);
-    if (h->retry_after[0]) lua_pushstring(L, h->retry_after); else lua_pushnil(L);
-    if (h->location[0]) lua_pushstring(L, h->location); else lua_pushnil(L);
-    if (h->cap > KEEP_BUFFER) {
-      mem_resize(h, h->body, h->cap, 0);
-      h->body = NULL;
-      h->cap = h->len = 0;
-    }
-    return 5;
+    n = push_answer(L, h, r, status, want_object, &lim);
+  } else {
+    push_curl_failure(L, h, r, rc, sent);
+    n = 5;
   }
-  if (h->cap > KEEP_BUFFER) {
-    mem_resize(h, h->body, h->cap, 0);
-    h->body = NULL;
-    h->cap = h->len = 0;
-  }
-  snprintf(msg, sizeof msg, "%s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
-  switch (rc) {
-  case CURLE_COULDNT_RESOLVE_HOST:
-  case CURLE_COULDNT_RESOLVE_PROXY:
-  case CURLE_COULDNT_CONNECT:
-    push_failure(L, "network", msg, 0, rc);
-    break;
-  case CURLE_OPERATION_TIMEDOUT:
-    push_failure(L, "timeout", msg, sent, rc);
-    break;
-  case CURLE_FILESIZE_EXCEEDED:
-    push_failure(L, "too_large", "response body larger than max_body", 1, rc);
-    break;
-  case CURLE_WRITE_ERROR:
-    if (h->too_large)
-      push_failure(L, "too_large", "response body larger than max_body", 1, rc);
-    else
-      push_failure(L, "network", h->oom ? "not enough memory for the response" : msg, 1, rc);
-    break;
-  case CURLE_ABORTED_BY_CALLBACK:
-    push_failure(L, "network", h->refused_retry ? "the connection closed before any answer" : msg,
-                 1, rc);
-    break;
-  case CURLE_BAD_CONTENT_ENCODING:
-    push_failure(L, "decode", msg, 1, rc);
-    break;
-  case CURLE_UNSUPPORTED_PROTOCOL:
-  case CURLE_URL_MALFORMAT:
-    push_failure(L, "invalid_argument", msg, 0, rc);
-    break;
-  default:
-    push_failure(L, "network", msg, sent, rc);
-    break;
-  }
-  return 5;
+  response_done(h, r);
+  return n;
 }
 
 /* ---- key helpers ----------------------------------------------------------------------- */
 
+/* handle:redact(s): s with every echo of the key replaced (see redact.c). */
 static int http_redact(lua_State *L) {
   qj_http *h = (qj_http *)luaL_checkudata(L, 1, QJ_HTTP_MT);
-  size_t n;
-  const char *s = luaL_checklstring(L, 2, &n), *p, *end = s + n;
-  luaL_Buffer b;
-  /* A key shorter than REDACT_MIN would match ordinary words; real keys are far longer. */
-  if (h->key == NULL || h->keylen < REDACT_MIN || n < h->keylen) {
+  size_t n, mlen;
+  const char *s = luaL_checklstring(L, 2, &n);
+  qj_buf *b;
+  if (h->key == NULL || qj_redact_next(h->key, h->keylen, s, n, 0, &mlen) >= n) {
     lua_settop(L, 2);
     return 1;
   }
-  luaL_buffinit(L, &b);
-  for (p = s; (size_t)(end - p) >= h->keylen;) {
-    if (*p == h->key[0] && memcmp(p, h->key, h->keylen) == 0) {
-      luaL_addlstring(&b, s, (size_t)(p - s));
-      luaL_addstring(&b, REDACTED);
-      s = p = p + h->keylen;
-    } else {
-      p++;
-    }
+  b = qj_buf_new(L, n + 16);
+  if (h->key == NULL) { /* a finalizer closed the client just now: show nothing of s */
+    lua_pushliteral(L, QJ_REDACTED);
+    return 1;
   }
-  luaL_addlstring(&b, s, (size_t)(end - s));
-  luaL_pushresult(&b);
+  qj_redact_buf(L, b, h->key, h->keylen, s, n); /* makes no Lua value: h->key stays */
+  lua_pushlstring(L, b->p, b->len);
   return 1;
 }
 
@@ -677,6 +785,11 @@ int qj_client_open(lua_State *L) {
     lua_setfield(L, -2, "__close");
     lua_pushcfunction(L, http_tostring);
     lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, QJ_RESPONSE_MT)) {
+    lua_pushcfunction(L, response_gc);
+    lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
   luaL_setfuncs(L, funcs, 0);
