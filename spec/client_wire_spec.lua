@@ -10,95 +10,8 @@ local JOB = '{"id":"' .. UUID .. '","input":{"x":1},"status":"pending","events":
   '"create_time":"2024-01-20T01:02:48.4787553+00:00","update_time":"2024-01-20T01:02:48.4787553+00:00",' ..
   '"webhook":"https://example.com/hook"}'
 
-local SERVER = [[
-local socket = require "socket"
-local responses = dofile(arg[1])
-local log = assert(io.open(arg[2], "w"))
-local srv = assert(socket.bind("127.0.0.1", 0))
-srv:settimeout(10)
-local _, port = srv:getsockname()
-io.stdout:write(port, "\n")
-io.stdout:flush()
-local conn
-local i = 1
-while i <= #responses do
-  if not conn then conn = assert(srv:accept()) conn:settimeout(10) end
-  local line = conn:receive("*l")
-  if not line then
-    conn:close()
-    conn = nil
-  else
-    local head, len = { line }, 0
-    while true do
-      local l = assert(conn:receive("*l"))
-      if l == "" then break end
-      head[#head + 1] = l
-      local v = l:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")
-      if v then len = tonumber(v) end
-    end
-    local body = len > 0 and assert(conn:receive(len)) or ""
-    log:write(table.concat(head, "\n"), "\nBODY-BYTES: ", #body, "\n\n")
-    log:flush()
-    conn:send(responses[i])
-    i = i + 1
-  end
-end
-if conn then conn:close() end
-log:close()
-]]
-
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- Starts the scripted server with these raw responses; returns base_url, server.
-local function serve(responses)
-  local dir = os.tmpname()
-  os.remove(dir)
-  local srv = { script = dir .. ".lua", resp = dir .. ".resp.lua", log = dir .. ".log" }
-  write(srv.script, SERVER)
-  local parts = {}
-  for i, r in ipairs(responses) do parts[i] = ("%q"):format(r) end
-  write(srv.resp, "return {" .. table.concat(parts, ",") .. "}")
-  srv.proc = assert(io.popen(("LUA_PATH='%s' LUA_CPATH='%s' lua5.4 %s %s %s"):format(package.path,
-    package.cpath, srv.script, srv.resp, srv.log)))
-  local port = assert(tonumber(srv.proc:read("l")), "the wire server did not start")
-  function srv.finish()
-    srv.proc:close()
-    local log = read(srv.log)
-    os.remove(srv.script)
-    os.remove(srv.resp)
-    os.remove(srv.log)
-    return log
-  end
-  return "http://127.0.0.1:" .. port .. "/api/public", srv
-end
-
-local function response(status, reason, headers, body)
-  local h = { ("HTTP/1.1 %d %s"):format(status, reason) }
-  for _, kv in ipairs(headers or {}) do h[#h + 1] = kv end
-  h[#h + 1] = "Content-Length: " .. #(body or "")
-  return table.concat(h, "\r\n") .. "\r\n\r\n" .. (body or "")
-end
-
--- "METHOD /target" of every request in a server log, in order.
-local function request_lines(log)
-  local lines = {}
-  for line in log:gmatch("([^\n]*)\n") do
-    if line:find("^%u+ /") then lines[#lines + 1] = line:match("^(%u+ %S+)") end
-  end
-  return lines
-end
+local wire = require "wire"
+local serve, response, request_lines = wire.serve, wire.response, wire.request_lines
 
 local function client(url, extra)
   local o = { api_key = KEY, base_url = url, organization_name = "acme-corp", project_name = "dev-env",
@@ -138,9 +51,7 @@ describe("queue_jobs client on the wire", function()
   end)
 
   it("accepts a gzip-compressed answer", function()
-    local p = assert(io.popen("printf '%s' '" .. JOB .. "' | gzip -c"))
-    local gz = p:read("a")
-    p:close()
+    local gz = wire.gzip(JOB)
     local url, srv = serve { response(200, "OK", { "Content-Type: application/json", "Content-Encoding: gzip" }, gz) }
     local c = client(url)
     local job = assert(c:get { queue_name = "fifo", id = UUID })

@@ -1,0 +1,170 @@
+--- A scripted HTTP server for client specs: a LuaSocket loop in a child lua5.4 process on
+-- 127.0.0.1 that reads each request (head and Content-Length body), logs it, and answers with
+-- the next scripted response, byte for byte, whatever those bytes are (broken on purpose).
+--
+--   local wire = require "wire"
+--   local url, srv = wire.serve { wire.response(200, "OK", { "Content-Type: application/json" }, body),
+--     { raw = "HTTP/1.1 200 OK\r\n...", close = true },   -- close the connection after it
+--     { drop = true } }                                    -- close without answering
+--   ... requests to url (http://127.0.0.1:PORT/api/public) ...
+--   local log = srv.finish()   -- waits for the server to end; the log of every request
+--
+-- A response is a string (sent as is) or a table {raw = s, close = bool, drop = bool}. The
+-- server stops after the last response, or after 10 s without a request.
+local M = {}
+
+local SERVER = [[
+local socket = require "socket"
+local responses = dofile(arg[1])
+local log = assert(io.open(arg[2], "w"))
+local srv = assert(socket.bind("127.0.0.1", 0))
+srv:settimeout(10)
+local _, port = srv:getsockname()
+io.stdout:write(port, "\n")
+io.stdout:flush()
+local conn
+local i = 1
+while i <= #responses do
+  if not conn then
+    conn = srv:accept()
+    if not conn then break end
+    conn:settimeout(10)
+  end
+  local line = conn:receive("*l")
+  if not line then
+    conn:close()
+    conn = nil
+  else
+    local head, len = { line }, 0
+    while true do
+      local l = conn:receive("*l")
+      if not l or l == "" then break end
+      head[#head + 1] = l
+      local v = l:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")
+      if v then len = tonumber(v) end
+    end
+    local body = len > 0 and conn:receive(len) or ""
+    log:write(table.concat(head, "\n"), "\nBODY-BYTES: ", #(body or ""), "\n\n")
+    log:flush()
+    local r = responses[i]
+    if type(r) == "string" then r = { raw = r } end
+    if r.raw then conn:send(r.raw) end
+    if r.close or r.drop then
+      conn:close()
+      conn = nil
+    end
+    i = i + 1
+  end
+end
+if conn then conn:close() end
+log:close()
+]]
+
+local function write(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+M.read = read
+
+local function serialize(r)
+  if type(r) == "string" then return ("%q"):format(r) end
+  local parts = {}
+  for k, v in pairs(r) do
+    parts[#parts + 1] = ("[%q] = %s"):format(k, type(v) == "string" and ("%q"):format(v) or tostring(v))
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+--- serve(responses) -> base_url, server. server.finish() waits for the server to end and
+-- returns its log; server.port is its port.
+function M.serve(responses)
+  local dir = os.tmpname()
+  os.remove(dir)
+  local srv = { script = dir .. ".lua", resp = dir .. ".resp.lua", log = dir .. ".log" }
+  write(srv.script, SERVER)
+  local parts = {}
+  for i, r in ipairs(responses) do parts[i] = serialize(r) end
+  write(srv.resp, "return {" .. table.concat(parts, ",\n") .. "}")
+  srv.proc = assert(io.popen(("LUA_PATH='%s' LUA_CPATH='%s' lua5.4 %s %s %s"):format(package.path,
+    package.cpath, srv.script, srv.resp, srv.log)))
+  srv.port = assert(tonumber(srv.proc:read("l")), "the wire server did not start")
+  function srv.finish()
+    srv.proc:close()
+    local log = read(srv.log)
+    os.remove(srv.script)
+    os.remove(srv.resp)
+    os.remove(srv.log)
+    return log
+  end
+  return "http://127.0.0.1:" .. srv.port .. "/api/public", srv
+end
+
+--- An HTTP/1.1 response with a Content-Length.
+function M.response(status, reason, headers, body)
+  local h = { ("HTTP/1.1 %d %s"):format(status, reason) }
+  for _, kv in ipairs(headers or {}) do h[#h + 1] = kv end
+  h[#h + 1] = "Content-Length: " .. #(body or "")
+  return table.concat(h, "\r\n") .. "\r\n\r\n" .. (body or "")
+end
+
+--- "METHOD /target" of every request in a server log, in order.
+function M.request_lines(log)
+  local lines = {}
+  for line in log:gmatch("([^\n]*)\n") do
+    if line:find("^%u+ [/h]") then lines[#lines + 1] = line:match("^(%u+ %S+)") end
+  end
+  return lines
+end
+
+--- The output of a shell command (for gzip).
+function M.command_output(cmd)
+  local p = assert(io.popen(cmd))
+  local s = p:read("a")
+  p:close()
+  return s
+end
+
+--- s compressed with gzip.
+function M.gzip(s)
+  local path = os.tmpname()
+  write(path, s)
+  local gz = M.command_output("gzip -c " .. path)
+  os.remove(path)
+  return gz
+end
+
+--- The first string reachable from v (keys and values, at any depth, and tostring(v)) that
+-- holds 8 or more consecutive bytes of secret; nil when none does.
+function M.leak(v, secret)
+  local strings, seen = {}, {}
+  local function walk(x)
+    if type(x) == "string" then
+      strings[#strings + 1] = x
+    elseif type(x) == "table" and not seen[x] then
+      seen[x] = true
+      for k, y in pairs(x) do
+        walk(k)
+        walk(y)
+      end
+    end
+  end
+  walk(v)
+  strings[#strings + 1] = tostring(v)
+  for _, s in ipairs(strings) do
+    for i = 1, #secret - 7 do
+      if s:find(secret:sub(i, i + 7), 1, true) then return s end
+    end
+  end
+  return nil
+end
+
+return M
