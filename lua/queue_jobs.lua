@@ -10,6 +10,7 @@ local math_type, tointeger, huge, min = math.type, math.tointeger, math.huge, ma
 local fmt, os_getenv, os_time = string.format, os.getenv, os.time
 local json_decode, encode_job = core.json.decode, core.encode_job
 local make_error, http_open, scan_keys = core.error, core.http_open, core.check_keys
+local core_redact = core.redact
 local array_mt, empty_array = core.array_mt, core.empty_array
 local retryable, backoff, parse_retry_after = policy.retryable, policy.backoff, policy.retry_after
 
@@ -39,10 +40,11 @@ local DEFAULTS = {
   deadline = 120,           -- seconds for one operation, retries and waits included; false: none
   backoff_base = 0.5,       -- seconds; full jitter in [0, min(backoff_max, base * 2^(n-1)))
   backoff_max = 30,
+  max_retry_after = 300,    -- seconds: a longer Retry-After ends the operation with the error
   retry_unsafe = false,     -- true: also retry creates after 5xx/timeouts (may duplicate jobs)
   rate_limit = 240,         -- requests per minute (token bucket); false: no pacing
   burst = 1,                -- requests that may go at once before pacing starts
-  max_body = 64 * 1024 * 1024, -- bytes of a response body (kind "too_large" above)
+  max_body = 16 * 1024 * 1024, -- bytes of a response body (kind "too_large" above)
   ca_file = nil,            -- CA bundle for TLS verification
   proxy = nil,              -- proxy URL (curl's proxy environment variables also work)
   allow_http = false,       -- true: plain http:// to hosts other than loopback
@@ -52,18 +54,59 @@ local DEFAULTS = {
   random = math.random,     -- random() in [0, 1), for jitter
 }
 
--- Options a single call may override; SETTING marks those that call_settings reads.
+-- Options a single call may override; SETTING marks those that call_settings reads (the C
+-- scanner core.check_keys reports whether a key whose value here is not `true` was given).
 local SETTING = "setting"
 local CALL_OPTIONS = { timeout = SETTING, connect_timeout = SETTING, retries = SETTING,
   deadline = SETTING, retry_unsafe = SETTING, organization_name = true, project_name = true }
 
--- ---- errors ------------------------------------------------------------------------------
+-- The largest number of seconds any timeout, deadline or single wait may be (about 11.6
+-- days; libcurl counts timeouts in milliseconds in a long, 32 bits on some systems).
+local MAX_SECONDS = 1e6
 
-local function new_error(t) return make_error(t) end
+-- ---- errors and the key ----------------------------------------------------------------------
 
 local function invalid(op, path, msg)
-  return new_error { kind = "invalid_argument", message = op .. ": " .. path .. " " .. msg,
+  return make_error { kind = "invalid_argument", message = op .. ": " .. path .. " " .. msg,
     path = path, retryable = false }
+end
+
+-- A redactor for a key that has no C handle yet (client options, queue_jobs.create): an
+-- object with :redact(s), like the handle. Keys that are not strings redact nothing.
+local function key_redactor(key)
+  if type(key) ~= "string" then key = "" end
+  return { redact = function(_, s) return core_redact(key, s) end }
+end
+
+-- Replaces every echo of the key in every string of v, keys of tables included, at any depth.
+local function redact(red, v, seen)
+  if type(v) == "string" then return red:redact(v) end
+  if type(v) == "table" then
+    seen = seen or {}
+    if seen[v] then return v end
+    seen[v] = true
+    local renamed
+    for k, x in next, v do
+      local y = redact(red, x, seen)
+      if y ~= x then v[k] = y end
+      if type(k) == "string" then
+        local k2 = red:redact(k)
+        if k2 ~= k then
+          renamed = renamed or {}
+          renamed[k] = k2
+        end
+      end
+    end
+    for k, k2 in pairs(renamed or {}) do
+      v[k2], v[k] = v[k], nil
+    end
+  end
+  return v
+end
+
+-- The error, with the key out of it, for returning: nil, err.
+local function fail(red, err)
+  return nil, make_error(redact(red, err))
 end
 
 -- ---- validation --------------------------------------------------------------------------
@@ -72,22 +115,22 @@ local function is_name(s)
   return type(s) == "string" and #s >= 2 and #s <= 63 and s:find("^[a-z][a-z0-9%-]*[a-z0-9]$") ~= nil
 end
 
-local function show(v)
-  if type(v) == "string" then
-    local s = policy.one_line(v, 40)
-    return fmt("%q", s)
-  end
+-- A value for a message: a string quoted (its first 40 bytes, after the key is redacted out
+-- of all of it), anything else by its type.
+local function show(v, red)
+  if type(v) == "string" then return fmt("%q", policy.one_line(red:redact(v), 40)) end
+  if type(v) == "number" then return tostring(v) end
   return type(v)
 end
 
 local NAME_RULE = "must be 2..63 characters of a-z, 0-9 and '-', starting with a letter and" ..
   " ending with a letter or digit"
 
-local function check_name(op, field, v)
+local function check_name(op, field, v, red)
   if v == nil then
     return invalid(op, field, "is required (give it to this call or to queue_jobs.client{})")
   end
-  if not is_name(v) then return invalid(op, field, NAME_RULE .. " (got " .. show(v) .. ")") end
+  if not is_name(v) then return invalid(op, field, NAME_RULE .. " (got " .. show(v, red) .. ")") end
 end
 
 local function is_uuid(s)
@@ -95,50 +138,58 @@ local function is_uuid(s)
     s:find("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") ~= nil
 end
 
-local function finite_positive(v)
-  return type(v) == "number" and v > 0 and v < huge
-end
-
-local function check_int(op, field, v, lo, hi)
+local function check_int(op, field, v, lo, hi, red)
   local i = tointeger(v)
   if i == nil or i < lo or i > hi then
     return nil, invalid(op, field, fmt("must be an integer within %d..%d (got %s)", lo, hi,
-      type(v) == "number" and tostring(v) or show(v)))
+      show(v, red)))
   end
   return i
 end
+
+-- A number of seconds in (0, MAX_SECONDS] ([0, ...] with zero_ok; false too with false_ok).
+local function check_seconds(op, field, v, red, zero_ok, false_ok)
+  if v == false and false_ok then return false end
+  if type(v) ~= "number" or not (v >= 0 and v <= MAX_SECONDS) or (v == 0 and not zero_ok) then
+    return nil, invalid(op, field, fmt("must be a %s number of seconds up to %g%s (got %s)",
+      zero_ok and "non-negative" or "positive", MAX_SECONDS, false_ok and ", or false" or "",
+      show(v, red)))
+  end
+  return v
+end
+
+local function check_boolean(op, field, v, red)
+  if type(v) ~= "boolean" then
+    return nil, invalid(op, field, "must be a boolean (got " .. show(v, red) .. ")")
+  end
+  return v
+end
+
+-- The options a call may give (CALL_OPTIONS marked SETTING), checked alike wherever they are
+-- given: field -> function(op, v, red) -> value | nil, err.
+local SETTING_CHECKS = {
+  timeout = function(op, v, red) return check_seconds(op, "timeout", v, red) end,
+  connect_timeout = function(op, v, red) return check_seconds(op, "connect_timeout", v, red) end,
+  retries = function(op, v, red) return check_int(op, "retries", v, 0, 100, red) end,
+  deadline = function(op, v, red) return check_seconds(op, "deadline", v, red, false, true) end,
+  retry_unsafe = function(op, v, red) return check_boolean(op, "retry_unsafe", v, red) end,
+}
+local SETTING_NAMES = { "timeout", "connect_timeout", "retries", "deadline", "retry_unsafe" }
 
 -- Checks the call options of one operation; returns the effective settings or nil, err.
 -- given: whether check_keys saw any of them (when not, the client's settings apply).
 local function call_settings(self, op, a, given)
   local s = self._settings
   if not given then return s end
-  local timeout, ctimeout, retries, deadline, unsafe = a.timeout, a.connect_timeout, a.retries,
-    a.deadline, a.retry_unsafe
-  local t = { timeout = s.timeout, connect_timeout = s.connect_timeout, retries = s.retries,
-    deadline = s.deadline, retry_unsafe = s.retry_unsafe }
-  if timeout ~= nil then
-    if not finite_positive(timeout) then return nil, invalid(op, "timeout", "must be a positive number of seconds") end
-    t.timeout = timeout
-  end
-  if ctimeout ~= nil then
-    if not finite_positive(ctimeout) then return nil, invalid(op, "connect_timeout", "must be a positive number of seconds") end
-    t.connect_timeout = ctimeout
-  end
-  if retries ~= nil then
-    local r, err = check_int(op, "retries", retries, 0, 100)
-    if not r then return nil, err end
-    t.retries = r
-  end
-  if deadline ~= nil then
-    if deadline ~= false and not finite_positive(deadline) then
-      return nil, invalid(op, "deadline", "must be a positive number of seconds or false")
+  local t = {}
+  for k, v in next, s do t[k] = v end
+  for _, f in ipairs(SETTING_NAMES) do
+    local v = a[f]
+    if v ~= nil then
+      local ok, err = SETTING_CHECKS[f](op, v, self._h)
+      if ok == nil then return nil, err end
+      t[f] = ok
     end
-    t.deadline = deadline
-  end
-  if unsafe ~= nil then
-    if type(unsafe) ~= "boolean" then return nil, invalid(op, "retry_unsafe", "must be a boolean") end
-    t.retry_unsafe = unsafe
   end
   return t
 end
@@ -153,13 +204,13 @@ end
 
 -- Every key of args must be one the operation knows (names: from arg_names). Returns an
 -- error, or nil and whether a call option that call_settings reads (SETTING) was given.
-local function check_keys(op, args, names)
+local function check_keys(op, args, names, red)
   local _, k, given = scan_keys(args, names) -- k: the first unknown key
   if k == nil then return nil, given end
   if type(k) ~= "string" then
     return invalid(op, "arguments", "must be a table with string keys (got a " .. type(k) .. " key)")
   end
-  return invalid(op, k, "is not an argument of " .. op)
+  return invalid(op, k, "is not an argument of " .. op .. " (got " .. show(k, red) .. ")")
 end
 
 local function is_loopback(host)
@@ -200,12 +251,20 @@ local CLIENT_OPTIONS = {}
 for k in pairs(DEFAULTS) do CLIENT_OPTIONS[k] = true end
 for k in pairs(CLIENT_OPTION_TYPES) do CLIENT_OPTIONS[k] = true end
 
+-- The key of a client: given, or from the environment.
+local function effective_key(opts)
+  local key = opts.api_key
+  if key == nil then key = os_getenv("SALAD_API_KEY") end
+  return key
+end
+
 -- Checks client options (a copy is taken) and returns the settings table and the key, or
--- nil, err.
-local function client_settings(op, opts)
+-- nil, err. Errors quote values only after the key is redacted out of them (red).
+local function client_settings(op, opts, red)
   for k in next, opts do
     if not CLIENT_OPTIONS[k] then
-      return nil, invalid(op, tostring(k), "is not an option of queue_jobs.client")
+      return nil, invalid(op, tostring(k), "is not an option of queue_jobs.client (got " ..
+        show(k, red) .. ")")
     end
   end
   local s = {}
@@ -218,8 +277,7 @@ local function client_settings(op, opts)
     s[k] = v
   end
   -- the key: given or from the environment; never echoed in any message
-  local key = opts.api_key
-  if key == nil then key = os_getenv("SALAD_API_KEY") end
+  local key = effective_key(opts)
   if key == nil or key == "" then
     return nil, invalid(op, "api_key", "is required (give api_key or set SALAD_API_KEY)")
   end
@@ -231,38 +289,51 @@ local function client_settings(op, opts)
   if base == nil or base == "" then base = DEFAULT_BASE_URL end
   local url, scheme, host = parse_base_url(base)
   if not url then return nil, invalid(op, "base_url", scheme) end
-  if type(s.allow_http) ~= "boolean" then return nil, invalid(op, "allow_http", "must be a boolean") end
+  local v, err = check_boolean(op, "allow_http", s.allow_http, red)
+  if v == nil then return nil, err end
   if scheme == "http" and not s.allow_http and not is_loopback(host) then
     return nil, invalid(op, "base_url",
       "uses plain http to a host that is not loopback; the key would travel in clear text" ..
       " (use https, or allow_http = true to accept that)")
   end
+  -- Plain http never goes through a proxy taken from the environment, and through a given
+  -- proxy only with allow_http: the proxy would read the key.
+  if scheme == "http" and s.proxy ~= nil and not s.allow_http then
+    return nil, invalid(op, "proxy",
+      "with a plain http base_url would let the proxy read the key (use https, or" ..
+      " allow_http = true to accept that)")
+  end
   s.base_url = url
   s.http = scheme == "http"
+  s.noproxy = s.http and s.proxy == nil
   for _, f in ipairs { "organization_name", "project_name" } do
     if s[f] ~= nil and not is_name(s[f]) then
-      return nil, invalid(op, f, NAME_RULE .. " (got " .. show(s[f]) .. ")")
+      return nil, invalid(op, f, NAME_RULE .. " (got " .. show(s[f], red) .. ")")
     end
   end
-  for _, f in ipairs { "timeout", "connect_timeout", "backoff_base", "backoff_max" } do
-    if not finite_positive(s[f]) then return nil, invalid(op, f, "must be a positive number of seconds") end
+  for _, f in ipairs(SETTING_NAMES) do
+    v, err = SETTING_CHECKS[f](op, s[f], red)
+    if v == nil then return nil, err end
+    s[f] = v
   end
-  local r, err = check_int(op, "retries", s.retries, 0, 100)
-  if not r then return nil, err end
-  s.retries = r
-  if s.deadline ~= false and not finite_positive(s.deadline) then
-    return nil, invalid(op, "deadline", "must be a positive number of seconds or false")
+  for _, f in ipairs { "backoff_base", "backoff_max" } do
+    v, err = check_seconds(op, f, s[f], red)
+    if v == nil then return nil, err end
   end
-  if s.rate_limit ~= false and not finite_positive(s.rate_limit) then
-    return nil, invalid(op, "rate_limit", "must be a positive number of requests per minute or false")
+  v, err = check_seconds(op, "max_retry_after", s.max_retry_after, red, true)
+  if v == nil then return nil, err end
+  if s.rate_limit ~= false and not (type(s.rate_limit) == "number" and s.rate_limit > 0 and
+      s.rate_limit <= 1e9) then
+    return nil, invalid(op, "rate_limit",
+      "must be a positive number of requests per minute up to 1e9, or false (got " ..
+      show(s.rate_limit, red) .. ")")
   end
-  r, err = check_int(op, "burst", s.burst, 1, 1000000)
-  if not r then return nil, err end
-  s.burst = r
-  r, err = check_int(op, "max_body", s.max_body, 1, math.maxinteger)
-  if not r then return nil, err end
-  s.max_body = r
-  if type(s.retry_unsafe) ~= "boolean" then return nil, invalid(op, "retry_unsafe", "must be a boolean") end
+  v, err = check_int(op, "burst", s.burst, 1, 1000000, red)
+  if v == nil then return nil, err end
+  s.burst = v
+  v, err = check_int(op, "max_body", s.max_body, 1, 1 << 40, red)
+  if v == nil then return nil, err end
+  s.max_body = v
   for _, f in ipairs { "ca_file", "proxy", "user_agent" } do
     if s[f] ~= nil and (s[f]:find("%c") or s[f] == "") then
       return nil, invalid(op, f, "must be a non-empty string without control characters")
@@ -298,25 +369,16 @@ local function check_args(self, op, args)
   end
 end
 
--- Removes the key from every string of an error, whatever a server echoed back.
-local function redact(h, v, depth)
-  if type(v) == "string" then return h:redact(v) end
-  if type(v) == "table" and depth < 8 then
-    for k, x in pairs(v) do v[k] = redact(h, x, depth + 1) end
-  end
-  return v
-end
-
 local function finish(self, err, attempts)
   err.attempts = attempts
-  return nil, make_error(redact(self._h, err, 0))
+  return fail(self._h, err)
 end
 
 local HTTP_FIELDS = { "title", "detail", "type", "instance", "errors" }
 
--- Builds the error of a non-2xx answer.
-local function http_error(op, status, body, ctype, retry_after, location)
-  local p = policy.problem(body, ctype)
+-- Builds the error of a non-2xx answer. body, ctype and location have the key redacted.
+local function http_error(op, status, body, ctype, location, max_values)
+  local p = policy.problem(body, ctype, max_values)
   local reason = policy.REASONS[status] or "error"
   local what = p.detail or p.title or p.snippet
   local msg = fmt("%s: HTTP %d %s", op, status, reason)
@@ -334,6 +396,8 @@ local function http_error(op, status, body, ctype, retry_after, location)
   return err
 end
 
+-- The error of a 2xx answer that is not what the operation expects. body: the text with the
+-- key redacted, or "" when there is nothing to show.
 local function decode_error(op, status, body, ctype, why)
   return { kind = "decode", status = status, content_type = ctype,
     message = fmt("%s: %s (HTTP %d%s)%s", op, why, status,
@@ -344,6 +408,43 @@ end
 
 local SHAPE_OBJECT, SHAPE_LIST, SHAPE_NONE = 1, 2, 3
 
+-- Why a decoded list answer is not {"items": [job object, ...]}, or nil when it is.
+local function list_problem(v)
+  local items = v.items
+  if type(items) ~= "table" or getmetatable(items) == nil and next(items) ~= nil then
+    return "response has no items array"
+  end
+  for i = 1, #items do
+    local job = items[i]
+    if type(job) ~= "table" or getmetatable(job) ~= nil then
+      return fmt("response item %d is not a job object (got %s)", i,
+        getmetatable(job) ~= nil and "an array" or type(job))
+    end
+  end
+end
+
+-- The result of a 2xx answer of shape SHAPE_OBJECT or SHAPE_LIST: the decoded object, or
+-- nil and an error. rbody is a table when the C core could decode it as a JSON object.
+local function answer(self, op, status, rbody, ctype, shape)
+  if type(rbody) ~= "table" then
+    -- not a JSON object: say whether it is JSON at all, decoding within the same budget
+    rbody = self._h:redact(rbody)
+    local v, derr = json_decode(rbody, { max_values = self._max_values })
+    if v ~= nil then return nil, decode_error(op, status, rbody, ctype, "response is not a JSON object") end
+    if derr.kind == "too_large" then
+      return nil, { kind = "too_large", status = status, message = op .. ": too large: " ..
+        derr.message:gsub("^json%.decode: ", "") .. " (max_body / 16)" }
+    end
+    return nil, decode_error(op, status, rbody, ctype, "response is not valid JSON (" ..
+      derr.message .. ")")
+  end
+  if shape == SHAPE_LIST then
+    local why = list_problem(rbody)
+    if why then return nil, decode_error(op, status, "", ctype, why) end
+  end
+  return rbody
+end
+
 -- Runs one operation: pacing, attempts, retries, backoff, deadline.
 -- Returns the decoded value (or true for SHAPE_NONE) or nil, err.
 local function perform(self, op, method, url, body, shape, s)
@@ -351,7 +452,7 @@ local function perform(self, op, method, url, body, shape, s)
   local now = clock()
   local deadline = s.deadline and (now + s.deadline) or huge
   local bucket = self._bucket
-  local want_object = shape == SHAPE_OBJECT
+  local want_object = shape ~= SHAPE_NONE
   local attempt, err = 0, nil
   while true do
     attempt = attempt + 1
@@ -376,9 +477,10 @@ local function perform(self, op, method, url, body, shape, s)
     local timeout, ctimeout = s.timeout, s.connect_timeout
     if left < timeout then timeout = left end
     if timeout < ctimeout then ctimeout = timeout end
-    -- with want_object, a 2xx JSON object comes decoded (rbody a table); anything else as text
+    -- with want_object, a 2xx JSON object comes decoded (rbody a table), within max_body's
+    -- budget and the deadline; anything else as text
     local status, rbody, ctype, retry_after, location = h:request(method, url, body, timeout,
-      ctimeout, want_object)
+      ctimeout, want_object, left < huge and left or nil)
     local r
     if status == nil then
       -- failure: rbody is the kind, ctype the message, retry_after "sent", location the curl code
@@ -389,24 +491,12 @@ local function perform(self, op, method, url, body, shape, s)
         curl_code = location }
     elseif status >= 200 and status < 300 then
       if shape == SHAPE_NONE then return true end
-      if type(rbody) == "table" then return rbody end
-      local v, derr = json_decode(rbody)
-      if v == nil then
-        return finish(self, decode_error(op, status, rbody, ctype, "response is not valid JSON" ..
-          (derr and (" (" .. derr.message .. ")") or "")), attempt)
-      end
-      if type(v) ~= "table" or getmetatable(v) == array_mt or getmetatable(v) == getmetatable(empty_array) then
-        return finish(self, decode_error(op, status, rbody, ctype, "response is not a JSON object"), attempt)
-      end
-      if shape == SHAPE_LIST then
-        local items = v.items
-        if type(items) ~= "table" or (next(items) ~= nil and items[1] == nil) then
-          return finish(self, decode_error(op, status, rbody, ctype, "response has no items array"), attempt)
-        end
-      end
+      local v, derr = answer(self, op, status, rbody, ctype, shape)
+      if v == nil then return finish(self, derr, attempt) end
       return v
     else
-      r = http_error(op, status, rbody, ctype, retry_after, location)
+      -- the key goes out of the body before anything reads, cuts or reformats it
+      r = http_error(op, status, h:redact(rbody), ctype, location, self._max_values)
       local ra = parse_retry_after(retry_after, os_time())
       if ra then r.retry_after = ra end
     end
@@ -424,8 +514,12 @@ local function perform(self, op, method, url, body, shape, s)
       err.message = err.message .. fmt(" (after %d attempts)", attempt)
       return finish(self, err, attempt)
     end
-    local delay = r.retry_after or backoff(attempt, self._settings.backoff_base,
-      self._settings.backoff_max, self._random)
+    if r.retry_after and r.retry_after > s.max_retry_after then
+      err.message = err.message .. fmt(" (not retried: Retry-After asks for %.3g s, more than" ..
+        " max_retry_after)", r.retry_after)
+      return finish(self, err, attempt)
+    end
+    local delay = r.retry_after or backoff(attempt, s.backoff_base, s.backoff_max, self._random)
     now = clock()
     if now + delay >= deadline then
       err.message = err.message .. fmt(" (no retry: waiting %.3g s would pass the deadline)", delay)
@@ -451,8 +545,9 @@ local function jobs_url(self, op, a)
   local k2 = k1 and k1[proj]
   local url = k2 and k2[queue]
   if url then return url end
-  local err = check_name(op, "organization_name", org) or check_name(op, "project_name", proj) or
-    check_name(op, "queue_name", queue)
+  local h = self._h
+  local err = check_name(op, "organization_name", org, h) or
+    check_name(op, "project_name", proj, h) or check_name(op, "queue_name", queue, h)
   if err then return nil, err end
   url = self.base_url .. "/organizations/" .. pct(org) .. "/projects/" .. pct(proj) ..
     "/queues/" .. pct(queue) .. "/jobs"
@@ -474,7 +569,7 @@ local function job_url(self, op, a)
   if not url then return nil, err end
   local id = a.id
   if id == nil then return nil, invalid(op, "id", "is required (a job id, a UUID)") end
-  if not is_uuid(id) then return nil, invalid(op, "id", "must be a UUID like 7dcd6922-50e9-4d56-89b5-91cde26f0211 (got " .. show(id) .. ")") end
+  if not is_uuid(id) then return nil, invalid(op, "id", "must be a UUID like 7dcd6922-50e9-4d56-89b5-91cde26f0211 (got " .. show(id, self._h) .. ")") end
   return url .. "/" .. pct(id:lower())
 end
 
@@ -484,8 +579,8 @@ local CREATE_ARGS = { queue_name = true, input = true, metadata = true, webhook 
 local CREATE_NAMES = arg_names(CREATE_ARGS)
 local GET_NAMES = arg_names { queue_name = true, id = true }
 local LIST_NAMES = arg_names { queue_name = true, page = true, page_size = true }
-local WAIT_ARGS = { queue_name = true, id = true, timeout = true, interval = true,
-  max_interval = true, organization_name = true, project_name = true }
+-- wait's own `timeout` is the whole wait; the other call options go to each poll
+local WAIT_NAMES = arg_names { queue_name = true, id = true, interval = true, max_interval = true }
 
 -- Builds the body of a create, or nil, err (with the JSON path of bad input).
 local function create_body(op, a)
@@ -522,7 +617,7 @@ local function create_body(op, a)
   if not body then
     local path = (err.path or "$"):gsub("^%$%.?", "")
     local why = err.message:gsub("^json%.encode: ", ""):gsub(" at %$.*$", "")
-    return nil, new_error { kind = "invalid_argument", path = path, retryable = false,
+    return nil, make_error { kind = "invalid_argument", path = path, retryable = false,
       message = fmt("%s: %s: %s", op, path, why) }
   end
   return body
@@ -533,98 +628,92 @@ function Client:create(a)
   -- the hot path of the library: the same checks as the other operations, fewer calls
   if not open_clients[self] or type(a) ~= "table" then check_args(self, "create", a) end
   local _, bad, given = scan_keys(a, CREATE_NAMES)
-  if bad ~= nil then return nil, (check_keys("create", a, CREATE_NAMES)) end
+  if bad ~= nil then return fail(self._h, (check_keys("create", a, CREATE_NAMES, self._h))) end
   local s, err = self._settings, nil
   if given then
     s, err = call_settings(self, "create", a, given)
-    if not s then return nil, err end
+    if not s then return fail(self._h, err) end
   end
   local url
   url, err = jobs_url(self, "create", a)
-  if not url then return nil, err end
+  if not url then return fail(self._h, err) end
   local body
   body, err = create_body("create", a)
-  if not body then return nil, err end
+  if not body then return fail(self._h, err) end
   return perform(self, "create", "POST", url, body, SHAPE_OBJECT, s)
+end
+
+-- The common start of get, cancel and list: the argument names, the call options and the
+-- URL. Returns the settings and the URL, or nil, err (redacted).
+local function prepare(self, op, a, names, make_url)
+  check_args(self, op, a)
+  local err, given = check_keys(op, a, names, self._h)
+  if err then return fail(self._h, err) end
+  local s, url
+  s, err = call_settings(self, op, a, given)
+  if not s then return fail(self._h, err) end
+  url, err = make_url(self, op, a)
+  if not url then return fail(self._h, err) end
+  return s, url
 end
 
 --- client:get{queue_name, id} -> job | nil, err
 function Client:get(a)
-  check_args(self, "get", a)
-  local err, given = check_keys("get", a, GET_NAMES)
-  if err then return nil, err end
-  local s, url
-  s, err = call_settings(self, "get", a, given)
-  if not s then return nil, err end
-  url, err = job_url(self, "get", a)
-  if not url then return nil, err end
+  local s, url = prepare(self, "get", a, GET_NAMES, job_url)
+  if not s then return nil, url end
   return perform(self, "get", "GET", url, nil, SHAPE_OBJECT, s)
 end
 
 --- client:cancel{queue_name, id} -> true | nil, err  (HTTP 202)
 function Client:cancel(a)
-  check_args(self, "cancel", a)
-  local err, given = check_keys("cancel", a, GET_NAMES)
-  if err then return nil, err end
-  local s, url
-  s, err = call_settings(self, "cancel", a, given)
-  if not s then return nil, err end
-  url, err = job_url(self, "cancel", a)
-  if not url then return nil, err end
+  local s, url = prepare(self, "cancel", a, GET_NAMES, job_url)
+  if not s then return nil, url end
   return perform(self, "cancel", "DELETE", url, nil, SHAPE_NONE, s)
+end
+
+-- page and page_size of list and jobs (each nil when not given), or nil, err.
+local function page_args(op, a, red)
+  local page, page_size, err = a.page, a.page_size, nil
+  if page ~= nil then
+    page, err = check_int(op, "page", page, 1, 2147483647, red)
+    if not page then return nil, nil, err end
+  end
+  if page_size ~= nil then
+    page_size, err = check_int(op, "page_size", page_size, 1, 100, red)
+    if not page_size then return nil, nil, err end
+  end
+  return page, page_size
 end
 
 local function list_url(self, op, a)
   local url, err = jobs_url(self, op, a)
   if not url then return nil, err end
-  local page, page_size = a.page, a.page_size
+  local page, page_size
+  page, page_size, err = page_args(op, a, self._h)
+  if err then return nil, err end
   local q = {}
-  if page ~= nil then
-    page, err = check_int(op, "page", page, 1, 2147483647)
-    if not page then return nil, err end
-    q[#q + 1] = "page=" .. page
-  end
-  if page_size ~= nil then
-    page_size, err = check_int(op, "page_size", page_size, 1, 100)
-    if not page_size then return nil, err end
-    q[#q + 1] = "page_size=" .. page_size
-  end
+  if page then q[#q + 1] = "page=" .. page end
+  if page_size then q[#q + 1] = "page_size=" .. page_size end
   if #q > 0 then url = url .. "?" .. table.concat(q, "&") end
   return url
 end
 
 --- client:list{queue_name, page?, page_size?} -> {items = {job, ...}} | nil, err
 function Client:list(a)
-  check_args(self, "list", a)
-  local err, given = check_keys("list", a, LIST_NAMES)
-  if err then return nil, err end
-  local s, url
-  s, err = call_settings(self, "list", a, given)
-  if not s then return nil, err end
-  url, err = list_url(self, "list", a)
-  if not url then return nil, err end
+  local s, url = prepare(self, "list", a, LIST_NAMES, list_url)
+  if not s then return nil, url end
   return perform(self, "list", "GET", url, nil, SHAPE_LIST, s)
 end
 
 --- for job [, err] in client:jobs{queue_name, page_size?, page?} do ... end
 -- Lazily fetches every page. On a failure the iterator yields false, err once, then stops.
 function Client:jobs(a)
-  check_args(self, "jobs", a)
-  local err, given = check_keys("jobs", a, LIST_NAMES)
+  local s, err = prepare(self, "jobs", a, LIST_NAMES, list_url)
+  if s then err = nil end
   local page, page_size = 1, 100
   if not err then
-    if a.page ~= nil then page, err = check_int("jobs", "page", a.page, 1, 2147483647) end
-  end
-  if not err and a.page_size ~= nil then
-    page_size, err = check_int("jobs", "page_size", a.page_size, 1, 100)
-  end
-  if not err then
-    local s
-    s, err = call_settings(self, "jobs", a, given)
-    if s then
-      local _
-      _, err = jobs_url(self, "jobs", a)
-    end
+    local p, ps = page_args("jobs", a, self._h)
+    page, page_size = p or page, ps or page_size
   end
   local args = {}
   for k, v in pairs(a) do args[k] = v end
@@ -660,29 +749,40 @@ end
 
 local TERMINAL = { succeeded = true, failed = true, cancelled = true }
 
---- client:wait{queue_name, id, timeout = 600, interval = 1, max_interval = 15}
+--- client:wait{queue_name, id, timeout = 600, interval = 1, max_interval = 15, ...call options}
 -- Polls with growing intervals until the job is succeeded, failed or cancelled (returns the
 -- job) or until `timeout` seconds have passed (nil, err of kind "timeout", err.job the last
--- job seen).
+-- job seen). The call options other than timeout (connect_timeout, retries, deadline,
+-- retry_unsafe, organization_name, project_name) apply to each poll; a poll's deadline is
+-- also cut to the time the wait has left.
 function Client:wait(a)
   check_args(self, "wait", a)
-  local err
-  for k in next, a do
-    if not WAIT_ARGS[k] then
-      return nil, invalid("wait", tostring(k), "is not an argument of wait")
-    end
-  end
-  local timeout, interval, max_interval = a.timeout or 600, a.interval or 1, a.max_interval or 15
-  if not finite_positive(timeout) then return nil, invalid("wait", "timeout", "must be a positive number of seconds") end
-  if not finite_positive(interval) then return nil, invalid("wait", "interval", "must be a positive number of seconds") end
-  if not finite_positive(max_interval) then return nil, invalid("wait", "max_interval", "must be a positive number of seconds") end
+  local h = self._h
+  -- `timeout` is checked here as wait's own, so the call options see it as not given
+  local t = {}
+  for k, v in next, a do t[k] = v end
+  t.timeout = nil
+  local err, given = check_keys("wait", t, WAIT_NAMES, h)
+  if err then return fail(h, err) end
+  local s
+  s, err = call_settings(self, "wait", t, given)
+  if not s then return fail(h, err) end
+  local timeout, interval, max_interval
+  timeout, err = check_seconds("wait", "timeout", a.timeout or 600, h)
+  if not timeout then return fail(h, err) end
+  interval, err = check_seconds("wait", "interval", a.interval or 1, h)
+  if not interval then return fail(h, err) end
+  max_interval, err = check_seconds("wait", "max_interval", a.max_interval or 15, h)
+  if not max_interval then return fail(h, err) end
   local _
   _, err = job_url(self, "wait", a)
-  if err then return nil, err end
+  if err then return fail(h, err) end
   local clock, sleep = self._clock, self._sleep
   local deadline = clock() + timeout
   local get_args = { queue_name = a.queue_name, id = a.id, organization_name = a.organization_name,
-    project_name = a.project_name }
+    project_name = a.project_name, connect_timeout = a.connect_timeout, retries = a.retries,
+    retry_unsafe = a.retry_unsafe }
+  local poll_deadline = s.deadline or huge
   local polls, last = 0, nil
   -- wait's own timeout: err.job is the last job seen (nil when no poll was answered)
   local function timed_out(cause)
@@ -690,12 +790,13 @@ function Client:wait(a)
       policy.one_line(tostring(last.status), 40), timeout)
       or fmt("wait: no answer about job %s within %.3g s (%s)", a.id, timeout,
         cause and cause.message or "deadline")
-    return nil, redact(self._h, new_error { kind = "timeout", retryable = false, attempts = polls,
-      job = last, message = msg }, 0)
+    return fail(h, { kind = "timeout", retryable = false, attempts = polls, job = last,
+      message = msg })
   end
   while true do
     local left = deadline - clock()
-    get_args.deadline = left > 0 and left or 1e-3
+    left = left > 0 and left or 1e-3
+    get_args.deadline = min(left, poll_deadline)
     local job, gerr = self:get(get_args)
     polls = polls + 1
     if not job then
@@ -734,14 +835,22 @@ Client.__close = Client.close
 Client.__gc = Client.close
 
 function Client:__tostring()
-  return fmt("queue_jobs.client (%s): %s", self._h:is_open() and "open" or "closed", self.base_url)
+  return fmt("queue_jobs.client (%s): %s", self._h:is_open() and "open" or "closed",
+    self._h:redact(self.base_url))
+end
+
+-- The most arrays, objects and strings that decoding one answer may make (the C core's rule).
+local function max_values(max_body)
+  local n = max_body // 16
+  return n < 4096 and 4096 or n
 end
 
 local function new_client(op, opts)
-  local s, key = client_settings(op, opts)
-  if not s then return nil, key end
+  local red = key_redactor(effective_key(opts))
+  local s, key = client_settings(op, opts, red)
+  if not s then return fail(red, key) end
   local h = http_open { api_key = key, user_agent = s.user_agent, ca_file = s.ca_file,
-    proxy = s.proxy, max_body = s.max_body, allow_http = s.http }
+    proxy = s.proxy, max_body = s.max_body, allow_http = s.http, noproxy = s.noproxy }
   key = nil -- luacheck: ignore
   local self = setmetatable({
     base_url = s.base_url,
@@ -752,6 +861,7 @@ local function new_client(op, opts)
     _clock = s.clock,
     _sleep = s.sleep,
     _random = s.random,
+    _max_values = max_values(s.max_body),
     _urls = {},
     _nurls = 0,
   }, Client)
@@ -769,8 +879,39 @@ function M.client(opts)
   return new_client("client", opts)
 end
 
--- Default clients of queue_jobs.create, one per base URL, key and client options.
-local defaults = {}
+-- Default clients of queue_jobs.create, one per base URL, key and client options, at most
+-- MAX_DEFAULTS of them: the one used longest ago is closed to make room for a new one.
+local MAX_DEFAULTS = 8
+local defaults = {}   -- cache key -> client
+local last_use = {}   -- cache key -> use counter
+local uses = 0
+
+local function default_client(ck, key, copts)
+  local c = ck and defaults[ck]
+  if c and not (c._h:is_open() and c._h:same_key(key)) then c = nil end
+  if c == nil then
+    local err
+    c, err = new_client("create", copts)
+    if not c then return nil, err end
+    if ck then
+      local n, oldest = 0, nil
+      for k in next, defaults do
+        n = n + 1
+        if oldest == nil or last_use[k] < last_use[oldest] then oldest = k end
+      end
+      if n >= MAX_DEFAULTS and defaults[ck] == nil then
+        defaults[oldest]:close()
+        defaults[oldest], last_use[oldest] = nil, nil
+      end
+      defaults[ck] = c
+    end
+  end
+  if ck then
+    uses = uses + 1
+    last_use[ck] = uses
+  end
+  return c
+end
 
 --- queue_jobs.create{organization_name, project_name, queue_name, input, metadata?, webhook?,
 --- api_key?, base_url?, ...client options} -> job | nil, err
@@ -787,11 +928,12 @@ function M.create(a)
       copts[k] = v
       if k ~= "api_key" then names[#names + 1] = k end
     else
-      return nil, invalid("create", tostring(k), "is not an argument of create")
+      local red = key_redactor(effective_key(a))
+      return fail(red, invalid("create", tostring(k), "is not an argument of create (got " ..
+        show(k, red) .. ")"))
     end
   end
-  local key = copts.api_key
-  if key == nil then key = os_getenv("SALAD_API_KEY") end
+  local key = effective_key(copts)
   local base = copts.base_url
   if base == nil then base = os_getenv("SALAD_BASE_URL") end
   local ck
@@ -801,14 +943,8 @@ function M.create(a)
     for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. tostring(copts[k]) end
     ck = table.concat(parts, "\0")
   end
-  local c = ck and defaults[ck]
-  if c and not (c._h:is_open() and c._h:same_key(key)) then c = nil end
-  if c == nil then
-    local err
-    c, err = new_client("create", copts)
-    if not c then return nil, err end
-    if ck then defaults[ck] = c end
-  end
+  local c, err = default_client(ck, key, copts)
+  if not c then return nil, err end
   return c:create(cargs)
 end
 
@@ -828,7 +964,7 @@ end
 function M.close()
   for k, c in pairs(defaults) do
     c:close()
-    defaults[k] = nil
+    defaults[k], last_use[k] = nil, nil
   end
 end
 

@@ -304,10 +304,11 @@ describe("queue_jobs client through a proxy (LuaSocket stand-in)", function()
       q(tmp .. "/proxy.err"), tmp .. "/proxy.pid")
     local port = tonumber(proxy.proc:read("l"))
     assert(port, "the proxy stand-in did not start: " .. tostring(read_file(tmp .. "/proxy.err")))
-    -- 127.0.0.2:9 is loopback (so plain http is allowed) and nothing listens there
+    -- 127.0.0.2:9 is loopback (so plain http is allowed) and nothing listens there; a proxy
+    -- with plain http needs allow_http, since the proxy reads the key
     local opts = { api_key = KEY, base_url = "http://127.0.0.2:9/api/public",
       organization_name = ORG, project_name = PROJ, rate_limit = false, retries = 0,
-      timeout = 5, connect_timeout = 2, proxy = "http://127.0.0.1:" .. port }
+      timeout = 5, connect_timeout = 2, proxy = "http://127.0.0.1:" .. port, allow_http = true }
     local c = assert(qj.client(opts))
     local job, err = c:create { queue_name = "proxied", input = { seed = BIG } }
     local seen = proxy.proc:read("a")

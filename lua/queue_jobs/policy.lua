@@ -15,9 +15,9 @@ P.RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503]
   [504] = true }
 
 -- curl codes that say the request can never succeed as configured: never retried.
--- 1 unsupported protocol, 3 malformed URL, 58 client certificate, 60 peer verification,
--- 77 CA file.
-local FATAL_CURL = { [1] = true, [3] = true, [58] = true, [60] = true, [77] = true }
+-- 1 unsupported protocol (before sending; after, it is the server's answer that is not HTTP),
+-- 3 malformed URL, 58 client certificate, 60 peer verification, 77 CA file.
+local FATAL_CURL = { [1] = "unsent", [3] = true, [58] = true, [60] = true, [77] = true }
 
 --- May this attempt be repeated?
 -- method: "GET" | "POST" | "DELETE"; r: {status = n} for an HTTP answer, or
@@ -33,7 +33,8 @@ function P.retryable(method, r, unsafe)
   end
   local kind = r.kind
   if kind ~= "network" and kind ~= "timeout" then return false end
-  if FATAL_CURL[r.curl_code] then return false end
+  local fatal = FATAL_CURL[r.curl_code]
+  if fatal == true or (fatal == "unsent" and not r.sent) then return false end
   if method ~= "POST" then return true end
   return (not r.sent) or unsafe == true
 end
@@ -72,7 +73,9 @@ function P.retry_after(value, now)
   if type(value) ~= "string" then return nil end
   local secs = value:match("^%s*(%d+)%s*$")
   if secs then
-    if #secs > 9 then return 1e9 end
+    secs = secs:match("^0*(%d-)$") -- decimal, whatever the leading zeros
+    if secs == "" then return 0 end
+    if #secs > 9 then return 1e9 end -- more than 31 years: any ceiling stops it anyway
     return tonumber(secs)
   end
   local t
@@ -168,12 +171,13 @@ local PD_FIELDS = { "title", "detail", "type", "instance" }
 
 --- Reads an error response: returns a table with ProblemDetails fields (title, detail, type,
 -- instance, errors) when the body is a JSON object, else {snippet = readable text or nil}.
-function P.problem(body, content_type)
+-- max_values bounds the decoding (see json.decode); a body over it gets a snippet only.
+function P.problem(body, content_type, max_values)
   local out = {}
   if body == nil or body == "" then return out end
   local first = body:match("^%s*(.)")
   if first == "{" then
-    local ok, v = pcall(json_decode, body)
+    local ok, v = pcall(json_decode, body, max_values and { max_values = max_values } or nil)
     if ok and type(v) == "table" and getmetatable(v) ~= array_mt then
       for _, f in ipairs(PD_FIELDS) do
         if type(v[f]) == "string" then out[f] = P.one_line(v[f], 2000) end

@@ -1,0 +1,439 @@
+-- The client against servers and inputs that try to break its promises: finalizers that
+-- re-enter it mid-call, a key echoed back cut, escaped or trimmed, proxies, compressed
+-- bombs, answers that are not HTTP, absurd Retry-After values and options (issue #8).
+local qj = require "queue_jobs"
+local core = require "queue_jobs.core"
+local wire = require "wire"
+local serve, response, leak = wire.serve, wire.response, wire.leak
+
+-- 41 bytes, as in the issue; random enough that any 8 of its bytes in a row mean a leak
+local KEY = "qjk_7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU"
+local UUID = "7dcd6922-50e9-4d56-89b5-91cde26f0211"
+local UUID2 = "0b9bc41c-3a51-4a0b-9d2e-1f5c7e3d2a10"
+local JSON = { "Content-Type: application/json" }
+
+local function job_json(id, extra)
+  return '{"id":"' .. id .. '","input":' .. (extra or '{"x":1}') .. ',"status":"pending",' ..
+    '"events":[],"create_time":"2024-01-20T01:02:48.4787553+00:00",' ..
+    '"update_time":"2024-01-20T01:02:48.4787553+00:00"}'
+end
+
+local function client(url, extra, key)
+  local o = { api_key = key or KEY, base_url = url, organization_name = "acme-corp",
+    project_name = "dev-env", rate_limit = false, backoff_base = 0.001, timeout = 10,
+    retries = 0 }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return assert(qj.client(o))
+end
+
+local function assert_no_leak(v, secret)
+  local s = leak(v, secret or KEY)
+  assert(s == nil, "the key shows in: " .. tostring(s))
+end
+
+-- A 3 MB job whose input has many small values, so decoding it makes many Lua objects.
+local function big_job(id)
+  local items = {}
+  for i = 1, 60000 do items[i] = ('{"n":%d,"s":"v%d"}'):format(i, i) end
+  return job_json(id, '{"items":[' .. table.concat(items, ",") .. ']}')
+end
+
+-- An object whose finalizer runs fn once when armed() is true, and re-arms itself after
+-- every collection, so that it fires at the first collection inside the call under test.
+local function finalizer_probe(armed, fn)
+  local probe = { fired = false }
+  local mt = {}
+  mt.__gc = function()
+    if armed() and not probe.fired then
+      probe.fired = true
+      probe.ok, probe.result, probe.err = pcall(fn)
+    end
+    if not probe.stop then setmetatable({}, mt) end
+  end
+  setmetatable({}, mt)
+  return probe
+end
+
+describe("a finalizer that re-enters the client during a call", function()
+  after_each(function() collectgarbage("incremental", 200, 100) end)
+
+  it("can call the same client while it decodes a 3 MB answer: both get their own answers", function()
+    -- the nested answer is as big as the outer one, and differs from it in every item
+    local url, srv = serve {
+      response(200, "OK", JSON, big_job(UUID)),
+      response(200, "OK", JSON, (big_job(UUID2):gsub('"v(%d)', '"w%1'))),
+    }
+    local c = client(url)
+    local inside = false
+    local probe = finalizer_probe(function() return inside end, function()
+      return c:get { queue_name = "fifo", id = UUID2 }
+    end)
+    collectgarbage("incremental", 10, 400) -- a collection every little while
+    inside = true
+    local job, err = c:get { queue_name = "fifo", id = UUID }
+    inside = false
+    probe.stop = true
+    collectgarbage("incremental", 200, 100)
+    assert.is_nil(err and tostring(err))
+    assert.is_true(probe.fired, "no collection ran during the call")
+    assert.is_true(probe.ok, tostring(probe.result))
+    assert.equal(UUID2, probe.result.id)
+    assert.equal("w31337", probe.result.input.items[31337].s)
+    assert.equal(UUID, job.id)
+    assert.equal(60000, #job.input.items)
+    assert.equal(60000, job.input.items[60000].n)
+    assert.equal("v31337", job.input.items[31337].s)
+    c:close()
+    srv.finish()
+  end)
+
+  it("can close the client while it decodes: the call still returns its answer", function()
+    local url, srv = serve { response(200, "OK", JSON, big_job(UUID)) }
+    local c = client(url)
+    local inside = false
+    local probe = finalizer_probe(function() return inside end, function() return c:close() end)
+    collectgarbage("incremental", 10, 400)
+    inside = true
+    local job, err = c:get { queue_name = "fifo", id = UUID }
+    inside = false
+    probe.stop = true
+    collectgarbage("incremental", 200, 100)
+    assert.is_true(probe.fired, "no collection ran during the call")
+    assert.is_true(probe.ok, tostring(probe.result))
+    assert.is_nil(err and tostring(err))
+    assert.equal(60000, #job.input.items)
+    assert.has_error(function() c:get { queue_name = "fifo", id = UUID } end,
+      "attempt to use a closed client")
+    srv.finish()
+  end)
+end)
+
+describe("the key never leaks", function()
+  it("is redacted before any text is cut: snippets, Location, bodies, details, Content-Type", function()
+    local url, srv = serve {
+      response(500, "Internal Server Error", { "Content-Type: text/plain" }, ("a"):rep(180) .. " " .. KEY),
+      response(302, "Found", { "Location: https://elsewhere.example/" .. ("a"):rep(170) .. KEY }, ""),
+      response(200, "OK", { "Content-Type: text/plain" }, ("b"):rep(60) .. " " .. KEY),
+      response(400, "Bad Request", { "Content-Type: application/problem+json" },
+        '{"title":"' .. ("t"):rep(1995) .. KEY .. '","detail":"' .. ("d"):rep(1990) .. KEY .. '"}'),
+      response(400, "Bad Request", { "Content-Type: text/plain; x=" .. ("c"):rep(40) .. KEY }, "no"),
+      response(400, "Bad Request", { "Content-Type: text/plain; x=" .. ("c"):rep(230) .. KEY }, "no"),
+    }
+    local c = client(url)
+    for i = 1, 6 do
+      local job, err = c:get { queue_name = "fifo", id = UUID }
+      assert.is_nil(job)
+      assert_no_leak(err)
+      if i == 1 then assert.matches("%[REDACTED%]", err.snippet) end
+      if i == 4 then assert.matches("%[REDACTED%]$", err.detail) end
+    end
+    c:close()
+    srv.finish()
+  end)
+
+  it("is redacted from err.errors, in table keys and at any depth", function()
+    local deep = '"' .. KEY .. '"'
+    for _ = 1, 12 do deep = "[" .. deep .. "]" end
+    local url, srv = serve {
+      response(400, "Bad Request", { "Content-Type: application/problem+json" },
+        '{"title":"Bad","errors":{"' .. KEY .. '":["invalid"],"deep":' .. deep .. '}}'),
+    }
+    local c = client(url)
+    local _, err = c:get { queue_name = "fifo", id = UUID }
+    assert.equal("Bad", err.title)
+    assert_no_leak(err)
+    assert.same({ "invalid" }, err.errors["[REDACTED]"])
+    c:close()
+    srv.finish()
+  end)
+
+  it("is redacted when the server trims it, escapes it, or the body is not valid UTF-8", function()
+    local cases = {
+      -- { the client's key, the body that echoes it }
+      { KEY .. " ", "key " .. KEY .. " refused" },                                 -- trimmed
+      { "qjk/7Fh2LmQ9xT4v/B8nR3wY6zK1pD5sA0cE2gH7jU", '{"message":"bad key qjk\\/7Fh2LmQ9xT4v\\/B8nR3wY6zK1pD5sA0cE2gH7jU"}' },
+      { "qjk+7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU", '{"message":"bad key qjk\\u002B7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU"}' },
+      { "qjk+7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU", "key=qjk%2B7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU" },
+      { "qjk&7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU", "<html><title>key qjk&amp;7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU</title></html>" },
+      { "qjk_7Fh2Lm  Q9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU", "<p>bad   key qjk_7Fh2Lm  Q9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU</p>" },
+      { "qjk_7Fh2Lm\xc3\xa99xT4vB8nR3wY6zK1pD5sA0cE2gH7jU", "\xff\xfe bad key qjk_7Fh2Lm\xc3\xa99xT4vB8nR3wY6zK1pD5sA0cE2gH7jU" },
+    }
+    local responses = {}
+    for i, case in ipairs(cases) do
+      responses[i] = response(400, "Bad Request", { "Content-Type: text/plain" }, case[2])
+    end
+    local url, srv = serve(responses)
+    for _, case in ipairs(cases) do
+      local c = client(url, nil, case[1])
+      local _, err = c:get { queue_name = "fifo", id = UUID }
+      assert.equal(400, err.status)
+      assert_no_leak(err, case[1])
+      assert_no_leak(err, (case[1]:gsub("^%s+", ""):gsub("%s+$", "")))
+      c:close()
+    end
+    srv.finish()
+  end)
+
+  it("never shows in argument errors, even when given in the wrong place", function()
+    local url = "http://127.0.0.1:9/api/public"
+    local c = client(url)
+    local errs = {}
+    local function try(_, err) errs[#errs + 1] = err end
+    try(c:get { organization_name = KEY, queue_name = "fifo", id = UUID })
+    try(c:get { queue_name = KEY, id = UUID })
+    try(c:get { queue_name = "fifo", id = KEY })
+    try(c:create { queue_name = "fifo", input = 1, [KEY] = 1 })
+    try(c:create { queue_name = "fifo", input = { [KEY] = 0 / 0 } })
+    try(c:list { queue_name = "fifo", page = KEY })
+    try(c:list { queue_name = "fifo", timeout = KEY })
+    try(c:wait { queue_name = "fifo", id = KEY })
+    try(c:wait { queue_name = "fifo", id = UUID, interval = KEY })
+    try(qj.client { api_key = KEY, organization_name = KEY })
+    try(qj.client { api_key = KEY, [KEY] = 1 })
+    try(qj.client { api_key = KEY, retries = KEY })
+    try(qj.client { api_key = KEY, base_url = url, deadline = KEY })
+    try(qj.create { api_key = KEY, base_url = url, organization_name = KEY, project_name = "p1",
+      queue_name = "q1", input = 1 })
+    try(qj.create { api_key = KEY, base_url = url, [KEY] = 1 })
+    assert.equal(15, #errs)
+    for i, err in ipairs(errs) do
+      assert.equal("invalid_argument", err.kind, "case " .. i)
+      assert_no_leak(err)
+    end
+    assert.matches('organization_name must be 2%.%.63 characters .* %(got "%[REDACTED%]"%)', errs[1].message)
+    assert.equal(0, c:stats().requests)
+    c:close()
+    qj.close()
+  end)
+end)
+
+describe("the transport rules", function()
+  -- A stand-in proxy: a scripted server that answers whatever reaches it with a job.
+  local function stand_in_proxy()
+    return serve { { raw = response(201, "Created", JSON, job_json(UUID2)), close = true } }
+  end
+  -- Ends a stand-in that nothing may have used, with a request of our own; returns what it saw
+  -- before that request.
+  local function finish_unused(srv)
+    local socket = require "socket"
+    local s = assert(socket.connect("127.0.0.1", srv.port))
+    s:send("GET /the-spec-itself HTTP/1.1\r\nHost: x\r\n\r\n")
+    s:receive("*a")
+    s:close()
+    local lines = wire.request_lines(srv.finish())
+    table.remove(lines)
+    return lines
+  end
+
+  it("a plain-http base URL with a proxy option needs allow_http", function()
+    local purl, psrv = stand_in_proxy()
+    local c, err = qj.client { api_key = KEY, base_url = "http://127.0.0.1:9/api/public",
+      proxy = purl:match("^(http://[^/]+)") }
+    assert.is_nil(c)
+    assert.equal("invalid_argument", err.kind)
+    assert.equal("proxy", err.path)
+    assert.matches("allow_http", err.message)
+    assert.same({}, finish_unused(psrv))
+  end)
+
+  it("a plain-http base URL ignores the proxy environment variables", function()
+    local purl, psrv = stand_in_proxy()
+    local url, srv = serve { response(201, "Created", JSON, job_json(UUID)) }
+    local script = ([[
+      local qj = require "queue_jobs"
+      local c = assert(qj.client { api_key = %q, base_url = %q, organization_name = "acme-corp",
+        project_name = "dev-env", rate_limit = false, retries = 0, timeout = 5 })
+      local job, err = c:create { queue_name = "fifo", input = 1 }
+      io.write(job and job.id or tostring(err))
+    ]]):format(KEY, url)
+    local proxy = purl:match("^(http://[^/]+)")
+    local out = wire.command_output(("http_proxy=%s HTTP_PROXY=%s ALL_PROXY=%s LUA_PATH='%s' LUA_CPATH='%s' lua5.4 -e %s"):format(
+      proxy, proxy, proxy, package.path, package.cpath, require("helpers").shell_quote(script)))
+    assert.equal(UUID, out)
+    assert.same({ "POST /api/public/organizations/acme-corp/projects/dev-env/queues/fifo/jobs" },
+      wire.request_lines(srv.finish()))
+    assert.same({}, finish_unused(psrv))
+  end)
+
+  it("with allow_http the given proxy is used (the stand-in above can tell)", function()
+    local purl, psrv = stand_in_proxy()
+    local c = client("http://127.0.0.1:9/api/public", { allow_http = true,
+      proxy = purl:match("^(http://[^/]+)") })
+    local job = assert(c:create { queue_name = "fifo", input = 1 })
+    assert.equal(UUID2, job.id)
+    c:close()
+    assert.same({ "POST http://127.0.0.1:9/api/public/organizations/acme-corp/projects/dev-env/queues/fifo/jobs" },
+      wire.request_lines(psrv.finish()))
+  end)
+
+  it("decoding is bounded by max_body: a small gzip answer that inflates to 60 MiB of arrays is too_large", function()
+    local bomb = '{"a":[' .. ("[],"):rep(20 * 1024 * 1024) .. '[]]}'
+    local url, srv = serve { response(200, "OK", { "Content-Type: application/json",
+      "Content-Encoding: gzip" }, wire.gzip(bomb)) }
+    bomb = nil -- luacheck: ignore
+    local c = client(url, { max_body = 64 * 1024 * 1024 })
+    local job, err = c:get { queue_name = "fifo", id = UUID }
+    assert(job == nil, "the whole answer was decoded") -- (not is_nil: it would print 20M arrays)
+    assert.equal("too_large", err.kind)
+    assert.matches("more than 4194304 arrays, objects and strings", err.message)
+    c:close()
+    srv.finish()
+  end)
+
+  it("the deadline covers decoding the answer", function()
+    -- 3 million empty objects: fast to send gzipped, far longer than 0.2 s to decode
+    local slow = '{"a":[' .. ("{},"):rep(3000000) .. '{}]}'
+    local url, srv = serve { response(200, "OK", { "Content-Type: application/json",
+      "Content-Encoding: gzip" }, wire.gzip(slow)) }
+    slow = nil -- luacheck: ignore
+    local c = client(url, { max_body = 64 * 1024 * 1024, deadline = 0.2 })
+    local job, err = c:get { queue_name = "fifo", id = UUID }
+    assert(job == nil, "the whole answer was decoded")
+    assert.equal("timeout", err.kind)
+    c:close()
+    srv.finish()
+  end)
+
+  it("an answer that is not HTTP is a network error, retried for GET but not for a create", function()
+    local garbage = { raw = "garbage\r\n\r\n", close = true }
+    local url, srv = serve {
+      garbage,
+      { raw = "HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", close = true },
+      garbage, response(200, "OK", JSON, job_json(UUID)),
+      garbage,
+    }
+    local c = client(url)
+    local _, e1 = c:get { queue_name = "fifo", id = UUID }
+    assert.equal("network", e1.kind)
+    assert.is_true(e1.retryable)
+    local _, e2 = c:get { queue_name = "fifo", id = UUID }
+    assert.equal("network", e2.kind)
+    local job = assert(c:get { queue_name = "fifo", id = UUID, retries = 1 })
+    assert.equal(UUID, job.id)
+    local _, e3 = c:create { queue_name = "fifo", input = 1, retries = 3 }
+    assert.equal("network", e3.kind)
+    assert.equal(1, e3.attempts)
+    assert.matches("%(not retried: the job may have been created%)$", e3.message)
+    c:close()
+    srv.finish()
+  end)
+end)
+
+describe("Retry-After and the longest wait", function()
+  it("reads leading zeros as decimal", function()
+    assert.equal(5, require("queue_jobs.policy").retry_after("00000000000005", 0))
+    assert.equal(0, require("queue_jobs.policy").retry_after("000", 0))
+    local url, srv = serve { response(429, "Too Many Requests", { "Retry-After: 00000000000005" }, "") }
+    local c = client(url, { retries = 3, deadline = 2 })
+    local _, err = c:get { queue_name = "fifo", id = UUID }
+    assert.equal(5, err.retry_after)
+    c:close()
+    srv.finish()
+  end)
+
+  it("does not wait longer than max_retry_after, even with no deadline", function()
+    local url, srv = serve {
+      response(503, "Service Unavailable", { "Retry-After: 1000000000" }, ""),
+      response(503, "Service Unavailable", { "Retry-After: Fri, 31 Dec 9999 23:59:59 GMT" }, ""),
+      response(503, "Service Unavailable", { "Retry-After: 2" }, ""),
+      response(200, "OK", JSON, job_json(UUID)),
+    }
+    local slept = {}
+    local c = client(url, { retries = 3, deadline = false, sleep = function(s) slept[#slept + 1] = s end })
+    local _, e1 = c:get { queue_name = "fifo", id = UUID }
+    assert.equal(1e9, e1.retry_after)
+    assert.matches("more than max_retry_after", e1.message)
+    local _, e2 = c:get { queue_name = "fifo", id = UUID }
+    assert.is_true(e2.retry_after > 2.5e11)
+    assert.same({}, slept)
+    assert(c:get { queue_name = "fifo", id = UUID })
+    assert.same({ 2 }, slept)
+    c:close()
+    srv.finish()
+  end)
+end)
+
+describe("options that validation lets through must not make calls raise", function()
+  it("refuses out-of-range times where they are given", function()
+    local url = "http://127.0.0.1:9/api/public"
+    local c, err = qj.client { api_key = KEY, base_url = url, timeout = 1e10, deadline = false }
+    assert.is_nil(c)
+    assert.equal("timeout", err.path)
+    for _, o in ipairs { { connect_timeout = 1e9 }, { backoff_max = 1 / 0 }, { deadline = 0 / 0 },
+      { max_retry_after = -1 }, { rate_limit = 1e300 } } do
+      o.api_key, o.base_url = KEY, url
+      c, err = qj.client(o)
+      assert.is_nil(c)
+      assert.equal("invalid_argument", err.kind)
+    end
+    c = client(url)
+    local job
+    job, err = c:get { queue_name = "fifo", id = UUID, timeout = 1e9 }
+    assert.is_nil(job)
+    assert.equal("invalid_argument", err.kind)
+    assert.equal("timeout", err.path)
+    job, err = c:wait { queue_name = "fifo", id = UUID, timeout = 1e300 }
+    assert.is_nil(job)
+    assert.equal("timeout", err.path)
+    assert.equal(0, c:stats().requests)
+    c:close()
+  end)
+end)
+
+describe("smaller promises", function()
+  it("wait takes the per-call options and gives them to each poll", function()
+    local url, srv = serve {
+      response(200, "OK", JSON, job_json(UUID):gsub('"pending"', '"succeeded"')),
+      response(503, "Service Unavailable", {}, ""),
+    }
+    local c = client(url, { retries = 3 })
+    local job = assert(c:wait { queue_name = "fifo", id = UUID, timeout = 10, retries = 0,
+      connect_timeout = 1, deadline = 5, retry_unsafe = false })
+    assert.equal("succeeded", job.status)
+    local _, err = c:wait { queue_name = "fifo", id = UUID, retries = 0 }
+    assert.equal(503, err.status)
+    assert.equal(1, err.attempts)
+    c:close()
+    srv.finish()
+  end)
+
+  it("a list whose items are not job objects is a decode error, and jobs{} stops on it", function()
+    local bad = '{"items":[false,' .. job_json(UUID) .. ']}'
+    local url, srv = serve { response(200, "OK", JSON, bad), response(200, "OK", JSON, bad) }
+    local c = client(url)
+    local res, err = c:list { queue_name = "fifo" }
+    assert.is_nil(res)
+    assert.equal("decode", err.kind)
+    assert.matches("item 1 is not a job object", err.message)
+    local seen = {}
+    for job, jerr in c:jobs { queue_name = "fifo" } do seen[#seen + 1] = { job, jerr } end
+    assert.equal(1, #seen)
+    assert.is_false(seen[1][1])
+    assert.equal("decode", seen[1][2].kind)
+    c:close()
+    srv.finish()
+  end)
+
+  it("queue_jobs.create keeps at most 8 default clients, closing the least recently used", function()
+    local helpers = require "helpers"
+    local emu = helpers.start_emulator()
+    local function fds()
+      local p = io.popen("ls /proc/" .. helpers.read_file("/proc/self/stat"):match("^(%d+)") .. "/fd")
+      local n = select(2, p:read("a"):gsub("\n", ""))
+      p:close()
+      return n
+    end
+    local before = fds()
+    for i = 1, 40 do
+      assert(qj.create { api_key = emu.api_key, base_url = emu.url, rate_limit = false,
+        organization_name = "acme-corp", project_name = "dev-env", queue_name = "q1", input = i,
+        sleep = function() end })
+    end
+    assert.equal(8, qj.stats().clients)
+    assert.is_true(fds() <= before + 8 * 3, "descriptors: " .. before .. " then " .. fds())
+    assert.equal(40, emu:counters().creates_accepted)
+    qj.close()
+    assert.equal(0, qj.stats().clients)
+    emu:stop()
+  end)
+end)
