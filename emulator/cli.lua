@@ -78,7 +78,9 @@ function M.parse(args)
       return args[i]
     end
     local err
-    if opt == "--help" or opt == "-h" then
+    if val and (opt == "--help" or opt == "--verbose") then
+      return nil, ("%s takes no value, got %q"):format(opt, a)
+    elseif opt == "--help" or opt == "-h" then
       cfg.help = M.USAGE
       return cfg
     elseif opt == "--port" then

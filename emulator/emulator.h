@@ -33,7 +33,8 @@ extern const qj_emu_module qj_emu_modules[];
 /* Settings the C host needs from the command line (the Lua side keeps the rest). */
 typedef struct qj_emu_config {
   int port;
-  char bind[64];
+  char bind[64];              /* the address as given (numeric IPv4 or IPv6) */
+  int ipv6;                   /* bind is an IPv6 address */
   size_t max_body;
 } qj_emu_config;
 

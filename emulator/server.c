@@ -264,20 +264,17 @@ qj_emu_server *qj_emu_server_start(qj_emu_vm *vm, const qj_emu_config *cfg, int 
 
   memset(&sin, 0, sizeof sin);
   memset(&sin6, 0, sizeof sin6);
-  if (inet_pton(AF_INET, cfg->bind, &sin.sin_addr) == 1) {
+  if (!cfg->ipv6) {             /* the address was checked by qj_emu_vm_configure */
+    inet_pton(AF_INET, cfg->bind, &sin.sin_addr);
     sin.sin_family = AF_INET;
     sin.sin_port = htons((uint16_t)cfg->port);
     sa = (struct sockaddr *)&sin;
-  } else if (inet_pton(AF_INET6, cfg->bind, &sin6.sin6_addr) == 1) {
+  } else {
+    inet_pton(AF_INET6, cfg->bind, &sin6.sin6_addr);
     sin6.sin6_family = AF_INET6;
     sin6.sin6_port = htons((uint16_t)cfg->port);
     sa = (struct sockaddr *)&sin6;
     flags |= MHD_USE_IPv6;
-  } else {
-    fprintf(stderr, "salad-queue-emulator: --bind needs a numeric IPv4 or IPv6 address, "
-            "got \"%s\"\n", cfg->bind);
-    qj_emu_server_stop(srv);
-    return NULL;
   }
 
   srv->daemon = MHD_start_daemon(

@@ -10,6 +10,7 @@
 
 #include "emulator.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -182,6 +183,8 @@ static int vm_configure(lua_State *L) {
   struct configure_args *a = (struct configure_args *)lua_touserdata(L, 1);
   const char *bind;
   size_t len;
+  struct in_addr in4;
+  struct in6_addr in6;
   int i;
   lua_getglobal(L, "require");
   lua_pushliteral(L, "emulator.app");
@@ -207,6 +210,13 @@ static int vm_configure(lua_State *L) {
   a->cfg->max_body = (size_t)luaL_checkinteger(L, -1);
   lua_getfield(L, -3, "bind");
   bind = luaL_checklstring(L, -1, &len);
+  if (inet_pton(AF_INET, bind, &in4) == 1) {
+    a->cfg->ipv6 = 0;
+  } else if (inet_pton(AF_INET6, bind, &in6) == 1) {
+    a->cfg->ipv6 = 1;
+  } else {
+    return luaL_error(L, "--bind needs a numeric IPv4 or IPv6 address, got \"%s\"", bind);
+  }
   if (len >= sizeof a->cfg->bind) return luaL_error(L, "--bind: address too long");
   memcpy(a->cfg->bind, bind, len + 1);
   return 0;

@@ -291,6 +291,18 @@ function M.start_emulator(opts)
   return self
 end
 
+--- run_emulator(args [, timeout]): runs the binary to its end (with --port 0 first, so a
+-- wrongly accepted option serves on a free port until `timeout` seconds, default 5, kill
+-- it) and returns its exit code and everything it wrote (stdout and stderr).
+function M.run_emulator(args, timeout)
+  local q = { shell_quote(M.emulator_path()), "--port", "0" }
+  for _, a in ipairs(args) do q[#q + 1] = shell_quote(a) end
+  local p = assert(io.popen(("timeout -s KILL %d %s 2>&1"):format(timeout or 5, table.concat(q, " "))))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return code, out
+end
+
 --- emu:alive(): true while the process runs.
 function Emu:alive()
   if self.stopped or not self.pid then return false end

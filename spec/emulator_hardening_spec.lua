@@ -1,0 +1,21 @@
+-- salad-queue-emulator under hostile and careless clients (issue #9): bad options, hostile
+-- fault globs, memory per job, exact numbers, query limits, HTTP edges, idle connections.
+-- Raw requests go over LuaSocket (spec/helpers.lua); every emulator listens on 127.0.0.1.
+local helpers = require "helpers"
+
+describe("salad-queue-emulator options", function()
+  it("exits with status 2 and names the option for every bad value", function()
+    for _, args in ipairs {
+      { "--bind", "localhost" }, { "--bind", "999.1.1.1" }, { "--bind", "1.2.3" }, { "--bind", "" },
+      { "--bind", "::1::2" }, { "--bind" }, { "--port", "65536" }, { "--port", "x" }, { "--port" },
+      { "--max-jobs", "0" }, { "--max-body", "-1" }, { "--rate-limit", "1.5" },
+      { "--api-key", "" }, { "--queue", "a/b" }, { "--verbose=yes" }, { "--help=1" },
+    } do
+      local code, out = helpers.run_emulator(args)
+      local opt = args[1]:match("^(%-%-[%w-]+)")
+      assert.are.equal(2, code, table.concat(args, " ") .. ": " .. out)
+      assert.truthy(out:find(opt, 1, true), table.concat(args, " ") .. ": " .. out)
+      assert.truthy(out:find("Try 'salad-queue-emulator --help'", 1, true), out)
+    end
+  end)
+end)
