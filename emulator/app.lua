@@ -389,11 +389,20 @@ local function dispatch(method, path, query, key, body, too_large)
   return problem(404, "No such resource; the API is under /api/public.", path)
 end
 
+-- Request text for the log: bytes outside printable ASCII (ESC, CR, ...) and the backslash
+-- are written as \xHH and \\, so a request cannot move the cursor or fake a log line.
+local function log_escape(s)
+  return (s:gsub("[%c\\\127-\255]", function(c)
+    return c == "\\" and "\\\\" or format("\\x%02x", c:byte())
+  end))
+end
+
 function M.handle(method, path, query, key, body, too_large)
   local status, rbody, ctype, headers, action, delay =
     dispatch(method, path, query, key, body, too_large)
   if config.verbose then
-    io.stderr:write(format("%s %s %s%s%s\n", method, path, action == "drop" and "dropped" or status,
+    io.stderr:write(format("%s %s %s%s%s\n", log_escape(method), log_escape(path),
+      action == "drop" and "dropped" or status,
       action and action ~= "drop" and " (" .. action .. ")" or "",
       delay and format(" (delayed %d ms)", delay) or ""))
   end

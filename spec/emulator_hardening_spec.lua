@@ -19,3 +19,17 @@ describe("salad-queue-emulator options", function()
     end
   end)
 end)
+
+describe("salad-queue-emulator --verbose", function()
+  it("escapes control bytes of the request path and method in its log", function()
+    local emu = helpers.start_emulator { args = { "--verbose" } }
+    local conn = assert(helpers.connect(emu.url))
+    local status = conn:request("GET", "/x\27[2J\27]0;owned\7\rGET /fake 200\127\255\\")
+    conn:close()
+    assert.are.equal(404, status)
+    assert.are.equal(0, (emu:stop()))
+    local log = emu.stderr
+    assert.is_nil(log:gsub("\n", ""):find("[%c\127-\255]"), log)
+    assert.truthy(log:find("GET /x\\x1b[2J\\x1b]0;owned\\x07\\x0dGET /fake 200\\x7f\\xff\\\\ 404\n", 1, true), log)
+  end)
+end)
