@@ -58,10 +58,19 @@ local function clean(s)
   return (s:gsub("[\128-\255]", "?"))
 end
 
+-- The spec's limits on ProblemDetails: detail at most 2000 characters, instance 2048.
+-- A longer text is cut to the limit and ends with "…" to show it was cut.
+local MAX_DETAIL, MAX_INSTANCE = 2000, 2048
+local function limit(s, max)
+  if s == nil or ulen(s) <= max then return s end
+  return s:sub(1, utf8.offset(s, max) - 1) .. "…"
+end
+
 --- problem_body(status, detail, instance): an RFC 7807 ProblemDetails text.
 local function problem_body(status, detail, instance)
   local t = { type = TYPES[status] or "about:blank", title = TITLES[status] or "Error",
-    status = status, detail = clean(detail), instance = clean(instance) }
+    status = status, detail = limit(clean(detail), MAX_DETAIL),
+    instance = limit(clean(instance), MAX_INSTANCE) }
   return (assert(json_encode(t)))
 end
 M.problem_body = problem_body

@@ -13,6 +13,8 @@ local json = require("queue_jobs.core").json
 local M = {}
 
 M.DEFAULT_API_KEY = "salad-emulator-key"
+M.API = "/api/public"
+M.JOBS = "/organizations/acme-corp/projects/dev-env/queues/fifo-queue/jobs"   -- under emu.url
 M.START_TIMEOUT = 10      -- seconds to wait for the emulator's first line
 M.STOP_TIMEOUT = 10       -- seconds to wait for it to exit after SIGTERM
 
