@@ -342,7 +342,9 @@ local function control(method, rest, body)
     local job = id:find(UUID) and store:get(id:lower())
     if not job then return problem(404, "The job does not exist.", instance) end
     local output
-    if req.output ~= nil then
+    if req.output ~= nil and req.status == "running" then
+      return problem(400, "An 'output' goes with \"succeeded\" or \"failed\", not \"running\".", instance)
+    elseif req.output ~= nil then
       output = req.output == null and "null" or assert(json_encode(req.output))
     end
     local ok, why = store:set_status(job, req.status, output)

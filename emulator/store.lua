@@ -134,12 +134,14 @@ end
 local ACTION = { running = "started", succeeded = "succeeded", failed = "failed" }
 
 --- set_status(job, status, output): the control API's transitions. status is "running",
--- "succeeded" or "failed"; output is JSON text or nil. Returns true, or nil and a reason
--- when the job is already final.
+-- "succeeded" or "failed"; output is JSON text or nil (never given with "running"). Returns
+-- true, or nil and a reason when the job is already final. A running job set to running
+-- again is left as it is (no event, the same update_time).
 function M:set_status(job, status, output)
   if FINAL[job.status] then
     return nil, ("job %s is already %s"):format(job.id, job.status)
   end
+  if status == "running" and job.status == "running" then return true end
   local t = self.now()
   if job.status == "pending" then
     event(job, "started", t)

@@ -59,3 +59,27 @@ describe("salad-queue-emulator ProblemDetails", function()
     assert.is_nil(p.detail:find("…", 1, true))
   end)
 end)
+
+describe("salad-queue-emulator control API", function()
+  local emu
+  setup(function() emu = helpers.start_emulator() end)
+  teardown(function() emu:stop() end)
+
+  it("leaves a running job as it is when it is set to running again", function()
+    local _, text = emu:request("POST", helpers.JOBS, { body = '{"input":1}' })
+    local id = helpers.decode(text).id
+    assert.are.equal(200, (emu:set_status(id, "running")))
+    local _, before = emu:request("GET", helpers.JOBS .. "/" .. id)
+    helpers.wait_for(function() return false end, 0.02)   -- the clock moves on
+    local status, job = emu:set_status(id, "running")
+    assert.are.equal(200, status)
+    local _, after = emu:request("GET", helpers.JOBS .. "/" .. id)
+    assert.are.equal(before, after)
+    assert.are.equal(2, #job.events)
+    -- an output belongs to succeeded or failed; it is refused with running
+    local s2, p = emu:set_status(id, "running", { x = 1 })
+    assert.are.equal(400, s2)
+    assert.matches("output", p.detail)
+    assert.are.equal(after, select(2, emu:request("GET", helpers.JOBS .. "/" .. id)))
+  end)
+end)
