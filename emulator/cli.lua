@@ -7,9 +7,10 @@ M.DEFAULTS = {
   port = 8787,
   bind = "127.0.0.1",
   api_keys = { "salad-emulator-key" },
-  rate_limit = nil,          -- requests per minute per key; nil = off
-  max_jobs = 100000,         -- stored jobs; the oldest is dropped beyond this
-  max_body = 1048576,        -- request body bytes; larger bodies get 413
+  rate_limit = nil,              -- requests per minute per key; nil = off
+  max_jobs = 100000,             -- stored jobs; the oldest is dropped beyond this
+  max_store_bytes = 1073741824,  -- bytes of stored jobs, as emulator/store.lua counts them
+  max_body = 1048576,            -- request body bytes; larger bodies get 413
   verbose = false,
 }
 
@@ -31,6 +32,9 @@ Options:
                         Retry-After beyond it (default: off)
   --max-jobs N          jobs kept in memory; the oldest job is forgotten when a new
                         one would exceed it (default 100000)
+  --max-store-bytes N   bytes of jobs kept in memory (their JSON texts plus
+                        1.5 KiB each); the oldest jobs are forgotten to stay
+                        within it (default 1073741824, 1 GiB)
   --max-body BYTES      largest request body accepted; larger ones get 413
                         (default 1048576)
   --verbose             one line per request on stderr (never the API key)
@@ -64,7 +68,7 @@ function M.parse(args)
   local D = M.DEFAULTS
   local cfg = {
     port = D.port, bind = D.bind, rate_limit = D.rate_limit, max_jobs = D.max_jobs,
-    max_body = D.max_body, verbose = D.verbose,
+    max_store_bytes = D.max_store_bytes, max_body = D.max_body, verbose = D.verbose,
   }
   local keys, queues = {}, nil
   local i = 1
@@ -108,6 +112,8 @@ function M.parse(args)
       cfg.rate_limit, err = integer(opt, value(), 1, 1000000000)
     elseif opt == "--max-jobs" then
       cfg.max_jobs, err = integer(opt, value(), 1, 1000000000)
+    elseif opt == "--max-store-bytes" then
+      cfg.max_store_bytes, err = integer(opt, value(), 4096, 999999999999)
     elseif opt == "--max-body" then
       cfg.max_body, err = integer(opt, value(), 1, 1073741824)
     elseif opt == "--verbose" then

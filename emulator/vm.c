@@ -261,8 +261,39 @@ static const char *opt_string(lua_State *L, int idx, size_t *len, const char *wh
   return lua_tolstring(L, idx, len);
 }
 
+/* The length of a body given as a list of strings (the pieces are joined as is). */
+static size_t pieces_len(lua_State *L, int idx) {
+  lua_Unsigned i, n = lua_rawlen(L, idx);
+  size_t total = 0, len;
+  for (i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, idx, (lua_Integer)i) != LUA_TSTRING)
+      luaL_error(L, "handle returned a body piece that is not a string");
+    lua_tolstring(L, -1, &len);
+    if (len > (size_t)-1 - total) luaL_error(L, "handle returned too large a body");
+    total += len;
+    lua_pop(L, 1);
+  }
+  return total;
+}
+
+/* Copies the pieces measured by pieces_len to p (which has room). Raises nothing. */
+static void pieces_copy(lua_State *L, int idx, char *p) {
+  lua_Unsigned i, n = lua_rawlen(L, idx);
+  size_t len;
+  for (i = 1; i <= n; i++) {
+    const char *s;
+    lua_rawgeti(L, idx, (lua_Integer)i);
+    s = lua_tolstring(L, -1, &len);
+    memcpy(p, s, len);
+    p += len;
+    lua_pop(L, 1);
+  }
+}
+
 /* Protected: calls handle(method, path, query, api_key, body, too_large) and copies its
- * results into one malloc'd block. No Lua call can raise after that malloc. */
+ * results into one malloc'd block. No Lua call can raise after that malloc. The body is a
+ * string or a list of strings (pieces, so that a large stored text is copied only once,
+ * here). */
 static int vm_handle(lua_State *L) {
   struct handle_args *a = (struct handle_args *)lua_touserdata(L, 1);
   const qj_emu_request *rq = a->rq;
@@ -271,7 +302,7 @@ static int vm_handle(lua_State *L) {
   const char *body, *ctype, *action, *hn[QJ_EMU_MAX_HEADERS], *hv[QJ_EMU_MAX_HEADERS];
   size_t body_len, ctype_len, hnl[QJ_EMU_MAX_HEADERS], hvl[QJ_EMU_MAX_HEADERS], total, n;
   lua_Integer status, delay = 0;
-  int i, nh = 0, isnum, base;
+  int i, nh = 0, isnum, base, pieces = 0;
   char *p;
 
   lua_rawgeti(L, LUA_REGISTRYINDEX, vm->handle_ref);
@@ -300,7 +331,13 @@ static int vm_handle(lua_State *L) {
     return 0;
   }
   if (!isnum || status < 200 || status > 599) return luaL_error(L, "handle returned a bad status");
-  body = opt_string(L, base + 1, &body_len, "the body");
+  if (lua_type(L, base + 1) == LUA_TTABLE) {
+    pieces = 1;
+    body = NULL;
+    body_len = pieces_len(L, base + 1);
+  } else {
+    body = opt_string(L, base + 1, &body_len, "the body");
+  }
   ctype = opt_string(L, base + 2, &ctype_len, "the content type");
   if (!lua_isnil(L, base + 3)) {
     luaL_checktype(L, base + 3, LUA_TTABLE);
@@ -331,7 +368,8 @@ static int vm_handle(lua_State *L) {
   rs->delay_ms = (long)delay;
   rs->body = p;
   rs->body_len = body_len;
-  if (body_len) memcpy(p, body, body_len);
+  if (pieces) pieces_copy(L, base + 1, p);
+  else if (body_len) memcpy(p, body, body_len);
   p += body_len;
   if (ctype) {
     memcpy(p, ctype, ctype_len + 1);

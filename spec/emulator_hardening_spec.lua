@@ -83,3 +83,109 @@ describe("salad-queue-emulator control API", function()
     assert.are.equal(after, select(2, emu:request("GET", helpers.JOBS .. "/" .. id)))
   end)
 end)
+
+-- VmRSS of a process in kB.
+local function rss_kb(pid)
+  return tonumber(helpers.read_file("/proc/" .. pid .. "/status"):match("VmRSS:%s*(%d+) kB"))
+end
+
+describe("salad-queue-emulator job store", function()
+  local emu
+  setup(function() emu = helpers.start_emulator { args = { "--max-body", "2097152" } } end)
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  local function create(body)
+    local status, text = emu:request("POST", helpers.JOBS, { body = body })
+    assert.are.equal(201, status, text)
+    return text, helpers.decode(text).id
+  end
+
+  it("echoes numbers digit for digit, never rounded", function()
+    for _, num in ipairs { "9999999999999999999", "-9223372036854775809", "123456789012345678901234567890",
+      "1.50000000000000000000001", "1E300", "-1e-300", "0.1e1", "-0", "100000000000000000000000.0" } do
+      local text, id = create('{"input":' .. num .. ',"metadata":{"n":' .. num .. '}}')
+      assert.truthy(text:find('"input":' .. num .. ',"metadata":{"n":' .. num .. '}', 1, true), text)
+      local status, job = emu:set_status(id, "succeeded")
+      assert.are.equal(200, status)
+      status, job = emu:control("POST", "/_emulator/jobs/" .. id .. "/status", { status = "failed" })
+      assert.are.equal(409, status)
+      local _, got = emu:request("GET", helpers.JOBS .. "/" .. id)
+      assert.truthy(got:find('"input":' .. num .. ',', 1, true), got)
+      local _, list = emu:request("GET", helpers.JOBS)
+      assert.truthy(list:find('"input":' .. num .. ',', 1, true), list)
+    end
+    -- the control API's output too
+    local _, id = create('{"input":1}')
+    local status, text = helpers.http("POST", emu.root .. "/_emulator/jobs/" .. id .. "/status",
+      { body = '{"status":"succeeded","output":{"big":123456789012345678901234567890,"f":1.50000000000000000000001}}' })
+    assert.are.equal(200, status)
+    assert.truthy(text:find('"output":{"big":123456789012345678901234567890,"f":1.50000000000000000000001}', 1, true), text)
+  end)
+
+  it("keeps input, metadata, webhook and output as the exact text the client sent", function()
+    local input = '{ "b" : [ 1 , 2.0 , "\\u00e9\\n" ] ,\n "a":{} , "b":null }'
+    local text, id = create('{ "metadata" : {"z":1, "a" : "x"} , "input" :' .. input ..
+      ' , "webhook":"https:\\/\\/example.com\\/h" }')
+    assert.truthy(text:find('"input":' .. input .. ',"metadata":{"z":1, "a" : "x"},' ..
+      '"webhook":"https:\\/\\/example.com\\/h",', 1, true), text)
+    local output = '[ 1e2 , {"k" : "v"} ]'
+    local status, got = helpers.http("POST", emu.root .. "/_emulator/jobs/" .. id .. "/status",
+      { body = '{"output":' .. output .. ',"status":"succeeded"}' })
+    assert.are.equal(200, status)
+    assert.truthy(got:find('"output":' .. output .. ',', 1, true), got)
+  end)
+
+  it("stores a 1 MiB input once: resident memory grows by about the input per job", function()
+    if os.getenv("QJ_SANITIZED") == "1" then return end   -- ASan's allocator keeps freed memory
+    local body = '{"input":"' .. ("a"):rep(1048576 - 2) .. '"}'
+    local conn = assert(helpers.connect(emu.url))
+    local function create_on_conn()
+      local status = conn:request("POST", emu.url .. helpers.JOBS,
+        { headers = { ["Salad-Api-Key"] = emu.api_key }, body = body })
+      assert.are.equal(201, status)
+    end
+    create_on_conn()
+    emu:reset()
+    local before = rss_kb(emu.pid)
+    local n = 32
+    for _ = 1, n do create_on_conn() end
+    local per_job = (rss_kb(emu.pid) - before) / n
+    conn:close()
+    assert.is_true(per_job < 1.5 * 1024, ("%.0f kB per stored 1 MiB job"):format(per_job))
+  end)
+end)
+
+describe("salad-queue-emulator --max-store-bytes", function()
+  it("evicts the oldest jobs to keep the stored bytes within the limit", function()
+    local emu = helpers.start_emulator { args = { "--max-store-bytes", "100000" } }
+    local pad = ("p"):rep(30000)
+    local ids = {}
+    for i = 1, 5 do
+      local status, text = emu:request("POST", helpers.JOBS, { body = '{"input":"' .. pad .. i .. '"}' })
+      assert.are.equal(201, status, text)
+      ids[i] = helpers.decode(text).id
+      local c = emu:counters()
+      assert.is_true(c.store_bytes <= 100000, tostring(c.store_bytes))
+    end
+    local c = emu:counters()
+    assert.are.equal(3, c.jobs_stored)
+    assert.are.equal(5, c.creates_accepted)
+    assert.is_true(c.store_bytes > 3 * 30000)
+    for i = 1, 5 do
+      assert.are.equal(i <= 2 and 404 or 200, (emu:request("GET", helpers.JOBS .. "/" .. ids[i])))
+    end
+    -- a job that cannot fit even alone is refused, and nothing is evicted for it
+    local status, text = emu:request("POST", helpers.JOBS, { body = '{"input":"' .. ("q"):rep(100001) .. '"}' })
+    assert.are.equal(413, status)
+    assert.matches("max%-store%-bytes", helpers.decode(text).detail)
+    assert.are.equal(3, emu:counters().jobs_stored)
+    -- an output counts too: the older jobs make room for it
+    status = emu:set_status(ids[5], "succeeded", ("o"):rep(60000))
+    assert.are.equal(200, status)
+    c = emu:counters()
+    assert.are.equal(1, c.jobs_stored)
+    assert.is_true(c.store_bytes <= 100000)
+    assert.are.equal(0, (emu:stop()))
+  end)
+end)

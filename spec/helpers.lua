@@ -237,6 +237,7 @@ Emu.__index = Emu
 Emu.__gc = function(self) self:stop() end
 
 local live = {}   -- every emulator started and not stopped; stopped at state close (__gc)
+local EXITED = {} -- start_emulator's wait: the process ended before printing its URL
 
 --- start_emulator{ args = {...}, api_key = KEY }: starts the binary on --port 0 and waits
 -- for its first line (the base URL). Raises with its stderr if it does not come.
@@ -275,14 +276,16 @@ function M.start_emulator(opts)
     if l then return l end
     if self.pid then
       local st = proc_state(self.pid)
-      if st == nil or st == "Z" then return false end
+      if st == nil or st == "Z" then return EXITED end   -- no need to wait any longer
     end
     return nil
   end, M.START_TIMEOUT)
-  if not line then
+  if not line or line == EXITED then
+    local why = line == EXITED and "exited before printing its URL" or
+      ("did not print its URL within %d s"):format(M.START_TIMEOUT)
     local code = self:stop()
-    error(("helpers: the emulator did not print its URL within %d s (exit %s); stderr: %s")
-      :format(M.START_TIMEOUT, tostring(code), self.stderr or ""), 2)
+    error(("helpers: the emulator %s (exit %s); stderr: %s"):format(why, tostring(code),
+      self.stderr or ""), 2)
   end
   self.first_line = line
   local host, port = line:match("^http://([^/]+):(%d+)/api/public$")
