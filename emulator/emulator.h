@@ -6,6 +6,7 @@
  *             or break the connection (delay, drop, truncate)
  *   vm.c      the single Lua state: preloads queue_jobs.core and the embedded emulator
  *             modules, serialises every call into it with one mutex
+ *   glob.c    fault path globs, matched in linear time (host.glob)
  *
  * Exported names carry the prefix qj_emu_; everything else is static.
  */
@@ -84,6 +85,14 @@ int qj_emu_vm_configure(qj_emu_vm *vm, int argc, char **argv, qj_emu_config *cfg
 void qj_emu_vm_handle(qj_emu_vm *vm, const qj_emu_request *rq, qj_emu_response *rs);
 void qj_emu_response_free(qj_emu_response *rs);
 void qj_emu_vm_close(qj_emu_vm *vm);
+
+/* glob.c: adds glob (the compiler of fault path globs) to the table on the top of the
+ * stack (the module emulator.host). */
+#define QJ_EMU_GLOB_MAX 512   /* bytes of a glob, at most */
+void qj_emu_glob_open(lua_State *L);
+
+#define QJ_EMU_STR_(x) #x
+#define QJ_EMU_STR(x) QJ_EMU_STR_(x)
 
 /* server.c */
 typedef struct qj_emu_server qj_emu_server;

@@ -1,12 +1,21 @@
 --- emulator.faults: injected faults for the next N API requests that match a method and a
--- path pattern. Faults are tried in the order they were added; a request consumes at most
+-- path glob. Faults are tried in the order they were added; a request consumes at most
 -- one (the first that matches), and a fault is forgotten once its count is used up.
+--
+-- Every API request is matched against the pending faults while the Lua state is locked,
+-- so matching is bounded: globs are compiled by the host (emulator/glob.c) and matched in
+-- time linear in the path; a glob has at most host.glob_max bytes and MAX_WILDCARDS
+-- wildcards, and at most MAX_PENDING faults wait at once.
 local json = require("queue_jobs.core").json
 local null = require("queue_jobs.core").null
+local host = require "emulator.host"
 local mtype = math.type
 
 local M = {}
 M.__index = M
+
+M.MAX_WILDCARDS = 16     -- `*` or `**` (a run of stars counts once)
+M.MAX_PENDING = 100
 
 function M.new()
   local self = setmetatable({}, M)
@@ -17,30 +26,6 @@ end
 function M:reset()
   self.list = {}
   self.next_id = 1
-end
-
---- glob(pattern): a Lua pattern for a path glob: `**` matches anything, `*` anything
--- within one path segment; every other character stands for itself.
-function M.glob(g)
-  local out, i, n = { "^" }, 1, #g
-  while i <= n do
-    local c = g:sub(i, i)
-    if c == "*" then
-      if g:sub(i + 1, i + 1) == "*" then
-        out[#out + 1] = ".*"
-        i = i + 1
-      else
-        out[#out + 1] = "[^/]*"
-      end
-    elseif c:find("^[%w/_]$") then
-      out[#out + 1] = c
-    else
-      out[#out + 1] = "%" .. c
-    end
-    i = i + 1
-  end
-  out[#out + 1] = "$"
-  return table.concat(out)
 end
 
 local KINDS = { status = true, delay = true, drop = true, truncate = true, non_json = true,
@@ -70,8 +55,17 @@ function M:add(spec)
     end
     method = method:upper()
   end
-  if path ~= nil and (type(path) ~= "string" or path == "") then
-    return nil, "'path' must be a non-empty string (a glob on the request path)"
+  if path ~= nil then
+    if type(path) ~= "string" or path == "" or #path > host.glob_max then
+      return nil, ("'path' must be a glob on the request path of 1 to %d bytes"):format(host.glob_max)
+    end
+    local _, wildcards = path:gsub("%*+", "")
+    if wildcards > M.MAX_WILDCARDS then
+      return nil, ("'path' has %d wildcards; at most %d are allowed"):format(wildcards, M.MAX_WILDCARDS)
+    end
+  end
+  if #self.list >= M.MAX_PENDING then
+    return nil, ("%d faults are pending already, the most there may be"):format(M.MAX_PENDING)
   end
   if count == nil then count = 1 end
   if not int_in(count, 1, 1000000000) then
@@ -112,7 +106,7 @@ function M:add(spec)
   end
   local entry = {
     id = self.next_id, method = method, path = path, count = count, fault = fault,
-    pattern = path and M.glob(path) or nil,
+    glob = path and host.glob(path) or nil,
   }
   self.next_id = self.next_id + 1
   self.list[#self.list + 1] = entry
@@ -124,7 +118,7 @@ function M:take(method, path)
   local list = self.list
   for i = 1, #list do
     local e = list[i]
-    if (e.method == nil or e.method == method) and (e.pattern == nil or path:find(e.pattern)) then
+    if (e.method == nil or e.method == method) and (e.glob == nil or e.glob:match(path)) then
       e.count = e.count - 1
       if e.count == 0 then table.remove(list, i) end
       return e.fault

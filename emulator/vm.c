@@ -114,6 +114,7 @@ static int vm_init(lua_State *L) {
   luaL_newlibtable(L, host_funcs);
   lua_pushlightuserdata(L, vm);
   luaL_setfuncs(L, host_funcs, 1);
+  qj_emu_glob_open(L);
   lua_setfield(L, -2, "emulator.host");
   lua_pop(L, 1);
 

@@ -189,3 +189,82 @@ describe("salad-queue-emulator --max-store-bytes", function()
     assert.are.equal(0, (emu:stop()))
   end)
 end)
+
+local socket = require "socket"
+
+describe("salad-queue-emulator fault globs", function()
+  local HOSTILE = ("**a"):rep(12) .. "**b"
+
+  it("match a hostile glob in linear time, so the server keeps answering", function()
+    local emu = helpers.start_emulator()
+    emu:fault { path = HOSTILE, fault = { kind = "drop" } }
+    for _, n in ipairs { 42, 72, 7000 } do
+      local status = emu:request("GET", "/" .. ("a"):rep(n), { timeout = 5 })
+      assert.are.equal(404, status, n .. " characters")
+    end
+    -- it still matches what it should: a path with twelve a's then a b
+    local status, err = emu:request("GET", "/" .. ("xa"):rep(12) .. "b", { timeout = 5 })
+    assert.is_nil(status)
+    assert.are.equal("closed", err)
+    assert.are.equal(1, emu:counters().faults_fired)
+    assert.are.equal(0, (emu:stop()))
+  end)
+
+  it("stop within a second of SIGTERM while hostile globs are being matched", function()
+    local emu = helpers.start_emulator()
+    for _ = 1, 20 do emu:fault { path = HOSTILE, count = 1000, fault = { kind = "drop" } } end
+    local conns = {}
+    for i = 1, 4 do
+      conns[i] = assert(helpers.connect(emu.url))
+      assert(conns[i]:send_request("GET", emu.url .. "/" .. ("a"):rep(7000 + i)))
+    end
+    assert(conns[1]:read_response())
+    local t0 = socket.gettime()
+    assert.are.equal(0, (emu:stop()))
+    local took = socket.gettime() - t0
+    for _, c in ipairs(conns) do c:close() end
+    assert.is_true(took < 1, ("stopped after %.2f s"):format(took))
+  end)
+
+  it("refuse a glob longer than 512 bytes or with more than 16 wildcards, and over 100 faults", function()
+    local emu = helpers.start_emulator()
+    for _, path in ipairs { "/" .. ("x"):rep(512), ("/*"):rep(17), ("/**"):rep(16) .. "/*" } do
+      local status, p = emu:control("POST", "/_emulator/faults", { path = path, fault = { kind = "drop" } })
+      assert.are.equal(400, status, path)
+      assert.matches("'path'", p.detail)
+    end
+    for _, path in ipairs { "/" .. ("x"):rep(511), ("/*"):rep(16), ("/**"):rep(8) .. ("/*"):rep(8) } do
+      local status = emu:control("POST", "/_emulator/faults", { path = path, fault = { kind = "drop" } })
+      assert.are.equal(201, status, path)
+    end
+    for _ = 4, 100 do emu:fault { method = "PUT", fault = { kind = "drop" } } end
+    local status, p = emu:control("POST", "/_emulator/faults", { fault = { kind = "drop" } })
+    assert.are.equal(400, status)
+    assert.matches("100", p.detail)
+    assert.are.equal(100, #select(2, emu:control("GET", "/_emulator/faults")).items)
+    assert.are.equal(0, (emu:stop()))
+  end)
+
+  it("keep their meaning: * within a segment, ** across segments, the rest literal", function()
+    local emu = helpers.start_emulator()
+    local cases = {   -- glob, path under /api/public, matches
+      { "/api/public/*", "/x", true }, { "/api/public/*", "/x/y", false },
+      { "/api/public/**", "/x/y", true }, { "/api/**/jobs", "/a/jobs", true },
+      { "**/jobs", "/jobs/x", false }, { "*", "/x", false }, { "/*", "/x", false },
+      { "/*/*/*", "/x", true }, { "/api/public/a*b*c", "/axxbyyc", true },
+      { "/api/public/a*b*c", "/axxb/yyc", false }, { "/**b/c", "/x/b/c", true },
+      { "/api/public/a.c", "/abc", false }, { "/api/public/a%c", "/a%c", true },
+      { "/***", "/x/y", true }, { "/api/public/x*", "/x", true }, { "/api/public/x**y", "/x/a/y", true },
+      { "/api/public/x*/**/y", "/xa/y", false }, { "/api/public/x*/**/y", "/xa//y", true },
+      { "/api/public/" .. ("*a"):rep(8), "/" .. ("a"):rep(7), false },
+      { "/api/public/" .. ("*a"):rep(8), "/" .. ("a"):rep(8), true },
+    }
+    for _, case in ipairs(cases) do
+      emu:control("DELETE", "/_emulator/faults")
+      emu:fault { path = case[1], fault = { kind = "status", status = 599 } }
+      local status = emu:request("GET", case[2], { api_key = false })
+      assert.are.equal(case[3], status == 599, case[1] .. " on " .. case[2])
+    end
+    assert.are.equal(0, (emu:stop()))
+  end)
+end)
