@@ -20,7 +20,6 @@ local Faults = require "emulator.faults"
 local job_json = Store.pieces_of
 local json_encode, json_decode = core.json.encode, core.json.decode
 local decode_members = core.decode_members
-local array_mt = core.array_mt
 local valid_name = cli.valid_name
 local format, tointeger, ceil = string.format, math.tointeger, math.ceil
 local ulen = utf8.len
@@ -142,10 +141,6 @@ end
 
 ---------------------------------------------------------------------------------------------
 -- The jobs API
-
-local function is_object(v)
-  return type(v) == "table" and getmetatable(v) == nil
-end
 
 -- members(body, what): the members of a JSON object body as their exact texts
 -- (core.decode_members), or nil and a ProblemDetails detail. what names the expected body.
@@ -338,16 +333,6 @@ end
 local SET_STATUS = { running = true, succeeded = true, failed = true }
 
 local function control(method, rest, body)
-  local function decode_object()
-    if body == nil or body == "" then return nil, "The request body must be a JSON object." end
-    local v, err = json_decode(body)
-    if v == nil then
-      return nil, "The request body is not valid JSON: " ..
-        tostring(err and err.message or err):gsub("^json%.decode: ", "")
-    end
-    if not is_object(v) then return nil, "The request body must be a JSON object." end
-    return v
-  end
   local instance = "/_emulator" .. rest
   local id = rest:match("^/jobs/([^/]+)/status$")
   if id then
@@ -370,15 +355,14 @@ local function control(method, rest, body)
     return 200, job_json(job), JSON
   elseif rest == "/faults" then
     if method == "POST" then
-      local req, err = decode_object()
+      local req, err = members(body, "a JSON object with a 'fault' field")
       if not req then return problem(400, err, instance) end
       local entry
       entry, err = faults:add(req)
       if not entry then return problem(400, err, instance) end
-      return 201, assert(json_encode(Faults.describe(entry))), JSON
+      return 201, Faults.describe(entry), JSON
     elseif method == "GET" then
-      local items = faults:pending()
-      return 200, assert(json_encode { items = setmetatable(items, array_mt) }), JSON
+      return 200, faults:pending(), JSON
     elseif method == "DELETE" then
       faults:reset()
       return 200, '{"cleared":true}', JSON

@@ -268,3 +268,58 @@ describe("salad-queue-emulator fault globs", function()
     assert.are.equal(0, (emu:stop()))
   end)
 end)
+
+describe("salad-queue-emulator fault specs", function()
+  local emu
+  setup(function() emu = helpers.start_emulator() end)
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  -- POST /_emulator/faults with a raw body: status, the answer's text
+  local function add(body)
+    local status, text = helpers.http("POST", emu.root .. "/_emulator/faults", { body = body })
+    return status, text
+  end
+
+  it("take retry_after only as decimal seconds or an HTTP-date, and send it as listed", function()
+    for _, ra in ipairs { '"0x10"', '" 5"', '"5 "', '"1e3"', '"+5"', '1.5', '-1', '""', '"tomorrow"',
+      '"Wed, 32 Oct 2015 07:28:00 GMT"', '"Wed, 21 Oct 2015 24:00:00 GMT"', '"Wed, 21 Oct 2015 07:28:00 UTC"',
+      '"Wed, 21 Okt 2015 07:28:00 GMT"', '"Wed,  21 Oct 2015 07:28:00 GMT"', '"Wed, 21 Oct 2015 07:28:00 GMT\\r\\nX: 1"',
+      '"Wednesday, 21-Oct-2015 07:28:00 GMT"', 'true', 'null' } do
+      local status, text = add('{"fault":{"kind":"status","status":503,"retry_after":' .. ra .. '}}')
+      assert.are.equal(400, status, ra .. ": " .. text)
+      assert.matches("retry_after", helpers.decode(text).detail)
+    end
+    for _, case in ipairs { { "16", "16" }, { '"16"', "16" }, { "0", "0" },
+      { '"Wed, 21 Oct 2015 07:28:00 GMT"', "Wed, 21 Oct 2015 07:28:00 GMT" },
+      { '"Wednesday, 21-Oct-15 07:28:00 GMT"', "Wednesday, 21-Oct-15 07:28:00 GMT" },
+      { '"Wed Oct  1 07:28:00 2015"', "Wed Oct  1 07:28:00 2015" } } do
+      local status, text = add('{"fault":{"kind":"status","status":503,"retry_after":' .. case[1] .. '}}')
+      assert.are.equal(201, status, text)
+      assert.truthy(text:find('"retry_after":' .. case[1], 1, true), text)
+      local _, list = emu:control("GET", "/_emulator/faults")
+      assert.are.equal(helpers.decode(case[1]), list.items[1].fault.retry_after)
+      local _, _, headers = emu:request("GET", helpers.JOBS)
+      assert.are.equal(case[2], headers["retry-after"])
+    end
+  end)
+
+  it("list a fault whole, its body included, as the exact JSON sent", function()
+    local body = '{ "error" : "slow down", "n": 123456789012345678901234567890, "f": 1.50000000000000000000001 }'
+    local status, text = add('{"method":"GET","count":2,"fault":{"kind":"status","status":429,"body":' .. body .. '}}')
+    assert.are.equal(201, status, text)
+    assert.truthy(text:find('"body":' .. body, 1, true), text)
+    local _, list = helpers.http("GET", emu.root .. "/_emulator/faults")
+    assert.truthy(list:find('"body":' .. body, 1, true), list)
+    local f = helpers.decode(list).items[1]
+    assert.are.same({ "GET", 2, "status", 429 }, { f.method, f.count, f.fault.kind, f.fault.status })
+    local s, answer, headers = emu:request("GET", helpers.JOBS)
+    assert.are.equal(429, s)
+    assert.are.equal(body, answer)
+    assert.matches("^application/json", headers["content-type"])
+    -- a body of null is a JSON null, listed as such
+    add('{"fault":{"kind":"status","status":500,"body":null}}')
+    _, list = helpers.http("GET", emu.root .. "/_emulator/faults")
+    assert.truthy(list:find('"body":null', 1, true), list)
+  end)
+end)
