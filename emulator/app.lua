@@ -9,8 +9,9 @@
 -- body is the request body (nil when empty); too_large is true when the body exceeded
 -- --max-body (then body is nil). headers is nil or a list {name, value, name, value, ...}.
 -- action is nil, "drop" (close the connection, no response) or "truncate" (announce the
--- full Content-Length, send half of the body, close); delay_ms asks the host to hold the
--- response back. The host never runs two calls at once.
+-- full Content-Length, send half of the body, close; an answer without a body is cut
+-- before its status line instead); delay_ms asks the host to hold the response back. The
+-- host never runs two calls at once.
 local core = require "queue_jobs.core"
 local host = require "emulator.host"
 local cli = require "emulator.cli"
@@ -323,6 +324,9 @@ local function api(method, path, rest, query, key, body, too_large)
         end
       end
     end
+  end
+  if action == "truncate" and (rbody == "" or method == "HEAD") then
+    action = "drop"   -- no body to cut: cut the connection before the status line
   end
   return status, rbody, ctype, headers, action, delay
 end

@@ -323,3 +323,24 @@ describe("salad-queue-emulator fault specs", function()
     assert.truthy(list:find('"body":null', 1, true), list)
   end)
 end)
+
+describe("salad-queue-emulator truncate fault", function()
+  it("cuts an answer without a body (a DELETE's 202, any HEAD) before its status line", function()
+    local emu = helpers.start_emulator()
+    local _, text = emu:request("POST", helpers.JOBS, { body = '{"input":1}' })
+    local id = helpers.decode(text).id
+    emu:fault { method = "DELETE", fault = { kind = "truncate" } }
+    local status, err, partial = emu:request("DELETE", helpers.JOBS .. "/" .. id)
+    assert.is_nil(status)
+    assert.are.equal("closed", err)
+    assert.is_nil(partial.status)
+    -- the request was carried out, as truncate's are
+    assert.are.equal("cancelled", helpers.decode(select(2, emu:request("GET", helpers.JOBS .. "/" .. id))).status)
+    emu:fault { method = "HEAD", fault = { kind = "truncate" } }
+    status, err, partial = emu:request("HEAD", helpers.JOBS)
+    assert.is_nil(status)
+    assert.is_nil(partial.status)
+    assert.are.equal(2, emu:counters().faults_fired)
+    assert.are.equal(0, (emu:stop()))
+  end)
+end)
