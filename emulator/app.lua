@@ -3,15 +3,17 @@
 -- configure(args) -> config | nil, err        (once, before serving)
 -- handle(method, path, query, api_key, body, too_large)
 --   -> status, body, content_type, headers, action, delay_ms
+-- refuse(path, status, detail) -> status, body, content_type
 --
 -- path is the raw (still percent-encoded) request path without the query string; query is
--- nil or a table of raw names to raw values; api_key is the Salad-Api-Key header or nil;
+-- nil or the raw query string (after '?'); api_key is the Salad-Api-Key header or nil;
 -- body is the request body (nil when empty); too_large is true when the body exceeded
 -- --max-body (then body is nil). headers is nil or a list {name, value, name, value, ...}.
 -- action is nil, "drop" (close the connection, no response) or "truncate" (announce the
 -- full Content-Length, send half of the body, close; an answer without a body is cut
 -- before its status line instead); delay_ms asks the host to hold the response back. The
--- host never runs two calls at once.
+-- response body is a string or a list of strings (pieces, joined by the host). The host
+-- never runs two calls at once.
 local core = require "queue_jobs.core"
 local host = require "emulator.host"
 local cli = require "emulator.cli"
@@ -118,6 +120,20 @@ local function query_unescape(s)
   return unescape((s:gsub("+", " ")))
 end
 
+-- The parameters of a raw query string (at most 100: the host refuses more): name (decoded)
+-- -> raw value ("" when it has no '='). The first of repeated names wins.
+local function query_params(query)
+  local params = {}
+  if query then
+    for piece in (query .. "&"):gmatch("([^&]*)&") do
+      local name, value = piece:match("^([^=]*)=?(.*)$")
+      name = query_unescape(name)
+      if params[name] == nil then params[name] = value end
+    end
+  end
+  return params
+end
+
 -- Token bucket per key: capacity N, refilled at N per minute.
 local function rate_limited(key)
   local limit = config.rate_limit
@@ -198,7 +214,7 @@ local function create_job(qkey, body, location, path)
 end
 
 local function page_param(query, name, default, max)
-  local v = query and query[name]
+  local v = query[name]
   if v == nil then return default end
   v = query_unescape(v)
   local n = v:find("^%d+$") and #v <= 12 and tointeger(tonumber(v))
@@ -210,6 +226,7 @@ local function page_param(query, name, default, max)
 end
 
 local function list_jobs(qkey, query, path)
+  query = query_params(query)
   local page, err = page_param(query, "page", 1, 2147483647)
   if not page then return problem(400, err, path) end
   local size
@@ -225,6 +242,14 @@ local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%
 
 local ALLOW_COLLECTION = { "Allow", "GET, POST" }
 local ALLOW_ITEM = { "Allow", "GET, DELETE" }
+
+-- Counts a request under /api/public by its route (nil: "other").
+local function count(route)
+  local c = counters
+  c.requests_total = c.requests_total + 1
+  route = route or "other"
+  c.requests[route] = c.requests[route] + 1
+end
 
 -- The jobs paths under /api/public. rest is the path after /api/public.
 local function api(method, path, rest, query, key, body, too_large)
@@ -242,11 +267,8 @@ local function api(method, path, rest, query, key, body, too_large)
       end
     end
   end
+  count(route)
   local c = counters
-  c.requests_total = c.requests_total + 1
-  local r = c.requests
-  r[route or "other"] = r[route or "other"] + 1
-
   local fault = faults:take(method, path)
   local action, delay
   if fault then
@@ -414,16 +436,29 @@ local function log_escape(s)
   end))
 end
 
-function M.handle(method, path, query, key, body, too_large)
-  local status, rbody, ctype, headers, action, delay =
-    dispatch(method, path, query, key, body, too_large)
+local function log(method, path, status, action, delay)
   if config.verbose then
     io.stderr:write(format("%s %s %s%s%s\n", log_escape(method), log_escape(path),
       action == "drop" and "dropped" or status,
       action and action ~= "drop" and " (" .. action .. ")" or "",
       delay and format(" (delayed %d ms)", delay) or ""))
   end
+end
+
+function M.handle(method, path, query, key, body, too_large)
+  local status, rbody, ctype, headers, action, delay =
+    dispatch(method, path, query, key, body, too_large)
+  log(method, path, status, action, delay)
   return status, rbody, ctype, headers, action, delay
+end
+
+--- refuse(path, status, detail): a request the HTTP layer refuses before its method is
+-- known (its target is too long, it has too many query parameters, libmicrohttpd cannot
+-- parse it): counted like the others (as "other"), answered with ProblemDetails.
+function M.refuse(path, status, detail)
+  if path:find("^/api/public/") then count(nil) end
+  log("-", path, status)
+  return problem(status, detail, path)
 end
 
 return M

@@ -11,6 +11,9 @@ M.DEFAULTS = {
   max_jobs = 100000,             -- stored jobs; the oldest is dropped beyond this
   max_store_bytes = 1073741824,  -- bytes of stored jobs, as emulator/store.lua counts them
   max_body = 1048576,            -- request body bytes; larger bodies get 413
+  header_timeout = 10,           -- seconds for a request's line and headers to arrive
+  body_timeout = 60,             -- seconds for its body to arrive, after the headers
+  max_connections = 1000,        -- beyond it, the connection idle the longest is closed
   verbose = false,
 }
 
@@ -37,6 +40,13 @@ Options:
                         within it (default 1073741824, 1 GiB)
   --max-body BYTES      largest request body accepted; larger ones get 413
                         (default 1048576)
+  --header-timeout S    seconds for a request's line and headers to arrive, from
+                        the connection's opening or the previous response, so
+                        also how long a connection may idle (default 10)
+  --body-timeout S      seconds for a request's body to arrive after its headers
+                        (default 60)
+  --max-connections N   connections served at once; one more closes the one idle
+                        the longest, or itself when none is idle (default 1000)
   --verbose             one line per request on stderr (never the API key)
   --help                this text
 
@@ -63,12 +73,23 @@ local function integer(opt, v, min, max)
   return n
 end
 
+-- Seconds as decimal digits (at most 3 after the point), from 0.01 to 3600.
+local function seconds(opt, v)
+  local n = v and v:find("^%d+%.?%d?%d?%d?$") and #v <= 8 and tonumber(v)
+  if not n or n < 0.01 or n > 3600 then
+    return nil, ("%s needs seconds from 0.01 to 3600 (decimal), got %q"):format(opt, v or "")
+  end
+  return n
+end
+
 --- parse(args): args is the list of command-line arguments (without the program name).
 function M.parse(args)
   local D = M.DEFAULTS
   local cfg = {
     port = D.port, bind = D.bind, rate_limit = D.rate_limit, max_jobs = D.max_jobs,
     max_store_bytes = D.max_store_bytes, max_body = D.max_body, verbose = D.verbose,
+    header_timeout = D.header_timeout, body_timeout = D.body_timeout,
+    max_connections = D.max_connections,
   }
   local keys, queues = {}, nil
   local i = 1
@@ -116,6 +137,12 @@ function M.parse(args)
       cfg.max_store_bytes, err = integer(opt, value(), 4096, 999999999999)
     elseif opt == "--max-body" then
       cfg.max_body, err = integer(opt, value(), 1, 1073741824)
+    elseif opt == "--header-timeout" then
+      cfg.header_timeout, err = seconds(opt, value())
+    elseif opt == "--body-timeout" then
+      cfg.body_timeout, err = seconds(opt, value())
+    elseif opt == "--max-connections" then
+      cfg.max_connections, err = integer(opt, value(), 1, 100000)
     elseif opt == "--verbose" then
       cfg.verbose = true
     else

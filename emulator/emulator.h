@@ -37,21 +37,30 @@ typedef struct qj_emu_config {
   char bind[64];              /* the address as given (numeric IPv4 or IPv6) */
   int ipv6;                   /* bind is an IPv6 address */
   size_t max_body;
+  double header_timeout;      /* seconds for a request's line and headers to arrive */
+  double body_timeout;        /* seconds for its body to arrive after its headers */
+  unsigned int max_connections;
 } qj_emu_config;
 
-#define QJ_EMU_MAX_QUERY 16
+/* Limits of the HTTP layer (server.c), stated in the README. */
+#define QJ_EMU_MAX_TARGET 8192            /* bytes of a request target (path and query) */
+#define QJ_EMU_MAX_QUERY 100              /* query parameters (pieces between '&') */
+#define QJ_EMU_STALL_TIMEOUT 60           /* seconds without a byte moving, otherwise */
+#define QJ_EMU_CONNECTION_MEMORY 65536    /* libmicrohttpd's memory per connection: the
+                                             request line and headers must fit in it */
 
-/* One request as the Lua logic sees it. Strings are borrowed from libmicrohttpd. */
+/* One request as the Lua logic sees it. Strings are borrowed. */
 typedef struct qj_emu_request {
-  const char *method;
-  const char *path;           /* raw path, without the query string */
+  const char *method;         /* NULL for a refusal (not known yet) */
+  const char *path;           /* raw path, without the query string: path_len bytes */
+  size_t path_len;
+  const char *query;          /* raw query string (after '?'), or NULL */
   const char *api_key;        /* Salad-Api-Key or NULL */
   const char *body;
   size_t body_len;
   int too_large;
-  int nquery;
-  const char *qname[QJ_EMU_MAX_QUERY];
-  const char *qvalue[QJ_EMU_MAX_QUERY];
+  int refusal;                /* not 0: the HTTP layer refuses it with this status */
+  const char *detail;         /* and this ProblemDetails detail */
 } qj_emu_request;
 
 enum { QJ_EMU_ACT_NONE = 0, QJ_EMU_ACT_DROP = 1, QJ_EMU_ACT_TRUNCATE = 2 };

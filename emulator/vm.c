@@ -25,7 +25,8 @@
 struct qj_emu_vm {
   lua_State *L;
   pthread_mutex_t lock;
-  int handle_ref;               /* registry reference to emulator.app.handle */
+  int handle_ref;               /* registry references to emulator.app.handle */
+  int refuse_ref;               /* and emulator.app.refuse */
   unsigned char pool[512];      /* random bytes for v4 UUIDs (used under the lock) */
   size_t pool_pos;
 };
@@ -132,6 +133,9 @@ static int vm_init(lua_State *L) {
   lua_getfield(L, -1, "handle");
   luaL_checktype(L, -1, LUA_TFUNCTION);
   vm->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "refuse");
+  luaL_checktype(L, -1, LUA_TFUNCTION);
+  vm->refuse_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
 
@@ -142,7 +146,7 @@ qj_emu_vm *qj_emu_vm_new(void) {
     return NULL;
   }
   vm->pool_pos = sizeof vm->pool;
-  vm->handle_ref = LUA_NOREF;
+  vm->handle_ref = vm->refuse_ref = LUA_NOREF;
   vm->L = luaL_newstate();
   if (vm->L == NULL || pthread_mutex_init(&vm->lock, NULL) != 0) {
     fputs("salad-queue-emulator: cannot create the Lua state\n", stderr);
@@ -209,7 +213,14 @@ static int vm_configure(lua_State *L) {
   a->cfg->port = (int)luaL_checkinteger(L, -1);
   lua_getfield(L, -2, "max_body");
   a->cfg->max_body = (size_t)luaL_checkinteger(L, -1);
-  lua_getfield(L, -3, "bind");
+  lua_getfield(L, -3, "header_timeout");
+  a->cfg->header_timeout = (double)luaL_checknumber(L, -1);
+  lua_getfield(L, -4, "body_timeout");
+  a->cfg->body_timeout = (double)luaL_checknumber(L, -1);
+  lua_getfield(L, -5, "max_connections");
+  a->cfg->max_connections = (unsigned int)luaL_checkinteger(L, -1);
+  lua_pop(L, 5);
+  lua_getfield(L, -1, "bind");
   bind = luaL_checklstring(L, -1, &len);
   if (inet_pton(AF_INET, bind, &in4) == 1) {
     a->cfg->ipv6 = 0;
@@ -306,22 +317,22 @@ static int vm_handle(lua_State *L) {
   int i, nh = 0, isnum, base, pieces = 0;
   char *p;
 
-  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->handle_ref);
-  lua_pushstring(L, rq->method);
-  lua_pushstring(L, rq->path);
-  if (rq->nquery > 0) {
-    lua_createtable(L, 0, rq->nquery);
-    for (i = rq->nquery - 1; i >= 0; i--) {   /* the first of repeated names wins */
-      lua_pushstring(L, rq->qvalue[i] ? rq->qvalue[i] : "");
-      lua_setfield(L, -2, rq->qname[i]);
-    }
-  } else {
-    lua_pushnil(L);
+  if (rq->refusal) {                          /* refuse(path, status, detail) */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->refuse_ref);
+    lua_pushlstring(L, rq->path, rq->path_len);
+    lua_pushinteger(L, rq->refusal);
+    lua_pushstring(L, rq->detail);
+    lua_call(L, 3, 6);
+  } else {                                    /* handle(method, path, query, ...) */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->handle_ref);
+    lua_pushstring(L, rq->method);
+    lua_pushlstring(L, rq->path, rq->path_len);
+    if (rq->query) lua_pushstring(L, rq->query); else lua_pushnil(L);
+    if (rq->api_key) lua_pushstring(L, rq->api_key); else lua_pushnil(L);
+    if (rq->body_len > 0) lua_pushlstring(L, rq->body, rq->body_len); else lua_pushnil(L);
+    lua_pushboolean(L, rq->too_large);
+    lua_call(L, 6, 6);
   }
-  if (rq->api_key) lua_pushstring(L, rq->api_key); else lua_pushnil(L);
-  if (rq->body_len > 0) lua_pushlstring(L, rq->body, rq->body_len); else lua_pushnil(L);
-  lua_pushboolean(L, rq->too_large);
-  lua_call(L, 6, 6);
   base = lua_gettop(L) - 5;
   luaL_checkstack(L, 2 * QJ_EMU_MAX_HEADERS + 2, "handle results");
 
@@ -394,6 +405,17 @@ static const char internal_error[] =
   "\"title\":\"Internal Server Error\",\"status\":500,"
   "\"detail\":\"The emulator failed; see its standard error.\"}";
 
+/* Request text on stderr: bytes outside printable ASCII, and backslashes, as \xHH, so that a request
+ * cannot move the cursor or fake a log line. */
+static void put_escaped(const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c >= 0x7f || c == '\\') fprintf(stderr, "\\x%02x", c);
+    else fputc(c, stderr);
+  }
+}
+
 void qj_emu_vm_handle(qj_emu_vm *vm, const qj_emu_request *rq, qj_emu_response *rs) {
   struct handle_args a;
   lua_State *L = vm->L;
@@ -406,8 +428,11 @@ void qj_emu_vm_handle(qj_emu_vm *vm, const qj_emu_request *rq, qj_emu_response *
   lua_pushlightuserdata(L, &a);
   lua_pushlightuserdata(L, vm);
   if (lua_pcall(L, 2, 0, 1) != LUA_OK) {
-    fprintf(stderr, "salad-queue-emulator: error in %s %s: %s\n", rq->method, rq->path,
-            lua_tostring(L, -1));
+    fputs("salad-queue-emulator: error in ", stderr);
+    put_escaped(rq->method ? rq->method : "-", rq->method ? strlen(rq->method) : 1);
+    fputc(' ', stderr);
+    put_escaped(rq->path, rq->path_len < 200 ? rq->path_len : 200);
+    fprintf(stderr, ": %s\n", lua_tostring(L, -1));
     free(rs->mem);
     memset(rs, 0, sizeof *rs);
   }

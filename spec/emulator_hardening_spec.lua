@@ -27,7 +27,7 @@ describe("salad-queue-emulator --verbose", function()
     local status = conn:request("GET", "/x\27[2J\27]0;owned\7\rGET /fake 200\127\255\\")
     conn:close()
     assert.are.equal(404, status)
-    assert.are.equal(0, (emu:stop()))
+    assert.are.equal(0, (emu:stop()), emu.stderr)
     local log = emu.stderr
     assert.is_nil(log:gsub("\n", ""):find("[%c\127-\255]"), log)
     assert.truthy(log:find("GET /x\\x1b[2J\\x1b]0;owned\\x07\\x0dGET /fake 200\\x7f\\xff\\\\ 404\n", 1, true), log)
@@ -37,7 +37,7 @@ end)
 describe("salad-queue-emulator ProblemDetails", function()
   local emu
   setup(function() emu = helpers.start_emulator() end)
-  teardown(function() emu:stop() end)
+  teardown(function() assert.are.equal(0, (emu:stop()), emu.stderr) end)
 
   it("cuts detail to 2000 and instance to 2048 characters, marked with an ellipsis", function()
     local status, text = emu:request("GET", helpers.JOBS .. "?page=" .. ("7"):rep(6000))
@@ -63,7 +63,7 @@ end)
 describe("salad-queue-emulator control API", function()
   local emu
   setup(function() emu = helpers.start_emulator() end)
-  teardown(function() emu:stop() end)
+  teardown(function() assert.are.equal(0, (emu:stop()), emu.stderr) end)
 
   it("leaves a running job as it is when it is set to running again", function()
     local _, text = emu:request("POST", helpers.JOBS, { body = '{"input":1}' })
@@ -92,7 +92,7 @@ end
 describe("salad-queue-emulator job store", function()
   local emu
   setup(function() emu = helpers.start_emulator { args = { "--max-body", "2097152" } } end)
-  teardown(function() emu:stop() end)
+  teardown(function() assert.are.equal(0, (emu:stop()), emu.stderr) end)
   before_each(function() emu:reset() end)
 
   local function create(body)
@@ -186,7 +186,7 @@ describe("salad-queue-emulator --max-store-bytes", function()
     c = emu:counters()
     assert.are.equal(1, c.jobs_stored)
     assert.is_true(c.store_bytes <= 100000)
-    assert.are.equal(0, (emu:stop()))
+    assert.are.equal(0, (emu:stop()), emu.stderr)
   end)
 end)
 
@@ -207,7 +207,7 @@ describe("salad-queue-emulator fault globs", function()
     assert.is_nil(status)
     assert.are.equal("closed", err)
     assert.are.equal(1, emu:counters().faults_fired)
-    assert.are.equal(0, (emu:stop()))
+    assert.are.equal(0, (emu:stop()), emu.stderr)
   end)
 
   it("stop within a second of SIGTERM while hostile globs are being matched", function()
@@ -220,7 +220,7 @@ describe("salad-queue-emulator fault globs", function()
     end
     assert(conns[1]:read_response())
     local t0 = socket.gettime()
-    assert.are.equal(0, (emu:stop()))
+    assert.are.equal(0, (emu:stop()), emu.stderr)
     local took = socket.gettime() - t0
     for _, c in ipairs(conns) do c:close() end
     assert.is_true(took < 1, ("stopped after %.2f s"):format(took))
@@ -242,7 +242,7 @@ describe("salad-queue-emulator fault globs", function()
     assert.are.equal(400, status)
     assert.matches("100", p.detail)
     assert.are.equal(100, #select(2, emu:control("GET", "/_emulator/faults")).items)
-    assert.are.equal(0, (emu:stop()))
+    assert.are.equal(0, (emu:stop()), emu.stderr)
   end)
 
   it("keep their meaning: * within a segment, ** across segments, the rest literal", function()
@@ -265,14 +265,14 @@ describe("salad-queue-emulator fault globs", function()
       local status = emu:request("GET", case[2], { api_key = false })
       assert.are.equal(case[3], status == 599, case[1] .. " on " .. case[2])
     end
-    assert.are.equal(0, (emu:stop()))
+    assert.are.equal(0, (emu:stop()), emu.stderr)
   end)
 end)
 
 describe("salad-queue-emulator fault specs", function()
   local emu
   setup(function() emu = helpers.start_emulator() end)
-  teardown(function() emu:stop() end)
+  teardown(function() assert.are.equal(0, (emu:stop()), emu.stderr) end)
   before_each(function() emu:reset() end)
 
   -- POST /_emulator/faults with a raw body: status, the answer's text
@@ -341,6 +341,255 @@ describe("salad-queue-emulator truncate fault", function()
     assert.is_nil(status)
     assert.is_nil(partial.status)
     assert.are.equal(2, emu:counters().faults_fired)
-    assert.are.equal(0, (emu:stop()))
+    assert.are.equal(0, (emu:stop()), emu.stderr)
+  end)
+end)
+
+-- One raw request on a new connection: its responses (all well-formed, or this raises) and
+-- why reading stopped.
+local function exchange(emu, bytes, timeout)
+  local got, why = helpers.raw(emu.root, bytes, timeout)
+  return helpers.parse_responses(got), why
+end
+
+local function assert_problem_response(r, status)
+  assert.are.equal(status, r.status, r.body)
+  assert.matches("^application/problem%+json", r.headers["content-type"])
+  local p = helpers.decode(r.body)
+  assert.are.equal(status, p.status)
+  return p
+end
+
+describe("salad-queue-emulator query parameters", function()
+  local emu
+  setup(function() emu = helpers.start_emulator() end)
+  teardown(function() assert.are.equal(0, (emu:stop()), emu.stderr) end)
+
+  local function utm(n)
+    local q = {}
+    for i = 0, n - 1 do q[#q + 1] = "utm_" .. i .. "=x" end
+    return table.concat(q, "&")
+  end
+
+  it("finds page and page_size after any number of other parameters", function()
+    emu:reset()
+    local ids = {}
+    for i = 1, 3 do ids[i] = helpers.decode(select(2, emu:request("POST", helpers.JOBS, { body = '{"input":' .. i .. '}' }))).id end
+    for _, n in ipairs { 16, 98 } do
+      local status, text = emu:request("GET", helpers.JOBS .. "?" .. utm(n) .. "&page_size=1&page=2")
+      assert.are.equal(200, status, text)
+      local items = helpers.decode(text).items
+      assert.are.equal(1, #items)
+      assert.are.equal(ids[2], items[1].id)
+      status, text = emu:request("GET", helpers.JOBS .. "?" .. utm(n) .. "&page_size=0")
+      assert.are.equal(400, status, text)
+      assert.matches("page_size", helpers.decode(text).detail)
+    end
+    -- percent-encoded names count too; the first of repeated names wins
+    local status, text = emu:request("GET", helpers.JOBS .. "?page%5Fsize=1&page_size=3")
+    assert.are.equal(200, status)
+    assert.are.equal(1, #helpers.decode(text).items)
+  end)
+
+  it("answers 400 past 100 parameters and 414 past 8192 bytes of target, as ProblemDetails", function()
+    local c0 = emu:counters().requests_total
+    for _, n in ipairs { 101, 460, 480, 2000 } do
+      local target = helpers.API .. helpers.JOBS .. "?" .. utm(n)
+      local rs, why = exchange(emu, "GET " .. target .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+      assert.are.equal(1, #rs, n .. " parameters: " .. why)
+      local p = assert_problem_response(rs[1], #target > 8192 and 414 or 400)
+      assert.matches(#target > 8192 and "8192" or "100 ", p.detail)
+    end
+    -- 4000 one-letter parameters fit in 8192 bytes (libmicrohttpd 0.9.75 itself crashed
+    -- splitting them: the emulator reads the query on its own)
+    local rs = exchange(emu, "GET " .. helpers.API .. helpers.JOBS .. "?" .. ("a&"):rep(4000) .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.matches("4001 parameters", assert_problem_response(rs[1], 400).detail)
+    for _, len in ipairs { 8193, 20000 } do
+      local target = helpers.API .. "/" .. ("a"):rep(len - #helpers.API - 1)
+      local rs = exchange(emu, "GET " .. target .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+      assert.are.equal(1, #rs)
+      assert.matches("8192", assert_problem_response(rs[1], 414).detail)
+      assert.are.equal(2048, utf8.len(helpers.decode(rs[1].body).instance))
+    end
+    local target = helpers.API .. "/" .. ("a"):rep(8192 - #helpers.API - 1)
+    assert.are.equal(404, exchange(emu, "GET " .. target .. " HTTP/1.1\r\nHost: x\r\nSalad-Api-Key: "
+      .. emu.api_key .. "\r\n\r\n")[1].status)
+    assert.are.equal(c0 + 8, emu:counters().requests_total)
+  end)
+end)
+
+describe("salad-queue-emulator HTTP refusals", function()
+  local emu
+  setup(function() emu = helpers.start_emulator() end)
+  teardown(function() assert.are.equal(0, (emu:stop()), emu.stderr) end)
+
+  local POST = "POST " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nHost: x\r\n"
+
+  it("answers a malformed or huge Content-Length once, as ProblemDetails, and counts it", function()
+    emu:reset()
+    for _, case in ipairs { { "abc", 400 }, { "-1", 400 }, { "1 2", 400 }, { "18446744073709551616", 413 },
+      { "99999999999999999999999", 413 } } do
+      local rs, why = exchange(emu, POST .. "Content-Length: " .. case[1] .. "\r\n\r\n")
+      assert.are.equal(1, #rs, case[1])
+      assert.are.equal("closed", why)
+      local p = assert_problem_response(rs[1], case[2])
+      assert.matches("Content%-Length", p.detail)
+      assert.are.equal(helpers.API .. helpers.JOBS, p.instance)
+    end
+    -- counted, as "other": libmicrohttpd refuses them before it tells the method
+    local c = emu:counters()
+    assert.are.equal(5, c.requests_total)
+    assert.are.equal(5, c.requests.other)
+    assert.are.equal(0, c.creates_accepted)
+  end)
+
+  it("answers headers too large or malformed as ProblemDetails", function()
+    local many = ("X-Filler: " .. ("v"):rep(100) .. "\r\n"):rep(400)
+    local rs = exchange(emu, "GET " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nHost: x\r\n" .. many .. "\r\n")
+    assert.are.equal(1, #rs)
+    assert_problem_response(rs[1], 431)
+    rs = exchange(emu, "GET " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n")
+    assert.are.equal(1, #rs)
+    assert_problem_response(rs[1], 400)
+  end)
+
+  it("leaves only refusals before the request line is read to libmicrohttpd, well-formed", function()
+    -- an unsupported HTTP version and a request line longer than libmicrohttpd's buffer
+    for _, req in ipairs { "GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+      "GET /" .. ("a"):rep(70000) .. " HTTP/1.1\r\nHost: x\r\n\r\n" } do
+      local rs = exchange(emu, req)
+      assert.are.equal(1, #rs)
+      assert.is_true(rs[1].status == 505 or rs[1].status == 414, tostring(rs[1].status))
+    end
+  end)
+end)
+
+describe("salad-queue-emulator --max-body with a chunked body", function()
+  it("refuses as soon as the running total passes the limit, then closes", function()
+    local emu = helpers.start_emulator { args = { "--max-body", "1024" } }
+    local conn = assert(helpers.connect(emu.url, 3))
+    assert(conn.sock:send("POST " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nHost: x\r\nSalad-Api-Key: "
+      .. emu.api_key .. "\r\nTransfer-Encoding: chunked\r\n\r\n"))
+    local chunk = ("%x\r\n%s\r\n"):format(700, ("b"):rep(700))
+    assert(conn.sock:send(chunk .. chunk))          -- 1400 bytes: past the limit, not the end
+    local got, why = conn:read_all()
+    conn:close()
+    assert.are.equal("closed", why)
+    local rs = helpers.parse_responses(got)
+    assert.are.equal(1, #rs)
+    assert.matches("1024", assert_problem_response(rs[1], 413).detail)
+    assert.are.equal(0, emu:counters().creates_accepted)
+    assert.are.equal(0, (emu:stop()), emu.stderr)
+  end)
+end)
+
+describe("salad-queue-emulator idle and slow connections", function()
+  -- Sends `bytes` one byte every `every` seconds until the server closes the connection;
+  -- returns the seconds it took (or nil if it stayed open for `limit` seconds).
+  local function trickle(conn, bytes, every, limit)
+    local t0 = socket.gettime()
+    local i = 0
+    while socket.gettime() - t0 < limit do
+      i = i % #bytes + 1
+      conn.sock:settimeout(0)
+      local _, err = conn.sock:receive(1)
+      if err == "closed" then return socket.gettime() - t0 end
+      if not conn.sock:send(bytes:sub(i, i)) then return socket.gettime() - t0 end
+      socket.sleep(every)
+    end
+    return nil
+  end
+
+  it("closes a connection whose request line and headers trickle past --header-timeout", function()
+    local emu = helpers.start_emulator { args = { "--header-timeout", "0.5" } }
+    local conn = assert(helpers.connect(emu.url))
+    local took = trickle(conn, "GET " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nX-Slow: " .. ("a"):rep(200), 0.05, 5)
+    conn:close()
+    assert.is_not_nil(took, "still open after 5 s")
+    assert.is_true(took >= 0.45 and took < 2, ("closed after %.2f s"):format(took))
+    -- an idle keep-alive connection is closed after the same time
+    conn = assert(helpers.connect(emu.url))
+    assert.are.equal(401, (conn:request("GET", helpers.API .. helpers.JOBS)))
+    local t0 = socket.gettime()
+    local got, why = conn:read_all()
+    conn:close()
+    assert.are.same({ "", "closed" }, { got, why })
+    assert.is_true(socket.gettime() - t0 < 2)
+    assert.are.equal(0, (emu:stop()), emu.stderr)
+  end)
+
+  it("closes a connection whose body trickles past --body-timeout", function()
+    local emu = helpers.start_emulator { args = { "--body-timeout", "0.5" } }
+    local conn = assert(helpers.connect(emu.url))
+    assert(conn.sock:send("POST " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nHost: x\r\n" ..
+      "Content-Length: 1000\r\n\r\n"))
+    local took = trickle(conn, '{"input":"' .. ("a"):rep(900), 0.05, 5)
+    conn:close()
+    assert.is_not_nil(took, "still open after 5 s")
+    assert.is_true(took >= 0.45 and took < 2, ("closed after %.2f s"):format(took))
+    assert.are.equal(0, emu:counters().creates_accepted)
+    assert.are.equal(0, (emu:stop()), emu.stderr)
+  end)
+
+  it("closes the connection idle the longest when --max-connections is reached", function()
+    local emu = helpers.start_emulator { args = { "--max-connections", "3", "--verbose" } }
+    local idle = {}
+    for i = 1, 3 do
+      idle[i] = assert(helpers.connect(emu.url))
+      socket.sleep(0.05)
+    end
+    local status = emu:request("GET", helpers.JOBS)   -- a fourth connection is served
+    assert.are.equal(200, status)
+    idle[1].sock:settimeout(2)
+    assert.are.equal("closed", select(2, idle[1].sock:receive(1)))
+    for i = 2, 3 do
+      assert.are.equal(401, (idle[i]:request("GET", helpers.API .. helpers.JOBS)))
+    end
+    for i = 1, 3 do idle[i]:close() end
+    -- with every connection busy, a new one is closed at once
+    emu:fault { count = 3, fault = { kind = "delay", ms = 1500 } }
+    local busy = {}
+    for i = 1, 3 do
+      busy[i] = assert(helpers.connect(emu.url))
+      assert(busy[i]:send_request("GET", helpers.API .. helpers.JOBS))
+    end
+    -- (the control API would need a fourth connection: the log says when all three are in)
+    assert.truthy(helpers.wait_for(function()
+      return select(2, helpers.read_file(emu.err):gsub("delayed 1500 ms", "")) == 3
+    end, 5))
+    local got, why = helpers.raw(emu.root, "GET " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nHost: x\r\n\r\n", 1)
+    assert.are.same({ "", "closed" }, { got, why })
+    for i = 1, 3 do
+      assert.are.equal(401, (busy[i]:read_response()))
+      busy[i]:close()
+    end
+    assert.are.equal(0, (emu:stop()), emu.stderr)
+  end)
+
+  it("stops within a second of SIGTERM with idle, slow and busy connections", function()
+    local emu = helpers.start_emulator()
+    emu:fault { fault = { kind = "delay", ms = 60000 } }
+    local conns = {}
+    for i = 1, 5 do conns[i] = assert(helpers.connect(emu.url)) end
+    assert(conns[1]:send_request("GET", helpers.API .. helpers.JOBS))
+    assert(conns[2].sock:send("GET " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nX-Slow: a"))
+    assert(conns[3].sock:send("POST " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nContent-Length: 99\r\n\r\n{"))
+    assert.truthy(helpers.wait_for(function() return emu:counters().faults_fired == 1 end, 5))
+    local t0 = socket.gettime()
+    assert.are.equal(0, (emu:stop()), emu.stderr)
+    local took = socket.gettime() - t0
+    for _, c in ipairs(conns) do c:close() end
+    assert.is_true(took < 1, ("stopped after %.2f s"):format(took))
+  end)
+
+  it("refuses bad timeouts and connection limits with exit status 2", function()
+    for _, args in ipairs { { "--header-timeout", "0" }, { "--header-timeout", "-1" }, { "--header-timeout", "x" },
+      { "--header-timeout", "1e3" }, { "--header-timeout", "3601" }, { "--body-timeout", "0.0001" },
+      { "--body-timeout", "" }, { "--max-connections", "0" }, { "--max-connections", "100001" },
+      { "--max-store-bytes", "100" }, { "--max-store-bytes", "1GiB" } } do
+      local code, out = helpers.run_emulator(args)
+      assert.are.equal(2, code, table.concat(args, " ") .. ": " .. out)
+      assert.truthy(out:find(args[1], 1, true), out)
+    end
   end)
 end)

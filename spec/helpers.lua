@@ -220,6 +220,57 @@ function M.http(method, url, opts)
   return status, body, headers
 end
 
+--- raw(url, bytes [, timeout]): sends bytes as they are on a new connection to url's host
+-- and port, then reads until the server closes it or `timeout` seconds (default 5) pass.
+-- Returns everything received and why reading stopped ("closed" or "timeout").
+function M.raw(url, bytes, timeout)
+  local conn = assert(M.connect(url, timeout or 5))
+  conn.sock:send(bytes)
+  local got, why = conn:read_all()
+  conn:close()
+  return got, why
+end
+
+--- conn:read_all(): everything until the server closes the connection or the timeout.
+function Conn:read_all()
+  local parts = {}
+  while true do
+    local data, err, part = self.sock:receive(65536)
+    parts[#parts + 1] = data or part
+    if not data then return table.concat(parts), err end
+  end
+end
+
+--- parse_responses(bytes): the HTTP/1.1 responses in bytes, in order, each
+-- {status =, headers = {lower-case name = value}, body =}; raises unless bytes is exactly
+-- a sequence of well-formed responses framed by Content-Length.
+function M.parse_responses(bytes)
+  local out, pos = {}, 1
+  while pos <= #bytes do
+    local head_end = bytes:find("\r\n\r\n", pos, true)
+    assert(head_end, "helpers: no end of headers in: " .. bytes:sub(pos, pos + 200))
+    local head = bytes:sub(pos, head_end + 1)
+    local status = head:match("^HTTP/1%.[01] (%d%d%d) [^\r\n]*\r\n")
+    assert(status, "helpers: bad status line in: " .. head:sub(1, 200))
+    local headers = {}
+    for line in head:gmatch("\r\n([^\r\n]*)") do
+      if line ~= "" then
+        local name, value = line:match("^([!#-'*+.^_`|~%w-]+):[ \t]*(.-)[ \t]*$")
+        assert(name, "helpers: bad header line: " .. line)
+        assert(headers[name:lower()] == nil, "helpers: header repeated: " .. name)
+        headers[name:lower()] = value
+      end
+    end
+    local length = tonumber(headers["content-length"])
+    assert(length, "helpers: no Content-Length in: " .. head)
+    local body = bytes:sub(head_end + 4, head_end + 3 + length)
+    assert(#body == length, "helpers: body shorter than its Content-Length")
+    out[#out + 1] = { status = tonumber(status), headers = headers, body = body }
+    pos = head_end + 4 + length
+  end
+  return out
+end
+
 M.json = json
 
 --- decode(text): the exact codec's decode, raising on bad JSON (for specs).
