@@ -46,7 +46,7 @@ typedef struct qj_emu_config {
 #define QJ_EMU_MAX_TARGET 8192            /* bytes of a request target (path and query) */
 #define QJ_EMU_MAX_QUERY 100              /* query parameters (pieces between '&') */
 #define QJ_EMU_STALL_TIMEOUT 60           /* seconds without a byte moving, otherwise */
-#define QJ_EMU_CONNECTION_MEMORY 65536    /* libmicrohttpd's memory per connection: the
+#define QJ_EMU_CONNECTION_MEMORY 32768    /* libmicrohttpd's memory per connection: the
                                              request line and headers must fit in it */
 
 /* One request as the Lua logic sees it. Strings are borrowed. */
