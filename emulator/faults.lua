@@ -184,10 +184,11 @@ end
 -- count left.
 function M.describe(e)
   local f = e.fault
-  local fault = with_texts(assert(json.encode { kind = f.kind, status = f.status, ms = f.ms }),
+  local sorted = { sort_keys = true }
+  local fault = with_texts(assert(json.encode({ kind = f.kind, status = f.status, ms = f.ms }, sorted)),
     { "retry_after", "body" }, { retry_after = f.retry_after_json, body = f.body })
-  return with_texts(assert(json.encode { id = e.id, method = e.method, path = e.path, count = e.count }),
-    { "fault" }, { fault = fault })
+  return with_texts(assert(json.encode({ id = e.id, method = e.method, path = e.path, count = e.count },
+    sorted)), { "fault" }, { fault = fault })
 end
 
 --- pending(): the JSON text of {"items": [fault, ...]}, the faults still pending.
