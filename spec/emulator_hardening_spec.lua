@@ -2,6 +2,30 @@
 -- fault globs, memory per job, exact numbers, query limits, HTTP edges, idle connections.
 -- Raw requests go over LuaSocket (spec/helpers.lua); every emulator listens on 127.0.0.1.
 local helpers = require "helpers"
+local socket = require "socket"
+
+-- One emulator for the enclosing describe block: started in its setup, stopped in its
+-- teardown (exit status 0, so that a sanitizer's report fails the block). The table
+-- returned stands for it: its fields, and its methods bound to it.
+local function emulator_for_block(opts)
+  local emu
+  setup(function() emu = helpers.start_emulator(opts) end)
+  teardown(function() assert.are.equal(0, (emu:stop()), emu.stderr) end)
+  return setmetatable({}, { __index = function(_, k)
+    local v = emu[k]
+    if type(v) == "function" then return function(_, ...) return v(emu, ...) end end
+    return v
+  end })
+end
+
+-- Stops emu with SIGTERM, checks it exited with status 0 within a second, closes conns.
+local function assert_quick_stop(emu, conns)
+  local t0 = socket.gettime()
+  assert.are.equal(0, (emu:stop()), emu.stderr)
+  local took = socket.gettime() - t0
+  for _, c in ipairs(conns) do c:close() end
+  assert.is_true(took < 1, ("stopped after %.2f s"):format(took))
+end
 
 describe("salad-queue-emulator options", function()
   it("exits with status 2 and names the option for every bad value", function()
@@ -35,9 +59,7 @@ describe("salad-queue-emulator --verbose", function()
 end)
 
 describe("salad-queue-emulator ProblemDetails", function()
-  local emu
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() assert.are.equal(0, (emu:stop()), emu.stderr) end)
+  local emu = emulator_for_block()
 
   it("cuts detail to 2000 and instance to 2048 characters, marked with an ellipsis", function()
     local status, text = emu:request("GET", helpers.JOBS .. "?page=" .. ("7"):rep(6000))
@@ -61,9 +83,7 @@ describe("salad-queue-emulator ProblemDetails", function()
 end)
 
 describe("salad-queue-emulator control API", function()
-  local emu
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() assert.are.equal(0, (emu:stop()), emu.stderr) end)
+  local emu = emulator_for_block()
 
   it("leaves a running job as it is when it is set to running again", function()
     local _, text = emu:request("POST", helpers.JOBS, { body = '{"input":1}' })
@@ -90,9 +110,7 @@ local function rss_kb(pid)
 end
 
 describe("salad-queue-emulator job store", function()
-  local emu
-  setup(function() emu = helpers.start_emulator { args = { "--max-body", "2097152" } } end)
-  teardown(function() assert.are.equal(0, (emu:stop()), emu.stderr) end)
+  local emu = emulator_for_block { args = { "--max-body", "2097152" } }
   before_each(function() emu:reset() end)
 
   local function create(body)
@@ -190,7 +208,6 @@ describe("salad-queue-emulator --max-store-bytes", function()
   end)
 end)
 
-local socket = require "socket"
 
 describe("salad-queue-emulator fault globs", function()
   local HOSTILE = ("**a"):rep(12) .. "**b"
@@ -219,11 +236,7 @@ describe("salad-queue-emulator fault globs", function()
       assert(conns[i]:send_request("GET", emu.url .. "/" .. ("a"):rep(7000 + i)))
     end
     assert(conns[1]:read_response())
-    local t0 = socket.gettime()
-    assert.are.equal(0, (emu:stop()), emu.stderr)
-    local took = socket.gettime() - t0
-    for _, c in ipairs(conns) do c:close() end
-    assert.is_true(took < 1, ("stopped after %.2f s"):format(took))
+    assert_quick_stop(emu, conns)
   end)
 
   it("refuse a glob longer than 512 bytes or with more than 16 wildcards, and over 100 faults", function()
@@ -270,9 +283,7 @@ describe("salad-queue-emulator fault globs", function()
 end)
 
 describe("salad-queue-emulator fault specs", function()
-  local emu
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() assert.are.equal(0, (emu:stop()), emu.stderr) end)
+  local emu = emulator_for_block()
   before_each(function() emu:reset() end)
 
   -- POST /_emulator/faults with a raw body: status, the answer's text
@@ -361,9 +372,7 @@ local function assert_problem_response(r, status)
 end
 
 describe("salad-queue-emulator query parameters", function()
-  local emu
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() assert.are.equal(0, (emu:stop()), emu.stderr) end)
+  local emu = emulator_for_block()
 
   local function utm(n)
     local q = {}
@@ -419,9 +428,7 @@ describe("salad-queue-emulator query parameters", function()
 end)
 
 describe("salad-queue-emulator HTTP refusals", function()
-  local emu
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() assert.are.equal(0, (emu:stop()), emu.stderr) end)
+  local emu = emulator_for_block()
 
   local POST = "POST " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nHost: x\r\n"
 
@@ -575,11 +582,7 @@ describe("salad-queue-emulator idle and slow connections", function()
     assert(conns[2].sock:send("GET " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nX-Slow: a"))
     assert(conns[3].sock:send("POST " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nContent-Length: 99\r\n\r\n{"))
     assert.truthy(helpers.wait_for(function() return emu:counters().faults_fired == 1 end, 5))
-    local t0 = socket.gettime()
-    assert.are.equal(0, (emu:stop()), emu.stderr)
-    local took = socket.gettime() - t0
-    for _, c in ipairs(conns) do c:close() end
-    assert.is_true(took < 1, ("stopped after %.2f s"):format(took))
+    assert_quick_stop(emu, conns)
   end)
 
   it("refuses bad timeouts and connection limits with exit status 2", function()
