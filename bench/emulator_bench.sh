@@ -98,7 +98,7 @@ rss_per_job() {
   after=$(rss_kb "$PID")
   stored=$(curl -s "http://127.0.0.1:$PORT/_emulator/counters" | sed -n 's/.*"jobs_stored":\([0-9]*\).*/\1/p')
   stop_pid "$PID"
-  echo "emulator RSS per stored job of a $size-byte input: $((before)) kB before, $after kB after $n creates ($stored stored): $(((after - before) / n)) kB per job"
+  echo "emulator RSS per stored job of a $size-byte input: $before kB before, $after kB after $n creates ($stored stored): $(((after - before) / n)) kB per job"
 }
 
 if [ "${BENCH_PART:-}" = rss ]; then

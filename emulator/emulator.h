@@ -93,6 +93,9 @@ int qj_emu_vm_configure(qj_emu_vm *vm, int argc, char **argv, qj_emu_config *cfg
  * a 500 ProblemDetails response, logged on stderr. */
 void qj_emu_vm_handle(qj_emu_vm *vm, const qj_emu_request *rq, qj_emu_response *rs);
 void qj_emu_response_free(qj_emu_response *rs);
+/* From now on qj_emu_vm_handle answers 503 without entering Lua, so that the requests
+ * waiting for the state do not hold a stop back (thread-safe). */
+void qj_emu_vm_stop(qj_emu_vm *vm);
 void qj_emu_vm_close(qj_emu_vm *vm);
 
 /* glob.c: adds glob (the compiler of fault path globs) to the table on the top of the

@@ -173,7 +173,7 @@ end
 -- An object's JSON with members given as JSON texts added at its end.
 local function with_texts(object_json, names, texts)
   local p = { object_json:sub(1, -2) }
-  for i, name in ipairs(names) do
+  for _, name in ipairs(names) do
     if texts[name] then p[#p + 1] = ',"' .. name .. '":' .. texts[name] end
   end
   p[#p + 1] = "}"

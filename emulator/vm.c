@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 struct qj_emu_vm {
   lua_State *L;
   pthread_mutex_t lock;
+  atomic_int stopping;          /* set by qj_emu_vm_stop: no more calls into Lua */
   int handle_ref;               /* registry references to emulator.app.handle */
   int refuse_ref;               /* and emulator.app.refuse */
   unsigned char pool[512];      /* random bytes for v4 UUIDs (used under the lock) */
@@ -147,6 +149,7 @@ qj_emu_vm *qj_emu_vm_new(void) {
   }
   vm->pool_pos = sizeof vm->pool;
   vm->handle_ref = vm->refuse_ref = LUA_NOREF;
+  atomic_init(&vm->stopping, 0);
   vm->L = luaL_newstate();
   if (vm->L == NULL || pthread_mutex_init(&vm->lock, NULL) != 0) {
     fputs("salad-queue-emulator: cannot create the Lua state\n", stderr);
@@ -302,8 +305,9 @@ static void pieces_copy(lua_State *L, int idx, char *p) {
   }
 }
 
-/* Protected: calls handle(method, path, query, api_key, body, too_large) and copies its
- * results into one malloc'd block. No Lua call can raise after that malloc. The body is a
+/* Protected: calls handle(method, path, query, api_key, body, too_large), or for a refusal
+ * of the HTTP layer refuse(path, status, detail), and copies the results into one
+ * malloc'd block. No Lua call can raise after that malloc. The body is a
  * string or a list of strings (pieces, so that a large stored text is copied only once,
  * here). */
 static int vm_handle(lua_State *L) {
@@ -405,8 +409,27 @@ static const char internal_error[] =
   "\"title\":\"Internal Server Error\",\"status\":500,"
   "\"detail\":\"The emulator failed; see its standard error.\"}";
 
-/* Request text on stderr: bytes outside printable ASCII, and backslashes, as \xHH, so that a request
- * cannot move the cursor or fake a log line. */
+static const char stopping_error[] =
+  "{\"type\":\"https://tools.ietf.org/html/rfc9110#section-15.6.4\","
+  "\"title\":\"Service Unavailable\",\"status\":503,"
+  "\"detail\":\"The emulator is stopping.\"}";
+
+/* A fixed ProblemDetails answer (a static body) in rs. */
+static void fixed_answer(qj_emu_response *rs, int status, const char *body, size_t len) {
+  free(rs->mem);
+  memset(rs, 0, sizeof *rs);
+  rs->status = status;
+  rs->body = body;
+  rs->body_len = len;
+  rs->content_type = "application/problem+json; charset=utf-8";
+}
+
+void qj_emu_vm_stop(qj_emu_vm *vm) {
+  atomic_store(&vm->stopping, 1);
+}
+
+/* Request text on stderr, with bytes outside printable ASCII and backslashes as \xHH, so
+ * that a request cannot move the cursor or fake a log line (as --verbose does in Lua). */
 static void put_escaped(const char *s, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) {
@@ -423,6 +446,11 @@ void qj_emu_vm_handle(qj_emu_vm *vm, const qj_emu_request *rq, qj_emu_response *
   a.rq = rq;
   a.rs = rs;
   pthread_mutex_lock(&vm->lock);
+  if (atomic_load(&vm->stopping)) {   /* the requests queued on the lock end at once */
+    pthread_mutex_unlock(&vm->lock);
+    fixed_answer(rs, 503, stopping_error, sizeof stopping_error - 1);
+    return;
+  }
   lua_pushcfunction(L, traceback);
   lua_pushcfunction(L, vm_handle);
   lua_pushlightuserdata(L, &a);
@@ -438,15 +466,8 @@ void qj_emu_vm_handle(qj_emu_vm *vm, const qj_emu_request *rq, qj_emu_response *
   }
   lua_settop(L, 0);
   pthread_mutex_unlock(&vm->lock);
-  if (rs->action != QJ_EMU_ACT_DROP && rs->mem == NULL) {
-    rs->status = 500;
-    rs->action = QJ_EMU_ACT_NONE;
-    rs->delay_ms = 0;
-    rs->body = internal_error;
-    rs->body_len = sizeof internal_error - 1;
-    rs->content_type = "application/problem+json; charset=utf-8";
-    rs->nheaders = 0;
-  }
+  if (rs->action != QJ_EMU_ACT_DROP && rs->mem == NULL)
+    fixed_answer(rs, 500, internal_error, sizeof internal_error - 1);
 }
 
 void qj_emu_response_free(qj_emu_response *rs) {

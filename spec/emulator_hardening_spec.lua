@@ -90,7 +90,7 @@ describe("salad-queue-emulator control API", function()
     local id = helpers.decode(text).id
     assert.are.equal(200, (emu:set_status(id, "running")))
     local _, before = emu:request("GET", helpers.JOBS .. "/" .. id)
-    helpers.wait_for(function() return false end, 0.02)   -- the clock moves on
+    socket.sleep(0.02)   -- the clock moves on
     local status, job = emu:set_status(id, "running")
     assert.are.equal(200, status)
     local _, after = emu:request("GET", helpers.JOBS .. "/" .. id)
@@ -229,11 +229,14 @@ describe("salad-queue-emulator fault globs", function()
 
   it("stop within a second of SIGTERM while hostile globs are being matched", function()
     local emu = helpers.start_emulator()
-    for _ = 1, 20 do emu:fault { path = HOSTILE, count = 1000, fault = { kind = "drop" } } end
+    -- the longest globs allowed, that never match, as many as allowed: every request
+    -- costs the most matching there can be
+    local long = ("/**a"):rep(16) .. ("a"):rep(512 - 64 - 1) .. "b"
+    for _ = 1, 100 do emu:fault { path = long, count = 1000, fault = { kind = "drop" } } end
     local conns = {}
-    for i = 1, 4 do
+    for i = 1, 48 do
       conns[i] = assert(helpers.connect(emu.url))
-      assert(conns[i]:send_request("GET", emu.url .. "/" .. ("a"):rep(7000 + i)))
+      assert(conns[i]:send_request("GET", emu.url .. "/" .. ("a"):rep(8000 - #emu.url)))
     end
     assert(conns[1]:read_response())
     assert_quick_stop(emu, conns)
