@@ -162,7 +162,8 @@ static void on_connection(void *cls, struct MHD_Connection *mhd, void **socket_c
     srv->open++;
     if (srv->open > srv->max_connections) {
       for (p = c->next; p != NULL; p = p->next) {  /* the one waiting the longest */
-        if (!p->closing && p->phase == PHASE_WAITING && (victim == NULL || p->since < victim->since))
+        if (!p->closing && p->phase == PHASE_WAITING &&
+            (victim == NULL || p->since < victim->since))
           victim = p;
       }
       shut(srv, victim ? victim : c);
@@ -234,7 +235,8 @@ static void request_view(struct request *r, const char *method, qj_emu_request *
   rq->path = r->target;
   rq->path_len = r->path_len;
   rq->query = r->target[r->path_len] == '?' ? r->target + r->path_len + 1 : NULL;
-  rq->api_key = method ? MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, "Salad-Api-Key") : NULL;
+  if (method != NULL)
+    rq->api_key = MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, "Salad-Api-Key");
   rq->body = r->body;
   rq->body_len = r->len;
   rq->too_large = r->too_large;
