@@ -3,12 +3,15 @@
 # canned 201 body (the emulator's own create response) in the same run, with the same load
 # generator (bench/emulator_bench.c): CREATES requests over CONNS keep-alive connections on
 # 127.0.0.1. Prints the ratio, and the emulator's resident memory with --max-jobs.
+# Then the resident memory one stored job costs: RSS_JOBS creates of an input of RSS_INPUT
+# bytes (default 200 of 1 MiB), RSS read from /proc/PID/status before and after.
 # Bounded: every load run stops after 120 s at most; everything started here is stopped.
 #
 # usage: sh bench/emulator_bench.sh EMULATOR LOADGEN [CREATES [CONNS]]
+#        BENCH_PART=rss sh bench/emulator_bench.sh EMULATOR   (only the memory per job)
 set -eu
 EMU=$1
-LOADGEN=$2
+LOADGEN=${2:-}
 CREATES=${3:-20000}
 CONNS=${4:-32}
 MAX_JOBS=${BENCH_MAX_JOBS:-1000}
@@ -72,6 +75,36 @@ check_run() { # check_run NAME JSON
     exit 1
   fi
 }
+
+# rss_per_job: starts the emulator with room for every job, creates RSS_JOBS jobs whose
+# input is a JSON string of RSS_INPUT bytes (one connection, curl), and prints the growth
+# of its resident memory per job.
+rss_per_job() {
+  n=${RSS_JOBS:-200}
+  size=${RSS_INPUT:-1048576}
+  body="$TMP/input.json"
+  { printf '{"input":"'; head -c $((size - 2)) /dev/zero | tr '\0' 'a'; printf '"}'; } >"$body"
+  start_emulator rss --max-body $((size + 1024)) --max-jobs $((n + 1))
+  curl -s -o /dev/null -X POST -H "$KEY_HEADER" --data-binary @"$body" "http://127.0.0.1:$PORT$JOBS"
+  curl -s -o /dev/null -X POST "http://127.0.0.1:$PORT/_emulator/reset"
+  before=$(rss_kb "$PID")
+  i=0
+  while [ $i -lt "$n" ]; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$KEY_HEADER" --data-binary @"$body" \
+      "http://127.0.0.1:$PORT$JOBS")
+    [ "$code" = 201 ] || { echo "bench: create $i answered $code" >&2; exit 1; }
+    i=$((i + 1))
+  done
+  after=$(rss_kb "$PID")
+  stored=$(curl -s "http://127.0.0.1:$PORT/_emulator/counters" | sed -n 's/.*"jobs_stored":\([0-9]*\).*/\1/p')
+  stop_pid "$PID"
+  echo "emulator RSS per stored job of a $size-byte input: $before kB before, $after kB after $n creates ($stored stored): $(((after - before) / n)) kB per job"
+}
+
+if [ "${BENCH_PART:-}" = rss ]; then
+  rss_per_job
+  exit 0
+fi
 
 echo "== salad-queue-emulator vs nginx: $CREATES creates over $CONNS keep-alive connections, 127.0.0.1, $(nproc) cores"
 
@@ -173,3 +206,4 @@ echo "creates accepted by the emulator: $ACCEPTED of $((RUNS * CREATES)) sent (j
 echo "emulator RSS, --max-jobs $MAX_JOBS: ${RSS0} kB at start, ${RSS1} kB after $CREATES creates, ${RSS2} kB after $((RUNS * CREATES))"
 echo "emulator RSS, --max-jobs 1000000: ${RSS_U1} kB after $CREATES creates, ${RSS_U2} kB after $((2 * CREATES))"
 [ "$ACCEPTED" = "$((RUNS * CREATES))" ] || { echo "bench: creates_accepted mismatch" >&2; exit 1; }
+rss_per_job

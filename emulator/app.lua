@@ -3,24 +3,28 @@
 -- configure(args) -> config | nil, err        (once, before serving)
 -- handle(method, path, query, api_key, body, too_large)
 --   -> status, body, content_type, headers, action, delay_ms
+-- refuse(path, status, detail) -> status, body, content_type
 --
 -- path is the raw (still percent-encoded) request path without the query string; query is
--- nil or a table of raw names to raw values; api_key is the Salad-Api-Key header or nil;
+-- nil or the raw query string (after '?'); api_key is the Salad-Api-Key header or nil;
 -- body is the request body (nil when empty); too_large is true when the body exceeded
 -- --max-body (then body is nil). headers is nil or a list {name, value, name, value, ...}.
 -- action is nil, "drop" (close the connection, no response) or "truncate" (announce the
--- full Content-Length, send half of the body, close); delay_ms asks the host to hold the
--- response back. The host never runs two calls at once.
+-- full Content-Length, send half of the body, close; an answer without a body is cut
+-- before its status line instead); delay_ms asks the host to hold the response back. The
+-- response body is a string or a list of strings (pieces, joined by the host). The host
+-- never runs two calls at once.
 local core = require "queue_jobs.core"
 local host = require "emulator.host"
 local cli = require "emulator.cli"
 local Store = require "emulator.store"
 local Faults = require "emulator.faults"
 
+local job_json = Store.pieces_of
 local json_encode, json_decode = core.json.encode, core.json.decode
-local null, array_mt = core.null, core.array_mt
+local decode_members = core.decode_members
 local valid_name = cli.valid_name
-local concat, format, tointeger, ceil = table.concat, string.format, math.tointeger, math.ceil
+local format, tointeger, ceil = string.format, math.tointeger, math.ceil
 local ulen = utf8.len
 
 local JSON = "application/json; charset=utf-8"
@@ -58,10 +62,19 @@ local function clean(s)
   return (s:gsub("[\128-\255]", "?"))
 end
 
+-- The spec's limits on ProblemDetails: detail at most 2000 characters, instance 2048.
+-- A longer text is cut to the limit and ends with "…" to show it was cut.
+local MAX_DETAIL, MAX_INSTANCE = 2000, 2048
+local function limit(s, max)
+  if s == nil or ulen(s) <= max then return s end
+  return s:sub(1, utf8.offset(s, max) - 1) .. "…"
+end
+
 --- problem_body(status, detail, instance): an RFC 7807 ProblemDetails text.
 local function problem_body(status, detail, instance)
   local t = { type = TYPES[status] or "about:blank", title = TITLES[status] or "Error",
-    status = status, detail = clean(detail), instance = clean(instance) }
+    status = status, detail = limit(clean(detail), MAX_DETAIL),
+    instance = limit(clean(instance), MAX_INSTANCE) }
   return (assert(json_encode(t)))
 end
 M.problem_body = problem_body
@@ -83,12 +96,16 @@ function M.configure(args)
   config = cfg
   keys = {}
   for _, k in ipairs(cfg.api_keys) do keys[k] = true end
-  store = Store.new { max_jobs = cfg.max_jobs, uuid = host.uuid4, now = host.timestamp }
+  store = Store.new { max_jobs = cfg.max_jobs, max_bytes = cfg.max_store_bytes, uuid = host.uuid4,
+    now = host.timestamp }
   faults = Faults.new()
   counters = new_counters()
   buckets = {}
   -- Requests make short-lived garbage around long-lived jobs: the generational mode fits.
-  collectgarbage("generational")
+  -- A major collection once memory grows 20% (not 100%) over the last one: a large request
+  -- body lives through the request, gets old, and would otherwise stay until memory
+  -- doubles (about 1.5 MiB per stored 1 MiB job instead of 1.1; make bench-emulator-rss).
+  collectgarbage("generational", 20, 20)
   return cfg
 end
 
@@ -101,6 +118,20 @@ end
 
 local function query_unescape(s)
   return unescape((s:gsub("+", " ")))
+end
+
+-- The parameters of a raw query string (at most 100: the host refuses more): name (decoded)
+-- -> raw value ("" when it has no '='). The first of repeated names wins.
+local function query_params(query)
+  local params = {}
+  if query then
+    for piece in (query .. "&"):gmatch("([^&]*)&") do
+      local name, value = piece:match("^([^=]*)=?(.*)$")
+      name = query_unescape(name)
+      if params[name] == nil then params[name] = value end
+    end
+  end
+  return params
 end
 
 -- Token bucket per key: capacity N, refilled at N per minute.
@@ -128,56 +159,62 @@ end
 ---------------------------------------------------------------------------------------------
 -- The jobs API
 
-local function is_object(v)
-  return type(v) == "table" and getmetatable(v) == nil
+-- members(body, what): the members of a JSON object body as their exact texts
+-- (core.decode_members), or nil and a ProblemDetails detail. what names the expected body.
+local function members(body, what)
+  if body == nil or body == "" then return nil, "The request body is required: " .. what .. "." end
+  local m, err = decode_members(body)
+  if m == nil then
+    return nil, "The request body is not valid JSON: " ..
+      tostring(err and err.message or err):gsub("^json%.decode: ", "")
+  end
+  if not m then return nil, "The request body must be " .. what .. "." end
+  return m
+end
+
+-- A member's text, or nil when it is absent or null.
+local function given(text)
+  if text == "null" then return nil end
+  return text
 end
 
 local function create_job(qkey, body, location, path)
-  if body == nil or body == "" then
-    return problem(400, "The request body is required: a JSON object with an 'input' field.", path)
-  end
-  local req, err = json_decode(body)
-  if req == nil then
-    return problem(400, "The request body is not valid JSON: " ..
-      tostring(err and err.message or err):gsub("^json%.decode: ", ""), path)
-  end
-  if not is_object(req) then
-    return problem(400, "The request body must be a JSON object with an 'input' field.", path)
-  end
-  local input, metadata, webhook = req.input, req.metadata, req.webhook
+  local req, err = members(body, "a JSON object with an 'input' field")
+  if not req then return problem(400, err, path) end
+  local input, metadata, webhook = req.input, given(req.metadata), given(req.webhook)
   if input == nil then
     return problem(400, "The 'input' field is required (any JSON value).", path)
   end
-  local meta_json, hook_json
-  if metadata ~= nil and metadata ~= null then
-    if not is_object(metadata) then
+  if metadata then
+    local props = decode_members(metadata)
+    if not props then
       return problem(400, "The 'metadata' field must be a JSON object.", path)
     end
     local n = 0
-    for _ in pairs(metadata) do n = n + 1 end
+    for _ in pairs(props) do n = n + 1 end
     if n > 20 then
       return problem(400, format("The 'metadata' field has %d properties; at most 20 are allowed.", n), path)
     end
-    meta_json = assert(json_encode(metadata))
   end
-  if webhook ~= nil and webhook ~= null then
-    if type(webhook) ~= "string" then
+  if webhook then
+    local url = json_decode(webhook)
+    if type(url) ~= "string" then
       return problem(400, "The 'webhook' field must be a string (a URL).", path)
     end
-    local n = ulen(webhook)
+    local n = ulen(url)
     if n < 1 or n > 2048 then
       return problem(400, format("The 'webhook' field must have 1 to 2048 characters, not %d.", n), path)
     end
-    hook_json = assert(json_encode(webhook))
   end
-  local input_json = input == null and "null" or assert(json_encode(input))
-  local job = store:create(qkey, input_json, meta_json, hook_json)
+  local job
+  job, err = store:create(qkey, input, metadata, webhook)
+  if not job then return problem(413, err, path) end
   counters.creates_accepted = counters.creates_accepted + 1
-  return 201, job.json, JSON, { "Location", location .. "/" .. job.id }
+  return 201, job_json(job), JSON, { "Location", location .. "/" .. job.id }
 end
 
 local function page_param(query, name, default, max)
-  local v = query and query[name]
+  local v = query[name]
   if v == nil then return default end
   v = query_unescape(v)
   local n = v:find("^%d+$") and #v <= 12 and tointeger(tonumber(v))
@@ -189,18 +226,30 @@ local function page_param(query, name, default, max)
 end
 
 local function list_jobs(qkey, query, path)
+  query = query_params(query)
   local page, err = page_param(query, "page", 1, 2147483647)
   if not page then return problem(400, err, path) end
   local size
   size, err = page_param(query, "page_size", 100, 100)
   if not size then return problem(400, err, path) end
-  return 200, '{"items":[' .. concat(store:page(qkey, page, size), ",") .. "]}", JSON
+  local out = { '{"items":[' }
+  local n = store:page(qkey, page, size, out, 1)
+  out[n + 1] = "]}"
+  return 200, out, JSON
 end
 
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 
 local ALLOW_COLLECTION = { "Allow", "GET, POST" }
 local ALLOW_ITEM = { "Allow", "GET, DELETE" }
+
+-- Counts a request under /api/public by its route (nil: "other").
+local function count(route)
+  local c = counters
+  c.requests_total = c.requests_total + 1
+  route = route or "other"
+  c.requests[route] = c.requests[route] + 1
+end
 
 -- The jobs paths under /api/public. rest is the path after /api/public.
 local function api(method, path, rest, query, key, body, too_large)
@@ -218,11 +267,8 @@ local function api(method, path, rest, query, key, body, too_large)
       end
     end
   end
+  count(route)
   local c = counters
-  c.requests_total = c.requests_total + 1
-  local r = c.requests
-  r[route or "other"] = r[route or "other"] + 1
-
   local fault = faults:take(method, path)
   local action, delay
   if fault then
@@ -292,7 +338,7 @@ local function api(method, path, rest, query, key, body, too_large)
           if not job then
             status, rbody, ctype = problem(404, "The job does not exist.", path)
           elseif route == "get_job" then
-            status, rbody, ctype = 200, job.json, JSON
+            status, rbody, ctype = 200, job_json(job), JSON
           else
             store:cancel(job)
             status, rbody = 202, ""
@@ -300,6 +346,9 @@ local function api(method, path, rest, query, key, body, too_large)
         end
       end
     end
+  end
+  if action == "truncate" and (rbody == "" or method == "HEAD") then
+    action = "drop"   -- no body to cut: cut the connection before the status line
   end
   return status, rbody, ctype, headers, action, delay
 end
@@ -310,46 +359,36 @@ end
 local SET_STATUS = { running = true, succeeded = true, failed = true }
 
 local function control(method, rest, body)
-  local function decode_object()
-    if body == nil or body == "" then return nil, "The request body must be a JSON object." end
-    local v, err = json_decode(body)
-    if v == nil then
-      return nil, "The request body is not valid JSON: " ..
-        tostring(err and err.message or err):gsub("^json%.decode: ", "")
-    end
-    if not is_object(v) then return nil, "The request body must be a JSON object." end
-    return v
-  end
   local instance = "/_emulator" .. rest
   local id = rest:match("^/jobs/([^/]+)/status$")
   if id then
     if method ~= "POST" then return problem(405, "Use POST.", instance, { "Allow", "POST" }) end
-    local req, err = decode_object()
+    local req, err = members(body, "a JSON object with a 'status' field")
     if not req then return problem(400, err, instance) end
-    if not SET_STATUS[req.status] then
+    local status = req.status and json_decode(req.status)
+    if not SET_STATUS[status] then
       return problem(400, "'status' must be \"running\", \"succeeded\" or \"failed\".", instance)
+    end
+    local output = req.output
+    if output ~= nil and status == "running" then
+      return problem(400, "An 'output' goes with \"succeeded\" or \"failed\", not \"running\".", instance)
     end
     id = unescape(id)
     local job = id:find(UUID) and store:get(id:lower())
     if not job then return problem(404, "The job does not exist.", instance) end
-    local output
-    if req.output ~= nil then
-      output = req.output == null and "null" or assert(json_encode(req.output))
-    end
-    local ok, why = store:set_status(job, req.status, output)
-    if not ok then return problem(409, why, instance) end
-    return 200, job.json, JSON
+    local ok, why, code = store:set_status(job, status, output)
+    if not ok then return problem(code, why, instance) end
+    return 200, job_json(job), JSON
   elseif rest == "/faults" then
     if method == "POST" then
-      local req, err = decode_object()
+      local req, err = members(body, "a JSON object with a 'fault' field")
       if not req then return problem(400, err, instance) end
       local entry
       entry, err = faults:add(req)
       if not entry then return problem(400, err, instance) end
-      return 201, assert(json_encode(Faults.describe(entry))), JSON
+      return 201, Faults.describe(entry), JSON
     elseif method == "GET" then
-      local items = faults:pending()
-      return 200, assert(json_encode { items = setmetatable(items, array_mt) }), JSON
+      return 200, faults:pending(), JSON
     elseif method == "DELETE" then
       faults:reset()
       return 200, '{"cleared":true}', JSON
@@ -361,7 +400,7 @@ local function control(method, rest, body)
     return 200, assert(json_encode({
       requests_total = c.requests_total, requests = c.requests,
       creates_accepted = c.creates_accepted, faults_fired = c.faults_fired,
-      rate_limited = c.rate_limited, jobs_stored = store.count,
+      rate_limited = c.rate_limited, jobs_stored = store.count, store_bytes = store.bytes,
     }, { sort_keys = true })), JSON
   elseif rest == "/reset" then
     if method ~= "POST" then return problem(405, "Use POST.", instance, { "Allow", "POST" }) end
@@ -389,15 +428,37 @@ local function dispatch(method, path, query, key, body, too_large)
   return problem(404, "No such resource; the API is under /api/public.", path)
 end
 
-function M.handle(method, path, query, key, body, too_large)
-  local status, rbody, ctype, headers, action, delay =
-    dispatch(method, path, query, key, body, too_large)
+-- Request text for the log: bytes outside printable ASCII (ESC, CR, ...) and the backslash
+-- are written as \xHH and \\, so a request cannot move the cursor or fake a log line.
+local function log_escape(s)
+  return (s:gsub("[%c\\\127-\255]", function(c)
+    return c == "\\" and "\\\\" or format("\\x%02x", c:byte())
+  end))
+end
+
+local function log(method, path, status, action, delay)
   if config.verbose then
-    io.stderr:write(format("%s %s %s%s%s\n", method, path, action == "drop" and "dropped" or status,
+    io.stderr:write(format("%s %s %s%s%s\n", log_escape(method), log_escape(path),
+      action == "drop" and "dropped" or status,
       action and action ~= "drop" and " (" .. action .. ")" or "",
       delay and format(" (delayed %d ms)", delay) or ""))
   end
+end
+
+function M.handle(method, path, query, key, body, too_large)
+  local status, rbody, ctype, headers, action, delay =
+    dispatch(method, path, query, key, body, too_large)
+  log(method, path, status, action, delay)
   return status, rbody, ctype, headers, action, delay
+end
+
+--- refuse(path, status, detail): a request the HTTP layer refuses before its method is
+-- known (its target is too long, it has too many query parameters, libmicrohttpd cannot
+-- parse it): counted like the others (as "other"), answered with ProblemDetails.
+function M.refuse(path, status, detail)
+  if path:find("^/api/public/") then count(nil) end
+  log("-", path, status)
+  return problem(status, detail, path)
 end
 
 return M

@@ -7,9 +7,13 @@ M.DEFAULTS = {
   port = 8787,
   bind = "127.0.0.1",
   api_keys = { "salad-emulator-key" },
-  rate_limit = nil,          -- requests per minute per key; nil = off
-  max_jobs = 100000,         -- stored jobs; the oldest is dropped beyond this
-  max_body = 1048576,        -- request body bytes; larger bodies get 413
+  rate_limit = nil,              -- requests per minute per key; nil = off
+  max_jobs = 100000,             -- stored jobs; the oldest is dropped beyond this
+  max_store_bytes = 1073741824,  -- bytes of stored jobs, as emulator/store.lua counts them
+  max_body = 1048576,            -- request body bytes; larger bodies get 413
+  header_timeout = 10,           -- seconds for a request's line and headers to arrive
+  body_timeout = 60,             -- seconds for its body to arrive, after the headers
+  max_connections = 1000,        -- beyond it, the connection idle the longest is closed
   verbose = false,
 }
 
@@ -31,8 +35,18 @@ Options:
                         Retry-After beyond it (default: off)
   --max-jobs N          jobs kept in memory; the oldest job is forgotten when a new
                         one would exceed it (default 100000)
+  --max-store-bytes N   bytes of jobs kept in memory (their JSON texts plus
+                        1.5 KiB each); the oldest jobs are forgotten to stay
+                        within it (default 1073741824, 1 GiB)
   --max-body BYTES      largest request body accepted; larger ones get 413
                         (default 1048576)
+  --header-timeout S    seconds for a request's line and headers to arrive, from
+                        the connection's opening or the previous response, so
+                        also how long a connection may idle (default 10)
+  --body-timeout S      seconds for a request's body to arrive after its headers
+                        (default 60)
+  --max-connections N   connections served at once; one more closes the one idle
+                        the longest, or itself when none is idle (default 1000)
   --verbose             one line per request on stderr (never the API key)
   --help                this text
 
@@ -59,12 +73,23 @@ local function integer(opt, v, min, max)
   return n
 end
 
+-- Seconds as decimal digits (at most 3 after the point), from 0.01 to 3600.
+local function seconds(opt, v)
+  local n = v and v:find("^%d+%.?%d?%d?%d?$") and #v <= 8 and tonumber(v)
+  if not n or n < 0.01 or n > 3600 then
+    return nil, ("%s needs seconds from 0.01 to 3600 (decimal), got %q"):format(opt, v or "")
+  end
+  return n
+end
+
 --- parse(args): args is the list of command-line arguments (without the program name).
 function M.parse(args)
   local D = M.DEFAULTS
   local cfg = {
     port = D.port, bind = D.bind, rate_limit = D.rate_limit, max_jobs = D.max_jobs,
-    max_body = D.max_body, verbose = D.verbose,
+    max_store_bytes = D.max_store_bytes, max_body = D.max_body, verbose = D.verbose,
+    header_timeout = D.header_timeout, body_timeout = D.body_timeout,
+    max_connections = D.max_connections,
   }
   local keys, queues = {}, nil
   local i = 1
@@ -78,7 +103,9 @@ function M.parse(args)
       return args[i]
     end
     local err
-    if opt == "--help" or opt == "-h" then
+    if val and (opt == "--help" or opt == "--verbose") then
+      return nil, ("%s takes no value, got %q"):format(opt, a)
+    elseif opt == "--help" or opt == "-h" then
       cfg.help = M.USAGE
       return cfg
     elseif opt == "--port" then
@@ -106,8 +133,16 @@ function M.parse(args)
       cfg.rate_limit, err = integer(opt, value(), 1, 1000000000)
     elseif opt == "--max-jobs" then
       cfg.max_jobs, err = integer(opt, value(), 1, 1000000000)
+    elseif opt == "--max-store-bytes" then
+      cfg.max_store_bytes, err = integer(opt, value(), 4096, 999999999999)
     elseif opt == "--max-body" then
       cfg.max_body, err = integer(opt, value(), 1, 1073741824)
+    elseif opt == "--header-timeout" then
+      cfg.header_timeout, err = seconds(opt, value())
+    elseif opt == "--body-timeout" then
+      cfg.body_timeout, err = seconds(opt, value())
+    elseif opt == "--max-connections" then
+      cfg.max_connections, err = integer(opt, value(), 1, 100000)
     elseif opt == "--verbose" then
       cfg.verbose = true
     else

@@ -6,6 +6,7 @@
  *             or break the connection (delay, drop, truncate)
  *   vm.c      the single Lua state: preloads queue_jobs.core and the embedded emulator
  *             modules, serialises every call into it with one mutex
+ *   glob.c    fault path globs, matched in linear time (host.glob)
  *
  * Exported names carry the prefix qj_emu_; everything else is static.
  */
@@ -33,23 +34,33 @@ extern const qj_emu_module qj_emu_modules[];
 /* Settings the C host needs from the command line (the Lua side keeps the rest). */
 typedef struct qj_emu_config {
   int port;
-  char bind[64];
+  char bind[64];              /* the address as given (numeric IPv4 or IPv6) */
+  int ipv6;                   /* bind is an IPv6 address */
   size_t max_body;
+  double header_timeout;      /* seconds for a request's line and headers to arrive */
+  double body_timeout;        /* seconds for its body to arrive after its headers */
+  unsigned int max_connections;
 } qj_emu_config;
 
-#define QJ_EMU_MAX_QUERY 16
+/* Limits of the HTTP layer (server.c), stated in the README. */
+#define QJ_EMU_MAX_TARGET 8192            /* bytes of a request target (path and query) */
+#define QJ_EMU_MAX_QUERY 100              /* query parameters (pieces between '&') */
+#define QJ_EMU_STALL_TIMEOUT 60           /* seconds without a byte moving, otherwise */
+#define QJ_EMU_CONNECTION_MEMORY 32768    /* libmicrohttpd's memory per connection: the
+                                             request line and headers must fit in it */
 
-/* One request as the Lua logic sees it. Strings are borrowed from libmicrohttpd. */
+/* One request as the Lua logic sees it. Strings are borrowed. */
 typedef struct qj_emu_request {
-  const char *method;
-  const char *path;           /* raw path, without the query string */
+  const char *method;         /* NULL for a refusal (not known yet) */
+  const char *path;           /* raw path, without the query string: path_len bytes */
+  size_t path_len;
+  const char *query;          /* raw query string (after '?'), or NULL */
   const char *api_key;        /* Salad-Api-Key or NULL */
   const char *body;
   size_t body_len;
   int too_large;
-  int nquery;
-  const char *qname[QJ_EMU_MAX_QUERY];
-  const char *qvalue[QJ_EMU_MAX_QUERY];
+  int refusal;                /* not 0: the HTTP layer refuses it with this status */
+  const char *detail;         /* and this ProblemDetails detail */
 } qj_emu_request;
 
 enum { QJ_EMU_ACT_NONE = 0, QJ_EMU_ACT_DROP = 1, QJ_EMU_ACT_TRUNCATE = 2 };
@@ -82,7 +93,18 @@ int qj_emu_vm_configure(qj_emu_vm *vm, int argc, char **argv, qj_emu_config *cfg
  * a 500 ProblemDetails response, logged on stderr. */
 void qj_emu_vm_handle(qj_emu_vm *vm, const qj_emu_request *rq, qj_emu_response *rs);
 void qj_emu_response_free(qj_emu_response *rs);
+/* From now on qj_emu_vm_handle answers 503 without entering Lua, so that the requests
+ * waiting for the state do not hold a stop back (thread-safe). */
+void qj_emu_vm_stop(qj_emu_vm *vm);
 void qj_emu_vm_close(qj_emu_vm *vm);
+
+/* glob.c: adds glob (the compiler of fault path globs) to the table on the top of the
+ * stack (the module emulator.host). */
+#define QJ_EMU_GLOB_MAX 512   /* bytes of a glob, at most */
+void qj_emu_glob_open(lua_State *L);
+
+#define QJ_EMU_STR_(x) #x
+#define QJ_EMU_STR(x) QJ_EMU_STR_(x)
 
 /* server.c */
 typedef struct qj_emu_server qj_emu_server;

@@ -64,6 +64,7 @@ int main(int argc, char **argv) {
   while (sigwait(&stop_signals, &sig) != 0) {
   }
 
+  qj_emu_vm_stop(vm);
   qj_emu_server_stop(srv);
   qj_emu_vm_close(vm);
   return 0;

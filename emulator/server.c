@@ -7,6 +7,27 @@
  *   drop      the connection is closed with no response
  *   truncate  the full Content-Length is announced, half of the body is sent, then the
  *             connection is closed
+ *
+ * Limits, so that careless or hostile clients cannot wear the server down:
+ *   - A request target has at most QJ_EMU_MAX_TARGET bytes and QJ_EMU_MAX_QUERY query
+ *     parameters (414, 400).
+ *   - A connection waiting for a request must send its line and headers within
+ *     header_timeout of opening or of the previous response; a request's body must arrive
+ *     within body_timeout of its headers. A reaper thread closes those that do not.
+ *   - At most max_connections connections: one more closes the connection idle the
+ *     longest (or, with none idle, the new one).
+ *   - A body over max_body is refused as soon as the running total passes it.
+ *
+ * Direct answers. libmicrohttpd queues a response only once a request's headers (or its
+ * whole body) are in, and it refuses some requests itself, with HTML and, for a bad
+ * Content-Length, with its status line and headers sent twice (libmicrohttpd 0.9.75). So a
+ * refusal that cannot wait is written here straight to the socket, well-formed and as
+ * ProblemDetails from the Lua logic, and the socket is then shut for writing, so that
+ * nothing libmicrohttpd might add reaches the client; it closes the connection after.
+ * That covers the limits above and libmicrohttpd's own refusals once the request line is
+ * read (its error log, on this connection's thread, says which). Refusals before that (a
+ * bad request line, an HTTP version other than 1.x, a line longer than its buffer) remain
+ * libmicrohttpd's: well-formed, with a short HTML body.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
@@ -16,6 +37,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -27,44 +49,163 @@
 
 #include <microhttpd.h>
 
+/* A connection, from libmicrohttpd's "started" to its "closed" notice (its socket
+ * context). phase and since say which deadline applies; all fields are under srv->lock. */
+enum { PHASE_WAITING, PHASE_BODY, PHASE_ANSWERING };
+struct conn {
+  int fd;
+  int phase;                    /* PHASE_*: waiting for a request, reading its body, answering */
+  double since;                 /* when the phase began (monotonic seconds) */
+  int closing;                  /* its socket was shut down here; it no longer counts */
+  struct conn *prev, *next;
+};
+
 struct qj_emu_server {
   struct MHD_Daemon *daemon;
   qj_emu_vm *vm;
   size_t max_body;
+  double header_timeout, body_timeout;
+  unsigned int max_connections;
   atomic_int quiet;             /* set once serving: libmicrohttpd's messages are muted */
-  pthread_mutex_t stop_lock;
-  pthread_cond_t stop_cond;     /* on CLOCK_MONOTONIC */
+  pthread_mutex_t lock;         /* stopping, the connection list */
+  pthread_cond_t wake;          /* on CLOCK_MONOTONIC: stop, for delays and the reaper */
   int stopping;
+  struct conn *conns;
+  unsigned int open;            /* connections not closing */
+  pthread_t reaper;
+  int reaper_started;
 };
 
-/* Per request state (libmicrohttpd's con_cls). */
+/* Per request state: created when the request line is read (libmicrohttpd's con_cls). */
 struct request {
+  struct MHD_Connection *mhd;
+  struct conn *conn;
+  char *target;                 /* the request target as sent (path and query), cut to
+                                   QJ_EMU_MAX_TARGET bytes */
+  size_t path_len;              /* bytes of target before '?' */
   char *body;
   size_t len, cap;
   int too_large;
-  int answered;
+  int started;                  /* the headers are in: the access handler was called */
+  int answered;                 /* an answer is queued or was written directly */
 };
+
+/* The request whose line this thread read last, until it completes: libmicrohttpd logs its
+ * own refusals on the connection's thread (thread per connection), see on_log. */
+static _Thread_local struct request *current_request;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct timespec timespec_at(double t) {
+  struct timespec ts;
+  ts.tv_sec = (time_t)t;
+  ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+  return ts;
+}
 
 /* ---- delays -------------------------------------------------------------------------- */
 
 /* Sleeps ms milliseconds, or less when the server stops meanwhile. */
 static void wait_ms(qj_emu_server *srv, long ms) {
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += ms / 1000;
-  until.tv_nsec += (ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
-  pthread_mutex_lock(&srv->stop_lock);
+  struct timespec until = timespec_at(now_s() + (double)ms / 1000.0);
+  pthread_mutex_lock(&srv->lock);
   while (!srv->stopping) {
-    if (pthread_cond_timedwait(&srv->stop_cond, &srv->stop_lock, &until) == ETIMEDOUT) break;
+    if (pthread_cond_timedwait(&srv->wake, &srv->lock, &until) == ETIMEDOUT) break;
   }
-  pthread_mutex_unlock(&srv->stop_lock);
+  pthread_mutex_unlock(&srv->lock);
 }
 
-/* ---- truncated bodies ---------------------------------------------------------------- */
+/* ---- connections: deadlines and the cap ---------------------------------------------- */
+
+static void set_phase(qj_emu_server *srv, struct conn *c, int phase) {
+  if (c == NULL) return;
+  pthread_mutex_lock(&srv->lock);
+  c->phase = phase;
+  c->since = now_s();
+  pthread_mutex_unlock(&srv->lock);
+}
+
+/* Shuts a connection's socket down (under srv->lock): its thread sees the end and
+ * libmicrohttpd closes it. The socket stays open until the "closed" notice, so the fd
+ * cannot have been reused. */
+static void shut(qj_emu_server *srv, struct conn *c) {
+  shutdown(c->fd, SHUT_RDWR);
+  c->closing = 1;
+  srv->open--;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mhd, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  qj_emu_server *srv = (qj_emu_server *)cls;
+  struct conn *c = (struct conn *)*socket_context;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *info =
+      MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct conn *victim = NULL, *p;
+    c = calloc(1, sizeof *c);
+    if (c == NULL || info == NULL) {  /* cannot be tracked: not served */
+      if (info != NULL) shutdown(info->connect_fd, SHUT_RDWR);
+      free(c);
+      return;
+    }
+    c->fd = info->connect_fd;
+    c->phase = PHASE_WAITING;
+    c->since = now_s();
+    pthread_mutex_lock(&srv->lock);
+    c->next = srv->conns;
+    if (srv->conns) srv->conns->prev = c;
+    srv->conns = c;
+    srv->open++;
+    if (srv->open > srv->max_connections) {
+      for (p = c->next; p != NULL; p = p->next) {  /* the one waiting the longest */
+        if (!p->closing && p->phase == PHASE_WAITING &&
+            (victim == NULL || p->since < victim->since))
+          victim = p;
+      }
+      shut(srv, victim ? victim : c);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    *socket_context = c;
+  } else if (c != NULL) {                         /* closed: the socket is still open */
+    pthread_mutex_lock(&srv->lock);
+    if (c->prev) c->prev->next = c->next; else srv->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    if (!c->closing) srv->open--;
+    pthread_mutex_unlock(&srv->lock);
+    free(c);
+    *socket_context = NULL;
+  }
+}
+
+/* The reaper: shuts down the connections past their deadline, until the server stops. */
+static void *reap(void *arg) {
+  qj_emu_server *srv = (qj_emu_server *)arg;
+  double step = srv->header_timeout < srv->body_timeout ? srv->header_timeout : srv->body_timeout;
+  step = step / 4 < 1.0 ? step / 4 : 1.0;
+  pthread_mutex_lock(&srv->lock);
+  while (!srv->stopping) {
+    double now = now_s(), next = now + step;
+    struct conn *c;
+    struct timespec until;
+    for (c = srv->conns; c != NULL; c = c->next) {
+      double deadline;
+      if (c->closing || c->phase == PHASE_ANSWERING) continue;
+      deadline = c->since + (c->phase == PHASE_WAITING ? srv->header_timeout : srv->body_timeout);
+      if (deadline <= now) shut(srv, c);
+      else if (deadline < next) next = deadline;
+    }
+    until = timespec_at(next);
+    pthread_cond_timedwait(&srv->wake, &srv->lock, &until);
+  }
+  pthread_mutex_unlock(&srv->lock);
+  return NULL;
+}
+
+/* ---- answers ------------------------------------------------------------------------- */
 
 struct truncated {
   char *mem;                    /* the response block; the body is at its start */
@@ -87,21 +228,93 @@ static void truncated_free(void *cls) {
   free(t);
 }
 
-/* ---- requests ------------------------------------------------------------------------ */
-
-static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value) {
-  qj_emu_request *rq = (qj_emu_request *)cls;
-  (void)kind;
-  if (rq->nquery >= QJ_EMU_MAX_QUERY) return MHD_NO;
-  rq->qname[rq->nquery] = key;
-  rq->qvalue[rq->nquery] = value;
-  rq->nquery++;
-  return MHD_YES;
+/* The request as the Lua logic sees it (method NULL: not known yet, for a refusal). */
+static void request_view(struct request *r, const char *method, qj_emu_request *rq) {
+  memset(rq, 0, sizeof *rq);
+  rq->method = method;
+  rq->path = r->target;
+  rq->path_len = r->path_len;
+  rq->query = r->target[r->path_len] == '?' ? r->target + r->path_len + 1 : NULL;
+  if (method != NULL)
+    rq->api_key = MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, "Salad-Api-Key");
+  rq->body = r->body;
+  rq->body_len = r->len;
+  rq->too_large = r->too_large;
 }
 
-static enum MHD_Result answer(qj_emu_server *srv, struct MHD_Connection *conn, const char *url,
-                              const char *method, struct request *r) {
+/* Writes all of buf to a socket, waiting for room at most a second at a time. */
+static int write_all(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+    if (n > 0) {
+      buf += n;
+      len -= (size_t)n;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      struct pollfd p;
+      p.fd = fd;
+      p.events = POLLOUT;
+      if (poll(&p, 1, 1000) <= 0) return 0;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* Writes the answer rs straight to the request's socket (see "Direct answers" above), then
+ * shuts the socket for writing. Carries out the faults' actions as answer() does. */
+static void answer_directly(qj_emu_server *srv, struct request *r, qj_emu_response *rs) {
+  char head[1024], date[64];
+  struct tm tm;
+  time_t t = time(NULL);
+  const char *reason = MHD_get_reason_phrase_for((unsigned int)rs->status);
+  size_t send_body;
+  int n, i;
+  r->answered = 1;
+  if (r->conn == NULL) return;
+  if (rs->action == QJ_EMU_ACT_DROP) {
+    shutdown(r->conn->fd, SHUT_RDWR);
+    return;
+  }
+  if (rs->delay_ms > 0) wait_ms(srv, rs->delay_ms);
+  gmtime_r(&t, &tm);
+  strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nConnection: close\r\nDate: %s\r\n"
+               "Content-Length: %zu\r\n", rs->status, reason && *reason ? reason : "Unknown",
+               date, rs->body_len);
+  if (rs->content_type)
+    n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: %s\r\n", rs->content_type);
+  for (i = 0; i < rs->nheaders && n < (int)sizeof head; i++)
+    n += snprintf(head + n, sizeof head - (size_t)n, "%s: %s\r\n", rs->hname[i], rs->hvalue[i]);
+  if (n >= (int)sizeof head - 2) {
+    shutdown(r->conn->fd, SHUT_RDWR);           /* cannot happen with the emulator's headers */
+    return;
+  }
+  memcpy(head + n, "\r\n", 2);
+  send_body = rs->action == QJ_EMU_ACT_TRUNCATE ? rs->body_len / 2 : rs->body_len;
+  if (write_all(r->conn->fd, head, (size_t)n + 2) && send_body > 0)
+    write_all(r->conn->fd, rs->body, send_body);
+  shutdown(r->conn->fd, rs->action == QJ_EMU_ACT_TRUNCATE ? SHUT_RDWR : SHUT_WR);
+}
+
+/* A refusal of the HTTP layer (status, detail), answered directly. It comes before the
+ * access handler, so the method is not known (libmicrohttpd tells it only there). */
+static void refuse(qj_emu_server *srv, struct request *r, int status, const char *detail) {
+  qj_emu_request rq;
+  qj_emu_response rs;
+  request_view(r, NULL, &rq);
+  rq.refusal = status;
+  rq.detail = detail;
+  qj_emu_vm_handle(srv->vm, &rq, &rs);
+  answer_directly(srv, r, &rs);
+  qj_emu_response_free(&rs);
+}
+
+/* Queues the Lua logic's answer to the whole request (or, with `direct`, writes it). */
+static enum MHD_Result answer(qj_emu_server *srv, struct MHD_Connection *conn, const char *method,
+                              struct request *r, int direct) {
   qj_emu_request rq;
   qj_emu_response rs;
   struct MHD_Response *resp;
@@ -109,17 +322,15 @@ static enum MHD_Result answer(qj_emu_server *srv, struct MHD_Connection *conn, c
   int i;
 
   r->answered = 1;
-  memset(&rq, 0, sizeof rq);
-  rq.method = method;
-  rq.path = url;
-  rq.api_key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Salad-Api-Key");
-  rq.body = r->body;
-  rq.body_len = r->len;
-  rq.too_large = r->too_large;
-  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &rq);
-
+  set_phase(srv, r->conn, PHASE_ANSWERING);
+  request_view(r, method, &rq);
   qj_emu_vm_handle(srv->vm, &rq, &rs);   /* the only place the Lua state is entered */
 
+  if (direct) {
+    answer_directly(srv, r, &rs);
+    qj_emu_response_free(&rs);
+    return MHD_NO;
+  }
   if (rs.action == QJ_EMU_ACT_DROP) return MHD_NO;   /* closes without a response */
   if (rs.delay_ms > 0) wait_ms(srv, rs.delay_ms);
 
@@ -153,19 +364,71 @@ static enum MHD_Result answer(qj_emu_server *srv, struct MHD_Connection *conn, c
   return ret;
 }
 
+/* ---- requests ------------------------------------------------------------------------ */
+
+/* The request line is read (the headers are not): the request's state begins here, and the
+ * limits on the target are checked before libmicrohttpd splits its query. */
+static void *on_target(void *cls, const char *target, struct MHD_Connection *mhd) {
+  qj_emu_server *srv = (qj_emu_server *)cls;
+  const union MHD_ConnectionInfo *info =
+    MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  struct request *r = calloc(1, sizeof *r);
+  size_t len = strlen(target), keep = len > QJ_EMU_MAX_TARGET ? QJ_EMU_MAX_TARGET : len;
+  size_t params = 0;
+  const char *q;
+  char detail[160];
+  if (r == NULL) return NULL;
+  r->target = malloc(keep + 1);
+  if (r->target == NULL) {
+    free(r);
+    return NULL;
+  }
+  memcpy(r->target, target, keep);
+  r->target[keep] = '\0';
+  r->path_len = strcspn(r->target, "?");
+  r->mhd = mhd;
+  r->conn = info ? (struct conn *)info->socket_context : NULL;
+  current_request = r;
+  /* The Lua logic reads the query from this copy, so libmicrohttpd's own split of it is
+   * skipped: it would put every parameter in the connection's memory pool, and
+   * libmicrohttpd 0.9.75 crashes when a long query exhausts that pool. The target points
+   * into its read buffer, and the query it is about to split (after the '?') ends here. */
+  q = strchr(target, '?');
+  if (q != NULL) ((char *)q)[1] = '\0';
+  if (len > QJ_EMU_MAX_TARGET) {
+    snprintf(detail, sizeof detail, "The request target has %zu bytes; at most %d are allowed.",
+             len, QJ_EMU_MAX_TARGET);
+    refuse(srv, r, 414, detail);
+    return r;
+  }
+  q = strchr(r->target, '?');
+  if (q != NULL) {
+    for (params = 1; (q = strchr(q + 1, '&')) != NULL; params++) {
+    }
+  }
+  if (params > QJ_EMU_MAX_QUERY) {
+    snprintf(detail, sizeof detail, "The query has %zu parameters; at most %d are allowed.",
+             params, QJ_EMU_MAX_QUERY);
+    refuse(srv, r, 400, detail);
+  }
+  return r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
   qj_emu_server *srv = (qj_emu_server *)cls;
   struct request *r = (struct request *)*con_cls;
+  (void)url;
   (void)version;
 
-  if (r == NULL) {                                /* headers are in: the first call */
+  if (r == NULL) return MHD_NO;                   /* its state could not be made */
+  if (!r->started) {                              /* headers are in: the first call */
     const char *cl;
-    r = calloc(1, sizeof *r);
-    if (r == NULL) return MHD_NO;
-    *con_cls = r;
+    r->started = 1;
+    if (r->answered) return MHD_NO;               /* refused directly: close */
+    set_phase(srv, r->conn, PHASE_BODY);
     cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL) {
       char *end;
@@ -175,7 +438,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       if (end != cl && errno == 0 && n > srv->max_body) {
         /* Refuse before reading the body (no 100 Continue); the connection is closed. */
         r->too_large = 1;
-        return answer(srv, conn, url, method, r);
+        return answer(srv, conn, method, r, 0);
       }
     }
     return MHD_YES;
@@ -183,13 +446,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   if (*upload_data_size > 0) {                    /* a piece of the body */
     size_t n = *upload_data_size;
     *upload_data_size = 0;
-    if (r->answered || r->too_large) return MHD_YES;
-    if (n > srv->max_body - r->len) {
-      r->too_large = 1;                           /* keep reading, but not storing */
+    if (r->answered) return MHD_YES;
+    if (n > srv->max_body - r->len) {             /* (a chunked body: no length up front) */
+      r->too_large = 1;
       free(r->body);
       r->body = NULL;
       r->len = r->cap = 0;
-      return MHD_YES;
+      return answer(srv, conn, method, r, 1);     /* refused now, and closed */
     }
     if (r->len + n > r->cap) {
       size_t cap = r->cap ? r->cap : 1024;
@@ -206,32 +469,67 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
   }
   if (r->answered) return MHD_YES;
-  return answer(srv, conn, url, method, r);       /* the whole request is in */
+  return answer(srv, conn, method, r, 0);         /* the whole request is in */
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode code) {
+  qj_emu_server *srv = (qj_emu_server *)cls;
   struct request *r = (struct request *)*con_cls;
-  (void)cls;
   (void)conn;
   (void)code;
   if (r != NULL) {
+    if (current_request == r) current_request = NULL;
+    set_phase(srv, r->conn, PHASE_WAITING);
+    free(r->target);
     free(r->body);
     free(r);
     *con_cls = NULL;
   }
 }
 
-/* Keeps paths and query values as they came (percent-encoded): the Lua logic decodes each
- * path segment itself, so an encoded '/' cannot split a name. */
+/* Keeps paths as they came (percent-encoded): the Lua logic decodes each path segment
+ * itself, so an encoded '/' cannot split a name. */
 static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *s) {
   (void)cls;
   (void)conn;
   return strlen(s);
 }
 
+/* The text of an HTML message without its tags, for a ProblemDetails detail. */
+static void strip_tags(const char *html, char *out, size_t size) {
+  size_t n = 0;
+  int in_tag = 0;
+  const char *body = strstr(html, "<body>");
+  for (html = body ? body : html; *html && n + 1 < size; html++) {
+    if (*html == '<') in_tag = 1;
+    else if (*html == '>') in_tag = 0;
+    else if (!in_tag) out[n++] = *html;
+  }
+  out[n] = '\0';
+}
+
+/* libmicrohttpd's log. The one line that announces its own refusal of a request is taken
+ * as the cue to answer that request directly, as ProblemDetails (see the top). */
+static const char refusal_format[] =
+  "Error processing request (HTTP response code is %u ('%s')). Closing connection.\n";
+
 static void on_log(void *cls, const char *fmt, va_list ap) {
   qj_emu_server *srv = (qj_emu_server *)cls;
+  struct request *r = current_request;
+  if (r != NULL && !r->answered && strcmp(fmt, refusal_format) == 0) {
+    va_list aq;
+    unsigned int status;
+    const char *message;
+    char detail[256];
+    va_copy(aq, ap);
+    status = va_arg(aq, unsigned int);
+    message = va_arg(aq, const char *);
+    va_end(aq);
+    strip_tags(message ? message : "", detail, sizeof detail);
+    refuse(srv, r, (int)status, detail);
+    return;
+  }
   if (atomic_load(&srv->quiet)) return;   /* dropped and truncated connections are normal */
   fputs("salad-queue-emulator: ", stderr);
   vfprintf(stderr, fmt, ap);
@@ -255,37 +553,48 @@ qj_emu_server *qj_emu_server_start(qj_emu_vm *vm, const qj_emu_config *cfg, int 
   }
   srv->vm = vm;
   srv->max_body = cfg->max_body;
+  srv->header_timeout = cfg->header_timeout;
+  srv->body_timeout = cfg->body_timeout;
+  srv->max_connections = cfg->max_connections;
   atomic_init(&srv->quiet, 0);
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_mutex_init(&srv->stop_lock, NULL);
-  pthread_cond_init(&srv->stop_cond, &ca);
+  pthread_mutex_init(&srv->lock, NULL);
+  pthread_cond_init(&srv->wake, &ca);
   pthread_condattr_destroy(&ca);
 
   memset(&sin, 0, sizeof sin);
   memset(&sin6, 0, sizeof sin6);
-  if (inet_pton(AF_INET, cfg->bind, &sin.sin_addr) == 1) {
+  if (!cfg->ipv6) {             /* the address was checked by qj_emu_vm_configure */
+    inet_pton(AF_INET, cfg->bind, &sin.sin_addr);
     sin.sin_family = AF_INET;
     sin.sin_port = htons((uint16_t)cfg->port);
     sa = (struct sockaddr *)&sin;
-  } else if (inet_pton(AF_INET6, cfg->bind, &sin6.sin6_addr) == 1) {
+  } else {
+    inet_pton(AF_INET6, cfg->bind, &sin6.sin6_addr);
     sin6.sin6_family = AF_INET6;
     sin6.sin6_port = htons((uint16_t)cfg->port);
     sa = (struct sockaddr *)&sin6;
     flags |= MHD_USE_IPv6;
-  } else {
-    fprintf(stderr, "salad-queue-emulator: --bind needs a numeric IPv4 or IPv6 address, "
-            "got \"%s\"\n", cfg->bind);
+  }
+
+  if (pthread_create(&srv->reaper, NULL, reap, srv) != 0) {
+    fputs("salad-queue-emulator: cannot start a thread\n", stderr);
     qj_emu_server_stop(srv);
     return NULL;
   }
-
+  srv->reaper_started = 1;
   srv->daemon = MHD_start_daemon(
     flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv,
     MHD_OPTION_EXTERNAL_LOGGER, on_log, srv,
     MHD_OPTION_SOCK_ADDR, sa,
-    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
-    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1000,
+    /* The deadlines above come first; this one covers a response the client does not read. */
+    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)QJ_EMU_STALL_TIMEOUT,
+    /* Room for the connections being closed to make way for new ones. */
+    MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections + 64u,
+    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)QJ_EMU_CONNECTION_MEMORY,
+    MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+    MHD_OPTION_URI_LOG_CALLBACK, on_target, srv,
     MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
     MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, srv,
     MHD_OPTION_END);
@@ -302,12 +611,13 @@ qj_emu_server *qj_emu_server_start(qj_emu_vm *vm, const qj_emu_config *cfg, int 
 
 void qj_emu_server_stop(qj_emu_server *srv) {
   if (srv == NULL) return;
-  pthread_mutex_lock(&srv->stop_lock);
+  pthread_mutex_lock(&srv->lock);
   srv->stopping = 1;
-  pthread_cond_broadcast(&srv->stop_cond);
-  pthread_mutex_unlock(&srv->stop_lock);
+  pthread_cond_broadcast(&srv->wake);
+  pthread_mutex_unlock(&srv->lock);
+  if (srv->reaper_started) pthread_join(srv->reaper, NULL);
   if (srv->daemon) MHD_stop_daemon(srv->daemon);
-  pthread_cond_destroy(&srv->stop_cond);
-  pthread_mutex_destroy(&srv->stop_lock);
+  pthread_cond_destroy(&srv->wake);
+  pthread_mutex_destroy(&srv->lock);
   free(srv);
 }

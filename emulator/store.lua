@@ -1,20 +1,26 @@
---- emulator.store: the job store, bounded by max_jobs.
--- A job keeps its input, metadata, webhook and output as JSON text (encoded once by the
--- exact codec when it arrives) and its whole JSON rendering, rebuilt only when it changes,
--- so GET and list just join strings. Jobs are kept in creation order, per queue and
--- overall; when a new job would exceed max_jobs the oldest job overall is forgotten.
-local concat = table.concat
-
+--- emulator.store: the job store, bounded by a number of jobs and by bytes.
+-- A job keeps its input, metadata, webhook and output as the exact JSON text the client
+-- sent, once: a response is a list of pieces (pieces(job, out, n)) that the C host copies
+-- into the answer, so no text is decoded, re-encoded or joined into a second copy. Jobs are
+-- kept in creation order, per queue and overall; when a new job would exceed max_jobs or
+-- max_bytes, the oldest jobs overall are forgotten first.
+--
+-- What a job costs (job.bytes, counted against max_bytes): the length of its four texts
+-- plus JOB_OVERHEAD for the rest (its tables, id, times and events: Lua counts about
+-- 1.1 KiB for a pending job and 1.4 KiB for a finished one).
 local M = {}
 M.__index = M
 
 local FINAL = { succeeded = true, failed = true, cancelled = true }
 M.FINAL = FINAL
 
---- new(opts): opts.max_jobs, opts.uuid (function returning a v4 UUID string),
--- opts.now (function returning an RFC 3339 timestamp).
+M.JOB_OVERHEAD = 1536
+
+--- new(opts): opts.max_jobs, opts.max_bytes, opts.uuid (function returning a v4 UUID
+-- string), opts.now (function returning an RFC 3339 timestamp).
 function M.new(opts)
-  local self = setmetatable({ max_jobs = opts.max_jobs, uuid = opts.uuid, now = opts.now }, M)
+  local self = setmetatable({ max_jobs = opts.max_jobs, max_bytes = opts.max_bytes,
+    uuid = opts.uuid, now = opts.now }, M)
   self:reset()
   return self
 end
@@ -25,10 +31,12 @@ function M:reset()
   self.order = {}       -- [i] = id, creation order overall
   self.head, self.tail = 1, 0
   self.count = 0
+  self.bytes = 0        -- the sum of job.bytes
 end
 
-local function render(job)
-  local p, n = { '{"id":"', job.id, '","input":', job.input }, 4
+-- The part of a job's JSON between its input and its output, rebuilt when it changes.
+local function render_middle(job)
+  local p, n = {}, 0
   if job.metadata then
     p[n + 1], p[n + 2], n = ',"metadata":', job.metadata, n + 2
   end
@@ -42,14 +50,27 @@ local function render(job)
     p[n + 1], p[n + 2], p[n + 3], p[n + 4], p[n + 5], n =
       '{"action":"', ev[i], '","time":"', ev[i + 1], '"}', n + 5
   end
-  p[n + 1], n = "]", n + 1
+  p[n + 1] = "]"
+  job.middle = table.concat(p)
+  job.tail = ',"create_time":"' .. job.create_time .. '","update_time":"' .. job.update_time .. '"}'
+end
+
+--- pieces(job, out, n): appends the pieces of the job's JSON to out after index n and
+-- returns the new n. The pieces joined are the job, as GET answers it.
+function M.pieces(job, out, n)
+  out[n + 1], out[n + 2], out[n + 3], n = job.head, job.input, job.middle, n + 3
   if job.output then
-    p[n + 1], p[n + 2], n = ',"output":', job.output, n + 2
+    out[n + 1], out[n + 2], n = ',"output":', job.output, n + 2
   end
-  p[n + 1], p[n + 2], p[n + 3], p[n + 4], p[n + 5] =
-    ',"create_time":"', job.create_time, '","update_time":"', job.update_time, '"}'
-  job.json = concat(p)
-  return job.json
+  out[n + 1] = job.tail
+  return n + 1
+end
+
+--- pieces_of(job): the pieces of the job's JSON, as a new list.
+function M.pieces_of(job)
+  local out = {}
+  M.pieces(job, out, 0)
+  return out
 end
 
 local function event(job, action, time)
@@ -59,6 +80,10 @@ local function event(job, action, time)
   job.update_time = time
 end
 
+local function cost(input, metadata, webhook, output)
+  return #input + #(metadata or "") + #(webhook or "") + #(output or "") + M.JOB_OVERHEAD
+end
+
 function M:evict_oldest()
   local id = self.order[self.head]
   self.order[self.head] = nil
@@ -66,6 +91,7 @@ function M:evict_oldest()
   local job = self.jobs[id]
   self.jobs[id] = nil
   self.count = self.count - 1
+  self.bytes = self.bytes - job.bytes
   local q = self.queues[job.qkey]
   -- The oldest job overall is also the oldest of its queue.
   q.ids[q.head] = nil
@@ -73,20 +99,48 @@ function M:evict_oldest()
   if q.head > q.tail then self.queues[job.qkey] = nil end
 end
 
+-- Forgets the oldest jobs until `more` bytes fit in max_bytes. With `keep` (a job id), only
+-- jobs older than that job may go, and none goes unless that is enough. Returns true when
+-- the bytes fit. more must be at most max_bytes.
+function M:make_room(more, keep)
+  if self.bytes + more <= self.max_bytes then return true end
+  if keep then
+    local older, order, jobs = 0, self.order, self.jobs
+    for i = self.head, self.tail do
+      if order[i] == keep then break end
+      older = older + jobs[order[i]].bytes
+    end
+    if self.bytes - older + more > self.max_bytes then return false end
+  end
+  while self.bytes + more > self.max_bytes do self:evict_oldest() end
+  return true
+end
+
+local function too_big(self, need)
+  return ("The job needs %d bytes of the store, more than --max-store-bytes (%d) allows.")
+    :format(need, self.max_bytes)
+end
+
 --- create(qkey, input, metadata, webhook): the three last are JSON texts (or nil).
--- Returns the job.
+-- Returns the job, or nil and a reason when the job alone is larger than max_bytes (then
+-- nothing is forgotten).
 function M:create(qkey, input, metadata, webhook)
+  local bytes = cost(input, metadata, webhook)
+  if bytes > self.max_bytes then return nil, too_big(self, bytes) end
   if self.count >= self.max_jobs then self:evict_oldest() end
+  self:make_room(bytes)
   local id = self.uuid()
   while self.jobs[id] do id = self.uuid() end
   local t = self.now()
   local job = {
     id = id, qkey = qkey, status = "pending", input = input, metadata = metadata,
     webhook = webhook, events = { "created", t }, create_time = t, update_time = t,
+    head = '{"id":"' .. id .. '","input":', bytes = bytes,
   }
-  render(job)
+  render_middle(job)
   self.jobs[id] = job
   self.count = self.count + 1
+  self.bytes = self.bytes + bytes
   self.tail = self.tail + 1
   self.order[self.tail] = id
   local q = self.queues[qkey]
@@ -106,19 +160,19 @@ function M:get(id, qkey)
   return nil
 end
 
---- page(qkey, page, size): the JSON texts of that page's jobs, oldest first.
-function M:page(qkey, page, size)
+--- page(qkey, page, size, out, n): appends that page's jobs (oldest first) to out after
+-- index n as pieces, with "," between jobs; returns the new n.
+function M:page(qkey, page, size, out, n)
   local q = self.queues[qkey]
-  local out = {}
-  if not q then return out end
+  if not q then return n end
   local first = q.head + (page - 1) * size
   local last = math.min(first + size - 1, q.tail)
-  local ids, jobs, n = q.ids, self.jobs, 0
+  local ids, jobs, pieces = q.ids, self.jobs, M.pieces
   for i = first, last do
-    n = n + 1
-    out[n] = jobs[ids[i]].json
+    if i > first then out[n + 1], n = ",", n + 1 end
+    n = pieces(jobs[ids[i]], out, n)
   end
-  return out
+  return n
 end
 
 --- cancel(job): a pending or running job becomes cancelled (with an event); a job in a
@@ -127,18 +181,30 @@ function M:cancel(job)
   if FINAL[job.status] then return false end
   job.status = "cancelled"
   event(job, "cancelled", self.now())
-  render(job)
+  render_middle(job)
   return true
 end
 
 local ACTION = { running = "started", succeeded = "succeeded", failed = "failed" }
 
 --- set_status(job, status, output): the control API's transitions. status is "running",
--- "succeeded" or "failed"; output is JSON text or nil. Returns true, or nil and a reason
--- when the job is already final.
+-- "succeeded" or "failed"; output is JSON text or nil (never given with "running"). Returns
+-- true, or nil, why and an HTTP status: 409 when the job is already final, 413 when the
+-- output does not fit in max_bytes even after forgetting every older job. A running job
+-- set to running again is left as it is (no event, the same update_time).
 function M:set_status(job, status, output)
   if FINAL[job.status] then
-    return nil, ("job %s is already %s"):format(job.id, job.status)
+    return nil, ("job %s is already %s"):format(job.id, job.status), 409
+  end
+  if status == "running" and job.status == "running" then return true end
+  if output then
+    local bytes = cost(job.input, job.metadata, job.webhook, output)
+    if bytes > self.max_bytes or not self:make_room(bytes - job.bytes, job.id) then
+      return nil, too_big(self, bytes), 413
+    end
+    self.bytes = self.bytes + bytes - job.bytes
+    job.bytes = bytes
+    job.output = output
   end
   local t = self.now()
   if job.status == "pending" then
@@ -149,8 +215,7 @@ function M:set_status(job, status, output)
   end
   job.status = status
   job.update_time = t
-  if output then job.output = output end
-  render(job)
+  render_middle(job)
   return true
 end
 

@@ -10,8 +10,10 @@
 
 #include "emulator.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,9 @@
 struct qj_emu_vm {
   lua_State *L;
   pthread_mutex_t lock;
-  int handle_ref;               /* registry reference to emulator.app.handle */
+  atomic_int stopping;          /* set by qj_emu_vm_stop: no more calls into Lua */
+  int handle_ref;               /* registry references to emulator.app.handle */
+  int refuse_ref;               /* and emulator.app.refuse */
   unsigned char pool[512];      /* random bytes for v4 UUIDs (used under the lock) */
   size_t pool_pos;
 };
@@ -113,6 +117,7 @@ static int vm_init(lua_State *L) {
   luaL_newlibtable(L, host_funcs);
   lua_pushlightuserdata(L, vm);
   luaL_setfuncs(L, host_funcs, 1);
+  qj_emu_glob_open(L);
   lua_setfield(L, -2, "emulator.host");
   lua_pop(L, 1);
 
@@ -130,6 +135,9 @@ static int vm_init(lua_State *L) {
   lua_getfield(L, -1, "handle");
   luaL_checktype(L, -1, LUA_TFUNCTION);
   vm->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "refuse");
+  luaL_checktype(L, -1, LUA_TFUNCTION);
+  vm->refuse_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
 
@@ -140,7 +148,8 @@ qj_emu_vm *qj_emu_vm_new(void) {
     return NULL;
   }
   vm->pool_pos = sizeof vm->pool;
-  vm->handle_ref = LUA_NOREF;
+  vm->handle_ref = vm->refuse_ref = LUA_NOREF;
+  atomic_init(&vm->stopping, 0);
   vm->L = luaL_newstate();
   if (vm->L == NULL || pthread_mutex_init(&vm->lock, NULL) != 0) {
     fputs("salad-queue-emulator: cannot create the Lua state\n", stderr);
@@ -182,6 +191,8 @@ static int vm_configure(lua_State *L) {
   struct configure_args *a = (struct configure_args *)lua_touserdata(L, 1);
   const char *bind;
   size_t len;
+  struct in_addr in4;
+  struct in6_addr in6;
   int i;
   lua_getglobal(L, "require");
   lua_pushliteral(L, "emulator.app");
@@ -205,8 +216,22 @@ static int vm_configure(lua_State *L) {
   a->cfg->port = (int)luaL_checkinteger(L, -1);
   lua_getfield(L, -2, "max_body");
   a->cfg->max_body = (size_t)luaL_checkinteger(L, -1);
-  lua_getfield(L, -3, "bind");
+  lua_getfield(L, -3, "header_timeout");
+  a->cfg->header_timeout = (double)luaL_checknumber(L, -1);
+  lua_getfield(L, -4, "body_timeout");
+  a->cfg->body_timeout = (double)luaL_checknumber(L, -1);
+  lua_getfield(L, -5, "max_connections");
+  a->cfg->max_connections = (unsigned int)luaL_checkinteger(L, -1);
+  lua_pop(L, 5);
+  lua_getfield(L, -1, "bind");
   bind = luaL_checklstring(L, -1, &len);
+  if (inet_pton(AF_INET, bind, &in4) == 1) {
+    a->cfg->ipv6 = 0;
+  } else if (inet_pton(AF_INET6, bind, &in6) == 1) {
+    a->cfg->ipv6 = 1;
+  } else {
+    return luaL_error(L, "--bind needs a numeric IPv4 or IPv6 address, got \"%s\"", bind);
+  }
   if (len >= sizeof a->cfg->bind) return luaL_error(L, "--bind: address too long");
   memcpy(a->cfg->bind, bind, len + 1);
   return 0;
@@ -251,8 +276,40 @@ static const char *opt_string(lua_State *L, int idx, size_t *len, const char *wh
   return lua_tolstring(L, idx, len);
 }
 
-/* Protected: calls handle(method, path, query, api_key, body, too_large) and copies its
- * results into one malloc'd block. No Lua call can raise after that malloc. */
+/* The length of a body given as a list of strings (the pieces are joined as is). */
+static size_t pieces_len(lua_State *L, int idx) {
+  lua_Unsigned i, n = lua_rawlen(L, idx);
+  size_t total = 0, len;
+  for (i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, idx, (lua_Integer)i) != LUA_TSTRING)
+      luaL_error(L, "handle returned a body piece that is not a string");
+    lua_tolstring(L, -1, &len);
+    if (len > (size_t)-1 - total) luaL_error(L, "handle returned too large a body");
+    total += len;
+    lua_pop(L, 1);
+  }
+  return total;
+}
+
+/* Copies the pieces measured by pieces_len to p (which has room). Raises nothing. */
+static void pieces_copy(lua_State *L, int idx, char *p) {
+  lua_Unsigned i, n = lua_rawlen(L, idx);
+  size_t len;
+  for (i = 1; i <= n; i++) {
+    const char *s;
+    lua_rawgeti(L, idx, (lua_Integer)i);
+    s = lua_tolstring(L, -1, &len);
+    memcpy(p, s, len);
+    p += len;
+    lua_pop(L, 1);
+  }
+}
+
+/* Protected: calls handle(method, path, query, api_key, body, too_large), or for a refusal
+ * of the HTTP layer refuse(path, status, detail), and copies the results into one
+ * malloc'd block. No Lua call can raise after that malloc. The body is a
+ * string or a list of strings (pieces, so that a large stored text is copied only once,
+ * here). */
 static int vm_handle(lua_State *L) {
   struct handle_args *a = (struct handle_args *)lua_touserdata(L, 1);
   const qj_emu_request *rq = a->rq;
@@ -261,25 +318,25 @@ static int vm_handle(lua_State *L) {
   const char *body, *ctype, *action, *hn[QJ_EMU_MAX_HEADERS], *hv[QJ_EMU_MAX_HEADERS];
   size_t body_len, ctype_len, hnl[QJ_EMU_MAX_HEADERS], hvl[QJ_EMU_MAX_HEADERS], total, n;
   lua_Integer status, delay = 0;
-  int i, nh = 0, isnum, base;
+  int i, nh = 0, isnum, base, pieces = 0;
   char *p;
 
-  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->handle_ref);
-  lua_pushstring(L, rq->method);
-  lua_pushstring(L, rq->path);
-  if (rq->nquery > 0) {
-    lua_createtable(L, 0, rq->nquery);
-    for (i = rq->nquery - 1; i >= 0; i--) {   /* the first of repeated names wins */
-      lua_pushstring(L, rq->qvalue[i] ? rq->qvalue[i] : "");
-      lua_setfield(L, -2, rq->qname[i]);
-    }
-  } else {
-    lua_pushnil(L);
+  if (rq->refusal) {                          /* refuse(path, status, detail) */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->refuse_ref);
+    lua_pushlstring(L, rq->path, rq->path_len);
+    lua_pushinteger(L, rq->refusal);
+    lua_pushstring(L, rq->detail);
+    lua_call(L, 3, 6);
+  } else {                                    /* handle(method, path, query, ...) */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->handle_ref);
+    lua_pushstring(L, rq->method);
+    lua_pushlstring(L, rq->path, rq->path_len);
+    if (rq->query) lua_pushstring(L, rq->query); else lua_pushnil(L);
+    if (rq->api_key) lua_pushstring(L, rq->api_key); else lua_pushnil(L);
+    if (rq->body_len > 0) lua_pushlstring(L, rq->body, rq->body_len); else lua_pushnil(L);
+    lua_pushboolean(L, rq->too_large);
+    lua_call(L, 6, 6);
   }
-  if (rq->api_key) lua_pushstring(L, rq->api_key); else lua_pushnil(L);
-  if (rq->body_len > 0) lua_pushlstring(L, rq->body, rq->body_len); else lua_pushnil(L);
-  lua_pushboolean(L, rq->too_large);
-  lua_call(L, 6, 6);
   base = lua_gettop(L) - 5;
   luaL_checkstack(L, 2 * QJ_EMU_MAX_HEADERS + 2, "handle results");
 
@@ -290,7 +347,13 @@ static int vm_handle(lua_State *L) {
     return 0;
   }
   if (!isnum || status < 200 || status > 599) return luaL_error(L, "handle returned a bad status");
-  body = opt_string(L, base + 1, &body_len, "the body");
+  if (lua_type(L, base + 1) == LUA_TTABLE) {
+    pieces = 1;
+    body = NULL;
+    body_len = pieces_len(L, base + 1);
+  } else {
+    body = opt_string(L, base + 1, &body_len, "the body");
+  }
   ctype = opt_string(L, base + 2, &ctype_len, "the content type");
   if (!lua_isnil(L, base + 3)) {
     luaL_checktype(L, base + 3, LUA_TTABLE);
@@ -321,7 +384,8 @@ static int vm_handle(lua_State *L) {
   rs->delay_ms = (long)delay;
   rs->body = p;
   rs->body_len = body_len;
-  if (body_len) memcpy(p, body, body_len);
+  if (pieces) pieces_copy(L, base + 1, p);
+  else if (body_len) memcpy(p, body, body_len);
   p += body_len;
   if (ctype) {
     memcpy(p, ctype, ctype_len + 1);
@@ -345,6 +409,36 @@ static const char internal_error[] =
   "\"title\":\"Internal Server Error\",\"status\":500,"
   "\"detail\":\"The emulator failed; see its standard error.\"}";
 
+static const char stopping_error[] =
+  "{\"type\":\"https://tools.ietf.org/html/rfc9110#section-15.6.4\","
+  "\"title\":\"Service Unavailable\",\"status\":503,"
+  "\"detail\":\"The emulator is stopping.\"}";
+
+/* A fixed ProblemDetails answer (a static body) in rs. */
+static void fixed_answer(qj_emu_response *rs, int status, const char *body, size_t len) {
+  free(rs->mem);
+  memset(rs, 0, sizeof *rs);
+  rs->status = status;
+  rs->body = body;
+  rs->body_len = len;
+  rs->content_type = "application/problem+json; charset=utf-8";
+}
+
+void qj_emu_vm_stop(qj_emu_vm *vm) {
+  atomic_store(&vm->stopping, 1);
+}
+
+/* Request text on stderr, with bytes outside printable ASCII and backslashes as \xHH, so
+ * that a request cannot move the cursor or fake a log line (as --verbose does in Lua). */
+static void put_escaped(const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c >= 0x7f || c == '\\') fprintf(stderr, "\\x%02x", c);
+    else fputc(c, stderr);
+  }
+}
+
 void qj_emu_vm_handle(qj_emu_vm *vm, const qj_emu_request *rq, qj_emu_response *rs) {
   struct handle_args a;
   lua_State *L = vm->L;
@@ -352,27 +446,28 @@ void qj_emu_vm_handle(qj_emu_vm *vm, const qj_emu_request *rq, qj_emu_response *
   a.rq = rq;
   a.rs = rs;
   pthread_mutex_lock(&vm->lock);
+  if (atomic_load(&vm->stopping)) {   /* the requests queued on the lock end at once */
+    pthread_mutex_unlock(&vm->lock);
+    fixed_answer(rs, 503, stopping_error, sizeof stopping_error - 1);
+    return;
+  }
   lua_pushcfunction(L, traceback);
   lua_pushcfunction(L, vm_handle);
   lua_pushlightuserdata(L, &a);
   lua_pushlightuserdata(L, vm);
   if (lua_pcall(L, 2, 0, 1) != LUA_OK) {
-    fprintf(stderr, "salad-queue-emulator: error in %s %s: %s\n", rq->method, rq->path,
-            lua_tostring(L, -1));
+    fputs("salad-queue-emulator: error in ", stderr);
+    put_escaped(rq->method ? rq->method : "-", rq->method ? strlen(rq->method) : 1);
+    fputc(' ', stderr);
+    put_escaped(rq->path, rq->path_len < 200 ? rq->path_len : 200);
+    fprintf(stderr, ": %s\n", lua_tostring(L, -1));
     free(rs->mem);
     memset(rs, 0, sizeof *rs);
   }
   lua_settop(L, 0);
   pthread_mutex_unlock(&vm->lock);
-  if (rs->action != QJ_EMU_ACT_DROP && rs->mem == NULL) {
-    rs->status = 500;
-    rs->action = QJ_EMU_ACT_NONE;
-    rs->delay_ms = 0;
-    rs->body = internal_error;
-    rs->body_len = sizeof internal_error - 1;
-    rs->content_type = "application/problem+json; charset=utf-8";
-    rs->nheaders = 0;
-  }
+  if (rs->action != QJ_EMU_ACT_DROP && rs->mem == NULL)
+    fixed_answer(rs, 500, internal_error, sizeof internal_error - 1);
 }
 
 void qj_emu_response_free(qj_emu_response *rs) {

@@ -13,6 +13,8 @@ local json = require("queue_jobs.core").json
 local M = {}
 
 M.DEFAULT_API_KEY = "salad-emulator-key"
+M.API = "/api/public"
+M.JOBS = "/organizations/acme-corp/projects/dev-env/queues/fifo-queue/jobs"   -- under emu.url
 M.START_TIMEOUT = 10      -- seconds to wait for the emulator's first line
 M.STOP_TIMEOUT = 10       -- seconds to wait for it to exit after SIGTERM
 
@@ -218,6 +220,57 @@ function M.http(method, url, opts)
   return status, body, headers
 end
 
+--- raw(url, bytes [, timeout]): sends bytes as they are on a new connection to url's host
+-- and port, then reads until the server closes it or `timeout` seconds (default 5) pass.
+-- Returns everything received and why reading stopped ("closed" or "timeout").
+function M.raw(url, bytes, timeout)
+  local conn = assert(M.connect(url, timeout or 5))
+  conn.sock:send(bytes)
+  local got, why = conn:read_all()
+  conn:close()
+  return got, why
+end
+
+--- conn:read_all(): everything until the server closes the connection or the timeout.
+function Conn:read_all()
+  local parts = {}
+  while true do
+    local data, err, part = self.sock:receive(65536)
+    parts[#parts + 1] = data or part
+    if not data then return table.concat(parts), err end
+  end
+end
+
+--- parse_responses(bytes): the HTTP/1.1 responses in bytes, in order, each
+-- {status =, headers = {lower-case name = value}, body =}; raises unless bytes is exactly
+-- a sequence of well-formed responses framed by Content-Length.
+function M.parse_responses(bytes)
+  local out, pos = {}, 1
+  while pos <= #bytes do
+    local head_end = bytes:find("\r\n\r\n", pos, true)
+    assert(head_end, "helpers: no end of headers in: " .. bytes:sub(pos, pos + 200))
+    local head = bytes:sub(pos, head_end + 1)
+    local status = head:match("^HTTP/1%.[01] (%d%d%d) [^\r\n]*\r\n")
+    assert(status, "helpers: bad status line in: " .. head:sub(1, 200))
+    local headers = {}
+    for line in head:gmatch("\r\n([^\r\n]*)") do
+      if line ~= "" then
+        local name, value = line:match("^([!#-'*+.^_`|~%w-]+):[ \t]*(.-)[ \t]*$")
+        assert(name, "helpers: bad header line: " .. line)
+        assert(headers[name:lower()] == nil, "helpers: header repeated: " .. name)
+        headers[name:lower()] = value
+      end
+    end
+    local length = tonumber(headers["content-length"])
+    assert(length, "helpers: no Content-Length in: " .. head)
+    local body = bytes:sub(head_end + 4, head_end + 3 + length)
+    assert(#body == length, "helpers: body shorter than its Content-Length")
+    out[#out + 1] = { status = tonumber(status), headers = headers, body = body }
+    pos = head_end + 4 + length
+  end
+  return out
+end
+
 M.json = json
 
 --- decode(text): the exact codec's decode, raising on bad JSON (for specs).
@@ -235,6 +288,7 @@ Emu.__index = Emu
 Emu.__gc = function(self) self:stop() end
 
 local live = {}   -- every emulator started and not stopped; stopped at state close (__gc)
+local EXITED = {} -- start_emulator's wait: the process ended before printing its URL
 
 --- start_emulator{ args = {...}, api_key = KEY }: starts the binary on --port 0 and waits
 -- for its first line (the base URL). Raises with its stderr if it does not come.
@@ -273,14 +327,16 @@ function M.start_emulator(opts)
     if l then return l end
     if self.pid then
       local st = proc_state(self.pid)
-      if st == nil or st == "Z" then return false end
+      if st == nil or st == "Z" then return EXITED end   -- no need to wait any longer
     end
     return nil
   end, M.START_TIMEOUT)
-  if not line then
+  if not line or line == EXITED then
+    local why = line == EXITED and "exited before printing its URL" or
+      ("did not print its URL within %d s"):format(M.START_TIMEOUT)
     local code = self:stop()
-    error(("helpers: the emulator did not print its URL within %d s (exit %s); stderr: %s")
-      :format(M.START_TIMEOUT, tostring(code), self.stderr or ""), 2)
+    error(("helpers: the emulator %s (exit %s); stderr: %s"):format(why, tostring(code),
+      self.stderr or ""), 2)
   end
   self.first_line = line
   local host, port = line:match("^http://([^/]+):(%d+)/api/public$")
@@ -289,6 +345,18 @@ function M.start_emulator(opts)
   self.url = line
   self.root = "http://" .. host .. ":" .. port
   return self
+end
+
+--- run_emulator(args [, timeout]): runs the binary to its end (with --port 0 first, so a
+-- wrongly accepted option serves on a free port until `timeout` seconds, default 5, kill
+-- it) and returns its exit code and everything it wrote (stdout and stderr).
+function M.run_emulator(args, timeout)
+  local q = { shell_quote(M.emulator_path()), "--port", "0" }
+  for _, a in ipairs(args) do q[#q + 1] = shell_quote(a) end
+  local p = assert(io.popen(("timeout -s KILL %d %s 2>&1"):format(timeout or 5, table.concat(q, " "))))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return code, out
 end
 
 --- emu:alive(): true while the process runs.
