@@ -45,7 +45,7 @@
 
 #include "client.h"
 
-#define DEFAULT_MAX_BODY (16u * 1024u * 1024u)
+#define DEFAULT_MAX_BODY (64u * 1024u * 1024u)
 #define KEEP_BUFFER (1u << 20) /* response buffers above this are freed after a request */
 #define QJ_RESPONSE_MT "queue_jobs.response"
 
