@@ -438,3 +438,40 @@ describe("smaller promises", function()
     emu:stop()
   end)
 end)
+
+describe("core.redact, the matcher behind every redaction", function()
+  local redact = core.redact
+  local R = "[REDACTED]"
+
+  it("finds the key as sent, trimmed, and escaped in any mix", function()
+    assert.equal("a " .. R .. " b", redact(KEY, "a " .. KEY .. " b"))
+    assert.equal(R .. R, redact(KEY, KEY .. KEY))
+    assert.equal("x " .. R .. " y", redact("  " .. KEY .. "\t", "x " .. KEY .. " y"))
+    local k = 'k/e"y\\+&<é😀z'
+    local forms = {
+      'k\\/e\\"y\\\\\\u002B&<\\u00e9\\ud83d\\ude00z',       -- JSON
+      'k%2Fe%22y%5C%2b%26%3C%C3%A9%F0%9F%98%80z',           -- percent-encoding
+      'k&#47;e&quot;y\\&#x2B;&amp;&lt;&#233;&#128512;z',    -- HTML
+      'k/e\\"y\\\\+&amp;<é\\uD83D\\uDE00z',                  -- a mix
+    }
+    for _, f in ipairs(forms) do assert.equal("<" .. R .. ">", redact(k, "<" .. f .. ">"), f) end
+  end)
+
+  it("leaves other text alone, and keys shorter than 8 bytes", function()
+    assert.equal("qjk_7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7j", redact(KEY, "qjk_7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7j"))
+    assert.equal("a \\u00zz %zz &#; &bogus; \\", redact(KEY, "a \\u00zz %zz &#; &bogus; \\"))
+    assert.equal("secret secret", redact("secret", "secret secret"))
+    -- an escape that decodes to no character (a lone surrogate) matches nothing
+    assert.equal("k\\ud800eyeyeyey", redact("k\237\160\128eyeyeyey", "k\\ud800eyeyeyey"))
+  end)
+
+  it("ends on a key made of escape characters and text made of near misses", function()
+    -- every position starts an echo that runs 29 of the key's 30 units before it fails, and
+    -- each unit could be read two ways; a budget per position bounds the work
+    local k = ("\\%&"):rep(30)
+    local near = ("\\\\%25&amp;"):rep(29) .. "!"
+    local text = near:rep(2000)
+    assert.equal(text, redact(k, text))
+    assert.equal("<" .. R .. ">", redact(k, "<" .. ("\\\\%25&amp;"):rep(30) .. ">"))
+  end)
+end)

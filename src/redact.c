@@ -153,9 +153,8 @@ static uc *match(uc *k, uc *kend, uc *s, uc *end, long *budget) {
 
 static int is_blank(unsigned char c) { return c == ' ' || c == '\t'; }
 
-static int may_start(unsigned char c, unsigned char k0) {
-  return c == k0 || c == '\\' || c == '%' || c == '&';
-}
+/* Bytes that may start an escape. */
+static const unsigned char escape_start[256] = {['\\'] = 1, ['%'] = 1, ['&'] = 1};
 
 size_t qj_redact_next(const char *key, size_t keylen, const char *s, size_t n, size_t from,
                       size_t *len) {
@@ -171,11 +170,12 @@ size_t qj_redact_next(const char *key, size_t keylen, const char *s, size_t n, s
   for (p = (uc *)s + from; p < end; p++) {
     uc *m = NULL, *m2 = NULL;
     long budget;
-    if (may_start(*p, k[0])) {
+    if (*p != k[0] && *p != t[0] && !escape_start[*p]) continue; /* most bytes */
+    if (*p == k[0] || escape_start[*p]) {
       budget = (long)keylen * BUDGET_PER_BYTE + 64;
       m = match(k, kend, p, end, &budget);
     }
-    if (trimmed && may_start(*p, t[0])) {
+    if (trimmed && (*p == t[0] || escape_start[*p])) {
       budget = (long)(tend - t) * BUDGET_PER_BYTE + 64;
       m2 = match(t, tend, p, end, &budget);
     }
