@@ -204,13 +204,13 @@ end
 
 -- Every key of args must be one the operation knows (names: from arg_names). Returns an
 -- error, or nil and whether a call option that call_settings reads (SETTING) was given.
-local function check_keys(op, args, names, red)
+local function check_keys(op, args, names)
   local _, k, given = scan_keys(args, names) -- k: the first unknown key
   if k == nil then return nil, given end
   if type(k) ~= "string" then
     return invalid(op, "arguments", "must be a table with string keys (got a " .. type(k) .. " key)")
   end
-  return invalid(op, k, "is not an argument of " .. op .. " (got " .. show(k, red) .. ")")
+  return invalid(op, k, "is not an argument of " .. op)
 end
 
 local function is_loopback(host)
@@ -263,8 +263,7 @@ end
 local function client_settings(op, opts, red)
   for k in next, opts do
     if not CLIENT_OPTIONS[k] then
-      return nil, invalid(op, tostring(k), "is not an option of queue_jobs.client (got " ..
-        show(k, red) .. ")")
+      return nil, invalid(op, tostring(k), "is not an option of queue_jobs.client")
     end
   end
   local s = {}
@@ -628,7 +627,7 @@ function Client:create(a)
   -- the hot path of the library: the same checks as the other operations, fewer calls
   if not open_clients[self] or type(a) ~= "table" then check_args(self, "create", a) end
   local _, bad, given = scan_keys(a, CREATE_NAMES)
-  if bad ~= nil then return fail(self._h, (check_keys("create", a, CREATE_NAMES, self._h))) end
+  if bad ~= nil then return fail(self._h, (check_keys("create", a, CREATE_NAMES))) end
   local s, err = self._settings, nil
   if given then
     s, err = call_settings(self, "create", a, given)
@@ -647,7 +646,7 @@ end
 -- URL. Returns the settings and the URL, or nil, err (redacted).
 local function prepare(self, op, a, names, make_url)
   check_args(self, op, a)
-  local err, given = check_keys(op, a, names, self._h)
+  local err, given = check_keys(op, a, names)
   if err then return fail(self._h, err) end
   local s, url
   s, err = call_settings(self, op, a, given)
@@ -762,7 +761,7 @@ function Client:wait(a)
   local t = {}
   for k, v in next, a do t[k] = v end
   t.timeout = nil
-  local err, given = check_keys("wait", t, WAIT_NAMES, h)
+  local err, given = check_keys("wait", t, WAIT_NAMES)
   if err then return fail(h, err) end
   local s
   s, err = call_settings(self, "wait", t, given)
@@ -928,9 +927,8 @@ function M.create(a)
       copts[k] = v
       if k ~= "api_key" then names[#names + 1] = k end
     else
-      local red = key_redactor(effective_key(a))
-      return fail(red, invalid("create", tostring(k), "is not an argument of create (got " ..
-        show(k, red) .. ")"))
+      return fail(key_redactor(effective_key(a)),
+        invalid("create", tostring(k), "is not an argument of create"))
     end
   end
   local key = effective_key(copts)
