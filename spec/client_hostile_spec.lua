@@ -415,6 +415,26 @@ describe("smaller promises", function()
     srv.finish()
   end)
 
+  it("an input 1000 levels deep goes through create, get and list, as json.encode takes it", function()
+    local helpers = require "helpers"
+    local emu = helpers.start_emulator()
+    local c = client(emu.url, nil, emu.api_key)
+    local deep = 1
+    for _ = 1, 1000 do deep = { deep } end
+    assert.is_string(qj.json.encode(deep))
+    local job = assert(c:create { queue_name = "q1", input = deep })
+    local got = assert(c:get { queue_name = "q1", id = job.id })
+    assert.equal(qj.json.encode(deep), qj.json.encode(got.input))
+    local page = assert(c:list { queue_name = "q1" })
+    assert.equal(qj.json.encode(deep), qj.json.encode(page.items[1].input))
+    local _, err = c:create { queue_name = "q1", input = { deep } }
+    assert.equal("invalid_argument", err.kind)
+    assert.matches("nesting deeper than 1000 levels", err.message)
+    assert.is_nil(qj.json.encode({ deep }))
+    c:close()
+    emu:stop()
+  end)
+
   it("queue_jobs.create keeps at most 8 default clients, closing the least recently used", function()
     local helpers = require "helpers"
     local emu = helpers.start_emulator()
