@@ -460,7 +460,7 @@ static int dec_run(dec *d, lua_State *L, const char *s, size_t n, int arraymt, q
     if (d->p == d->end) r = 0;
     else dec_unexpected(d, "the end after the JSON value");
   }
-  if (b->cap > (1u << 20)) qj_buf_shrink(b);
+  qj_buf_idle(b);
   return r;
 }
 

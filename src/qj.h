@@ -36,7 +36,8 @@
 /* ---- growable byte buffer owned by a Lua userdata (buf.c) -----------------------------
  * The storage belongs to a full userdata on the Lua stack, so a Lua error (for example a
  * memory error) anywhere cannot leak it: the collector frees it. Memory comes from the
- * state's allocator, so hosts that limit memory see it. */
+ * state's allocator, so hosts that limit memory see it; growing calls it directly, so it
+ * never runs a collector step (nor, therefore, a finalizer). */
 typedef struct qj_buf {
   char *p;
   size_t len, cap;
@@ -45,16 +46,32 @@ typedef struct qj_buf {
   int busy;      /* a reusable buffer taken by a call in progress (qj_buf_take) */
 } qj_buf;
 
+/* A reusable buffer larger than this is released when its call ends (qj_buf_idle). */
+#define QJ_BUF_KEEP ((size_t)1 << 20)
+
 qj_buf *qj_buf_new(lua_State *L, size_t cap);   /* pushes the owning userdata */
-void qj_buf_grow(lua_State *L, qj_buf *b, size_t need); /* raises on memory error */
+/* Room for need more bytes: qj_buf_try_grow says 0 when there is no memory (b unchanged);
+ * qj_buf_grow raises instead, after marking b not busy (only the call that holds b grows it,
+ * so the error unwinds that call). */
+int qj_buf_try_grow(qj_buf *b, size_t need);
+void qj_buf_grow(lua_State *L, qj_buf *b, size_t need);
 void qj_buf_shrink(qj_buf *b);                            /* frees the storage */
 /* A reusable buffer (an upvalue, say, at index idx) is taken for the length of one call:
  * qj_buf_take pushes it and returns it emptied and marked busy. When a call in progress holds
  * it already (a finalizer re-entered the library while that call made Lua values), the new
  * call gets a buffer of its own instead, pushed in the same slot, so nested calls never share
- * one. qj_buf_give hands it back. Either way the call's stack grows by one slot. */
+ * one. qj_buf_give hands it back. Either way the call's stack grows by one slot.
+ * The busy flag is only as good as the holder's exits: a holder must give the buffer back on
+ * every path that leaves it, errors included. So between take and give a holder makes no
+ * call that can raise other than qj_buf_grow on that buffer (which gives it back itself),
+ * and gives it back before any Lua allocation (a memory error, or in Lua 5.3 an error raised
+ * by a finalizer, would leave it busy for good: every later call would then get a fresh
+ * buffer, correct but slower). json_encode.c and json_decode.c keep to this. */
 qj_buf *qj_buf_take(lua_State *L, int idx);
 void qj_buf_give(qj_buf *b);
+/* Frees the storage of a reusable buffer that nobody holds, when it has grown past
+ * QJ_BUF_KEEP; to call once the bytes are copied out. */
+void qj_buf_idle(qj_buf *b);
 
 QJ_INLINE char *qj_buf_reserve(lua_State *L, qj_buf *b, size_t n) {
   if (QJ_UNLIKELY(b->cap - b->len < n)) qj_buf_grow(L, b, n);

@@ -1,0 +1,181 @@
+-- The codec under hostile conditions: finalizers that re-enter it, numbers at the edge of
+-- the double range, the depth rule shared by json.encode and create's body, and the decode
+-- budget (max_values, deadline) that bounds what one decode may build.
+local core = require "queue_jobs.core"
+local json = core.json
+
+-- Deep equality that keeps integer/float subtypes, float bits and array-ness apart.
+local function same(a, b, path)
+  path = path or "$"
+  if math.type(a) ~= math.type(b) or type(a) ~= type(b) then
+    return false, path .. ": " .. tostring(math.type(a) or type(a)) .. " vs " ..
+      tostring(math.type(b) or type(b))
+  end
+  if math.type(a) == "float" then
+    if string.pack("<d", a) ~= string.pack("<d", b) then
+      return false, path .. ": " .. ("%.17g vs %.17g"):format(a, b)
+    end
+    return true
+  end
+  if type(a) ~= "table" then
+    if a ~= b then return false, path .. ": " .. tostring(a) .. " vs " .. tostring(b) end
+    return true
+  end
+  if (getmetatable(a) == core.array_mt) ~= (getmetatable(b) == core.array_mt) then
+    return false, path .. ": array vs object"
+  end
+  for k, v in pairs(a) do
+    local ok, why = same(v, b[k], path .. "." .. tostring(k))
+    if not ok then return false, why end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false, path .. "." .. tostring(k) .. ": missing" end
+  end
+  return true
+end
+
+---------------------------------------------------------------------------------------------
+-- Finalizers inside the codec.
+--
+-- A hazard is an object whose __gc re-arms itself (a new garbage object with the same
+-- metatable), so some finalizer is always pending, and which acts once in each h.call(f,
+-- ...): the action happens at whatever allocation inside f lets the collector run
+-- finalizers (if any does). The collector is made incremental and aggressive, and runs only
+-- inside h.call (a cycle costs the whole heap, which is large under busted). Errors raised
+-- in a finalizer are only warnings in Lua 5.4, so the action records what it saw and the
+-- test asserts afterwards.
+local function with_hazard(act, body)
+  local h = { armed = false, acted = 0, runs = 0, stopped = false }
+  local mt = {}
+  mt.__gc = function()
+    h.runs = h.runs + 1
+    if h.armed then
+      h.armed = false
+      h.acted = h.acted + 1
+      act(h)
+    end
+    if not h.stopped then setmetatable({}, mt) end
+  end
+  function h.call(f, ...)
+    collectgarbage("restart")
+    h.armed = true
+    local r1, r2 = f(...)
+    h.armed = false
+    collectgarbage("stop")
+    return r1, r2
+  end
+  local mode = collectgarbage("incremental") -- lua5.4 as Debian builds it starts generational
+  local pause = collectgarbage("setpause", 0)
+  local stepmul = collectgarbage("setstepmul", 200)
+  collectgarbage() -- a cycle ends now: the next one starts at once
+  setmetatable({}, mt)
+  collectgarbage("stop")
+  local ok, err = pcall(body, h)
+  h.stopped = true
+  collectgarbage("restart")
+  collectgarbage("setpause", pause)
+  collectgarbage("setstepmul", stepmul)
+  collectgarbage(mode)
+  collectgarbage()
+  if not ok then error(err, 0) end
+  return h
+end
+
+-- n objects of k keys each; long keys (over 40 bytes) are separate allocations in Lua.
+local function objects(n, k, keylen)
+  local t = {}
+  for i = 1, n do
+    local o = {}
+    for j = 1, k do
+      o[("k%03d"):format(j) .. ("x"):rep((keylen or 8) - 4)] = { j, "v" .. i }
+    end
+    t[i] = o
+  end
+  return t
+end
+
+local ROUNDS = 12
+
+-- The text of an encode during which a finalizer changed the value: it must be exact for the
+-- value as it was before the change (want) or after it (the finalizer may run at the start of
+-- the call, before the walk), or a clean error; never a mix of the two, never garbage.
+local function exact_or_clean(want, v, text, err)
+  if text == nil then
+    assert.equal("invalid_argument", err.kind)
+  elseif text ~= want then
+    assert.equal(json.encode(v, { sort_keys = true }), text)
+  end
+end
+
+describe("json.encode{sort_keys} with finalizers that run during the call", function()
+  local SORTED = { sort_keys = true }
+
+  it("keeps the output exact when a finalizer encodes in the middle", function()
+    local inner_want = '{"a":["inner",1.5],"b":{}}'
+    local inner = {}
+    local h = with_hazard(function()
+      inner[#inner + 1] = json.encode({ b = {}, a = { "inner", 1.5 } }, SORTED) or "error"
+    end, function(h)
+      for _ = 1, ROUNDS do
+        local v = objects(200, 30)
+        local want = json.encode(v, SORTED)
+        local text = h.call(json.encode, v, SORTED)
+        assert.equal(want, text)
+      end
+    end)
+    assert.is_true(h.runs > 0)
+    for _, s in ipairs(inner) do assert.equal(inner_want, s) end
+  end)
+
+  it("keeps the output exact (or fails cleanly) when a finalizer empties the tables", function()
+    local v
+    local h = with_hazard(function()
+      for _, o in ipairs(v) do
+        for key in pairs(o) do o[key] = nil end
+      end
+    end, function(h)
+      for _ = 1, ROUNDS do
+        v = objects(200, 30, 48)
+        local want = json.encode(v, SORTED)
+        local text, err = h.call(json.encode, v, SORTED)
+        exact_or_clean(want, v, text, err)
+      end
+    end)
+    assert.is_true(h.runs > 0)
+  end)
+
+  it("keeps the output exact (or fails cleanly) when a finalizer adds keys", function()
+    local v
+    local h = with_hazard(function()
+      for _, o in ipairs(v) do
+        for j = 1, 64 do o["added" .. j] = j end
+      end
+    end, function(h)
+      for _ = 1, ROUNDS do
+        v = objects(200, 30)
+        local want = json.encode(v, SORTED)
+        local text, err = h.call(json.encode, v, SORTED)
+        exact_or_clean(want, v, text, err)
+      end
+    end)
+    assert.is_true(h.runs > 0)
+  end)
+
+  it("keeps the output exact when a finalizer drops the keys and collects", function()
+    local v
+    local h = with_hazard(function()
+      for _, o in ipairs(v) do
+        for key in pairs(o) do o[key] = nil end
+        for j = 1, 30 do o[("y"):rep(60) .. j] = j end -- new long strings reuse freed memory
+      end
+    end, function(h)
+      for _ = 1, ROUNDS do
+        v = objects(60, 100, 64)
+        local want = json.encode(v, SORTED)
+        local text, err = h.call(json.encode, v, SORTED)
+        exact_or_clean(want, v, text, err)
+      end
+    end)
+    assert.is_true(h.runs > 0)
+  end)
+end)
