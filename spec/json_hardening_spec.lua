@@ -179,3 +179,44 @@ describe("json.encode{sort_keys} with finalizers that run during the call", func
     assert.is_true(h.runs > 0)
   end)
 end)
+
+---------------------------------------------------------------------------------------------
+describe("json depth: 1000 levels of the user's value, in json.encode and create's body", function()
+  local function nest(n)
+    local t = {}
+    local cur = t
+    for _ = 2, n do cur[1] = {}; cur = cur[1] end
+    return t
+  end
+
+  it("accepts an input and metadata 1000 levels deep in create's body", function()
+    local deep = nest(1000)
+    local text = assert(json.encode(deep))
+    assert.equal(("["):rep(999) .. "{}" .. ("]"):rep(999), text)
+    assert.equal('{"input":' .. text .. "}", assert(core.encode_job(deep)))
+    local meta = { m = nest(999) }
+    assert.equal('{"input":1,"metadata":' .. assert(json.encode(meta)) .. "}",
+      assert(core.encode_job(1, meta)))
+  end)
+
+  it("refuses 1001 levels in both, with the same message", function()
+    local r, err = json.encode(nest(1001))
+    assert.is_nil(r)
+    assert.equal("json.encode: nesting deeper than 1000 levels at $" .. ("[1]"):rep(1000),
+      err.message)
+    local r2, err2 = core.encode_job(nest(1001))
+    assert.is_nil(r2)
+    assert.equal("json.encode: nesting deeper than 1000 levels at $.input" .. ("[1]"):rep(1000),
+      err2.message)
+    assert.equal("$.input" .. ("[1]"):rep(1000), err2.path)
+    local _, err3 = core.encode_job(1, { m = nest(1000) })
+    assert.equal("$.metadata.m" .. ("[1]"):rep(999), err3.path) -- metadata is level 1
+  end)
+
+  it("still honours a smaller max_depth in json.encode", function()
+    assert.equal("[[1]]", json.encode({ { 1 } }, { max_depth = 2 }))
+    local r, err = json.encode({ { { 1 } } }, { max_depth = 2 })
+    assert.is_nil(r)
+    assert.equal("json.encode: nesting deeper than 2 levels at $[1][1]", err.message)
+  end)
+end)

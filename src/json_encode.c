@@ -38,7 +38,8 @@ typedef struct enc {
   qj_buf *keys;        /* sort_keys: one array of sk per sorted object being encoded, stacked */
   int depth;           /* frames[0 .. depth-1] lead to the value being encoded */
   int faildepth;       /* the depth at the failure */
-  int max_depth;
+  int base;            /* levels above the user's value (1 for create's body), not counted */
+  int max_depth;       /* levels of the user's value */
   int indent;          /* spaces per level; 0 = compact */
   int oom;             /* the failure is a memory error */
   int arraymt, empty;  /* stack (or upvalue) indices of the array metatable, empty_array */
@@ -403,7 +404,7 @@ static int enc_table(enc *e) {
 
   for (i = 0; i < d; i++)
     if (e->frames[i].table == p) return enc_fail(e, "cycle: a table contains itself");
-  if (d >= e->max_depth) {
+  if (d - e->base >= e->max_depth) {
     snprintf(e->msg, sizeof e->msg, "nesting deeper than %d levels", e->max_depth);
     return enc_fail(e, e->msg);
   }
@@ -537,6 +538,7 @@ static void enc_init(enc *e, lua_State *L, int arraymt, int empty) {
   e->L = L;
   e->keys = NULL;
   e->depth = e->faildepth = 0;
+  e->base = 0;
   e->max_depth = QJ_MAX_DEPTH;
   e->indent = 0;
   e->oom = 0;
@@ -592,13 +594,16 @@ int qj_json_encode(lua_State *L) {
 
 /* create's body: encode_job(input, metadata, webhook) -> text | nil, err. The same bytes and
  * errors as json.encode{input = input, metadata = metadata, webhook = webhook}, members in
- * this order, without making that table (paths read "$.input.items[3].name" alike). */
+ * this order, without making that table (paths read "$.input.items[3].name" alike). The
+ * wrapper is not counted: input and metadata may nest 1000 levels, as a value may in
+ * json.encode. */
 int qj_json_encode_job(lua_State *L) {
   static const char *const names[] = {"input", "metadata", "webhook"};
   enc state, *e = &state;
   int i, first = 1;
   lua_settop(L, 3);
   enc_init(e, L, lua_upvalueindex(1), lua_upvalueindex(2));
+  e->base = 1;
   e->frames[0].table = NULL; /* the object is no Lua table: no value can contain it */
   qj_buf_addc(L, e->b, '{');
   for (i = 0; i < 3; i++) {
