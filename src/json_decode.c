@@ -220,11 +220,21 @@ static const double pow10_exact[23] = {
 
 #define IS_DIGIT(c) ((unsigned)((c) - '0') < 10u)
 
+/* The exponent's digits are read exactly up to this value, after which it only matters that
+ * it is huge: no text shorter than 10^15 - 400 bytes brings such an exponent back into the
+ * range of a double, however many digits or leading zeros it has. */
+#define EXP_SATURATED INT64_C(1000000000000000)
+
+/* Reads m x 10^exp10 from the text, m being its first 19 significant digits (nd of them,
+ * inexact when more nonzero or zero digits follow), with exp10 exact for any text. Integers
+ * that fit int64 go straight to Lua; a float is exact in one operation when m and 10^exp10
+ * are, else strtod_l rounds the text correctly. The magnitude (the value is below
+ * 10^(exp10 + nd)) decides overflow and underflow without strtod for huge exponents. */
 static int dec_number(dec *d) {
   const unsigned char *s = d->p, *q = s;
   uint64_t m = 0;
   int nd = 0, inexact = 0, isfloat = 0, neg = 0;
-  long exp10 = 0;
+  int64_t exp10 = 0, mag;
 
   if (*q == '-') { neg = 1; q++; }
   if (*q == '0') {
@@ -253,7 +263,7 @@ static int dec_number(dec *d) {
     }
   }
   if (*q == 'e' || *q == 'E') {
-    long e = 0;
+    int64_t e = 0;
     int eneg = 0;
     isfloat = 1;
     q++;
@@ -263,7 +273,7 @@ static int dec_number(dec *d) {
       return dec_unexpected(d, "a digit in the exponent");
     }
     for (; IS_DIGIT(*q); q++)
-      if (e < 100000) e = e * 10 + (*q - '0');
+      if (e < EXP_SATURATED) e = e * 10 + (*q - '0');
     exp10 += eneg ? -e : e;
   }
   d->p = q;
@@ -277,6 +287,16 @@ static int dec_number(dec *d) {
       lua_pushinteger(d->L, (lua_Integer)(0 - m)); /* wraps to INT64_MIN for 2^63 */
       return 0;
     }
+  }
+  if (m == 0) { /* every digit is 0, whatever the exponent */
+    lua_pushnumber(d->L, neg ? -0.0 : 0.0);
+    return 0;
+  }
+  mag = exp10 + nd; /* 10^(mag-1) <= value < 10^mag */
+  if (mag > 309) return dec_fail(d, s, "number out of range"); /* >= 1e309 > DBL_MAX */
+  if (mag < -323) { /* < 1e-324, under half the least subnormal: rounds to zero */
+    lua_pushnumber(d->L, neg ? -0.0 : 0.0);
+    return 0;
   }
   if (!inexact && m <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
     double v = (double)m; /* exact, and one correctly rounded operation */
