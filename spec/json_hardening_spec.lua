@@ -180,6 +180,55 @@ describe("json.encode{sort_keys} with finalizers that run during the call", func
   end)
 end)
 
+describe("json.decode with finalizers that run during the call", function()
+  -- escapes make the decoder use its scratch buffer; a string over 1 MiB makes it grow and
+  -- then release that buffer at the end of the (inner) call
+  local function doc(tag, n, big)
+    local items = {}
+    for i = 1, n do
+      items[i] = ('{"%s\\n%d":"a\\u00e9\\"b\\\\%d","n":[%d,2.5,"x\\ty"]}'):format(tag, i, i, i)
+    end
+    return "[" .. table.concat(items, ",") .. ',"' .. ("\\u20ac"):rep(big and 400000 or 10) .. '"]'
+  end
+
+  it("decodes exactly when a finalizer decodes other text in the middle", function()
+    local outer_text, inner_text = doc("outer", 300), doc("inner", 20, true)
+    local outer_want, inner_want = json.decode(outer_text), json.decode(inner_text)
+    local inner = {}
+    local h = with_hazard(function()
+      inner[#inner + 1] = json.decode(inner_text) or "error"
+    end, function(h)
+      for _ = 1, 2 do
+        local v = h.call(json.decode, outer_text)
+        assert(same(outer_want, v))
+      end
+    end)
+    assert.is_true(h.acted > 0) -- the decoder makes Lua values: finalizers do run inside it
+    for _, v in ipairs(inner) do assert(same(inner_want, v)) end
+  end)
+
+  it("decodes members exactly when a finalizer decodes in the middle", function()
+    -- the keys of the top object are decoded (their values stay text): escape them
+    local members = {}
+    for i = 1, 300 do members[i] = ('"k\\n%d\\u00e9":[%d,"a\\tb"]'):format(i, i) end
+    local text = "{" .. table.concat(members, ",") .. "}"
+    local want = assert(core.decode_members(text))
+    local inner_text = '{"' .. ("\\u20ac"):rep(400000) .. '":1,"q\\n":"\\u00e9"}'
+    local inner_want = assert(core.decode_members(inner_text))
+    local inner = {}
+    local h = with_hazard(function()
+      inner[#inner + 1] = core.decode_members(inner_text) or "error"
+    end, function(h)
+      for _ = 1, 3 do
+        local m = h.call(core.decode_members, text)
+        assert.same(want, m)
+      end
+    end)
+    assert.is_true(h.acted > 0)
+    for _, m in ipairs(inner) do assert.same(inner_want, m) end
+  end)
+end)
+
 ---------------------------------------------------------------------------------------------
 describe("json.decode numbers at the edge of the double range", function()
   local function zeros(n) return ("0"):rep(n) end

@@ -7,6 +7,13 @@
  * and lone surrogates are refused. Arrays get the queue_jobs.array metatable. Failures
  * return through the recursion; only memory errors raise, and then nothing is leaked since
  * every buffer belongs to a userdata.
+ *
+ * Finalizers run inside a decode: making tables and strings lets the collector run, and a
+ * finalizer may call the codec again (or anything else). The decoder reads only memory that
+ * stays put: the text (a Lua string on the stack for json.decode; the caller's for
+ * qj_json_decode_object) and its scratch buffer, which it holds only while it builds one
+ * string with escapes and copies it out, with no Lua allocation in between, so no finalizer
+ * can run while the buffer holds bytes still needed.
  */
 #define _GNU_SOURCE 1
 #include <locale.h>
@@ -27,6 +34,7 @@ typedef struct dec {
   int depth, max_depth;
   int raw_members;                      /* members of the top object stay as their text */
   int arraymt;                          /* stack index of the array metatable */
+  int bufidx;                           /* index of a reusable buffer to take, or 0: use b */
   qj_buf *b;                            /* for strings with escapes */
   const unsigned char *errpos;
   char msg[96];
@@ -128,8 +136,8 @@ static size_t utf8_put(char *o, unsigned long cp) {
 
 /* ---- strings ----------------------------------------------------------------------------- */
 
-/* Decodes one escape at q (q[0] == '\\') into the buffer; returns the bytes consumed or 0. */
-static size_t dec_escape(dec *d, const unsigned char *q) {
+/* Decodes one escape at q (q[0] == '\\') into b; returns the bytes consumed or 0. */
+static size_t dec_escape(dec *d, qj_buf *b, const unsigned char *q) {
   char out[4];
   size_t n = 1;
   switch (q[1]) {
@@ -150,27 +158,57 @@ static size_t dec_escape(dec *d, const unsigned char *q) {
       if (q[6] != '\\' || q[7] != 'u' || (lo = hex4(q + 8)) < 0xDC00 || lo > 0xDFFF)
         return dec_fail(d, q, "lone high surrogate in \\u escape"), 0;
       cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-      qj_buf_add(d->L, d->b, out, utf8_put(out, (unsigned long)cp));
+      qj_buf_add(d->L, b, out, utf8_put(out, (unsigned long)cp));
       return 12;
     }
-    qj_buf_add(d->L, d->b, out, utf8_put(out, (unsigned long)cp));
+    qj_buf_add(d->L, b, out, utf8_put(out, (unsigned long)cp));
     return 6;
   }
   default:
     if (q + 1 >= d->end) return dec_fail(d, q + 1, "unterminated string"), 0;
     return dec_fail(d, q, "invalid escape in string"), 0;
   }
-  qj_buf_add(d->L, d->b, out, n);
+  qj_buf_add(d->L, b, out, n);
   return 2;
+}
+
+/* The rest of a string with escapes, from q (the first escape) on, into b, which holds the
+ * bytes before it. 0 with d->p past the closing quote, or -1. */
+static int dec_escaped(dec *d, qj_buf *b, const unsigned char *q) {
+  const unsigned char *s, *end = d->end;
+  for (;;) {
+    size_t l;
+    s = q;
+    while (!str_stop[*q]) q++;
+    if (q > s) qj_buf_add(d->L, b, s, (size_t)(q - s));
+    if (*q == '"') break;
+    if (*q == '\\') {
+      if ((l = dec_escape(d, b, q)) == 0) return -1;
+      q += l;
+    } else if (*q >= 0x80) {
+      if ((l = qj_utf8_seq(q, end)) == 0) return dec_fail(d, q, "invalid UTF-8 in string");
+      qj_buf_add(d->L, b, q, l);
+      q += l;
+    } else if (q >= end) {
+      return dec_fail(d, q, "unterminated string");
+    } else {
+      return dec_fail(d, q, "control character in string (must be escaped)");
+    }
+  }
+  d->p = q + 1;
+  return 0;
 }
 
 /* Decodes the string at d->p (on its opening quote) and pushes it. */
 static int dec_string(dec *d) {
+  lua_State *L = d->L;
   const unsigned char *s = d->p + 1, *q = s, *end = d->end;
+  qj_buf *b;
+  int r;
   for (;;) { /* no escapes so far: validate only, then push straight from the text */
     while (!str_stop[*q]) q++;
     if (*q == '"') {
-      lua_pushlstring(d->L, (const char *)s, (size_t)(q - s));
+      lua_pushlstring(L, (const char *)s, (size_t)(q - s));
       d->p = q + 1;
       return 0;
     }
@@ -184,31 +222,25 @@ static int dec_string(dec *d) {
     if (q >= end) return dec_fail(d, q, "unterminated string");
     return dec_fail(d, q, "control character in string (must be escaped)");
   }
-  /* escapes: copy into the buffer */
-  d->b->len = 0;
-  qj_buf_add(d->L, d->b, s, (size_t)(q - s));
-  for (;;) {
-    size_t l;
-    s = q;
-    while (!str_stop[*q]) q++;
-    if (q > s) qj_buf_add(d->L, d->b, s, (size_t)(q - s));
-    if (*q == '"') break;
-    if (*q == '\\') {
-      if ((l = dec_escape(d, q)) == 0) return -1;
-      q += l;
-    } else if (*q >= 0x80) {
-      if ((l = qj_utf8_seq(q, end)) == 0) return dec_fail(d, q, "invalid UTF-8 in string");
-      qj_buf_add(d->L, d->b, q, l);
-      q += l;
-    } else if (q >= end) {
-      return dec_fail(d, q, "unterminated string");
-    } else {
-      return dec_fail(d, q, "control character in string (must be escaped)");
-    }
+  /* Escapes: the string is built in the scratch buffer, then copied out. From the take to
+   * the copy nothing makes a Lua value, so no finalizer can run and reuse the buffer; the
+   * buffer is given back before lua_pushlstring, which copies the bytes before it lets the
+   * collector run, and which may raise. */
+  if (d->bufidx) {
+    b = qj_buf_take(L, d->bufidx);
+  } else {
+    b = d->b;
+    b->len = 0;
   }
-  lua_pushlstring(d->L, d->b->p, d->b->len);
-  d->p = q + 1;
-  return 0;
+  qj_buf_add(L, b, s, (size_t)(q - s));
+  r = dec_escaped(d, b, q);
+  if (d->bufidx) qj_buf_give(b);
+  if (r == 0) lua_pushlstring(L, b->p, b->len);
+  if (d->bufidx) {
+    if (r == 0) lua_replace(L, -2); /* the string takes the buffer's slot */
+    else lua_pop(L, 1);
+  }
+  return r;
 }
 
 /* ---- numbers ----------------------------------------------------------------------------- */
@@ -480,7 +512,7 @@ static int dec_run(dec *d, lua_State *L, const char *s, size_t n, int arraymt, q
     if (d->p == d->end) r = 0;
     else dec_unexpected(d, "the end after the JSON value");
   }
-  qj_buf_idle(b);
+  qj_buf_idle(d->bufidx ? (qj_buf *)lua_touserdata(L, d->bufidx) : b);
   return r;
 }
 
@@ -491,6 +523,7 @@ int qj_json_decode_object(lua_State *L, const char *s, size_t n, int arraymt, qj
   if (s[n] != '\0') return QJ_DEC_OTHER;
   state.max_depth = lim->max_depth;
   state.raw_members = 0;
+  state.bufidx = 0; /* b is the caller's: used as it is */
   if (dec_run(&state, L, s, n, arraymt, b) != 0 || !lua_istable(L, -1) ||
       lua_getmetatable(L, -1)) { /* a decoded array carries the array metatable */
     lua_settop(L, top);
@@ -531,6 +564,7 @@ int qj_json_decode(lua_State *L) {
   lua_settop(L, ARG_OPTS);
   d->max_depth = QJ_MAX_DEPTH;
   d->raw_members = 0;
+  d->bufidx = lua_upvalueindex(3);
   if (!lua_isnil(L, ARG_OPTS)) {
     luaL_checktype(L, ARG_OPTS, LUA_TTABLE);
     if (lua_getfield(L, ARG_OPTS, "max_depth") != LUA_TNIL) {
@@ -564,6 +598,7 @@ int qj_json_decode_members(lua_State *L) {
   while (is_ws[*p]) p++;
   d->raw_members = *p == '{';
   d->max_depth = d->raw_members ? QJ_MAX_DEPTH + 1 : QJ_MAX_DEPTH;
+  d->bufidx = lua_upvalueindex(3);
   lua_pushvalue(L, lua_upvalueindex(1)); /* stack slot 2: the array metatable */
   if (dec_run(d, L, s, n, 2, (qj_buf *)lua_touserdata(L, lua_upvalueindex(3))) != 0)
     return dec_push_error(L, d);
