@@ -337,3 +337,81 @@ describe("json depth: 1000 levels of the user's value, in json.encode and create
     assert.equal("json.encode: nesting deeper than 2 levels at $[1][1]", err.message)
   end)
 end)
+
+---------------------------------------------------------------------------------------------
+describe("json.decode{max_values}: a budget on the values one decode makes", function()
+  it("counts arrays, objects and strings, keys included", function()
+    -- 1 object, 2 keys, 1 array, 1 string = 5; numbers, booleans and null are free
+    local text = '{"a": [1, 2.5, true, null], "b": "s"}'
+    assert.is_table(json.decode(text, { max_values = 5 }))
+    local v, err = json.decode(text, { max_values = 4 })
+    assert.is_nil(v)
+    assert.equal("too_large", err.kind)
+    assert.equal("json.decode: more than 4 arrays, objects and strings (max_values) " ..
+      "at line 1, column 34 (byte 34)", err.message)
+    assert.equal(34, err.offset)
+    assert.equal(1, err.line)
+    assert.equal(34, err.column)
+    assert.is_table(json.decode(text, { max_values = 0 })) -- 0: no bound
+    assert.equal(7, json.decode("7", { max_values = 1 }))
+  end)
+
+  it("stops a small text that would build a huge value, early", function()
+    local text = '{"a":[' .. ("[],"):rep(300000) .. "[]]}"
+    local t0 = os.clock()
+    local v, err = json.decode(text, { max_values = 1000 })
+    assert(v == nil, "decoded in spite of max_values") -- (no 300,000-item diff on failure)
+    assert.equal("too_large", err.kind)
+    -- the object, "a" and the outer array come first: the 998th [] is the 1001st value
+    assert.equal(6 + 3 * 997 + 1, err.offset)
+    assert.is_true(os.clock() - t0 < 0.5)
+    assert.is_table(json.decode(text))
+  end)
+
+  it("refuses bad values of the option", function()
+    assert.has_error(function() json.decode("1", { max_values = -1 }) end,
+      "bad argument #2 to 'decode' (option 'max_values' must be a non-negative integer)")
+    assert.has_error(function() json.decode("1", { max_values = 1.5 }) end,
+      "bad argument #2 to 'decode' (option 'max_values' must be a non-negative integer)")
+  end)
+end)
+
+describe("core.decode_object: the client's decode, within its limits", function()
+  local decode_object = core.decode_object
+  local big = "{" .. ('"k":[],'):rep(20000) .. '"z":"end"}'
+
+  it("gives the object, or says why not", function()
+    local t = decode_object('{"a":[1,"x"],"b":{}}', 0, 0, 1000)
+    assert.same({ a = { 1, "x" }, b = {} }, t)
+    assert.equal(core.array_mt, getmetatable(t.a))
+    assert.equal("other", decode_object("[1]", 0, 0, 1000))
+    assert.equal("other", decode_object('{"a":}', 0, 0, 1000))
+    assert.equal("other", decode_object('{"a":[[1]]}', 0, 0, 2))
+    assert.is_table(decode_object('{"a":[[1]]}', 0, 0, 3))
+  end)
+
+  it("stops at max_values with nothing left on the stack", function()
+    -- 1 object + 20000 keys "k" + 20000 arrays + "z" + "end"
+    assert.is_table(decode_object(big, 40003, 0, 1000))
+    assert.equal("too_large", tostring(decode_object(big, 40002, 0, 1000)))
+    assert.equal("too_large", tostring(decode_object(big, 1, 0, 1000)))
+  end)
+
+  it("stops at the deadline, checked every few thousand values", function()
+    local now = core.monotime()
+    assert.equal("timeout", tostring(decode_object(big, 0, now - 1, 1000)))
+    assert.is_table(decode_object(big, 0, now + 3600, 1000))
+    -- a small answer is decoded before the clock is ever read
+    assert.is_table(decode_object('{"a":[]}', 0, now - 1, 1000))
+    -- strings and scalars count for the clock too
+    local scalars = '{"z":[' .. ("1,"):rep(20000) .. "2]}"
+    assert.equal("timeout", tostring(decode_object(scalars, 0, now - 1, 1000)))
+  end)
+
+  it("decodes a list page whose items nest 1000 levels, at max_depth 1003", function()
+    local input = ("["):rep(1000) .. ("]"):rep(1000)
+    local page = '{"items":[{"input":' .. input .. "}]}"
+    assert.is_table(decode_object(page, 0, 0, 1003))
+    assert.equal("other", decode_object(page, 0, 0, 1002))
+  end)
+end)

@@ -14,6 +14,10 @@
  * qj_json_decode_object) and its scratch buffer, which it holds only while it builds one
  * string with escapes and copies it out, with no Lua allocation in between, so no finalizer
  * can run while the buffer holds bytes still needed.
+ *
+ * Limits: max_depth (nesting), max_values (arrays, objects and strings made, keys included;
+ * numbers, booleans and null make no Lua object) and a deadline, read on the clock once
+ * every DEC_TICK values so that it costs nothing measurable.
  */
 #define _GNU_SOURCE 1
 #include <locale.h>
@@ -36,9 +40,16 @@ typedef struct dec {
   int arraymt;                          /* stack index of the array metatable */
   int bufidx;                           /* index of a reusable buffer to take, or 0: use b */
   qj_buf *b;                            /* for strings with escapes */
+  size_t made, max_made;                /* arrays, objects, strings made; the most allowed */
+  unsigned tick;                        /* values left before the clock is read again */
+  double deadline;                      /* qj_monotime() seconds, or 0 */
+  int stop;                             /* QJ_DEC_TOO_LARGE or QJ_DEC_TIMEOUT, else 0 */
   const unsigned char *errpos;
-  char msg[96];
+  char msg[112];
 } dec;
+
+/* Values decoded between two readings of the clock. */
+#define DEC_TICK 4096
 
 /* ---- the C locale for strtod_l, made once per process ---------------------------------- */
 
@@ -71,6 +82,26 @@ static int dec_unexpected(dec *d, const char *wanted) {
   }
   return dec_fail(d, p, d->msg);
 }
+
+/* One more array, object or string, at d->p: -1 when that is more than max_values. */
+QJ_INLINE int dec_count(dec *d) {
+  if (QJ_LIKELY(d->made++ < d->max_made)) return 0;
+  snprintf(d->msg, sizeof d->msg, "more than %zu arrays, objects and strings (max_values)",
+           d->max_made);
+  d->stop = QJ_DEC_TOO_LARGE;
+  return dec_fail(d, d->p, d->msg);
+}
+
+/* Called every DEC_TICK values: -1 once the deadline has passed. */
+static int dec_clock(dec *d) {
+  d->tick = DEC_TICK;
+  if (d->deadline <= 0 || qj_monotime() < d->deadline) return 0;
+  d->stop = QJ_DEC_TIMEOUT;
+  return dec_fail(d, d->p, "deadline reached");
+}
+
+/* One more value done (any type): reads the clock now and then. */
+#define DEC_TICKED(d) (QJ_UNLIKELY(--(d)->tick == 0) && dec_clock(d))
 
 /* ---- lexical helpers --------------------------------------------------------------------- */
 
@@ -205,6 +236,7 @@ static int dec_string(dec *d) {
   const unsigned char *s = d->p + 1, *q = s, *end = d->end;
   qj_buf *b;
   int r;
+  if (dec_count(d)) return -1;
   for (;;) { /* no escapes so far: validate only, then push straight from the text */
     while (!str_stop[*q]) q++;
     if (*q == '"') {
@@ -354,6 +386,7 @@ static int dec_value(dec *d);
 #define DEC_BATCH 64
 
 static int dec_enter(dec *d) {
+  if (dec_count(d)) return -1;
   if (++d->depth > d->max_depth) {
     snprintf(d->msg, sizeof d->msg, "nesting deeper than %d levels", d->max_depth);
     return dec_fail(d, d->p, d->msg);
@@ -378,7 +411,7 @@ static int dec_array(dec *d) {
   if (dec_enter(d)) return -1;
   if (*d->p != ']') {
     for (;;) {
-      if (dec_value(d)) return -1;
+      if (dec_value(d) || DEC_TICKED(d)) return -1;
       if (made) lua_rawseti(L, base + 1, ++n);
       else if (++n == DEC_BATCH) {
         array_make(L, base, n, n);
@@ -438,6 +471,7 @@ static int dec_object(dec *d) {
       } else if (dec_value(d)) {
         return -1;
       }
+      if (DEC_TICKED(d)) return -1;
       if (made) lua_rawset(L, base + 1);
       else if (++n == DEC_BATCH) {
         object_make(L, base, n, n);
@@ -495,16 +529,31 @@ static int dec_value(dec *d) {
   }
 }
 
-/* Decodes the whole of [start, end) (*end must be '\0'): 0 with the value pushed, or -1 with
- * d->msg and d->errpos set (the stack then holds partial values above where it was). */
-static int dec_run(dec *d, lua_State *L, const char *s, size_t n, int arraymt, qj_buf *b) {
-  int r = -1;
+/* A decoder for the stack of L with the default depth and no other limit. arraymt: stack (or
+ * upvalue) index of the array metatable; bufidx: index of a reusable qj_buf to take for each
+ * string with escapes, or 0 to use b as it is (the caller's). */
+static void dec_init(dec *d, lua_State *L, int arraymt, int bufidx, qj_buf *b) {
   d->L = L;
+  d->arraymt = arraymt;
+  d->bufidx = bufidx;
+  d->b = b;
+  d->max_depth = QJ_MAX_DEPTH;
+  d->raw_members = 0;
+  d->made = 0;
+  d->max_made = (size_t)-1;
+  d->tick = DEC_TICK;
+  d->deadline = 0;
+  d->stop = 0;
+}
+
+/* Decodes the whole of s[0..n) (s[n] must be '\0'): 0 with the value pushed, or -1 with
+ * d->msg, d->errpos (and d->stop for a limit) set; the stack then holds partial values
+ * above where it was. */
+static int dec_run(dec *d, const char *s, size_t n) {
+  int r = -1;
   d->start = d->p = (const unsigned char *)s;
   d->end = d->start + n;
   d->depth = 0;
-  d->arraymt = arraymt;
-  d->b = b;
   d->errpos = NULL;
   skip_ws(d);
   if (dec_value(d) == 0) {
@@ -512,27 +561,51 @@ static int dec_run(dec *d, lua_State *L, const char *s, size_t n, int arraymt, q
     if (d->p == d->end) r = 0;
     else dec_unexpected(d, "the end after the JSON value");
   }
-  qj_buf_idle(d->bufidx ? (qj_buf *)lua_touserdata(L, d->bufidx) : b);
+  qj_buf_idle(d->bufidx ? (qj_buf *)lua_touserdata(d->L, d->bufidx) : d->b);
   return r;
 }
 
 int qj_json_decode_object(lua_State *L, const char *s, size_t n, int arraymt, qj_buf *b,
                           const qj_dec_limits *lim) {
-  dec state;
+  dec state, *d = &state;
   int top = lua_gettop(L);
   if (s[n] != '\0') return QJ_DEC_OTHER;
-  state.max_depth = lim->max_depth;
-  state.raw_members = 0;
-  state.bufidx = 0; /* b is the caller's: used as it is */
-  if (dec_run(&state, L, s, n, arraymt, b) != 0 || !lua_istable(L, -1) ||
+  dec_init(d, L, arraymt, 0, b);
+  d->max_depth = lim->max_depth;
+  if (lim->max_values > 0) d->max_made = lim->max_values;
+  d->deadline = lim->deadline;
+  if (dec_run(d, s, n) != 0 || !lua_istable(L, -1) ||
       lua_getmetatable(L, -1)) { /* a decoded array carries the array metatable */
     lua_settop(L, top);
-    return QJ_DEC_OTHER;
+    return d->stop ? d->stop : QJ_DEC_OTHER;
   }
   return QJ_DEC_OBJECT;
 }
 
-/* Pushes nil and the decode error of a failed run; returns 2. */
+/* core.decode_object(text, max_values, deadline, max_depth) -> table | "other" | "too_large"
+ * | "timeout": qj_json_decode_object as the client calls it, for the specs and the fuzzer.
+ * Upvalues as json.decode's (its buffer is used as the client uses its own). */
+int qj_json_decode_object_lua(lua_State *L) {
+  static const char *const why[] = {"timeout", "too_large", "other"};
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  lua_Integer max_values = luaL_checkinteger(L, 2), max_depth = luaL_checkinteger(L, 4);
+  qj_dec_limits lim;
+  int r;
+  luaL_argcheck(L, max_values >= 0, 2, "must be a non-negative integer");
+  luaL_argcheck(L, max_depth >= 1 && max_depth <= 2 * QJ_MAX_DEPTH, 4, "must be within 1..2000");
+  lim.max_values = (size_t)max_values;
+  lim.deadline = (double)luaL_checknumber(L, 3);
+  lim.max_depth = (int)max_depth;
+  lua_settop(L, 4);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  r = qj_json_decode_object(L, s, n, 5, (qj_buf *)lua_touserdata(L, lua_upvalueindex(3)), &lim);
+  if (r != QJ_DEC_OBJECT) lua_pushstring(L, why[r - QJ_DEC_TIMEOUT]);
+  return 1;
+}
+
+/* Pushes nil and the error of a failed run (kind "too_large" when max_values stopped it,
+ * else "decode"); returns 2. */
 static int dec_push_error(lua_State *L, const dec *d) {
   const unsigned char *p;
   size_t offset = (size_t)(d->errpos - d->start) + 1, line = 1, col = 1;
@@ -541,7 +614,7 @@ static int dec_push_error(lua_State *L, const dec *d) {
     else col++;
   }
   lua_pushnil(L);
-  qj_push_error(L, "decode", "");
+  qj_push_error(L, d->stop == QJ_DEC_TOO_LARGE ? "too_large" : "decode", "");
   lua_pushfstring(L, "json.decode: %s at line %I, column %I (byte %I)", d->msg,
                   (lua_Integer)line, (lua_Integer)col, (lua_Integer)offset);
   lua_setfield(L, -2, "message");
@@ -554,7 +627,7 @@ static int dec_push_error(lua_State *L, const dec *d) {
   return 2;
 }
 
-/* json.decode(text [, {max_depth = n}]) -> value | nil, err */
+/* json.decode(text [, {max_depth = n, max_values = n}]) -> value | nil, err */
 int qj_json_decode(lua_State *L) {
   dec state, *d = &state;
   size_t n;
@@ -562,9 +635,7 @@ int qj_json_decode(lua_State *L) {
   luaL_checktype(L, ARG_TEXT, LUA_TSTRING);
   s = lua_tolstring(L, ARG_TEXT, &n);
   lua_settop(L, ARG_OPTS);
-  d->max_depth = QJ_MAX_DEPTH;
-  d->raw_members = 0;
-  d->bufidx = lua_upvalueindex(3);
+  dec_init(d, L, IDX_ARRAYMT, lua_upvalueindex(3), NULL);
   if (!lua_isnil(L, ARG_OPTS)) {
     luaL_checktype(L, ARG_OPTS, LUA_TTABLE);
     if (lua_getfield(L, ARG_OPTS, "max_depth") != LUA_TNIL) {
@@ -575,11 +646,15 @@ int qj_json_decode(lua_State *L) {
                     "option 'max_depth' must be within 1..1000");
       d->max_depth = (int)v;
     }
+    if (lua_getfield(L, ARG_OPTS, "max_values") != LUA_TNIL) {
+      lua_Integer v = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+      luaL_argcheck(L, v >= 0, ARG_OPTS, "option 'max_values' must be a non-negative integer");
+      if (v > 0) d->max_made = (lua_Unsigned)v < (size_t)-1 ? (size_t)v : (size_t)-1;
+    }
     lua_settop(L, ARG_OPTS);
   }
   lua_pushvalue(L, lua_upvalueindex(1)); /* IDX_ARRAYMT */
-  if (dec_run(d, L, s, n, IDX_ARRAYMT, (qj_buf *)lua_touserdata(L, lua_upvalueindex(3))) == 0)
-    return 1;
+  if (dec_run(d, s, n) == 0) return 1;
   return dec_push_error(L, d);
 }
 
@@ -596,12 +671,11 @@ int qj_json_decode_members(lua_State *L) {
   const unsigned char *p = (const unsigned char *)s;
   lua_settop(L, 1);
   while (is_ws[*p]) p++;
+  dec_init(d, L, 2, lua_upvalueindex(3), NULL);
   d->raw_members = *p == '{';
   d->max_depth = d->raw_members ? QJ_MAX_DEPTH + 1 : QJ_MAX_DEPTH;
-  d->bufidx = lua_upvalueindex(3);
   lua_pushvalue(L, lua_upvalueindex(1)); /* stack slot 2: the array metatable */
-  if (dec_run(d, L, s, n, 2, (qj_buf *)lua_touserdata(L, lua_upvalueindex(3))) != 0)
-    return dec_push_error(L, d);
+  if (dec_run(d, s, n) != 0) return dec_push_error(L, d);
   if (!d->raw_members) lua_pushboolean(L, 0);
   return 1;
 }

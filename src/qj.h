@@ -107,11 +107,15 @@ size_t qj_utf8_seq(const unsigned char *s, const unsigned char *end);
 int qj_json_decode_init(void); /* makes the C locale once per process; 0 on failure */
 /* Sets core.json, core.null, core.array, core.decode_members, ... in table -1. */
 int qj_json_open(lua_State *L);
-/* Upvalues of all three: 1 the array metatable, 2 empty_array, 3 a reusable qj_buf userdata. */
+/* json.encode, json.decode and the two below have the upvalues 1 the array metatable,
+ * 2 empty_array, 3 a reusable qj_buf userdata (each its own). */
 int qj_json_encode(lua_State *L);
 int qj_json_decode(lua_State *L);
 /* core.decode_members(text): a JSON object's members as their exact text (the emulator's). */
 int qj_json_decode_members(lua_State *L);
+/* core.decode_object(text, max_values, deadline, max_depth): qj_json_decode_object as the
+ * client calls it, for specs and the fuzzer. */
+int qj_json_decode_object_lua(lua_State *L);
 /* Bounds of one decode for the client (DESIGN.md section 5: an answer cannot cost more than
  * its max_body allows, and the operation's deadline covers decoding). */
 typedef struct qj_dec_limits {
@@ -126,8 +130,12 @@ enum { QJ_DEC_OTHER = 0, QJ_DEC_OBJECT = 1, QJ_DEC_TOO_LARGE = -1, QJ_DEC_TIMEOU
 /* For the client: decodes s[0..n) (s[n] must be '\0'; no Lua string is made) within lim.
  * QJ_DEC_OBJECT: it is a JSON object, pushed. Otherwise nothing is pushed: QJ_DEC_OTHER when
  * the text is not JSON or not an object (the caller has json.decode report on the text),
- * QJ_DEC_TOO_LARGE or QJ_DEC_TIMEOUT when a limit stopped it. arraymt: absolute stack index
- * (or upvalue index) of the array metatable; b: a scratch buffer. Raises only on memory
+ * QJ_DEC_TOO_LARGE or QJ_DEC_TIMEOUT when a limit stopped it (the deadline is read once
+ * every few thousand values). arraymt: absolute stack index (or upvalue index) of the array
+ * metatable. b: a scratch buffer, which the decoder fills and copies out with no Lua
+ * allocation in between (so no finalizer runs meanwhile): it may be shared with other calls,
+ * nested ones included, and need not be taken. Finalizers do run during the decode (tables
+ * and strings are made): s[0..n] must stay as it is until it returns. Raises only on memory
  * errors. */
 int qj_json_decode_object(lua_State *L, const char *s, size_t n, int arraymt, qj_buf *b,
                           const qj_dec_limits *lim);
