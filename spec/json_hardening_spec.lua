@@ -4,35 +4,11 @@
 local core = require "queue_jobs.core"
 local json = core.json
 
--- Deep equality that keeps integer/float subtypes, float bits and array-ness apart.
-local function same(a, b, path)
-  path = path or "$"
-  if math.type(a) ~= math.type(b) or type(a) ~= type(b) then
-    return false, path .. ": " .. tostring(math.type(a) or type(a)) .. " vs " ..
-      tostring(math.type(b) or type(b))
-  end
-  if math.type(a) == "float" then
-    if string.pack("<d", a) ~= string.pack("<d", b) then
-      return false, path .. ": " .. ("%.17g vs %.17g"):format(a, b)
-    end
-    return true
-  end
-  if type(a) ~= "table" then
-    if a ~= b then return false, path .. ": " .. tostring(a) .. " vs " .. tostring(b) end
-    return true
-  end
-  if (getmetatable(a) == core.array_mt) ~= (getmetatable(b) == core.array_mt) then
-    return false, path .. ": array vs object"
-  end
-  for k, v in pairs(a) do
-    local ok, why = same(v, b[k], path .. "." .. tostring(k))
-    if not ok then return false, why end
-  end
-  for k in pairs(b) do
-    if a[k] == nil then return false, path .. "." .. tostring(k) .. ": missing" end
-  end
-  return true
-end
+local SORTED = { sort_keys = true }
+
+-- A decoded value as exact text (integers vs floats, float bits, arrays vs objects, string
+-- bytes), for comparisons.
+local function canon(v) return assert(json.encode(v, SORTED)) end
 
 ---------------------------------------------------------------------------------------------
 -- Finalizers inside the codec.
@@ -103,77 +79,57 @@ local function exact_or_clean(want, v, text, err)
   if text == nil then
     assert.equal("invalid_argument", err.kind)
   elseif text ~= want then
-    assert.equal(json.encode(v, { sort_keys = true }), text)
+    assert.equal(json.encode(v, SORTED), text)
   end
 end
 
-describe("json.encode{sort_keys} with finalizers that run during the call", function()
-  local SORTED = { sort_keys = true }
+-- ROUNDS sorted encodes of make()'s values, each under a finalizer that calls act(value)
+-- once; every text must be exact_or_clean. Returns the hazard.
+local function encode_rounds(make, act)
+  local v
+  return with_hazard(function() act(v) end, function(h)
+    for _ = 1, ROUNDS do
+      v = make()
+      local want = json.encode(v, SORTED)
+      local text, err = h.call(json.encode, v, SORTED)
+      exact_or_clean(want, v, text, err)
+    end
+  end)
+end
 
+describe("json.encode{sort_keys} with finalizers that run during the call", function()
   it("keeps the output exact when a finalizer encodes in the middle", function()
-    local inner_want = '{"a":["inner",1.5],"b":{}}'
     local inner = {}
-    local h = with_hazard(function()
+    local h = encode_rounds(function() return objects(200, 30) end, function()
       inner[#inner + 1] = json.encode({ b = {}, a = { "inner", 1.5 } }, SORTED) or "error"
-    end, function(h)
-      for _ = 1, ROUNDS do
-        local v = objects(200, 30)
-        local want = json.encode(v, SORTED)
-        local text = h.call(json.encode, v, SORTED)
-        assert.equal(want, text)
-      end
     end)
     assert.is_true(h.runs > 0)
-    for _, s in ipairs(inner) do assert.equal(inner_want, s) end
+    for _, s in ipairs(inner) do assert.equal('{"a":["inner",1.5],"b":{}}', s) end
   end)
 
   it("keeps the output exact (or fails cleanly) when a finalizer empties the tables", function()
-    local v
-    local h = with_hazard(function()
+    local h = encode_rounds(function() return objects(200, 30, 48) end, function(v)
       for _, o in ipairs(v) do
         for key in pairs(o) do o[key] = nil end
-      end
-    end, function(h)
-      for _ = 1, ROUNDS do
-        v = objects(200, 30, 48)
-        local want = json.encode(v, SORTED)
-        local text, err = h.call(json.encode, v, SORTED)
-        exact_or_clean(want, v, text, err)
       end
     end)
     assert.is_true(h.runs > 0)
   end)
 
   it("keeps the output exact (or fails cleanly) when a finalizer adds keys", function()
-    local v
-    local h = with_hazard(function()
+    local h = encode_rounds(function() return objects(200, 30) end, function(v)
       for _, o in ipairs(v) do
         for j = 1, 64 do o["added" .. j] = j end
-      end
-    end, function(h)
-      for _ = 1, ROUNDS do
-        v = objects(200, 30)
-        local want = json.encode(v, SORTED)
-        local text, err = h.call(json.encode, v, SORTED)
-        exact_or_clean(want, v, text, err)
       end
     end)
     assert.is_true(h.runs > 0)
   end)
 
   it("keeps the output exact when a finalizer drops the keys and collects", function()
-    local v
-    local h = with_hazard(function()
+    local h = encode_rounds(function() return objects(60, 100, 64) end, function(v)
       for _, o in ipairs(v) do
         for key in pairs(o) do o[key] = nil end
         for j = 1, 30 do o[("y"):rep(60) .. j] = j end -- new long strings reuse freed memory
-      end
-    end, function(h)
-      for _ = 1, ROUNDS do
-        v = objects(60, 100, 64)
-        local want = json.encode(v, SORTED)
-        local text, err = h.call(json.encode, v, SORTED)
-        exact_or_clean(want, v, text, err)
       end
     end)
     assert.is_true(h.runs > 0)
@@ -181,51 +137,41 @@ describe("json.encode{sort_keys} with finalizers that run during the call", func
 end)
 
 describe("json.decode with finalizers that run during the call", function()
-  -- escapes make the decoder use its scratch buffer; a string over 1 MiB makes it grow and
-  -- then release that buffer at the end of the (inner) call
-  local function doc(tag, n, big)
-    local items = {}
-    for i = 1, n do
-      items[i] = ('{"%s\\n%d":"a\\u00e9\\"b\\\\%d","n":[%d,2.5,"x\\ty"]}'):format(tag, i, i, i)
-    end
-    return "[" .. table.concat(items, ",") .. ',"' .. ("\\u20ac"):rep(big and 400000 or 10) .. '"]'
+  -- Decodes text with f, twice, each time under a finalizer that decodes inner_text with
+  -- inner_f once (the decoder makes Lua values: finalizers do run inside it); every result
+  -- must be what f and inner_f give without finalizers.
+  local function decode_under_hazard(f, text, inner_f, inner_text)
+    local want, inner_want = canon(f(text)), canon(inner_f(inner_text))
+    local inner = {}
+    local h = with_hazard(function()
+      inner[#inner + 1] = inner_f(inner_text) or "error"
+    end, function(h)
+      for _ = 1, 2 do assert.equal(want, canon(h.call(f, text))) end
+    end)
+    assert.is_true(h.acted > 0)
+    for _, v in ipairs(inner) do assert(inner_want == canon(v), "the inner decode differs") end
   end
 
   it("decodes exactly when a finalizer decodes other text in the middle", function()
-    local outer_text, inner_text = doc("outer", 300), doc("inner", 20, true)
-    local outer_want, inner_want = json.decode(outer_text), json.decode(inner_text)
-    local inner = {}
-    local h = with_hazard(function()
-      inner[#inner + 1] = json.decode(inner_text) or "error"
-    end, function(h)
-      for _ = 1, 2 do
-        local v = h.call(json.decode, outer_text)
-        assert(same(outer_want, v))
+    -- escapes make the decoder use its scratch buffer; the inner string over 1 MiB makes it
+    -- grow, then release that buffer at the end of the inner call
+    local function doc(tag, n, big)
+      local items = {}
+      for i = 1, n do
+        items[i] = ('{"%s\\n%d":"a\\u00e9\\"b\\\\%d","n":[%d,2.5,"x\\ty"]}'):format(tag, i, i, i)
       end
-    end)
-    assert.is_true(h.acted > 0) -- the decoder makes Lua values: finalizers do run inside it
-    for _, v in ipairs(inner) do assert(same(inner_want, v)) end
+      return "[" .. table.concat(items, ",") .. ',"' .. ("\\u20ac"):rep(big and 400000 or 10) ..
+        '"]'
+    end
+    decode_under_hazard(json.decode, doc("outer", 300), json.decode, doc("inner", 20, true))
   end)
 
   it("decodes members exactly when a finalizer decodes in the middle", function()
     -- the keys of the top object are decoded (their values stay text): escape them
     local members = {}
     for i = 1, 300 do members[i] = ('"k\\n%d\\u00e9":[%d,"a\\tb"]'):format(i, i) end
-    local text = "{" .. table.concat(members, ",") .. "}"
-    local want = assert(core.decode_members(text))
-    local inner_text = '{"' .. ("\\u20ac"):rep(400000) .. '":1,"q\\n":"\\u00e9"}'
-    local inner_want = assert(core.decode_members(inner_text))
-    local inner = {}
-    local h = with_hazard(function()
-      inner[#inner + 1] = core.decode_members(inner_text) or "error"
-    end, function(h)
-      for _ = 1, 3 do
-        local m = h.call(core.decode_members, text)
-        assert.same(want, m)
-      end
-    end)
-    assert.is_true(h.acted > 0)
-    for _, m in ipairs(inner) do assert.same(inner_want, m) end
+    decode_under_hazard(core.decode_members, "{" .. table.concat(members, ",") .. "}",
+      core.decode_members, '{"' .. ("\\u20ac"):rep(400000) .. '":1,"q\\n":"\\u00e9"}')
   end)
 end)
 
