@@ -243,6 +243,17 @@ describe("json.decode numbers at the edge of the double range", function()
   end)
 end)
 
+describe("json.encode{sort_keys} of a huge object", function()
+  it("refuses cleanly an object with more keys than the Lua stack holds", function()
+    local t = {}
+    for i = 1, 1000000 do t["k" .. i] = true end
+    local r, err = json.encode({ a = t }, SORTED)
+    assert.is_nil(r)
+    assert.equal("json.encode: too many keys to sort (Lua stack overflow) at $.a", err.message)
+    assert.equal('{"a":{"b":1,"c":2}}', json.encode({ a = { c = 2, b = 1 } }, SORTED))
+  end)
+end)
+
 ---------------------------------------------------------------------------------------------
 describe("json depth: 1000 levels of the user's value, in json.encode and create's body", function()
   local function nest(n)

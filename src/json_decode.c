@@ -391,7 +391,8 @@ static int dec_enter(dec *d) {
     snprintf(d->msg, sizeof d->msg, "nesting deeper than %d levels", d->max_depth);
     return dec_fail(d, d->p, d->msg);
   }
-  if (!lua_checkstack(d->L, 2 * DEC_BATCH + 8)) return dec_fail(d, d->p, "Lua stack overflow");
+  if (!lua_checkstack(d->L, 2 * DEC_BATCH + 8 + QJ_SPARE_SLOTS))
+    return dec_fail(d, d->p, "Lua stack overflow");
   d->p++;
   skip_ws(d);
   return 0;

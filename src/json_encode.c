@@ -363,7 +363,8 @@ static int enc_object_sorted(enc *e, int d) {
       if (lua_isinteger(L, -1)) return enc_fail(e, "table mixes array items and string keys");
       return key_problem(e, -1);
     }
-    if (!lua_checkstack(L, 2)) return enc_fail(e, "too many keys to sort (Lua stack overflow)");
+    if (!lua_checkstack(L, 2 + QJ_SPARE_SLOTS))
+      return enc_fail(e, "too many keys to sort (Lua stack overflow)");
     lua_pushvalue(L, -1); /* keep the key; lua_next goes on from its copy */
     n++;
   }
@@ -408,7 +409,7 @@ static int enc_table(enc *e) {
     snprintf(e->msg, sizeof e->msg, "nesting deeper than %d levels", e->max_depth);
     return enc_fail(e, e->msg);
   }
-  if (!lua_checkstack(L, 8)) return enc_fail(e, "Lua stack overflow");
+  if (!lua_checkstack(L, 8 + QJ_SPARE_SLOTS)) return enc_fail(e, "Lua stack overflow");
   e->frames[d].table = p;
   if (lua_rawequal(L, -1, e->empty)) {
     qj_buf_add(L, b, "[]", 2);

@@ -104,6 +104,10 @@ int qj_error_open(lua_State *L);
 size_t qj_utf8_seq(const unsigned char *s, const unsigned char *end);
 
 /* ---- JSON (json.c, json_encode.c, json_decode.c) --------------------------------------- */
+/* Stack slots the codec keeps free beyond what it checks for as it walks, so that when
+ * lua_checkstack fails it can still build its error (Lua 5.3 does not grow the stack for
+ * that, as 5.4 does). */
+#define QJ_SPARE_SLOTS 16
 int qj_json_decode_init(void); /* makes the C locale once per process; 0 on failure */
 /* Sets core.json, core.null, core.array, core.decode_members, ... in table -1. */
 int qj_json_open(lua_State *L);
