@@ -16,6 +16,15 @@
  *      for the byte comparison because Lua's table order may depend on insertion order.
  *   5. decode(bytes, {max_depth = 3}) must not raise and must agree with the reference
  *      decoder run with the same limit (decision and value).
+ *   6. The max_values budget: with a small budget (8) decode never raises, never accepts
+ *      what the unlimited decode refused, and when it accepts gives the same value; a
+ *      decoded value that holds C arrays, objects and strings (keys included) cannot be
+ *      decoded with a budget of C - 1 ("too_large", with a position), and always can with
+ *      one of len(bytes) (every such value takes at least one byte of text).
+ *   7. core.decode_object (the client's decode) agrees with decode: the same table for an
+ *      object, "other" for anything else; with a deadline already past it gives that
+ *      table, or "timeout" once it has read the clock (every 4096 values), never anything
+ *      else.
  * Any violation prints what happened and aborts, which libFuzzer reports as a crash.
  */
 #include <stdint.h>
@@ -38,7 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define S_SHALLOW  5 /* {max_depth = 3} */
 #define S_REFDEC   6 /* reference decode(text [, max_depth]) -> value | nil, why */
 #define S_SAME     7 /* same(a, b) -> true | false, why */
-#define S_BASE     7
+#define S_OBJECT   8 /* core.decode_object(text, max_values, deadline, max_depth) */
+#define S_BASE     8
+#define BUDGET     8 /* max_values of property 6 */
 #define SHALLOW    3
 
 static lua_State *L;
@@ -88,6 +99,7 @@ static void setup(void) {
   if (!lua_isfunction(L, -1) || !lua_isfunction(L, -2)) die("reference incomplete", NULL);
   lua_remove(L, -3);
   /* core json encode decode sorted pretty shallow refdec same -> drop core and json */
+  if (lua_getfield(L, 1, "decode_object") != LUA_TFUNCTION) die("core.decode_object missing", NULL);
   lua_rotate(L, 1, -2);
   lua_settop(L, S_BASE);
 }
@@ -187,6 +199,122 @@ static void check_reference(int input, int res, int max_depth, const char *what)
   lua_settop(L, top);
 }
 
+/* Arrays, objects and strings (keys included) in the value at idx. */
+static lua_Integer count_values(int idx) {
+  lua_Integer n;
+  if (lua_type(L, idx) == LUA_TSTRING) return 1;
+  if (lua_type(L, idx) != LUA_TTABLE) return 0;
+  n = 1;
+  idx = lua_absindex(L, idx);
+  if (!lua_checkstack(L, 4)) die("count_values: Lua stack overflow", NULL);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    n += count_values(-2) + count_values(-1);
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+/* decode(input, {max_values = budget}) -> leaves res, err */
+static void decode_budget(int input, lua_Integer budget, const char *what) {
+  lua_pushvalue(L, S_DECODE);
+  lua_pushvalue(L, input);
+  lua_createtable(L, 0, 1);
+  lua_pushinteger(L, budget);
+  lua_setfield(L, -2, "max_values");
+  if (lua_pcall(L, 2, 2, 0) != LUA_OK) die(what, lua_tostring(L, -1));
+}
+
+/* The err at idx must be of kind "too_large", with a position. */
+static void check_too_large(int err, const char *what) {
+  static const char *const fields[] = {"offset", "line", "column"};
+  int i;
+  if (lua_type(L, err) != LUA_TTABLE) die(what, "error is not a table");
+  lua_getfield(L, err, "kind");
+  if (!lua_isstring(L, -1) || strcmp(lua_tostring(L, -1), "too_large") != 0)
+    die(what, errmsg(err));
+  lua_pop(L, 1);
+  for (i = 0; i < 3; i++) {
+    lua_getfield(L, err, fields[i]);
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) die(what, fields[i]);
+    lua_pop(L, 1);
+  }
+}
+
+/* Is the value at a the same as the value at b (the reference's same())? */
+static int same_value(int a, int b) {
+  int r;
+  lua_pushvalue(L, S_SAME);
+  lua_pushvalue(L, a);
+  lua_pushvalue(L, b);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) die("same() raised", lua_tostring(L, -1));
+  r = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return r;
+}
+
+/* core.decode_object(input, 0, deadline, 1000) -> leaves its result */
+static void decode_object(int input, double deadline, const char *what) {
+  lua_pushvalue(L, S_OBJECT);
+  lua_pushvalue(L, input);
+  lua_pushinteger(L, 0);
+  lua_pushnumber(L, deadline);
+  lua_pushinteger(L, 1000);
+  if (lua_pcall(L, 4, 1, 0) != LUA_OK) die(what, lua_tostring(L, -1));
+}
+
+/* 6. and 7.: v is the unlimited decode's result (nil when it failed). */
+static void check_limits(int input, int v, size_t size) {
+  int ok = !lua_isnil(L, v), is_object, r;
+  int top = lua_gettop(L);
+
+  decode_budget(input, BUDGET, "decode{max_values} raised");
+  r = top + 1;
+  if (!lua_isnil(L, r)) {
+    if (!ok) die("decode{max_values} accepted what the unlimited decode refused", NULL);
+    if (!same_value(r, v)) die("decode{max_values} gave another value", NULL);
+  } else if (ok) {
+    check_too_large(r + 1, "decode{max_values} refused a valid text");
+  }
+  lua_settop(L, top);
+  if (ok) {
+    lua_Integer c = count_values(v);
+    if (c >= 2) {
+      decode_budget(input, c - 1, "decode{max_values = C - 1} raised");
+      if (!lua_isnil(L, top + 1)) die("decode{max_values = C - 1} accepted", NULL);
+      check_too_large(top + 2, "decode{max_values = C - 1}");
+      lua_settop(L, top);
+    }
+    decode_budget(input, (lua_Integer)size + 1, "decode{max_values = #text + 1} raised");
+    if (lua_isnil(L, top + 1) || !same_value(top + 1, v))
+      die("decode{max_values = #text + 1} differs from the unlimited decode", errmsg(top + 2));
+    lua_settop(L, top);
+  }
+
+  is_object = 0;
+  if (ok && lua_istable(L, v)) {
+    is_object = !lua_getmetatable(L, v); /* decoded arrays carry the array metatable */
+    lua_settop(L, top);
+  }
+  decode_object(input, 0, "core.decode_object raised");
+  r = top + 1;
+  if (is_object) {
+    if (!lua_istable(L, r) || !same_value(r, v)) die("core.decode_object: not the object", NULL);
+  } else if (!lua_isstring(L, r) || strcmp(lua_tostring(L, r), "other") != 0) {
+    die("core.decode_object: not \"other\" for a text that is no object", NULL);
+  }
+  lua_settop(L, top);
+  decode_object(input, 1e-9, "core.decode_object with a deadline raised"); /* long past */
+  if (lua_istable(L, r)) {
+    if (!is_object || !same_value(r, v)) die("core.decode_object (deadline): not the object", NULL);
+  } else {
+    const char *why = lua_tostring(L, r);
+    if (why == NULL || (strcmp(why, "timeout") != 0 && (is_object || strcmp(why, "other") != 0)))
+      die("core.decode_object (deadline): neither its result nor \"timeout\"", why);
+  }
+  lua_settop(L, top);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int input, v, s1, d, ok;
   if (!L) setup();
@@ -200,6 +328,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ok = !lua_isnil(L, v); /* JSON null decodes to lightuserdata, never nil */
   if (!ok) check_decode_error(v, "decode of the input");
   check_reference(input, v, 0, "decode");
+  check_limits(input, v, size); /* 6. and 7. */
 
   if (ok) {
     int v2;

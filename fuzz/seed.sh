@@ -36,6 +36,8 @@ seed problem '{"type":"https://tools.ietf.org/html/rfc9110#section-15.5.1","titl
 seed bigints '[9223372036854775807,-9223372036854775808,9223372036854775808,-9223372036854775809,9007199254740993,18446744073709551615,0,-0,1e19,100000000000000000000000]'
 seed floats '[0.1,2.0,-0.0,1e-320,4.9e-324,2.2250738585072014e-308,1.7976931348623157e308,5e-324,0.30000000000000004,123456789.123456789,1E+2,1e-7,3.141592653589793]'
 seed huge_exp '[1.0e400,-1e400,1e-400]'
+seed exp_digits '[-1e-99999999999999999999999,0e99999999999,1e000000000000000000001,-0.0e+400]'
+seed exp_huge '[1e99999999999999999999999]'
 seed escapes '"\\"\\\\\\/\\b\\f\\n\\r\\t\\u0000\\u001f\\u007f\\u00e9\\u20ac\\uFFFF"'
 seed surrogates '["\\ud83d\\ude00","\\uD834\\uDD1E","\\udbff\\udfff","\\ud800\\udc00","\360\237\230\200","\342\202\254","\303\251"]'
 seed lone_surrogate '["\\ud800","\\udc00x","\\ud800\\u0041"]'
@@ -57,5 +59,12 @@ deep() { # deep NAME OPEN CLOSE COUNT MIDDLE
 deep deep_999 '[' ']' 999 '1'
 deep deep_1001 '[' ']' 1001 ''
 deep deep_objects '{"a":' '}' 600 '[]'
+
+# Numbers whose digits and exponent pull against each other (the magnitude decides range).
+zeros() { printf "%${1}s" '' | tr ' ' 0; }
+printf '[0.%s1e3001,0.%s1e3309,1%se-3000,-0.%s1e-3000]' "$(zeros 3000)" "$(zeros 3000)" \
+  "$(zeros 3000)" "$(zeros 3000)" > "$dir/seed_hand_long_numbers.json"
+printf '[0.%s1e3310,1%s]' "$(zeros 3000)" "$(zeros 400)" > "$dir/seed_hand_long_numbers_range.json"
+n=$((n + 2))
 
 echo "seed.sh: $n seeds in $dir"

@@ -29,15 +29,25 @@ qj_buf *qj_buf_new(lua_State *L, size_t cap) {
   return b;
 }
 
-void qj_buf_grow(lua_State *L, qj_buf *b, size_t need) {
+int qj_buf_try_grow(qj_buf *b, size_t need) {
   size_t cap = b->cap ? b->cap : 256;
   void *np;
-  if (need > (size_t)-1 / 4 - b->len) luaL_error(L, "buffer too large");
+  if (need > (size_t)-1 / 4 - b->len) return 0;
   while (cap - b->len < need) cap *= 2;
-  np = b->alloc(b->ud, b->p, b->cap, cap);
-  if (np == NULL) luaL_error(L, "not enough memory");
+  np = b->alloc(b->ud, b->p, b->cap, cap); /* the raw allocator: no collector step */
+  if (np == NULL) return 0;
   b->p = (char *)np;
   b->cap = cap;
+  return 1;
+}
+
+void qj_buf_grow(lua_State *L, qj_buf *b, size_t need) {
+  if (qj_buf_try_grow(b, need)) return;
+  /* Only the call that holds b writes to it, so this error unwinds that call: b is free
+   * again (without this a reusable buffer would stay busy for good after a memory error). */
+  b->busy = 0;
+  if (need > (size_t)-1 / 4 - b->len) luaL_error(L, "buffer too large");
+  luaL_error(L, "not enough memory");
 }
 
 qj_buf *qj_buf_take(lua_State *L, int idx) {
@@ -50,3 +60,7 @@ qj_buf *qj_buf_take(lua_State *L, int idx) {
 }
 
 void qj_buf_give(qj_buf *b) { b->busy = 0; }
+
+void qj_buf_idle(qj_buf *b) {
+  if (!b->busy && b->cap > QJ_BUF_KEEP) qj_buf_shrink(b);
+}

@@ -66,6 +66,12 @@ int qj_json_open(lua_State *L) {
   qj_buf_new(L, 0);
   lua_pushcclosure(L, qj_json_decode_members, 3);
   lua_setfield(L, t, "decode_members");
+
+  lua_pushvalue(L, -2);                    /* core.decode_object: the same */
+  lua_pushvalue(L, -2);
+  qj_buf_new(L, 0);
+  lua_pushcclosure(L, qj_json_decode_object_lua, 3);
+  lua_setfield(L, t, "decode_object");
   lua_settop(L, t);
   return 0;
 }

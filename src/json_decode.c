@@ -7,6 +7,17 @@
  * and lone surrogates are refused. Arrays get the queue_jobs.array metatable. Failures
  * return through the recursion; only memory errors raise, and then nothing is leaked since
  * every buffer belongs to a userdata.
+ *
+ * Finalizers run inside a decode: making tables and strings lets the collector run, and a
+ * finalizer may call the codec again (or anything else). The decoder reads only memory that
+ * stays put: the text (a Lua string on the stack for json.decode; the caller's for
+ * qj_json_decode_object) and its scratch buffer, which it holds only while it builds one
+ * string with escapes and copies it out, with no Lua allocation in between, so no finalizer
+ * can run while the buffer holds bytes still needed.
+ *
+ * Limits: max_depth (nesting), max_values (arrays, objects and strings made, keys included;
+ * numbers, booleans and null make no Lua object) and a deadline, read on the clock once
+ * every DEC_TICK values so that it costs nothing measurable.
  */
 #define _GNU_SOURCE 1
 #include <locale.h>
@@ -27,10 +38,18 @@ typedef struct dec {
   int depth, max_depth;
   int raw_members;                      /* members of the top object stay as their text */
   int arraymt;                          /* stack index of the array metatable */
+  int bufidx;                           /* index of a reusable buffer to take, or 0: use b */
   qj_buf *b;                            /* for strings with escapes */
+  size_t made, max_made;                /* arrays, objects, strings made; the most allowed */
+  unsigned tick;                        /* values left before the clock is read again */
+  double deadline;                      /* qj_monotime() seconds, or 0 */
+  int stop;                             /* QJ_DEC_TOO_LARGE or QJ_DEC_TIMEOUT, else 0 */
   const unsigned char *errpos;
-  char msg[96];
+  char msg[112];
 } dec;
+
+/* Values decoded between two readings of the clock. */
+#define DEC_TICK 4096
 
 /* ---- the C locale for strtod_l, made once per process ---------------------------------- */
 
@@ -63,6 +82,26 @@ static int dec_unexpected(dec *d, const char *wanted) {
   }
   return dec_fail(d, p, d->msg);
 }
+
+/* One more array, object or string, at d->p: -1 when that is more than max_values. */
+QJ_INLINE int dec_count(dec *d) {
+  if (QJ_LIKELY(d->made++ < d->max_made)) return 0;
+  snprintf(d->msg, sizeof d->msg, "more than %zu arrays, objects and strings (max_values)",
+           d->max_made);
+  d->stop = QJ_DEC_TOO_LARGE;
+  return dec_fail(d, d->p, d->msg);
+}
+
+/* Called every DEC_TICK values: -1 once the deadline has passed. */
+static int dec_clock(dec *d) {
+  d->tick = DEC_TICK;
+  if (d->deadline <= 0 || qj_monotime() < d->deadline) return 0;
+  d->stop = QJ_DEC_TIMEOUT;
+  return dec_fail(d, d->p, "deadline reached");
+}
+
+/* One more value done (any type): reads the clock now and then. */
+#define DEC_TICKED(d) (QJ_UNLIKELY(--(d)->tick == 0) && dec_clock(d))
 
 /* ---- lexical helpers --------------------------------------------------------------------- */
 
@@ -128,8 +167,8 @@ static size_t utf8_put(char *o, unsigned long cp) {
 
 /* ---- strings ----------------------------------------------------------------------------- */
 
-/* Decodes one escape at q (q[0] == '\\') into the buffer; returns the bytes consumed or 0. */
-static size_t dec_escape(dec *d, const unsigned char *q) {
+/* Decodes one escape at q (q[0] == '\\') into b; returns the bytes consumed or 0. */
+static size_t dec_escape(dec *d, qj_buf *b, const unsigned char *q) {
   char out[4];
   size_t n = 1;
   switch (q[1]) {
@@ -150,27 +189,58 @@ static size_t dec_escape(dec *d, const unsigned char *q) {
       if (q[6] != '\\' || q[7] != 'u' || (lo = hex4(q + 8)) < 0xDC00 || lo > 0xDFFF)
         return dec_fail(d, q, "lone high surrogate in \\u escape"), 0;
       cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-      qj_buf_add(d->L, d->b, out, utf8_put(out, (unsigned long)cp));
+      qj_buf_add(d->L, b, out, utf8_put(out, (unsigned long)cp));
       return 12;
     }
-    qj_buf_add(d->L, d->b, out, utf8_put(out, (unsigned long)cp));
+    qj_buf_add(d->L, b, out, utf8_put(out, (unsigned long)cp));
     return 6;
   }
   default:
     if (q + 1 >= d->end) return dec_fail(d, q + 1, "unterminated string"), 0;
     return dec_fail(d, q, "invalid escape in string"), 0;
   }
-  qj_buf_add(d->L, d->b, out, n);
+  qj_buf_add(d->L, b, out, n);
   return 2;
+}
+
+/* The rest of a string with escapes, from q (the first escape) on, into b, which holds the
+ * bytes before it. 0 with d->p past the closing quote, or -1. */
+static int dec_escaped(dec *d, qj_buf *b, const unsigned char *q) {
+  const unsigned char *s, *end = d->end;
+  for (;;) {
+    size_t l;
+    s = q;
+    while (!str_stop[*q]) q++;
+    if (q > s) qj_buf_add(d->L, b, s, (size_t)(q - s));
+    if (*q == '"') break;
+    if (*q == '\\') {
+      if ((l = dec_escape(d, b, q)) == 0) return -1;
+      q += l;
+    } else if (*q >= 0x80) {
+      if ((l = qj_utf8_seq(q, end)) == 0) return dec_fail(d, q, "invalid UTF-8 in string");
+      qj_buf_add(d->L, b, q, l);
+      q += l;
+    } else if (q >= end) {
+      return dec_fail(d, q, "unterminated string");
+    } else {
+      return dec_fail(d, q, "control character in string (must be escaped)");
+    }
+  }
+  d->p = q + 1;
+  return 0;
 }
 
 /* Decodes the string at d->p (on its opening quote) and pushes it. */
 static int dec_string(dec *d) {
+  lua_State *L = d->L;
   const unsigned char *s = d->p + 1, *q = s, *end = d->end;
+  qj_buf *b;
+  int r;
+  if (dec_count(d)) return -1;
   for (;;) { /* no escapes so far: validate only, then push straight from the text */
     while (!str_stop[*q]) q++;
     if (*q == '"') {
-      lua_pushlstring(d->L, (const char *)s, (size_t)(q - s));
+      lua_pushlstring(L, (const char *)s, (size_t)(q - s));
       d->p = q + 1;
       return 0;
     }
@@ -184,31 +254,25 @@ static int dec_string(dec *d) {
     if (q >= end) return dec_fail(d, q, "unterminated string");
     return dec_fail(d, q, "control character in string (must be escaped)");
   }
-  /* escapes: copy into the buffer */
-  d->b->len = 0;
-  qj_buf_add(d->L, d->b, s, (size_t)(q - s));
-  for (;;) {
-    size_t l;
-    s = q;
-    while (!str_stop[*q]) q++;
-    if (q > s) qj_buf_add(d->L, d->b, s, (size_t)(q - s));
-    if (*q == '"') break;
-    if (*q == '\\') {
-      if ((l = dec_escape(d, q)) == 0) return -1;
-      q += l;
-    } else if (*q >= 0x80) {
-      if ((l = qj_utf8_seq(q, end)) == 0) return dec_fail(d, q, "invalid UTF-8 in string");
-      qj_buf_add(d->L, d->b, q, l);
-      q += l;
-    } else if (q >= end) {
-      return dec_fail(d, q, "unterminated string");
-    } else {
-      return dec_fail(d, q, "control character in string (must be escaped)");
-    }
+  /* Escapes: the string is built in the scratch buffer, then copied out. From the take to
+   * the copy nothing makes a Lua value, so no finalizer can run and reuse the buffer; the
+   * buffer is given back before lua_pushlstring, which copies the bytes before it lets the
+   * collector run, and which may raise. */
+  if (d->bufidx) {
+    b = qj_buf_take(L, d->bufidx);
+  } else {
+    b = d->b;
+    b->len = 0;
   }
-  lua_pushlstring(d->L, d->b->p, d->b->len);
-  d->p = q + 1;
-  return 0;
+  qj_buf_add(L, b, s, (size_t)(q - s));
+  r = dec_escaped(d, b, q);
+  if (d->bufidx) qj_buf_give(b);
+  if (r == 0) lua_pushlstring(L, b->p, b->len);
+  if (d->bufidx) {
+    if (r == 0) lua_replace(L, -2); /* the string takes the buffer's slot */
+    else lua_pop(L, 1);
+  }
+  return r;
 }
 
 /* ---- numbers ----------------------------------------------------------------------------- */
@@ -220,11 +284,21 @@ static const double pow10_exact[23] = {
 
 #define IS_DIGIT(c) ((unsigned)((c) - '0') < 10u)
 
+/* The exponent's digits are read exactly up to this value, after which it only matters that
+ * it is huge: no text shorter than 10^15 - 400 bytes brings such an exponent back into the
+ * range of a double, however many digits or leading zeros it has. */
+#define EXP_SATURATED INT64_C(1000000000000000)
+
+/* Reads m x 10^exp10 from the text, m being its first 19 significant digits (nd of them,
+ * inexact when more nonzero or zero digits follow), with exp10 exact for any text. Integers
+ * that fit int64 go straight to Lua; a float is exact in one operation when m and 10^exp10
+ * are, else strtod_l rounds the text correctly. The magnitude (the value is below
+ * 10^(exp10 + nd)) decides overflow and underflow without strtod for huge exponents. */
 static int dec_number(dec *d) {
   const unsigned char *s = d->p, *q = s;
   uint64_t m = 0;
   int nd = 0, inexact = 0, isfloat = 0, neg = 0;
-  long exp10 = 0;
+  int64_t exp10 = 0, mag;
 
   if (*q == '-') { neg = 1; q++; }
   if (*q == '0') {
@@ -253,7 +327,7 @@ static int dec_number(dec *d) {
     }
   }
   if (*q == 'e' || *q == 'E') {
-    long e = 0;
+    int64_t e = 0;
     int eneg = 0;
     isfloat = 1;
     q++;
@@ -263,7 +337,7 @@ static int dec_number(dec *d) {
       return dec_unexpected(d, "a digit in the exponent");
     }
     for (; IS_DIGIT(*q); q++)
-      if (e < 100000) e = e * 10 + (*q - '0');
+      if (e < EXP_SATURATED) e = e * 10 + (*q - '0');
     exp10 += eneg ? -e : e;
   }
   d->p = q;
@@ -277,6 +351,16 @@ static int dec_number(dec *d) {
       lua_pushinteger(d->L, (lua_Integer)(0 - m)); /* wraps to INT64_MIN for 2^63 */
       return 0;
     }
+  }
+  if (m == 0) { /* every digit is 0, whatever the exponent */
+    lua_pushnumber(d->L, neg ? -0.0 : 0.0);
+    return 0;
+  }
+  mag = exp10 + nd; /* 10^(mag-1) <= value < 10^mag */
+  if (mag > 309) return dec_fail(d, s, "number out of range"); /* >= 1e309 > DBL_MAX */
+  if (mag < -323) { /* < 1e-324, under half the least subnormal: rounds to zero */
+    lua_pushnumber(d->L, neg ? -0.0 : 0.0);
+    return 0;
   }
   if (!inexact && m <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
     double v = (double)m; /* exact, and one correctly rounded operation */
@@ -302,11 +386,13 @@ static int dec_value(dec *d);
 #define DEC_BATCH 64
 
 static int dec_enter(dec *d) {
+  if (dec_count(d)) return -1;
   if (++d->depth > d->max_depth) {
     snprintf(d->msg, sizeof d->msg, "nesting deeper than %d levels", d->max_depth);
     return dec_fail(d, d->p, d->msg);
   }
-  if (!lua_checkstack(d->L, 2 * DEC_BATCH + 8)) return dec_fail(d, d->p, "Lua stack overflow");
+  if (!lua_checkstack(d->L, 2 * DEC_BATCH + 8 + QJ_SPARE_SLOTS))
+    return dec_fail(d, d->p, "Lua stack overflow");
   d->p++;
   skip_ws(d);
   return 0;
@@ -326,7 +412,7 @@ static int dec_array(dec *d) {
   if (dec_enter(d)) return -1;
   if (*d->p != ']') {
     for (;;) {
-      if (dec_value(d)) return -1;
+      if (dec_value(d) || DEC_TICKED(d)) return -1;
       if (made) lua_rawseti(L, base + 1, ++n);
       else if (++n == DEC_BATCH) {
         array_make(L, base, n, n);
@@ -386,6 +472,7 @@ static int dec_object(dec *d) {
       } else if (dec_value(d)) {
         return -1;
       }
+      if (DEC_TICKED(d)) return -1;
       if (made) lua_rawset(L, base + 1);
       else if (++n == DEC_BATCH) {
         object_make(L, base, n, n);
@@ -443,16 +530,31 @@ static int dec_value(dec *d) {
   }
 }
 
-/* Decodes the whole of [start, end) (*end must be '\0'): 0 with the value pushed, or -1 with
- * d->msg and d->errpos set (the stack then holds partial values above where it was). */
-static int dec_run(dec *d, lua_State *L, const char *s, size_t n, int arraymt, qj_buf *b) {
-  int r = -1;
+/* A decoder for the stack of L with the default depth and no other limit. arraymt: stack (or
+ * upvalue) index of the array metatable; bufidx: index of a reusable qj_buf to take for each
+ * string with escapes, or 0 to use b as it is (the caller's). */
+static void dec_init(dec *d, lua_State *L, int arraymt, int bufidx, qj_buf *b) {
   d->L = L;
+  d->arraymt = arraymt;
+  d->bufidx = bufidx;
+  d->b = b;
+  d->max_depth = QJ_MAX_DEPTH;
+  d->raw_members = 0;
+  d->made = 0;
+  d->max_made = (size_t)-1;
+  d->tick = DEC_TICK;
+  d->deadline = 0;
+  d->stop = 0;
+}
+
+/* Decodes the whole of s[0..n) (s[n] must be '\0'): 0 with the value pushed, or -1 with
+ * d->msg, d->errpos (and d->stop for a limit) set; the stack then holds partial values
+ * above where it was. */
+static int dec_run(dec *d, const char *s, size_t n) {
+  int r = -1;
   d->start = d->p = (const unsigned char *)s;
   d->end = d->start + n;
   d->depth = 0;
-  d->arraymt = arraymt;
-  d->b = b;
   d->errpos = NULL;
   skip_ws(d);
   if (dec_value(d) == 0) {
@@ -460,26 +562,51 @@ static int dec_run(dec *d, lua_State *L, const char *s, size_t n, int arraymt, q
     if (d->p == d->end) r = 0;
     else dec_unexpected(d, "the end after the JSON value");
   }
-  if (b->cap > (1u << 20)) qj_buf_shrink(b);
+  qj_buf_idle(d->bufidx ? (qj_buf *)lua_touserdata(d->L, d->bufidx) : d->b);
   return r;
 }
 
 int qj_json_decode_object(lua_State *L, const char *s, size_t n, int arraymt, qj_buf *b,
                           const qj_dec_limits *lim) {
-  dec state;
+  dec state, *d = &state;
   int top = lua_gettop(L);
   if (s[n] != '\0') return QJ_DEC_OTHER;
-  state.max_depth = lim->max_depth;
-  state.raw_members = 0;
-  if (dec_run(&state, L, s, n, arraymt, b) != 0 || !lua_istable(L, -1) ||
+  dec_init(d, L, arraymt, 0, b);
+  d->max_depth = lim->max_depth;
+  if (lim->max_values > 0) d->max_made = lim->max_values;
+  d->deadline = lim->deadline;
+  if (dec_run(d, s, n) != 0 || !lua_istable(L, -1) ||
       lua_getmetatable(L, -1)) { /* a decoded array carries the array metatable */
     lua_settop(L, top);
-    return QJ_DEC_OTHER;
+    return d->stop ? d->stop : QJ_DEC_OTHER;
   }
   return QJ_DEC_OBJECT;
 }
 
-/* Pushes nil and the decode error of a failed run; returns 2. */
+/* core.decode_object(text, max_values, deadline, max_depth) -> table | "other" | "too_large"
+ * | "timeout": qj_json_decode_object as the client calls it, for the specs and the fuzzer.
+ * Upvalues as json.decode's (its buffer is used as the client uses its own). */
+int qj_json_decode_object_lua(lua_State *L) {
+  static const char *const why[] = {"timeout", "too_large", "other"};
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  lua_Integer max_values = luaL_checkinteger(L, 2), max_depth = luaL_checkinteger(L, 4);
+  qj_dec_limits lim;
+  int r;
+  luaL_argcheck(L, max_values >= 0, 2, "must be a non-negative integer");
+  luaL_argcheck(L, max_depth >= 1 && max_depth <= 2 * QJ_MAX_DEPTH, 4, "must be within 1..2000");
+  lim.max_values = (size_t)max_values;
+  lim.deadline = (double)luaL_checknumber(L, 3);
+  lim.max_depth = (int)max_depth;
+  lua_settop(L, 4);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  r = qj_json_decode_object(L, s, n, 5, (qj_buf *)lua_touserdata(L, lua_upvalueindex(3)), &lim);
+  if (r != QJ_DEC_OBJECT) lua_pushstring(L, why[r - QJ_DEC_TIMEOUT]);
+  return 1;
+}
+
+/* Pushes nil and the error of a failed run (kind "too_large" when max_values stopped it,
+ * else "decode"); returns 2. */
 static int dec_push_error(lua_State *L, const dec *d) {
   const unsigned char *p;
   size_t offset = (size_t)(d->errpos - d->start) + 1, line = 1, col = 1;
@@ -488,7 +615,7 @@ static int dec_push_error(lua_State *L, const dec *d) {
     else col++;
   }
   lua_pushnil(L);
-  qj_push_error(L, "decode", "");
+  qj_push_error(L, d->stop == QJ_DEC_TOO_LARGE ? "too_large" : "decode", "");
   lua_pushfstring(L, "json.decode: %s at line %I, column %I (byte %I)", d->msg,
                   (lua_Integer)line, (lua_Integer)col, (lua_Integer)offset);
   lua_setfield(L, -2, "message");
@@ -501,7 +628,7 @@ static int dec_push_error(lua_State *L, const dec *d) {
   return 2;
 }
 
-/* json.decode(text [, {max_depth = n}]) -> value | nil, err */
+/* json.decode(text [, {max_depth = n, max_values = n}]) -> value | nil, err */
 int qj_json_decode(lua_State *L) {
   dec state, *d = &state;
   size_t n;
@@ -509,8 +636,7 @@ int qj_json_decode(lua_State *L) {
   luaL_checktype(L, ARG_TEXT, LUA_TSTRING);
   s = lua_tolstring(L, ARG_TEXT, &n);
   lua_settop(L, ARG_OPTS);
-  d->max_depth = QJ_MAX_DEPTH;
-  d->raw_members = 0;
+  dec_init(d, L, IDX_ARRAYMT, lua_upvalueindex(3), NULL);
   if (!lua_isnil(L, ARG_OPTS)) {
     luaL_checktype(L, ARG_OPTS, LUA_TTABLE);
     if (lua_getfield(L, ARG_OPTS, "max_depth") != LUA_TNIL) {
@@ -521,11 +647,15 @@ int qj_json_decode(lua_State *L) {
                     "option 'max_depth' must be within 1..1000");
       d->max_depth = (int)v;
     }
+    if (lua_getfield(L, ARG_OPTS, "max_values") != LUA_TNIL) {
+      lua_Integer v = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+      luaL_argcheck(L, v >= 0, ARG_OPTS, "option 'max_values' must be a non-negative integer");
+      if (v > 0) d->max_made = (lua_Unsigned)v < (size_t)-1 ? (size_t)v : (size_t)-1;
+    }
     lua_settop(L, ARG_OPTS);
   }
   lua_pushvalue(L, lua_upvalueindex(1)); /* IDX_ARRAYMT */
-  if (dec_run(d, L, s, n, IDX_ARRAYMT, (qj_buf *)lua_touserdata(L, lua_upvalueindex(3))) == 0)
-    return 1;
+  if (dec_run(d, s, n) == 0) return 1;
   return dec_push_error(L, d);
 }
 
@@ -542,11 +672,11 @@ int qj_json_decode_members(lua_State *L) {
   const unsigned char *p = (const unsigned char *)s;
   lua_settop(L, 1);
   while (is_ws[*p]) p++;
+  dec_init(d, L, 2, lua_upvalueindex(3), NULL);
   d->raw_members = *p == '{';
   d->max_depth = d->raw_members ? QJ_MAX_DEPTH + 1 : QJ_MAX_DEPTH;
   lua_pushvalue(L, lua_upvalueindex(1)); /* stack slot 2: the array metatable */
-  if (dec_run(d, L, s, n, 2, (qj_buf *)lua_touserdata(L, lua_upvalueindex(3))) != 0)
-    return dec_push_error(L, d);
+  if (dec_run(d, s, n) != 0) return dec_push_error(L, d);
   if (!d->raw_members) lua_pushboolean(L, 0);
   return 1;
 }

@@ -1,9 +1,15 @@
 /*
  * JSON encoder: Lua value -> JSON text, exactly (DESIGN.md section 4).
  *
- * The walk uses raw access only (lua_next, lua_rawgeti), so no metamethod and no user code
- * runs while it works. Failures return through the recursion; only a memory error raises,
- * and the output buffer belongs to a userdata, so nothing leaks either way.
+ * The walk makes no Lua allocation at all: it reads with raw access (lua_next, lua_rawgeti,
+ * lua_rawget), keeps what it must on the Lua stack (which grows without a collector step)
+ * and writes into buffers grown by the raw allocator. So no collector step, hence no
+ * finalizer and no user code, runs from the moment the output buffer is taken until the text
+ * is copied out: the tables cannot change under the walk, the strings it points into stay
+ * where they are, and no nested encode can start. Failures return through the recursion and
+ * the path of the value is built only after the buffer is given back; only a memory error
+ * raises (the output buffer then gives itself back, see qj_buf_grow), and every buffer
+ * belongs to a userdata, so nothing leaks either way.
  */
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +23,7 @@
 #define ARG_OPTS  2
 #define IDX_ARRAYMT 3
 #define IDX_EMPTY   4
+#define IDX_KEYS    5 /* the sort_keys scratch buffer, or nil */
 
 typedef struct enc_frame {
   const void *table;   /* the container at this level (cycle check) */
@@ -27,11 +34,14 @@ typedef struct enc_frame {
 
 typedef struct enc {
   lua_State *L;
-  qj_buf *b;
+  qj_buf *b;           /* the output */
+  qj_buf *keys;        /* sort_keys: one array of sk per sorted object being encoded, stacked */
   int depth;           /* frames[0 .. depth-1] lead to the value being encoded */
-  int max_depth;
+  int faildepth;       /* the depth at the failure */
+  int base;            /* levels above the user's value (1 for create's body), not counted */
+  int max_depth;       /* levels of the user's value */
   int indent;          /* spaces per level; 0 = compact */
-  int sort_keys;
+  int oom;             /* the failure is a memory error */
   int arraymt, empty;  /* stack (or upvalue) indices of the array metatable, empty_array */
   char msg[96];
   enc_frame frames[QJ_MAX_DEPTH + 1];
@@ -99,15 +109,21 @@ static void path_add_quoted(luaL_Buffer *pb, const char *s, size_t n) {
   luaL_addstring(pb, "\"]");
 }
 
-/* Records msg and pushes the JSON path of the value being encoded; returns -1. The caller
- * unwinds without touching the stack, so the path stays on top for qj_json_encode. */
+/* Records msg and where the walk is; returns -1. The callers unwind without touching the
+ * stack, so the keys the frames point to stay anchored there until enc_result reports. */
 static int enc_fail(enc *e, const char *msg) {
+  if (msg != e->msg) snprintf(e->msg, sizeof e->msg, "%s", msg);
+  e->faildepth = e->depth;
+  return -1;
+}
+
+/* Pushes the JSON path of the failed value. */
+static void enc_push_path(enc *e) {
   luaL_Buffer pb;
   int i;
-  if (msg != e->msg) snprintf(e->msg, sizeof e->msg, "%s", msg);
   luaL_buffinit(e->L, &pb);
   luaL_addchar(&pb, '$');
-  for (i = 0; i < e->depth; i++) {
+  for (i = 0; i < e->faildepth; i++) {
     const enc_frame *f = &e->frames[i];
     if (f->key == NULL) {
       char num[32];
@@ -121,7 +137,6 @@ static int enc_fail(enc *e, const char *msg) {
     }
   }
   luaL_pushresult(&pb);
-  return -1;
 }
 
 /* ---- scalars --------------------------------------------------------------------------- */
@@ -317,7 +332,11 @@ static int enc_array_checked(enc *e, int d, int forced) {
   return 0;
 }
 
-typedef struct sk { const char *s; size_t n; } sk;
+typedef struct sk {
+  const char *s;
+  size_t n;
+  int slot; /* the key's stack slot */
+} sk;
 
 static int sk_cmp(const void *a, const void *b) {
   const sk *x = (const sk *)a, *y = (const sk *)b;
@@ -327,41 +346,52 @@ static int sk_cmp(const void *a, const void *b) {
   return (x->n > y->n) - (x->n < y->n);
 }
 
-/* Object with members in byte order of their keys. Stack: ... t. */
+/* Object with members in byte order of their keys. Stack: ... t. The keys are copied above
+ * t, one slot each, so the strings stay anchored and each value is looked up by pushing its
+ * key from its slot (no string is made); the sort array, in e->keys, refers to those slots.
+ * An object whose keys do not fit on the Lua stack (about a million) is refused. */
 static int enc_object_sorted(enc *e, int d) {
   lua_State *L = e->L;
-  size_t count = 0, i;
+  qj_buf *kb = e->keys;
+  int t = lua_gettop(L), n = 0, i;
+  size_t base = kb->len;
   sk *keys;
   lua_pushnil(L);
-  while (lua_next(L, -2)) {
+  while (lua_next(L, t)) { /* stack: t key1 .. keyn key value */
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING) {
       if (lua_isinteger(L, -1)) return enc_fail(e, "table mixes array items and string keys");
       return key_problem(e, -1);
     }
-    count++;
+    if (!lua_checkstack(L, 2 + QJ_SPARE_SLOTS))
+      return enc_fail(e, "too many keys to sort (Lua stack overflow)");
+    lua_pushvalue(L, -1); /* keep the key; lua_next goes on from its copy */
+    n++;
   }
-  /* the keys stay alive as keys of t, which is on the stack and not modified */
-  keys = (sk *)lua_newuserdatauv(L, count * sizeof *keys, 0);
-  lua_insert(L, -2); /* ... keys t */
-  i = 0;
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    lua_pop(L, 1);
-    keys[i].s = lua_tolstring(L, -1, &keys[i].n);
-    i++;
+  if ((size_t)n > ((size_t)-1 - base) / sizeof *keys ||
+      (kb->cap - base < (size_t)n * sizeof *keys && !qj_buf_try_grow(kb, (size_t)n * sizeof *keys))) {
+    e->oom = 1;
+    return enc_fail(e, "not enough memory to sort keys");
   }
-  qsort(keys, count, sizeof *keys, sk_cmp);
+  keys = (sk *)(kb->p + base);
+  for (i = 0; i < n; i++) {
+    keys[i].slot = t + 1 + i;
+    keys[i].s = lua_tolstring(L, keys[i].slot, &keys[i].n);
+  }
+  kb->len = base + (size_t)n * sizeof *keys;
+  if (n > 1) qsort(keys, (size_t)n, sizeof *keys, sk_cmp);
   qj_buf_addc(L, e->b, '{');
-  for (i = 0; i < count; i++) {
-    lua_pushlstring(L, keys[i].s, keys[i].n);
-    lua_rawget(L, -2);
+  for (i = 0; i < n; i++) {
+    keys = (sk *)(kb->p + base); /* the members' own sorts may have moved the array */
+    lua_pushvalue(L, keys[i].slot);
+    lua_rawget(L, t);
     if (enc_member(e, d, i == 0, keys[i].s, keys[i].n)) return -1;
     lua_pop(L, 1);
   }
   if (e->indent) enc_newline(e, d);
   qj_buf_addc(L, e->b, '}');
-  lua_remove(L, -2); /* the keys userdata */
+  kb->len = base;
+  lua_settop(L, t);
   return 0;
 }
 
@@ -375,11 +405,11 @@ static int enc_table(enc *e) {
 
   for (i = 0; i < d; i++)
     if (e->frames[i].table == p) return enc_fail(e, "cycle: a table contains itself");
-  if (d >= e->max_depth) {
+  if (d - e->base >= e->max_depth) {
     snprintf(e->msg, sizeof e->msg, "nesting deeper than %d levels", e->max_depth);
     return enc_fail(e, e->msg);
   }
-  if (!lua_checkstack(L, 8)) return enc_fail(e, "Lua stack overflow");
+  if (!lua_checkstack(L, 8 + QJ_SPARE_SLOTS)) return enc_fail(e, "Lua stack overflow");
   e->frames[d].table = p;
   if (lua_rawequal(L, -1, e->empty)) {
     qj_buf_add(L, b, "[]", 2);
@@ -398,7 +428,7 @@ static int enc_table(enc *e) {
   }
   /* stack: t k v */
   if (lua_type(L, -2) == LUA_TSTRING && !forced) {
-    if (e->sort_keys) {
+    if (e->keys != NULL) {
       lua_pop(L, 2);
       return enc_object_sorted(e, d);
     }
@@ -478,46 +508,56 @@ static int enc_value(enc *e) {
   }
 }
 
-/* Returns the results of an encode: the text, or nil, err (the path of the failure is on
- * top of the stack when status is nonzero). */
+/* Gives the output buffer back, then returns the results of an encode: the text, or nil,
+ * err (the path of a failure is built now, from the frames). The buffer is given back before
+ * the first Lua allocation: lua_pushlstring copies the bytes before it lets the collector run
+ * (so a finalizer may take the buffer at once), and it may raise. */
 static int enc_result(enc *e, int status) {
   lua_State *L = e->L;
   qj_buf *b = e->b;
+  qj_buf_give(b);
+  if (e->keys != NULL) qj_buf_shrink(e->keys);
   if (status != 0) {
+    qj_buf_idle(b);
+    if (e->oom) return luaL_error(L, "not enough memory");
     lua_pushnil(L);
     qj_push_error(L, "invalid_argument", "");
-    lua_pushfstring(L, "json.encode: %s at %s", e->msg, lua_tostring(L, -3));
-    lua_setfield(L, -2, "message");
-    lua_pushvalue(L, -3);
+    enc_push_path(e);
+    lua_pushfstring(L, "json.encode: %s at %s", e->msg, lua_tostring(L, -1));
+    lua_setfield(L, -3, "message");
     lua_setfield(L, -2, "path");
-    if (b->cap > (1u << 20)) qj_buf_shrink(b);
     return 2;
   }
   lua_pushlstring(L, b->p, b->len);
-  if (b->cap > (1u << 20)) qj_buf_shrink(b);
+  qj_buf_idle(b);
   return 1;
 }
 
-/* Compact encoding with the default depth limit, into the qj_buf at upvalue 3. */
+/* Compact encoding with the default depth limit, into the reusable buffer at upvalue 3,
+ * which it takes (one stack slot). */
 static void enc_init(enc *e, lua_State *L, int arraymt, int empty) {
   e->L = L;
-  e->depth = 0;
+  e->keys = NULL;
+  e->depth = e->faildepth = 0;
+  e->base = 0;
   e->max_depth = QJ_MAX_DEPTH;
   e->indent = 0;
-  e->sort_keys = 0;
+  e->oom = 0;
   e->arraymt = arraymt;
   e->empty = empty;
   e->msg[0] = '\0';
-  e->b = (qj_buf *)lua_touserdata(L, lua_upvalueindex(3));
-  e->b->len = 0;
+  e->b = qj_buf_take(L, lua_upvalueindex(3));
 }
 
 /* json.encode(value [, {indent = n, sort_keys = bool, max_depth = n}]) -> text | nil, err */
 int qj_json_encode(lua_State *L) {
   enc state, *e = &state; /* about 32 KiB of C stack */
+  int indent = 0, max_depth = QJ_MAX_DEPTH;
   luaL_checkany(L, ARG_VALUE);
   lua_settop(L, ARG_OPTS);
-  enc_init(e, L, IDX_ARRAYMT, IDX_EMPTY);
+  lua_pushvalue(L, lua_upvalueindex(1)); /* IDX_ARRAYMT */
+  lua_pushvalue(L, lua_upvalueindex(2)); /* IDX_EMPTY */
+  lua_pushnil(L);                        /* IDX_KEYS */
   if (!lua_isnil(L, ARG_OPTS)) {
     luaL_checktype(L, ARG_OPTS, LUA_TTABLE);
     if (lua_getfield(L, ARG_OPTS, "indent") != LUA_TNIL) {
@@ -525,11 +565,14 @@ int qj_json_encode(lua_State *L) {
       luaL_argcheck(L, lua_isinteger(L, -1), ARG_OPTS, "option 'indent' must be an integer");
       n = lua_tointeger(L, -1);
       luaL_argcheck(L, n >= 0 && n <= 16, ARG_OPTS, "option 'indent' must be within 0..16");
-      e->indent = (int)n;
+      indent = (int)n;
     }
     if (lua_getfield(L, ARG_OPTS, "sort_keys") != LUA_TNIL) {
       luaL_argcheck(L, lua_isboolean(L, -1), ARG_OPTS, "option 'sort_keys' must be a boolean");
-      e->sort_keys = lua_toboolean(L, -1);
+      if (lua_toboolean(L, -1)) {
+        qj_buf_new(L, 0); /* before the take: from then on nothing allocates */
+        lua_replace(L, IDX_KEYS);
+      }
     }
     if (lua_getfield(L, ARG_OPTS, "max_depth") != LUA_TNIL) {
       lua_Integer n;
@@ -537,26 +580,31 @@ int qj_json_encode(lua_State *L) {
       n = lua_tointeger(L, -1);
       luaL_argcheck(L, n >= 1 && n <= QJ_MAX_DEPTH, ARG_OPTS,
                     "option 'max_depth' must be within 1..1000");
-      e->max_depth = (int)n;
+      max_depth = (int)n;
     }
-    lua_settop(L, ARG_OPTS);
+    lua_settop(L, IDX_KEYS);
   }
-  /* slots: 1 value, 2 opts, 3 array mt, 4 empty_array, 5 the value being walked */
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushvalue(L, lua_upvalueindex(2));
+  /* slots: 1 value, 2 opts, 3 array mt, 4 empty_array, 5 keys, 6 output, 7 the value */
+  enc_init(e, L, IDX_ARRAYMT, IDX_EMPTY);
+  e->indent = indent;
+  e->max_depth = max_depth;
+  e->keys = (qj_buf *)lua_touserdata(L, IDX_KEYS);
   lua_pushvalue(L, ARG_VALUE);
   return enc_result(e, enc_value(e));
 }
 
 /* create's body: encode_job(input, metadata, webhook) -> text | nil, err. The same bytes and
  * errors as json.encode{input = input, metadata = metadata, webhook = webhook}, members in
- * this order, without making that table (paths read "$.input.items[3].name" alike). */
+ * this order, without making that table (paths read "$.input.items[3].name" alike). The
+ * wrapper is not counted: input and metadata may nest 1000 levels, as a value may in
+ * json.encode. */
 int qj_json_encode_job(lua_State *L) {
   static const char *const names[] = {"input", "metadata", "webhook"};
   enc state, *e = &state;
   int i, first = 1;
   lua_settop(L, 3);
   enc_init(e, L, lua_upvalueindex(1), lua_upvalueindex(2));
+  e->base = 1;
   e->frames[0].table = NULL; /* the object is no Lua table: no value can contain it */
   qj_buf_addc(L, e->b, '{');
   for (i = 0; i < 3; i++) {

@@ -36,7 +36,8 @@
 /* ---- growable byte buffer owned by a Lua userdata (buf.c) -----------------------------
  * The storage belongs to a full userdata on the Lua stack, so a Lua error (for example a
  * memory error) anywhere cannot leak it: the collector frees it. Memory comes from the
- * state's allocator, so hosts that limit memory see it. */
+ * state's allocator, so hosts that limit memory see it; growing calls it directly, so it
+ * never runs a collector step (nor, therefore, a finalizer). */
 typedef struct qj_buf {
   char *p;
   size_t len, cap;
@@ -45,16 +46,32 @@ typedef struct qj_buf {
   int busy;      /* a reusable buffer taken by a call in progress (qj_buf_take) */
 } qj_buf;
 
+/* A reusable buffer larger than this is released when its call ends (qj_buf_idle). */
+#define QJ_BUF_KEEP ((size_t)1 << 20)
+
 qj_buf *qj_buf_new(lua_State *L, size_t cap);   /* pushes the owning userdata */
-void qj_buf_grow(lua_State *L, qj_buf *b, size_t need); /* raises on memory error */
+/* Room for need more bytes: qj_buf_try_grow says 0 when there is no memory (b unchanged);
+ * qj_buf_grow raises instead, after marking b not busy (only the call that holds b grows it,
+ * so the error unwinds that call). */
+int qj_buf_try_grow(qj_buf *b, size_t need);
+void qj_buf_grow(lua_State *L, qj_buf *b, size_t need);
 void qj_buf_shrink(qj_buf *b);                            /* frees the storage */
 /* A reusable buffer (an upvalue, say, at index idx) is taken for the length of one call:
  * qj_buf_take pushes it and returns it emptied and marked busy. When a call in progress holds
  * it already (a finalizer re-entered the library while that call made Lua values), the new
  * call gets a buffer of its own instead, pushed in the same slot, so nested calls never share
- * one. qj_buf_give hands it back. Either way the call's stack grows by one slot. */
+ * one. qj_buf_give hands it back. Either way the call's stack grows by one slot.
+ * The busy flag is only as good as the holder's exits: a holder must give the buffer back on
+ * every path that leaves it, errors included. So between take and give a holder makes no
+ * call that can raise other than qj_buf_grow on that buffer (which gives it back itself),
+ * and gives it back before any Lua allocation (a memory error, or in Lua 5.3 an error raised
+ * by a finalizer, would leave it busy for good: every later call would then get a fresh
+ * buffer, correct but slower). json_encode.c and json_decode.c keep to this. */
 qj_buf *qj_buf_take(lua_State *L, int idx);
 void qj_buf_give(qj_buf *b);
+/* Frees the storage of a reusable buffer that nobody holds, when it has grown past
+ * QJ_BUF_KEEP; to call once the bytes are copied out. */
+void qj_buf_idle(qj_buf *b);
 
 QJ_INLINE char *qj_buf_reserve(lua_State *L, qj_buf *b, size_t n) {
   if (QJ_UNLIKELY(b->cap - b->len < n)) qj_buf_grow(L, b, n);
@@ -104,14 +121,22 @@ void qj_redact_buf(lua_State *L, qj_buf *b, const char *key, size_t keylen, cons
 int qj_redact_open(lua_State *L); /* sets core.redact in table -1 */
 
 /* ---- JSON (json.c, json_encode.c, json_decode.c) --------------------------------------- */
+/* Stack slots the codec keeps free beyond what it checks for as it walks, so that when
+ * lua_checkstack fails it can still build its error (Lua 5.3 does not grow the stack for
+ * that, as 5.4 does). */
+#define QJ_SPARE_SLOTS 16
 int qj_json_decode_init(void); /* makes the C locale once per process; 0 on failure */
 /* Sets core.json, core.null, core.array, core.decode_members, ... in table -1. */
 int qj_json_open(lua_State *L);
-/* Upvalues of all three: 1 the array metatable, 2 empty_array, 3 a reusable qj_buf userdata. */
+/* json.encode, json.decode and the two below have the upvalues 1 the array metatable,
+ * 2 empty_array, 3 a reusable qj_buf userdata (each its own). */
 int qj_json_encode(lua_State *L);
 int qj_json_decode(lua_State *L);
 /* core.decode_members(text): a JSON object's members as their exact text (the emulator's). */
 int qj_json_decode_members(lua_State *L);
+/* core.decode_object(text, max_values, deadline, max_depth): qj_json_decode_object as the
+ * client calls it, for specs and the fuzzer. */
+int qj_json_decode_object_lua(lua_State *L);
 /* Bounds of one decode for the client (DESIGN.md section 5: an answer cannot cost more than
  * its max_body allows, and the operation's deadline covers decoding). */
 typedef struct qj_dec_limits {
@@ -126,8 +151,12 @@ enum { QJ_DEC_OTHER = 0, QJ_DEC_OBJECT = 1, QJ_DEC_TOO_LARGE = -1, QJ_DEC_TIMEOU
 /* For the client: decodes s[0..n) (s[n] must be '\0'; no Lua string is made) within lim.
  * QJ_DEC_OBJECT: it is a JSON object, pushed. Otherwise nothing is pushed: QJ_DEC_OTHER when
  * the text is not JSON or not an object (the caller has json.decode report on the text),
- * QJ_DEC_TOO_LARGE or QJ_DEC_TIMEOUT when a limit stopped it. arraymt: absolute stack index
- * (or upvalue index) of the array metatable; b: a scratch buffer. Raises only on memory
+ * QJ_DEC_TOO_LARGE or QJ_DEC_TIMEOUT when a limit stopped it (the deadline is read once
+ * every few thousand values). arraymt: absolute stack index (or upvalue index) of the array
+ * metatable. b: a scratch buffer, which the decoder fills and copies out with no Lua
+ * allocation in between (so no finalizer runs meanwhile): it may be shared with other calls,
+ * nested ones included, and need not be taken. Finalizers do run during the decode (tables
+ * and strings are made): s[0..n] must stay as it is until it returns. Raises only on memory
  * errors. */
 int qj_json_decode_object(lua_State *L, const char *s, size_t n, int arraymt, qj_buf *b,
                           const qj_dec_limits *lim);
