@@ -504,9 +504,9 @@ static int push_answer(lua_State *L, qj_http *h, qj_response *r, long status, in
                        const qj_dec_limits *lim) {
   int got = QJ_DEC_OTHER;
   if (want_object && status >= 200 && status < 300 && r->body != NULL) {
-    qj_buf *scratch = qj_buf_take(L, lua_upvalueindex(2));
+    qj_buf *scratch = (qj_buf *)lua_touserdata(L, lua_upvalueindex(2)); /* may be shared */
     got = qj_json_decode_object(L, r->body, r->len, lua_upvalueindex(1), scratch, lim);
-    qj_buf_give(scratch);
+    qj_buf_idle(scratch);
     if (got == QJ_DEC_TOO_LARGE) {
       char msg[128];
       snprintf(msg, sizeof msg, "the answer holds more than %zu arrays, objects and strings"
