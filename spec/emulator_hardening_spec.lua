@@ -537,6 +537,21 @@ describe("salad-queue-emulator idle and slow connections", function()
     assert.are.equal(0, (emu:stop()), emu.stderr)
   end)
 
+  -- The server's connections on port that are still open (Linux /proc/net/tcp; listening,
+  -- TIME_WAIT and CLOSE sockets left out): one the client closed counts until the server has
+  -- seen it go and closed its end.
+  local function server_sockets(port)
+    local n = 0
+    for _, f in ipairs { "/proc/net/tcp", "/proc/net/tcp6" } do
+      for line in (helpers.read_file(f) or ""):gmatch("[^\n]+") do
+        local lport, state = line:match("^%s*%d+: %x+:(%x+) %x+:%x+ (%x%x)")
+        if lport and tonumber(lport, 16) == port and state ~= "0A" and state ~= "06" and
+          state ~= "07" then n = n + 1 end
+      end
+    end
+    return n
+  end
+
   it("closes the connection idle the longest when --max-connections is reached", function()
     local emu = helpers.start_emulator { args = { "--max-connections", "3", "--verbose" } }
     local idle = {}
@@ -552,8 +567,10 @@ describe("salad-queue-emulator idle and slow connections", function()
       assert.are.equal(401, (idle[i]:request("GET", helpers.API .. helpers.JOBS)))
     end
     for i = 1, 3 do idle[i]:close() end
-    -- with every connection busy, a new one is closed at once
+    -- with every connection busy, a new one is closed at once (once the server has seen the
+    -- connections above go, the fault's control connection included: they count till then)
     emu:fault { count = 3, fault = { kind = "delay", ms = 1500 } }
+    assert.truthy(helpers.wait_for(function() return server_sockets(emu.port) == 0 end, 5))
     local busy = {}
     for i = 1, 3 do
       busy[i] = assert(helpers.connect(emu.url))
