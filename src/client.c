@@ -58,6 +58,7 @@ typedef struct qj_response {
   char *body;        /* body[len] stays free for a '\0' */
   size_t len, cap;
   int too_large, oom;
+  int redirect;      /* the status line says 3xx: only then is Location of use */
   lua_Alloc alloc;
   void *ud;
   char content_type[256], retry_after[128], location[2048];
@@ -158,8 +159,11 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
   if (n == 0) return n;
   switch (lower((unsigned char)line[0])) { /* most lines are none of ours: one test each */
   case 'h':
-    if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) /* a new response (after 1xx, say) */
+    if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) { /* a new response (after 1xx, say) */
+      const char *sp = memchr(line, ' ', n);
       r->content_type[0] = r->retry_after[0] = r->location[0] = '\0';
+      r->redirect = sp != NULL && (size_t)(sp - line) + 1 < n && sp[1] == '3';
+    }
     break;
   case 'c':
     take_header(h, line, n, "content-type", r->content_type, sizeof r->content_type);
@@ -167,7 +171,9 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
   case 'r':
     take_header(h, line, n, "retry-after", r->retry_after, sizeof r->retry_after);
     break;
-  case 'l': take_header(h, line, n, "location", r->location, sizeof r->location); break;
+  case 'l': /* shown only in the error of a redirect, which is not followed */
+    if (r->redirect) take_header(h, line, n, "location", r->location, sizeof r->location);
+    break;
   default: break;
   }
   return n;

@@ -167,6 +167,8 @@ size_t qj_redact_next(const char *key, size_t keylen, const char *s, size_t n, s
   while (t < tend && is_blank(*t)) t++;
   while (tend > t && is_blank(tend[-1])) tend--;
   trimmed = (t != k || tend != kend) && (size_t)(tend - t) >= QJ_REDACT_MIN;
+  /* escapes only lengthen an echo: text shorter than the shortest one holds none */
+  if (n - from < (trimmed ? (size_t)(tend - t) : keylen)) return n;
   for (p = (uc *)s + from; p < end; p++) {
     uc *m = NULL, *m2 = NULL;
     long budget;
