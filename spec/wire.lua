@@ -11,6 +11,8 @@
 --
 -- A response is a string (sent as is) or a table {raw = s, close = bool, drop = bool}. The
 -- server stops after the last response, or after 10 s without a request.
+local read_file = require("helpers").read_file
+
 local M = {}
 
 local SERVER = [[
@@ -66,15 +68,6 @@ local function write(path, s)
   f:close()
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-M.read = read
-
 local function serialize(r)
   if type(r) == "string" then return ("%q"):format(r) end
   local parts = {}
@@ -99,7 +92,7 @@ function M.serve(responses)
   srv.port = assert(tonumber(srv.proc:read("l")), "the wire server did not start")
   function srv.finish()
     srv.proc:close()
-    local log = read(srv.log)
+    local log = read_file(srv.log) or ""
     os.remove(srv.script)
     os.remove(srv.resp)
     os.remove(srv.log)
