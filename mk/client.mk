@@ -1,5 +1,5 @@
 # The queue_jobs client (issue #4): extra Lua modules to install, and `make bench-client`.
-CLIENT_LUA       := lua/queue_jobs/policy.lua
+CLIENT_LUA       := $(wildcard lua/queue_jobs/*.lua)
 CLIENT_BENCH_RAW := $(BUILD)/bench/client_bench_raw
 
 .PHONY: bench-client install-client-lua uninstall-client-lua

@@ -27,6 +27,7 @@ build = {
     ["queue_jobs.core"] = {
       -- Keep in step with src/*.c (spec/packaging_spec.lua checks it).
       sources = {
+        "src/args.c",
         "src/buf.c",
         "src/client.c",
         "src/clock.c",
@@ -36,7 +37,8 @@ build = {
         "src/json.c",
         "src/json_decode.c",
         "src/json_encode.c",
-        "src/redact.c",
+        "src/key.c",
+        "src/transfer.c",
         "src/utf8.c",
       },
       libraries = { "curl", "pthread" },
@@ -44,6 +46,12 @@ build = {
       libdirs = { "$(CURL_LIBDIR)" },
     },
     queue_jobs = "lua/queue_jobs.lua",
+    ["queue_jobs.attempt"] = "lua/queue_jobs/attempt.lua",
+    ["queue_jobs.client"] = "lua/queue_jobs/client.lua",
+    ["queue_jobs.default_clients"] = "lua/queue_jobs/default_clients.lua",
+    ["queue_jobs.errors"] = "lua/queue_jobs/errors.lua",
+    ["queue_jobs.options"] = "lua/queue_jobs/options.lua",
     ["queue_jobs.policy"] = "lua/queue_jobs/policy.lua",
+    ["queue_jobs.validate"] = "lua/queue_jobs/validate.lua",
   },
 }

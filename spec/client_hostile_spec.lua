@@ -108,6 +108,30 @@ describe("a finalizer that re-enters the client during a call", function()
   end)
 end)
 
+describe("a finalizer that closes the client during a call", function()
+  after_each(function() collectgarbage("incremental", 200, 100) end)
+
+  it("leaves the connection open until the call ends, so its error is still redacted", function()
+    local body = KEY .. " " .. ("x "):rep(1500000) -- 3 MB to read, keep and redact: collections run
+    local url, srv = serve { response(200, "OK", { "Content-Type: text/plain" }, body) }
+    local c = client(url)
+    local inside = false
+    local probe = finalizer_probe(function() return inside end, function() return c:close() end)
+    collectgarbage("incremental", 10, 400)
+    inside = true
+    local job, err = c:get { queue_name = "fifo", id = UUID }
+    inside = false
+    probe.stop = true
+    collectgarbage("incremental", 200, 100)
+    assert.is_true(probe.fired, "no collection ran during the call")
+    assert.is_nil(job)
+    assert.equal("decode", err.kind)
+    assert_no_leak(err)
+    assert.is_false(c._h:is_open()) -- closed once the call ended
+    srv.finish()
+  end)
+end)
+
 describe("the key never leaks", function()
   it("is redacted before any text is cut: snippets, Location, bodies, details, Content-Type", function()
     local url, srv = serve {

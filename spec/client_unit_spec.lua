@@ -235,11 +235,11 @@ describe("queue_jobs client: options", function()
 
   it("the C handle refuses plain http unless allowed (defence in depth)", function()
     local h = core.http_open { api_key = "k" }
-    local st, kind, msg, sent = h:request("GET", DEAD, nil, 1, 1)
-    assert.is_nil(st)
-    assert.equal("invalid_argument", kind)
-    assert.matches("[Pp]rotocol", msg)
-    assert.is_false(sent)
+    local r = h:request("GET", DEAD, nil, 1, 1)
+    assert.is_nil(r.status)
+    assert.equal("invalid_argument", r.error)
+    assert.matches("[Pp]rotocol", r.message)
+    assert.is_false(r.sent)
     h:close()
   end)
 

@@ -1,4 +1,4 @@
-/* The HTTP client handle of queue_jobs.core (client.c). */
+/* The client's C handle, the Lua binding of the transfer layer (client.c). */
 #ifndef QJ_CLIENT_H
 #define QJ_CLIENT_H
 
@@ -7,9 +7,8 @@
 /* Metatable name of the C handle; the Lua wrapper's client object holds one. */
 #define QJ_HTTP_MT "queue_jobs.http"
 
-/* Sets core.http_open, core.key_fingerprint, core.check_keys, core.encode_job in
- * table -1 (after qj_json_open: it uses the array metatable and core.empty_array).
- * Runs curl_global_init once per process (pthread_once). */
+/* Sets core.http_open in table -1 (after qj_json_open: its requests decode with the array
+ * metatable). Runs curl_global_init once per process (pthread_once). */
 int qj_client_open(lua_State *L);
 
 #endif

@@ -8,7 +8,8 @@ LUAMOD_API int luaopen_queue_jobs_core(lua_State *L) {
   lua_newtable(L);
   qj_error_open(L);
   qj_clock_open(L);
-  qj_redact_open(L);
+  qj_key_open(L);
+  qj_args_open(L);
   qj_json_open(L);
   qj_client_open(L);
   lua_pushliteral(L, QJ_VERSION);

@@ -61,17 +61,21 @@ int qj_json_open(lua_State *L) {
   }
   lua_setfield(L, t, "json");
 
-  lua_pushvalue(L, -2);                    /* core.decode_members: json.decode's upvalues */
-  lua_pushvalue(L, -2);
-  qj_buf_new(L, 0);
-  lua_pushcclosure(L, qj_json_decode_members, 3);
-  lua_setfield(L, t, "decode_members");
-
-  lua_pushvalue(L, -2);                    /* core.decode_object: the same */
-  lua_pushvalue(L, -2);
-  qj_buf_new(L, 0);
-  lua_pushcclosure(L, qj_json_decode_object_lua, 3);
-  lua_setfield(L, t, "decode_object");
+  /* the codec's other entry points, each with the same upvalues as json.encode/decode:
+   * create's body (the client), a JSON object's members as their text (the emulator), and
+   * the client's bounded decode (the specs and the fuzzer) */
+  {
+    static const char *const names[] = {"encode_job", "decode_members", "decode_object"};
+    static const lua_CFunction more[] = {qj_json_encode_job, qj_json_decode_members,
+                                         qj_json_decode_object_lua};
+    for (i = 0; i < 3; i++) {
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      qj_buf_new(L, 0);
+      lua_pushcclosure(L, more[i], 3);
+      lua_setfield(L, t, names[i]);
+    }
+  }
   lua_settop(L, t);
   return 0;
 }

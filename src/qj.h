@@ -103,7 +103,7 @@ int qj_error_open(lua_State *L);
  * or 0 when it is invalid (overlong, surrogate, above U+10FFFF, truncated, stray byte). */
 size_t qj_utf8_seq(const unsigned char *s, const unsigned char *end);
 
-/* ---- redaction of the API key (redact.c) ------------------------------------------------
+/* ---- the API key: redaction and fingerprint (key.c) --------------------------------------
  * qj_redact_next finds the first echo of key in s[0..n) at or after from (the key itself,
  * trimmed, or escaped as JSON, percent-encoding or HTML would escape it): returns its offset
  * and sets *len, or returns n when there is none (always for keys shorter than
@@ -118,7 +118,10 @@ size_t qj_redact_copy(const char *key, size_t keylen, const char *s, size_t n, c
                       size_t dstsz);
 void qj_redact_buf(lua_State *L, qj_buf *b, const char *key, size_t keylen, const char *s,
                    size_t n);
-int qj_redact_open(lua_State *L); /* sets core.redact in table -1 */
+int qj_key_open(lua_State *L); /* sets core.redact and core.key_fingerprint in table -1 */
+
+/* ---- argument tables (args.c) ------------------------------------------------------------ */
+int qj_args_open(lua_State *L); /* sets core.check_keys in table -1 */
 
 /* ---- JSON (json.c, json_encode.c, json_decode.c) --------------------------------------- */
 /* Stack slots the codec keeps free beyond what it checks for as it walks, so that when

@@ -1,6 +1,7 @@
 /*
- * Finding the API key in text a server sent back, so that it can be replaced before any of
- * that text is cut, reformatted or shown (DESIGN.md section 3: the key appears in no error).
+ * The API key outside the transfer: finding it in text a server sent back, so that it can be
+ * replaced before any of that text is cut, reformatted or shown (the key appears in no error,
+ * ARCHITECTURE.md), and a fingerprint that names a key without showing it.
  *
  * A server may echo the key as it was sent, or changed the way servers change text:
  *   - trimmed: a key with spaces or tabs at either end arrives without them;
@@ -12,6 +13,7 @@
  * Keys shorter than QJ_REDACT_MIN bytes match ordinary words and are never searched for.
  *
  *   core.redact(key, s) -> s with every echo of key replaced by "[REDACTED]"
+ *   core.key_fingerprint(k) -> 16 hex digits (FNV-1a 64; never the key itself)
  */
 #include "qj.h"
 
@@ -241,8 +243,23 @@ static int redact(lua_State *L) {
   return 1;
 }
 
-int qj_redact_open(lua_State *L) {
-  lua_pushcfunction(L, redact);
-  lua_setfield(L, -2, "redact");
+static int key_fingerprint(lua_State *L) {
+  size_t n, i;
+  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+  uint64_t x = 14695981039346656037u;
+  char hex[17];
+  for (i = 0; i < n; i++) {
+    x ^= s[i];
+    x *= 1099511628211u;
+  }
+  for (i = 0; i < 16; i++) hex[i] = "0123456789abcdef"[(x >> (60 - 4 * i)) & 15];
+  lua_pushlstring(L, hex, 16);
+  return 1;
+}
+
+int qj_key_open(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+      {"redact", redact}, {"key_fingerprint", key_fingerprint}, {NULL, NULL}};
+  luaL_setfuncs(L, funcs, 0);
   return 0;
 }

@@ -1,0 +1,374 @@
+--- queue_jobs.client: the client object and its operations. Each operation checks its
+-- arguments (queue_jobs.validate, queue_jobs.options), builds its URL and body, and hands the
+-- request to the attempt loop (queue_jobs.attempt), which runs it through the client's driver.
+local core = require "queue_jobs.core"
+local attempt = require "queue_jobs.attempt"
+local errors = require "queue_jobs.errors"
+local options = require "queue_jobs.options"
+local policy = require "queue_jobs.policy"
+local validate = require "queue_jobs.validate"
+
+local type, pairs, next, tostring = type, pairs, next, tostring
+local setmetatable, getmetatable, error = setmetatable, getmetatable, error
+local min, huge = math.min, math.huge
+local fmt = string.format
+local http_open, scan_keys = core.http_open, core.check_keys
+local invalid, fail = errors.invalid, errors.fail
+local run, OBJECT, LIST, NONE = attempt.run, attempt.OBJECT, attempt.LIST, attempt.NONE
+
+local C = {}
+
+local Client = {}
+Client.__index = Client
+Client.__name = "queue_jobs.client"
+C.Client = Client
+
+-- The clients made by C.new and not closed yet (weak keys): check_args's fast path.
+local open_clients = setmetatable({}, { __mode = "k" })
+
+local function check_self(self, op, level)
+  level = level or 3
+  if getmetatable(self) ~= Client then
+    error(fmt("bad argument #1 to '%s' (queue_jobs.client expected, got %s; call it as client:%s{...})",
+      op, type(self), op), level)
+  end
+  if self._closed or not self._h:is_open() then error("attempt to use a closed client", level) end
+end
+
+local function check_args(self, op, args)
+  if open_clients[self] and type(args) == "table" then return end
+  check_self(self, op, 4)
+  if type(args) ~= "table" then
+    error(fmt("bad argument #1 to '%s' (table expected, got %s)", op,
+      args == nil and "no value" or type(args)), 3)
+  end
+end
+
+-- ---- argument names ----------------------------------------------------------------------
+
+-- Options a single call may give. The value marks what core.check_keys reports: a key whose
+-- value here is not a boolean is "flagged", which tells in the same scan whether any option
+-- that changes the call's settings (options.CALL) was given.
+local CHANGES_SETTINGS = "changes settings"
+local CALL_OPTIONS = { organization_name = true, project_name = true }
+for _, k in pairs(options.CALL) do CALL_OPTIONS[k] = CHANGES_SETTINGS end
+C.CALL_OPTIONS = CALL_OPTIONS
+
+-- The argument names of an operation: its own (true) and the call options.
+local function arg_names(own)
+  local names = {}
+  for k, v in pairs(CALL_OPTIONS) do names[k] = v end
+  for k in pairs(own) do names[k] = true end
+  return names
+end
+
+C.CREATE_ARGS = { queue_name = true, input = true, metadata = true, webhook = true }
+local CREATE_NAMES = arg_names(C.CREATE_ARGS)
+local GET_NAMES = arg_names { queue_name = true, id = true }
+local LIST_NAMES = arg_names { queue_name = true, page = true, page_size = true }
+-- wait's own `timeout` is the whole wait; the other call options go to each poll
+local WAIT_NAMES = arg_names { queue_name = true, id = true, interval = true, max_interval = true }
+
+-- Every key of args must be one the operation knows. Returns an error, or nil and whether an
+-- option that changes the call's settings was given.
+local function check_keys(op, args, names)
+  local _, k, given = scan_keys(args, names) -- k: the first unknown key
+  if k == nil then return nil, given end
+  if type(k) ~= "string" then
+    return invalid(op, "arguments", "must be a table with string keys (got a " .. type(k) .. " key)")
+  end
+  return invalid(op, k, "is not an argument of " .. op)
+end
+
+-- ---- URLs --------------------------------------------------------------------------------
+
+-- The jobs URL of the call's queue, or nil, err; cached per organization, project and queue.
+local function jobs_url(self, op, a)
+  local org = a.organization_name or self.organization_name
+  local proj = a.project_name or self.project_name
+  local queue = a.queue_name
+  local cache = self._urls
+  local k1 = cache[org]
+  local k2 = k1 and k1[proj]
+  local url = k2 and k2[queue]
+  if url then return url end
+  local err
+  url, err = validate.jobs_url(op, self.base_url, org, proj, queue, self._h)
+  if not url then return nil, err end
+  if self._nurls >= 256 then
+    self._urls, self._nurls = {}, 0
+    cache = self._urls
+  end
+  self._nurls = self._nurls + 1
+  k1 = cache[org] or {}
+  cache[org] = k1
+  k2 = k1[proj] or {}
+  k1[proj] = k2
+  k2[queue] = url
+  return url
+end
+
+local function job_url(self, op, a)
+  local url, err = jobs_url(self, op, a)
+  if not url then return nil, err end
+  return validate.job_url(op, url, a.id, self._h)
+end
+
+local function list_url(self, op, a)
+  local url, err = jobs_url(self, op, a)
+  if not url then return nil, err end
+  local page, page_size
+  page, page_size, err = validate.pages(op, a, self._h)
+  if err then return nil, err end
+  local q = {}
+  if page then q[#q + 1] = "page=" .. page end
+  if page_size then q[#q + 1] = "page_size=" .. page_size end
+  if #q > 0 then url = url .. "?" .. table.concat(q, "&") end
+  return url
+end
+
+-- ---- running an operation ----------------------------------------------------------------
+
+-- Runs an operation. A close() while a call of this client runs (a finalizer's) waits until
+-- the last call ends, so that call can still redact its errors with the key.
+local function perform(self, op, method, url, body, shape, s)
+  local busy = self._busy + 1
+  self._busy = busy
+  local v, err = run(self, op, method, url, body, shape, s)
+  busy = self._busy - 1
+  self._busy = busy
+  if busy == 0 and self._closed then self._h:close() end
+  if v == nil then return nil, err end
+  return v
+end
+
+-- The start of get, cancel and list: the argument names, the call options and the URL.
+-- Returns the settings and the URL, or nil, err (redacted).
+local function prepare(self, op, a, names, make_url)
+  check_args(self, op, a)
+  local h = self._h
+  local err, given = check_keys(op, a, names)
+  if err then return fail(h, err) end
+  local s, url
+  s, err = options.call(op, a, given, self._settings, h)
+  if not s then return fail(h, err) end
+  url, err = make_url(self, op, a)
+  if not url then return fail(h, err) end
+  return s, url
+end
+
+-- ---- operations --------------------------------------------------------------------------
+
+--- client:create{queue_name, input, metadata?, webhook?} -> job | nil, err
+function Client:create(a)
+  -- the hot path of the library: the same checks as the other operations, fewer calls
+  if not open_clients[self] or type(a) ~= "table" then check_args(self, "create", a) end
+  local _, bad, given = scan_keys(a, CREATE_NAMES)
+  local h = self._h
+  if bad ~= nil then return fail(h, (check_keys("create", a, CREATE_NAMES))) end
+  local s, err = self._settings, nil
+  if given then
+    s, err = options.call("create", a, given, s, h)
+    if not s then return fail(h, err) end
+  end
+  local url
+  url, err = jobs_url(self, "create", a)
+  if not url then return fail(h, err) end
+  local body
+  body, err = validate.create_body("create", a)
+  if not body then return fail(h, err) end
+  return perform(self, "create", "POST", url, body, OBJECT, s)
+end
+
+--- client:get{queue_name, id} -> job | nil, err
+function Client:get(a)
+  local s, url = prepare(self, "get", a, GET_NAMES, job_url)
+  if not s then return nil, url end
+  return perform(self, "get", "GET", url, nil, OBJECT, s)
+end
+
+--- client:cancel{queue_name, id} -> true | nil, err  (HTTP 202)
+function Client:cancel(a)
+  local s, url = prepare(self, "cancel", a, GET_NAMES, job_url)
+  if not s then return nil, url end
+  return perform(self, "cancel", "DELETE", url, nil, NONE, s)
+end
+
+--- client:list{queue_name, page?, page_size?} -> {items = {job, ...}} | nil, err
+function Client:list(a)
+  local s, url = prepare(self, "list", a, LIST_NAMES, list_url)
+  if not s then return nil, url end
+  return perform(self, "list", "GET", url, nil, LIST, s)
+end
+
+--- for job [, err] in client:jobs{queue_name, page_size?, page?} do ... end
+-- Lazily fetches every page. On a failure the iterator yields false, err once, then stops.
+function Client:jobs(a)
+  local s, err = prepare(self, "jobs", a, LIST_NAMES, list_url)
+  if s then err = nil end
+  local page, page_size = 1, 100
+  if not err then
+    local p, ps = validate.pages("jobs", a, self._h)
+    page, page_size = p or page, ps or page_size
+  end
+  local args = {}
+  for k, v in pairs(a) do args[k] = v end
+  local items, i, done = nil, 1, false
+  return function()
+    if done then return nil end
+    if err then
+      done = true
+      return false, err
+    end
+    if items == nil or i > #items then
+      if items ~= nil and #items < page_size then
+        done = true
+        return nil
+      end
+      args.page, args.page_size = page, page_size
+      local res, lerr = self:list(args)
+      if not res then
+        done = true
+        return false, lerr
+      end
+      items, i, page = res.items, 1, page + 1
+      if #items == 0 then
+        done = true
+        return nil
+      end
+    end
+    local job = items[i]
+    i = i + 1
+    return job
+  end
+end
+
+local TERMINAL = { succeeded = true, failed = true, cancelled = true }
+
+--- client:wait{queue_name, id, timeout = 600, interval = 1, max_interval = 15, ...call options}
+-- Polls with growing intervals until the job is succeeded, failed or cancelled (returns the
+-- job) or until `timeout` seconds have passed (nil, err of kind "timeout", err.job the last
+-- job seen). The call options other than timeout (connect_timeout, retries, deadline,
+-- retry_unsafe, organization_name, project_name) apply to each poll; a poll's deadline is
+-- also cut to the time the wait has left.
+function Client:wait(a)
+  check_args(self, "wait", a)
+  local h = self._h
+  -- `timeout` is checked here as wait's own, so the call options see it as not given
+  local t = {}
+  for k, v in next, a do t[k] = v end
+  t.timeout = nil
+  local err, given = check_keys("wait", t, WAIT_NAMES)
+  if err then return fail(h, err) end
+  local s
+  s, err = options.call("wait", t, given, self._settings, h)
+  if not s then return fail(h, err) end
+  local timeout, interval, max_interval
+  timeout, err = options.seconds("wait", "timeout", a.timeout or 600, h)
+  if not timeout then return fail(h, err) end
+  interval, err = options.seconds("wait", "interval", a.interval or 1, h)
+  if not interval then return fail(h, err) end
+  max_interval, err = options.seconds("wait", "max_interval", a.max_interval or 15, h)
+  if not max_interval then return fail(h, err) end
+  local _
+  _, err = job_url(self, "wait", a)
+  if err then return fail(h, err) end
+  local driver = self._driver
+  local clock, pause = driver.clock, driver.wait
+  local deadline = clock() + timeout
+  local get_args = { queue_name = a.queue_name, id = a.id, organization_name = a.organization_name,
+    project_name = a.project_name, connect_timeout = a.connect_timeout, retries = a.retries,
+    retry_unsafe = a.retry_unsafe }
+  local poll_deadline = s.deadline or huge
+  local polls, last = 0, nil
+  -- wait's own timeout: err.job is the last job seen (nil when no poll was answered)
+  local function timed_out(cause)
+    local msg = last and fmt("wait: job %s is still %s after %.3g s", a.id,
+      policy.one_line(tostring(last.status), 40), timeout)
+      or fmt("wait: no answer about job %s within %.3g s (%s)", a.id, timeout,
+        cause and cause.message or "deadline")
+    return fail(h, { kind = "timeout", retryable = false, attempts = polls, job = last,
+      message = msg })
+  end
+  while true do
+    local left = deadline - clock()
+    left = left > 0 and left or 1e-3
+    get_args.deadline = min(left, poll_deadline)
+    local job, gerr = self:get(get_args)
+    polls = polls + 1
+    if not job then
+      -- a poll that wait's deadline cut short ends the wait, not the job (curl counts
+      -- whole milliseconds, so allow it to stop a little before the deadline)
+      if gerr.kind == "timeout" and deadline - clock() < 0.05 then return timed_out(gerr) end
+      gerr.message = gerr.message:gsub("^get:", "wait:")
+      return nil, gerr
+    end
+    last = job
+    if TERMINAL[job.status] then return job end
+    left = deadline - clock()
+    if left <= 0 then return timed_out() end
+    pause(min(interval, left))
+    interval = min(interval * 1.5, max_interval)
+  end
+end
+
+--- client:close(): closes the connection; safe to call twice. Also __close and __gc. While a
+-- call of the client runs (a finalizer closing it), the connection closes when that call ends.
+function Client:close()
+  if getmetatable(self) ~= Client then
+    error("bad argument #1 to 'close' (queue_jobs.client expected, got " .. type(self) .. ")", 2)
+  end
+  open_clients[self] = nil
+  self._closed = true
+  if self._busy == 0 then self._h:close() end
+end
+
+--- client:stats() -> {requests = n, connects = n, open = bool, http_version = "1.1" | "2" | ...}:
+-- counters of the connection and the HTTP version of the last answer.
+function Client:stats()
+  check_self(self, "stats")
+  return self._h:stats()
+end
+
+Client.__close = Client.close
+Client.__gc = Client.close
+
+function Client:__tostring()
+  return fmt("queue_jobs.client (%s): %s", self._closed and "closed" or "open",
+    self._h:redact(self.base_url))
+end
+
+-- The most arrays, objects and strings that decoding one answer may make (the C core's rule).
+local function max_values(max_body)
+  local n = max_body // 16
+  return n < 4096 and 4096 or n
+end
+
+--- A new client from options (op names the public function for messages), or nil, err.
+function C.new(op, opts)
+  local red = errors.key_redactor(options.key(opts))
+  local s, key = options.client(op, opts, red)
+  if not s then return fail(red, key) end
+  local h = http_open { api_key = key, user_agent = s.user_agent, ca_file = s.ca_file,
+    proxy = s.proxy, max_body = s.max_body, allow_http = s.http, noproxy = s.noproxy }
+  key = nil -- luacheck: ignore
+  local self = setmetatable({
+    base_url = s.base_url,
+    organization_name = s.organization_name,
+    project_name = s.project_name,
+    _h = h,
+    _settings = s,
+    _driver = attempt.blocking(h, s.sleep, s.clock),
+    _random = s.random,
+    _max_values = max_values(s.max_body),
+    _busy = 0,
+    _closed = false,
+    _urls = {},
+    _nurls = 0,
+  }, Client)
+  if s.rate_limit then self._bucket = policy.bucket(s.rate_limit, s.burst, s.clock()) end
+  open_clients[self] = true
+  return self
+end
+
+return C

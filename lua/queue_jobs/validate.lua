@@ -1,0 +1,148 @@
+--- queue_jobs.validate: the checks of what a call names and sends, before anything is sent:
+-- organization, project and queue names, job ids, pages, the body of a create, and the shape
+-- of a list answer. Each check returns its result, or nil and an invalid_argument error
+-- whose quoted values have the key redacted (red: the client's handle or a key_redactor).
+local core = require "queue_jobs.core"
+local errors = require "queue_jobs.errors"
+
+local type, next, getmetatable, tointeger = type, next, getmetatable, math.tointeger
+local fmt, utf8_len = string.format, utf8.len
+local scan_keys, encode_job, make_error = core.check_keys, core.encode_job, core.error
+local array_mt, empty_array = core.array_mt, core.empty_array
+local invalid, show = errors.invalid, errors.show
+
+local V = {}
+
+function V.is_name(s)
+  return type(s) == "string" and #s >= 2 and #s <= 63 and s:find("^[a-z][a-z0-9%-]*[a-z0-9]$") ~= nil
+end
+local is_name = V.is_name
+
+V.NAME_RULE = "must be 2..63 characters of a-z, 0-9 and '-', starting with a letter and" ..
+  " ending with a letter or digit"
+local NAME_RULE = V.NAME_RULE
+
+--- An organization, project or queue name: nil when good, else the error.
+function V.name(op, field, v, red)
+  if v == nil then
+    return invalid(op, field, "is required (give it to this call or to queue_jobs.client{})")
+  end
+  if not is_name(v) then return invalid(op, field, NAME_RULE .. " (got " .. show(v, red) .. ")") end
+end
+
+local function is_uuid(s)
+  return type(s) == "string" and #s == 36 and
+    s:find("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") ~= nil
+end
+
+--- A job id (a UUID): nil when good, else the error.
+function V.id(op, v, red)
+  if v == nil then return invalid(op, "id", "is required (a job id, a UUID)") end
+  if not is_uuid(v) then
+    return invalid(op, "id", "must be a UUID like 7dcd6922-50e9-4d56-89b5-91cde26f0211 (got " ..
+      show(v, red) .. ")")
+  end
+end
+
+--- An integer within lo..hi: the integer, or nil, err.
+function V.int(op, field, v, lo, hi, red)
+  local i = tointeger(v)
+  if i == nil or i < lo or i > hi then
+    return nil, invalid(op, field, fmt("must be an integer within %d..%d (got %s)", lo, hi,
+      show(v, red)))
+  end
+  return i
+end
+local check_int = V.int
+
+--- page and page_size of list and jobs (each nil when not given), or nil, nil, err.
+function V.pages(op, a, red)
+  local page, page_size, err = a.page, a.page_size, nil
+  if page ~= nil then
+    page, err = check_int(op, "page", page, 1, 2147483647, red)
+    if not page then return nil, nil, err end
+  end
+  if page_size ~= nil then
+    page_size, err = check_int(op, "page_size", page_size, 1, 100, red)
+    if not page_size then return nil, nil, err end
+  end
+  return page, page_size
+end
+
+--- The body of a create, or nil, err (with the JSON path of bad input).
+function V.create_body(op, a)
+  local input, metadata, webhook = a.input, a.metadata, a.webhook
+  if input == nil then
+    return nil, invalid(op, "input", "is required (any JSON value; queue_jobs.null for null)")
+  end
+  if metadata ~= nil then
+    if type(metadata) ~= "table" or metadata == empty_array or getmetatable(metadata) == array_mt then
+      return nil, invalid(op, "metadata", "must be a JSON object (a table with string keys)")
+    end
+    local n, k = scan_keys(metadata) -- k: the first key that is not a string
+    if k ~= nil then
+      return nil, invalid(op, "metadata", "must be a JSON object (a table with string keys)")
+    end
+    if n > 20 then
+      return nil, invalid(op, "metadata", fmt("must have at most 20 properties (got %d)", n))
+    end
+  end
+  if webhook ~= nil then
+    if type(webhook) ~= "string" then
+      return nil, invalid(op, "webhook", "must be a string URL (got " .. type(webhook) .. ")")
+    end
+    local n = utf8_len(webhook)
+    if not n then return nil, invalid(op, "webhook", "must be valid UTF-8") end
+    if n < 1 or n > 2048 then
+      return nil, invalid(op, "webhook", fmt("must be 1..2048 characters (got %d)", n))
+    end
+    if webhook:find("%c") or not webhook:find("^[hH][tT][tT][pP][sS]?://[^/%s]") then
+      return nil, invalid(op, "webhook", "must be an absolute http(s) URL without control characters")
+    end
+  end
+  local body, err = encode_job(input, metadata, webhook) -- json.encode{input = .., ...}
+  if not body then
+    local path = (err.path or "$"):gsub("^%$%.?", "")
+    local why = err.message:gsub("^json%.encode: ", ""):gsub(" at %$.*$", "")
+    return nil, make_error { kind = "invalid_argument", path = path, retryable = false,
+      message = fmt("%s: %s: %s", op, path, why) }
+  end
+  return body
+end
+
+--- Why a decoded list answer is not {"items": [job object, ...]}, or nil when it is.
+function V.list_problem(v)
+  local items = v.items
+  if type(items) ~= "table" or getmetatable(items) == nil and next(items) ~= nil then
+    return "response has no items array"
+  end
+  for i = 1, #items do
+    local job = items[i]
+    if type(job) ~= "table" or getmetatable(job) ~= nil then
+      return fmt("response item %d is not a job object (got %s)", i,
+        getmetatable(job) ~= nil and "an array" or type(job))
+    end
+  end
+end
+
+local function pct(s)
+  return (s:gsub("[^%w%-._~]", function(c) return fmt("%%%02X", c:byte()) end))
+end
+
+--- The jobs URL of a queue under base, or nil, err.
+function V.jobs_url(op, base, org, proj, queue, red)
+  local err = V.name(op, "organization_name", org, red) or
+    V.name(op, "project_name", proj, red) or V.name(op, "queue_name", queue, red)
+  if err then return nil, err end
+  return base .. "/organizations/" .. pct(org) .. "/projects/" .. pct(proj) ..
+    "/queues/" .. pct(queue) .. "/jobs"
+end
+
+--- The URL of one job under a jobs URL, or nil, err.
+function V.job_url(op, jobs, id, red)
+  local err = V.id(op, id, red)
+  if err then return nil, err end
+  return jobs .. "/" .. pct(id:lower())
+end
+
+return V
