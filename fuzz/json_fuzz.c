@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for queue_jobs.json (DESIGN.md section 7): `make fuzz FUZZ_SECONDS=600`.
+ * libFuzzer target for queue_jobs.json: `make fuzz FUZZ_SECONDS=600`.
  *
  * One lua_State for the whole run. For each input:
  *   1. decode(bytes) must not raise; on failure it returns nil and an error table of kind

@@ -1,6 +1,6 @@
 -- The client against servers and inputs that try to break its promises: finalizers that
 -- re-enter it mid-call, a key echoed back cut, escaped or trimmed, proxies, compressed
--- bombs, answers that are not HTTP, absurd Retry-After values and options (issue #8).
+-- bombs, answers that are not HTTP, absurd Retry-After values and options.
 local qj = require "queue_jobs"
 local core = require "queue_jobs.core"
 local wire = require "wire"

@@ -1,4 +1,4 @@
---- JSONTestSuite conformance of queue_jobs.json (DESIGN.md section 7).
+--- JSONTestSuite conformance of queue_jobs.json.
 --
 -- Usage: lua5.4 tools/conformance.lua DIR      (DIR: a JSONTestSuite test_parsing folder)
 --
@@ -37,7 +37,7 @@ local utf8len, utf8char = utf8.len, utf8.char
 local HUGE = math.huge
 
 ---------------------------------------------------------------------------------------------
--- Reference decoder: RFC 8259, strict, with the choices of DESIGN.md section 4: integers
+-- Reference decoder: RFC 8259, strict, with the choices of README.md ("Mapping"): integers
 -- that fit int64 become Lua integers, other numbers floats (numbers whose value overflows
 -- a double are refused), strings must be valid UTF-8 (utf8.len in strict mode refuses
 -- overlongs, surrogates and code points above U+10FFFF), lone surrogate escapes are refused,

@@ -96,7 +96,8 @@ function A.run(c, op, method, url, body, shape, s)
     if timeout < ctimeout then ctimeout = timeout end
     local res = transfer(h, method, url, body, timeout, ctimeout, want_object,
       left < huge and left or nil)
-    local r, status = nil, res.status
+    local r
+    local status = res.status
     if status == nil then
       local kind, msg = res.error, res.message
       if kind == "timeout" and timeout < s.timeout then msg = msg .. " (deadline reached)" end

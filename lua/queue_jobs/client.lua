@@ -71,7 +71,7 @@ local WAIT_NAMES = arg_names { queue_name = true, id = true, interval = true, ma
 
 -- Every key of args must be one the operation knows. Returns an error, or nil and whether an
 -- option that changes the call's settings was given.
-local function check_keys(op, args, names)
+local function unknown_argument(op, args, names)
   local _, k, given = scan_keys(args, names) -- k: the first unknown key
   if k == nil then return nil, given end
   if type(k) ~= "string" then
@@ -147,7 +147,7 @@ end
 local function prepare(self, op, a, names, make_url)
   check_args(self, op, a)
   local h = self._h
-  local err, given = check_keys(op, a, names)
+  local err, given = unknown_argument(op, a, names)
   if err then return fail(h, err) end
   local s, url
   s, err = options.call(op, a, given, self._settings, h)
@@ -165,8 +165,8 @@ function Client:create(a)
   if not open_clients[self] or type(a) ~= "table" then check_args(self, "create", a) end
   local _, bad, given = scan_keys(a, CREATE_NAMES)
   local h = self._h
-  if bad ~= nil then return fail(h, (check_keys("create", a, CREATE_NAMES))) end
-  local s, err = self._settings, nil
+  if bad ~= nil then return fail(h, (unknown_argument("create", a, CREATE_NAMES))) end
+  local s, err = self._settings
   if given then
     s, err = options.call("create", a, given, s, h)
     if not s then return fail(h, err) end
@@ -258,7 +258,7 @@ function Client:wait(a)
   local t = {}
   for k, v in next, a do t[k] = v end
   t.timeout = nil
-  local err, given = check_keys("wait", t, WAIT_NAMES)
+  local err, given = unknown_argument("wait", t, WAIT_NAMES)
   if err then return fail(h, err) end
   local s
   s, err = options.call("wait", t, given, self._settings, h)

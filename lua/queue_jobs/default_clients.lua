@@ -7,7 +7,7 @@ local errors = require "queue_jobs.errors"
 local options = require "queue_jobs.options"
 
 local type, next, pairs, ipairs, tostring, error = type, next, pairs, ipairs, tostring, error
-local os_getenv, sort, concat = os.getenv, table.sort, table.concat
+local sort, concat = table.sort, table.concat
 
 local D = {}
 
@@ -63,8 +63,7 @@ function D.create(a)
     end
   end
   local key = options.key(copts)
-  local base = copts.base_url
-  if base == nil then base = os_getenv("SALAD_BASE_URL") end
+  local base = options.base_url(copts)
   local ck
   if type(key) == "string" then
     sort(names)

@@ -164,6 +164,13 @@ function O.key(opts)
   return key
 end
 
+--- The base URL of a client as given, or from the environment (nil when neither).
+function O.base_url(opts)
+  local base = opts.base_url
+  if base == nil then base = os_getenv("SALAD_BASE_URL") end
+  return base
+end
+
 --- Checks client options: returns the settings and the key, or nil, err. The settings hold
 -- every option but the key, and base_url normalised, http (plain http is used) and noproxy.
 function O.client(op, opts, red)
@@ -189,8 +196,7 @@ function O.client(op, opts, red)
   if key:find("[\r\n]") then return nil, invalid(op, "api_key", "must not contain CR or LF") end
   if key:find("%c") then return nil, invalid(op, "api_key", "must not contain control characters") end
   s.api_key = nil
-  local base = opts.base_url
-  if base == nil then base = os_getenv("SALAD_BASE_URL") end
+  local base = O.base_url(opts)
   if base == nil or base == "" then base = DEFAULT_BASE_URL end
   local url, scheme, host = parse_base_url(base)
   if not url then return nil, invalid(op, "base_url", scheme) end

@@ -57,7 +57,8 @@ local check_int = V.int
 
 --- page and page_size of list and jobs (each nil when not given), or nil, nil, err.
 function V.pages(op, a, red)
-  local page, page_size, err = a.page, a.page_size, nil
+  local page, page_size = a.page, a.page_size
+  local err
   if page ~= nil then
     page, err = check_int(op, "page", page, 1, 2147483647, red)
     if not page then return nil, nil, err end

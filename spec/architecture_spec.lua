@@ -1,0 +1,48 @@
+-- The invariants of ARCHITECTURE.md that a machine can check: the transfer layer calls no Lua,
+-- and comments point only inside the repository.
+local root = os.getenv("QJ_ROOT") or "."
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function lines_of(cmd)
+  local p = assert(io.popen(cmd))
+  local out = {}
+  for line in p:lines() do out[#out + 1] = line end
+  p:close()
+  return out
+end
+
+describe("the architecture", function()
+  it("keeps the transfer layer free of Lua: its object file needs no Lua symbol", function()
+    local obj
+    for _, dir in ipairs { "/build/asan/obj/", "/build/obj/" } do
+      if read(root .. dir .. "transfer.o") then obj = root .. dir .. "transfer.o" break end
+    end
+    assert(obj, "build/obj/transfer.o is not built")
+    local undefined = lines_of("nm -u " .. obj)
+    assert.is_true(#undefined > 0, "nm listed nothing for " .. obj)
+    for _, sym in ipairs(undefined) do
+      assert.is_nil(sym:match("%s(luaL?_%w+)$"), "transfer.o uses " .. sym)
+    end
+  end)
+
+  it("has no comment that cites a file outside the repository", function()
+    local files = lines_of("cd " .. root .. " && git ls-files -- '*.c' '*.h' '*.lua' '*.sh' '*.mk' Makefile")
+    assert.is_true(#files > 20)
+    for _, f in ipairs(files) do
+      local text = assert(read(root .. "/" .. f), f)
+      for _, outside in ipairs { "DESIGN.md", "STYLE.md" } do
+        assert.is_nil(text:find(outside, 1, true), f .. " cites " .. outside)
+      end
+      for cited in text:gmatch("([%w_./-]+%.md)") do
+        assert.is_truthy(read(root .. "/" .. cited), f .. " cites " .. cited .. ", which is not in the repository")
+      end
+    end
+  end)
+end)
