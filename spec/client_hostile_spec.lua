@@ -111,10 +111,13 @@ end)
 describe("a finalizer that closes the client during a call", function()
   after_each(function() collectgarbage("incremental", 200, 100) end)
 
-  it("leaves the connection open until the call ends, so its error is still redacted", function()
-    local body = KEY .. " " .. ("x "):rep(1500000) -- 3 MB to read, keep and redact: collections run
-    local url, srv = serve { response(200, "OK", { "Content-Type: text/plain" }, body) }
-    local c = client(url)
+  -- #heavy: a collector always at work over busted's whole heap takes minutes under valgrind
+  it("leaves the connection open until the call ends, so its error is still redacted #heavy", function()
+    -- JSON, but not an object: the C core decodes all of it (60,000 tables: collections run,
+    -- and the finalizer with them) before it hands the text back, with the key at its start
+    local body = '["' .. KEY .. '",' .. ('{"n":1},'):rep(60000) .. '{}]'
+    local url, srv = serve { response(200, "OK", JSON, body) }
+    local c = client(url, { deadline = false }) -- (a collector always at work is slow)
     local inside = false
     local probe = finalizer_probe(function() return inside end, function() return c:close() end)
     collectgarbage("incremental", 10, 400)
@@ -125,7 +128,7 @@ describe("a finalizer that closes the client during a call", function()
     collectgarbage("incremental", 200, 100)
     assert.is_true(probe.fired, "no collection ran during the call")
     assert.is_nil(job)
-    assert.equal("decode", err.kind)
+    assert.equal("decode", err.kind, err.message)
     assert_no_leak(err)
     assert.is_false(c._h:is_open()) -- closed once the call ended
     srv.finish()
