@@ -37,7 +37,7 @@ ASAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-
 ASAN_OBJ    := $(CORE_SRC:src/%.c=$(ASAN_BUILD)/obj/%.o)
 ASAN_SO     := $(ASAN_BUILD)/queue_jobs/core.so
 
-TEST_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" QJ_ROOT="$(CURDIR)"
+TEST_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" QJ_ROOT="$(CURDIR)" LUA="$(LUA)"
 
 # Each part of the project adds its own rules in mk/<part>.mk and extends these lists.
 TEST_DEPS       :=

@@ -2,6 +2,7 @@
 -- retry/pacing loop with an injected clock against a port where nothing listens.
 local qj = require "queue_jobs"
 local core = require "queue_jobs.core"
+local helpers = require "helpers"
 local socket = require "socket"
 
 local KEY = "sk_unit-SECRET-7f3a9c1e0b"
@@ -34,7 +35,7 @@ local function new(extra)
   return assert(qj.client(o))
 end
 
-local strings_of = require("helpers").strings_of
+local strings_of = helpers.strings_of
 
 local function assert_no_key(v, key)
   key = key or KEY
@@ -244,11 +245,8 @@ describe("queue_jobs client: options", function()
   end)
 
   it("needs an API key", function()
-    local cmd = "env -u SALAD_API_KEY LUA_PATH='" .. package.path .. "' LUA_CPATH='" .. package.cpath ..
-      "' lua5.4 -e 'local c, e = require(\"queue_jobs\").client{}; io.write(e.kind, \"|\", e.path)'"
-    local p = io.popen(cmd)
-    local out = p:read("a")
-    p:close()
+    local _, out = helpers.run_lua('local c, e = require("queue_jobs").client{}; io.write(e.kind, "|", e.path)',
+      { env = { SALAD_API_KEY = false } })
     assert.equal("invalid_argument|api_key", out)
   end)
 
@@ -261,24 +259,13 @@ describe("queue_jobs client: options", function()
         queue_name = "fifo", input = 1, retries = 0}
       io.write("|", err.kind, "|", tostring(err):find("env-key-1", 1, true) and "leak" or "clean")
     ]]
-    local f = assert(io.open(os.tmpname and "/tmp/qj_env_spec.lua" or "", "w"))
-    f:write(script)
-    f:close()
-    local cmd = "SALAD_API_KEY=env-key-1 SALAD_BASE_URL='" .. DEAD .. "' LUA_PATH='" .. package.path ..
-      "' LUA_CPATH='" .. package.cpath .. "' lua5.4 /tmp/qj_env_spec.lua"
-    local p = io.popen(cmd)
-    local out = p:read("a")
-    p:close()
-    os.remove("/tmp/qj_env_spec.lua")
+    local _, out = helpers.run_lua(script, { env = { SALAD_API_KEY = "env-key-1", SALAD_BASE_URL = DEAD } })
     assert.equal(DEAD .. "|true|network|clean", out)
   end)
 
   it("defaults to https://api.salad.com/api/public", function()
-    local cmd = "env -u SALAD_BASE_URL LUA_PATH='" .. package.path .. "' LUA_CPATH='" .. package.cpath ..
-      "' lua5.4 -e 'io.write(require(\"queue_jobs\").client{api_key=\"k\"}.base_url)'"
-    local p = io.popen(cmd)
-    local out = p:read("a")
-    p:close()
+    local _, out = helpers.run_lua('io.write(require("queue_jobs").client{api_key="k"}.base_url)',
+      { env = { SALAD_BASE_URL = false } })
     assert.equal("https://api.salad.com/api/public", out)
   end)
 end)
