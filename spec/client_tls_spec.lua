@@ -15,14 +15,11 @@ local KEY = "sk-tls-SECRET-4b1d9e7a2c"
 local ORG, PROJ = "acme-corp", "dev-env"
 local BIG = 1234567890123456789 -- 19 digits: above 2^53, so only an exact codec keeps it
 
-local strings_of = helpers.strings_of
+local q, read_file, write_file = helpers.shell_quote, helpers.read_file, helpers.write_file
+local same_json, free_port = helpers.same_json, helpers.free_port
 
-local q, read_file = helpers.shell_quote, helpers.read_file
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(s))
-  f:close()
+local function assert_no_key(v)
+  helpers.assert_no_leak(v, KEY)
 end
 
 --- Runs shell text without the sanitizer preload (under `make check` an uninstrumented
@@ -51,26 +48,6 @@ end
 
 local NGINX = find_exe("nginx", { "/usr/sbin/nginx" })
 local OPENSSL = find_exe("openssl", { "/usr/bin/openssl" })
-
---- A loopback port that was free a moment ago (bound to port 0, then closed): nginx cannot
--- listen on port 0 and tell which port it got.
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-
-local function same_json(a, b)
-  return assert(qj.json.encode(a, { sort_keys = true })) == assert(qj.json.encode(b, { sort_keys = true }))
-end
-
-local function assert_no_key(v, what)
-  for _, s in ipairs(strings_of(v)) do
-    assert.is_nil(s:find(KEY, 1, true), "the key leaked into " .. (what or "an error"))
-  end
-  if type(v) == "table" then assert.is_nil(tostring(v):find(KEY, 1, true)) end
-end
 
 ---------------------------------------------------------------------------------------------
 -- The proxy stand-in: a separate Lua process (the client blocks while it waits, so the
@@ -300,11 +277,7 @@ end
 
 describe("queue_jobs client over TLS (nginx in front of the emulator)", function()
   local tmp, emu, nginx, port, ca, https
-  local errors = {}
-  local function keep(res, err)
-    if err ~= nil then errors[#errors + 1] = err end
-    return res, err
-  end
+  local keep, errors = helpers.error_log()
 
   local function client(extra)
     local o = { api_key = KEY, base_url = https, organization_name = ORG, project_name = PROJ,

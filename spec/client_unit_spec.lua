@@ -3,19 +3,12 @@
 local qj = require "queue_jobs"
 local core = require "queue_jobs.core"
 local helpers = require "helpers"
-local socket = require "socket"
 
 local KEY = "sk_unit-SECRET-7f3a9c1e0b"
 local UUID = "7dcd6922-50e9-4d56-89b5-91cde26f0211"
 
--- A loopback port where nothing listens (bound, then closed).
-local function closed_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
-local DEAD = "http://127.0.0.1:" .. closed_port() .. "/api/public"
+-- A loopback port where nothing listens.
+local DEAD = "http://127.0.0.1:" .. helpers.free_port() .. "/api/public"
 
 -- A fake clock that only moves when the client sleeps.
 local function fake_time()
@@ -35,14 +28,9 @@ local function new(extra)
   return assert(qj.client(o))
 end
 
-local strings_of = helpers.strings_of
-
+-- The whole key (default KEY) nowhere in v, nor in tostring(v).
 local function assert_no_key(v, key)
-  key = key or KEY
-  for _, s in ipairs(strings_of(v)) do
-    assert.is_nil(s:find(key, 1, true), "the key leaked into: " .. s)
-  end
-  assert.is_nil(tostring(v):find(key, 1, true))
+  helpers.assert_no_leak(v, key or KEY)
 end
 
 local function assert_invalid(res, err, path, pattern)

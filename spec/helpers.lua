@@ -49,6 +49,13 @@ local function read_file(path)
 end
 M.read_file = read_file
 
+--- write_file(path, s): replaces the file's content with s (raises on failure).
+function M.write_file(path, s)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(s))
+  f:close()
+end
+
 --- Polls fn() every `step` seconds until it returns a true value or `timeout` passes.
 function M.wait_for(fn, timeout, step)
   local deadline = socket.gettime() + (timeout or 10)
@@ -58,6 +65,15 @@ function M.wait_for(fn, timeout, step)
     socket.sleep(step or 0.01)
   until socket.gettime() > deadline
   return fn()
+end
+
+--- A loopback port that was free a moment ago (bound to port 0, then closed): nothing
+-- listens there, and a server that cannot listen on port 0 may take it.
+function M.free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -254,7 +270,7 @@ Proc.__gc = function(self) self:stop() end
 Proc.__close = Proc.__gc
 
 ---------------------------------------------------------------------------------------------
--- Assertions
+-- Assertions shared by the specs
 
 --- Every string reachable from v (keys and values), depth-first: for proving that a
 -- secret appears nowhere in an error.
@@ -270,6 +286,49 @@ function M.strings_of(v, out, seen)
     end
   end
   return out
+end
+
+--- leak(v, secret [, window]) -> the first string reachable from v (keys and values at any
+-- depth, then tostring(v)) that holds `window` consecutive bytes of secret (default: the
+-- whole secret); nil when none does.
+function M.leak(v, secret, window)
+  window = window or #secret
+  local strings = M.strings_of(v)
+  strings[#strings + 1] = tostring(v)
+  for _, s in ipairs(strings) do
+    for i = 1, #secret - window + 1 do
+      if s:find(secret:sub(i, i + window - 1), 1, true) then return s end
+    end
+  end
+  return nil
+end
+
+--- assert_no_leak(v, secret [, window]): fails the spec when leak(v, secret, window) finds
+-- a string.
+function M.assert_no_leak(v, secret, window)
+  local s = M.leak(v, secret, window)
+  require("luassert").is_nil(s, "the secret shows in: " .. tostring(s))
+end
+
+--- canon(v): v as exact JSON text with sorted keys (integers and floats, float bits, arrays
+-- and objects, string bytes all kept apart), for comparing decoded values.
+function M.canon(v)
+  return assert(json.encode(v, { sort_keys = true }))
+end
+
+--- same_json(a, b): true when a and b encode to the same exact JSON text.
+function M.same_json(a, b)
+  return M.canon(a) == M.canon(b)
+end
+
+--- error_log() -> keep, errors: keep(res, err) returns its arguments and appends err, when
+-- not nil, to the list errors (for checking every error of a file at its end).
+function M.error_log()
+  local errors = {}
+  return function(res, err)
+    if err ~= nil then errors[#errors + 1] = err end
+    return res, err
+  end, errors
 end
 
 ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@
 -- A response is a string (sent as is) or a table {raw = s, close = bool, drop = bool}. The
 -- server stops after the last response, or after 10 s without a request.
 local helpers = require "helpers"
-local read_file = helpers.read_file
+local read_file, write = helpers.read_file, helpers.write_file
 
 local M = {}
 
@@ -63,12 +63,6 @@ end
 if conn then conn:close() end
 log:close()
 ]]
-
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
 
 local function serialize(r)
   if type(r) == "string" then return ("%q"):format(r) end
@@ -133,31 +127,6 @@ function M.gzip(s)
   os.remove(path)
   assert(ok, "gzip failed")
   return gz
-end
-
---- The first string reachable from v (keys and values, at any depth, and tostring(v)) that
--- holds 8 or more consecutive bytes of secret; nil when none does.
-function M.leak(v, secret)
-  local strings, seen = {}, {}
-  local function walk(x)
-    if type(x) == "string" then
-      strings[#strings + 1] = x
-    elseif type(x) == "table" and not seen[x] then
-      seen[x] = true
-      for k, y in pairs(x) do
-        walk(k)
-        walk(y)
-      end
-    end
-  end
-  walk(v)
-  strings[#strings + 1] = tostring(v)
-  for _, s in ipairs(strings) do
-    for i = 1, #secret - 7 do
-      if s:find(secret:sub(i, i + 7), 1, true) then return s end
-    end
-  end
-  return nil
 end
 
 return M
