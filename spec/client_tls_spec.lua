@@ -22,12 +22,9 @@ local function assert_no_key(v)
   helpers.assert_no_leak(v, KEY)
 end
 
---- Runs shell text without the sanitizer preload (under `make check` an uninstrumented
--- mktemp or rm would report its own leaks and abort); returns true or false and its output
--- (stdout and stderr).
-local function run(cmd)
-  return helpers.run(cmd, { plain = true, stderr = true })
-end
+-- Tools (mktemp, rm, openssl) run without the sanitizer preload: under `make check` an
+-- uninstrumented mktemp or rm would report its own leaks and abort.
+local run = helpers.shell
 
 --- Starts a program (an argument list) without the sanitizer preload; see helpers.spawn.
 local function spawn(opts)

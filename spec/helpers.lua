@@ -141,6 +141,13 @@ function M.run(cmd, opts)
   return ok == true, out, code
 end
 
+--- shell(cmd) -> ok, output (stdout and stderr), exit code: runs a tool (mktemp, find, make,
+-- openssl...; shell text or an argument list) to its end without the sanitizer settings of
+-- `make check`.
+function M.shell(cmd)
+  return M.run(cmd, { plain = true, stderr = true })
+end
+
 --- run_lua(script, opts) -> ok, stdout, exit code: `$LUA -e script` in a child process that
 -- finds the modules this one finds (LUA_PATH and LUA_CPATH are this process's paths); the
 -- rest as run.

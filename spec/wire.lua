@@ -123,7 +123,7 @@ end
 function M.gzip(s)
   local path = os.tmpname()
   write(path, s)
-  local ok, gz = helpers.run { "gzip", "-c", path }
+  local ok, gz = helpers.run({ "gzip", "-c", path }, { plain = true })
   os.remove(path)
   assert(ok, "gzip failed")
   return gz
