@@ -28,6 +28,12 @@ CORE_LIBS  = -L$(CURL_LIBDIR) -lcurl -lpthread
 
 CORE_SRC := $(sort $(wildcard src/*.c))
 CORE_HDR := $(wildcard src/*.h)
+
+# Every Lua module: each lua/**/*.lua, laid out as its module name (lua/queue_jobs/policy.lua
+# is queue_jobs.policy), installed as it lies; the rockspec lists the same modules
+# (spec/packaging_spec.lua checks that, and that install-lua installs exactly these).
+find_files  = $(foreach d,$(wildcard $(1)/*),$(call find_files,$(d),$(2)) $(filter $(2),$(d)))
+LUA_MODULES := $(sort $(call find_files,lua,%.lua))
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 CORE_SO  := $(BUILD)/queue_jobs/core.so
 
@@ -45,8 +51,8 @@ BENCH_TARGETS   := bench-json
 INSTALL_TARGETS :=
 CLEAN_FILES     :=
 
-.PHONY: all deps test check bench bench-json conformance fuzz demo install uninstall \
-        rock-check dtoa-check valgrind clean
+.PHONY: all deps test check bench bench-json conformance fuzz demo install install-lua \
+        uninstall rock-check dtoa-check valgrind clean
 
 all: $(CORE_SO)
 
@@ -130,17 +136,24 @@ dtoa-check:
 	$(CC) -std=c11 -O2 -Isrc -pthread -o $(BUILD)/tools/dtoa_check tools/dtoa_check.c src/dtoa.c -lm
 	$(BUILD)/tools/dtoa_check $(DTOA_COUNT)
 
-install: all $(INSTALL_TARGETS)
-	install -d $(DESTDIR)$(INST_LIBDIR)/queue_jobs $(DESTDIR)$(INST_LUADIR)
+install: all install-lua $(INSTALL_TARGETS)
+	install -d $(DESTDIR)$(INST_LIBDIR)/queue_jobs
 	install -m 0755 $(CORE_SO) $(DESTDIR)$(INST_LIBDIR)/queue_jobs/core.so
-	install -m 0644 lua/queue_jobs.lua $(DESTDIR)$(INST_LUADIR)/queue_jobs.lua
+
+# The Lua modules alone (nothing to build): each of LUA_MODULES under INST_LUADIR.
+install-lua:
+	@set -e; for f in $(LUA_MODULES:lua/%=%); do \
+	  echo "install -m 0644 lua/$$f $(DESTDIR)$(INST_LUADIR)/$$f"; \
+	  install -d "$(DESTDIR)$(INST_LUADIR)/$$(dirname "$$f")"; \
+	  install -m 0644 "lua/$$f" "$(DESTDIR)$(INST_LUADIR)/$$f"; \
+	done
 
 uninstall:
-	rm -f $(DESTDIR)$(INST_LIBDIR)/queue_jobs/core.so $(DESTDIR)$(INST_LUADIR)/queue_jobs.lua
+	rm -f $(DESTDIR)$(INST_LIBDIR)/queue_jobs/core.so $(LUA_MODULES:lua/%=$(DESTDIR)$(INST_LUADIR)/%)
 
 # Builds and installs the rock offline into a temporary tree, then loads it from there.
 rock-check: deps
-	sh tools/rock_check.sh
+	LUA="$(LUA)" LUA_VERSION="$(LUA_VERSION)" sh tools/rock_check.sh
 
 clean:
 	rm -rf $(BUILD) $(CLEAN_FILES)
