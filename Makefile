@@ -34,14 +34,36 @@ CORE_HDR := $(wildcard src/*.h)
 # (spec/packaging_spec.lua checks that, and that install-lua installs exactly these).
 find_files  = $(foreach d,$(wildcard $(1)/*),$(call find_files,$(d),$(2)) $(filter $(2),$(d)))
 LUA_MODULES := $(sort $(call find_files,lua,%.lua))
-CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
-CORE_SO  := $(BUILD)/queue_jobs/core.so
 
-# Sanitizer build for `make check` (gcc's ASan + UBSan; lua5.4 gets libasan preloaded).
-ASAN_BUILD  := $(BUILD)/asan
-ASAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
-ASAN_OBJ    := $(CORE_SRC:src/%.c=$(ASAN_BUILD)/obj/%.o)
-ASAN_SO     := $(ASAN_BUILD)/queue_jobs/core.so
+# Build variants: `plain` in $(BUILD), and `asan` in $(BUILD)/asan for `make check` (gcc's
+# ASan + UBSan; the interpreter gets libasan preloaded). Each has a directory, VDIR_<v>, and
+# flags added to every compile and link, VFLAGS_<v>. A part that builds C writes its rules
+# once, as a template of the variant's name, and instantiates it for each of VARIANTS.
+VARIANTS     := plain asan
+VDIR_plain   := $(BUILD)
+VFLAGS_plain :=
+VDIR_asan    := $(BUILD)/asan
+VFLAGS_asan  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+
+# $(call core_rules,VARIANT): queue_jobs.core of one variant, in VDIR/queue_jobs/core.so.
+define core_rules
+CORE_OBJ_$(1) := $(CORE_SRC:src/%.c=$(VDIR_$(1))/obj/%.o)
+
+$(VDIR_$(1))/obj/%.o: src/%.c $(CORE_HDR)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) $$(VFLAGS_$(1)) -c -o $$@ $$<
+
+$(VDIR_$(1))/queue_jobs/core.so: $$(CORE_OBJ_$(1))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LIBFLAG) $$(CFLAGS) $$(VFLAGS_$(1)) -o $$@ $$^ $$(LDFLAGS) $$(CORE_LIBS)
+endef
+
+CORE_SO    := $(VDIR_plain)/queue_jobs/core.so
+CORE_OBJ   := $(CORE_SRC:src/%.c=$(VDIR_plain)/obj/%.o)
+ASAN_BUILD := $(VDIR_asan)
+ASAN_FLAGS := $(VFLAGS_asan)
+ASAN_SO    := $(VDIR_asan)/queue_jobs/core.so
+ASAN_OBJ   := $(CORE_SRC:src/%.c=$(VDIR_asan)/obj/%.o)
 
 TEST_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" QJ_ROOT="$(CURDIR)" LUA="$(LUA)"
 
@@ -56,15 +78,9 @@ CLEAN_FILES     :=
 
 all: $(CORE_SO)
 
+$(foreach v,$(VARIANTS),$(eval $(call core_rules,$(v))))
+
 include $(sort $(wildcard mk/*.mk))
-
-$(BUILD)/obj/%.o: src/%.c $(CORE_HDR)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
-
-$(CORE_SO): $(CORE_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAG) $(CFLAGS) -o $@ $(CORE_OBJ) $(LDFLAGS) $(CORE_LIBS)
 
 # Installs the Debian packages that building and testing need (only what is missing).
 deps:
@@ -72,14 +88,6 @@ deps:
 
 test: deps all $(TEST_DEPS)
 	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) $(BUSTED)
-
-$(ASAN_BUILD)/obj/%.o: src/%.c $(CORE_HDR)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
-
-$(ASAN_SO): $(ASAN_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAG) $(ASAN_FLAGS) -o $@ $(ASAN_OBJ) $(LDFLAGS) $(CORE_LIBS)
 
 check: deps $(ASAN_SO) $(TEST_DEPS)
 	$(TEST_ENV) LUA_CPATH="$(ASAN_BUILD)/?.so;;" QJ_SANITIZED=1 \
