@@ -59,11 +59,8 @@ $(VDIR_$(1))/queue_jobs/core.so: $$(CORE_OBJ_$(1))
 endef
 
 CORE_SO    := $(VDIR_plain)/queue_jobs/core.so
-CORE_OBJ   := $(CORE_SRC:src/%.c=$(VDIR_plain)/obj/%.o)
 ASAN_BUILD := $(VDIR_asan)
-ASAN_FLAGS := $(VFLAGS_asan)
 ASAN_SO    := $(VDIR_asan)/queue_jobs/core.so
-ASAN_OBJ   := $(CORE_SRC:src/%.c=$(VDIR_asan)/obj/%.o)
 
 TEST_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" QJ_ROOT="$(CURDIR)" LUA="$(LUA)"
 
