@@ -79,9 +79,14 @@ $(foreach v,$(VARIANTS),$(eval $(call core_rules,$(v))))
 
 include $(sort $(wildcard mk/*.mk))
 
-# Installs the Debian packages that building and testing need (only what is missing).
+# What building and testing need (tools/deps.sh): on Debian, as root, the packages missing
+# are installed; elsewhere it says what is missing. `make deps` then fails; as the first step
+# of test, demo and the others it goes on. DEPS_APT=no never runs apt-get.
+DEPS_APT ?= auto
 deps:
-	@sh tools/deps.sh
+	@LUA="$(LUA)" LUA_VERSION="$(LUA_VERSION)" LUA_INCDIR="$(LUA_INCDIR)" CURL_INCDIR="$(CURL_INCDIR)" \
+	  CC="$(CC)" BUSTED="$(BUSTED)" DEPS_APT="$(DEPS_APT)" \
+	  sh tools/deps.sh $(if $(filter deps,$(MAKECMDGOALS)),--strict)
 
 test: deps all $(TEST_DEPS)
 	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) $(BUSTED)
