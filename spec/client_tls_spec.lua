@@ -9,6 +9,7 @@
 -- not instrumented, and only the client core is under test.
 local qj = require "queue_jobs"
 local helpers = require "helpers"
+local wire = require "wire"
 local socket = require "socket"
 
 local KEY = "sk-tls-SECRET-4b1d9e7a2c"
@@ -56,14 +57,8 @@ local PROXY_JOB = '{"id":"0b9bc41c-3a51-4a0b-9d2e-1f5c7e3d2a10","input":{"seed":
   '"2026-11-29T05:36:29.6521534+00:00"}],"create_time":"2026-11-29T05:36:29.6521534+00:00",' ..
   '"update_time":"2026-11-29T05:36:29.6521534+00:00"}'
 
-local PROXY_SCRIPT = [=[
-local socket = require "socket"
+local PROXY_SCRIPT = wire.LISTEN .. [=[
 local job = arg[1]
-local srv = assert(socket.bind("127.0.0.1", 0))
-srv:settimeout(10)
-local _, port = srv:getsockname()
-io.stdout:write(port, "\n")
-io.stdout:flush()
 local c = srv:accept()
 if not c then io.stdout:write("ERROR no connection\n") os.exit(1) end
 c:settimeout(10)

@@ -17,15 +17,21 @@ local read_file, write = helpers.read_file, helpers.write_file
 
 local M = {}
 
-local SERVER = [[
+--- The start of a child server's script: listens on an ephemeral port of 127.0.0.1 as
+-- `srv` (accept times out after 10 s) and prints the port as its first line, which the
+-- spec reads with proc:first_line().
+M.LISTEN = [[
 local socket = require "socket"
-local responses = dofile(arg[1])
-local log = assert(io.open(arg[2], "w"))
 local srv = assert(socket.bind("127.0.0.1", 0))
 srv:settimeout(10)
 local _, port = srv:getsockname()
 io.stdout:write(port, "\n")
 io.stdout:flush()
+]]
+
+local SERVER = M.LISTEN .. [[
+local responses = dofile(arg[1])
+local log = assert(io.open(arg[2], "w"))
 local conn
 local i = 1
 while i <= #responses do
