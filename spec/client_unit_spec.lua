@@ -33,6 +33,13 @@ local function assert_no_key(v, key)
   helpers.assert_no_leak(v, key or KEY)
 end
 
+-- What a child Lua process writes running script, with env's changes to the environment
+-- (false unsets a variable).
+local function child_output(script, env)
+  local _, out = helpers.run_lua(script, { env = env })
+  return out
+end
+
 local function assert_invalid(res, err, path, pattern)
   assert.is_nil(res)
   assert.equal("invalid_argument", err.kind)
@@ -233,8 +240,8 @@ describe("queue_jobs client: options", function()
   end)
 
   it("needs an API key", function()
-    local _, out = helpers.run_lua('local c, e = require("queue_jobs").client{}; io.write(e.kind, "|", e.path)',
-      { env = { SALAD_API_KEY = false } })
+    local out = child_output('local c, e = require("queue_jobs").client{}; io.write(e.kind, "|", e.path)',
+      { SALAD_API_KEY = false })
     assert.equal("invalid_argument|api_key", out)
   end)
 
@@ -247,13 +254,13 @@ describe("queue_jobs client: options", function()
         queue_name = "fifo", input = 1, retries = 0}
       io.write("|", err.kind, "|", tostring(err):find("env-key-1", 1, true) and "leak" or "clean")
     ]]
-    local _, out = helpers.run_lua(script, { env = { SALAD_API_KEY = "env-key-1", SALAD_BASE_URL = DEAD } })
+    local out = child_output(script, { SALAD_API_KEY = "env-key-1", SALAD_BASE_URL = DEAD })
     assert.equal(DEAD .. "|true|network|clean", out)
   end)
 
   it("defaults to https://api.salad.com/api/public", function()
-    local _, out = helpers.run_lua('io.write(require("queue_jobs").client{api_key="k"}.base_url)',
-      { env = { SALAD_BASE_URL = false } })
+    local out = child_output('io.write(require("queue_jobs").client{api_key="k"}.base_url)',
+      { SALAD_BASE_URL = false })
     assert.equal("https://api.salad.com/api/public", out)
   end)
 end)
