@@ -28,16 +28,41 @@ CORE_LIBS  = -L$(CURL_LIBDIR) -lcurl -lpthread
 
 CORE_SRC := $(sort $(wildcard src/*.c))
 CORE_HDR := $(wildcard src/*.h)
-CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
-CORE_SO  := $(BUILD)/queue_jobs/core.so
 
-# Sanitizer build for `make check` (gcc's ASan + UBSan; lua5.4 gets libasan preloaded).
-ASAN_BUILD  := $(BUILD)/asan
-ASAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
-ASAN_OBJ    := $(CORE_SRC:src/%.c=$(ASAN_BUILD)/obj/%.o)
-ASAN_SO     := $(ASAN_BUILD)/queue_jobs/core.so
+# Every Lua module: each lua/**/*.lua, laid out as its module name (lua/queue_jobs/policy.lua
+# is queue_jobs.policy), installed as it lies; the rockspec lists the same modules
+# (spec/packaging_spec.lua checks that, and that install-lua installs exactly these).
+find_files  = $(foreach d,$(wildcard $(1)/*),$(call find_files,$(d),$(2)) $(filter $(2),$(d)))
+LUA_MODULES := $(sort $(call find_files,lua,%.lua))
 
-TEST_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" QJ_ROOT="$(CURDIR)"
+# Build variants: `plain` in $(BUILD), and `asan` in $(BUILD)/asan for `make check` (gcc's
+# ASan + UBSan; the interpreter gets libasan preloaded). Each has a directory, VDIR_<v>, and
+# flags added to every compile and link, VFLAGS_<v>. A part that builds C writes its rules
+# once, as a template of the variant's name, and instantiates it for each of VARIANTS.
+VARIANTS     := plain asan
+VDIR_plain   := $(BUILD)
+VFLAGS_plain :=
+VDIR_asan    := $(BUILD)/asan
+VFLAGS_asan  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+
+# $(call core_rules,VARIANT): queue_jobs.core of one variant, in VDIR/queue_jobs/core.so.
+define core_rules
+CORE_OBJ_$(1) := $(CORE_SRC:src/%.c=$(VDIR_$(1))/obj/%.o)
+
+$(VDIR_$(1))/obj/%.o: src/%.c $(CORE_HDR)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) $$(VFLAGS_$(1)) -c -o $$@ $$<
+
+$(VDIR_$(1))/queue_jobs/core.so: $$(CORE_OBJ_$(1))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LIBFLAG) $$(CFLAGS) $$(VFLAGS_$(1)) -o $$@ $$^ $$(LDFLAGS) $$(CORE_LIBS)
+endef
+
+CORE_SO    := $(VDIR_plain)/queue_jobs/core.so
+ASAN_BUILD := $(VDIR_asan)
+ASAN_SO    := $(VDIR_asan)/queue_jobs/core.so
+
+TEST_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" QJ_ROOT="$(CURDIR)" LUA="$(LUA)"
 
 # Each part of the project adds its own rules in mk/<part>.mk and extends these lists.
 TEST_DEPS       :=
@@ -45,35 +70,26 @@ BENCH_TARGETS   := bench-json
 INSTALL_TARGETS :=
 CLEAN_FILES     :=
 
-.PHONY: all deps test check bench bench-json conformance fuzz demo install uninstall \
-        rock-check dtoa-check valgrind clean
+.PHONY: all deps test check bench bench-json conformance fuzz demo install install-lua \
+        uninstall rock-check dtoa-check valgrind clean
 
 all: $(CORE_SO)
 
+$(foreach v,$(VARIANTS),$(eval $(call core_rules,$(v))))
+
 include $(sort $(wildcard mk/*.mk))
 
-$(BUILD)/obj/%.o: src/%.c $(CORE_HDR)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
-
-$(CORE_SO): $(CORE_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAG) $(CFLAGS) -o $@ $(CORE_OBJ) $(LDFLAGS) $(CORE_LIBS)
-
-# Installs the Debian packages that building and testing need (only what is missing).
+# What building and testing need (tools/deps.sh): on Debian, as root, the packages missing
+# are installed; elsewhere it says what is missing. `make deps` then fails; as the first step
+# of test, demo and the others it goes on. DEPS_APT=no never runs apt-get.
+DEPS_APT ?= auto
 deps:
-	@sh tools/deps.sh
+	@LUA="$(LUA)" LUA_VERSION="$(LUA_VERSION)" LUA_INCDIR="$(LUA_INCDIR)" CURL_INCDIR="$(CURL_INCDIR)" \
+	  CC="$(CC)" BUSTED="$(BUSTED)" DEPS_APT="$(DEPS_APT)" \
+	  sh tools/deps.sh $(if $(filter deps,$(MAKECMDGOALS)),--strict)
 
 test: deps all $(TEST_DEPS)
 	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) $(BUSTED)
-
-$(ASAN_BUILD)/obj/%.o: src/%.c $(CORE_HDR)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
-
-$(ASAN_SO): $(ASAN_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAG) $(ASAN_FLAGS) -o $@ $(ASAN_OBJ) $(LDFLAGS) $(CORE_LIBS)
 
 check: deps $(ASAN_SO) $(TEST_DEPS)
 	$(TEST_ENV) LUA_CPATH="$(ASAN_BUILD)/?.so;;" QJ_SANITIZED=1 \
@@ -130,17 +146,24 @@ dtoa-check:
 	$(CC) -std=c11 -O2 -Isrc -pthread -o $(BUILD)/tools/dtoa_check tools/dtoa_check.c src/dtoa.c -lm
 	$(BUILD)/tools/dtoa_check $(DTOA_COUNT)
 
-install: all $(INSTALL_TARGETS)
-	install -d $(DESTDIR)$(INST_LIBDIR)/queue_jobs $(DESTDIR)$(INST_LUADIR)
+install: all install-lua $(INSTALL_TARGETS)
+	install -d $(DESTDIR)$(INST_LIBDIR)/queue_jobs
 	install -m 0755 $(CORE_SO) $(DESTDIR)$(INST_LIBDIR)/queue_jobs/core.so
-	install -m 0644 lua/queue_jobs.lua $(DESTDIR)$(INST_LUADIR)/queue_jobs.lua
+
+# The Lua modules alone (nothing to build): each of LUA_MODULES under INST_LUADIR.
+install-lua:
+	@set -e; for f in $(LUA_MODULES:lua/%=%); do \
+	  echo "install -m 0644 lua/$$f $(DESTDIR)$(INST_LUADIR)/$$f"; \
+	  install -d "$(DESTDIR)$(INST_LUADIR)/$$(dirname "$$f")"; \
+	  install -m 0644 "lua/$$f" "$(DESTDIR)$(INST_LUADIR)/$$f"; \
+	done
 
 uninstall:
-	rm -f $(DESTDIR)$(INST_LIBDIR)/queue_jobs/core.so $(DESTDIR)$(INST_LUADIR)/queue_jobs.lua
+	rm -f $(DESTDIR)$(INST_LIBDIR)/queue_jobs/core.so $(LUA_MODULES:lua/%=$(DESTDIR)$(INST_LUADIR)/%)
 
 # Builds and installs the rock offline into a temporary tree, then loads it from there.
 rock-check: deps
-	sh tools/rock_check.sh
+	LUA="$(LUA)" LUA_VERSION="$(LUA_VERSION)" sh tools/rock_check.sh
 
 clean:
 	rm -rf $(BUILD) $(CLEAN_FILES)

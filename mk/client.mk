@@ -1,19 +1,10 @@
-# The queue_jobs client (issue #4): extra Lua modules to install, and `make bench-client`.
-CLIENT_LUA       := $(wildcard lua/queue_jobs/*.lua)
+# The queue_jobs client's benchmark, `make bench-client` (its Lua modules are installed with
+# every other one under lua/: LUA_MODULES in the Makefile).
 CLIENT_BENCH_RAW := $(BUILD)/bench/client_bench_raw
 
-.PHONY: bench-client install-client-lua uninstall-client-lua
+.PHONY: bench-client
 
 BENCH_TARGETS   += bench-client
-INSTALL_TARGETS += install-client-lua
-uninstall: uninstall-client-lua
-
-install-client-lua:
-	install -d $(DESTDIR)$(INST_LUADIR)/queue_jobs
-	install -m 0644 $(CLIENT_LUA) $(DESTDIR)$(INST_LUADIR)/queue_jobs/
-
-uninstall-client-lua:
-	rm -f $(CLIENT_LUA:lua/%=$(DESTDIR)$(INST_LUADIR)/%)
 
 $(CLIENT_BENCH_RAW): bench/client_bench_raw.c
 	@mkdir -p $(dir $@)

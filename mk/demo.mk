@@ -1,5 +1,6 @@
-# make demo (issue #4): installs what is missing, builds, starts the emulator on a free port,
-# runs examples/create_job.lua against it, and stops the emulator even when the example fails.
+# make demo: first deps (installs what is missing where it can), builds, starts the emulator
+# on a free port, runs examples/create_job.lua against it, and stops the emulator even when
+# the example fails.
 DEMO_EXAMPLE ?= examples/create_job.lua
 DEMO_KEY     ?= salad-emulator-key
 

@@ -4,19 +4,16 @@
 MHD_LIBS ?= -lmicrohttpd
 LUA_LIB  ?= -llua$(LUA_VERSION)
 
-EMU          := $(BUILD)/salad-queue-emulator
+EMU          := $(VDIR_plain)/salad-queue-emulator
 EMU_SRC      := $(sort $(wildcard emulator/*.c))
 EMU_HDR      := $(wildcard emulator/*.h)
 EMU_LUA      := $(sort $(filter-out emulator/embed.lua,$(wildcard emulator/*.lua)))
 EMU_GEN      := $(BUILD)/emulator/embedded.c
-EMU_OBJ      := $(EMU_SRC:emulator/%.c=$(BUILD)/emulator/%.o) $(BUILD)/emulator/embedded.o
 EMU_CFLAGS    = $(CFLAGS) $(WARN) -I$(LUA_INCDIR) -Iemulator
 EMU_LDLIBS    = $(LUA_LIB) $(MHD_LIBS) -L$(CURL_LIBDIR) -lcurl -lpthread -lm -ldl
 
-# The same with AddressSanitizer + UndefinedBehaviorSanitizer, used by `make check`
-# (spec/helpers.lua picks it when QJ_SANITIZED=1).
-ASAN_EMU     := $(ASAN_BUILD)/salad-queue-emulator
-ASAN_EMU_OBJ := $(EMU_SRC:emulator/%.c=$(ASAN_BUILD)/emulator/%.o) $(ASAN_BUILD)/emulator/embedded.o
+# The sanitizer variant, used by `make check` (spec/helpers.lua picks it when QJ_SANITIZED=1).
+ASAN_EMU     := $(VDIR_asan)/salad-queue-emulator
 
 EMU_BENCH    := $(BUILD)/bench/emulator_bench
 
@@ -34,26 +31,24 @@ $(EMU_GEN): emulator/embed.lua $(EMU_LUA)
 	@mkdir -p $(dir $@)
 	$(LUA) emulator/embed.lua $@ $(EMU_LUA)
 
-$(BUILD)/emulator/%.o: emulator/%.c $(EMU_HDR)
-	@mkdir -p $(dir $@)
-	$(CC) $(EMU_CFLAGS) -c -o $@ $<
+# $(call emulator_rules,VARIANT): the emulator of one build variant (VARIANTS in the
+# Makefile), linked with that variant's core objects.
+define emulator_rules
+EMU_OBJ_$(1) := $(EMU_SRC:emulator/%.c=$(VDIR_$(1))/emulator/%.o) $(VDIR_$(1))/emulator/embedded.o
 
-$(BUILD)/emulator/embedded.o: $(EMU_GEN) $(EMU_HDR)
-	$(CC) $(EMU_CFLAGS) -c -o $@ $<
+$(VDIR_$(1))/emulator/%.o: emulator/%.c $(EMU_HDR)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(EMU_CFLAGS) $$(VFLAGS_$(1)) -c -o $$@ $$<
 
-$(EMU): $(EMU_OBJ) $(CORE_OBJ)
-	$(CC) $(CFLAGS) -o $@ $(EMU_OBJ) $(CORE_OBJ) $(LDFLAGS) $(EMU_LDLIBS)
+$(VDIR_$(1))/emulator/embedded.o: $(EMU_GEN) $(EMU_HDR)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(EMU_CFLAGS) $$(VFLAGS_$(1)) -c -o $$@ $$<
 
-$(ASAN_BUILD)/emulator/%.o: emulator/%.c $(EMU_HDR)
-	@mkdir -p $(dir $@)
-	$(CC) $(EMU_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
+$(VDIR_$(1))/salad-queue-emulator: $$(EMU_OBJ_$(1)) $$(CORE_OBJ_$(1))
+	$$(CC) $$(CFLAGS) $$(VFLAGS_$(1)) -o $$@ $$^ $$(LDFLAGS) $$(EMU_LDLIBS)
+endef
 
-$(ASAN_BUILD)/emulator/embedded.o: $(EMU_GEN) $(EMU_HDR)
-	@mkdir -p $(dir $@)
-	$(CC) $(EMU_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
-
-$(ASAN_EMU): $(ASAN_EMU_OBJ) $(ASAN_OBJ)
-	$(CC) $(ASAN_FLAGS) -o $@ $(ASAN_EMU_OBJ) $(ASAN_OBJ) $(LDFLAGS) $(EMU_LDLIBS)
+$(foreach v,$(VARIANTS),$(eval $(call emulator_rules,$(v))))
 
 install-emulator: $(EMU)
 	install -d $(DESTDIR)$(INST_BINDIR)

@@ -11,17 +11,9 @@ local JOB = JOBS .. "/*"
 local now = core.monotime
 
 -- Every error seen in this file; the last test checks none carries the key.
-local all_errors = {}
-local function keep(res, err)
-  if err ~= nil then all_errors[#all_errors + 1] = err end
-  return res, err
-end
+local keep, all_errors = helpers.error_log()
 
-local strings_of = helpers.strings_of
-
-local function same_json(a, b)
-  return assert(qj.json.encode(a, { sort_keys = true })) == assert(qj.json.encode(b, { sort_keys = true }))
-end
+local strings_of, same_json = helpers.strings_of, helpers.same_json
 
 describe("queue_jobs client against the emulator", function()
   local emu, c

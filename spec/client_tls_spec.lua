@@ -9,31 +9,28 @@
 -- not instrumented, and only the client core is under test.
 local qj = require "queue_jobs"
 local helpers = require "helpers"
+local wire = require "wire"
 local socket = require "socket"
 
 local KEY = "sk-tls-SECRET-4b1d9e7a2c"
 local ORG, PROJ = "acme-corp", "dev-env"
 local BIG = 1234567890123456789 -- 19 digits: above 2^53, so only an exact codec keeps it
-local NO_ASAN = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u LSAN_OPTIONS "
 
-local strings_of = helpers.strings_of
+local q, read_file, write_file = helpers.shell_quote, helpers.read_file, helpers.write_file
+local same_json, free_port = helpers.same_json, helpers.free_port
 
-local q, read_file = helpers.shell_quote, helpers.read_file
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(s))
-  f:close()
+local function assert_no_key(v)
+  helpers.assert_no_leak(v, KEY)
 end
 
---- Runs a shell command (without the sanitizer preload: under `make check` an uninstrumented
--- mktemp or rm would report its own leaks and abort); returns true or false and its output
--- (stdout and stderr).
-local function run(cmd)
-  local p = assert(io.popen(NO_ASAN .. "sh -c " .. q(cmd) .. " 2>&1", "r"))
-  local out = p:read("a")
-  local ok = p:close()
-  return ok == true, out
+-- Tools (mktemp, rm, openssl) run without the sanitizer preload: under `make check` an
+-- uninstrumented mktemp or rm would report its own leaks and abort.
+local run = helpers.shell
+
+--- Starts a program (an argument list) without the sanitizer preload; see helpers.spawn.
+local function spawn(opts)
+  opts.plain = true
+  return helpers.spawn(opts)
 end
 
 --- The path of an executable: `command -v name`, else one of the given paths.
@@ -50,77 +47,8 @@ end
 local NGINX = find_exe("nginx", { "/usr/sbin/nginx" })
 local OPENSSL = find_exe("openssl", { "/usr/bin/openssl" })
 
---- A loopback port that was free a moment ago (bound to port 0, then closed): nginx cannot
--- listen on port 0 and tell which port it got.
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-
-local function same_json(a, b)
-  return assert(qj.json.encode(a, { sort_keys = true })) == assert(qj.json.encode(b, { sort_keys = true }))
-end
-
-local function assert_no_key(v, what)
-  for _, s in ipairs(strings_of(v)) do
-    assert.is_nil(s:find(KEY, 1, true), "the key leaked into " .. (what or "an error"))
-  end
-  if type(v) == "table" then assert.is_nil(tostring(v):find(KEY, 1, true)) end
-end
-
 ---------------------------------------------------------------------------------------------
--- Child processes: started through `sh -c 'echo $$ >pidfile; exec ...'`, stopped by pid.
-
-local Proc = {}
-Proc.__index = Proc
-Proc.__gc = function(self) self:stop() end
-
-local function proc_state(pid)
-  local s = read_file("/proc/" .. pid .. "/stat")
-  return s and s:match("^%d+ %b() (%u)")
-end
-
---- spawn(cmd, pidfile): cmd is shell text; its stdout is the pipe unless cmd redirects it.
-local function spawn(cmd, pidfile)
-  local p = assert(io.popen(("echo $$ >%s; exec %s%s"):format(q(pidfile), NO_ASAN, cmd), "r"))
-  return setmetatable({ proc = p, pidfile = pidfile }, Proc)
-end
-
-function Proc:getpid()
-  if not self.pid then
-    local s = read_file(self.pidfile)
-    self.pid = s and tonumber(s:match("%d+"))
-  end
-  return self.pid
-end
-
-function Proc:alive()
-  if self.closed then return false end
-  local pid = self:getpid()
-  if not pid then return true end -- the shell has not written it yet
-  local st = proc_state(pid)
-  return st ~= nil and st ~= "Z"
-end
-
---- SIGTERM, a bounded wait, SIGKILL if needed, then reaps it. Idempotent.
-function Proc:stop()
-  if self.closed then return end
-  helpers.wait_for(function() return self:getpid() end, 5)
-  local pid = self:getpid()
-  if pid and self:alive() then
-    os.execute(("kill -TERM %d 2>/dev/null"):format(pid))
-    if not helpers.wait_for(function() return not self:alive() end, 5, 0.005) then
-      os.execute(("kill -KILL %d 2>/dev/null"):format(pid))
-    end
-  end
-  self.proc:close()
-  self.closed = true
-end
-
----------------------------------------------------------------------------------------------
--- The proxy stand-in: a separate lua5.4 process (the client blocks while it waits, so the
+-- The proxy stand-in: a separate Lua process (the client blocks while it waits, so the
 -- stand-in cannot live in this process). It prints its port, accepts one connection, reads
 -- one request, answers a canned 201 job and prints what it saw (never the key's value).
 
@@ -129,14 +57,8 @@ local PROXY_JOB = '{"id":"0b9bc41c-3a51-4a0b-9d2e-1f5c7e3d2a10","input":{"seed":
   '"2026-11-29T05:36:29.6521534+00:00"}],"create_time":"2026-11-29T05:36:29.6521534+00:00",' ..
   '"update_time":"2026-11-29T05:36:29.6521534+00:00"}'
 
-local PROXY_SCRIPT = [=[
-local socket = require "socket"
+local PROXY_SCRIPT = wire.LISTEN .. [=[
 local job = arg[1]
-local srv = assert(socket.bind("127.0.0.1", 0))
-srv:settimeout(10)
-local _, port = srv:getsockname()
-io.stdout:write(port, "\n")
-io.stdout:flush()
 local c = srv:accept()
 if not c then io.stdout:write("ERROR no connection\n") os.exit(1) end
 c:settimeout(10)
@@ -266,8 +188,8 @@ local function start_nginx(dir, emu_port)
     local conf, errlog, out = dir .. "/nginx.conf", dir .. "/error.log", dir .. "/nginx.out"
     write_file(conf, nginx_conf(dir, port, emu_port))
     write_file(errlog, "")
-    local p = spawn(q(NGINX) .. " -p " .. q(dir .. "/") .. " -c " .. q(conf) .. " -e " .. q(errlog) ..
-      " >" .. q(out) .. " 2>&1 </dev/null", dir .. "/nginx.shpid")
+    local p = spawn { argv = { NGINX, "-p", dir .. "/", "-c", conf, "-e", errlog }, stdout = out,
+      stderr = out }
     -- listening on both addresses means every bind is done
     local state = helpers.wait_for(function()
       if not p:alive() then return "dead" end
@@ -300,9 +222,8 @@ describe("queue_jobs client through a proxy (LuaSocket stand-in)", function()
   end)
 
   it("sends an absolute-form request to the proxy, and without it fails to connect", function()
-    proxy = spawn("lua5.4 " .. q(tmp .. "/proxy.lua") .. " " .. q(PROXY_JOB) .. " 2>" ..
-      q(tmp .. "/proxy.err"), tmp .. "/proxy.pid")
-    local port = tonumber(proxy.proc:read("l"))
+    proxy = spawn { argv = { helpers.LUA, tmp .. "/proxy.lua", PROXY_JOB }, stderr = tmp .. "/proxy.err" }
+    local port = tonumber((proxy:first_line()))
     assert(port, "the proxy stand-in did not start: " .. tostring(read_file(tmp .. "/proxy.err")))
     -- 127.0.0.2:9 is loopback (so plain http is allowed) and nothing listens there; a proxy
     -- with plain http needs allow_http, since the proxy reads the key
@@ -311,8 +232,8 @@ describe("queue_jobs client through a proxy (LuaSocket stand-in)", function()
       timeout = 5, connect_timeout = 2, proxy = "http://127.0.0.1:" .. port, allow_http = true }
     local c = assert(qj.client(opts))
     local job, err = c:create { queue_name = "proxied", input = { seed = BIG } }
-    local seen = proxy.proc:read("a")
-    proxy:stop()
+    proxy:wait() -- it ends after one request
+    local seen = proxy.stdout
     assert.is_nil(err and tostring(err))
     assert.equal("0b9bc41c-3a51-4a0b-9d2e-1f5c7e3d2a10", job.id)
     assert.equal(BIG, job.input.seed)
@@ -348,11 +269,7 @@ end
 
 describe("queue_jobs client over TLS (nginx in front of the emulator)", function()
   local tmp, emu, nginx, port, ca, https
-  local errors = {}
-  local function keep(res, err)
-    if err ~= nil then errors[#errors + 1] = err end
-    return res, err
-  end
+  local keep, errors = helpers.error_log()
 
   local function client(extra)
     local o = { api_key = KEY, base_url = https, organization_name = ORG, project_name = PROJ,

@@ -2,19 +2,13 @@
 -- retry/pacing loop with an injected clock against a port where nothing listens.
 local qj = require "queue_jobs"
 local core = require "queue_jobs.core"
-local socket = require "socket"
+local helpers = require "helpers"
 
 local KEY = "sk_unit-SECRET-7f3a9c1e0b"
 local UUID = "7dcd6922-50e9-4d56-89b5-91cde26f0211"
 
--- A loopback port where nothing listens (bound, then closed).
-local function closed_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
-local DEAD = "http://127.0.0.1:" .. closed_port() .. "/api/public"
+-- A loopback port where nothing listens.
+local DEAD = "http://127.0.0.1:" .. helpers.free_port() .. "/api/public"
 
 -- A fake clock that only moves when the client sleeps.
 local function fake_time()
@@ -34,14 +28,16 @@ local function new(extra)
   return assert(qj.client(o))
 end
 
-local strings_of = require("helpers").strings_of
-
+-- The whole key (default KEY) nowhere in v, nor in tostring(v).
 local function assert_no_key(v, key)
-  key = key or KEY
-  for _, s in ipairs(strings_of(v)) do
-    assert.is_nil(s:find(key, 1, true), "the key leaked into: " .. s)
-  end
-  assert.is_nil(tostring(v):find(key, 1, true))
+  helpers.assert_no_leak(v, key or KEY)
+end
+
+-- What a child Lua process writes running script, with env's changes to the environment
+-- (false unsets a variable).
+local function child_output(script, env)
+  local _, out = helpers.run_lua(script, { env = env })
+  return out
 end
 
 local function assert_invalid(res, err, path, pattern)
@@ -244,11 +240,8 @@ describe("queue_jobs client: options", function()
   end)
 
   it("needs an API key", function()
-    local cmd = "env -u SALAD_API_KEY LUA_PATH='" .. package.path .. "' LUA_CPATH='" .. package.cpath ..
-      "' lua5.4 -e 'local c, e = require(\"queue_jobs\").client{}; io.write(e.kind, \"|\", e.path)'"
-    local p = io.popen(cmd)
-    local out = p:read("a")
-    p:close()
+    local out = child_output('local c, e = require("queue_jobs").client{}; io.write(e.kind, "|", e.path)',
+      { SALAD_API_KEY = false })
     assert.equal("invalid_argument|api_key", out)
   end)
 
@@ -261,24 +254,13 @@ describe("queue_jobs client: options", function()
         queue_name = "fifo", input = 1, retries = 0}
       io.write("|", err.kind, "|", tostring(err):find("env-key-1", 1, true) and "leak" or "clean")
     ]]
-    local f = assert(io.open(os.tmpname and "/tmp/qj_env_spec.lua" or "", "w"))
-    f:write(script)
-    f:close()
-    local cmd = "SALAD_API_KEY=env-key-1 SALAD_BASE_URL='" .. DEAD .. "' LUA_PATH='" .. package.path ..
-      "' LUA_CPATH='" .. package.cpath .. "' lua5.4 /tmp/qj_env_spec.lua"
-    local p = io.popen(cmd)
-    local out = p:read("a")
-    p:close()
-    os.remove("/tmp/qj_env_spec.lua")
+    local out = child_output(script, { SALAD_API_KEY = "env-key-1", SALAD_BASE_URL = DEAD })
     assert.equal(DEAD .. "|true|network|clean", out)
   end)
 
   it("defaults to https://api.salad.com/api/public", function()
-    local cmd = "env -u SALAD_BASE_URL LUA_PATH='" .. package.path .. "' LUA_CPATH='" .. package.cpath ..
-      "' lua5.4 -e 'io.write(require(\"queue_jobs\").client{api_key=\"k\"}.base_url)'"
-    local p = io.popen(cmd)
-    local out = p:read("a")
-    p:close()
+    local out = child_output('io.write(require("queue_jobs").client{api_key="k"}.base_url)',
+      { SALAD_BASE_URL = false })
     assert.equal("https://api.salad.com/api/public", out)
   end)
 end)

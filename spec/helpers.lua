@@ -1,5 +1,6 @@
---- Spec helpers: start the emulator on an ephemeral port, talk HTTP to it over loopback
--- (LuaSocket, not the queue_jobs client), and drive its control API.
+--- Spec helpers: child processes (one helper for every server and tool a spec starts), the
+-- assertions several specs share, HTTP over loopback with LuaSocket (not the queue_jobs
+-- client), and the emulator on an ephemeral port with its control API.
 --
 --   local helpers = require "helpers"
 --   local emu = helpers.start_emulator{ args = { "--rate-limit", "600" } }
@@ -7,6 +8,10 @@
 --     { headers = { ["Salad-Api-Key"] = emu.api_key } })
 --   emu:fault{ method = "POST", fault = { kind = "status", status = 503 } }
 --   emu:stop()
+--
+--   local p = helpers.spawn{ argv = { helpers.LUA, "server.lua" } }
+--   local port = tonumber(assert(p:first_line()))
+--   p:stop()   -- SIGTERM, a bounded wait, SIGKILL if need be; returns the exit status
 local socket = require "socket"
 local json = require("queue_jobs.core").json
 
@@ -15,7 +20,7 @@ local M = {}
 M.DEFAULT_API_KEY = "salad-emulator-key"
 M.API = "/api/public"
 M.JOBS = "/organizations/acme-corp/projects/dev-env/queues/fifo-queue/jobs"   -- under emu.url
-M.START_TIMEOUT = 10      -- seconds to wait for the emulator's first line
+M.START_TIMEOUT = 10      -- seconds to wait for a process's first line
 M.STOP_TIMEOUT = 10       -- seconds to wait for it to exit after SIGTERM
 
 local function root()
@@ -26,34 +31,6 @@ local function exists(path)
   local f = io.open(path, "rb")
   if f then f:close() end
   return f ~= nil
-end
-
---- The emulator binary: $QJ_EMULATOR, else the sanitizer build under `make check`
--- (QJ_SANITIZED=1), else build/salad-queue-emulator.
---- Every string reachable from v (keys and values), depth-first: for proving that a
--- secret appears nowhere in an error.
-function M.strings_of(v, out, seen)
-  out, seen = out or {}, seen or {}
-  if type(v) == "string" then
-    out[#out + 1] = v
-  elseif type(v) == "table" and not seen[v] then
-    seen[v] = true
-    for k, x in pairs(v) do
-      M.strings_of(k, out, seen)
-      M.strings_of(x, out, seen)
-    end
-  end
-  return out
-end
-
-function M.emulator_path()
-  local p = os.getenv("QJ_EMULATOR")
-  if p and p ~= "" then return p end
-  if os.getenv("QJ_SANITIZED") == "1" then
-    p = root() .. "/build/asan/salad-queue-emulator"
-    if exists(p) then return p end
-  end
-  return root() .. "/build/salad-queue-emulator"
 end
 
 --- s quoted for the shell.
@@ -72,10 +49,11 @@ local function read_file(path)
 end
 M.read_file = read_file
 
---- "R", "S", ... from /proc/PID/stat; nil when the process is gone.
-local function proc_state(pid)
-  local s = read_file("/proc/" .. pid .. "/stat")
-  return s and s:match("^%d+ %b() (%u)")
+--- write_file(path, s): replaces the file's content with s (raises on failure).
+function M.write_file(path, s)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(s))
+  f:close()
 end
 
 --- Polls fn() every `step` seconds until it returns a true value or `timeout` passes.
@@ -87,6 +65,277 @@ function M.wait_for(fn, timeout, step)
     socket.sleep(step or 0.01)
   until socket.gettime() > deadline
   return fn()
+end
+
+--- A loopback port that was free a moment ago (bound to port 0, then closed): nothing
+-- listens there, and a server that cannot listen on port 0 may take it.
+function M.free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+---------------------------------------------------------------------------------------------
+-- Child processes
+
+--- The Lua interpreter that child Lua processes run: $LUA (the Makefile passes the one it
+-- runs the specs with), else the interpreter running this one (the lowest index of arg),
+-- else luaX.Y for this Lua's version.
+local function interpreter()
+  local lua = os.getenv("LUA")
+  if lua and lua ~= "" then return lua end
+  local a = rawget(_G, "arg")
+  if type(a) == "table" then
+    local i = 0
+    while a[i - 1] ~= nil do i = i - 1 end
+    if i < 0 then return a[i] end
+  end
+  return "lua" .. _VERSION:match("%d+%.%d+")
+end
+M.LUA = interpreter()
+
+-- What `make check` sets so that the interpreter can load the sanitizer build of the core.
+local SANITIZER_VARS = { "LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" }
+
+--- command(cmd, opts): the shell text that runs cmd, an argument list (quoted here) or shell
+-- text (run by sh -c), with opts.env ({ NAME = value }; false unsets NAME) and, when
+-- opts.plain, without the sanitizer settings of `make check` (a program that is not
+-- instrumented would report its own leaks under them, and abort).
+local function command(cmd, opts)
+  opts = opts or {}
+  local unset, set = {}, {}
+  if opts.plain then
+    for _, name in ipairs(SANITIZER_VARS) do unset[#unset + 1] = "-u " .. name end
+  end
+  for name, value in pairs(opts.env or {}) do
+    if value == false then
+      unset[#unset + 1] = "-u " .. name
+    else
+      set[#set + 1] = shell_quote(name .. "=" .. value)
+    end
+  end
+  table.sort(unset)
+  table.sort(set)
+  local words = {}
+  if #unset + #set > 0 then   -- env takes its -u options before the assignments
+    words = table.move(set, 1, #set, #unset + 1, unset)
+    table.insert(words, 1, "env")
+  end
+  if type(cmd) == "string" then
+    words[#words + 1] = "sh -c " .. shell_quote(cmd)
+  else
+    for _, a in ipairs(cmd) do words[#words + 1] = shell_quote(a) end
+  end
+  return table.concat(words, " ")
+end
+M.command = command
+
+--- run(cmd, opts) -> ok, output, exit code: runs cmd (see command; opts.env, opts.plain) to
+-- its end; output is its stdout, and its stderr too when opts.stderr is true.
+function M.run(cmd, opts)
+  opts = opts or {}
+  local p = assert(io.popen(command(cmd, opts) .. (opts.stderr and " 2>&1" or ""), "r"))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return ok == true, out, code
+end
+
+--- shell(cmd) -> ok, output (stdout and stderr), exit code: runs a tool (mktemp, find, make,
+-- openssl...; shell text or an argument list) to its end without the sanitizer settings of
+-- `make check`.
+function M.shell(cmd)
+  return M.run(cmd, { plain = true, stderr = true })
+end
+
+--- run_lua(script, opts) -> ok, stdout, exit code: `$LUA -e script` in a child process that
+-- finds the modules this one finds (LUA_PATH and LUA_CPATH are this process's paths); the
+-- rest as run.
+function M.run_lua(script, opts)
+  opts = opts or {}
+  local env = { LUA_PATH = package.path, LUA_CPATH = package.cpath }
+  for k, v in pairs(opts.env or {}) do env[k] = v end
+  return M.run({ M.LUA, "-e", script }, { env = env, plain = opts.plain, stderr = opts.stderr })
+end
+
+--- "R", "S", ... from /proc/PID/stat; nil when the process is gone.
+local function proc_state(pid)
+  local s = read_file("/proc/" .. pid .. "/stat")
+  return s and s:match("^%d+ %b() (%u)")
+end
+
+local Proc = {}
+Proc.__index = Proc
+M.Proc = Proc
+
+-- Every process started and not yet reaped: kept here so that none is collected while it
+-- runs; the ones left are stopped when the Lua state closes (__gc).
+local live = {}
+
+--- spawn(opts) -> proc: starts opts.argv (an argument list; opts.env and opts.plain as for
+-- run) through `sh -c 'echo $$ >PIDFILE; exec ...'`, so that proc.pid is the program's own
+-- pid and reaping it gives its exit status. Its stdin is /dev/null; its stdout and stderr go
+-- to the files opts.stdout and opts.stderr (the same path for both merges them), else to
+-- temporary ones; proc.out and proc.err are their paths. opts.mt is the metatable of the
+-- object returned (a "subclass" of Proc).
+function M.spawn(opts)
+  local base = os.tmpname()
+  os.remove(base)
+  local self = { argv = opts.argv, pidfile = base .. ".pid", out = opts.stdout or base .. ".out",
+    err = opts.stderr or base .. ".err" }
+  self.temporary = { self.pidfile }
+  if not opts.stdout then self.temporary[#self.temporary + 1] = self.out end
+  if not opts.stderr then self.temporary[#self.temporary + 1] = self.err end
+  local err = self.err == self.out and "2>&1" or "2>" .. shell_quote(self.err)
+  -- The pipe first, the finalizer second: at state close finalizers run in the reverse
+  -- order of their objects, so proc:stop() runs while the pipe is open (the pipe's own
+  -- finalizer would wait for the process to exit on its own).
+  self.proc = assert(io.popen(("echo $$ >%s; exec %s </dev/null >%s %s"):format(
+    shell_quote(self.pidfile), command(opts.argv, opts), shell_quote(self.out), err), "r"))
+  setmetatable(self, opts.mt or Proc)
+  live[self] = true
+  return self
+end
+
+--- proc:getpid(): the pid, once the shell has written it (nil before).
+function Proc:getpid()
+  if not self.pid then
+    local s = read_file(self.pidfile)
+    self.pid = s and tonumber(s:match("%d+"))
+  end
+  return self.pid
+end
+
+--- proc:alive(): true until the process has exited (also before its pid is known).
+function Proc:alive()
+  if self.stopped then return false end
+  local pid = self:getpid()
+  if not pid then return true end
+  local st = proc_state(pid)
+  return st ~= nil and st ~= "Z"
+end
+
+--- proc:signal(name): sends a signal ("TERM", "INT", "KILL") to the process.
+function Proc:signal(name)
+  local pid = self:getpid()
+  if pid and not self.stopped then
+    os.execute(("kill -%s %d 2>/dev/null"):format(name, pid))
+  end
+end
+
+--- proc:first_line([timeout]) -> the first line the process wrote to stdout, or nil and
+-- "exited" (it ended without one) or "timeout" (none within timeout seconds, default
+-- START_TIMEOUT).
+function Proc:first_line(timeout)
+  local function line()
+    local s = read_file(self.out)
+    return s and s:match("^([^\n]*)\n")
+  end
+  local exited = {}
+  local got = M.wait_for(function()
+    self:getpid()
+    local l = line()
+    if l then return l end
+    if not self:alive() then return line() or exited end
+  end, timeout or M.START_TIMEOUT)
+  if got == exited then return nil, "exited" end
+  if not got then return nil, "timeout" end
+  return got
+end
+
+--- proc:wait() -> exit code, "exit" or "signal": waits for the process to end by itself and
+-- reaps it; then proc.stdout and proc.stderr hold what it wrote, and its temporary files are
+-- gone. Idempotent.
+function Proc:wait()
+  if self.stopped then return self.exit_code, self.exit_how end
+  local _, how, code = self.proc:close()
+  self.stopped = true
+  self.exit_code, self.exit_how = code, how
+  self.stdout = read_file(self.out) or ""
+  self.stderr = read_file(self.err) or ""
+  for _, path in ipairs(self.temporary) do os.remove(path) end
+  live[self] = nil
+  return code, how
+end
+
+--- proc:stop([signal]) -> exit code, "exit" or "signal": sends SIGTERM (or the given
+-- signal), waits STOP_TIMEOUT seconds at most, then SIGKILL; reaps it as wait does.
+-- Idempotent.
+function Proc:stop(sig)
+  if self.stopped then return self.exit_code, self.exit_how end
+  M.wait_for(function() return self:getpid() end, M.STOP_TIMEOUT)
+  if self:alive() then
+    self:signal(sig or "TERM")
+    if not M.wait_for(function() return not self:alive() end, M.STOP_TIMEOUT, 0.005) then
+      self:signal("KILL")
+    end
+  end
+  return self:wait()
+end
+
+Proc.__gc = function(self) self:stop() end
+Proc.__close = Proc.__gc
+
+---------------------------------------------------------------------------------------------
+-- Assertions shared by the specs
+
+--- Every string reachable from v (keys and values), depth-first: for proving that a
+-- secret appears nowhere in an error.
+function M.strings_of(v, out, seen)
+  out, seen = out or {}, seen or {}
+  if type(v) == "string" then
+    out[#out + 1] = v
+  elseif type(v) == "table" and not seen[v] then
+    seen[v] = true
+    for k, x in pairs(v) do
+      M.strings_of(k, out, seen)
+      M.strings_of(x, out, seen)
+    end
+  end
+  return out
+end
+
+--- leak(v, secret [, window]) -> the first string reachable from v (keys and values at any
+-- depth, then tostring(v)) that holds `window` consecutive bytes of secret (default: the
+-- whole secret); nil when none does.
+function M.leak(v, secret, window)
+  window = window or #secret
+  local strings = M.strings_of(v)
+  strings[#strings + 1] = tostring(v)
+  for _, s in ipairs(strings) do
+    for i = 1, #secret - window + 1 do
+      if s:find(secret:sub(i, i + window - 1), 1, true) then return s end
+    end
+  end
+  return nil
+end
+
+--- assert_no_leak(v, secret [, window]): fails the spec when leak(v, secret, window) finds
+-- a string.
+function M.assert_no_leak(v, secret, window)
+  local s = M.leak(v, secret, window)
+  require("luassert").is_nil(s, "the secret shows in: " .. tostring(s))
+end
+
+--- canon(v): v as exact JSON text with sorted keys (integers and floats, float bits, arrays
+-- and objects, string bytes all kept apart), for comparing decoded values.
+function M.canon(v)
+  return assert(json.encode(v, { sort_keys = true }))
+end
+
+--- same_json(a, b): true when a and b encode to the same exact JSON text.
+function M.same_json(a, b)
+  return M.canon(a) == M.canon(b)
+end
+
+--- error_log() -> keep, errors: keep(res, err) returns its arguments and appends err, when
+-- not nil, to the list errors (for checking every error of a file at its end).
+function M.error_log()
+  local errors = {}
+  return function(res, err)
+    if err ~= nil then errors[#errors + 1] = err end
+    return res, err
+  end, errors
 end
 
 ---------------------------------------------------------------------------------------------
@@ -283,12 +532,23 @@ end
 ---------------------------------------------------------------------------------------------
 -- The emulator process
 
-local Emu = {}
-Emu.__index = Emu
-Emu.__gc = function(self) self:stop() end
+--- The emulator binary: $QJ_EMULATOR, else the sanitizer build under `make check`
+-- (QJ_SANITIZED=1), else build/salad-queue-emulator.
+function M.emulator_path()
+  local p = os.getenv("QJ_EMULATOR")
+  if p and p ~= "" then return p end
+  if os.getenv("QJ_SANITIZED") == "1" then
+    p = root() .. "/build/asan/salad-queue-emulator"
+    if exists(p) then return p end
+  end
+  return root() .. "/build/salad-queue-emulator"
+end
 
-local live = {}   -- every emulator started and not stopped; stopped at state close (__gc)
-local EXITED = {} -- start_emulator's wait: the process ended before printing its URL
+-- An emulator is a process (Proc) with the methods below.
+local Emu = setmetatable({}, { __index = Proc })
+Emu.__index = Emu
+Emu.__gc = Proc.__gc
+Emu.__close = Proc.__close
 
 --- start_emulator{ args = {...}, api_key = KEY }: starts the binary on --port 0 and waits
 -- for its first line (the base URL). Raises with its stderr if it does not come.
@@ -297,42 +557,20 @@ function M.start_emulator(opts)
   opts = opts or {}
   local bin = M.emulator_path()
   assert(exists(bin), "helpers: no emulator at " .. bin .. " (run make)")
-  local args = { "--port", "0" }
+  local argv = { bin, "--port", "0" }
   local api_key = opts.api_key
   local given = opts.args or {}
   for i, a in ipairs(given) do
-    args[#args + 1] = a
+    argv[#argv + 1] = a
     if not api_key then   -- the first --api-key given is the one emu:request uses
       api_key = a == "--api-key" and given[i + 1] or a:match("^%-%-api%-key=(.+)$")
     end
   end
-  api_key = api_key or M.DEFAULT_API_KEY
-  for i, a in ipairs(args) do args[i] = shell_quote(a) end
-  local base = os.tmpname()
-  local out, err, pidf = base .. ".out", base .. ".err", base .. ".pid"
-  os.remove(base)
-  local cmd = ("echo $$ >%s; exec %s %s >%s 2>%s"):format(shell_quote(pidf),
-    shell_quote(bin), table.concat(args, " "), shell_quote(out), shell_quote(err))
-  local proc = assert(io.popen(cmd, "r"))
-  local self = setmetatable({ proc = proc, out = out, err = err, pidf = pidf, bin = bin,
-    api_key = api_key }, Emu)
-  live[self] = true
-  local line = M.wait_for(function()
-    if not self.pid then
-      local p = read_file(pidf)
-      self.pid = p and tonumber(p:match("%d+"))
-    end
-    local s = read_file(out)
-    local l = s and s:match("^([^\n]*)\n")
-    if l then return l end
-    if self.pid then
-      local st = proc_state(self.pid)
-      if st == nil or st == "Z" then return EXITED end   -- no need to wait any longer
-    end
-    return nil
-  end, M.START_TIMEOUT)
-  if not line or line == EXITED then
-    local why = line == EXITED and "exited before printing its URL" or
+  local self = M.spawn { argv = argv, mt = Emu }
+  self.bin, self.api_key = bin, api_key or M.DEFAULT_API_KEY
+  local line, why = self:first_line(M.START_TIMEOUT)
+  if not line then
+    why = why == "exited" and "exited before printing its URL" or
       ("did not print its URL within %d s"):format(M.START_TIMEOUT)
     local code = self:stop()
     error(("helpers: the emulator %s (exit %s); stderr: %s"):format(why, tostring(code),
@@ -351,47 +589,10 @@ end
 -- wrongly accepted option serves on a free port until `timeout` seconds, default 5, kill
 -- it) and returns its exit code and everything it wrote (stdout and stderr).
 function M.run_emulator(args, timeout)
-  local q = { shell_quote(M.emulator_path()), "--port", "0" }
-  for _, a in ipairs(args) do q[#q + 1] = shell_quote(a) end
-  local p = assert(io.popen(("timeout -s KILL %d %s 2>&1"):format(timeout or 5, table.concat(q, " "))))
-  local out = p:read("a")
-  local _, _, code = p:close()
+  local argv = { "timeout", "-s", "KILL", tostring(timeout or 5), M.emulator_path(), "--port", "0" }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  local _, out, code = M.run(argv, { stderr = true })
   return code, out
-end
-
---- emu:alive(): true while the process runs.
-function Emu:alive()
-  if self.stopped or not self.pid then return false end
-  local st = proc_state(self.pid)
-  return st ~= nil and st ~= "Z"
-end
-
---- emu:signal(name): sends a signal ("TERM", "INT", "KILL") to the process.
-function Emu:signal(name)
-  if self.pid and not self.stopped then
-    os.execute(("kill -%s %d 2>/dev/null"):format(name, self.pid))
-  end
-end
-
---- emu:stop([signal]): SIGTERM (or the given signal), waits for the exit and returns the
--- exit code (and "exit" or "signal"); idempotent. The captured stderr is in emu.stderr.
-function Emu:stop(sig)
-  if self.stopped then return self.exit_code, self.exit_how end
-  if self.pid and self:alive() then
-    self:signal(sig or "TERM")
-    if not M.wait_for(function() return not self:alive() end, M.STOP_TIMEOUT, 0.005) then
-      self:signal("KILL")
-    end
-  end
-  local _, how, code = self.proc:close()
-  self.stopped = true
-  self.exit_code, self.exit_how = code, how
-  self.stderr = read_file(self.err) or ""
-  os.remove(self.out)
-  os.remove(self.err)
-  os.remove(self.pidf)
-  live[self] = nil
-  return code, how
 end
 
 --- emu:request(method, path, opts): an API request; path is relative to emu.url and the

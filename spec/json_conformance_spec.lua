@@ -1,5 +1,6 @@
 -- JSONTestSuite (../shared/JSONTestSuite/test_parsing or $JSON_TEST_SUITE), when present:
 -- every y_ accepted, every n_ rejected, no i_ crashes, accepted documents round-trip.
+local helpers = require "helpers"
 local root = os.getenv("QJ_ROOT") or "."
 
 local function find_suite()
@@ -21,10 +22,9 @@ describe("JSONTestSuite", function()
       pending("JSONTestSuite not found beside the checkout")
       return
     end
-    local cmd = ("cd '%s' && lua5.4 tools/conformance.lua '%s' 2>&1"):format(root, suite)
-    local p = assert(io.popen(cmd))
-    local out = p:read("a")
-    local ok = p:close()
+    local q = helpers.shell_quote
+    local cmd = ("cd %s && %s tools/conformance.lua %s"):format(q(root), q(helpers.LUA), q(suite))
+    local ok, out = helpers.run(cmd, { stderr = true })
     assert(ok, out)
     assert.matches("n_: (%d+)/%1 rejected", out)
     assert.matches("y_: (%d+)/%1 accepted", out)

@@ -2,13 +2,14 @@
 -- the double range, the depth rule shared by json.encode and create's body, and the decode
 -- budget (max_values, deadline) that bounds what one decode may build.
 local core = require "queue_jobs.core"
+local helpers = require "helpers"
 local json = core.json
 
 local SORTED = { sort_keys = true }
 
 -- A decoded value as exact text (integers vs floats, float bits, arrays vs objects, string
 -- bytes), for comparisons.
-local function canon(v) return assert(json.encode(v, SORTED)) end
+local canon = helpers.canon
 
 ---------------------------------------------------------------------------------------------
 -- Finalizers inside the codec.

@@ -1,40 +1,98 @@
--- The build and the rock: what `make` and `luarocks make` produce.
-local root = os.getenv("QJ_ROOT") or "."
+-- The build and the rock: what `make` and `luarocks make` produce, and that the rockspec,
+-- `make install` and the tree agree on the modules: every lua/**/*.lua file is a Lua module
+-- (its path mirrors its name) and every src/*.c file a source of queue_jobs.core.
+local helpers = require "helpers"
 
-local function read(path)
-  local f = assert(io.open(root .. "/" .. path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
+local root = os.getenv("QJ_ROOT") or "."
+local q = helpers.shell_quote
+local ROCKSPEC = "rockspec/saladcloud-queue-jobs-scm-1.rockspec"
+
+local run = helpers.shell
+
+--- The sorted lines a shell command prints (raises when it fails).
+local function lines_of(cmd)
+  local ok, out = run(cmd)
+  assert(ok, cmd .. ": " .. out)
+  local lines = {}
+  for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+  table.sort(lines)
+  return lines
 end
 
-local function lines_of(cmd)
-  local p = assert(io.popen(cmd))
-  local out = {}
-  for line in p:lines() do out[#out + 1] = line end
-  p:close()
-  return out
+--- The files under dir (relative to the checkout) whose names match the shell pattern, as
+-- sorted paths relative to the checkout.
+local function files(dir, pattern)
+  return lines_of(("cd %s && find %s -type f -name %s"):format(q(root), q(dir), q(pattern)))
+end
+
+--- The rockspec, run as the Lua it is: its build.modules table.
+local function rockspec_modules()
+  local env = {}
+  local text = assert(helpers.read_file(root .. "/" .. ROCKSPEC))
+  assert(load(text, "=" .. ROCKSPEC, "t", env))()
+  return env.build.modules
+end
+
+--- The sorted lists a (named a_name) and b (b_name) hold the same items, or an assertion
+-- names the items only one holds.
+local function assert_same_list(a, a_name, b, b_name)
+  local only_a, only_b, in_b = {}, {}, {}
+  for _, x in ipairs(b) do in_b[x] = true end
+  for _, x in ipairs(a) do
+    if not in_b[x] then only_a[#only_a + 1] = x end
+    in_b[x] = nil
+  end
+  for _, x in ipairs(b) do
+    if in_b[x] then only_b[#only_b + 1] = x end
+  end
+  assert(#only_a == 0 and #only_b == 0, ("only in %s: %s; only in %s: %s"):format(a_name,
+    table.concat(only_a, " "), b_name, table.concat(only_b, " ")))
 end
 
 describe("packaging", function()
-  it("lists every C source of the core in the rockspec", function()
-    local rockspec = read("rockspec/saladcloud-queue-jobs-scm-1.rockspec")
-    local sources = lines_of("cd '" .. root .. "' && ls src/*.c")
+  it("the rockspec lists every C source of the core under src/, and nothing else", function()
+    local sources = files("src", "*.c")
     assert.is_true(#sources > 0)
-    for _, src in ipairs(sources) do
-      assert(rockspec:find('"' .. src .. '"', 1, true), src .. " is missing from the rockspec")
+    local core = rockspec_modules()["queue_jobs.core"]
+    local listed = {}
+    for i, src in ipairs(core.sources) do listed[i] = src end
+    table.sort(listed)
+    assert_same_list(sources, "src/*.c", listed, ROCKSPEC .. " (queue_jobs.core)")
+  end)
+
+  it("the rockspec lists every Lua module under lua/, by the name its path gives, and nothing else", function()
+    local modules = files("lua", "*.lua")
+    assert.is_true(#modules > 0)
+    local listed = {}
+    for name, path in pairs(rockspec_modules()) do
+      if type(path) == "string" then
+        assert.equal("lua/" .. name:gsub("%.", "/") .. ".lua", path, "module " .. name)
+        listed[#listed + 1] = path
+      end
     end
-    for listed in rockspec:gmatch('"(src/[^"]+%.c)"') do
-      local f = io.open(root .. "/" .. listed)
-      assert(f, listed .. " is listed in the rockspec but does not exist")
-      f:close()
-    end
+    table.sort(listed)
+    assert_same_list(modules, "lua/**/*.lua", listed, ROCKSPEC)
+  end)
+
+  it("make install-lua installs every Lua module under lua/, and make uninstall removes them", function()
+    local ok, tmp = run("mktemp -d")
+    tmp = assert(ok and tmp:match("^(/%S+)"), "mktemp -d failed")
+    -- a make of its own, not a part of the one running the specs (if any)
+    local make = ("cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s %%s DESTDIR=%s " ..
+      "INST_LUADIR=/lua INST_LIBDIR=/lib INST_BINDIR=/bin"):format(q(root), q(tmp))
+    local installed = lines_of(make:format("install-lua") .. " >/dev/null && cd " .. q(tmp) ..
+      " && find . -type f")
+    for i, path in ipairs(installed) do installed[i] = path:gsub("^%./", "") end
+    assert_same_list(files("lua", "*.lua"), "lua/**/*.lua", installed, "what make install-lua installs")
+    local left = lines_of(make:format("uninstall") .. " && cd " .. q(tmp) .. " && find . -type f")
+    run("rm -rf " .. q(tmp))
+    assert.same({}, left)
   end)
 
   it("builds a core that does not link liblua", function()
     local so = package.searchpath("queue_jobs.core", package.cpath)
     assert.is_string(so)
-    local needed = table.concat(lines_of("readelf -d '" .. so .. "' 2>&1"), "\n")
+    local needed = table.concat(lines_of("readelf -d " .. q(so)), "\n")
     assert.matches("NEEDED", needed)
     assert.is_nil(needed:find("liblua", 1, true))
   end)

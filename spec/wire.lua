@@ -1,6 +1,7 @@
---- A scripted HTTP server for client specs: a LuaSocket loop in a child lua5.4 process on
--- 127.0.0.1 that reads each request (head and Content-Length body), logs it, and answers with
--- the next scripted response, byte for byte, whatever those bytes are (broken on purpose).
+--- A scripted HTTP server for client specs: a LuaSocket loop in a child Lua process (the
+-- interpreter the specs run under) on 127.0.0.1 that reads each request (head and
+-- Content-Length body), logs it, and answers with the next scripted response, byte for byte,
+-- whatever those bytes are (broken on purpose).
 --
 --   local wire = require "wire"
 --   local url, srv = wire.serve { wire.response(200, "OK", { "Content-Type: application/json" }, body),
@@ -11,19 +12,26 @@
 --
 -- A response is a string (sent as is) or a table {raw = s, close = bool, drop = bool}. The
 -- server stops after the last response, or after 10 s without a request.
-local read_file = require("helpers").read_file
+local helpers = require "helpers"
+local read_file, write = helpers.read_file, helpers.write_file
 
 local M = {}
 
-local SERVER = [[
+--- The start of a child server's script: listens on an ephemeral port of 127.0.0.1 as
+-- `srv` (accept times out after 10 s) and prints the port as its first line, which the
+-- spec reads with proc:first_line().
+M.LISTEN = [[
 local socket = require "socket"
-local responses = dofile(arg[1])
-local log = assert(io.open(arg[2], "w"))
 local srv = assert(socket.bind("127.0.0.1", 0))
 srv:settimeout(10)
 local _, port = srv:getsockname()
 io.stdout:write(port, "\n")
 io.stdout:flush()
+]]
+
+local SERVER = M.LISTEN .. [[
+local responses = dofile(arg[1])
+local log = assert(io.open(arg[2], "w"))
 local conn
 local i = 1
 while i <= #responses do
@@ -62,12 +70,6 @@ if conn then conn:close() end
 log:close()
 ]]
 
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
 local function serialize(r)
   if type(r) == "string" then return ("%q"):format(r) end
   local parts = {}
@@ -87,11 +89,16 @@ function M.serve(responses)
   local parts = {}
   for i, r in ipairs(responses) do parts[i] = serialize(r) end
   write(srv.resp, "return {" .. table.concat(parts, ",\n") .. "}")
-  srv.proc = assert(io.popen(("LUA_PATH='%s' LUA_CPATH='%s' lua5.4 %s %s %s"):format(package.path,
-    package.cpath, srv.script, srv.resp, srv.log)))
-  srv.port = assert(tonumber(srv.proc:read("l")), "the wire server did not start")
+  srv.proc = helpers.spawn { argv = { helpers.LUA, srv.script, srv.resp, srv.log },
+    env = { LUA_PATH = package.path, LUA_CPATH = package.cpath } }
+  local line, why = srv.proc:first_line()
+  srv.port = tonumber(line)
+  if not srv.port then
+    srv.proc:stop()
+    error("the wire server did not start (" .. tostring(line or why) .. "): " .. srv.proc.stderr, 2)
+  end
   function srv.finish()
-    srv.proc:close()
+    srv.proc:wait()
     local log = read_file(srv.log) or ""
     os.remove(srv.script)
     os.remove(srv.resp)
@@ -118,46 +125,14 @@ function M.request_lines(log)
   return lines
 end
 
---- The output of a shell command (for gzip).
-function M.command_output(cmd)
-  local p = assert(io.popen(cmd))
-  local s = p:read("a")
-  p:close()
-  return s
-end
-
 --- s compressed with gzip.
 function M.gzip(s)
   local path = os.tmpname()
   write(path, s)
-  local gz = M.command_output("gzip -c " .. path)
+  local ok, gz = helpers.run({ "gzip", "-c", path }, { plain = true })
   os.remove(path)
+  assert(ok, "gzip failed")
   return gz
-end
-
---- The first string reachable from v (keys and values, at any depth, and tostring(v)) that
--- holds 8 or more consecutive bytes of secret; nil when none does.
-function M.leak(v, secret)
-  local strings, seen = {}, {}
-  local function walk(x)
-    if type(x) == "string" then
-      strings[#strings + 1] = x
-    elseif type(x) == "table" and not seen[x] then
-      seen[x] = true
-      for k, y in pairs(x) do
-        walk(k)
-        walk(y)
-      end
-    end
-  end
-  walk(v)
-  strings[#strings + 1] = tostring(v)
-  for _, s in ipairs(strings) do
-    for i = 1, #secret - 7 do
-      if s:find(secret:sub(i, i + 7), 1, true) then return s end
-    end
-  end
-  return nil
 end
 
 return M

@@ -1,25 +1,76 @@
 #!/bin/sh
-# Installs the Debian packages this project needs, only those missing, when run as root.
-# Fast when everything is present: one dpkg-query per package, no network.
-#   sh tools/deps.sh          what building, the tests, `make demo` and `make bench` need
+# What building, the tests, `make demo` and `make bench` need, each looked for as what it is
+# (a command, a header, a Lua module), so that the check works on any system. On Debian, as
+# root, the Debian packages that provide what is missing are installed (apt-get); elsewhere
+# this says what is missing and which Debian package has it.
+#   sh tools/deps.sh          as a prerequisite of make test, demo...: installs where it can,
+#                             otherwise lists what is missing and succeeds (the build then
+#                             fails where something it needs is really missing)
+#   sh tools/deps.sh --strict make deps: the same, but fails when something stays missing
+# Environment (the Makefile passes them): LUA, LUA_VERSION, LUA_INCDIR, CURL_INCDIR, CC,
+# BUSTED; DEPS_APT=no never runs apt-get, even on Debian as root.
+# Fast when everything is present: no network, a few small probes.
 # nginx (the TLS/HTTP2 specs and the benchmark's peer) is only ever started by the project
 # itself, on loopback; its Debian service is kept from starting at install time.
 set -eu
-PKGS="lua5.4 liblua5.4-dev libcurl4-openssl-dev libmicrohttpd-dev lua-cjson lua-busted
-lua-socket luarocks locales pkg-config gcc make clang libclang-rt-14-dev curl binutils
-valgrind nginx-light openssl"
-missing=""
-for p in $PKGS; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing="$missing $p"
+LUA_VERSION=${LUA_VERSION:-5.4}
+LUA=${LUA:-lua$LUA_VERSION}
+LUA_INCDIR=${LUA_INCDIR:-/usr/include/lua$LUA_VERSION}
+CURL_INCDIR=${CURL_INCDIR:-/usr/include}
+CC=${CC:-cc}
+BUSTED=${BUSTED:-/usr/bin/busted}
+strict=no
+[ "${1:-}" = --strict ] && strict=yes
+
+have() { command -v "$1" >/dev/null 2>&1; }
+header() { printf '#include <%s>\n' "$1" | "$CC" -E -I"$LUA_INCDIR" -I"$CURL_INCDIR" -x c - >/dev/null 2>&1; }
+lua_module() { "$LUA" -e "require '$1'" >/dev/null 2>&1; }
+fuzzer_runtime() { have clang && [ -f "$(clang -print-file-name="libclang_rt.fuzzer-$(uname -m).a")" ]; }
+nginx() { have nginx || [ -x /usr/sbin/nginx ]; }
+
+# need DEBIAN-PACKAGE WHAT PROBE...: WHAT is missing unless the probe succeeds.
+missing_pkgs=""
+missing_text=""
+need() {
+  pkg=$1 what=$2
+  shift 2
+  if ! "$@"; then
+    missing_pkgs="$missing_pkgs $pkg"
+    missing_text="$missing_text
+deps:   $what (Debian: $pkg)"
   fi
-done
-if [ -n "$missing" ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "deps: missing Debian packages:$missing (run as root, or install them)" >&2
-    exit 1
-  fi
-  echo "deps: installing$missing"
+}
+probe() {
+  missing_pkgs="" missing_text=""
+  need make "make" have make
+  need gcc "a C compiler, $CC" have "$CC"
+  need "lua$LUA_VERSION" "the Lua interpreter, $LUA" have "$LUA"
+  need "liblua$LUA_VERSION-dev" "lua.h in $LUA_INCDIR (the build)" test -f "$LUA_INCDIR/lua.h"
+  need libcurl4-openssl-dev "curl/curl.h (the build)" header curl/curl.h
+  need libmicrohttpd-dev "microhttpd.h (the emulator)" header microhttpd.h
+  need lua-busted "busted, $BUSTED (the specs)" test -f "$BUSTED"
+  need lua-socket "LuaSocket for $LUA (the specs, make bench)" lua_module socket
+  need lua-cjson "lua-cjson for $LUA (the specs, make bench)" lua_module cjson
+  need binutils "readelf (the packaging spec)" have readelf
+  need openssl "openssl (the TLS specs; pending without it)" have openssl
+  need nginx-light "nginx (the TLS specs, pending without it; make bench-emulator)" nginx
+  need curl "curl (the README's emulator session)" have curl
+  need luarocks "luarocks (make rock-check)" have luarocks
+  need pkg-config "pkg-config (make rock-check)" have pkg-config
+  need valgrind "valgrind (make valgrind)" have valgrind
+  need clang "clang (make fuzz)" have clang
+  need "libclang-rt-14-dev" "clang's libFuzzer runtime (make fuzz)" fuzzer_runtime
+  need locales "localedef (the locale spec's de_DE.UTF-8)" have localedef
+}
+
+# apt-get can help: Debian, as root, not turned off.
+can_install() {
+  [ "${DEPS_APT:-auto}" != no ] && [ "$(id -u)" = 0 ] && [ -r /etc/debian_version ] && have apt-get
+}
+
+probe
+if [ -n "$missing_pkgs" ] && can_install; then
+  echo "deps: installing$missing_pkgs"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # Keep services (nginx) from being started by the install, unless a policy exists already.
@@ -30,13 +81,30 @@ if [ -n "$missing" ]; then
     policy=/usr/sbin/policy-rc.d
   fi
   # shellcheck disable=SC2086
-  apt-get install -y -qq --no-install-recommends $missing >/dev/null || status=$?
+  apt-get install -y -qq --no-install-recommends $missing_pkgs >/dev/null || status=$?
   [ -n "$policy" ] && rm -f "$policy"
   [ "${status:-0}" = 0 ] || exit "$status"
+  probe
 fi
+if [ -n "$missing_pkgs" ]; then
+  if [ "${DEPS_APT:-auto}" = no ]; then
+    why="DEPS_APT=no" how="make deps without DEPS_APT=no installs them"
+  elif [ ! -r /etc/debian_version ] || ! have apt-get; then
+    why="not Debian" how="install them with this system's packages"
+  elif [ "$(id -u)" != 0 ]; then
+    why="not root" how="as root, make deps installs them"
+  else
+    why="apt-get ran, yet they are not found" how="check LUA, LUA_INCDIR, CURL_INCDIR, CC, BUSTED"
+  fi
+  echo "deps: missing, not installed ($why):$missing_text" >&2
+  echo "deps: $how" >&2
+  [ "$strict" = no ] || exit 1
+  echo "deps: going on; what needs them will fail or be skipped" >&2
+fi
+
 # A locale whose decimal separator is a comma, for the locale-independence specs.
 if ! locale -a 2>/dev/null | grep -qi '^de_DE\.utf-\?8$'; then
-  if [ "$(id -u)" = 0 ]; then
+  if [ "$(id -u)" = 0 ] && have localedef; then
     echo "deps: generating the de_DE.UTF-8 locale"
     localedef -i de_DE -f UTF-8 de_DE.UTF-8 || echo "deps: could not generate de_DE.UTF-8" >&2
   else
