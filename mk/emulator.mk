@@ -8,6 +8,7 @@ EMU          := $(BUILD)/salad-queue-emulator
 EMU_SRC      := $(sort $(wildcard emulator/*.c))
 EMU_HDR      := $(wildcard emulator/*.h)
 EMU_LUA      := $(sort $(filter-out emulator/embed.lua,$(wildcard emulator/*.lua)))
+EMU_LUA      += lua/queue_jobs/policy.lua
 EMU_GEN      := $(BUILD)/emulator/embedded.c
 EMU_OBJ      := $(EMU_SRC:emulator/%.c=$(BUILD)/emulator/%.o) $(BUILD)/emulator/embedded.o
 EMU_CFLAGS    = $(CFLAGS) $(WARN) -I$(LUA_INCDIR) -Iemulator
