@@ -4,8 +4,8 @@
  *   main.c    command line, signals, start and stop of the HTTP daemon
  *   server.c  libmicrohttpd callbacks: request bodies, responses, faults that take time
  *             or break the connection (delay, drop, truncate)
- *   vm.c      the single Lua state: preloads queue_jobs.core and the embedded emulator
- *             modules, serialises every call into it with one mutex
+ *   vm.c      the single Lua state: preloads queue_jobs.core and the embedded Lua modules,
+ *             gives emulator.app its host, serialises every call into it with one mutex
  *   glob.c    fault path globs, matched in linear time (host.glob)
  *
  * Exported names carry the prefix qj_emu_; everything else is static.
@@ -66,10 +66,14 @@ typedef struct qj_emu_request {
 
 enum { QJ_EMU_ACT_NONE = 0, QJ_EMU_ACT_DROP = 1, QJ_EMU_ACT_TRUNCATE = 2 };
 
-#define QJ_EMU_MAX_HEADERS 4
+typedef struct qj_emu_header {
+  const char *name;
+  const char *value;
+} qj_emu_header;
 
-/* The answer of the Lua logic, copied out of the Lua state into one malloc'd block (mem),
- * so it can be sent after the state is unlocked. */
+/* The answer of the Lua logic, copied out of the Lua state into one malloc'd block (mem:
+ * the body first, then the strings, then the headers), so it can be sent after the state
+ * is unlocked. */
 typedef struct qj_emu_response {
   int status;
   int action;                 /* QJ_EMU_ACT_* */
@@ -77,9 +81,8 @@ typedef struct qj_emu_response {
   const char *body;
   size_t body_len;
   const char *content_type;   /* NULL: none */
-  int nheaders;
-  const char *hname[QJ_EMU_MAX_HEADERS];
-  const char *hvalue[QJ_EMU_MAX_HEADERS];
+  size_t nheaders;
+  const qj_emu_header *headers;
   char *mem;
 } qj_emu_response;
 
@@ -99,8 +102,8 @@ void qj_emu_response_free(qj_emu_response *rs);
 void qj_emu_vm_stop(qj_emu_vm *vm);
 void qj_emu_vm_close(qj_emu_vm *vm);
 
-/* glob.c: adds glob (the compiler of fault path globs) to the table on the top of the
- * stack (the module emulator.host). */
+/* glob.c: adds glob (the compiler of fault path globs) and glob_max to the table on the
+ * top of the stack (the host that vm.c gives emulator.app). */
 #define QJ_EMU_GLOB_MAX 512   /* bytes of a glob, at most */
 void qj_emu_glob_open(lua_State *L);
 
