@@ -24,6 +24,7 @@
 -- "truncate" (announce the full Content-Length, send half of the body, close); and
 -- res.delay_ms, nil or how long the host holds the response back.
 local core = require "queue_jobs.core"
+local policy = require "queue_jobs.policy"
 local cli = require "emulator.cli"
 local Store = require "emulator.store"
 local Faults = require "emulator.faults"
@@ -32,6 +33,7 @@ local job_json = Store.pieces_of
 local json_encode, json_decode = core.json.encode, core.json.decode
 local decode_members = core.decode_members
 local valid_name = cli.valid_name
+local new_bucket = policy.bucket
 local format, tointeger, ceil, concat = string.format, math.tointeger, math.ceil, table.concat
 local ulen = utf8.len
 
@@ -44,12 +46,10 @@ App.__index = App
 ---------------------------------------------------------------------------------------------
 -- Answers
 
-local TITLES = {
-  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
-  [405] = "Method Not Allowed", [408] = "Request Timeout", [409] = "Conflict",
-  [413] = "Payload Too Large", [429] = "Too Many Requests", [500] = "Internal Server Error",
-  [502] = "Bad Gateway", [503] = "Service Unavailable", [504] = "Gateway Timeout",
-}
+-- Titles are the statuses' names in queue_jobs.policy, which the client reads too; the
+-- statuses only the emulator's HTTP layer answers are named here.
+local REASONS = policy.REASONS
+local MORE_REASONS = { [414] = "URI Too Long", [431] = "Request Header Fields Too Large" }
 
 local RFC9110 = "https://tools.ietf.org/html/rfc9110#section-"
 local TYPES = {
@@ -82,7 +82,7 @@ end
 --- problem(status, detail, instance, headers): an RFC 7807 ProblemDetails answer.
 local function problem(status, detail, instance, headers)
   local t = { type = TYPES[status] or "about:blank",
-    title = TITLES[status] or "Error",
+    title = REASONS[status] or MORE_REASONS[status] or "Error",
     status = status, detail = limit(clean(detail), MAX_DETAIL),
     instance = limit(clean(instance), MAX_INSTANCE) }
   return reply(status, assert(json_encode(t)), PROBLEM, headers)
@@ -354,28 +354,22 @@ local function count(self, counter)
   c.requests[counter] = c.requests[counter] + 1
 end
 
--- The rate limit: a token bucket per key that holds N tokens and refills at N per minute.
--- nil when the request may go on (it took a token); else the seconds until the next token,
--- rounded up, and the refused request takes no token.
+-- The rate limit: a token bucket per key (queue_jobs.policy) that holds N tokens and
+-- refills at N per minute. nil when the request may go on (it took a token); else the
+-- seconds until the next token, rounded up, and the refused request keeps no token.
 local function rate_wait(self, key)
-  local limit = self.config.rate_limit
-  if not limit then return nil end
+  local per_minute = self.config.rate_limit
+  if not per_minute then return nil end
   local now = self.host.monotime()
-  local b = self.buckets[key]
-  if not b then
-    b = { tokens = limit, last = now }
-    self.buckets[key] = b
+  local bucket = self.buckets[key]
+  if not bucket then
+    bucket = new_bucket(per_minute, per_minute, now)
+    self.buckets[key] = bucket
   end
-  local rate = limit / 60
-  local tokens = b.tokens + (now - b.last) * rate
-  if tokens > limit then tokens = limit end
-  b.last = now
-  if tokens >= 1 then
-    b.tokens = tokens - 1
-    return nil
-  end
-  b.tokens = tokens
-  return ceil((1 - tokens) / rate)
+  local wait = bucket:take(now)
+  if wait == 0 then return nil end
+  bucket:refund()
+  return ceil(wait)
 end
 
 -- Faults that answer in place of the API; the others (delay, truncate) act on its answer.

@@ -186,21 +186,21 @@ describe("emulator.app with an injected host", function()
       assert.matches("^/organizations/acme%-corp/", header(res, "Location"))
     end)
 
-    it("413 for a body over --max-body, and for a job over the store", function()
+    it("413 is Content Too Large: for a body over --max-body, and a job over the store", function()
       local app = new_app { "--max-body", "10", "--max-store-bytes", "4096" }
       local res = app:handle { method = "POST", path = JOBS, api_key = KEY, too_large = true }
-      assert_problem(res, 413, "Payload Too Large", "The request body exceeds 10 bytes.")
+      assert_problem(res, 413, "Content Too Large", "The request body exceeds 10 bytes.")
       res = app:handle { method = "POST", path = "/_emulator/faults", too_large = true }
-      assert_problem(res, 413, "Payload Too Large", "The request body exceeds 10 bytes.")
+      assert_problem(res, 413, "Content Too Large", "The request body exceeds 10 bytes.")
       res = api(app, "POST", JOBS, '{"input":"' .. ("x"):rep(4096) .. '"}')
-      assert_problem(res, 413, "Payload Too Large",
+      assert_problem(res, 413, "Content Too Large",
         "The job needs 5634 bytes of the store, more than --max-store-bytes (4096) allows.")
     end)
 
     it("refuse: ProblemDetails for the HTTP layer's refusals, counted as other", function()
       local app = new_app()
-      assert_problem(app:refuse(JOBS, 414, "Too long."), 414, "Error", "Too long.")
-      assert_problem(app:refuse(JOBS, 431, "Too many."), 431, "Error")
+      assert_problem(app:refuse(JOBS, 414, "Too long."), 414, "URI Too Long", "Too long.")
+      assert_problem(app:refuse(JOBS, 431, "Too many."), 431, "Request Header Fields Too Large")
       app:refuse("/elsewhere", 400, "Bad.")
       local c = counters(app)
       assert.are.equal(2, c.requests_total)
@@ -278,7 +278,7 @@ describe("emulator.app with an injected host", function()
       assert.are.equal(0, #decode(text(control(app, "GET", "/faults"))).items)
     end)
 
-    it("status: a status without a name is titled Error; a body is sent as given", function()
+    it("status: a status policy does not name is titled Error; a body is sent as given", function()
       local app = new_app()
       fault(app, '{"fault":{"kind":"status","status":418}}')
       fault(app, '{"fault":{"kind":"status","status":429,"body":{"a": [1]},' ..
