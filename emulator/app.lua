@@ -293,9 +293,9 @@ end
 -- Routes
 
 -- route_table{{shape, {method, handler, counter}, ...}, ...}: shape is a pattern on the
--- path below the API's root (its captures go to the handler); each method the path has
--- names its handler and, under /api/public, the counter it counts in. A method the path
--- does not have gets 405, with Allow listing the path's methods in the order given.
+-- path below /api/public or /_emulator (its captures go to the handler); each method the
+-- path has names its handler and, under /api/public, the counter it counts in. A method
+-- the path does not have gets 405, with Allow listing the path's methods in the order given.
 local function route_table(list)
   local routes = {}
   for i, r in ipairs(list) do
