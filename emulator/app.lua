@@ -13,13 +13,15 @@
 --   req.method; req.path, the raw (still percent-encoded) path without the query string;
 --   req.query, nil or the raw query string (after '?'); req.api_key, the Salad-Api-Key
 --   header or nil; req.body, nil when empty; req.too_large, true when the body exceeded
---   --max-body (then body is nil).
+--   --max-body (then body is nil). The host refills the same req for every request: keep
+--   its values, never the table.
 -- app:refuse(path, status, detail) -> res: a request the HTTP layer refuses before its
 --   method is known (its target is too long, it has too many query parameters,
 --   libmicrohttpd cannot parse it).
 --
 -- res.status; res.body, a string or a list of strings (pieces, joined by the host);
--- res.content_type, or nil; res.headers, nil or a list of {name, value}; res.action, nil,
+-- res.content_type, or nil; res.headers, nil or a list {name, value, name, value, ...} of
+-- any length (flat: a table per header would be garbage per request); res.action, nil,
 -- "drop" (close the connection with no response; nothing else in res counts then) or
 -- "truncate" (announce the full Content-Length, send half of the body, close); and
 -- res.delay_ms, nil or how long the host holds the response back.
@@ -191,7 +193,7 @@ local function create_job(self, req, qkey, _, org, project, queue)
   c.creates_accepted = c.creates_accepted + 1
   local location = "/organizations/" .. org .. "/projects/" .. project .. "/queues/" .. queue ..
     "/jobs/" .. job.id
-  return reply(201, job_json(job), JSON, { { "Location", location } })
+  return reply(201, job_json(job), JSON, { "Location", location })
 end
 
 local function page_param(query, name, default, max)
@@ -307,7 +309,7 @@ local function route_table(list)
     end
     local allow = concat(names, ", ")
     local last = table.remove(names)
-    routes[i] = { shape = r[1], methods = methods, allow = { { "Allow", allow } },
+    routes[i] = { shape = r[1], methods = methods, allow = { "Allow", allow },
       use = "Use " .. (#names > 0 and concat(names, ", ") .. " or " .. last or last) .. "." }
   end
   return routes
@@ -379,7 +381,7 @@ local HTML_502 = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body
 local FAULT_ANSWERS = {
   drop = function() return { action = "drop" } end,
   status = function(fault, path)
-    local headers = fault.retry_after and { { "Retry-After", fault.retry_after } } or nil
+    local headers = fault.retry_after and { "Retry-After", fault.retry_after } or nil
     if fault.body then return reply(fault.status, fault.body, JSON, headers) end
     return problem(fault.status, "Injected fault.", path, headers)
   end,
@@ -403,7 +405,7 @@ local function api_answer(self, req, route, entry, org, project, queue, id)
     local c = self.counters
     c.rate_limited = c.rate_limited + 1
     return problem(429, format("Rate limit of %d requests per minute exceeded; retry in %d s.",
-      self.config.rate_limit, wait), path, { { "Retry-After", tostring(wait) } })
+      self.config.rate_limit, wait), path, { "Retry-After", tostring(wait) })
   end
   if req.too_large then return too_large(self, path) end
   if not route then return problem(404, "No such resource.", path) end

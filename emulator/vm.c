@@ -31,8 +31,9 @@ struct qj_emu_vm {
   atomic_int stopping;          /* set by qj_emu_vm_stop: no more calls into Lua */
   int host_ref;                 /* registry references: the host table given to the app, */
   int app_ref;                  /* the app, once configured, */
-  int handle_ref;               /* and its methods handle */
-  int refuse_ref;               /* and refuse */
+  int handle_ref;               /* its methods handle */
+  int refuse_ref;               /* and refuse, */
+  int request_ref;              /* and the request table, refilled for every request */
   unsigned char pool[512];      /* random bytes for v4 UUIDs (used under the lock) */
   size_t pool_pos;
 };
@@ -143,6 +144,8 @@ static int vm_init(lua_State *L) {
   lua_getfield(L, -1, "refuse");
   luaL_checktype(L, -1, LUA_TFUNCTION);
   vm->refuse_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_createtable(L, 0, 6);
+  vm->request_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
   /* Requests make short-lived garbage around long-lived jobs: the generational mode fits.
    * A major collection once memory grows 20% (not 100%) over the last one: a large request
@@ -159,7 +162,7 @@ qj_emu_vm *qj_emu_vm_new(void) {
     return NULL;
   }
   vm->pool_pos = sizeof vm->pool;
-  vm->host_ref = vm->app_ref = vm->handle_ref = vm->refuse_ref = LUA_NOREF;
+  vm->host_ref = vm->app_ref = vm->handle_ref = vm->refuse_ref = vm->request_ref = LUA_NOREF;
   atomic_init(&vm->stopping, 0);
   vm->L = luaL_newstate();
   if (vm->L == NULL || pthread_mutex_init(&vm->lock, NULL) != 0) {
@@ -289,29 +292,23 @@ struct handle_args {
 };
 
 /* The request as app:handle reads it (emulator/app.lua): {method =, path =, query =,
- * api_key =, body =, too_large =}, the absent ones left out. */
-static void push_request(lua_State *L, const qj_emu_request *rq) {
-  lua_createtable(L, 0, 6);
+ * api_key =, body =, too_large =}, nil where absent. It is one table, refilled for every
+ * request (the app keeps nothing of it): a new one would cost an allocation and six new
+ * keys per request, and garbage that raises the collector's high-water mark. */
+static void push_request(lua_State *L, qj_emu_vm *vm, const qj_emu_request *rq) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->request_ref);
   lua_pushstring(L, rq->method);
   lua_setfield(L, -2, "method");
   lua_pushlstring(L, rq->path, rq->path_len);
   lua_setfield(L, -2, "path");
-  if (rq->query) {
-    lua_pushstring(L, rq->query);
-    lua_setfield(L, -2, "query");
-  }
-  if (rq->api_key) {
-    lua_pushstring(L, rq->api_key);
-    lua_setfield(L, -2, "api_key");
-  }
-  if (rq->body_len > 0) {
-    lua_pushlstring(L, rq->body, rq->body_len);
-    lua_setfield(L, -2, "body");
-  }
-  if (rq->too_large) {
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "too_large");
-  }
+  if (rq->query) lua_pushstring(L, rq->query); else lua_pushnil(L);
+  lua_setfield(L, -2, "query");
+  if (rq->api_key) lua_pushstring(L, rq->api_key); else lua_pushnil(L);
+  lua_setfield(L, -2, "api_key");
+  if (rq->body_len > 0) lua_pushlstring(L, rq->body, rq->body_len); else lua_pushnil(L);
+  lua_setfield(L, -2, "body");
+  lua_pushboolean(L, rq->too_large);
+  lua_setfield(L, -2, "too_large");
 }
 
 /* The string at idx, or NULL for nil; raises for another type. */
@@ -366,45 +363,37 @@ static void check_header_text(lua_State *L, int idx) {
     luaL_error(L, "handle returned a header with a CR, LF or NUL byte");
 }
 
-/* The bytes that the headers at idx (a list of {name, value} pairs of strings) take as C
- * strings. */
+/* The bytes that the headers at idx (a list name, value, name, value, ... of strings)
+ * take as C strings. */
 static size_t headers_len(lua_State *L, int idx) {
   lua_Unsigned i, n = lua_rawlen(L, idx);
-  size_t total = 0, name_len, value_len;
+  size_t total = 0, len;
+  if (n % 2 != 0) luaL_error(L, "handle returned a header name without a value");
   for (i = 1; i <= n; i++) {
-    if (lua_rawgeti(L, idx, (lua_Integer)i) != LUA_TTABLE ||
-        lua_rawgeti(L, -1, 1) != LUA_TSTRING || lua_rawgeti(L, -2, 2) != LUA_TSTRING)
-      luaL_error(L, "handle returned a header that is not a {name, value} pair of strings");
-    check_header_text(L, -2);
+    if (lua_rawgeti(L, idx, (lua_Integer)i) != LUA_TSTRING)
+      luaL_error(L, "handle returned a header name or value that is not a string");
     check_header_text(L, -1);
-    lua_tolstring(L, -2, &name_len);
-    lua_tolstring(L, -1, &value_len);
-    total = add_size(L, total, name_len + 1);
-    total = add_size(L, total, value_len + 1);
-    lua_pop(L, 3);
+    lua_tolstring(L, -1, &len);
+    total = add_size(L, total, len + 1);
+    lua_pop(L, 1);
   }
   return total;
 }
 
-/* Copies the strings of the headers measured by headers_len to p, and points h[i] at them.
+/* Copies the strings of the headers measured by headers_len to p, and points h at them.
  * Raises nothing. */
 static void headers_copy(lua_State *L, int idx, qj_emu_header *h, char *p) {
   lua_Unsigned i, n = lua_rawlen(L, idx);
   size_t len;
   const char *s;
-  for (i = 1; i <= n; i++, h++) {
+  for (i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, (lua_Integer)i);
-    lua_rawgeti(L, -1, 1);
-    lua_rawgeti(L, -2, 2);
-    s = lua_tolstring(L, -2, &len);
-    memcpy(p, s, len + 1);
-    h->name = p;
-    p += len + 1;
     s = lua_tolstring(L, -1, &len);
     memcpy(p, s, len + 1);
-    h->value = p;
+    if (i % 2 != 0) h->name = p;
+    else (h++)->value = p;
     p += len + 1;
-    lua_pop(L, 3);
+    lua_pop(L, 1);
   }
 }
 
@@ -448,7 +437,7 @@ static int read_response(lua_State *L, int res, qj_emu_response *rs) {
   if (!lua_isnil(L, base + HEADERS)) {
     if (!lua_istable(L, base + HEADERS))
       return luaL_error(L, "handle returned headers that are not a list");
-    nh = (size_t)lua_rawlen(L, base + HEADERS);
+    nh = (size_t)lua_rawlen(L, base + HEADERS) / 2;
     strings = add_size(L, strings, headers_len(L, base + HEADERS));
   }
   if (!lua_isnil(L, base + DELAY)) {
@@ -504,7 +493,7 @@ static int vm_handle(lua_State *L) {
   } else {
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->handle_ref);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->app_ref);
-    push_request(L, rq);
+    push_request(L, vm, rq);
     lua_call(L, 2, 1);
   }
   return read_response(L, lua_gettop(L), a->rs);

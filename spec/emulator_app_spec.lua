@@ -45,8 +45,9 @@ local function text(res)
 end
 
 local function header(res, name)
-  for _, h in ipairs(res.headers or {}) do
-    if h[1] == name then return h[2] end
+  local h = res.headers or {}
+  for i = 1, #h, 2 do
+    if h[i] == name then return h[i + 1] end
   end
   return nil
 end
@@ -97,8 +98,8 @@ describe("emulator.app with an injected host", function()
       local res = api(app, "POST", JOBS, '{"input": {"n": 1.50000000000000000000001}, "metadata":{"a":1}}')
       assert.are.equal(201, res.status, text(res))
       assert.are.equal(JSON, res.content_type)
-      assert.are.same({ { "Location",
-        "/organizations/acme-corp/projects/dev-env/queues/fifo-queue/jobs/" .. uuid(1) } }, res.headers)
+      assert.are.same({ "Location",
+        "/organizations/acme-corp/projects/dev-env/queues/fifo-queue/jobs/" .. uuid(1) }, res.headers)
       assert.is_nil(res.action)
       assert.is_nil(res.delay_ms)
       assert.are.equal('{"id":"' .. uuid(1) .. '","input":{"n": 1.50000000000000000000001},' ..
@@ -288,7 +289,7 @@ describe("emulator.app with an injected host", function()
       assert.are.equal(429, res.status)
       assert.are.equal(JSON, res.content_type)
       assert.are.equal('{"a": [1]}', text(res))
-      assert.are.same({ { "Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT" } }, res.headers)
+      assert.are.same({ "Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT" }, res.headers)
     end)
 
     it("html_502: a proxy's page", function()
