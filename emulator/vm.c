@@ -495,6 +495,10 @@ static int vm_handle(lua_State *L) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->app_ref);
     push_request(L, vm, rq);
     lua_call(L, 2, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->request_ref);   /* the body goes with its request */
+    lua_pushnil(L);
+    lua_setfield(L, -2, "body");
+    lua_pop(L, 1);
   }
   return read_response(L, lua_gettop(L), a->rs);
 }
