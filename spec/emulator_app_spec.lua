@@ -29,7 +29,7 @@ local function fake_host()
   function host.monotime() return host.now end
   function host.glob(pattern)
     local lua = "^" .. pattern:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0")
-      :gsub("%*%*+", "\0"):gsub("%*", "[^/]*"):gsub("%z", ".*") .. "$"
+      :gsub("%*%*+", "\0"):gsub("%*", "[^/]*"):gsub("\0", ".*") .. "$"
     return { match = function(_, path) return path:find(lua) ~= nil end }
   end
   return host
