@@ -1,21 +1,32 @@
---- emulator.app: the emulator's HTTP logic, called by the C host for every request.
+--- emulator.app: the emulator's HTTP logic. The C host (emulator/vm.c) makes one app at
+-- start and calls it for every request, never two calls at once. The app reaches the
+-- world only through the host it is given, so spec/emulator_app_spec.lua runs it in plain
+-- Lua with a fake host.
 --
--- configure(args) -> config | nil, err        (once, before serving)
--- handle(method, path, query, api_key, body, too_large)
---   -> status, body, content_type, headers, action, delay_ms
--- refuse(path, status, detail) -> status, body, content_type
+-- App.new{args = {...}, host = host} -> app | nil, err
+--   args: the command-line arguments; app.config is what emulator.cli makes of them (with
+--   --help, app.config.help is the usage text and the app serves nothing).
+--   host.uuid4() -> a v4 UUID; host.timestamp() -> an RFC 3339 time; host.monotime() ->
+--   seconds on a monotonic clock; host.glob(pattern) -> a fault glob with :match(path), and
+--   host.glob_max, the longest pattern it compiles (emulator/faults.lua).
+-- app:handle(req) -> res
+--   req.method; req.path, the raw (still percent-encoded) path without the query string;
+--   req.query, nil or the raw query string (after '?'); req.api_key, the Salad-Api-Key
+--   header or nil; req.body, nil when empty; req.too_large, true when the body exceeded
+--   --max-body (then body is nil). The host refills the same req for every request: keep
+--   its values, never the table.
+-- app:refuse(path, status, detail) -> res: a request the HTTP layer refuses before its
+--   method is known (its target is too long, it has too many query parameters,
+--   libmicrohttpd cannot parse it).
 --
--- path is the raw (still percent-encoded) request path without the query string; query is
--- nil or the raw query string (after '?'); api_key is the Salad-Api-Key header or nil;
--- body is the request body (nil when empty); too_large is true when the body exceeded
--- --max-body (then body is nil). headers is nil or a list {name, value, name, value, ...}.
--- action is nil, "drop" (close the connection, no response) or "truncate" (announce the
--- full Content-Length, send half of the body, close; an answer without a body is cut
--- before its status line instead); delay_ms asks the host to hold the response back. The
--- response body is a string or a list of strings (pieces, joined by the host). The host
--- never runs two calls at once.
+-- res.status; res.body, a string or a list of strings (pieces, joined by the host);
+-- res.content_type, or nil; res.headers, nil or a list {name, value, name, value, ...} of
+-- any length (flat: a table per header would be garbage per request); res.action, nil,
+-- "drop" (close the connection with no response; nothing else in res counts then) or
+-- "truncate" (announce the full Content-Length, send half of the body, close); and
+-- res.delay_ms, nil or how long the host holds the response back.
 local core = require "queue_jobs.core"
-local host = require "emulator.host"
+local policy = require "queue_jobs.policy"
 local cli = require "emulator.cli"
 local Store = require "emulator.store"
 local Faults = require "emulator.faults"
@@ -24,36 +35,32 @@ local job_json = Store.pieces_of
 local json_encode, json_decode = core.json.encode, core.json.decode
 local decode_members = core.decode_members
 local valid_name = cli.valid_name
-local format, tointeger, ceil = string.format, math.tointeger, math.ceil
+local new_bucket = policy.bucket
+local format, tointeger, ceil, concat = string.format, math.tointeger, math.ceil, table.concat
 local ulen = utf8.len
 
 local JSON = "application/json; charset=utf-8"
 local PROBLEM = "application/problem+json; charset=utf-8"
 
-local M = {}
+local App = {}
+App.__index = App
 
-local config, store, faults, counters, buckets, keys
+---------------------------------------------------------------------------------------------
+-- Answers
 
-local TITLES = {
-  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
-  [405] = "Method Not Allowed", [408] = "Request Timeout", [409] = "Conflict",
-  [413] = "Payload Too Large", [429] = "Too Many Requests", [500] = "Internal Server Error",
-  [502] = "Bad Gateway", [503] = "Service Unavailable", [504] = "Gateway Timeout",
-}
+-- Titles are the statuses' names in queue_jobs.policy, which the client reads too; the
+-- statuses only the emulator's HTTP layer answers are named here.
+local REASONS = policy.REASONS
+local MORE_REASONS = { [414] = "URI Too Long", [431] = "Request Header Fields Too Large" }
+
+local RFC9110 = "https://tools.ietf.org/html/rfc9110#section-"
 local TYPES = {
-  [400] = "https://tools.ietf.org/html/rfc9110#section-15.5.1",
-  [401] = "https://tools.ietf.org/html/rfc9110#section-15.5.2",
-  [403] = "https://tools.ietf.org/html/rfc9110#section-15.5.4",
-  [404] = "https://tools.ietf.org/html/rfc9110#section-15.5.5",
-  [405] = "https://tools.ietf.org/html/rfc9110#section-15.5.6",
-  [408] = "https://tools.ietf.org/html/rfc9110#section-15.5.9",
-  [409] = "https://tools.ietf.org/html/rfc9110#section-15.5.10",
-  [413] = "https://tools.ietf.org/html/rfc9110#section-15.5.14",
+  [400] = RFC9110 .. "15.5.1", [401] = RFC9110 .. "15.5.2", [403] = RFC9110 .. "15.5.4",
+  [404] = RFC9110 .. "15.5.5", [405] = RFC9110 .. "15.5.6", [408] = RFC9110 .. "15.5.9",
+  [409] = RFC9110 .. "15.5.10", [413] = RFC9110 .. "15.5.14",
   [429] = "https://tools.ietf.org/html/rfc6585#section-4",
-  [500] = "https://tools.ietf.org/html/rfc9110#section-15.6.1",
-  [502] = "https://tools.ietf.org/html/rfc9110#section-15.6.3",
-  [503] = "https://tools.ietf.org/html/rfc9110#section-15.6.4",
-  [504] = "https://tools.ietf.org/html/rfc9110#section-15.6.5",
+  [500] = RFC9110 .. "15.6.1", [502] = RFC9110 .. "15.6.3", [503] = RFC9110 .. "15.6.4",
+  [504] = RFC9110 .. "15.6.5",
 }
 
 -- Text from the request (a path, a query value) may hold any bytes: keep it valid UTF-8.
@@ -70,44 +77,25 @@ local function limit(s, max)
   return s:sub(1, utf8.offset(s, max) - 1) .. "…"
 end
 
---- problem_body(status, detail, instance): an RFC 7807 ProblemDetails text.
-local function problem_body(status, detail, instance)
-  local t = { type = TYPES[status] or "about:blank", title = TITLES[status] or "Error",
+local function reply(status, body, content_type, headers)
+  return { status = status, body = body, content_type = content_type, headers = headers }
+end
+
+--- problem(status, detail, instance, headers): an RFC 7807 ProblemDetails answer.
+local function problem(status, detail, instance, headers)
+  local t = { type = TYPES[status] or "about:blank",
+    title = REASONS[status] or MORE_REASONS[status] or "Error",
     status = status, detail = limit(clean(detail), MAX_DETAIL),
     instance = limit(clean(instance), MAX_INSTANCE) }
-  return (assert(json_encode(t)))
-end
-M.problem_body = problem_body
-
-local function problem(status, detail, instance, headers)
-  return status, problem_body(status, detail, instance), PROBLEM, headers
+  return reply(status, assert(json_encode(t)), PROBLEM, headers)
 end
 
-local function new_counters()
-  return { requests_total = 0, creates_accepted = 0, faults_fired = 0, rate_limited = 0,
-    requests = { create_job = 0, list_jobs = 0, get_job = 0, delete_job = 0, other = 0 } }
+local function too_large(self, path)
+  return problem(413, format("The request body exceeds %d bytes.", self.config.max_body), path)
 end
 
---- configure(args): parses the command line and sets the emulator up.
-function M.configure(args)
-  local cfg, err = cli.parse(args)
-  if not cfg then return nil, err end
-  if cfg.help then return cfg end
-  config = cfg
-  keys = {}
-  for _, k in ipairs(cfg.api_keys) do keys[k] = true end
-  store = Store.new { max_jobs = cfg.max_jobs, max_bytes = cfg.max_store_bytes, uuid = host.uuid4,
-    now = host.timestamp }
-  faults = Faults.new()
-  counters = new_counters()
-  buckets = {}
-  -- Requests make short-lived garbage around long-lived jobs: the generational mode fits.
-  -- A major collection once memory grows 20% (not 100%) over the last one: a large request
-  -- body lives through the request, gets old, and would otherwise stay until memory
-  -- doubles (about 1.5 MiB per stored 1 MiB job instead of 1.1; make bench-emulator-rss).
-  collectgarbage("generational", 20, 20)
-  return cfg
-end
+---------------------------------------------------------------------------------------------
+-- Requests
 
 local function unescape(s)
   if s:find("%", 1, true) then
@@ -134,31 +122,6 @@ local function query_params(query)
   return params
 end
 
--- Token bucket per key: capacity N, refilled at N per minute.
-local function rate_limited(key)
-  local limit = config.rate_limit
-  if not limit then return nil end
-  local now = core.monotime() -- the core's CLOCK_MONOTONIC clock
-  local b = buckets[key]
-  if not b then
-    b = { tokens = limit, last = now }
-    buckets[key] = b
-  end
-  local rate = limit / 60
-  local tokens = b.tokens + (now - b.last) * rate
-  if tokens > limit then tokens = limit end
-  b.last = now
-  if tokens >= 1 then
-    b.tokens = tokens - 1
-    return nil
-  end
-  b.tokens = tokens
-  return ceil((1 - tokens) / rate)
-end
-
----------------------------------------------------------------------------------------------
--- The jobs API
-
 -- members(body, what): the members of a JSON object body as their exact texts
 -- (core.decode_members), or nil and a ProblemDetails detail. what names the expected body.
 local function members(body, what)
@@ -178,10 +141,27 @@ local function given(text)
   return text
 end
 
-local function create_job(qkey, body, location, path)
-  local req, err = members(body, "a JSON object with an 'input' field")
-  if not req then return problem(400, err, path) end
-  local input, metadata, webhook = req.input, given(req.metadata), given(req.webhook)
+local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
+-- The job of queue qkey that a path's id names (in any case), or nil and the answer to
+-- give instead.
+local function find_job(self, path, id, qkey)
+  id = unescape(id)
+  if not id:find(UUID) then return nil, problem(400, "The job id must be a UUID.", path) end
+  local job = self.store:get(id:lower(), qkey)
+  if not job then return nil, problem(404, "The job does not exist.", path) end
+  return job
+end
+
+---------------------------------------------------------------------------------------------
+-- The jobs API: handler(self, req, qkey, id, org, project, queue), with the names decoded
+-- and checked, and the queue known to exist.
+
+local function create_job(self, req, qkey, _, org, project, queue)
+  local path = req.path
+  local m, err = members(req.body, "a JSON object with an 'input' field")
+  if not m then return problem(400, err, path) end
+  local input, metadata, webhook = m.input, given(m.metadata), given(m.webhook)
   if input == nil then
     return problem(400, "The 'input' field is required (any JSON value).", path)
   end
@@ -207,10 +187,13 @@ local function create_job(qkey, body, location, path)
     end
   end
   local job
-  job, err = store:create(qkey, input, metadata, webhook)
+  job, err = self.store:create(qkey, input, metadata, webhook)
   if not job then return problem(413, err, path) end
-  counters.creates_accepted = counters.creates_accepted + 1
-  return 201, job_json(job), JSON, { "Location", location .. "/" .. job.id }
+  local c = self.counters
+  c.creates_accepted = c.creates_accepted + 1
+  local location = "/organizations/" .. org .. "/projects/" .. project .. "/queues/" .. queue ..
+    "/jobs/" .. job.id
+  return reply(201, job_json(job), JSON, { "Location", location })
 end
 
 local function page_param(query, name, default, max)
@@ -225,207 +208,256 @@ local function page_param(query, name, default, max)
   return n
 end
 
-local function list_jobs(qkey, query, path)
-  query = query_params(query)
+local function list_jobs(self, req, qkey)
+  local query = query_params(req.query)
   local page, err = page_param(query, "page", 1, 2147483647)
-  if not page then return problem(400, err, path) end
+  if not page then return problem(400, err, req.path) end
   local size
   size, err = page_param(query, "page_size", 100, 100)
-  if not size then return problem(400, err, path) end
+  if not size then return problem(400, err, req.path) end
   local out = { '{"items":[' }
-  local n = store:page(qkey, page, size, out, 1)
+  local n = self.store:page(qkey, page, size, out, 1)
   out[n + 1] = "]}"
-  return 200, out, JSON
+  return reply(200, out, JSON)
 end
 
-local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
-
-local ALLOW_COLLECTION = { "Allow", "GET, POST" }
-local ALLOW_ITEM = { "Allow", "GET, DELETE" }
-
--- Counts a request under /api/public by its route (nil: "other").
-local function count(route)
-  local c = counters
-  c.requests_total = c.requests_total + 1
-  route = route or "other"
-  c.requests[route] = c.requests[route] + 1
+local function get_job(self, req, qkey, id)
+  local job, res = find_job(self, req.path, id, qkey)
+  if not job then return res end
+  return reply(200, job_json(job), JSON)
 end
 
--- The jobs paths under /api/public. rest is the path after /api/public.
-local function api(method, path, rest, query, key, body, too_large)
-  local o, p, q, tail = rest:match("^/organizations/([^/]*)/projects/([^/]*)/queues/([^/]*)/jobs(.*)$")
-  local route, id
-  if o then
-    if tail == "" then
-      route = method == "POST" and "create_job" or method == "GET" and "list_jobs" or nil
-    else
-      id = tail:match("^/([^/]+)$")
-      if id then
-        route = method == "GET" and "get_job" or method == "DELETE" and "delete_job" or nil
-      else
-        o = nil
-      end
-    end
-  end
-  count(route)
-  local c = counters
-  local fault = faults:take(method, path)
-  local action, delay
-  if fault then
-    c.faults_fired = c.faults_fired + 1
-    local kind = fault.kind
-    if kind == "drop" then
-      return 0, nil, nil, nil, "drop"
-    elseif kind == "status" then
-      local headers = fault.retry_after and { "Retry-After", fault.retry_after } or nil
-      if fault.body then return fault.status, fault.body, JSON, headers end
-      return problem(fault.status, "Injected fault.", path, headers)
-    elseif kind == "non_json" then
-      return fault.status, "this is not json", "text/plain; charset=utf-8"
-    elseif kind == "html_502" then
-      return 502, "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n" ..
-        "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n" ..
-        "</body>\r\n</html>\r\n", "text/html"
-    elseif kind == "delay" then
-      delay = fault.ms
-    else -- truncate
-      action = "truncate"
-    end
-  end
-
-  local status, rbody, ctype, headers = nil, nil, nil, nil
-  if key == nil or key == "" then
-    status, rbody, ctype = problem(401, "The Salad-Api-Key header is required.", path)
-  elseif not keys[key] then
-    status, rbody, ctype = problem(401, "The API key is not valid.", path)
-  else
-    local wait = rate_limited(key)
-    if wait then
-      c.rate_limited = c.rate_limited + 1
-      status, rbody, ctype, headers = problem(429,
-        format("Rate limit of %d requests per minute exceeded; retry in %d s.",
-          config.rate_limit, wait), path, { "Retry-After", tostring(wait) })
-    elseif too_large then
-      status, rbody, ctype = problem(413,
-        format("The request body exceeds %d bytes.", config.max_body), path)
-    elseif not o then
-      status, rbody, ctype = problem(404, "No such resource.", path)
-    elseif not route then
-      status, rbody, ctype, headers = problem(405,
-        format("The method %s is not allowed here.", method), path,
-        id and ALLOW_ITEM or ALLOW_COLLECTION)
-    else
-      o, p, q = unescape(o), unescape(p), unescape(q)
-      local bad = not valid_name(o) and "organization" or not valid_name(p) and "project" or
-        not valid_name(q) and "queue" or nil
-      local qkey = o .. "/" .. p .. "/" .. q
-      if bad then
-        status, rbody, ctype = problem(400, format("The %s name must match " ..
-          "^[a-z][a-z0-9-]{0,61}[a-z0-9]$.", bad), path)
-      elseif config.queues and not config.queues[qkey] then
-        status, rbody, ctype = problem(404, format("The queue %s does not exist.", qkey), path)
-      elseif route == "create_job" then
-        status, rbody, ctype, headers = create_job(qkey, body,
-          "/organizations/" .. o .. "/projects/" .. p .. "/queues/" .. q .. "/jobs", path)
-      elseif route == "list_jobs" then
-        status, rbody, ctype = list_jobs(qkey, query, path)
-      else
-        id = unescape(id)
-        if not id:find(UUID) then
-          status, rbody, ctype = problem(400, "The job id must be a UUID.", path)
-        else
-          local job = store:get(id:lower(), qkey)
-          if not job then
-            status, rbody, ctype = problem(404, "The job does not exist.", path)
-          elseif route == "get_job" then
-            status, rbody, ctype = 200, job_json(job), JSON
-          else
-            store:cancel(job)
-            status, rbody = 202, ""
-          end
-        end
-      end
-    end
-  end
-  if action == "truncate" and (rbody == "" or method == "HEAD") then
-    action = "drop"   -- no body to cut: cut the connection before the status line
-  end
-  return status, rbody, ctype, headers, action, delay
+local function delete_job(self, req, qkey, id)
+  local job, res = find_job(self, req.path, id, qkey)
+  if not job then return res end
+  self.store:cancel(job)
+  return reply(202, "")
 end
 
 ---------------------------------------------------------------------------------------------
--- The control API under /_emulator/
+-- The control API: handler(self, req, id)
 
 local SET_STATUS = { running = true, succeeded = true, failed = true }
 
-local function control(method, rest, body)
-  local instance = "/_emulator" .. rest
-  local id = rest:match("^/jobs/([^/]+)/status$")
-  if id then
-    if method ~= "POST" then return problem(405, "Use POST.", instance, { "Allow", "POST" }) end
-    local req, err = members(body, "a JSON object with a 'status' field")
-    if not req then return problem(400, err, instance) end
-    local status = req.status and json_decode(req.status)
-    if not SET_STATUS[status] then
-      return problem(400, "'status' must be \"running\", \"succeeded\" or \"failed\".", instance)
-    end
-    local output = req.output
-    if output ~= nil and status == "running" then
-      return problem(400, "An 'output' goes with \"succeeded\" or \"failed\", not \"running\".", instance)
-    end
-    id = unescape(id)
-    local job = id:find(UUID) and store:get(id:lower())
-    if not job then return problem(404, "The job does not exist.", instance) end
-    local ok, why, code = store:set_status(job, status, output)
-    if not ok then return problem(code, why, instance) end
-    return 200, job_json(job), JSON
-  elseif rest == "/faults" then
-    if method == "POST" then
-      local req, err = members(body, "a JSON object with a 'fault' field")
-      if not req then return problem(400, err, instance) end
-      local entry
-      entry, err = faults:add(req)
-      if not entry then return problem(400, err, instance) end
-      return 201, Faults.describe(entry), JSON
-    elseif method == "GET" then
-      return 200, faults:pending(), JSON
-    elseif method == "DELETE" then
-      faults:reset()
-      return 200, '{"cleared":true}', JSON
-    end
-    return problem(405, "Use GET, POST or DELETE.", instance, { "Allow", "GET, POST, DELETE" })
-  elseif rest == "/counters" then
-    if method ~= "GET" then return problem(405, "Use GET.", instance, { "Allow", "GET" }) end
-    local c = counters
-    return 200, assert(json_encode({
-      requests_total = c.requests_total, requests = c.requests,
-      creates_accepted = c.creates_accepted, faults_fired = c.faults_fired,
-      rate_limited = c.rate_limited, jobs_stored = store.count, store_bytes = store.bytes,
-    }, { sort_keys = true })), JSON
-  elseif rest == "/reset" then
-    if method ~= "POST" then return problem(405, "Use POST.", instance, { "Allow", "POST" }) end
-    store:reset()
-    faults:reset()
-    counters = new_counters()
-    buckets = {}
-    return 200, '{"reset":true}', JSON
+local function set_job_status(self, req, id)
+  local path = req.path
+  local m, err = members(req.body, "a JSON object with a 'status' field")
+  if not m then return problem(400, err, path) end
+  local status = m.status and json_decode(m.status)
+  if not SET_STATUS[status] then
+    return problem(400, "'status' must be \"running\", \"succeeded\" or \"failed\".", path)
   end
-  return problem(404, "No such control resource.", instance)
+  local output = m.output
+  if output ~= nil and status == "running" then
+    return problem(400, "An 'output' goes with \"succeeded\" or \"failed\", not \"running\".", path)
+  end
+  id = unescape(id)
+  local job = id:find(UUID) and self.store:get(id:lower())
+  if not job then return problem(404, "The job does not exist.", path) end
+  local ok, why, code = self.store:set_status(job, status, output)
+  if not ok then return problem(code, why, path) end
+  return reply(200, job_json(job), JSON)
+end
+
+local function add_fault(self, req)
+  local m, err = members(req.body, "a JSON object with a 'fault' field")
+  if not m then return problem(400, err, req.path) end
+  local entry
+  entry, err = self.faults:add(m)
+  if not entry then return problem(400, err, req.path) end
+  return reply(201, Faults.describe(entry), JSON)
+end
+
+local function list_faults(self)
+  return reply(200, self.faults:pending(), JSON)
+end
+
+local function clear_faults(self)
+  self.faults:reset()
+  return reply(200, '{"cleared":true}', JSON)
+end
+
+local function read_counters(self)
+  local c, store = self.counters, self.store
+  return reply(200, assert(json_encode({
+    requests_total = c.requests_total, requests = c.requests,
+    creates_accepted = c.creates_accepted, faults_fired = c.faults_fired,
+    rate_limited = c.rate_limited, jobs_stored = store.count, store_bytes = store.bytes,
+  }, { sort_keys = true })), JSON)
+end
+
+local function reset(self)
+  self:reset()
+  return reply(200, '{"reset":true}', JSON)
 end
 
 ---------------------------------------------------------------------------------------------
+-- Routes
 
-local function dispatch(method, path, query, key, body, too_large)
-  local rest = path:match("^/api/public(/.*)$")
-  if rest then return api(method, path, rest, query, key, body, too_large) end
-  rest = path:match("^/_emulator(/.*)$")
-  if rest then
-    if too_large then
-      return problem(413, format("The request body exceeds %d bytes.", config.max_body), path)
+-- route_table{{shape, {method, handler, counter}, ...}, ...}: shape is a pattern on the
+-- path below /api/public or /_emulator (its captures go to the handler); each method the
+-- path has names its handler and, under /api/public, the counter it counts in. A method
+-- the path does not have gets 405, with Allow listing the path's methods in the order given.
+local function route_table(list)
+  local routes = {}
+  for i, r in ipairs(list) do
+    local methods, names = {}, {}
+    for j = 2, #r do
+      local method, run, counter = r[j][1], r[j][2], r[j][3]
+      methods[method] = { run = run, counter = counter }
+      names[#names + 1] = method
     end
-    return control(method, rest, body)
+    local allow = concat(names, ", ")
+    local last = table.remove(names)
+    routes[i] = { shape = r[1], methods = methods, allow = { "Allow", allow },
+      use = "Use " .. (#names > 0 and concat(names, ", ") .. " or " .. last or last) .. "." }
   end
-  return problem(404, "No such resource; the API is under /api/public.", path)
+  return routes
+end
+
+local JOBS = "^/organizations/([^/]*)/projects/([^/]*)/queues/([^/]*)/jobs"
+
+local API_ROUTES = route_table {
+  { JOBS .. "$", { "GET", list_jobs, "list_jobs" }, { "POST", create_job, "create_job" } },
+  { JOBS .. "/([^/]+)$", { "GET", get_job, "get_job" }, { "DELETE", delete_job, "delete_job" } },
+}
+
+local CONTROL_ROUTES = route_table {
+  { "^/jobs/([^/]+)/status$", { "POST", set_job_status } },
+  { "^/faults$", { "GET", list_faults }, { "POST", add_fault }, { "DELETE", clear_faults } },
+  { "^/counters$", { "GET", read_counters } },
+  { "^/reset$", { "POST", reset } },
+}
+
+-- The route whose shape the path matches (nil: none), its method's entry (nil: the path
+-- does not have that method), and the shape's captures.
+local function match_route(routes, rest, method)
+  for i = 1, #routes do
+    local r = routes[i]
+    local a, b, c, d = rest:match(r.shape)
+    if a then return r, r.methods[method], a, b, c, d end
+  end
+  return nil
+end
+
+---------------------------------------------------------------------------------------------
+-- Serving
+
+local function new_counters()
+  return { requests_total = 0, creates_accepted = 0, faults_fired = 0, rate_limited = 0,
+    requests = { create_job = 0, list_jobs = 0, get_job = 0, delete_job = 0, other = 0 } }
+end
+
+-- Counts a request under /api/public under its route's counter (nil: "other").
+local function count(self, counter)
+  local c = self.counters
+  c.requests_total = c.requests_total + 1
+  counter = counter or "other"
+  c.requests[counter] = c.requests[counter] + 1
+end
+
+-- The rate limit: a token bucket per key (queue_jobs.policy) that holds N tokens and
+-- refills at N per minute. nil when the request may go on (it took a token); else the
+-- seconds until the next token, rounded up, and the refused request keeps no token.
+local function rate_wait(self, key)
+  local per_minute = self.config.rate_limit
+  if not per_minute then return nil end
+  local now = self.host.monotime()
+  local bucket = self.buckets[key]
+  if not bucket then
+    bucket = new_bucket(per_minute, per_minute, now)
+    self.buckets[key] = bucket
+  end
+  local wait = bucket:take(now)
+  if wait == 0 then return nil end
+  bucket:refund()
+  return ceil(wait)
+end
+
+-- Faults that answer in place of the API; the others (delay, truncate) act on its answer.
+local HTML_502 = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n" ..
+  "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n" ..
+  "</body>\r\n</html>\r\n"
+local FAULT_ANSWERS = {
+  drop = function() return { action = "drop" } end,
+  status = function(fault, path)
+    local headers = fault.retry_after and { "Retry-After", fault.retry_after } or nil
+    if fault.body then return reply(fault.status, fault.body, JSON, headers) end
+    return problem(fault.status, "Injected fault.", path, headers)
+  end,
+  non_json = function(fault)
+    return reply(fault.status, "this is not json", "text/plain; charset=utf-8")
+  end,
+  html_502 = function() return reply(502, HTML_502, "text/html") end,
+}
+
+-- The answer of the jobs API, after faults: key, rate limit, body size, path, method,
+-- names, queue, then the route's handler.
+local function api_answer(self, req, route, entry, org, project, queue, id)
+  local path, key = req.path, req.api_key
+  if key == nil or key == "" then
+    return problem(401, "The Salad-Api-Key header is required.", path)
+  elseif not self.keys[key] then
+    return problem(401, "The API key is not valid.", path)
+  end
+  local wait = rate_wait(self, key)
+  if wait then
+    local c = self.counters
+    c.rate_limited = c.rate_limited + 1
+    return problem(429, format("Rate limit of %d requests per minute exceeded; retry in %d s.",
+      self.config.rate_limit, wait), path, { "Retry-After", tostring(wait) })
+  end
+  if req.too_large then return too_large(self, path) end
+  if not route then return problem(404, "No such resource.", path) end
+  if not entry then
+    return problem(405, format("The method %s is not allowed here.", req.method), path, route.allow)
+  end
+  org, project, queue = unescape(org), unescape(project), unescape(queue)
+  local bad = not valid_name(org) and "organization" or not valid_name(project) and "project" or
+    not valid_name(queue) and "queue" or nil
+  if bad then
+    return problem(400, format("The %s name must match ^[a-z][a-z0-9-]{0,61}[a-z0-9]$.", bad), path)
+  end
+  local qkey = org .. "/" .. project .. "/" .. queue
+  local queues = self.config.queues
+  if queues and not queues[qkey] then
+    return problem(404, format("The queue %s does not exist.", qkey), path)
+  end
+  return entry.run(self, req, qkey, id, org, project, queue)
+end
+
+-- rest: the path after /api/public.
+local function serve_api(self, req, rest)
+  local method, path = req.method, req.path
+  local route, entry, org, project, queue, id = match_route(API_ROUTES, rest, method)
+  count(self, entry and entry.counter)
+  local fault = self.faults:take(method, path)
+  if fault then
+    local c = self.counters
+    c.faults_fired = c.faults_fired + 1
+    local answer = FAULT_ANSWERS[fault.kind]
+    if answer then return answer(fault, path) end
+  end
+  local res = api_answer(self, req, route, entry, org, project, queue, id)
+  if not fault then return res end
+  if fault.kind == "delay" then
+    res.delay_ms = fault.ms
+  elseif res.body == "" or method == "HEAD" then
+    res.action = "drop"     -- no body to cut: cut the connection before the status line
+  else
+    res.action = "truncate"
+  end
+  return res
+end
+
+-- rest: the path after /_emulator.
+local function serve_control(self, req, rest)
+  local path = req.path
+  if req.too_large then return too_large(self, path) end
+  local route, entry, id = match_route(CONTROL_ROUTES, rest, req.method)
+  if not route then return problem(404, "No such control resource.", path) end
+  if not entry then return problem(405, route.use, path, route.allow) end
+  return entry.run(self, req, id)
 end
 
 -- Request text for the log: bytes outside printable ASCII (ESC, CR, ...) and the backslash
@@ -436,29 +468,64 @@ local function log_escape(s)
   end))
 end
 
-local function log(method, path, status, action, delay)
-  if config.verbose then
-    io.stderr:write(format("%s %s %s%s%s\n", log_escape(method), log_escape(path),
-      action == "drop" and "dropped" or status,
-      action and action ~= "drop" and " (" .. action .. ")" or "",
-      delay and format(" (delayed %d ms)", delay) or ""))
+local function log(method, path, res)
+  local action, delay = res.action, res.delay_ms
+  io.stderr:write(format("%s %s %s%s%s\n", log_escape(method), log_escape(path),
+    action == "drop" and "dropped" or res.status,
+    action and action ~= "drop" and " (" .. action .. ")" or "",
+    delay and format(" (delayed %d ms)", delay) or ""))
+end
+
+---------------------------------------------------------------------------------------------
+
+--- App.new{args = {...}, host = host}: parses the command line and sets the emulator up.
+function App.new(opts)
+  local host = assert(opts.host, "App.new needs a host")
+  local cfg, err = cli.parse(opts.args or {})
+  if not cfg then return nil, err end
+  local self = setmetatable({ config = cfg, host = host }, App)
+  if cfg.help then return self end
+  self.keys = {}
+  for _, k in ipairs(cfg.api_keys) do self.keys[k] = true end
+  self.store = Store.new { max_jobs = cfg.max_jobs, max_bytes = cfg.max_store_bytes,
+    uuid = host.uuid4, now = host.timestamp }
+  self.faults = Faults.new(host)
+  self.counters = new_counters()
+  self.buckets = {}
+  return self
+end
+
+--- app:reset(): forgets jobs, faults, counters and rate-limit state (the options stay).
+function App:reset()
+  self.store:reset()
+  self.faults:reset()
+  self.counters = new_counters()
+  self.buckets = {}
+end
+
+function App:handle(req)
+  local path = req.path
+  local res
+  local rest = path:match("^/api/public(/.*)$")
+  if rest then
+    res = serve_api(self, req, rest)
+  else
+    rest = path:match("^/_emulator(/.*)$")
+    if rest then
+      res = serve_control(self, req, rest)
+    else
+      res = problem(404, "No such resource; the API is under /api/public.", path)
+    end
   end
+  if self.config.verbose then log(req.method, path, res) end
+  return res
 end
 
-function M.handle(method, path, query, key, body, too_large)
-  local status, rbody, ctype, headers, action, delay =
-    dispatch(method, path, query, key, body, too_large)
-  log(method, path, status, action, delay)
-  return status, rbody, ctype, headers, action, delay
+function App:refuse(path, status, detail)
+  if path:find("^/api/public/") then count(self, nil) end
+  local res = problem(status, detail, path)
+  if self.config.verbose then log("-", path, res) end
+  return res
 end
 
---- refuse(path, status, detail): a request the HTTP layer refuses before its method is
--- known (its target is too long, it has too many query parameters, libmicrohttpd cannot
--- parse it): counted like the others (as "other"), answered with ProblemDetails.
-function M.refuse(path, status, detail)
-  if path:find("^/api/public/") then count(nil) end
-  log("-", path, status)
-  return problem(status, detail, path)
-end
-
-return M
+return App

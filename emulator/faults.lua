@@ -3,11 +3,10 @@
 -- one (the first that matches), and a fault is forgotten once its count is used up.
 --
 -- Every API request is matched against the pending faults while the Lua state is locked,
--- so matching is bounded: globs are compiled by the host (emulator/glob.c) and matched in
--- time linear in the path; a glob has at most host.glob_max bytes and MAX_WILDCARDS
--- wildcards, and at most MAX_PENDING faults wait at once.
+-- so matching is bounded: globs are compiled by the host (host.glob, emulator/glob.c in the
+-- binary) and matched in time linear in the path; a glob has at most host.glob_max bytes
+-- and MAX_WILDCARDS wildcards, and at most MAX_PENDING faults wait at once.
 local core = require "queue_jobs.core"
-local host = require "emulator.host"
 local json, decode_members = core.json, core.decode_members
 local mtype = math.type
 
@@ -17,8 +16,10 @@ M.__index = M
 M.MAX_WILDCARDS = 16     -- `*` or `**` (a run of stars counts once)
 M.MAX_PENDING = 100
 
-function M.new()
-  local self = setmetatable({}, M)
+--- new(host): host.glob(pattern) compiles a path glob (an object with :match(path)) of at
+-- most host.glob_max bytes.
+function M.new(host)
+  local self = setmetatable({ host = host }, M)
   self:reset()
   return self
 end
@@ -100,6 +101,7 @@ function M:add(spec)
     end
     method = method:upper()
   end
+  local host = self.host
   if path ~= nil then
     if type(path) ~= "string" or path == "" or #path > host.glob_max then
       return nil, ("'path' must be a glob on the request path of 1 to %d bytes"):format(host.glob_max)

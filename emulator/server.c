@@ -266,12 +266,11 @@ static int write_all(int fd, const char *buf, size_t len) {
 /* Writes the answer rs straight to the request's socket (see "Direct answers" above), then
  * shuts the socket for writing. Carries out the faults' actions as answer() does. */
 static void answer_directly(qj_emu_server *srv, struct request *r, qj_emu_response *rs) {
-  char head[1024], date[64];
+  char *head, date[64];
   struct tm tm;
   time_t t = time(NULL);
   const char *reason = MHD_get_reason_phrase_for((unsigned int)rs->status);
-  size_t send_body;
-  int n, i;
+  size_t send_body, size, n, i;
   r->answered = 1;
   if (r->conn == NULL) return;
   if (rs->action == QJ_EMU_ACT_DROP) {
@@ -279,23 +278,31 @@ static void answer_directly(qj_emu_server *srv, struct request *r, qj_emu_respon
     return;
   }
   if (rs->delay_ms > 0) wait_ms(srv, rs->delay_ms);
+  if (reason == NULL || *reason == '\0') reason = "Unknown";
   gmtime_r(&t, &tm);
   strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nConnection: close\r\nDate: %s\r\n"
-               "Content-Length: %zu\r\n", rs->status, reason && *reason ? reason : "Unknown",
-               date, rs->body_len);
-  if (rs->content_type)
-    n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: %s\r\n", rs->content_type);
-  for (i = 0; i < rs->nheaders && n < (int)sizeof head; i++)
-    n += snprintf(head + n, sizeof head - (size_t)n, "%s: %s\r\n", rs->hname[i], rs->hvalue[i]);
-  if (n >= (int)sizeof head - 2) {
-    shutdown(r->conn->fd, SHUT_RDWR);           /* cannot happen with the emulator's headers */
+  /* The status line and fixed headers take under 128 bytes beside the reason and date. */
+  size = 128 + strlen(reason) + strlen(date);
+  if (rs->content_type) size += strlen(rs->content_type) + 16;
+  for (i = 0; i < rs->nheaders; i++)
+    size += strlen(rs->headers[i].name) + strlen(rs->headers[i].value) + 4;
+  head = malloc(size);
+  if (head == NULL) {
+    shutdown(r->conn->fd, SHUT_RDWR);
     return;
   }
+  n = (size_t)snprintf(head, size, "HTTP/1.1 %d %s\r\nConnection: close\r\nDate: %s\r\n"
+                       "Content-Length: %zu\r\n", rs->status, reason, date, rs->body_len);
+  if (rs->content_type)
+    n += (size_t)snprintf(head + n, size - n, "Content-Type: %s\r\n", rs->content_type);
+  for (i = 0; i < rs->nheaders; i++)
+    n += (size_t)snprintf(head + n, size - n, "%s: %s\r\n", rs->headers[i].name,
+                          rs->headers[i].value);
   memcpy(head + n, "\r\n", 2);
   send_body = rs->action == QJ_EMU_ACT_TRUNCATE ? rs->body_len / 2 : rs->body_len;
-  if (write_all(r->conn->fd, head, (size_t)n + 2) && send_body > 0)
+  if (write_all(r->conn->fd, head, n + 2) && send_body > 0)
     write_all(r->conn->fd, rs->body, send_body);
+  free(head);
   shutdown(r->conn->fd, rs->action == QJ_EMU_ACT_TRUNCATE ? SHUT_RDWR : SHUT_WR);
 }
 
@@ -319,7 +326,7 @@ static enum MHD_Result answer(qj_emu_server *srv, struct MHD_Connection *conn, c
   qj_emu_response rs;
   struct MHD_Response *resp;
   enum MHD_Result ret;
-  int i;
+  size_t i;
 
   r->answered = 1;
   set_phase(srv, r->conn, PHASE_ANSWERING);
@@ -357,7 +364,8 @@ static enum MHD_Result answer(qj_emu_server *srv, struct MHD_Connection *conn, c
     return MHD_NO;
   }
   if (rs.content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rs.content_type);
-  for (i = 0; i < rs.nheaders; i++) MHD_add_response_header(resp, rs.hname[i], rs.hvalue[i]);
+  for (i = 0; i < rs.nheaders; i++)
+    MHD_add_response_header(resp, rs.headers[i].name, rs.headers[i].value);
   ret = MHD_queue_response(conn, (unsigned int)rs.status, resp);
   MHD_destroy_response(resp);
   qj_emu_response_free(&rs);

@@ -34,24 +34,18 @@ function M:reset()
   self.bytes = 0        -- the sum of job.bytes
 end
 
--- The part of a job's JSON between its input and its output, rebuilt when it changes.
+-- The part of a job's JSON between its input and its output, rebuilt when it changes. One
+-- concatenation, so that metadata and webhook are copied once.
 local function render_middle(job)
-  local p, n = {}, 0
-  if job.metadata then
-    p[n + 1], p[n + 2], n = ',"metadata":', job.metadata, n + 2
+  local ev, events = job.events, ""
+  for i = 1, #ev, 2 do   -- at most three events
+    events = events .. (i > 1 and ',{"action":"' or '{"action":"') .. ev[i] .. '","time":"' ..
+      ev[i + 1] .. '"}'
   end
-  if job.webhook then
-    p[n + 1], p[n + 2], n = ',"webhook":', job.webhook, n + 2
-  end
-  p[n + 1], p[n + 2], p[n + 3], n = ',"status":"', job.status, '","events":[', n + 3
-  local ev = job.events
-  for i = 1, #ev, 2 do
-    if i > 1 then p[n + 1], n = ",", n + 1 end
-    p[n + 1], p[n + 2], p[n + 3], p[n + 4], p[n + 5], n =
-      '{"action":"', ev[i], '","time":"', ev[i + 1], '"}', n + 5
-  end
-  p[n + 1] = "]"
-  job.middle = table.concat(p)
+  local metadata, webhook = job.metadata, job.webhook
+  job.middle = (metadata and ',"metadata":' or "") .. (metadata or "") ..
+    (webhook and ',"webhook":' or "") .. (webhook or "") ..
+    ',"status":"' .. job.status .. '","events":[' .. events .. "]"
   job.tail = ',"create_time":"' .. job.create_time .. '","update_time":"' .. job.update_time .. '"}'
 end
 
@@ -68,9 +62,10 @@ end
 
 --- pieces_of(job): the pieces of the job's JSON, as a new list.
 function M.pieces_of(job)
-  local out = {}
-  M.pieces(job, out, 0)
-  return out
+  if job.output then
+    return { job.head, job.input, job.middle, ',"output":', job.output, job.tail }
+  end
+  return { job.head, job.input, job.middle, job.tail }
 end
 
 local function event(job, action, time)

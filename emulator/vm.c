@@ -1,9 +1,11 @@
 /*
  * The emulator's single Lua state. It preloads queue_jobs.core (linked in statically) with
- * luaL_requiref, registers the host functions as the module emulator.host, loads the
- * embedded emulator modules into package.preload and keeps emulator.app's handle function.
- * Every entry into the state holds vm->lock and runs under lua_pcall, so a Lua error (even
- * a memory error) never unwinds through libmicrohttpd.
+ * luaL_requiref, loads the embedded Lua modules into package.preload, and makes the app
+ * (emulator.app) with its host: the functions of this file, glob.c's globs and the core's
+ * clock. A request goes to app:handle as a table, and its answer comes back as a table
+ * (both described in emulator/app.lua), copied out into a qj_emu_response. Every entry
+ * into the state holds vm->lock and runs under lua_pcall, so a Lua error (even a memory
+ * error) never unwinds through libmicrohttpd.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
@@ -27,13 +29,16 @@ struct qj_emu_vm {
   lua_State *L;
   pthread_mutex_t lock;
   atomic_int stopping;          /* set by qj_emu_vm_stop: no more calls into Lua */
-  int handle_ref;               /* registry references to emulator.app.handle */
-  int refuse_ref;               /* and emulator.app.refuse */
+  int host_ref;                 /* registry references: the host table given to the app, */
+  int app_ref;                  /* the app, once configured, */
+  int handle_ref;               /* its methods handle */
+  int refuse_ref;               /* and refuse, */
+  int request_ref;              /* and the request table, refilled for every request */
   unsigned char pool[512];      /* random bytes for v4 UUIDs (used under the lock) */
   size_t pool_pos;
 };
 
-/* ---- emulator.host: functions the Lua logic gets from its host ------------------------ */
+/* ---- the host: what the Lua logic gets from this program ------------------------------ */
 
 static qj_emu_vm *host_vm(lua_State *L) {
   return (qj_emu_vm *)lua_touserdata(L, lua_upvalueindex(1));
@@ -105,20 +110,21 @@ static int traceback(lua_State *L) {
   return 1;
 }
 
-/* Protected: builds the state's modules and keeps emulator.app.handle. */
+/* Protected: builds the state's modules and the host, and keeps the app's methods. */
 static int vm_init(lua_State *L) {
   qj_emu_vm *vm = (qj_emu_vm *)lua_touserdata(L, 1);
   const qj_emu_module *m;
   luaL_openlibs(L);
   luaL_requiref(L, "queue_jobs.core", luaopen_queue_jobs_core, 0);
-  lua_pop(L, 1);
 
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   luaL_newlibtable(L, host_funcs);
   lua_pushlightuserdata(L, vm);
   luaL_setfuncs(L, host_funcs, 1);
   qj_emu_glob_open(L);
-  lua_setfield(L, -2, "emulator.host");
+  lua_getfield(L, -2, "monotime");            /* the core's CLOCK_MONOTONIC clock */
+  luaL_checktype(L, -1, LUA_TFUNCTION);
+  lua_setfield(L, -2, "monotime");
+  vm->host_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pop(L, 1);
 
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
@@ -138,6 +144,14 @@ static int vm_init(lua_State *L) {
   lua_getfield(L, -1, "refuse");
   luaL_checktype(L, -1, LUA_TFUNCTION);
   vm->refuse_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_createtable(L, 0, 6);
+  vm->request_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+  /* Requests make short-lived garbage around long-lived jobs: the generational mode fits.
+   * A major collection once memory grows 20% (not 100%) over the last one: a large request
+   * body lives through the request, gets old, and would otherwise stay until memory
+   * doubles (about 1.5 MiB per stored 1 MiB job instead of 1.1; make bench-emulator-rss). */
+  lua_gc(L, LUA_GCGEN, 20, 20);
   return 0;
 }
 
@@ -148,7 +162,7 @@ qj_emu_vm *qj_emu_vm_new(void) {
     return NULL;
   }
   vm->pool_pos = sizeof vm->pool;
-  vm->handle_ref = vm->refuse_ref = LUA_NOREF;
+  vm->host_ref = vm->app_ref = vm->handle_ref = vm->refuse_ref = vm->request_ref = LUA_NOREF;
   atomic_init(&vm->stopping, 0);
   vm->L = luaL_newstate();
   if (vm->L == NULL || pthread_mutex_init(&vm->lock, NULL) != 0) {
@@ -180,32 +194,40 @@ void qj_emu_vm_close(qj_emu_vm *vm) {
 /* ---- configure ----------------------------------------------------------------------- */
 
 struct configure_args {
+  qj_emu_vm *vm;
   int argc;
   char **argv;
   qj_emu_config *cfg;
   int help;
 };
 
-/* Protected: cfg = require("emulator.app").configure{argv[1..]}; copies the C settings. */
+/* Protected: app = require("emulator.app").new{args = {argv[1..]}, host = host}; keeps the
+ * app and copies the C settings from app.config. */
 static int vm_configure(lua_State *L) {
   struct configure_args *a = (struct configure_args *)lua_touserdata(L, 1);
   const char *bind;
   size_t len;
   struct in_addr in4;
   struct in6_addr in6;
-  int i;
+  int i, app;
   lua_getglobal(L, "require");
   lua_pushliteral(L, "emulator.app");
   lua_call(L, 1, 1);
-  lua_getfield(L, -1, "configure");
+  lua_getfield(L, -1, "new");
+  lua_createtable(L, 0, 2);
   lua_createtable(L, a->argc, 0);
   for (i = 1; i < a->argc; i++) {
     lua_pushstring(L, a->argv[i]);
     lua_rawseti(L, -2, i);
   }
+  lua_setfield(L, -2, "args");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->vm->host_ref);
+  lua_setfield(L, -2, "host");
   lua_call(L, 1, 2);
   if (lua_isnil(L, -2)) return luaL_error(L, "%s", luaL_optstring(L, -1, "invalid arguments"));
   lua_pop(L, 1);
+  app = lua_gettop(L);
+  lua_getfield(L, app, "config");
   if (lua_getfield(L, -1, "help") == LUA_TSTRING) {
     fputs(lua_tostring(L, -1), stdout);
     a->help = 1;
@@ -234,12 +256,15 @@ static int vm_configure(lua_State *L) {
   }
   if (len >= sizeof a->cfg->bind) return luaL_error(L, "--bind: address too long");
   memcpy(a->cfg->bind, bind, len + 1);
+  lua_pushvalue(L, app);
+  a->vm->app_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
 
 int qj_emu_vm_configure(qj_emu_vm *vm, int argc, char **argv, qj_emu_config *cfg) {
   struct configure_args a;
   int rc = 0;
+  a.vm = vm;
   a.argc = argc;
   a.argv = argv;
   a.cfg = cfg;
@@ -266,6 +291,27 @@ struct handle_args {
   qj_emu_response *rs;
 };
 
+/* The request as app:handle reads it (emulator/app.lua): {method =, path =, query =,
+ * api_key =, body =, too_large =}, nil where absent. It is one table, refilled for every
+ * request (the app keeps nothing of it): a new one would cost an allocation and six new
+ * keys per request, and garbage that raises the collector's high-water mark. */
+static void push_request(lua_State *L, qj_emu_vm *vm, const qj_emu_request *rq) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->request_ref);
+  lua_pushstring(L, rq->method);
+  lua_setfield(L, -2, "method");
+  lua_pushlstring(L, rq->path, rq->path_len);
+  lua_setfield(L, -2, "path");
+  if (rq->query) lua_pushstring(L, rq->query); else lua_pushnil(L);
+  lua_setfield(L, -2, "query");
+  if (rq->api_key) lua_pushstring(L, rq->api_key); else lua_pushnil(L);
+  lua_setfield(L, -2, "api_key");
+  if (rq->body_len > 0) lua_pushlstring(L, rq->body, rq->body_len); else lua_pushnil(L);
+  lua_setfield(L, -2, "body");
+  lua_pushboolean(L, rq->too_large);
+  lua_setfield(L, -2, "too_large");
+}
+
+/* The string at idx, or NULL for nil; raises for another type. */
 static const char *opt_string(lua_State *L, int idx, size_t *len, const char *what) {
   int t = lua_type(L, idx);
   if (t == LUA_TNIL) {
@@ -276,6 +322,11 @@ static const char *opt_string(lua_State *L, int idx, size_t *len, const char *wh
   return lua_tolstring(L, idx, len);
 }
 
+static size_t add_size(lua_State *L, size_t total, size_t more) {
+  if (more > (size_t)-1 - total) luaL_error(L, "handle returned too large an answer");
+  return total + more;
+}
+
 /* The length of a body given as a list of strings (the pieces are joined as is). */
 static size_t pieces_len(lua_State *L, int idx) {
   lua_Unsigned i, n = lua_rawlen(L, idx);
@@ -284,8 +335,7 @@ static size_t pieces_len(lua_State *L, int idx) {
     if (lua_rawgeti(L, idx, (lua_Integer)i) != LUA_TSTRING)
       luaL_error(L, "handle returned a body piece that is not a string");
     lua_tolstring(L, -1, &len);
-    if (len > (size_t)-1 - total) luaL_error(L, "handle returned too large a body");
-    total += len;
+    total = add_size(L, total, len);
     lua_pop(L, 1);
   }
   return total;
@@ -305,86 +355,111 @@ static void pieces_copy(lua_State *L, int idx, char *p) {
   }
 }
 
-/* Protected: calls handle(method, path, query, api_key, body, too_large), or for a refusal
- * of the HTTP layer refuse(path, status, detail), and copies the results into one
- * malloc'd block. No Lua call can raise after that malloc. The body is a
- * string or a list of strings (pieces, so that a large stored text is copied only once,
- * here). */
-static int vm_handle(lua_State *L) {
-  struct handle_args *a = (struct handle_args *)lua_touserdata(L, 1);
-  const qj_emu_request *rq = a->rq;
-  qj_emu_response *rs = a->rs;
-  qj_emu_vm *vm = (qj_emu_vm *)lua_touserdata(L, 2);
-  const char *body, *ctype, *action, *hn[QJ_EMU_MAX_HEADERS], *hv[QJ_EMU_MAX_HEADERS];
-  size_t body_len, ctype_len, hnl[QJ_EMU_MAX_HEADERS], hvl[QJ_EMU_MAX_HEADERS], total, n;
+/* A header name or value must not break the response: no CR, LF or NUL in it. */
+static void check_header_text(lua_State *L, int idx) {
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  if (strcspn(s, "\r\n") != len)      /* a Lua string ends with a NUL: that stops it too */
+    luaL_error(L, "handle returned a header with a CR, LF or NUL byte");
+}
+
+/* The bytes that the headers at idx (a list name, value, name, value, ... of strings)
+ * take as C strings. */
+static size_t headers_len(lua_State *L, int idx) {
+  lua_Unsigned i, n = lua_rawlen(L, idx);
+  size_t total = 0, len;
+  if (n % 2 != 0) luaL_error(L, "handle returned a header name without a value");
+  for (i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, idx, (lua_Integer)i) != LUA_TSTRING)
+      luaL_error(L, "handle returned a header name or value that is not a string");
+    check_header_text(L, -1);
+    lua_tolstring(L, -1, &len);
+    total = add_size(L, total, len + 1);
+    lua_pop(L, 1);
+  }
+  return total;
+}
+
+/* Copies the strings of the headers measured by headers_len to p, and points h at them.
+ * Raises nothing. */
+static void headers_copy(lua_State *L, int idx, qj_emu_header *h, char *p) {
+  lua_Unsigned i, n = lua_rawlen(L, idx);
+  size_t len;
+  const char *s;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, (lua_Integer)i);
+    s = lua_tolstring(L, -1, &len);
+    memcpy(p, s, len + 1);
+    if (i % 2 != 0) h->name = p;
+    else (h++)->value = p;
+    p += len + 1;
+    lua_pop(L, 1);
+  }
+}
+
+/* Copies the answer table at res into rs, in one malloc'd block: the body first (so that
+ * freeing the body frees it all), then the content type, the header strings, and the
+ * headers. An answer that is not well-formed raises before that malloc, and nothing raises
+ * after it. The body is a string or a list of strings (pieces, so that a large stored text
+ * is copied only once, here). */
+static int read_response(lua_State *L, int res, qj_emu_response *rs) {
+  enum { BODY = 1, CTYPE, HEADERS, DELAY };
+  const char *body = NULL, *ctype, *action;
+  size_t body_len, ctype_len, strings, size, n, nh = 0;
   lua_Integer status, delay = 0;
-  int i, nh = 0, isnum, base, pieces = 0;
+  int isnum, base, pieces;
   char *p;
 
-  if (rq->refusal) {                          /* refuse(path, status, detail) */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->refuse_ref);
-    lua_pushlstring(L, rq->path, rq->path_len);
-    lua_pushinteger(L, rq->refusal);
-    lua_pushstring(L, rq->detail);
-    lua_call(L, 3, 6);
-  } else {                                    /* handle(method, path, query, ...) */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->handle_ref);
-    lua_pushstring(L, rq->method);
-    lua_pushlstring(L, rq->path, rq->path_len);
-    if (rq->query) lua_pushstring(L, rq->query); else lua_pushnil(L);
-    if (rq->api_key) lua_pushstring(L, rq->api_key); else lua_pushnil(L);
-    if (rq->body_len > 0) lua_pushlstring(L, rq->body, rq->body_len); else lua_pushnil(L);
-    lua_pushboolean(L, rq->too_large);
-    lua_call(L, 6, 6);
-  }
-  base = lua_gettop(L) - 5;
-  luaL_checkstack(L, 2 * QJ_EMU_MAX_HEADERS + 2, "handle results");
-
-  status = lua_tointegerx(L, base, &isnum);
-  action = opt_string(L, base + 4, &n, "the action");
+  if (!lua_istable(L, res))
+    return luaL_error(L, "handle returned a %s, not a table", luaL_typename(L, res));
+  lua_getfield(L, res, "action");
+  action = opt_string(L, -1, &n, "the action");
   if (action && strcmp(action, "drop") == 0) {
     rs->action = QJ_EMU_ACT_DROP;
     return 0;
   }
+  if (action && strcmp(action, "truncate") != 0)
+    return luaL_error(L, "handle returned an unknown action");
+  lua_getfield(L, res, "status");
+  status = lua_tointegerx(L, -1, &isnum);
   if (!isnum || status < 200 || status > 599) return luaL_error(L, "handle returned a bad status");
-  if (lua_type(L, base + 1) == LUA_TTABLE) {
-    pieces = 1;
-    body = NULL;
-    body_len = pieces_len(L, base + 1);
-  } else {
-    body = opt_string(L, base + 1, &body_len, "the body");
+  base = lua_gettop(L);
+  lua_getfield(L, res, "body");               /* base + BODY */
+  lua_getfield(L, res, "content_type");       /* base + CTYPE */
+  lua_getfield(L, res, "headers");            /* base + HEADERS */
+  lua_getfield(L, res, "delay_ms");           /* base + DELAY */
+
+  pieces = lua_istable(L, base + BODY);
+  if (pieces) body_len = pieces_len(L, base + BODY);
+  else body = opt_string(L, base + BODY, &body_len, "the body");
+  ctype = opt_string(L, base + CTYPE, &ctype_len, "the content type");
+  strings = ctype ? add_size(L, body_len, ctype_len + 1) : body_len;
+  if (!lua_isnil(L, base + HEADERS)) {
+    if (!lua_istable(L, base + HEADERS))
+      return luaL_error(L, "handle returned headers that are not a list");
+    nh = (size_t)lua_rawlen(L, base + HEADERS) / 2;
+    strings = add_size(L, strings, headers_len(L, base + HEADERS));
   }
-  ctype = opt_string(L, base + 2, &ctype_len, "the content type");
-  if (!lua_isnil(L, base + 3)) {
-    luaL_checktype(L, base + 3, LUA_TTABLE);
-    for (i = 0; i < QJ_EMU_MAX_HEADERS; i++) {
-      lua_rawgeti(L, base + 3, 2 * i + 1);
-      lua_rawgeti(L, base + 3, 2 * i + 2);
-      if (lua_isnil(L, -2)) break;
-      hn[i] = opt_string(L, -2, &hnl[i], "a header name");
-      hv[i] = opt_string(L, -1, &hvl[i], "a header value");
-      if (!hn[i] || !hv[i]) return luaL_error(L, "handle returned an incomplete header");
-      nh++;
-    }
-  }
-  if (action && strcmp(action, "truncate") == 0) rs->action = QJ_EMU_ACT_TRUNCATE;
-  else if (action) return luaL_error(L, "handle returned an unknown action");
-  if (!lua_isnil(L, base + 5)) {
-    delay = lua_tointegerx(L, base + 5, &isnum);
+  if (!lua_isnil(L, base + DELAY)) {
+    delay = lua_tointegerx(L, base + DELAY, &isnum);
     if (!isnum || delay < 0) return luaL_error(L, "handle returned a bad delay");
   }
+  /* The headers go after the strings, aligned for qj_emu_header. */
+  strings = add_size(L, strings, _Alignof(qj_emu_header) - 1) / _Alignof(qj_emu_header) *
+            _Alignof(qj_emu_header);
+  if (nh > ((size_t)-1 - strings) / sizeof(qj_emu_header))
+    return luaL_error(L, "handle returned too many headers");
+  size = strings + nh * sizeof(qj_emu_header);
 
-  /* One block: the body first (so free(body) frees it all), then the strings. */
-  total = body_len + (ctype ? ctype_len + 1 : 0);
-  for (i = 0; i < nh; i++) total += hnl[i] + hvl[i] + 2;
-  p = malloc(total > 0 ? total : 1);
+  p = malloc(size > 0 ? size : 1);
   if (p == NULL) return 0;                    /* rs->mem stays NULL: the caller sends 500 */
   rs->mem = p;
   rs->status = (int)status;
+  rs->action = action ? QJ_EMU_ACT_TRUNCATE : QJ_EMU_ACT_NONE;
   rs->delay_ms = (long)delay;
   rs->body = p;
   rs->body_len = body_len;
-  if (pieces) pieces_copy(L, base + 1, p);
+  if (pieces) pieces_copy(L, base + BODY, p);
   else if (body_len) memcpy(p, body, body_len);
   p += body_len;
   if (ctype) {
@@ -392,16 +467,40 @@ static int vm_handle(lua_State *L) {
     rs->content_type = p;
     p += ctype_len + 1;
   }
-  for (i = 0; i < nh; i++) {
-    memcpy(p, hn[i], hnl[i] + 1);
-    rs->hname[i] = p;
-    p += hnl[i] + 1;
-    memcpy(p, hv[i], hvl[i] + 1);
-    rs->hvalue[i] = p;
-    p += hvl[i] + 1;
+  if (nh > 0) {
+    qj_emu_header *h = (qj_emu_header *)(void *)(rs->mem + strings);
+    headers_copy(L, base + HEADERS, h, p);
+    rs->headers = h;
+    rs->nheaders = nh;
   }
-  rs->nheaders = nh;
   return 0;
+}
+
+/* Protected: calls app:handle(request), or for a refusal of the HTTP layer
+ * app:refuse(path, status, detail), and copies the answer into rs. */
+static int vm_handle(lua_State *L) {
+  struct handle_args *a = (struct handle_args *)lua_touserdata(L, 1);
+  const qj_emu_request *rq = a->rq;
+  qj_emu_vm *vm = (qj_emu_vm *)lua_touserdata(L, 2);
+
+  if (rq->refusal) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->refuse_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->app_ref);
+    lua_pushlstring(L, rq->path, rq->path_len);
+    lua_pushinteger(L, rq->refusal);
+    lua_pushstring(L, rq->detail);
+    lua_call(L, 4, 1);
+  } else {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->handle_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->app_ref);
+    push_request(L, vm, rq);
+    lua_call(L, 2, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->request_ref);   /* the body goes with its request */
+    lua_pushnil(L);
+    lua_setfield(L, -2, "body");
+    lua_pop(L, 1);
+  }
+  return read_response(L, lua_gettop(L), a->rs);
 }
 
 static const char internal_error[] =

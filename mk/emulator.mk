@@ -8,6 +8,7 @@ EMU          := $(VDIR_plain)/salad-queue-emulator
 EMU_SRC      := $(sort $(wildcard emulator/*.c))
 EMU_HDR      := $(wildcard emulator/*.h)
 EMU_LUA      := $(sort $(filter-out emulator/embed.lua,$(wildcard emulator/*.lua)))
+EMU_LUA      += lua/queue_jobs/policy.lua
 EMU_GEN      := $(BUILD)/emulator/embedded.c
 EMU_CFLAGS    = $(CFLAGS) $(WARN) -I$(LUA_INCDIR) -Iemulator
 EMU_LDLIBS    = $(LUA_LIB) $(MHD_LIBS) -L$(CURL_LIBDIR) -lcurl -lpthread -lm -ldl

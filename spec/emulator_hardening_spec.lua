@@ -1,4 +1,4 @@
--- salad-queue-emulator under hostile and careless clients (issue #9): bad options, hostile
+-- salad-queue-emulator under hostile and careless clients: bad options, hostile
 -- fault globs, memory per job, exact numbers, query limits, HTTP edges, idle connections.
 -- Raw requests go over LuaSocket (spec/helpers.lua); every emulator listens on 127.0.0.1.
 local helpers = require "helpers"

@@ -739,6 +739,7 @@ describe("salad-queue-emulator options", function()
     local status, text, headers = create(emu, '{"input":"' .. ("a"):rep(1024 - 11) .. '"}')
     local p = assert_problem(status, 413, text, headers)
     assert.matches("1024", p.detail)
+    assert.are.equal("Content Too Large", p.title)    -- RFC 9110's name, as queue_jobs.policy has it
     -- chunked: no Content-Length up front
     local conn = assert(helpers.connect(emu.url))
     local chunk = ("b"):rep(700)

@@ -1,0 +1,380 @@
+-- emulator/app.lua on its own, in this Lua state: no binary, no HTTP. The host the C
+-- program gives it (UUIDs, times, the clock, fault globs) is a fake one here, so ids and
+-- times are known in advance and the rate limit's clock moves only when a spec moves it.
+package.path = (os.getenv("QJ_ROOT") or ".") .. "/?.lua;" .. package.path
+
+local App = require "emulator.app"
+local core = require "queue_jobs.core"
+
+local decode = core.json.decode
+
+local JOBS = "/api/public/organizations/acme-corp/projects/dev-env/queues/fifo-queue/jobs"
+local KEY = "salad-emulator-key"
+local JSON = "application/json; charset=utf-8"
+local PROBLEM = "application/problem+json; charset=utf-8"
+
+-- A host whose UUIDs count up from 1, whose wall clock says the second given by `tick`
+-- (advanced by each timestamp) and whose monotonic clock is `now`, set by the spec. Its
+-- globs are Lua patterns: `**` any text, `*` any text without '/'.
+local function fake_host()
+  local host = { uuids = 0, tick = 0, now = 1000, glob_max = 512 }
+  function host.uuid4()
+    host.uuids = host.uuids + 1
+    return ("%08x-0000-4000-8000-%012x"):format(host.uuids, host.uuids)
+  end
+  function host.timestamp()
+    host.tick = host.tick + 1
+    return ("2026-01-01T00:00:%02d.0000000+00:00"):format(host.tick)
+  end
+  function host.monotime() return host.now end
+  function host.glob(pattern)
+    local lua = "^" .. pattern:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0")
+      :gsub("%*%*+", "\0"):gsub("%*", "[^/]*"):gsub("\0", ".*") .. "$"
+    return { match = function(_, path) return path:find(lua) ~= nil end }
+  end
+  return host
+end
+
+local function uuid(n) return ("%08x-0000-4000-8000-%012x"):format(n, n) end
+local function time(s) return ("2026-01-01T00:00:%02d.0000000+00:00"):format(s) end
+
+-- The response's body as one string (a body may be a list of pieces).
+local function text(res)
+  if type(res.body) == "table" then return table.concat(res.body) end
+  return res.body
+end
+
+local function header(res, name)
+  local h = res.headers or {}
+  for i = 1, #h, 2 do
+    if h[i] == name then return h[i + 1] end
+  end
+  return nil
+end
+
+local function new_app(args)
+  local host = fake_host()
+  local app = assert(App.new { args = args or {}, host = host })
+  return app, host
+end
+
+local function api(app, method, path, body, key)
+  return app:handle { method = method, path = path, body = body,
+    api_key = key == nil and KEY or key or nil }
+end
+
+local function control(app, method, rest, body)
+  return app:handle { method = method, path = "/_emulator" .. rest, body = body }
+end
+
+local function counters(app)
+  local res = control(app, "GET", "/counters")
+  assert.are.equal(200, res.status)
+  return decode(text(res))
+end
+
+local function assert_problem(res, status, title, detail)
+  assert.are.equal(status, res.status, text(res))
+  assert.are.equal(PROBLEM, res.content_type)
+  local p = decode(text(res))
+  assert.are.equal(status, p.status)
+  assert.are.equal(title, p.title)
+  if detail then assert.are.equal(detail, p.detail) end
+  return p
+end
+
+describe("emulator.app with an injected host", function()
+  it("refuses bad arguments, and gives --help back as text", function()
+    local app, err = App.new { args = { "--rate-limit", "0" }, host = fake_host() }
+    assert.is_nil(app)
+    assert.are.equal("--rate-limit must be between 1 and 1000000000, got 0", err)
+    app = assert(App.new { args = { "--help" }, host = fake_host() })
+    assert.matches("^Usage: salad%-queue%-emulator", app.config.help)
+  end)
+
+  describe("create, get, list, cancel", function()
+    it("creates a job with the host's UUID and times, and a Location", function()
+      local app = new_app()
+      local res = api(app, "POST", JOBS, '{"input": {"n": 1.50000000000000000000001}, "metadata":{"a":1}}')
+      assert.are.equal(201, res.status, text(res))
+      assert.are.equal(JSON, res.content_type)
+      assert.are.same({ "Location",
+        "/organizations/acme-corp/projects/dev-env/queues/fifo-queue/jobs/" .. uuid(1) }, res.headers)
+      assert.is_nil(res.action)
+      assert.is_nil(res.delay_ms)
+      assert.are.equal('{"id":"' .. uuid(1) .. '","input":{"n": 1.50000000000000000000001},' ..
+        '"metadata":{"a":1},"status":"pending","events":[{"action":"created","time":"' ..
+        time(1) .. '"}],"create_time":"' .. time(1) .. '","update_time":"' .. time(1) .. '"}', text(res))
+    end)
+
+    it("gets a job by id (any case), only in its own queue", function()
+      local app = new_app()
+      local created = text(api(app, "POST", JOBS, '{"input":1}'))
+      local res = api(app, "GET", JOBS .. "/" .. uuid(1):upper())
+      assert.are.equal(200, res.status)
+      assert.are.equal(JSON, res.content_type)
+      assert.are.equal(created, text(res))
+      assert_problem(api(app, "GET", (JOBS:gsub("fifo%-queue", "other-queue")) .. "/" .. uuid(1)),
+        404, "Not Found", "The job does not exist.")
+      assert_problem(api(app, "GET", JOBS .. "/" .. uuid(2)), 404, "Not Found")
+      assert_problem(api(app, "GET", JOBS .. "/not-a-uuid"), 400, "Bad Request",
+        "The job id must be a UUID.")
+    end)
+
+    it("lists a queue's jobs by page, oldest first", function()
+      local app = new_app()
+      for i = 1, 3 do api(app, "POST", JOBS, '{"input":' .. i .. '}') end
+      local res = app:handle { method = "GET", path = JOBS, query = "page=2&page_size=2", api_key = KEY }
+      assert.are.equal(200, res.status)
+      local page = decode(text(res))
+      assert.are.equal(1, #page.items)
+      assert.are.equal(uuid(3), page.items[1].id)
+      assert.are.equal(3, #decode(text(api(app, "GET", JOBS))).items)
+      res = app:handle { method = "GET", path = JOBS, query = "page_size=101", api_key = KEY }
+      assert_problem(res, 400, "Bad Request",
+        "The 'page_size' query parameter must be an integer from 1 to 100, not \"101\".")
+    end)
+
+    it("cancels a pending job: 202, no body, a cancelled event", function()
+      local app = new_app()
+      api(app, "POST", JOBS, '{"input":1}')
+      local res = api(app, "DELETE", JOBS .. "/" .. uuid(1))
+      assert.are.equal(202, res.status)
+      assert.are.equal("", text(res))
+      assert.is_nil(res.content_type)
+      local job = decode(text(api(app, "GET", JOBS .. "/" .. uuid(1))))
+      assert.are.equal("cancelled", job.status)
+      assert.are.same({ action = "cancelled", time = time(2) }, job.events[2])
+    end)
+  end)
+
+  describe("routes", function()
+    it("405 with the path's Allow, 404 for other paths", function()
+      local app = new_app()
+      local res = api(app, "PUT", JOBS)
+      assert_problem(res, 405, "Method Not Allowed", "The method PUT is not allowed here.")
+      assert.are.equal("GET, POST", header(res, "Allow"))
+      res = api(app, "POST", JOBS .. "/" .. uuid(1))
+      assert_problem(res, 405, "Method Not Allowed")
+      assert.are.equal("GET, DELETE", header(res, "Allow"))
+      assert_problem(api(app, "GET", JOBS .. "/" .. uuid(1) .. "/x"), 404, "Not Found", "No such resource.")
+      assert_problem(api(app, "GET", "/elsewhere"), 404, "Not Found",
+        "No such resource; the API is under /api/public.")
+      res = control(app, "PUT", "/faults")
+      assert_problem(res, 405, "Method Not Allowed", "Use GET, POST or DELETE.")
+      assert.are.equal("GET, POST, DELETE", header(res, "Allow"))
+      for rest, allow in pairs { ["/counters"] = "GET", ["/reset"] = "POST",
+          ["/jobs/" .. uuid(1) .. "/status"] = "POST" } do
+        res = control(app, "DELETE", rest)
+        assert_problem(res, 405, "Method Not Allowed", "Use " .. allow .. ".")
+        assert.are.equal(allow, header(res, "Allow"))
+      end
+      assert_problem(control(app, "GET", "/nothing"), 404, "Not Found", "No such control resource.")
+    end)
+
+    it("checks the key, the names and the queue before the route's work", function()
+      local app = new_app { "--queue", "acme-corp/dev-env/fifo-queue" }
+      assert_problem(api(app, "POST", JOBS, '{"input":1}', false), 401, "Unauthorized",
+        "The Salad-Api-Key header is required.")
+      assert_problem(api(app, "POST", JOBS, '{"input":1}', "wrong"), 401, "Unauthorized",
+        "The API key is not valid.")
+      assert_problem(api(app, "POST", (JOBS:gsub("acme%-corp", "Acme")), '{"input":1}'), 400,
+        "Bad Request", "The organization name must match ^[a-z][a-z0-9-]{0,61}[a-z0-9]$.")
+      assert_problem(api(app, "GET", (JOBS:gsub("fifo%-queue", "other-queue"))), 404, "Not Found",
+        "The queue acme-corp/dev-env/other-queue does not exist.")
+      local res = api(app, "POST", (JOBS:gsub("acme", "%%61cme")), '{"input":1}')
+      assert.are.equal(201, res.status)
+      assert.matches("^/organizations/acme%-corp/", header(res, "Location"))
+    end)
+
+    it("413 is Content Too Large: for a body over --max-body, and a job over the store", function()
+      local app = new_app { "--max-body", "10", "--max-store-bytes", "4096" }
+      local res = app:handle { method = "POST", path = JOBS, api_key = KEY, too_large = true }
+      assert_problem(res, 413, "Content Too Large", "The request body exceeds 10 bytes.")
+      res = app:handle { method = "POST", path = "/_emulator/faults", too_large = true }
+      assert_problem(res, 413, "Content Too Large", "The request body exceeds 10 bytes.")
+      res = api(app, "POST", JOBS, '{"input":"' .. ("x"):rep(4096) .. '"}')
+      assert_problem(res, 413, "Content Too Large",
+        "The job needs 5634 bytes of the store, more than --max-store-bytes (4096) allows.")
+    end)
+
+    it("refuse: ProblemDetails for the HTTP layer's refusals, counted as other", function()
+      local app = new_app()
+      assert_problem(app:refuse(JOBS, 414, "Too long."), 414, "URI Too Long", "Too long.")
+      assert_problem(app:refuse(JOBS, 431, "Too many."), 431, "Request Header Fields Too Large")
+      app:refuse("/elsewhere", 400, "Bad.")
+      local c = counters(app)
+      assert.are.equal(2, c.requests_total)
+      assert.are.equal(2, c.requests.other)
+    end)
+  end)
+
+  describe("rate limit", function()
+    it("N per minute per key; 429 with Retry-After in whole seconds; 401 and 429 use no token", function()
+      local app, host = new_app { "--rate-limit", "60", "--api-key", "k1", "--api-key", "k2" }
+      for _ = 1, 60 do
+        assert.are.equal(200, api(app, "GET", JOBS, nil, "k1").status)
+        assert.are.equal(401, api(app, "GET", JOBS, nil, "bad").status)
+      end
+      local res = api(app, "GET", JOBS, nil, "k1")
+      assert_problem(res, 429, "Too Many Requests",
+        "Rate limit of 60 requests per minute exceeded; retry in 1 s.")
+      assert.are.equal("1", header(res, "Retry-After"))
+      assert.are.equal(200, api(app, "GET", JOBS, nil, "k2").status)
+      host.now = host.now + 0.25
+      assert.are.equal("1", header(api(app, "GET", JOBS, nil, "k1"), "Retry-After"))
+      host.now = host.now + 0.75
+      assert.are.equal(200, api(app, "GET", JOBS, nil, "k1").status)
+      assert.are.equal(429, api(app, "GET", JOBS, nil, "k1").status)
+      assert.are.equal(3, counters(app).rate_limited)
+    end)
+
+    it("waits a whole token's time at one request per minute", function()
+      local app, host = new_app { "--rate-limit", "1" }
+      assert.are.equal(200, api(app, "GET", JOBS).status)
+      assert.are.equal("60", header(api(app, "GET", JOBS), "Retry-After"))
+      host.now = host.now + 40.5
+      assert.are.equal("20", header(api(app, "GET", JOBS), "Retry-After"))
+      control(app, "POST", "/reset")
+      assert.are.equal(200, api(app, "GET", JOBS).status)
+    end)
+  end)
+
+  describe("faults", function()
+    local function fault(app, spec)
+      local res = control(app, "POST", "/faults", spec)
+      assert.are.equal(201, res.status, text(res))
+      return decode(text(res))
+    end
+
+    it("status: the status and Retry-After, before the key; the create is not carried out", function()
+      local app = new_app()
+      fault(app, '{"method":"post","path":"/api/public/**/queues/*/jobs","fault":' ..
+        '{"kind":"status","status":503,"retry_after":2}}')
+      local res = api(app, "POST", JOBS, '{"input":1}', false)
+      assert_problem(res, 503, "Service Unavailable", "Injected fault.")
+      assert.are.equal("2", header(res, "Retry-After"))
+      assert.are.equal(401, api(app, "POST", JOBS, '{"input":1}', false).status)
+      local c = counters(app)
+      assert.are.equal(1, c.faults_fired)
+      assert.are.equal(0, c.creates_accepted)
+      assert.are.equal(2, c.requests.create_job)
+    end)
+
+    it("matches the method and the path glob, for `count` requests", function()
+      local app = new_app()
+      fault(app, '{"method":"GET","path":"/api/public/*/jobs","count":2,"fault":{"kind":"html_502"}}')
+      fault(app, '{"method":"GET","count":2,"fault":{"kind":"non_json","status":500}}')
+      assert.are.equal(201, api(app, "POST", JOBS, '{"input":1}').status)
+      local res = api(app, "GET", JOBS)
+      assert.are.equal(500, res.status)
+      assert.are.equal("text/plain; charset=utf-8", res.content_type)
+      assert.are.equal("this is not json", text(res))
+      assert.are.equal(500, api(app, "GET", JOBS).status)
+      assert.are.equal(200, api(app, "GET", JOBS).status)
+      local pending = decode(text(control(app, "GET", "/faults")))
+      assert.are.equal(1, #pending.items)
+      assert.are.equal(2, pending.items[1].count)
+      assert.are.equal(200, control(app, "DELETE", "/faults").status)
+      assert.are.equal(0, #decode(text(control(app, "GET", "/faults"))).items)
+    end)
+
+    it("status: a status policy does not name is titled Error; a body is sent as given", function()
+      local app = new_app()
+      fault(app, '{"fault":{"kind":"status","status":418}}')
+      fault(app, '{"fault":{"kind":"status","status":429,"body":{"a": [1]},' ..
+        '"retry_after":"Wed, 21 Oct 2015 07:28:00 GMT"}}')
+      assert_problem(api(app, "GET", JOBS), 418, "Error", "Injected fault.")
+      local res = api(app, "GET", JOBS)
+      assert.are.equal(429, res.status)
+      assert.are.equal(JSON, res.content_type)
+      assert.are.equal('{"a": [1]}', text(res))
+      assert.are.same({ "Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT" }, res.headers)
+    end)
+
+    it("html_502: a proxy's page", function()
+      local app = new_app()
+      fault(app, '{"fault":{"kind":"html_502"}}')
+      local res = api(app, "GET", JOBS)
+      assert.are.equal(502, res.status)
+      assert.are.equal("text/html", res.content_type)
+      assert.matches("<title>502 Bad Gateway</title>", text(res))
+    end)
+
+    it("drop, delay and truncate are instructions to the host", function()
+      local app = new_app()
+      fault(app, '{"fault":{"kind":"drop"}}')
+      fault(app, '{"fault":{"kind":"delay","ms":1500}}')
+      fault(app, '{"fault":{"kind":"truncate"}}')
+      fault(app, '{"fault":{"kind":"truncate"}}')
+      assert.are.equal("drop", api(app, "POST", JOBS, '{"input":1}').action)
+      local res = api(app, "POST", JOBS, '{"input":2}')
+      assert.are.equal(201, res.status)
+      assert.are.equal(1500, res.delay_ms)
+      res = api(app, "GET", JOBS .. "/" .. uuid(1))
+      assert.are.equal(200, res.status)
+      assert.are.equal("truncate", res.action)
+      assert.are.equal("drop", api(app, "DELETE", JOBS .. "/" .. uuid(1)).action)
+      local c = counters(app)
+      assert.are.equal(4, c.faults_fired)
+      assert.are.equal(1, c.creates_accepted)
+      assert.are.equal("cancelled", app.store:get(uuid(1)).status)
+    end)
+
+    it("refuses a bad fault spec with 400", function()
+      local app = new_app()
+      assert_problem(control(app, "POST", "/faults", '{"fault":{"kind":"boom"}}'), 400, "Bad Request",
+        "'fault.kind' must be one of status, delay, drop, truncate, non_json, html_502")
+      assert_problem(control(app, "POST", "/faults", '{"path":"' .. ("x"):rep(513) ..
+        '","fault":{"kind":"drop"}}'), 400, "Bad Request",
+        "'path' must be a glob on the request path of 1 to 512 bytes")
+    end)
+  end)
+
+  describe("control API", function()
+    it("moves a job along with the host's times", function()
+      local app = new_app()
+      api(app, "POST", JOBS, '{"input":1}')
+      local res = control(app, "POST", "/jobs/" .. uuid(1) .. "/status", '{"status":"succeeded","output":[1, 2]}')
+      assert.are.equal(200, res.status, text(res))
+      local job = decode(text(res))
+      assert.are.equal("succeeded", job.status)
+      assert.are.same({ "created", "started", "succeeded" },
+        { job.events[1].action, job.events[2].action, job.events[3].action })
+      assert.are.equal(time(2), job.update_time)
+      assert.matches(',"output":%[1, 2%],', text(res))
+      assert_problem(control(app, "POST", "/jobs/" .. uuid(1) .. "/status", '{"status":"running"}'),
+        409, "Conflict")
+      api(app, "POST", JOBS, '{"input":[2],"webhook":"https://h/x","metadata":{"a":1}}')
+      control(app, "POST", "/jobs/" .. uuid(2) .. "/status", '{"status":"running"}')
+      api(app, "DELETE", JOBS .. "/" .. uuid(2))
+      assert.are.equal('{"id":"' .. uuid(2) .. '","input":[2],"metadata":{"a":1},' ..
+        '"webhook":"https://h/x","status":"cancelled","events":[{"action":"created","time":"' ..
+        time(3) .. '"},{"action":"started","time":"' .. time(4) .. '"},{"action":"cancelled",' ..
+        '"time":"' .. time(5) .. '"}],"create_time":"' .. time(3) .. '","update_time":"' ..
+        time(5) .. '"}', text(api(app, "GET", JOBS .. "/" .. uuid(2))))
+      assert_problem(control(app, "POST", "/jobs/" .. uuid(9) .. "/status", '{"status":"running"}'),
+        404, "Not Found", "The job does not exist.")
+    end)
+
+    it("counts requests by route, and resets everything", function()
+      local app = new_app()
+      api(app, "POST", JOBS, '{"input":1}')
+      api(app, "POST", JOBS, '{}')
+      api(app, "GET", JOBS)
+      api(app, "GET", JOBS .. "/" .. uuid(1))
+      api(app, "DELETE", JOBS .. "/" .. uuid(1))
+      api(app, "PATCH", JOBS)
+      control(app, "GET", "/faults")
+      assert.are.same({
+        creates_accepted = 1, faults_fired = 0, jobs_stored = 1, rate_limited = 0,
+        requests = { create_job = 2, delete_job = 1, get_job = 1, list_jobs = 1, other = 1 },
+        requests_total = 6, store_bytes = app.store.bytes,
+      }, counters(app))
+      assert.are.equal('{"reset":true}', text(control(app, "POST", "/reset")))
+      local c = counters(app)
+      assert.are.equal(0, c.requests_total)
+      assert.are.equal(0, c.jobs_stored)
+    end)
+  end)
+end)
