@@ -51,8 +51,6 @@ App.__index = App
 -- Titles are the statuses' names in queue_jobs.policy, which the client reads too; the
 -- statuses only the emulator's HTTP layer answers are named here.
 local REASONS = policy.REASONS
-local MORE_REASONS = { [414] = "URI Too Long", [431] = "Request Header Fields Too Large" }
-
 local RFC9110 = "https://tools.ietf.org/html/rfc9110#section-"
 local TYPES = {
   [400] = RFC9110 .. "15.5.1", [401] = RFC9110 .. "15.5.2", [403] = RFC9110 .. "15.5.4",
@@ -84,7 +82,7 @@ end
 --- problem(status, detail, instance, headers): an RFC 7807 ProblemDetails answer.
 local function problem(status, detail, instance, headers)
   local t = { type = TYPES[status] or "about:blank",
-    title = REASONS[status] or MORE_REASONS[status] or "Error",
+    title = REASONS[status] or "Error",
     status = status, detail = limit(clean(detail), MAX_DETAIL),
     instance = limit(clean(instance), MAX_INSTANCE) }
   return reply(status, assert(json_encode(t)), PROBLEM, headers)

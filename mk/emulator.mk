@@ -1,4 +1,4 @@
-# salad-queue-emulator (issue #3): a C host on libmicrohttpd that embeds Lua 5.4, links the
+# salad-queue-emulator: a C host on libmicrohttpd that embeds Lua 5.4, links the
 # core (queue_jobs.core) statically and runs the emulator's logic, emulator/*.lua, which is
 # compiled into the binary (so the installed program is standalone).
 MHD_LIBS ?= -lmicrohttpd
