@@ -1,14 +1,9 @@
 -- The invariants of ARCHITECTURE.md that a machine can check: the transfer layer calls no Lua,
 -- and comments point only inside the repository.
-local root = os.getenv("QJ_ROOT") or "."
+local helpers = require "helpers"
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local root = os.getenv("QJ_ROOT") or "."
+local read = helpers.read_file
 
 local function lines_of(cmd)
   local p = assert(io.popen(cmd))

@@ -39,20 +39,28 @@ local function big_job(id)
   return job_json(id, '{"items":[' .. table.concat(items, ",") .. ']}')
 end
 
--- An object whose finalizer runs fn once when armed() is true, and re-arms itself after
--- every collection, so that it fires at the first collection inside the call under test.
-local function finalizer_probe(armed, fn)
-  local probe = { fired = false }
+-- Runs call() with a collection every little while and an object whose finalizer runs fn
+-- once, at the first collection inside call (it re-arms itself after every collection until
+-- then). Returns the probe {fired, ok, result} and what call returned.
+local function with_finalizer(fn, call)
+  local probe, inside = { fired = false }, false
   local mt = {}
   mt.__gc = function()
-    if armed() and not probe.fired then
+    if inside and not probe.fired then
       probe.fired = true
-      probe.ok, probe.result, probe.err = pcall(fn)
+      probe.ok, probe.result = pcall(fn)
     end
     if not probe.stop then setmetatable({}, mt) end
   end
   setmetatable({}, mt)
-  return probe
+  collectgarbage("incremental", 10, 400)
+  inside = true
+  local a, b = call()
+  inside = false
+  probe.stop = true
+  collectgarbage("incremental", 200, 100)
+  assert.is_true(probe.fired, "no collection ran during the call")
+  return probe, a, b
 end
 
 describe("a finalizer that re-enters the client during a call", function()
@@ -65,18 +73,9 @@ describe("a finalizer that re-enters the client during a call", function()
       response(200, "OK", JSON, (big_job(UUID2):gsub('"v(%d)', '"w%1'))),
     }
     local c = client(url)
-    local inside = false
-    local probe = finalizer_probe(function() return inside end, function()
-      return c:get { queue_name = "fifo", id = UUID2 }
-    end)
-    collectgarbage("incremental", 10, 400) -- a collection every little while
-    inside = true
-    local job, err = c:get { queue_name = "fifo", id = UUID }
-    inside = false
-    probe.stop = true
-    collectgarbage("incremental", 200, 100)
+    local probe, job, err = with_finalizer(function() return c:get { queue_name = "fifo", id = UUID2 } end,
+      function() return c:get { queue_name = "fifo", id = UUID } end)
     assert.is_nil(err and tostring(err))
-    assert.is_true(probe.fired, "no collection ran during the call")
     assert.is_true(probe.ok, tostring(probe.result))
     assert.equal(UUID2, probe.result.id)
     assert.equal("w31337", probe.result.input.items[31337].s)
@@ -91,15 +90,8 @@ describe("a finalizer that re-enters the client during a call", function()
   it("can close the client while it decodes: the call still returns its answer", function()
     local url, srv = serve { response(200, "OK", JSON, big_job(UUID)) }
     local c = client(url)
-    local inside = false
-    local probe = finalizer_probe(function() return inside end, function() return c:close() end)
-    collectgarbage("incremental", 10, 400)
-    inside = true
-    local job, err = c:get { queue_name = "fifo", id = UUID }
-    inside = false
-    probe.stop = true
-    collectgarbage("incremental", 200, 100)
-    assert.is_true(probe.fired, "no collection ran during the call")
+    local probe, job, err = with_finalizer(function() return c:close() end,
+      function() return c:get { queue_name = "fifo", id = UUID } end)
     assert.is_true(probe.ok, tostring(probe.result))
     assert.is_nil(err and tostring(err))
     assert.equal(60000, #job.input.items)
@@ -119,15 +111,8 @@ describe("a finalizer that closes the client during a call", function()
     local body = '["' .. KEY .. '",' .. ('{"n":1},'):rep(60000) .. '{}]'
     local url, srv = serve { response(200, "OK", JSON, body) }
     local c = client(url, { deadline = false }) -- (a collector always at work is slow)
-    local inside = false
-    local probe = finalizer_probe(function() return inside end, function() return c:close() end)
-    collectgarbage("incremental", 10, 400)
-    inside = true
-    local job, err = c:get { queue_name = "fifo", id = UUID }
-    inside = false
-    probe.stop = true
-    collectgarbage("incremental", 200, 100)
-    assert.is_true(probe.fired, "no collection ran during the call")
+    local _, job, err = with_finalizer(function() return c:close() end,
+      function() return c:get { queue_name = "fifo", id = UUID } end)
     assert.is_nil(job)
     assert.equal("decode", err.kind, err.message)
     assert_no_leak(err)

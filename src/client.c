@@ -143,6 +143,7 @@ static long to_ms(lua_State *L, int idx, const char *what) {
   return s * 1000 < 1 ? 1L : (long)(s * 1000);
 }
 
+/* Sets field of the table on top to value, unless value is empty. */
 static void set_string(lua_State *L, const char *field, const char *value) {
   if (value[0] == '\0') return;
   lua_pushstring(L, value);
@@ -153,9 +154,8 @@ static void set_string(lua_State *L, const char *field, const char *value) {
 static void push_failure(lua_State *L, const char *kind, const char *message, int sent,
                          int curl_code) {
   lua_createtable(L, 0, 4);
-  lua_pushstring(L, kind);
-  lua_setfield(L, -2, "error");
-  lua_pushstring(L, message);
+  set_string(L, "error", kind);
+  lua_pushstring(L, message); /* never left out, even if empty */
   lua_setfield(L, -2, "message");
   lua_pushboolean(L, sent);
   lua_setfield(L, -2, "sent");
@@ -312,7 +312,10 @@ int qj_client_open(lua_State *L) {
       {"redact", http_redact}, {"same_key", http_same_key}, {"stats", http_stats},
       {"is_open", http_isopen}, {"close", http_gc}, {NULL, NULL}};
   if (!qj_transfer_global_init()) return luaL_error(L, "queue_jobs: curl_global_init failed");
+  static const luaL_Reg metamethods[] = {
+      {"__gc", http_gc}, {"__close", http_gc}, {"__tostring", http_tostring}, {NULL, NULL}};
   if (luaL_newmetatable(L, QJ_HTTP_MT)) {
+    luaL_setfuncs(L, metamethods, 0);
     luaL_newlib(L, methods);
     /* request decodes answers with the codec's array metatable and its own scratch buffer */
     luaL_getmetatable(L, QJ_ARRAY_MT);
@@ -320,12 +323,6 @@ int qj_client_open(lua_State *L) {
     lua_pushcclosure(L, http_request, 2);
     lua_setfield(L, -2, "request");
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, http_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, http_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, http_tostring);
-    lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);
   if (luaL_newmetatable(L, QJ_RESULT_MT)) {

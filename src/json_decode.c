@@ -126,43 +126,16 @@ QJ_INLINE void skip_ws(dec *d) {
   while (is_ws[*d->p]) d->p++;
 }
 
-static int hexval(unsigned c) {
-  if (c >= '0' && c <= '9') return (int)(c - '0');
-  c |= 0x20;
-  if (c >= 'a' && c <= 'f') return (int)(c - 'a' + 10);
-  return -1;
-}
-
 /* Reads the 4 hex digits of a \u escape at p (after "\u"); -1 when malformed. */
 static long hex4(const unsigned char *p) {
   long v = 0;
   int i;
   for (i = 0; i < 4; i++) {
-    int h = hexval(p[i]); /* stops at the final NUL, which is not a hex digit */
+    int h = qj_hex_digit(p[i]); /* stops at the final NUL, which is not a hex digit */
     if (h < 0) return -1;
     v = v * 16 + h;
   }
   return v;
-}
-
-static size_t utf8_put(char *o, unsigned long cp) {
-  if (cp < 0x80) { o[0] = (char)cp; return 1; }
-  if (cp < 0x800) {
-    o[0] = (char)(0xC0 | (cp >> 6));
-    o[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (char)(0xE0 | (cp >> 12));
-    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (char)(0xF0 | (cp >> 18));
-  o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-  o[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
 }
 
 /* ---- strings ----------------------------------------------------------------------------- */
@@ -189,10 +162,10 @@ static size_t dec_escape(dec *d, qj_buf *b, const unsigned char *q) {
       if (q[6] != '\\' || q[7] != 'u' || (lo = hex4(q + 8)) < 0xDC00 || lo > 0xDFFF)
         return dec_fail(d, q, "lone high surrogate in \\u escape"), 0;
       cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-      qj_buf_add(d->L, b, out, utf8_put(out, (unsigned long)cp));
+      qj_buf_add(d->L, b, out, qj_utf8_put((unsigned char *)out, (unsigned long)cp));
       return 12;
     }
-    qj_buf_add(d->L, b, out, utf8_put(out, (unsigned long)cp));
+    qj_buf_add(d->L, b, out, qj_utf8_put((unsigned char *)out, (unsigned long)cp));
     return 6;
   }
   default:

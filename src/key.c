@@ -21,50 +21,23 @@
 
 typedef const unsigned char uc;
 
-static int hexv(unsigned c) {
-  if (c >= '0' && c <= '9') return (int)(c - '0');
-  c |= 0x20;
-  if (c >= 'a' && c <= 'f') return (int)(c - 'a' + 10);
-  return -1;
-}
-
 /* Value of n hex digits at p (all before end), or -1. */
 static long hexn(uc *p, uc *end, int n) {
   long v = 0;
   int i;
   if (end - p < n) return -1;
   for (i = 0; i < n; i++) {
-    int h = hexv(p[i]);
+    int h = qj_hex_digit(p[i]);
     if (h < 0) return -1;
     v = v * 16 + h;
   }
   return v;
 }
 
-static size_t put_utf8(unsigned char *o, unsigned long cp) {
-  if (cp < 0x80) { o[0] = (unsigned char)cp; return 1; }
-  if (cp < 0x800) {
-    o[0] = (unsigned char)(0xC0 | (cp >> 6));
-    o[1] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (unsigned char)(0xE0 | (cp >> 12));
-    o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (unsigned char)(0xF0 | (cp >> 18));
-  o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-  o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-  return 4;
-}
-
 /* A code point from an escape, as UTF-8 in out; 0 when it is no character. */
 static size_t code_point(unsigned char *out, unsigned long cp) {
   if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return put_utf8(out, cp);
+  return qj_utf8_put(out, cp);
 }
 
 /* Decodes the escape at p (*p is '\\', '%' or '&') into out (at most 4 bytes, *outn of them);
@@ -113,7 +86,7 @@ static size_t decode_escape(uc *p, uc *end, unsigned char *out, size_t *outn) {
     int digits = 0;
     if (hex) q++;
     for (; q < end && digits < 8; q++, digits++) {
-      int d = hex ? hexv(*q) : (*q >= '0' && *q <= '9' ? *q - '0' : -1);
+      int d = hex ? qj_hex_digit(*q) : (*q >= '0' && *q <= '9' ? *q - '0' : -1);
       if (d < 0) break;
       cp = cp * (hex ? 16u : 10u) + (unsigned long)d;
     }

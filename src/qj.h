@@ -102,6 +102,10 @@ int qj_error_open(lua_State *L);
  * Length (2..4) of the valid UTF-8 sequence at s (s[0] >= 0x80) that ends before end,
  * or 0 when it is invalid (overlong, surrogate, above U+10FFFF, truncated, stray byte). */
 size_t qj_utf8_seq(const unsigned char *s, const unsigned char *end);
+/* Writes code point cp (at most U+10FFFF, not a surrogate) as UTF-8 at o; returns 1..4. */
+size_t qj_utf8_put(unsigned char *o, unsigned long cp);
+/* The value of a hex digit (either case), or -1. */
+int qj_hex_digit(unsigned c);
 
 /* ---- the API key: redaction and fingerprint (key.c) --------------------------------------
  * qj_redact_next finds the first echo of key in s[0..n) at or after from (the key itself,

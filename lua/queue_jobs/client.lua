@@ -180,26 +180,23 @@ function Client:create(a)
   return perform(self, "create", "POST", url, body, OBJECT, s)
 end
 
---- client:get{queue_name, id} -> job | nil, err
-function Client:get(a)
-  local s, url = prepare(self, "get", a, GET_NAMES, job_url)
-  if not s then return nil, url end
-  return perform(self, "get", "GET", url, nil, OBJECT, s)
+-- An operation that sends no body: its name, method, argument names, URL and answer shape.
+local function operation(op, method, names, make_url, shape)
+  return function(self, a)
+    local s, url = prepare(self, op, a, names, make_url)
+    if not s then return nil, url end
+    return perform(self, op, method, url, nil, shape, s)
+  end
 end
+
+--- client:get{queue_name, id} -> job | nil, err
+Client.get = operation("get", "GET", GET_NAMES, job_url, OBJECT)
 
 --- client:cancel{queue_name, id} -> true | nil, err  (HTTP 202)
-function Client:cancel(a)
-  local s, url = prepare(self, "cancel", a, GET_NAMES, job_url)
-  if not s then return nil, url end
-  return perform(self, "cancel", "DELETE", url, nil, NONE, s)
-end
+Client.cancel = operation("cancel", "DELETE", GET_NAMES, job_url, NONE)
 
 --- client:list{queue_name, page?, page_size?} -> {items = {job, ...}} | nil, err
-function Client:list(a)
-  local s, url = prepare(self, "list", a, LIST_NAMES, list_url)
-  if not s then return nil, url end
-  return perform(self, "list", "GET", url, nil, LIST, s)
-end
+Client.list = operation("list", "GET", LIST_NAMES, list_url, LIST)
 
 --- for job [, err] in client:jobs{queue_name, page_size?, page?} do ... end
 -- Lazily fetches every page. On a failure the iterator yields false, err once, then stops.
