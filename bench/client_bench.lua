@@ -350,7 +350,8 @@ local ok, err = pcall(function()
   ratio("queue_jobs / LuaSocket socket.http + cjson", ours, lh, "target >= 1.5x")
 
   if MEM_N > 0 then
-    local out = run(env .. sh_quote(lua) .. " " .. sh_quote(self_path) .. " worker memory " .. sh_quote(url) .. " " .. MEM_N)
+    local out = run(env .. sh_quote(lua) .. " " .. sh_quote(self_path) .. " worker memory " .. sh_quote(url) ..
+      " " .. MEM_N)
     local base, before_gc, after, peak, secs, conns = out:match("(%d+) (%d+) (%d+) (%d+) ([%d.]+) (%d+)")
     base, before_gc, after, peak = tonumber(base), tonumber(before_gc), tonumber(after), tonumber(peak)
     io.write(("memory: %d creates in %.1f s over %s connection(s); RSS after warm-up %d KiB, at the end %d KiB" ..

@@ -28,7 +28,8 @@ for i = 2, #arg do
   parts[#parts + 1] = ("static const unsigned char %s[] = {\n%s\n};\n\n"):format(id, table.concat(lines, "\n"))
   entries[#entries + 1] = ('  {"%s", "@%s", %s, sizeof %s},\n'):format(name, path, id, id)
 end
-parts[#parts + 1] = "const qj_emu_module qj_emu_modules[] = {\n" .. table.concat(entries) .. "  {NULL, NULL, NULL, 0}\n};\n"
+parts[#parts + 1] = "const qj_emu_module qj_emu_modules[] = {\n" .. table.concat(entries) ..
+  "  {NULL, NULL, NULL, 0}\n};\n"
 local tmp = out_path .. ".tmp"
 local o = assert(io.open(tmp, "wb"))
 o:write(table.concat(parts))

@@ -169,8 +169,9 @@ Proc.__index = Proc
 M.Proc = Proc
 
 -- Every process started and not yet reaped: kept here so that none is collected while it
--- runs; the ones left are stopped when the Lua state closes (__gc).
-local live = {}
+-- runs; the ones left are stopped when the Lua state closes (__gc). Only written, never read:
+-- holding them is its whole use.
+local live = {} -- luacheck: ignore 241 (mutated but never accessed: it only keeps objects alive)
 
 --- spawn(opts) -> proc: starts opts.argv (an argument list; opts.env and opts.plain as for
 -- run) through `sh -c 'echo $$ >PIDFILE; exec ...'`, so that proc.pid is the program's own

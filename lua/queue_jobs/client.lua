@@ -348,7 +348,7 @@ function C.new(op, opts)
   if not s then return fail(red, key) end
   local h = http_open { api_key = key, user_agent = s.user_agent, ca_file = s.ca_file,
     proxy = s.proxy, max_body = s.max_body, allow_http = s.http, noproxy = s.noproxy }
-  key = nil -- luacheck: ignore
+  key = nil -- luacheck: ignore 311 (a dead store on purpose: this frame holds the key no longer)
   local self = setmetatable({
     base_url = s.base_url,
     organization_name = s.organization_name,

@@ -68,7 +68,7 @@ local HTTP_FIELDS = { "title", "detail", "type", "instance", "errors" }
 
 --- The error of a non-2xx answer. body, ctype and location have the key redacted already.
 function E.http(op, status, body, ctype, location, max_values)
-  local p = policy.problem(body, ctype, max_values)
+  local p = policy.problem(body, max_values)
   local reason = policy.REASONS[status] or "error"
   local what = p.detail or p.title or p.snippet
   local msg = fmt("%s: HTTP %d %s", op, status, reason)

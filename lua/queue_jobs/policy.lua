@@ -3,8 +3,8 @@
 -- (seconds or HTTP-date), the token bucket, and readable error text from response bodies.
 local core = require "queue_jobs.core"
 
-local floor, min, max, huge = math.floor, math.min, math.max, math.huge
-local type, tonumber, tostring = type, tonumber, tostring
+local floor, min, max = math.floor, math.min, math.max
+local type, tonumber = type, tonumber
 local json_decode = core.json.decode
 local array_mt = core.array_mt
 
@@ -172,8 +172,10 @@ local PD_FIELDS = { "title", "detail", "type", "instance" }
 
 --- Reads an error response: returns a table with ProblemDetails fields (title, detail, type,
 -- instance, errors) when the body is a JSON object, else {snippet = readable text or nil}.
--- max_values bounds the decoding (see json.decode); a body over it gets a snippet only.
-function P.problem(body, content_type, max_values)
+-- The body is read for what it is, whatever its Content-Type says (a proxy's HTML page may
+-- come labelled as JSON). max_values bounds the decoding (see json.decode); a body over it
+-- gets a snippet only.
+function P.problem(body, max_values)
   local out = {}
   if body == nil or body == "" then return out end
   local first = body:match("^%s*(.)")
