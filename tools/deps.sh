@@ -58,6 +58,7 @@ probe() {
   need luarocks "luarocks (make rock-check)" have luarocks
   need pkg-config "pkg-config (make rock-check)" have pkg-config
   need valgrind "valgrind (make valgrind)" have valgrind
+  need lua-check "luacheck (make lint)" have luacheck
   need clang "clang (make fuzz)" have clang
   need "libclang-rt-14-dev" "clang's libFuzzer runtime (make fuzz)" fuzzer_runtime
   need locales "localedef (the locale spec's de_DE.UTF-8)" have localedef
