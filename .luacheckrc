@@ -21,3 +21,8 @@ files["spec"] = {
   max_line_length = 200,
 }
 
+-- The LuaLS definition file (types/): bodiless stubs on local tables that nothing reads,
+-- whose parameters are there only for their ---@param annotations (so: no unused arguments,
+-- no "mutated but never accessed", 241); and an annotation's description stays on the
+-- annotation's own line, where LuaLS reads it, however long (no limit for comment lines).
+files["types"] = { unused_args = false, ignore = { "241" }, max_comment_line_length = false }

@@ -55,4 +55,7 @@ build = {
     ["queue_jobs.policy"] = "lua/queue_jobs/policy.lua",
     ["queue_jobs.validate"] = "lua/queue_jobs/validate.lua",
   },
+  -- The LuaLS definition file, types/queue_jobs.lua, into the rock directory (README.md,
+  -- "Editor types"); spec/types_spec.lua checks that it is listed.
+  copy_directories = { "types" },
 }

@@ -11,7 +11,7 @@ tree=$(mktemp -d)
 trap 'rm -rf "$tree"' EXIT
 # Build from a copy, so that luarocks' object files never land in the work tree.
 mkdir "$tree/src-copy"
-cp -R "$top/src" "$top/lua" "$top/rockspec" "$tree/src-copy/"
+cp -R "$top/src" "$top/lua" "$top/rockspec" "$top/types" "$tree/src-copy/"
 cd "$tree/src-copy"
 # Debian keeps curl's header under the multiarch include directory.
 inc=$(pkg-config --variable=includedir libcurl 2>/dev/null || echo /usr/include)
@@ -20,6 +20,13 @@ lib=$(pkg-config --variable=libdir libcurl 2>/dev/null || echo /usr/lib)
 luarocks --lua-version "$LUA_VERSION" --tree "$tree" make --deps-mode=none \
   rockspec/saladcloud-queue-jobs-scm-1.rockspec CURL_INCDIR="$inc" CURL_LIBDIR="$lib" >"$tree/build.log" 2>&1 || {
   cat "$tree/build.log"; echo "rock-check: luarocks make failed" >&2; exit 1; }
+# The LuaLS definition file, copied into the rock directory (the rockspec's copy_directories);
+# with no match the pattern stays as it is, and cmp fails.
+for types in "$tree"/lib/luarocks/rocks-"$LUA_VERSION"/saladcloud-queue-jobs/*/types/queue_jobs.lua; do
+  cmp -s "$types" "$top/types/queue_jobs.lua" || {
+    echo "rock-check: the rock directory has no copy of types/queue_jobs.lua" >&2; exit 1; }
+  echo "rock-check: the LuaLS definition file is in the rock: ${types#"$tree"/}"
+done
 # The module names of lua/**/*.lua (lua/queue_jobs/policy.lua is queue_jobs.policy).
 modules=$(cd "$top/lua" && find . -type f -name '*.lua' | sed 's#^\./##; s#\.lua$##; s#/#.#g' | sort)
 cd /

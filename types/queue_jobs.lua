@@ -1,0 +1,295 @@
+---@meta queue_jobs
+-- The LuaLS definition file of the `queue_jobs` module: what `require "queue_jobs"` returns,
+-- for the Lua language server's completion, hovers and type checks. Lua never loads it. Point
+-- the editor at the folder that holds it (README.md, "Editor types"); `make install` puts it
+-- in $(PREFIX)/share/saladcloud-queue-jobs/types/ and the rock in its rock directory, types/.
+-- spec/types_spec.lua checks it against the module: every public function and method, every
+-- client option and its default, every argument name, every error kind.
+
+-- ---- JSON values -------------------------------------------------------------------------
+
+---A value of JSON as the codec maps it: integers (int64, exact), floats, strings (UTF-8),
+---booleans, `queue_jobs.null`, and tables: keys 1..n for an array (or marked with
+---`queue_jobs.array`), string keys for an object.
+---@alias queue_jobs.json_value nil|boolean|integer|number|string|table|lightuserdata
+
+-- ---- jobs --------------------------------------------------------------------------------
+
+---@alias queue_jobs.JobStatus
+---| "pending"   # created, not started yet
+---| "running"   # a node works on it
+---| "succeeded" # done; `output` holds the result
+---| "cancelled" # cancelled before it finished
+---| "failed"    # done without success; `output` may say why
+
+---@alias queue_jobs.JobAction "created"|"started"|"succeeded"|"cancelled"|"failed"
+
+---One step of a job's history.
+---@class queue_jobs.JobEvent
+---@field action queue_jobs.JobAction What happened.
+---@field time string When, as an RFC 3339 date-time.
+
+---A job as the API returns it (create, get, list, jobs, wait).
+---@class queue_jobs.Job
+---@field id string The job's identifier, a UUID.
+---@field input queue_jobs.json_value The input it was created with: any JSON value.
+---@field metadata? table<string, queue_jobs.json_value> The metadata it was created with (at most 20 properties).
+---@field webhook? string The URL notified when the job completes.
+---@field status queue_jobs.JobStatus Where the job is.
+---@field events queue_jobs.JobEvent[] Its history, oldest first.
+---@field output? queue_jobs.json_value The result, once succeeded or failed: any JSON value.
+---@field create_time string When it was created, an RFC 3339 date-time.
+---@field update_time string When it last changed, an RFC 3339 date-time.
+
+---A page of jobs: what `client:list` returns.
+---@class queue_jobs.JobList
+---@field items queue_jobs.Job[] The jobs of the page; fewer than `page_size` on the last one.
+
+-- ---- errors ------------------------------------------------------------------------------
+
+---@alias queue_jobs.ErrorKind
+---| "invalid_argument" # a bad argument or option (`path` names it); nothing was sent. Never retried.
+---| "http"             # the server answered with a status other than 2xx (`status`, and ProblemDetails fields).
+---| "network"          # no connection, a dropped connection, a truncated body, a TLS failure, an answer that is not HTTP.
+---| "timeout"          # an attempt passed `timeout`, the operation its `deadline`, or `wait` its `timeout` (`job`).
+---| "decode"           # a 2xx answer that is not JSON or not the expected shape; or `json.decode` refused the text.
+---| "too_large"        # an answer larger than `max_body`, or one that would make too many Lua values.
+
+---What every failure returns as its second value (`nil, err`). `tostring(err)` is
+---`err.message`, so `assert(client:create{...})` prints one readable line. Every string of
+---it has the API key redacted.
+---@class queue_jobs.Error
+---@field kind queue_jobs.ErrorKind What went wrong.
+---@field message string One line naming the operation: `get: HTTP 404 Not Found: The job does not exist.`
+---@field retryable? boolean Whether the rules allowed a retry of the last attempt.
+---@field attempts? integer How many attempts were made (0 when none could start before the deadline).
+---@field status? integer The HTTP status (kinds `http`, `decode`, `too_large`).
+---@field title? string ProblemDetails `title` of the answer (kind `http`).
+---@field detail? string ProblemDetails `detail` of the answer (kind `http`).
+---@field type? string ProblemDetails `type` of the answer (kind `http`).
+---@field instance? string ProblemDetails `instance` of the answer (kind `http`).
+---@field errors? table The `errors` member of the answer, as it came (kind `http`).
+---@field retry_after? number Seconds the server asked to wait (`Retry-After`).
+---@field snippet? string A readable excerpt of a body that is not ProblemDetails (an HTML page's `<title>`, tags stripped).
+---@field content_type? string The answer's `Content-Type`.
+---@field path? string Which argument or option is bad (`queue_name`, `input.items[3].name`); for `json.encode`, the JSON path of the value (`$.items[3].price`).
+---@field job? queue_jobs.Job The last job seen, when `wait` times out (nil when no poll was answered).
+---@field sent? boolean Whether the request had been sent when the transfer failed (kinds `network`, `timeout`).
+---@field curl_code? integer libcurl's error code of the failed transfer (kinds `network`, `timeout`).
+---@field offset? integer `json.decode`: the byte where the text goes wrong, from 1.
+---@field line? integer `json.decode`: its line, from 1.
+---@field column? integer `json.decode`: its column, from 1.
+
+-- ---- options and arguments ---------------------------------------------------------------
+
+---The options of `queue_jobs.client{...}` (and of `queue_jobs.create{...}`). Unknown names are
+---refused with an `invalid_argument` error.
+---@class queue_jobs.ClientOptions
+---@field api_key? string The API key, sent as `Salad-Api-Key`; no control characters. Default: env `SALAD_API_KEY`; required.
+---@field base_url? string The API's base URL; no credentials, query or fragment. Default: env `SALAD_BASE_URL`, then `https://api.salad.com/api/public`.
+---@field organization_name? string The organization of every call that names none. Default: none.
+---@field project_name? string The project of every call that names none. Default: none.
+---@field timeout? number Seconds per attempt, in (0, 1e6]. Default: 60.
+---@field connect_timeout? number Seconds per attempt to connect, in (0, 1e6]. Default: 10.
+---@field retries? integer Further attempts where the rules allow them, 0..100. Default: 3.
+---@field deadline? number|false Seconds for one operation, pacing, attempts, waits and decoding included, in (0, 1e6]; `false`: none. Default: 120.
+---@field backoff_base? number Full-jitter backoff: the first bound, seconds, in (0, 1e6]. Default: 0.5.
+---@field backoff_max? number Full-jitter backoff: the largest bound, seconds, in (0, 1e6]. Default: 30.
+---@field max_retry_after? number The longest `Retry-After` waited for, seconds, 0..1e6; a longer one ends the operation with the error. Default: 300.
+---@field retry_unsafe? boolean `true` also retries creates after 408/5xx, timeouts and dropped connections: jobs may be created twice. Default: false.
+---@field rate_limit? number|false Requests per minute (token bucket), in (0, 1e9]; `false`: no pacing. Default: 240.
+---@field burst? integer Requests that may go at once before pacing starts, 1..1000000. Default: 1.
+---@field max_body? integer The largest response body, decompressed, in bytes, 1..2^40 (larger: `too_large`); it also bounds what decoding makes (`max_body / 16` values). Default: 67108864 (64 MiB).
+---@field ca_file? string A CA bundle for TLS verification. Default: the system's CAs.
+---@field proxy? string A proxy URL; with a plain `http://` base URL it needs `allow_http`. Default: curl's proxy environment variables (https only).
+---@field allow_http? boolean `true` allows plain `http://` to hosts that are not loopback, and a `proxy` with a plain `http://` base URL. Default: false.
+---@field user_agent? string The `User-Agent`. Default: `saladcloud-queue-jobs/VERSION libcurl/VERSION`.
+---@field clock? fun(): number A monotonic clock in seconds (for tests). Default: the system's monotonic clock.
+---@field sleep? fun(seconds: number) Sleeps (for tests). Default: `nanosleep`.
+---@field random? fun(): number A random number in [0, 1), for jitter (for tests). Default: `math.random`.
+
+---The options every method takes besides its own arguments, checked by the client options'
+---rules; each replaces the client's setting for this call.
+---@class queue_jobs.CallOptions
+---@field organization_name? string The organization (default: the client's).
+---@field project_name? string The project (default: the client's).
+---@field timeout? number Seconds per attempt.
+---@field connect_timeout? number Seconds per attempt to connect.
+---@field retries? integer Further attempts where the rules allow them.
+---@field deadline? number|false Seconds for the whole operation; `false`: none.
+---@field retry_unsafe? boolean `true` also retries creates where the job may exist already.
+
+---The arguments of `client:create{...}`.
+---@class queue_jobs.CreateArgs: queue_jobs.CallOptions
+---@field queue_name string The queue: 2..63 characters of a-z, 0-9 and '-', from a letter to a letter or digit.
+---@field input queue_jobs.json_value The job's input, any JSON value (`queue_jobs.null` for null); required.
+---@field metadata? table<string, queue_jobs.json_value> A JSON object of at most 20 properties.
+---@field webhook? string An absolute http(s) URL of 1..2048 characters, notified when the job completes.
+
+---The arguments of `queue_jobs.create{...}`: those of `client:create` and any client option.
+---@class queue_jobs.CreateOptions: queue_jobs.CreateArgs, queue_jobs.ClientOptions
+
+---The arguments of `client:get{...}` and `client:cancel{...}`.
+---@class queue_jobs.JobArgs: queue_jobs.CallOptions
+---@field queue_name string The queue.
+---@field id string The job's id, a UUID.
+
+---The arguments of `client:list{...}`.
+---@class queue_jobs.ListArgs: queue_jobs.CallOptions
+---@field queue_name string The queue.
+---@field page? integer The page, 1..2147483647 (default: the server's, the first).
+---@field page_size? integer Jobs per page, 1..100 (default: the server's).
+
+---The arguments of `client:jobs{...}`.
+---@class queue_jobs.JobsArgs: queue_jobs.CallOptions
+---@field queue_name string The queue.
+---@field page? integer The first page to fetch, 1..2147483647. Default: 1.
+---@field page_size? integer Jobs per page, 1..100. Default: 100.
+
+---The arguments of `client:wait{...}`. Here `timeout` is the whole wait; the other call
+---options apply to each poll, whose deadline is also cut to the time the wait has left.
+---@class queue_jobs.WaitArgs: queue_jobs.CallOptions
+---@field queue_name string The queue.
+---@field id string The job's id, a UUID.
+---@field timeout? number Seconds the whole wait may take; then `nil, err` of kind `timeout`, with `err.job`. Default: 600.
+---@field interval? number Seconds before the second poll; each next interval is 1.5 times longer. Default: 1.
+---@field max_interval? number The longest interval between polls, seconds. Default: 15.
+
+-- ---- the client --------------------------------------------------------------------------
+
+---What `client:stats()` returns.
+---@class queue_jobs.ClientStats
+---@field requests integer Requests made.
+---@field connects integer Connections opened.
+---@field open boolean Whether the client is open.
+---@field http_version? "1.0"|"1.1"|"2"|"3" The HTTP version of the last answer; nil before any request, or when the last request got no answer.
+
+---What `queue_jobs.stats()` returns: the default clients of `queue_jobs.create` together.
+---@class queue_jobs.DefaultStats
+---@field clients integer Default clients open.
+---@field requests integer Requests they made.
+---@field connects integer Connections they opened.
+
+---A client: one keep-alive connection, its settings and its rate limiter. Close it with
+---`client:close()`, a `<close>` variable, or let the collector do it.
+---@class queue_jobs.Client
+---@field base_url string The base URL, normalised (no trailing `/`).
+---@field organization_name? string The organization of calls that name none.
+---@field project_name? string The project of calls that name none.
+local Client = {}
+
+---Creates a job: POST to the queue's jobs.
+---@param args queue_jobs.CreateArgs
+---@return queue_jobs.Job? job the created job
+---@return queue_jobs.Error? err
+function Client:create(args) end
+
+---Gets a job.
+---@param args queue_jobs.JobArgs
+---@return queue_jobs.Job? job
+---@return queue_jobs.Error? err
+function Client:get(args) end
+
+---Lists one page of a queue's jobs.
+---@param args queue_jobs.ListArgs
+---@return queue_jobs.JobList? page `{ items = { job, ... } }`
+---@return queue_jobs.Error? err
+function Client:list(args) end
+
+---Cancels a job (HTTP 202).
+---@param args queue_jobs.JobArgs
+---@return true? ok
+---@return queue_jobs.Error? err
+function Client:cancel(args) end
+
+---Iterates over every job of the queue, fetching pages lazily (one `list` per page). On a
+---failure the iterator gives `false, err` once, then stops:
+---`for job, err in client:jobs{...} do if not job then ... end end`.
+---@param args queue_jobs.JobsArgs
+---@return fun(): (queue_jobs.Job|false)?, queue_jobs.Error?
+function Client:jobs(args) end
+
+---Polls `get` until the job is succeeded, failed or cancelled (the job is returned: a failed
+---job is a result, not an error), or until `timeout` seconds (`nil, err` of kind `timeout`).
+---@param args queue_jobs.WaitArgs
+---@return queue_jobs.Job? job
+---@return queue_jobs.Error? err
+function Client:wait(args) end
+
+---Counters of the connection.
+---@return queue_jobs.ClientStats
+function Client:stats() end
+
+---Closes the connection; safe to call twice. Any other method on a closed client raises.
+function Client:close() end
+
+-- ---- the JSON codec ----------------------------------------------------------------------
+
+---The options of `json.encode`.
+---@class queue_jobs.EncodeOptions
+---@field indent? integer Spaces per level, 0..16; 0 (the default) is compact.
+---@field sort_keys? boolean Writes object keys in byte order. Default: false (the table's order).
+---@field max_depth? integer The deepest nesting, 1..1000. Default: 1000.
+
+---The options of `json.decode`.
+---@class queue_jobs.DecodeOptions
+---@field max_depth? integer The deepest nesting, 1..1000. Default: 1000.
+---@field max_values? integer The most arrays, objects and strings (keys included) one decode may make; past it, kind `too_large`. 0 (the default): no bound.
+
+---The exact JSON codec.
+---@class queue_jobs.JSON
+local json = {}
+
+---Encodes a value as JSON text: integers digit for digit, floats as the shortest text that
+---reads back the same, strings as valid UTF-8. Misuse (bad options) raises.
+---@param value queue_jobs.json_value
+---@param opts? queue_jobs.EncodeOptions
+---@return string? text
+---@return queue_jobs.Error? err kind `invalid_argument`, with `path`
+function json.encode(value, opts) end
+
+---Decodes JSON text (RFC 8259, strictly). JSON null gives `queue_jobs.null`; arrays carry the
+---`queue_jobs.array` metatable. Misuse (not a string, bad options) raises.
+---@param text string
+---@param opts? queue_jobs.DecodeOptions
+---@return queue_jobs.json_value value
+---@return queue_jobs.Error? err kind `decode` (or `too_large` past `max_values`), with `offset`, `line`, `column`
+function json.decode(text, opts) end
+
+-- ---- the module --------------------------------------------------------------------------
+
+---SaladCloud Job Queue client: `local queue_jobs = require "queue_jobs"`.
+---@class queue_jobs
+---@field _VERSION string The module's version, `MAJOR.MINOR.PATCH`.
+---@field json queue_jobs.JSON The exact JSON codec.
+---@field null lightuserdata JSON null: the same value as `cjson.null`.
+---@field empty_array table A read-only empty table that encodes as `[]`.
+local queue_jobs = {}
+
+---Makes a client. Raises only when `opts` is not a table.
+---@param opts? queue_jobs.ClientOptions
+---@return queue_jobs.Client? client
+---@return queue_jobs.Error? err kind `invalid_argument`
+function queue_jobs.client(opts) end
+
+---Creates a job in one call, through a default client kept per base URL, key and options (at
+---most 8; the one used longest ago is closed to make room).
+---@param args queue_jobs.CreateOptions
+---@return queue_jobs.Job? job
+---@return queue_jobs.Error? err
+function queue_jobs.create(args) end
+
+---Counters of the default clients of `queue_jobs.create`.
+---@return queue_jobs.DefaultStats
+function queue_jobs.stats() end
+
+---Closes the default clients of `queue_jobs.create`.
+function queue_jobs.close() end
+
+---Marks `t` as a JSON array (so an empty `t` encodes as `[]`) and returns it.
+---@generic T: table
+---@param t T
+---@return T
+function queue_jobs.array(t) end
+
+return queue_jobs
