@@ -1,0 +1,65 @@
+rockspec_format = "3.0"
+package = "saladcloud-queue-jobs"
+version = "0.1.0-1"
+source = {
+  -- The v0.1.0 tag of the project's git repository. The project has no public address yet:
+  -- git.example.com is a placeholder, to be replaced by the real URL when it is published.
+  -- Until then build it from a checkout of the tag with `luarocks make` (docs/building.md,
+  -- "With LuaRocks"), which builds the checkout and does not fetch the source.
+  url = "git+https://git.example.com/saladcloud-queue-jobs.git",
+  tag = "v0.1.0",
+}
+description = {
+  summary = "SaladCloud Job Queue client for Lua 5.3 and 5.4, in C on libcurl, with an exact JSON codec",
+  detailed = [[
+queue_jobs submits and manages jobs on SaladCloud's Job Queue API from Lua 5.3 and 5.4:
+queue_jobs.create{...} turns a Lua table into JSON in C, posts it, and returns the created
+job as a Lua table. Its JSON codec (queue_jobs.json) is exact: int64 digit for digit,
+shortest round-trip floats, strict RFC 8259.
+]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.3, < 5.5",
+}
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["queue_jobs.core"] = {
+      -- The same build as the scm rockspec (spec/docs_spec.lua checks that), whose lists
+      -- spec/packaging_spec.lua checks against the tree.
+      sources = {
+        "src/args.c",
+        "src/buf.c",
+        "src/client.c",
+        "src/clock.c",
+        "src/core.c",
+        "src/dtoa.c",
+        "src/error.c",
+        "src/json.c",
+        "src/json_decode.c",
+        "src/json_encode.c",
+        "src/key.c",
+        "src/transfer.c",
+        "src/utf8.c",
+      },
+      libraries = { "curl", "pthread" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+    },
+    queue_jobs = "lua/queue_jobs.lua",
+    ["queue_jobs.attempt"] = "lua/queue_jobs/attempt.lua",
+    ["queue_jobs.client"] = "lua/queue_jobs/client.lua",
+    ["queue_jobs.default_clients"] = "lua/queue_jobs/default_clients.lua",
+    ["queue_jobs.errors"] = "lua/queue_jobs/errors.lua",
+    ["queue_jobs.options"] = "lua/queue_jobs/options.lua",
+    ["queue_jobs.policy"] = "lua/queue_jobs/policy.lua",
+    ["queue_jobs.validate"] = "lua/queue_jobs/validate.lua",
+  },
+  -- The LuaLS definition file, types/queue_jobs.lua, into the rock directory (README.md,
+  -- "Editor types"); spec/types_spec.lua checks that it is listed.
+  copy_directories = { "types" },
+}

@@ -1,0 +1,352 @@
+-- The docs stay true to the code (docs/building.md, "The docs' examples"): every ```lua block
+-- of the README and docs/*.md runs against the emulator, the links between the pages lead
+-- somewhere, the README's LuaRocks command installs the module as typed, and the changelog
+-- and the release rockspec name the module's version.
+local helpers = require "helpers"
+local socket = require "socket"
+
+local root = os.getenv("QJ_ROOT") or "."
+local q = helpers.shell_quote
+local read = helpers.read_file
+
+local EXAMPLE_LIMIT = 60          -- seconds an example may run
+local WORKER_STEP = 0.1           -- seconds between two rounds of the stand-in worker
+local FLAGS = { ["no-run"] = true } -- the words a ```lua block's info string may add
+
+--- The lines a shell command prints (raises when it fails).
+local function lines_of(cmd)
+  local ok, out = helpers.shell(cmd)
+  assert(ok, cmd .. ": " .. out)
+  local lines = {}
+  for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+  return lines
+end
+
+--- The Markdown pages: the ones at the top of the checkout and under docs/, relative paths.
+local function pages()
+  local list = lines_of("cd " .. q(root) .. " && ls *.md docs/*.md")
+  table.sort(list)
+  return list
+end
+
+--- The fenced code blocks of a Markdown text, in order: {lang =, flags = {word = true},
+-- line = the line of the first line of code, text = the code}, and the lines outside them
+-- (the running text). A fence is ``` or more backticks after at most 3 spaces; an opening
+-- one's info string has no backtick (as in CommonMark), which keeps ```` ```lua ```` in
+-- running text from opening a block.
+local function code_blocks(text)
+  local blocks, prose, open, n = {}, {}, nil, 0
+  if text:sub(-1) ~= "\n" then text = text .. "\n" end
+  for line in text:gmatch("(.-)\n") do
+    n = n + 1
+    if open then
+      local fence = line:match("^ ? ? ?(```+)%s*$")
+      if fence and #fence >= #open.fence then
+        open.text = table.concat(open.lines, "\n") .. "\n"
+        blocks[#blocks + 1], open = open, nil
+      else
+        open.lines[#open.lines + 1] = line:sub(1, #open.indent):find("^ *$") and
+          line:sub(#open.indent + 1) or line
+      end
+    else
+      local indent, fence, info = line:match("^( ? ? ?)(```+)([^`]*)$")
+      if fence then
+        local words = {}
+        for w in info:gmatch("%S+") do words[#words + 1] = w end
+        local flags = {}
+        for i = 2, #words do flags[words[i]] = true end
+        open = { lang = words[1] or "", flags = flags, line = n + 1, fence = fence,
+          indent = indent, lines = {} }
+      else
+        prose[#prose + 1] = line
+      end
+    end
+  end
+  assert(not open, "a code block opened on line " .. (open and open.line - 1 or 0) .. " is never closed")
+  return blocks, prose
+end
+
+--- Every ```lua block of every page: {page =, line =, text =, flags =}.
+local function lua_examples()
+  local out = {}
+  for _, page in ipairs(pages()) do
+    for _, b in ipairs(code_blocks(assert(read(root .. "/" .. page), page))) do
+      if b.lang == "lua" then
+        b.page = page
+        out[#out + 1] = b
+      end
+    end
+  end
+  return out
+end
+
+--- The anchor GitHub gives a heading: lower case, punctuation out but - and _, spaces to -.
+local function slug(heading)
+  local s = heading:gsub("`", ""):lower():gsub("[^%w%s_-]", ""):gsub("%s", "-")
+  return s
+end
+
+--- The anchors of a page's headings (those outside code blocks), as a set.
+local function anchors(text)
+  local set, seen = {}, {}
+  for _, line in ipairs(select(2, code_blocks(text))) do
+    local h = line:match("^#+%s+(.-)%s*$")
+    if h then
+      local s = slug(h)
+      if seen[s] then s, seen[s] = s .. "-" .. seen[s], seen[s] + 1 else seen[s] = 1 end
+      set[s] = true
+    end
+  end
+  return set
+end
+
+--- The jobs paths (under the API's URL) of the queues an example names, under its
+-- organization_name and project_name, or acme-corp and dev-env when it names none.
+local function queues_of(text)
+  local org = text:match('organization_name%s*=%s*"([%w-]+)"') or "acme-corp"
+  local project = text:match('project_name%s*=%s*"([%w-]+)"') or "dev-env"
+  local list, seen = {}, {}
+  for queue in text:gmatch('queue_name%s*=%s*"([%w-]+)"') do
+    if not seen[queue] then
+      seen[queue] = true
+      list[#list + 1] = ("/organizations/%s/projects/%s/queues/%s/jobs"):format(org, project, queue)
+    end
+  end
+  return list
+end
+
+--- One round of the stand-in for SaladCloud's workers: every pending job of the queues is
+-- set to succeeded through the emulator's control API.
+local function work(emu, queues)
+  for _, jobs in ipairs(queues) do
+    local status, body = emu:request("GET", jobs .. "?page_size=100")
+    if status == 200 then
+      for _, job in ipairs(helpers.decode(body).items) do
+        if job.status == "pending" then
+          emu:set_status(job.id, "succeeded", { note = "run by the docs spec's stand-in worker" })
+        end
+      end
+    end
+  end
+end
+
+local tmpdir
+
+--- Runs an example (a block of code_blocks) against the emulator: true, or false and what
+-- went wrong with everything the example printed. The script keeps the block's lines where
+-- they are in its page (blank lines above it), so an error names the page's own line.
+local function run_example(emu, b, limit)
+  local path = tmpdir .. "/" .. b.page
+  helpers.shell({ "mkdir", "-p", (path:match("^(.*)/")) })
+  helpers.write_file(path, ("\n"):rep(b.line - 1) .. b.text)
+  local out = path .. ".out"
+  emu:reset()
+  local p = helpers.spawn {
+    argv = { helpers.LUA, path },
+    env = { SALAD_BASE_URL = emu.url, SALAD_API_KEY = emu.api_key, LUA_PATH = package.path,
+      LUA_CPATH = package.cpath },
+    stdout = out, stderr = out,
+  }
+  local queues = b.text:find(":wait", 1, true) and queues_of(b.text) or {}
+  local deadline = socket.gettime() + (limit or EXAMPLE_LIMIT)
+  while p:alive() and socket.gettime() < deadline do
+    work(emu, queues)
+    socket.sleep(WORKER_STEP)
+  end
+  local timed_out = p:alive()
+  local code = timed_out and p:stop("KILL") or p:wait()
+  local printed = read(out) or ""
+  os.remove(out)
+  if timed_out then
+    return false, ("still running after %d s; it printed:\n%s"):format(limit or EXAMPLE_LIMIT, printed)
+  end
+  if code ~= 0 then return false, ("exit status %s; it printed:\n%s"):format(tostring(code), printed) end
+  return true, printed
+end
+
+describe("the docs", function()
+  local emu
+
+  lazy_setup(function()
+    local ok, dir = helpers.shell("mktemp -d")
+    tmpdir = assert(ok and dir:match("^(/%S+)"), "mktemp -d failed")
+    emu = helpers.start_emulator()
+  end)
+
+  lazy_teardown(function()
+    if emu then emu:stop() end
+    if tmpdir then helpers.shell({ "rm", "-rf", tmpdir }) end
+  end)
+
+  describe("the runner of the examples", function()
+    it("finds the blocks and their info strings, not fences quoted in running text", function()
+      local blocks = code_blocks(table.concat({
+        "Every ```` ```lua ```` block runs;",
+        "  ```` ```lua no-run ```` does not.",
+        "```lua", "print(1)", "```",
+        "- a list item:", "  ```lua no-run", "  local x = 1", "  ```",
+        "````sh", "```", "````", "" }, "\n"))
+      assert.equal(3, #blocks)
+      assert.same({ "lua", 4, "print(1)\n" }, { blocks[1].lang, blocks[1].line, blocks[1].text })
+      assert.same({ "lua", true, "local x = 1\n" }, { blocks[2].lang, blocks[2].flags["no-run"], blocks[2].text })
+      assert.same({ "sh", "```\n" }, { blocks[3].lang, blocks[3].text })
+    end)
+
+    it("fails an example that raises, naming the page's line", function()
+      local ok, why = run_example(emu, { page = "broken-page", line = 7,
+        text = "local x = 1\nassert(x == 2, 'x is not 2')\n" })
+      assert.is_false(ok)
+      assert.matches("broken%-page:8: x is not 2", why)
+    end)
+
+    it("fails an example that runs too long", function()
+      local ok, why = run_example(emu, { page = "slow-page", line = 1, text = "while true do end\n" }, 1)
+      assert.is_false(ok)
+      assert.matches("still running after 1 s", why)
+    end)
+
+    it("runs a waiting example's jobs to the end, as SaladCloud's workers would", function()
+      local ok, printed = run_example(emu, { page = "wait-page", line = 1, text = [[
+local queue_jobs = require "queue_jobs"
+local c = assert(queue_jobs.client{ organization_name = "acme-corp", project_name = "dev-env" })
+local job = assert(c:create{ queue_name = "fifo-queue", input = 1 })
+print(assert(c:wait{ queue_name = "fifo-queue", id = job.id, timeout = 20, interval = 0.1 }).status)
+]] })
+      assert(ok, printed)
+      assert.equal("succeeded\n", printed)
+    end)
+  end)
+
+  describe("every Lua example", function()
+    local examples = lua_examples()
+
+    it("is there, and its info string says only lua and the known words", function()
+      assert.is_true(#examples >= 5, "only " .. #examples .. " examples found")
+      for _, b in ipairs(examples) do
+        for word in pairs(b.flags) do
+          assert(FLAGS[word], ("%s:%d: unknown word %q after ```lua"):format(b.page, b.line - 1, word))
+        end
+      end
+    end)
+
+    for _, b in ipairs(examples) do
+      local where = ("%s:%d"):format(b.page, b.line - 1)
+      if b.flags["no-run"] then
+        it(where .. " (no-run) is whole Lua", function()
+          assert(load(b.text, "=" .. where))
+        end)
+      else
+        it(where .. " runs", function()
+          local ok, why = run_example(emu, b)
+          assert(ok, where .. ": " .. tostring(why))
+        end)
+      end
+    end
+  end)
+
+  it("links only to pages and headings that exist", function()
+    local cache = {}
+    local function anchors_of(path)
+      if cache[path] == nil then
+        local text = read(root .. "/" .. path)
+        cache[path] = text and anchors(text) or false
+      end
+      return cache[path]
+    end
+    local checked = 0
+    for _, page in ipairs(pages()) do
+      -- the links of the running text: outside code blocks and inline code
+      local _, prose = code_blocks(assert(read(root .. "/" .. page)))
+      for i, line in ipairs(prose) do prose[i] = line:gsub("``.-``", ""):gsub("`[^`]*`", "") end
+      local dir = page:match("^(.*)/") or ""
+      for target in table.concat(prose, "\n"):gmatch("%]%(([^)%s]+)%)") do
+        if not target:find("^%a[%w+.-]*:") then
+          local file, anchor = target:match("^([^#]*)#?(.*)$")
+          local path = file == "" and page or (dir ~= "" and dir .. "/" .. file or file)
+          path = path:gsub("[^/]+/%.%./", "")
+          local set = anchors_of(path)
+          assert(set, ("%s links to %s: no such file"):format(page, target))
+          if anchor ~= "" then
+            assert(set[anchor], ("%s links to %s: %s has no heading %q"):format(page, target, path, anchor))
+          end
+          checked = checked + 1
+        end
+      end
+    end
+    assert.is_true(checked >= 10, "only " .. checked .. " links checked")
+  end)
+
+  it("has a changelog whose newest version is the module's", function()
+    local text = assert(read(root .. "/CHANGELOG.md"), "no CHANGELOG.md")
+    local newest = text:match("\n## %[?(%d+%.%d+%.%d+)")
+    assert.equal(require("queue_jobs")._VERSION, newest)
+  end)
+
+  --- A rockspec, run as the Lua it is: its fields.
+  local function rockspec(name)
+    local env = {}
+    local path = "rockspec/" .. name
+    assert(load(assert(read(root .. "/" .. path), path), "=" .. path, "t", env))()
+    return env
+  end
+
+  it("the release rockspec builds what the scm one builds, from the v0.1.0 tag", function()
+    local version = require("queue_jobs")._VERSION
+    local scm = rockspec("saladcloud-queue-jobs-scm-1.rockspec")
+    local release = rockspec("saladcloud-queue-jobs-" .. version .. "-1.rockspec")
+    assert.equal(version .. "-1", release.version)
+    assert.equal("v" .. version, release.source.tag)
+    assert.matches("^git%+https://", release.source.url)
+    for _, field in ipairs { "rockspec_format", "package", "build", "external_dependencies" } do
+      assert.same(scm[field], release[field], field)
+    end
+    for _, spec in ipairs { scm, release } do
+      assert.equal(1, #spec.dependencies)
+      assert.matches("^lua >= 5%.%d", spec.dependencies[1])
+    end
+  end)
+
+  --- The README's install commands: the lines of its first ```sh block that runs
+  -- `luarocks ... make`, continuation lines joined, comments dropped.
+  local function readme_commands()
+    for _, b in ipairs(code_blocks(assert(read(root .. "/README.md")))) do
+      if b.lang == "sh" and b.text:find("luarocks [^\n]*make") then
+        local cmds = {}
+        for cmd in b.text:gsub("\\\n%s*", " "):gmatch("[^\n]+") do
+          cmds[#cmds + 1] = cmd:gsub("%s+#.*$", "")
+        end
+        return cmds
+      end
+    end
+  end
+
+  it("installs the module as typed, and it loads from where luarocks put it", function()
+    if not helpers.shell("command -v luarocks && command -v gcc") then
+      pending("needs luarocks and gcc (Debian packages luarocks and gcc)")
+      return
+    end
+    local cmds = assert(readme_commands(), "no luarocks make command in the README")
+    local install, check = cmds[1], cmds[2]
+    assert.matches("^luarocks %-%-lua%-version %d%.%d make ", install)
+    local version = install:match("^luarocks %-%-lua%-version (%d%.%d)")
+    assert.matches("^lua" .. version:gsub("%.", "%%.") .. " %-e ", check)
+    -- A copy of the checkout (luarocks make builds in place), and a luarocks configuration
+    -- whose only tree is a temporary one: the command itself stays as the README has it.
+    local copy, tree, config = tmpdir .. "/rock-src", tmpdir .. "/rock-tree", tmpdir .. "/rock-config.lua"
+    lines_of(("mkdir -p %s && tar -C %s --exclude=./build --exclude=./.git -cf - . | tar -C %s -xf -")
+      :format(q(copy), q(root), q(copy)))
+    helpers.write_file(config, ("rocks_trees = { { name = \"docs-spec\", root = %q } }\n"):format(tree))
+    local ok, out = helpers.run("cd " .. q(copy) .. " && " .. install,
+      { plain = true, stderr = true, env = { LUAROCKS_CONFIG = config, LUAROCKS_CONFIG_5_4 = false,
+        LUAROCKS_CONFIG_5_3 = false } })
+    assert(ok, install .. "\n" .. out)
+    assert.matches("is now installed in " .. tree:gsub("%p", "%%%0"), out)
+    -- the README's check, with Lua's paths on the tree alone
+    local printed
+    ok, printed = helpers.run(check, { plain = true, stderr = true, env = {
+      LUA_PATH = ("%s/share/lua/%s/?.lua;%s/share/lua/%s/?/init.lua"):format(tree, version, tree, version),
+      LUA_CPATH = ("%s/lib/lua/%s/?.so"):format(tree, version) } })
+    assert(ok, check .. "\n" .. printed)
+    assert.equal(require("queue_jobs")._VERSION .. "\n", printed)
+  end)
+end)
