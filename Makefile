@@ -1,8 +1,11 @@
-# saladcloud-queue-jobs: Lua 5.4 client for SaladCloud's Job Queue API (C core on libcurl).
-# Variables use ?= so that LuaRocks and packagers can override them.
+# saladcloud-queue-jobs: Lua 5.3 and 5.4 client for SaladCloud's Job Queue API (C core on
+# libcurl). Variables use ?= so that LuaRocks and packagers can override them.
+# LUA_VERSION (5.4, the default, or 5.3) chooses the Lua of everything: the interpreter, the
+# headers, the emulator's liblua, where `make install` puts the modules, and the build
+# directory (build/ for 5.4, build/5.3/ for 5.3, so that both builds can coexist).
 
-LUA         ?= lua5.4
 LUA_VERSION ?= 5.4
+LUA         ?= lua$(LUA_VERSION)
 BUSTED      ?= /usr/bin/busted
 LUA_INCDIR  ?= /usr/include/lua$(LUA_VERSION)
 CURL_INCDIR ?= /usr/include
@@ -15,7 +18,7 @@ INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 INST_BINDIR ?= $(PREFIX)/bin
 DESTDIR     ?=
-BUILD       ?= build
+BUILD       ?= build$(if $(filter-out 5.4,$(LUA_VERSION)),/$(LUA_VERSION))
 
 WARN := -std=c11 -Wall -Wextra -pedantic -Wmissing-prototypes -Wstrict-prototypes -Wshadow \
         -Wpointer-arith -Wundef -Wvla
@@ -62,7 +65,8 @@ CORE_SO    := $(VDIR_plain)/queue_jobs/core.so
 ASAN_BUILD := $(VDIR_asan)
 ASAN_SO    := $(VDIR_asan)/queue_jobs/core.so
 
-TEST_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" QJ_ROOT="$(CURDIR)" LUA="$(LUA)"
+TEST_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" QJ_ROOT="$(CURDIR)" LUA="$(LUA)" \
+           QJ_BUILD="$(BUILD)"
 
 # Each part of the project adds its own rules in mk/<part>.mk and extends these lists.
 TEST_DEPS       :=

@@ -18,6 +18,8 @@
 
 #include <lua.h>
 
+#include "compat.h" /* src/compat.h: Lua 5.3 and 5.4 */
+
 /* The core module, linked in statically (src/core.c). */
 LUAMOD_API int luaopen_queue_jobs_core(lua_State *L);
 

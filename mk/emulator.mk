@@ -1,4 +1,4 @@
-# salad-queue-emulator: a C host on libmicrohttpd that embeds Lua 5.4, links the
+# salad-queue-emulator: a C host on libmicrohttpd that embeds Lua (LUA_VERSION), links the
 # core (queue_jobs.core) statically and runs the emulator's logic, emulator/*.lua, which is
 # compiled into the binary (so the installed program is standalone).
 MHD_LIBS ?= -lmicrohttpd
@@ -6,11 +6,11 @@ LUA_LIB  ?= -llua$(LUA_VERSION)
 
 EMU          := $(VDIR_plain)/salad-queue-emulator
 EMU_SRC      := $(sort $(wildcard emulator/*.c))
-EMU_HDR      := $(wildcard emulator/*.h)
+EMU_HDR      := $(wildcard emulator/*.h) src/compat.h
 EMU_LUA      := $(sort $(filter-out emulator/embed.lua,$(wildcard emulator/*.lua)))
 EMU_LUA      += lua/queue_jobs/policy.lua
 EMU_GEN      := $(BUILD)/emulator/embedded.c
-EMU_CFLAGS    = $(CFLAGS) $(WARN) -I$(LUA_INCDIR) -Iemulator
+EMU_CFLAGS    = $(CFLAGS) $(WARN) -I$(LUA_INCDIR) -Iemulator -Isrc
 EMU_LDLIBS    = $(LUA_LIB) $(MHD_LIBS) -L$(CURL_LIBDIR) -lcurl -lpthread -lm -ldl
 
 # The sanitizer variant, used by `make check` (spec/helpers.lua picks it when QJ_SANITIZED=1).

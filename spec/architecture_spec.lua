@@ -16,10 +16,11 @@ end
 describe("the architecture", function()
   it("keeps the transfer layer free of Lua: its object file needs no Lua symbol", function()
     local obj
-    for _, dir in ipairs { "/build/asan/obj/", "/build/obj/" } do
-      if read(root .. dir .. "transfer.o") then obj = root .. dir .. "transfer.o" break end
+    for _, dir in ipairs { "/asan/obj/", "/obj/" } do
+      local path = helpers.build_dir() .. dir .. "transfer.o"
+      if read(path) then obj = path break end
     end
-    assert(obj, "build/obj/transfer.o is not built")
+    assert(obj, helpers.build_dir() .. "/obj/transfer.o is not built")
     local undefined = lines_of("nm -u " .. obj)
     assert.is_true(#undefined > 0, "nm listed nothing for " .. obj)
     for _, sym in ipairs(undefined) do

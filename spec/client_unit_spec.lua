@@ -158,9 +158,10 @@ describe("queue_jobs client: misuse raises", function()
     assert.matches("%(closed%)", tostring(c))
     assert.has_error(function() c:list { queue_name = "fifo" } end, "attempt to use a closed client")
     assert.has_error(function() c:jobs { queue_name = "fifo" } end, "attempt to use a closed client")
-    do
-      local d <close> = new()
-      assert.matches("open", tostring(d))
+    -- to-be-closed variables are Lua 5.4 syntax, which 5.3 cannot even parse
+    if _VERSION ~= "Lua 5.3" then
+      local d = assert(load("local d <close> = ...; assert(tostring(d):find('(open)', 1, true)); return d"))(new())
+      assert.matches("%(closed%)", tostring(d))
     end
     local h = core.http_open { api_key = "k" }
     h:close()

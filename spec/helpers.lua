@@ -27,6 +27,16 @@ local function root()
   return os.getenv("QJ_ROOT") or "."
 end
 
+--- The build directory of the Lua running the specs: $QJ_BUILD (the Makefile passes its
+-- BUILD), else build/ for Lua 5.4 and build/5.3/ for 5.3; under the root unless absolute.
+function M.build_dir()
+  local b = os.getenv("QJ_BUILD")
+  if not b or b == "" then
+    b = _VERSION == "Lua 5.4" and "build" or "build/" .. _VERSION:match("%d+%.%d+")
+  end
+  return b:sub(1, 1) == "/" and b or root() .. "/" .. b
+end
+
 local function exists(path)
   local f = io.open(path, "rb")
   if f then f:close() end
@@ -54,6 +64,28 @@ function M.write_file(path, s)
   local f = assert(io.open(path, "wb"))
   assert(f:write(s))
   f:close()
+end
+
+--- aggressive_gc(pause, stepmul) -> restore: makes the collector incremental, starting a
+-- cycle once memory reaches pause% of what the last cycle left and working stepmul% as fast
+-- as it allocates. On 5.3 it then ends the current cycle, since 5.3 reads the pause only
+-- when a cycle ends (on 5.4 the settings apply at once). restore() puts back the mode
+-- and the settings that were in force. The same on Lua 5.4 and 5.3: 5.3 has no
+-- collectgarbage("incremental"/"generational") (it is always incremental), and both have
+-- "setpause" and "setstepmul". A pause under 100 makes each collection step run a whole
+-- cycle (the debt it leaves exceeds the heap): finalizers at almost every allocation, but
+-- the cost of a full cycle per allocation, fit for calls that allocate little. With 100 the
+-- cycles run back to back at stepmul% of the allocation rate, a linear cost.
+function M.aggressive_gc(pause, stepmul)
+  local mode = _VERSION ~= "Lua 5.3" and collectgarbage("incremental") -- the mode it was in
+  local old_pause = collectgarbage("setpause", pause)
+  local old_stepmul = collectgarbage("setstepmul", stepmul)
+  if not mode then collectgarbage() end
+  return function()
+    collectgarbage("setpause", old_pause)
+    collectgarbage("setstepmul", old_stepmul)
+    if mode then collectgarbage(mode) end
+  end
 end
 
 --- Polls fn() every `step` seconds until it returns a true value or `timeout` passes.
@@ -534,15 +566,15 @@ end
 -- The emulator process
 
 --- The emulator binary: $QJ_EMULATOR, else the sanitizer build under `make check`
--- (QJ_SANITIZED=1), else build/salad-queue-emulator.
+-- (QJ_SANITIZED=1), else the plain one (BUILD/asan/ and BUILD/, M.build_dir()).
 function M.emulator_path()
   local p = os.getenv("QJ_EMULATOR")
   if p and p ~= "" then return p end
   if os.getenv("QJ_SANITIZED") == "1" then
-    p = root() .. "/build/asan/salad-queue-emulator"
+    p = M.build_dir() .. "/asan/salad-queue-emulator"
     if exists(p) then return p end
   end
-  return root() .. "/build/salad-queue-emulator"
+  return M.build_dir() .. "/salad-queue-emulator"
 end
 
 -- An emulator is a process (Proc) with the methods below.

@@ -41,18 +41,16 @@ local function with_hazard(act, body)
     collectgarbage("stop")
     return r1, r2
   end
-  local mode = collectgarbage("incremental") -- lua5.4 as Debian builds it starts generational
-  local pause = collectgarbage("setpause", 0)
-  local stepmul = collectgarbage("setstepmul", 200)
+  -- a whole cycle at each step (these calls allocate little). lua5.4 as Debian builds it
+  -- starts generational: made incremental here.
+  local restore_gc = helpers.aggressive_gc(0, 200)
   collectgarbage() -- a cycle ends now: the next one starts at once
   setmetatable({}, mt)
   collectgarbage("stop")
   local ok, err = pcall(body, h)
   h.stopped = true
   collectgarbage("restart")
-  collectgarbage("setpause", pause)
-  collectgarbage("setstepmul", stepmul)
-  collectgarbage(mode)
+  restore_gc()
   collectgarbage()
   if not ok then error(err, 0) end
   return h

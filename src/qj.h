@@ -12,6 +12,8 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+#include "compat.h"
+
 #define QJ_VERSION "0.1.0"
 
 /* Metatable names (registry keys); they show in "bad argument" messages via __name. */

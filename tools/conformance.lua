@@ -40,7 +40,8 @@ local HUGE = math.huge
 -- Reference decoder: RFC 8259, strict, with the choices of README.md ("Mapping"): integers
 -- that fit int64 become Lua integers, other numbers floats (numbers whose value overflows
 -- a double are refused), strings must be valid UTF-8 (utf8.len in strict mode refuses
--- overlongs, surrogates and code points above U+10FFFF), lone surrogate escapes are refused,
+-- overlongs and code points above U+10FFFF; encoded surrogates are refused by hand, since
+-- 5.3's utf8.len accepts them), lone surrogate escapes are refused,
 -- arrays carry array_mt, null is the lightuserdata, duplicate keys: the last one wins,
 -- nesting deeper than max_depth (default 1000) is refused. Returns value or nil, why.
 local ESC = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n",
@@ -58,7 +59,10 @@ local function ref_decode(s, max_depth)
       local j = sfind(s, '["\\\0-\31]', i)
       if not j then pos = #s + 1; fail("unterminated string") end
       local chunk = ssub(s, i, j - 1) -- ends at an ASCII byte: whole UTF-8 sequences only
-      if not utf8len(chunk) then pos = i; fail("invalid UTF-8 in string") end
+      -- Lua 5.3's utf8.len accepts encoded surrogates (ED A0..BF ..); 5.4's refuses them
+      if not utf8len(chunk) or sfind(chunk, "\237[\160-\191]") then
+        pos = i; fail("invalid UTF-8 in string")
+      end
       out[#out + 1] = chunk
       local c = sbyte(s, j)
       pos = j

@@ -1,0 +1,23 @@
+/*
+ * Lua 5.3 and 5.4 from one source. The C code is written against 5.4's API; this header
+ * gives the few 5.4 names it uses a 5.3 meaning, so that no other file tests the version.
+ * What behaves differently between the two (finalizer errors, <close>, the collector's
+ * modes) is in README.md, "Lua 5.3 and 5.4". Included by qj.h and by the emulator's host.
+ */
+#ifndef QJ_COMPAT_H
+#define QJ_COMPAT_H
+
+#include <lua.h>
+
+#if !defined(LUA_VERSION_NUM) || LUA_VERSION_NUM < 503 || LUA_VERSION_NUM > 504
+#error "queue_jobs builds against Lua 5.3 or 5.4 (LUA_INCDIR)"
+#endif
+
+#if LUA_VERSION_NUM == 503
+/* A full userdata with no user value, the only kind this code makes (5.3's userdata has
+ * one user value, which then stays unused). Any other count fails to compile. */
+#define lua_newuserdatauv(L, size, nuv) \
+  ((void)sizeof(char[(nuv) == 0 ? 1 : -1]), lua_newuserdata((L), (size)))
+#endif
+
+#endif
