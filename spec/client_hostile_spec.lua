@@ -123,6 +123,61 @@ describe("a finalizer that closes the client during a call", function()
   end)
 end)
 
+describe("an error raised inside a call", function()
+  it("leaves the client whole: the next call works, and close() closes the connection", function()
+    -- the backoff's sleep, the caller's own function, raises between two attempts
+    local url, srv = serve {
+      response(503, "Service Unavailable", { "Content-Type: text/plain" }, "busy"),
+      response(200, "OK", JSON, job_json(UUID)),
+    }
+    local raise = true
+    local c = client(url, { retries = 1, sleep = function()
+      if raise then raise = false error("sleep failed", 0) end
+    end })
+    assert.has_error(function() c:get { queue_name = "fifo", id = UUID } end, "sleep failed")
+    assert.equal(UUID, assert(c:get { queue_name = "fifo", id = UUID }).id)
+    c:close()
+    assert.is_false(c._h:is_open())
+    srv.finish()
+  end)
+
+  -- Lua 5.4 turns an error in a finalizer into a warning; 5.3 raises it from the allocation
+  -- that ran the finalizer, here one of the decoder's, in the middle of the answer
+  it("by a finalizer while the answer is decoded: 5.3 raises it, 5.4 warns; the client stays whole", function()
+    local url, srv = serve {
+      response(200, "OK", JSON, big_job(UUID)),
+      response(200, "OK", JSON, job_json(UUID2)),
+    }
+    local c = client(url)
+    local armed, fired = false, false
+    local mt = {}
+    mt.__gc = function()
+      if armed then armed = false fired = true error("finalizer failed", 0) end
+      setmetatable({}, mt)
+    end
+    setmetatable({}, mt)
+    -- cycles back to back; on 5.4 each step works in large chunks, so a slower pace is
+    -- enough there (and keeps the 3 MB decode fast)
+    local restore_gc = helpers.aggressive_gc(100, _VERSION == "Lua 5.3" and 400 or 100)
+    armed = true
+    local ok, job = pcall(c.get, c, { queue_name = "fifo", id = UUID })
+    armed = false
+    restore_gc()
+    assert.is_true(fired, "no collection ran during the call")
+    if _VERSION == "Lua 5.3" then
+      assert.is_false(ok)
+      assert.matches("finalizer failed", tostring(job))
+    else
+      assert.is_true(ok, tostring(job))
+      assert.equal(60000, #job.input.items)
+    end
+    assert.equal(UUID2, assert(c:get { queue_name = "fifo", id = UUID2 }).id)
+    c:close()
+    assert.is_false(c._h:is_open())
+    srv.finish()
+  end)
+end)
+
 describe("the key never leaks", function()
   it("is redacted before any text is cut: snippets, Location, bodies, details, Content-Type", function()
     local url, srv = serve {
@@ -461,7 +516,7 @@ describe("smaller promises", function()
     for i = 1, 40 do
       assert(qj.create { api_key = emu.api_key, base_url = emu.url, rate_limit = false,
         organization_name = "acme-corp", project_name = "dev-env", queue_name = "q1", input = i,
-        sleep = function() end })
+        user_agent = "spec/" .. i }) -- 40 sets of client options: 40 default clients in turn
     end
     assert.equal(8, qj.stats().clients)
     assert.is_true(fds() <= before + 8 * 3, "descriptors: " .. before .. " then " .. fds())

@@ -130,14 +130,16 @@ end
 -- ---- running an operation ----------------------------------------------------------------
 
 -- Runs an operation. A close() while a call of this client runs (a finalizer's) waits until
--- the last call ends, so that call can still redact its errors with the key.
+-- the last call ends, so that call can still redact its errors with the key. An error
+-- raised inside the call (the caller's sleep or clock, memory, or on Lua 5.3 a finalizer's)
+-- ends the call too, then goes on up: the count stays true, and a close() meanwhile happens.
 local function perform(self, op, method, url, body, shape, s)
-  local busy = self._busy + 1
-  self._busy = busy
-  local v, err = run(self, op, method, url, body, shape, s)
-  busy = self._busy - 1
+  self._busy = self._busy + 1
+  local ok, v, err = pcall(run, self, op, method, url, body, shape, s)
+  local busy = self._busy - 1
   self._busy = busy
   if busy == 0 and self._closed then self._h:close() end
+  if not ok then error(v, 0) end
   if v == nil then return nil, err end
   return v
 end
