@@ -1,4 +1,4 @@
---- queue_jobs: SaladCloud Job Queue client for Lua 5.4, the public module.
+--- queue_jobs: SaladCloud Job Queue client for Lua 5.3 and 5.4, the public module.
 -- The C core (queue_jobs.core) does the exact work (JSON codec, HTTP over libcurl); the
 -- modules under queue_jobs/ hold the client (client), its options (options), the checks of
 -- arguments (validate), errors (errors), the attempt loop (attempt), the rules of retries and

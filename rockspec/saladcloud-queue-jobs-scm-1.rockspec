@@ -6,9 +6,9 @@ source = {
   url = "git+file://.",
 }
 description = {
-  summary = "SaladCloud Job Queue client for Lua 5.4, in C on libcurl, with an exact JSON codec",
+  summary = "SaladCloud Job Queue client for Lua 5.3 and 5.4, in C on libcurl, with an exact JSON codec",
   detailed = [[
-queue_jobs submits and manages jobs on SaladCloud's Job Queue API from Lua 5.4:
+queue_jobs submits and manages jobs on SaladCloud's Job Queue API from Lua 5.3 and 5.4:
 queue_jobs.create{...} turns a Lua table into JSON in C, posts it, and returns the created
 job as a Lua table. Its JSON codec (queue_jobs.json) is exact: int64 digit for digit,
 shortest round-trip floats, strict RFC 8259.
@@ -16,7 +16,7 @@ shortest round-trip floats, strict RFC 8259.
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.4",
+  "lua >= 5.3, < 5.5",
 }
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
