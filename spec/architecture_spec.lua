@@ -1,5 +1,5 @@
 -- The invariants of ARCHITECTURE.md that a machine can check: the transfer layer calls no Lua,
--- and comments point only inside the repository.
+-- every Lua file compiles on the Lua at hand, and comments point only inside the repository.
 local helpers = require "helpers"
 
 local root = os.getenv("QJ_ROOT") or "."
@@ -25,6 +25,15 @@ describe("the architecture", function()
     assert.is_true(#undefined > 0, "nm listed nothing for " .. obj)
     for _, sym in ipairs(undefined) do
       assert.is_nil(sym:match("%s(luaL?_%w+)$"), "transfer.o uses " .. sym)
+    end
+  end)
+
+  it("has only Lua files that compile on the Lua running the specs (CI runs 5.3 and 5.4)", function()
+    local files = lines_of("cd " .. root .. " && git ls-files -- '*.lua' '*.rockspec' .luacheckrc .busted")
+    assert.is_true(#files > 30)
+    for _, f in ipairs(files) do
+      local fn, err = loadfile(root .. "/" .. f)
+      assert(fn, ("%s does not compile on %s: %s"):format(f, _VERSION, err))
     end
   end)
 
