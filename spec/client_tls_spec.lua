@@ -10,7 +10,6 @@
 local qj = require "queue_jobs"
 local helpers = require "helpers"
 local wire = require "wire"
-local socket = require "socket"
 
 local KEY = "sk-tls-SECRET-4b1d9e7a2c"
 local ORG, PROJ = "acme-corp", "dev-env"
@@ -33,16 +32,7 @@ local function spawn(opts)
   return helpers.spawn(opts)
 end
 
---- The path of an executable: `command -v name`, else one of the given paths.
-local function find_exe(name, extra)
-  local ok, out = run("command -v " .. name)
-  local p = ok and out:match("^(%S+)")
-  if p then return p end
-  for _, x in ipairs(extra or {}) do
-    if run("test -x " .. q(x)) then return x end
-  end
-  return nil
-end
+local find_exe = helpers.find_exe
 
 local NGINX = find_exe("nginx", { "/usr/sbin/nginx" })
 local OPENSSL = find_exe("openssl", { "/usr/bin/openssl" })
@@ -171,13 +161,7 @@ http {
     :gsub("PORT", tostring(port)):gsub("DIR", dir)
 end
 
-local function can_connect(host, port)
-  local s = socket.tcp()
-  s:settimeout(0.2)
-  local ok = s:connect(host, port)
-  s:close()
-  return ok ~= nil
-end
+local can_connect = helpers.can_connect
 
 --- Starts nginx on a free port (another one when the port was taken meanwhile).
 -- Returns the process and the port, or raises with nginx's error log.

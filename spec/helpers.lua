@@ -108,6 +108,15 @@ function M.free_port()
   return tonumber(port)
 end
 
+--- can_connect(host, port): true when a TCP connection to host:port succeeds within 0.2 s.
+function M.can_connect(host, port)
+  local s = socket.tcp()
+  s:settimeout(0.2)
+  local ok = s:connect(host, port)
+  s:close()
+  return ok ~= nil
+end
+
 ---------------------------------------------------------------------------------------------
 -- Child processes
 
@@ -178,6 +187,18 @@ end
 -- `make check`.
 function M.shell(cmd)
   return M.run(cmd, { plain = true, stderr = true })
+end
+
+--- find_exe(name [, paths]) -> the path of an executable: `command -v name`, else the first
+-- of paths that is executable (/usr/sbin is not on every user's PATH), else nil.
+function M.find_exe(name, paths)
+  local ok, out = M.shell("command -v " .. shell_quote(name))
+  local p = ok and out:match("^(%S+)")
+  if p then return p end
+  for _, x in ipairs(paths or {}) do
+    if M.shell("test -x " .. shell_quote(x)) then return x end
+  end
+  return nil
 end
 
 --- run_lua(script, opts) -> ok, stdout, exit code: `$LUA -e script` in a child process that

@@ -41,9 +41,16 @@ local function with_hazard(act, body)
     collectgarbage("stop")
     return r1, r2
   end
-  -- a whole cycle at each step (these calls allocate little). lua5.4 as Debian builds it
-  -- starts generational: made incremental here.
-  local restore_gc = helpers.aggressive_gc(0, 200)
+  -- These calls allocate little, so collections must come often. On 5.4 (which Debian's
+  -- lua5.4 starts generational: made incremental here) each step works in large chunks, and
+  -- with a pause of 0 every step runs a whole cycle. 5.3 works in proportion to what is
+  -- allocated: there cycles run back to back (pause 100), fast enough that one ends about
+  -- every 32 KiB allocated, however large busted's heap has grown.
+  local pause, stepmul = 0, 200
+  if _VERSION == "Lua 5.3" then
+    pause, stepmul = 100, math.max(200, math.floor(collectgarbage("count") * 100 / 32))
+  end
+  local restore_gc = helpers.aggressive_gc(pause, stepmul)
   collectgarbage() -- a cycle ends now: the next one starts at once
   setmetatable({}, mt)
   collectgarbage("stop")

@@ -10,8 +10,9 @@
 # Environment (the Makefile passes them): LUA, LUA_VERSION, LUA_INCDIR, CURL_INCDIR, CC,
 # BUSTED; DEPS_APT=no never runs apt-get, even on Debian as root.
 # Fast when everything is present: no network, a few small probes.
-# nginx (the TLS/HTTP2 specs and the benchmark's peer) is only ever started by the project
-# itself, on loopback; its Debian service is kept from starting at install time.
+# nginx (the TLS/HTTP2 specs and the benchmark's peer) and haproxy (a host that embeds Lua
+# 5.3) are only ever started by the project itself, on loopback; their Debian services are
+# kept from starting at install time.
 set -eu
 LUA_VERSION=${LUA_VERSION:-5.4}
 LUA=${LUA:-lua$LUA_VERSION}
@@ -27,6 +28,7 @@ header() { printf '#include <%s>\n' "$1" | "$CC" -E -I"$LUA_INCDIR" -I"$CURL_INC
 lua_module() { "$LUA" -e "require '$1'" >/dev/null 2>&1; }
 fuzzer_runtime() { have clang && [ -f "$(clang -print-file-name="libclang_rt.fuzzer-$(uname -m).a")" ]; }
 nginx() { have nginx || [ -x /usr/sbin/nginx ]; }
+haproxy() { have haproxy || [ -x /usr/sbin/haproxy ]; }
 
 # need DEBIAN-PACKAGE WHAT PROBE...: WHAT is missing unless the probe succeeds.
 missing_pkgs=""
@@ -54,6 +56,7 @@ probe() {
   need binutils "readelf (the packaging spec)" have readelf
   need openssl "openssl (the TLS specs; pending without it)" have openssl
   need nginx-light "nginx (the TLS specs, pending without it; make bench-emulator)" nginx
+  need haproxy "haproxy (the HAProxy spec, on Lua 5.3; pending without it)" haproxy
   need curl "curl (the README's emulator session)" have curl
   need luarocks "luarocks (make rock-check)" have luarocks
   need pkg-config "pkg-config (make rock-check)" have pkg-config
@@ -74,7 +77,8 @@ if [ -n "$missing_pkgs" ] && can_install; then
   echo "deps: installing$missing_pkgs"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # Keep services (nginx) from being started by the install, unless a policy exists already.
+  # Keep services (nginx, haproxy) from being started by the install, unless a policy exists
+  # already.
   policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d

@@ -1,0 +1,96 @@
+-- The module inside a Lua-scriptable host: HAProxy (Debian 12's 2.6 embeds Lua 5.3). Its
+-- lua-load script requires queue_jobs, creates a job against the emulator while HAProxy
+-- starts (core.register_init: blocking calls are allowed there, and nowhere else), and
+-- serves the job, encoded by the module's codec, to every request. Pending when haproxy is
+-- missing (Debian: haproxy) or embeds another Lua than the one running the specs (a module
+-- is built for one Lua): `make test LUA_VERSION=5.3` runs it.
+local helpers = require "helpers"
+local json = require "queue_jobs".json
+
+local HAPROXY = helpers.find_exe("haproxy", { "/usr/sbin/haproxy" })
+local haproxy_lua
+if HAPROXY then
+  local _, out = helpers.shell(helpers.shell_quote(HAPROXY) .. " -vv")
+  haproxy_lua = out:match("Built with Lua version : Lua (%d+%.%d+)")
+end
+
+local SCRIPT = [[
+local queue_jobs = require "queue_jobs"
+local job
+core.register_init(function()
+  local c = assert(queue_jobs.client { base_url = os.getenv("QJ_SPEC_BASE_URL"),
+    api_key = os.getenv("QJ_SPEC_API_KEY"), organization_name = "acme-corp",
+    project_name = "dev-env" })
+  job = assert(c:create { queue_name = "haproxy", input = { from = "haproxy", lua = _VERSION },
+    metadata = { big = 9007199254740993 } })
+  c:close()
+end)
+core.register_service("job", "http", function(applet)
+  local body = queue_jobs.json.encode({ job = job, lua = _VERSION, version = queue_jobs._VERSION })
+  applet:set_status(200)
+  applet:add_header("content-type", "application/json")
+  applet:add_header("content-length", tostring(#body))
+  applet:start_response()
+  applet:send(body)
+end)
+]]
+
+local function config(dir, port)
+  return ([[
+global
+  lua-load %s/script.lua
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 5s
+  timeout server 5s
+frontend fe
+  bind 127.0.0.1:%d
+  http-request use-service lua.job
+]]):format(dir, port)
+end
+
+local runs_here = HAPROXY and haproxy_lua == _VERSION:match("%d+%.%d+")
+
+describe("queue_jobs inside HAProxy", function()
+  if not runs_here then
+    pending(HAPROXY and ("HAProxy embeds Lua %s, the specs run on %s: make test LUA_VERSION=%s")
+      :format(tostring(haproxy_lua), _VERSION, tostring(haproxy_lua))
+      or "needs haproxy (Debian package haproxy)")
+    return
+  end
+
+  it("loads with require, creates a job as HAProxy starts, and serves it", function()
+    local emu = helpers.start_emulator()
+    local _, dir = helpers.shell("mktemp -d")
+    dir = dir:match("%S+")
+    helpers.write_file(dir .. "/script.lua", SCRIPT)
+    local port = helpers.free_port()
+    helpers.write_file(dir .. "/haproxy.cfg", config(dir, port))
+    -- the module from where the specs load it (the sanitizer build under make check, which
+    -- the preload that spawn keeps makes loadable)
+    local hx = helpers.spawn { argv = { HAPROXY, "-db", "-f", dir .. "/haproxy.cfg" },
+      env = { LUA_PATH = package.path, LUA_CPATH = package.cpath, QJ_SPEC_BASE_URL = emu.url,
+        QJ_SPEC_API_KEY = emu.api_key } }
+    local up = helpers.wait_for(function()
+      return helpers.can_connect("127.0.0.1", port) or not hx:alive()
+    end, 10)
+    assert.is_true(up and hx:alive(), "haproxy did not start: " ..
+      (helpers.read_file(hx.out) or "") .. (helpers.read_file(hx.err) or ""))
+    local status, body = helpers.http("GET", ("http://127.0.0.1:%d/"):format(port))
+    hx:stop()
+    helpers.shell("rm -rf " .. helpers.shell_quote(dir))
+    assert.equal(200, status, body)
+    local got = assert(json.decode(body))
+    assert.equal("Lua " .. haproxy_lua, got.lua)
+    assert.equal(require "queue_jobs"._VERSION, got.version)
+    assert.equal("pending", got.job.status)
+    assert.equal(9007199254740993, got.job.metadata.big)
+    -- the job HAProxy's Lua created is the emulator's, and the only one
+    assert.equal(1, emu:counters().creates_accepted)
+    local s2, stored = emu:request("GET", "/organizations/acme-corp/projects/dev-env/queues/haproxy/jobs/" .. got.job.id)
+    assert.equal(200, s2)
+    assert.equal("haproxy", helpers.decode(stored).input.from)
+    emu:stop()
+  end)
+end)
