@@ -52,7 +52,7 @@ Options:
 
 Control API (no key): POST /_emulator/jobs/{id}/status, POST|GET|DELETE
 /_emulator/faults, GET /_emulator/counters, POST /_emulator/reset.
-See the README, section "The local Job Queue emulator".
+See docs/emulator.md.
 ]]
 
 local NAME = "^[a-z][a-z0-9-]*[a-z0-9]$"

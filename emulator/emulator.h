@@ -45,7 +45,7 @@ typedef struct qj_emu_config {
   unsigned int max_connections;
 } qj_emu_config;
 
-/* Limits of the HTTP layer (server.c), stated in the README. */
+/* Limits of the HTTP layer (server.c), stated in docs/emulator.md ("Performance and limits"). */
 #define QJ_EMU_MAX_TARGET 8192            /* bytes of a request target (path and query) */
 #define QJ_EMU_MAX_QUERY 100              /* query parameters (pieces between '&') */
 #define QJ_EMU_STALL_TIMEOUT 60           /* seconds without a byte moving, otherwise */

@@ -37,7 +37,7 @@ describe("the architecture", function()
     end
   end)
 
-  it("has no comment that cites a file outside the repository", function()
+  it("has no comment that cites a file outside the repository, or a section that is not there", function()
     local files = lines_of("cd " .. root .. " && git ls-files -- '*.c' '*.h' '*.lua' '*.sh' '*.mk' Makefile")
     assert.is_true(#files > 20)
     for _, f in ipairs(files) do
@@ -48,6 +48,14 @@ describe("the architecture", function()
       end
       for cited in text:gmatch("([%w_./-]+%.md)") do
         assert.is_truthy(read(root .. "/" .. cited), f .. " cites " .. cited .. ", which is not in the repository")
+      end
+      -- a section cited beside its page, in parentheses or after a comma, is a heading there
+      for cited, section in text:gmatch('([%w_./-]+%.md),? %(?"([^"\n]+)"') do
+        local found = false
+        for line in assert(read(root .. "/" .. cited)):gmatch("[^\n]+") do
+          if line:find("^#+ ") and line:find(section, 1, true) then found = true break end
+        end
+        assert(found, ('%s cites the section "%s" of %s, which has no such heading'):format(f, section, cited))
       end
     end
   end)

@@ -1,7 +1,7 @@
 -- queue_jobs.policy: retry rules, backoff, Retry-After, token bucket, error bodies (no I/O).
 local policy = require "queue_jobs.policy"
 
-describe('policy.retryable (README.md, "Retries")', function()
+describe('policy.retryable (docs/client.md, "Retries")', function()
   local R = policy.retryable
 
   it("retries GET and DELETE after network errors, timeouts and 408/429/500/502/503/504", function()

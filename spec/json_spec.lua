@@ -1,4 +1,4 @@
--- The exact JSON codec, queue_jobs.json (README.md, "The JSON codec").
+-- The exact JSON codec, queue_jobs.json (docs/json.md).
 local qj = require "queue_jobs"
 local core = require "queue_jobs.core"
 local json = qj.json

@@ -1,4 +1,4 @@
-/* The error object (README.md, "Errors"): a table with kind, message, ... and __tostring. */
+/* The error object (docs/client.md, "Errors"): a table with kind, message, ... and __tostring. */
 #include "qj.h"
 
 static int error_tostring(lua_State *L) {

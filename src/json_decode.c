@@ -1,5 +1,5 @@
 /*
- * JSON decoder: strict RFC 8259 text -> Lua value (README.md, "Mapping").
+ * JSON decoder: strict RFC 8259 text -> Lua value (docs/json.md, "Mapping").
  *
  * Integers that fit int64 become Lua integers, every other number a float (correctly
  * rounded: an exact fast path, else strtod_l in the C locale, so the process locale never

@@ -1,5 +1,5 @@
 /*
- * JSON encoder: Lua value -> JSON text, exactly (README.md, "Mapping").
+ * JSON encoder: Lua value -> JSON text, exactly (docs/json.md, "Mapping").
  *
  * The walk makes no Lua allocation at all: it reads with raw access (lua_next, lua_rawgeti,
  * lua_rawget), keeps what it must on the Lua stack (which grows without a collector step)

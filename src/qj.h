@@ -146,7 +146,7 @@ int qj_json_decode_members(lua_State *L);
 /* core.decode_object(text, max_values, deadline, max_depth): qj_json_decode_object as the
  * client calls it, for specs and the fuzzer. */
 int qj_json_decode_object_lua(lua_State *L);
-/* Bounds of one decode for the client (README.md, "Limits": an answer cannot cost more than
+/* Bounds of one decode for the client (docs/client.md, "Limits": an answer cannot cost more than
  * its max_body allows, and the operation's deadline covers decoding). */
 typedef struct qj_dec_limits {
   size_t max_values; /* arrays, objects and strings (keys included) it may make; 0: no bound */

@@ -37,7 +37,7 @@ local utf8len, utf8char = utf8.len, utf8.char
 local HUGE = math.huge
 
 ---------------------------------------------------------------------------------------------
--- Reference decoder: RFC 8259, strict, with the choices of README.md ("Mapping"): integers
+-- Reference decoder: RFC 8259, strict, with the choices of docs/json.md ("Mapping"): integers
 -- that fit int64 become Lua integers, other numbers floats (numbers whose value overflows
 -- a double are refused), strings must be valid UTF-8 (utf8.len in strict mode refuses
 -- overlongs and code points above U+10FFFF; encoded surrogates are refused by hand, since

@@ -57,7 +57,7 @@ probe() {
   need openssl "openssl (the TLS specs; pending without it)" have openssl
   need nginx-light "nginx (the TLS specs, pending without it; make bench-emulator)" nginx
   need haproxy "haproxy (the HAProxy spec, on Lua 5.3; pending without it)" haproxy
-  need curl "curl (the README's emulator session)" have curl
+  need curl "curl (the example session of docs/emulator.md)" have curl
   need luarocks "luarocks (make rock-check)" have luarocks
   need pkg-config "pkg-config (make rock-check)" have pkg-config
   need valgrind "valgrind (make valgrind)" have valgrind

@@ -171,7 +171,7 @@
 ---@field connects integer Connections they opened.
 
 ---A client: one keep-alive connection, its settings and its rate limiter. Close it with
----`client:close()`, a `<close>` variable, or let the collector do it.
+---`client:close()`, a `<close>` variable (Lua 5.4), or let the collector do it.
 ---@class queue_jobs.Client
 ---@field base_url string The base URL, normalised (no trailing `/`).
 ---@field organization_name? string The organization of calls that name none.
@@ -266,7 +266,7 @@ function json.decode(text, opts) end
 ---@field empty_array table A read-only empty table that encodes as `[]`.
 local queue_jobs = {}
 
----Makes a client. Raises only when `opts` is not a table.
+---Makes a client. Raises only when `opts` is neither a table nor nil.
 ---@param opts? queue_jobs.ClientOptions
 ---@return queue_jobs.Client? client
 ---@return queue_jobs.Error? err kind `invalid_argument`

@@ -1,5 +1,5 @@
 --- queue_jobs.policy: the client's rules as plain functions, easy to read and to test.
--- Retry decisions (README.md, "Retries"), backoff with full jitter, Retry-After parsing
+-- Retry decisions (docs/client.md, "Retries"), backoff with full jitter, Retry-After parsing
 -- (seconds or HTTP-date), the token bucket, and readable error text from response bodies.
 local core = require "queue_jobs.core"
 
@@ -10,7 +10,7 @@ local array_mt = core.array_mt
 
 local P = {}
 
--- Statuses that GET and DELETE retry (README.md, "Retries").
+-- Statuses that GET and DELETE retry (docs/client.md, "Retries").
 P.RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true,
   [504] = true }
 
