@@ -27,7 +27,7 @@ WARN += -Werror
 endif
 ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -I$(LUA_INCDIR) -I$(CURL_INCDIR)
 # The core links libcurl and libpthread, never liblua: the host program provides Lua.
-CORE_LIBS  = -L$(CURL_LIBDIR) -lcurl -lpthread
+CORE_LIBS  = -L$(CURL_LIBDIR) -lcurl -lcrypto -lpthread
 
 CORE_SRC := $(sort $(wildcard src/*.c))
 CORE_HDR := $(wildcard src/*.h)
@@ -124,7 +124,8 @@ bench: $(BENCH_TARGETS)
 bench-json: deps all
 	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bench/json_bench.lua
 
-# libFuzzer target for the decoder (clang): make fuzz FUZZ_SECONDS=600
+# libFuzzer targets (clang), each run FUZZ_SECONDS: the decoder, then webhook signatures.
+# make fuzz FUZZ_SECONDS=600
 FUZZ_SECONDS ?= 60
 FUZZ_BIN     := $(BUILD)/fuzz/json_fuzz
 FUZZ_CORPUS  := $(BUILD)/fuzz/corpus
@@ -132,14 +133,27 @@ $(FUZZ_BIN): fuzz/json_fuzz.c $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	clang -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	  -I$(LUA_INCDIR) -I$(CURL_INCDIR) -Isrc -o $@ fuzz/json_fuzz.c $(CORE_SRC) \
-	  -llua$(LUA_VERSION) -L$(CURL_LIBDIR) -lcurl -lpthread -lm
+	  -llua$(LUA_VERSION) -L$(CURL_LIBDIR) -lcurl -lcrypto -lpthread -lm
 
-fuzz: deps $(FUZZ_BIN)
-	@mkdir -p $(FUZZ_CORPUS)
+# The webhook signatures' target (no Lua), FUZZ_SECONDS too, on its own corpus.
+WH_FUZZ_BIN    := $(BUILD)/fuzz/webhook_fuzz
+WH_FUZZ_CORPUS := $(BUILD)/fuzz/webhook_corpus
+$(WH_FUZZ_BIN): fuzz/webhook_fuzz.c src/webhook.c src/webhook.h
+	@mkdir -p $(dir $@)
+	clang -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -Isrc -o $@ fuzz/webhook_fuzz.c src/webhook.c -lcrypto -lpthread
+
+fuzz: deps $(FUZZ_BIN) $(WH_FUZZ_BIN)
+	@mkdir -p $(FUZZ_CORPUS) $(WH_FUZZ_CORPUS)
 	@sh fuzz/seed.sh $(FUZZ_CORPUS)
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
 	  -artifact_prefix=$(BUILD)/fuzz/ \
 	  -print_final_stats=1 $(FUZZ_CORPUS)
+	@printf 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\377msg_p5jXN8AQM9LWM0D4loKWxJek\3771614265330\377v1,AAAA v2,x v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=\377{"test": 2432232314}' \
+	  >$(WH_FUZZ_CORPUS)/vector
+	$(WH_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
+	  -artifact_prefix=$(BUILD)/fuzz/webhook- \
+	  -print_final_stats=1 $(WH_FUZZ_CORPUS)
 
 # The shortest-float formatter against glibc's correctly rounded %.*e, plus its table
 # generator reproducing src/dtoa_table.h byte for byte. DTOA_COUNT random patterns.

@@ -2,11 +2,12 @@
 -- The C core (queue_jobs.core) does the exact work (JSON codec, HTTP over libcurl); the
 -- modules under queue_jobs/ hold the client (client), its options (options), the checks of
 -- arguments (validate), errors (errors), the attempt loop (attempt), the rules of retries and
--- pacing (policy) and the default clients of queue_jobs.create (default_clients). This file
--- only gathers what users call.
+-- pacing (policy), the default clients of queue_jobs.create (default_clients) and webhook
+-- signatures (webhook). This file only gathers what users call.
 local core = require "queue_jobs.core"
 local client = require "queue_jobs.client"
 local default_clients = require "queue_jobs.default_clients"
+local webhook = require "queue_jobs.webhook"
 
 local type, error = type, error
 
@@ -20,6 +21,8 @@ local M = {
   array = core.array,
   --- A read-only empty table that encodes as [].
   empty_array = core.empty_array,
+  --- Webhook signatures: webhook.verify(secret, headers, body [, opts]), webhook.sign(...).
+  webhook = webhook,
 }
 
 --- queue_jobs.client{...} -> client | nil, err. See queue_jobs.options for the options.

@@ -24,6 +24,7 @@ dependencies = {
 }
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
+  OPENSSL = { header = "openssl/evp.h", library = "crypto" },
 }
 build = {
   type = "builtin",
@@ -45,10 +46,12 @@ build = {
         "src/key.c",
         "src/transfer.c",
         "src/utf8.c",
+        "src/webhook.c",
+        "src/webhook_lua.c",
       },
-      libraries = { "curl", "pthread" },
-      incdirs = { "$(CURL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)" },
+      libraries = { "curl", "crypto", "pthread" },
+      incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
     queue_jobs = "lua/queue_jobs.lua",
     ["queue_jobs.attempt"] = "lua/queue_jobs/attempt.lua",
@@ -58,6 +61,7 @@ build = {
     ["queue_jobs.options"] = "lua/queue_jobs/options.lua",
     ["queue_jobs.policy"] = "lua/queue_jobs/policy.lua",
     ["queue_jobs.validate"] = "lua/queue_jobs/validate.lua",
+    ["queue_jobs.webhook"] = "lua/queue_jobs/webhook.lua",
   },
   -- The LuaLS definition file, types/queue_jobs.lua, into the rock directory (README.md,
   -- "Editor types"); spec/types_spec.lua checks that it is listed.

@@ -119,12 +119,15 @@ describe("the LuaLS definition file " .. TYPES, function()
     assert.is_string(qj._VERSION)
   end)
 
-  it("has every function of queue_jobs.json, and nothing it lacks", function()
-    local fns = {}
-    for k, v in pairs(qj.json) do if type(v) == "function" then fns[k] = true end end
-    assert_same_set(fns, "queue_jobs.json", d.functions[local_of(d, "queue_jobs.JSON")] or {},
-      TYPES .. " (function json.*)")
-  end)
+  for _, part in ipairs { { "json", "queue_jobs.JSON" }, { "webhook", "queue_jobs.Webhook" } } do
+    local name, class = part[1], part[2]
+    it("has every function of queue_jobs." .. name .. ", and nothing it lacks", function()
+      local fns = {}
+      for k, v in pairs(qj[name]) do if type(v) == "function" then fns[k] = true end end
+      assert_same_set(fns, "queue_jobs." .. name, d.functions[local_of(d, class)] or {},
+        TYPES .. " (function " .. name .. ".*)")
+    end)
+  end
 
   describe("the client", function()
     local c

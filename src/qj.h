@@ -94,6 +94,10 @@ QJ_INLINE void qj_buf_addc(lua_State *L, qj_buf *b, char c) {
 double qj_monotime(void);
 int qj_clock_open(lua_State *L);
 
+/* ---- webhook signatures (webhook_lua.c over webhook.c) ----------------------------------
+ * Registers core.webhook_sign and core.webhook_verify. */
+int qj_webhook_open(lua_State *L);
+
 /* ---- error objects (error.c) ----------------------------------------------------------
  * Pushes a new error table {kind = kind, message = message} with the queue_jobs.error
  * metatable. Callers add fields with lua_setfield. */

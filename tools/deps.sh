@@ -50,6 +50,7 @@ probe() {
   need "liblua$LUA_VERSION-dev" "lua.h in $LUA_INCDIR (the build)" test -f "$LUA_INCDIR/lua.h"
   need libcurl4-openssl-dev "curl/curl.h (the build)" header curl/curl.h
   need libmicrohttpd-dev "microhttpd.h (the emulator)" header microhttpd.h
+  need libssl-dev "openssl/evp.h (the build: webhook signatures on libcrypto)" header openssl/evp.h
   need lua-busted "busted, $BUSTED (the specs)" test -f "$BUSTED"
   need lua-socket "LuaSocket for $LUA (the specs, make bench)" lua_module socket
   need lua-cjson "lua-cjson for $LUA (the specs, make bench)" lua_module cjson

@@ -54,6 +54,7 @@
 ---| "timeout"          # an attempt passed `timeout`, the operation its `deadline`, or `wait` its `timeout` (`job`).
 ---| "decode"           # a 2xx answer that is not JSON or not the expected shape; or `json.decode` refused the text.
 ---| "too_large"        # an answer larger than `max_body`, or one that would make too many Lua values.
+---| "invalid_signature" # `webhook.verify`: a header missing or malformed, the timestamp out of tolerance, or no signature matching.
 
 ---What every failure returns as its second value (`nil, err`). `tostring(err)` is
 ---`err.message`, so `assert(client:create{...})` prints one readable line. Every string of
@@ -256,12 +257,44 @@ function json.encode(value, opts) end
 ---@return queue_jobs.Error? err kind `decode` (or `too_large` past `max_values`), with `offset`, `line`, `column`
 function json.decode(text, opts) end
 
+-- ---- webhook signatures ----------------------------------------------------------------
+
+---The options of `webhook.verify`.
+---@class queue_jobs.VerifyOptions
+---@field tolerance? number Seconds the delivery's timestamp may be from `now`, either way, 0..1e9. Default: 300.
+---@field now? number The Unix time to check against, in seconds. Default: the system clock.
+
+---Webhook signatures, the Standard Webhooks way (HMAC-SHA256 over `id.timestamp.body`).
+---@class queue_jobs.Webhook
+---@field TOLERANCE number The default tolerance, 300 seconds.
+local webhook = {}
+
+---Verifies a delivery and returns its payload, decoded by the exact codec. No error holds
+---any part of the secret. Misuse (arguments of the wrong types) raises.
+---@param secret string `whsec_<base64>` (as `client:webhook_secret` gives it) or the base64 alone.
+---@param headers table<string, string|string[]> The request's headers, names in any case.
+---@param body string The raw body, byte for byte.
+---@param opts? queue_jobs.VerifyOptions
+---@return queue_jobs.json_value? payload
+---@return queue_jobs.Error? err kind `invalid_signature`, `invalid_argument` (the secret, the options) or `decode` (signed, but not JSON)
+function webhook.verify(secret, headers, body, opts) end
+
+---Signs a delivery: the value of its `webhook-signature` header, `v1,<base64>`.
+---@param secret string `whsec_<base64>` or the base64 alone.
+---@param id string The `webhook-id`, 1..256 bytes.
+---@param timestamp integer|string Unix seconds, or their digits.
+---@param body string The body, byte for byte.
+---@return string? signature
+---@return queue_jobs.Error? err kind `invalid_argument`, with `path`
+function webhook.sign(secret, id, timestamp, body) end
+
 -- ---- the module --------------------------------------------------------------------------
 
 ---SaladCloud Job Queue client: `local queue_jobs = require "queue_jobs"`.
 ---@class queue_jobs
 ---@field _VERSION string The module's version, `MAJOR.MINOR.PATCH`.
 ---@field json queue_jobs.JSON The exact JSON codec.
+---@field webhook queue_jobs.Webhook Webhook signatures: verify and sign.
 ---@field null lightuserdata JSON null: the same value as `cjson.null`.
 ---@field empty_array table A read-only empty table that encodes as `[]`.
 local queue_jobs = {}
