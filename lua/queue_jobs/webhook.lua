@@ -9,7 +9,6 @@ local errors = require "queue_jobs.errors"
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 local time = os.time
 local floor = math.floor
-local concat = table.concat
 local make_error, c_sign, c_verify, json_decode = core.error, core.webhook_sign,
   core.webhook_verify, core.json.decode
 
@@ -20,6 +19,7 @@ W.TOLERANCE = 300
 
 local HEADERS = { ["webhook-id"] = "id", ["webhook-timestamp"] = "timestamp",
   ["webhook-signature"] = "signature" }
+local NAMES = { id = "webhook-id", timestamp = "webhook-timestamp", signature = "webhook-signature" }
 local OPTIONS = { tolerance = true, now = true }
 
 local function bad_type(fname, n, want, v)
@@ -36,39 +36,55 @@ local function argument_error(op, path, msg)
   return nil, errors.invalid(op, path, msg)
 end
 
--- The values of the three headers, whatever the case of their names; a value is a string or
--- an array of strings. Returns {id = {...}, timestamp = {...}, signature = {...}}, or nil and
--- what is wrong.
+-- One header's value, added to what was seen of it (cur): a string, or an array of strings.
+-- For webhook-id and webhook-timestamp (one = true) every value must be the same; the values
+-- of webhook-signature are joined with spaces. Returns the new value, or nil and why not.
+local function add_value(cur, name, v, one)
+  if type(v) == "table" then
+    for _, x in ipairs(v) do
+      if type(x) ~= "string" then
+        return nil, ("a value of the %s header is a %s, not a string"):format(name, type(x))
+      end
+      local err
+      cur, err = add_value(cur, name, x, one)
+      if not cur then return nil, err end
+    end
+    return cur or false
+  end
+  if type(v) ~= "string" then
+    return nil, ("the %s header is a %s, not a string"):format(name, type(v))
+  end
+  if not cur then return v end
+  if one then
+    if v ~= cur then return nil, "the " .. name .. " header has several values" end
+    return cur
+  end
+  return cur .. " " .. v
+end
+
+-- The values of the three headers, whatever the case of their names (false: the header is
+-- there, but an empty array). Returns id, timestamp, signature, or nil and what is wrong.
 local function header_values(headers)
-  local got = { id = {}, timestamp = {}, signature = {} }
+  local id, ts, sig
   for k, v in pairs(headers) do
-    local which = type(k) == "string" and HEADERS[k:lower()]
-    if which then
-      local list = got[which]
-      if type(v) == "string" then
-        list[#list + 1] = v
-      elseif type(v) == "table" then
-        for _, x in ipairs(v) do
-          if type(x) ~= "string" then
-            return nil, ("a value of the %s header is a %s, not a string"):format(k:lower(), type(x))
-          end
-          list[#list + 1] = x
+    if type(k) == "string" and (#k == 10 or #k == 17) then
+      local which = HEADERS[k] or HEADERS[k:lower()]
+      if which then
+        local name, err = NAMES[which]
+        if which == "id" then
+          id, err = add_value(id, name, v, true)
+          if id == nil then return nil, err end
+        elseif which == "timestamp" then
+          ts, err = add_value(ts, name, v, true)
+          if ts == nil then return nil, err end
+        else
+          sig, err = add_value(sig, name, v, false)
+          if sig == nil then return nil, err end
         end
-      else
-        return nil, ("the %s header is a %s, not a string"):format(k:lower(), type(v))
       end
     end
   end
-  return got
-end
-
--- The one value of a header that must have one (the same value repeated counts once).
-local function single(list, name)
-  if #list == 0 then return nil, "the " .. name .. " header is missing" end
-  for i = 2, #list do
-    if list[i] ~= list[1] then return nil, "the " .. name .. " header has several values" end
-  end
-  return list[1]
+  return id or false, ts or false, sig or false
 end
 
 --- webhook.verify(secret, headers, body [, {tolerance = 300, now = t}]) -> payload | nil, err
@@ -100,16 +116,12 @@ function W.verify(secret, headers, body, opts)
       return argument_error("webhook.verify", "now", "must be a Unix time in seconds (0..1e12)")
     end
   end
-  local got, why = header_values(headers)
-  if not got then return signature_error(why) end
-  local id, ts
-  id, why = single(got.id, "webhook-id")
-  if not id then return signature_error(why) end
-  ts, why = single(got.timestamp, "webhook-timestamp")
-  if not ts then return signature_error(why) end
-  if #got.signature == 0 then return signature_error("the webhook-signature header is missing") end
-  local ok, kind, msg = c_verify(secret, id, ts, concat(got.signature, " "), body, tolerance,
-    now or time())
+  local id, ts, sig = header_values(headers)
+  if id == nil then return signature_error(ts) end
+  if not id then return signature_error("the webhook-id header is missing") end
+  if not ts then return signature_error("the webhook-timestamp header is missing") end
+  if not sig then return signature_error("the webhook-signature header is missing") end
+  local ok, kind, msg = c_verify(secret, id, ts, sig, body, tolerance, now or time())
   if not ok then
     if kind == "invalid_argument" then
       return argument_error("webhook.verify", "secret", (msg:gsub("^the secret ", "")))

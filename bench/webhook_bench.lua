@@ -1,0 +1,94 @@
+--- queue_jobs.webhook.verify against plain C calling OpenSSL (bench/webhook_peer.c), side by
+-- side in one run (`make bench-webhook`).
+--
+-- The delivery: a SaladCloud-shaped webhook body of 1 KiB (a finished job in
+-- {"type", "timestamp", "data"}), a 44-character secret, a signature header of two entries
+-- (an old key's, then the good one). verify is called as a receiver calls it: a headers
+-- table, the body, {now = the delivery's time}; it returns the payload, decoded. The peer
+-- does what a careful hand-written receiver does with OpenSSL (HMAC, base64, constant-time
+-- compare, the timestamp check) and decodes nothing: the second figure, verify without the
+-- decode (core.webhook_verify, the C part), shows what the payload's decoding costs.
+--
+-- Method: CPU time. ROUNDS rounds; in each, ours runs BUDGET seconds in this process, then
+-- the peer runs BUDGET seconds in its own. Medians, and the ratio ours/peer (1.0: as fast).
+local qj = require "queue_jobs"
+local core = require "queue_jobs.core"
+
+local peer = assert(arg[1], "usage: webhook_bench.lua PEER")
+local ROUNDS = tonumber(os.getenv("QJ_BENCH_ROUNDS")) or 7
+local BUDGET = tonumber(os.getenv("QJ_BENCH_BUDGET")) or 0.5
+local clock = os.clock
+
+local SECRET = "whsec_" .. ("Zm9vYmFyYmF6cXV4"):rep(3):sub(1, 43) .. "="
+local OLD = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+local ID, TS = "msg_2f8d1c5e-4a7b-4e0b-9c3d-7a1b2c3d4e5f", 1764400000
+
+-- a finished job, padded to 1 KiB with its output
+local function body_of(size)
+  local job = { id = "5d6c8a1e-1b2c-4d3e-8f90-a1b2c3d4e5f6", status = "succeeded",
+    input = { prompt = "a cat in a salad bowl", steps = 30, sizes = { 512, 768 } },
+    metadata = { id = "demo-1" }, webhook = "https://example.com/hooks/salad",
+    create_time = "2026-11-29T05:36:29.6521534+00:00",
+    update_time = "2026-11-29T05:36:31.1234567+00:00",
+    events = { { action = "created", time = "2026-11-29T05:36:29.6521534+00:00" },
+      { action = "started", time = "2026-11-29T05:36:30.0000001+00:00" },
+      { action = "succeeded", time = "2026-11-29T05:36:31.1234567+00:00" } },
+    output = { url = "https://example.com/out.png", seed = 1234567890123456789, text = "" } }
+  local function text()
+    return qj.json.encode({ type = "queue.job.succeeded", timestamp = "2026-11-29T05:36:31.2+00:00",
+      data = job }, { sort_keys = true })
+  end
+  job.output.text = ("x"):rep(size - #text())
+  local t = text()
+  assert(#t == size, #t)
+  return t
+end
+
+local BODY = body_of(1024)
+local SIGS = assert(qj.webhook.sign(OLD, ID, TS, BODY)) .. " " .. assert(qj.webhook.sign(SECRET, ID, TS, BODY))
+local HEADERS = { ["webhook-id"] = ID, ["webhook-timestamp"] = tostring(TS), ["webhook-signature"] = SIGS }
+local AT = { now = TS }
+assert(qj.webhook.verify(SECRET, HEADERS, BODY, AT))
+assert(not qj.webhook.verify(SECRET, HEADERS, BODY:sub(1, -2) .. " ", AT))
+
+local input = os.tmpname()
+local f = assert(io.open(input, "wb"))
+f:write(SECRET, "\n", ID, "\n", TS, "\n", SIGS, "\n", BODY)
+f:close()
+
+local function rate(fn)
+  local n, start = 0, clock()
+  while true do
+    for _ = 1, 200 do fn() end
+    n = n + 200
+    local elapsed = clock() - start
+    if elapsed >= BUDGET then return n / elapsed end
+  end
+end
+
+local verify, c_verify, ts = qj.webhook.verify, core.webhook_verify, tostring(TS)
+local function ours() return verify(SECRET, HEADERS, BODY, AT) end
+local function ours_c() return c_verify(SECRET, ID, ts, SIGS, BODY, 300, TS) end
+
+local function median(t)
+  table.sort(t)
+  return t[(#t + 1) // 2]
+end
+
+local r_ours, r_c, r_peer = {}, {}, {}
+for _ = 1, ROUNDS do
+  r_ours[#r_ours + 1] = rate(ours)
+  r_c[#r_c + 1] = rate(ours_c)
+  local p = assert(io.popen(("%s %s %s"):format(peer, input, BUDGET)))
+  local out = p:read("a")
+  local ok = p:close()
+  assert(ok, "the peer failed: " .. out)
+  r_peer[#r_peer + 1] = assert(tonumber(out), out)
+end
+os.remove(input)
+
+local m_ours, m_c, m_peer = median(r_ours), median(r_c), median(r_peer)
+print(("webhook verify, 1 KiB body, %d rounds of %.1f s CPU each, medians:"):format(ROUNDS, BUDGET))
+print(("  queue_jobs.webhook.verify (payload decoded) %9.0f /s   %.2fx the peer"):format(m_ours, m_ours / m_peer))
+print(("  its C part alone (no decode)                %9.0f /s   %.2fx the peer"):format(m_c, m_c / m_peer))
+print(("  plain C on OpenSSL (bench/webhook_peer.c)   %9.0f /s"):format(m_peer))

@@ -1,0 +1,14 @@
+# Webhook signatures' benchmark, `make bench-webhook` (part of `make bench`): verify on a
+# 1 KiB delivery against plain C calling OpenSSL (bench/webhook_peer.c), side by side.
+WEBHOOK_PEER := $(BUILD)/bench/webhook_peer
+
+.PHONY: bench-webhook
+
+BENCH_TARGETS += bench-webhook
+
+$(WEBHOOK_PEER): bench/webhook_peer.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -o $@ $< $(LDFLAGS) -lcrypto
+
+bench-webhook: deps all $(WEBHOOK_PEER)
+	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bench/webhook_bench.lua $(WEBHOOK_PEER)
