@@ -209,3 +209,33 @@ describe("queue_jobs.webhook.verify", function()
     end
   end)
 end)
+
+describe("examples/webhook_receiver.lua", function()
+  it("answers 204 to a genuine delivery and prints it, 401 to a forged one, and never the secret", function()
+    local secret = "whsec_" .. ("c2VjcmV0LXNhdXNhZ2Ut"):rep(2) .. "AAAA"
+    local root = os.getenv("QJ_ROOT") or "."
+    local rx = helpers.spawn { argv = { helpers.LUA, root .. "/examples/webhook_receiver.lua", "0" },
+      env = { SALAD_WEBHOOK_SECRET = secret, LUA_PATH = package.path, LUA_CPATH = package.cpath } }
+    local url = assert(rx:first_line())
+    local job = '{"id":"5d6c8a1e-1b2c-4d3e-8f90-a1b2c3d4e5f6","status":"succeeded","output":{"n":9007199254740993}}'
+    local body = '{"type":"queue.job.succeeded","timestamp":"2026-11-29T05:36:31.2+00:00","data":' .. job .. '}'
+    local now = os.time()
+    local sig = assert(webhook.sign(secret, "msg_1", now, body))
+    local status = helpers.http("POST", url, { body = body, headers = { ["Webhook-Id"] = "msg_1",
+      ["Webhook-Timestamp"] = tostring(now), ["Webhook-Signature"] = "v1,AAAA " .. sig,
+      ["Content-Type"] = "application/json" } })
+    assert.equal(204, status)
+    status = helpers.http("POST", url, { body = body:gsub("9007199254740993", "9007199254740994"),
+      headers = { ["webhook-id"] = "msg_1", ["webhook-timestamp"] = tostring(now), ["webhook-signature"] = sig } })
+    assert.equal(401, status)
+    status = helpers.http("POST", url, { body = body, headers = { ["webhook-id"] = "msg_1",
+      ["webhook-timestamp"] = tostring(now - 3600), ["webhook-signature"] = sig } })
+    assert.equal(401, status)
+    rx:stop()
+    assert.equal(url .. "\nqueue.job.succeeded 5d6c8a1e-1b2c-4d3e-8f90-a1b2c3d4e5f6 succeeded " ..
+      '{"n":9007199254740993}\n', rx.stdout)
+    assert.matches("refused: webhook.verify: no signature matches", rx.stderr, 1, true)
+    assert.matches("refused: webhook.verify: the webhook-timestamp is", rx.stderr, 1, true)
+    helpers.assert_no_leak(rx.stdout .. rx.stderr, secret:sub(7), 8)
+  end)
+end)
