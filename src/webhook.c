@@ -1,6 +1,5 @@
 /* Webhook signatures (see webhook.h): no Lua here, and no crypto of our own. */
 #define _POSIX_C_SOURCE 200809L
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,12 +13,6 @@
 #define PREFIX "whsec_"
 #define MAC_LEN 32
 #define MAC_B64 44 /* base64 of MAC_LEN bytes, padded */
-
-/* The HMAC implementation, fetched once for the process (thread-safe, never freed). */
-static EVP_MAC *hmac_impl;
-static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
-
-static void hmac_fetch(void) { hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL); }
 
 static int say(char *msg, size_t size, const char *text) {
   snprintf(msg, size, "%s", text);
@@ -80,7 +73,11 @@ int qj_wh_secret_decode(const char *s, size_t n, qj_wh_secret *out, char *msg, s
 
 void qj_wh_secret_wipe(qj_wh_secret *s) { OPENSSL_cleanse(s, sizeof *s); }
 
-/* The base64 of HMAC-SHA256(secret, id "." ts "." body) into b64 (MAC_B64 + 1 bytes). */
+/* The base64 of HMAC-SHA256(secret, id "." ts "." body) into b64 (MAC_B64 + 1 bytes). The
+ * HMAC implementation is fetched for each call and let go at once (the context keeps its own
+ * reference): no state outlives the call, so nothing is shared between threads or Lua
+ * states, and nothing is left behind when the module is unloaded (fetching costs about 5% of
+ * a verify of 1 KiB; make bench-webhook). */
 static int mac_b64(const qj_wh_secret *s, const char *id, size_t idlen, const char *ts,
                    size_t tslen, const char *body, size_t bodylen, char *b64) {
   unsigned char mac[MAC_LEN];
@@ -88,9 +85,10 @@ static int mac_b64(const qj_wh_secret *s, const char *id, size_t idlen, const ch
   int ok;
   EVP_MAC_CTX *ctx;
   OSSL_PARAM params[2];
-  pthread_once(&hmac_once, hmac_fetch);
-  if (hmac_impl == NULL) return -1;
-  ctx = EVP_MAC_CTX_new(hmac_impl);
+  EVP_MAC *impl = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  if (impl == NULL) return -1;
+  ctx = EVP_MAC_CTX_new(impl);
+  EVP_MAC_free(impl);
   if (ctx == NULL) return -1;
   params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
   params[1] = OSSL_PARAM_construct_end();
