@@ -196,7 +196,8 @@ function Client:get(args) end
 ---@return queue_jobs.Error? err
 function Client:list(args) end
 
----Cancels a job (HTTP 202).
+---Cancels a job (HTTP 202). The service accepts every cancel but cancels only a pending job:
+---a job already dispatched runs on, and a finished job stays as it is.
 ---@param args queue_jobs.JobArgs
 ---@return true? ok
 ---@return queue_jobs.Error? err
