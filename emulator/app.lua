@@ -7,7 +7,8 @@
 --   args: the command-line arguments; app.config is what emulator.cli makes of them (with
 --   --help, app.config.help is the usage text and the app serves nothing).
 --   host.uuid4() -> a v4 UUID; host.timestamp() -> an RFC 3339 time; host.monotime() ->
---   seconds on a monotonic clock; host.glob(pattern) -> a fault glob with :match(path), and
+--   seconds on a monotonic clock; host.random_bytes(n) -> n random bytes (for the webhook
+--   secret key made at start); host.glob(pattern) -> a fault glob with :match(path), and
 --   host.glob_max, the longest pattern it compiles (emulator/faults.lua).
 -- app:handle(req) -> res
 --   req.method; req.path, the raw (still percent-encoded) path without the query string;
@@ -233,6 +234,16 @@ local function delete_job(self, req, qkey, id)
 end
 
 ---------------------------------------------------------------------------------------------
+-- The organization's API: handler(self, req), with the name decoded and checked, and the
+-- organization known to exist.
+
+-- One secret for every organization (the service keeps one per organization), kept across
+-- resets; it is base64 text, so it needs no escaping in JSON.
+local function get_webhook_secret_key(self)
+  return reply(200, '{"secret_key":"' .. self.secret .. '"}', JSON)
+end
+
+---------------------------------------------------------------------------------------------
 -- The control API: handler(self, req, id)
 
 local SET_STATUS = { running = true, succeeded = true, failed = true }
@@ -315,9 +326,13 @@ end
 
 local JOBS = "^/organizations/([^/]*)/projects/([^/]*)/queues/([^/]*)/jobs"
 
+-- A route whose shape captures only the organization is the organization's (its handler
+-- gets no queue); the others capture organization, project, queue and maybe a job id.
 local API_ROUTES = route_table {
   { JOBS .. "$", { "GET", list_jobs, "list_jobs" }, { "POST", create_job, "create_job" } },
   { JOBS .. "/([^/]+)$", { "GET", get_job, "get_job" }, { "DELETE", delete_job, "delete_job" } },
+  { "^/organizations/([^/]*)/webhook%-secret%-key$",
+    { "GET", get_webhook_secret_key, "get_webhook_secret_key" } },
 }
 
 local CONTROL_ROUTES = route_table {
@@ -343,7 +358,8 @@ end
 
 local function new_counters()
   return { requests_total = 0, creates_accepted = 0, faults_fired = 0, rate_limited = 0,
-    requests = { create_job = 0, list_jobs = 0, get_job = 0, delete_job = 0, other = 0 } }
+    requests = { create_job = 0, list_jobs = 0, get_job = 0, delete_job = 0,
+      get_webhook_secret_key = 0, other = 0 } }
 end
 
 -- Counts a request under /api/public under its route's counter (nil: "other").
@@ -389,8 +405,12 @@ local FAULT_ANSWERS = {
   html_502 = function() return reply(502, HTML_502, "text/html") end,
 }
 
--- The answer of the jobs API, after faults: key, rate limit, body size, path, method,
--- names, queue, then the route's handler.
+local function bad_name(what, path)
+  return problem(400, format("The %s name must match ^[a-z][a-z0-9-]{0,61}[a-z0-9]$.", what), path)
+end
+
+-- The answer of the API, after faults: key, rate limit, body size, path, method, names,
+-- queue (or organization), then the route's handler.
 local function api_answer(self, req, route, entry, org, project, queue, id)
   local path, key = req.path, req.api_key
   if key == nil or key == "" then
@@ -410,12 +430,19 @@ local function api_answer(self, req, route, entry, org, project, queue, id)
   if not entry then
     return problem(405, format("The method %s is not allowed here.", req.method), path, route.allow)
   end
-  org, project, queue = unescape(org), unescape(project), unescape(queue)
+  org = unescape(org)
+  if project == nil then   -- the organization's route
+    if not valid_name(org) then return bad_name("organization", path) end
+    local orgs = self.orgs
+    if orgs and not orgs[org] then
+      return problem(404, format("The organization %s does not exist.", org), path)
+    end
+    return entry.run(self, req)
+  end
+  project, queue = unescape(project), unescape(queue)
   local bad = not valid_name(org) and "organization" or not valid_name(project) and "project" or
     not valid_name(queue) and "queue" or nil
-  if bad then
-    return problem(400, format("The %s name must match ^[a-z][a-z0-9-]{0,61}[a-z0-9]$.", bad), path)
-  end
+  if bad then return bad_name(bad, path) end
   local qkey = org .. "/" .. project .. "/" .. queue
   local queues = self.config.queues
   if queues and not queues[qkey] then
@@ -474,6 +501,25 @@ local function log(method, path, res)
     delay and format(" (delayed %d ms)", delay) or ""))
 end
 
+-- Standard base64 with padding (the webhook secret key made at start).
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function base64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = a << 16 | (b or 0) << 8 | (c or 0)
+    local q = {}
+    for j = 1, 4 do
+      local k = n >> (6 * (4 - j)) & 63
+      q[j] = B64:sub(k + 1, k + 1)
+    end
+    if c == nil then q[4] = "=" end
+    if b == nil then q[3] = "=" end
+    out[#out + 1] = concat(q)
+  end
+  return concat(out)
+end
+
 ---------------------------------------------------------------------------------------------
 
 --- App.new{args = {...}, host = host}: parses the command line and sets the emulator up.
@@ -490,10 +536,16 @@ function App.new(opts)
   self.faults = Faults.new(host)
   self.counters = new_counters()
   self.buckets = {}
+  if cfg.queues then   -- with --queue, the organizations of those queues alone exist
+    self.orgs = {}
+    for qkey in pairs(cfg.queues) do self.orgs[qkey:match("^[^/]+")] = true end
+  end
+  self.secret = cfg.webhook_secret or base64(host.random_bytes(32))
   return self
 end
 
---- app:reset(): forgets jobs, faults, counters and rate-limit state (the options stay).
+--- app:reset(): forgets jobs, faults, counters and rate-limit state (the options and the
+-- webhook secret key stay).
 function App:reset()
   self.store:reset()
   self.faults:reset()

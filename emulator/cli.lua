@@ -1,6 +1,8 @@
 --- emulator.cli: command-line options of salad-queue-emulator.
 -- parse(args) returns a config table, or nil and a one-line error. The C host reads
 -- port, bind, max_body and help from it; the Lua side keeps the rest.
+local policy = require "queue_jobs.policy"
+
 local M = {}
 
 M.DEFAULTS = {
@@ -14,13 +16,15 @@ M.DEFAULTS = {
   header_timeout = 10,           -- seconds for a request's line and headers to arrive
   body_timeout = 60,             -- seconds for its body to arrive, after the headers
   max_connections = 1000,        -- beyond it, the connection idle the longest is closed
+  webhook_secret = nil,          -- the webhook secret key (base64); nil = made at start
   verbose = false,
 }
 
 M.USAGE = [[
 Usage: salad-queue-emulator [options]
 
-A local emulator of SaladCloud's Job Queue API (the jobs paths) for tests and offline work.
+A local emulator of SaladCloud's Job Queue API (the jobs paths and the webhook
+secret key) for tests and offline work.
 Prints its base URL (http://ADDR:PORT/api/public) as the first line on stdout, then serves
 until SIGINT or SIGTERM (exit status 0).
 
@@ -47,7 +51,12 @@ Options:
                         (default 60)
   --max-connections N   connections served at once; one more closes the one idle
                         the longest, or itself when none is idle (default 1000)
-  --verbose             one line per request on stderr (never the API key)
+  --webhook-secret S    the webhook secret key that GET /api/public/organizations/
+                        ORG/webhook-secret-key answers (every organization), as
+                        base64 of 24 to 128 bytes, with or without whsec_
+                        (default: 32 random bytes, made at start)
+  --verbose             one line per request on stderr (never the API key or
+                        the webhook secret)
   --help                this text
 
 Control API (no key): POST /_emulator/jobs/{id}/status, POST|GET|DELETE
@@ -143,6 +152,16 @@ function M.parse(args)
       cfg.body_timeout, err = seconds(opt, value())
     elseif opt == "--max-connections" then
       cfg.max_connections, err = integer(opt, value(), 1, 100000)
+    elseif opt == "--webhook-secret" then
+      local v = (value() or ""):gsub("^whsec_", "")
+      local why = policy.secret_problem(v)
+      if why then
+        -- the value is not repeated: it may be a real key, or one typed almost right
+        err = "--webhook-secret needs base64 of 24 to 128 bytes (32 to 172 characters, the" ..
+          " whsec_ prefix optional): the value given " .. why
+      else
+        cfg.webhook_secret = v
+      end
     elseif opt == "--verbose" then
       cfg.verbose = true
     else

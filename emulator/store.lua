@@ -170,10 +170,11 @@ function M:page(qkey, page, size, out, n)
   return n
 end
 
---- cancel(job): a pending or running job becomes cancelled (with an event); a job in a
--- final state is left as it is. Returns true when it changed.
+--- cancel(job): a pending job becomes cancelled (with an event). As on SaladCloud, a job
+-- cannot be cancelled once dispatched: a running job runs on, and a job in a final state
+-- is left as it is. Returns true when it changed.
 function M:cancel(job)
-  if FINAL[job.status] then return false end
+  if job.status ~= "pending" then return false end
   job.status = "cancelled"
   event(job, "cancelled", self.now())
   render_middle(job)

@@ -95,8 +95,21 @@ static int host_timestamp(lua_State *L) {
   return 1;
 }
 
+/* host.random_bytes(n) -> n bytes (0..256) from getrandom(2), the source /dev/urandom
+ * reads (for the webhook secret key made at start). */
+static int host_random_bytes(lua_State *L) {
+  unsigned char b[256];
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 0 && n <= (lua_Integer)sizeof b, 1, "0 to 256 bytes");
+  if (!fill_random(b, (size_t)n)) return luaL_error(L, "getrandom failed");
+  lua_pushlstring(L, (const char *)b, (size_t)n);
+  memset(b, 0, sizeof b);
+  return 1;
+}
+
 static const luaL_Reg host_funcs[] = {
   {"uuid4", host_uuid4},
+  {"random_bytes", host_random_bytes},
   {"timestamp", host_timestamp},
   {NULL, NULL}
 };

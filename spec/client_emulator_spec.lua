@@ -287,6 +287,110 @@ describe("queue_jobs client against the emulator", function()
     end)
   end)
 
+  describe("webhook_secret", function()
+    local SECRET = "/api/public/organizations/*/webhook-secret-key"
+
+    -- the emulator's secret, read with a plain HTTP client
+    local function served(org)
+      local status, text = emu:request("GET", "/organizations/" .. (org or ORG) .. "/webhook-secret-key")
+      assert.equal(200, status, text)
+      return helpers.decode(text).secret_key
+    end
+
+    it("returns whsec_ and the organization's key; the client's organization by default", function()
+      local key = served()
+      assert.equal(44, #key)
+      assert.equal("whsec_" .. key, keep(c:webhook_secret {}))
+      assert.equal("whsec_" .. key, keep(c:webhook_secret()))
+      assert.equal("whsec_" .. key, keep(c:webhook_secret { organization_name = "other-org", timeout = 3,
+        connect_timeout = 2, retries = 1, deadline = 10, retry_unsafe = false }))
+      local bare = assert(qj.client { api_key = KEY, base_url = emu.url, rate_limit = false })
+      assert.equal("whsec_" .. key, keep(bare:webhook_secret { organization_name = ORG }))
+      bare:close()
+      assert.equal(5, count("get_webhook_secret_key"))   -- four by the client, one by served()
+    end)
+
+    it("refuses what is not its argument, and a bad or missing organization; nothing is sent", function()
+      local before = emu:counters()
+      local bare = assert(qj.client { api_key = KEY, base_url = emu.url, rate_limit = false })
+      local cases = {
+        { c, { queue_name = Q }, "webhook_secret: queue_name is not an argument of webhook_secret", "queue_name" },
+        { c, { project_name = PROJ }, "webhook_secret: project_name is not an argument of webhook_secret",
+          "project_name" },
+        { c, { organization_name = "Acme_Corp" }, "webhook_secret: organization_name " ..
+          "must be 2..63 characters of a-z, 0-9 and '-', starting with a letter and ending with a" ..
+          " letter or digit (got \"Acme_Corp\")", "organization_name" },
+        { c, { organization_name = KEY }, nil, "organization_name" },
+        { c, { timeout = -1 }, nil, "timeout" },
+        { bare, {}, "webhook_secret: organization_name is required (give it to this call or to" ..
+          " queue_jobs.client{})", "organization_name" },
+      }
+      for i, case in ipairs(cases) do
+        local res, err = keep(case[1]:webhook_secret(case[2]))
+        assert.is_nil(res, "case " .. i)
+        assert.equal("invalid_argument", err.kind, "case " .. i)
+        assert.equal(case[4], err.path, "case " .. i)
+        if case[3] then assert.equal(case[3], err.message) end
+      end
+      bare:close()
+      assert.same(before, emu:counters())
+    end)
+
+    it("raises on misuse, as the other methods do", function()
+      local ok, msg = pcall(c.webhook_secret, c, 42)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'webhook_secret' %(table expected, got number%)", msg)
+      ok, msg = pcall(c.webhook_secret, {})
+      assert.is_false(ok)
+      assert.matches("call it as client:webhook_secret{...}", msg, 1, true)
+      local closed = client()
+      closed:close()
+      ok, msg = pcall(closed.webhook_secret, closed, {})
+      assert.is_false(ok)
+      assert.matches("attempt to use a closed client", msg, 1, true)
+    end)
+
+    it("http: 401 for a wrong key, which appears nowhere", function()
+      local wrong = client { api_key = KEY .. "-wrong" }
+      local res, err = keep(wrong:webhook_secret {})
+      wrong:close()
+      assert.is_nil(res)
+      assert.equal("http", err.kind)
+      assert.equal(401, err.status)
+      assert.equal("webhook_secret: HTTP 401 Unauthorized: The API key is not valid.", err.message)
+      assert.is_false(err.retryable)
+    end)
+
+    it("is a GET: retried after 503s, paced by the client", function()
+      local key = served()
+      emu:fault { method = "GET", path = SECRET, count = 2, fault = { kind = "status", status = 503 } }
+      local t = 0
+      local sleeps = {}
+      local paced = client { rate_limit = 60, clock = function() return t end,
+        sleep = function(d) sleeps[#sleeps + 1] = d; t = t + d end, random = function() return 0.5 end }
+      assert.equal("whsec_" .. key, keep(paced:webhook_secret {}))
+      paced:close()
+      assert.equal(2, count("faults_fired"))
+      assert.equal(4, count("get_webhook_secret_key"))   -- three by the client, one by served()
+      -- backoff (0.02 s * 2^(n-1), jitter 0.5), then a pause for the token of the next second
+      assert.equal(4, #sleeps, table.concat(sleeps, " "))
+      for i, d in ipairs { 0.01, 0.99, 0.02, 0.98 } do assert.near(d, sleeps[i], 1e-9) end
+    end)
+
+    it("decode: a 200 without a usable secret_key; the value never shows", function()
+      local value = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"   -- no padding
+      emu:fault { method = "GET", path = SECRET, count = 1,
+        fault = { kind = "status", status = 200, body = { secret_key = value } } }
+      local res, err = keep(c:webhook_secret {})
+      assert.is_nil(res)
+      assert.equal("decode", err.kind)
+      assert.equal("webhook_secret: response's secret_key is not base64 of 24 to 128 bytes: it has 46" ..
+        " characters, not a multiple of 4 (HTTP 200, application/json; charset=utf-8)", err.message)
+      helpers.assert_no_leak(err, value, 8)
+      assert.equal(1, count("get_webhook_secret_key"))   -- not retried
+    end)
+  end)
+
   describe("retry rules, counted at the emulator", function()
     it("POST is not retried after a 500", function()
       emu:fault { method = "POST", path = JOBS, count = 1, fault = { kind = "status", status = 500 } }

@@ -145,3 +145,31 @@ describe("policy.problem and one_line", function()
     assert.is_nil(policy.one_line("x\ny\r\nz"):find("[\r\n]"))
   end)
 end)
+
+describe("policy.secret_problem (the webhook secret key's form)", function()
+  local P = policy.secret_problem
+
+  it("takes standard base64 of 24 to 128 bytes, padded: 32 to 172 characters", function()
+    for _, s in ipairs { ("A"):rep(32), ("A"):rep(32) .. "AA==", ("A"):rep(32) .. "AAA=",
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw2B6JjFMkB3Q=", ("+/09az"):rep(28) .. "AAA=" } do
+      assert.is_nil(P(s), s)
+    end
+  end)
+
+  it("says what is wrong and where, never quoting the text", function()
+    local cases = {
+      { "", "has 0 characters" },
+      { ("A"):rep(31), "has 31 characters" },
+      { ("A"):rep(173), "has 173 characters" },
+      { ("A"):rep(30) .. "==", "decodes to 22 bytes" },
+      { ("A"):rep(172), "decodes to 129 bytes" },
+      { ("A"):rep(43), "has 43 characters, not a multiple of 4" },
+      { ("A"):rep(42) .. "-_", "has a character outside A-Z, a-z, 0-9, '+' and '/' (at 43)" },
+      { "whsec_" .. ("A"):rep(38), "has a character outside A-Z, a-z, 0-9, '+' and '/' (at 6)" },
+      { ("A"):rep(43) .. "\n", "has a character outside A-Z, a-z, 0-9, '+' and '/' (at 44)" },
+      { ("A"):rep(40) .. "A=AA", "has '=' before its padding (at 42)" },
+      { ("A"):rep(40) .. "A===", "has '=' before its padding (at 42)" },
+    }
+    for _, case in ipairs(cases) do assert.equal(case[2], P(case[1])) end
+  end)
+end)

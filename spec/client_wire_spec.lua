@@ -10,6 +10,7 @@ local JOB = '{"id":"' .. UUID .. '","input":{"x":1},"status":"pending","events":
   '"create_time":"2024-01-20T01:02:48.4787553+00:00","update_time":"2024-01-20T01:02:48.4787553+00:00",' ..
   '"webhook":"https://example.com/hook"}'
 
+local helpers = require "helpers"
 local wire = require "wire"
 local serve, response, request_lines = wire.serve, wire.response, wire.request_lines
 
@@ -186,6 +187,71 @@ describe("queue_jobs client on the wire", function()
     c:close()
     local base = "/api/public/organizations/acme-corp/projects/dev-env/queues/"
     assert.same({ "GET " .. base .. "q1/jobs", "GET " .. base .. "q2/jobs" }, request_lines(srv.finish()))
+  end)
+
+  it("webhook_secret: GET the organization's key, with the client's key; whsec_ and the secret back", function()
+    local secret = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw2B6JjFMkB3Q="
+    local url, srv = serve {
+      response(200, "OK", { "Content-Type: application/json" }, '{"secret_key":"' .. secret .. '"}'),
+      response(200, "OK", { "Content-Type: application/json" }, '{"secret_key":"' .. secret .. '","x":1}'),
+    }
+    local c = client(url)
+    assert.equal("whsec_" .. secret, c:webhook_secret {})
+    assert.equal("whsec_" .. secret, c:webhook_secret { organization_name = "other-org" })
+    c:close()
+    local log = srv.finish()
+    assert.same({ "GET /api/public/organizations/acme-corp/webhook-secret-key",
+      "GET /api/public/organizations/other-org/webhook-secret-key" }, request_lines(log))
+    assert.matches("\nSalad%-Api%-Key: " .. KEY:gsub("%-", "%%-") .. "\n", log)
+  end)
+
+  -- An answer that has no usable secret_key may still hold the secret (or most of it): the
+  -- error says what is wrong, and never shows the answer.
+  it("webhook_secret: an answer without a usable secret_key is a decode error that never shows it", function()
+    local secret = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw2B6JjFMkB3Q="
+    local cases = {
+      { '{}', "response has no secret_key" },
+      { '{"secret_key":null}', "response's secret_key is not a string (got null)" },
+      { '{"secret_key":1234567890}', "response's secret_key is not a string (got number)" },
+      { '{"secret_key":["' .. secret .. '"]}', "response's secret_key is not a string (got an array)" },
+      { '{"secret_key":{"v":"' .. secret .. '"}}', "response's secret_key is not a string (got an object)" },
+      { '{"secret_key":"' .. secret:sub(1, 43) .. '"}',
+        "response's secret_key is not base64 of 24 to 128 bytes: it has 43 characters, not a multiple of 4" },
+      { '{"secret_key":"' .. secret:sub(1, 28) .. '"}',
+        "response's secret_key is not base64 of 24 to 128 bytes: it has 28 characters" },
+      { '{"secret_key":"' .. secret:gsub("K", "-") .. '"}',
+        "response's secret_key is not base64 of 24 to 128 bytes: it has a character outside A-Z, a-z, 0-9, '+' and '/' (at 3)" },
+      { '{"secret_key":"whsec_' .. secret .. '"}',
+        "response's secret_key is not base64 of 24 to 128 bytes: it has a character outside A-Z, a-z, 0-9, '+' and '/' (at 6)" },
+      { '{"secret_key":"' .. secret:rep(4):gsub("=", "A") .. 'AAAA"}',
+        "response's secret_key is not base64 of 24 to 128 bytes: it has 180 characters" },
+      { '{"secret_key":"' .. (secret:gsub("=", "A")):rep(4):sub(1, 172) .. '"}',
+        "response's secret_key is not base64 of 24 to 128 bytes: it decodes to 129 bytes" },
+      { '"' .. secret .. '"', "response is not a JSON object" },
+      { '["' .. secret .. '"]', "response is not a JSON object" },
+      { secret, "response is not valid JSON at line 1, column 1 (byte 1)" },
+      { '{"secret_key":"' .. secret .. '"', "response is not valid JSON at line 1, column 61 (byte 61)" },
+    }
+    local responses = {}
+    for i, case in ipairs(cases) do
+      responses[i] = response(200, "OK", { "Content-Type: application/json" }, case[1])
+    end
+    local url, srv = serve(responses)
+    local c = client(url)
+    for _, case in ipairs(cases) do
+      local res, err = c:webhook_secret {}
+      assert.is_nil(res, case[1])
+      assert.equal("decode", err.kind, case[1])
+      assert.equal("webhook_secret: " .. case[2] .. " (HTTP 200, application/json)", err.message)
+      assert.is_falsy(err.retryable)
+      assert.equal(1, err.attempts)
+      assert.equal(200, err.status)
+      assert.is_nil(err.snippet)
+      assert.equal(core.error_mt, getmetatable(err))
+      helpers.assert_no_leak(err, secret, 8)
+    end
+    c:close()
+    assert.equal(#cases, #request_lines(srv.finish()))
   end)
 
   it("short keys are not redacted out of ordinary words", function()

@@ -27,6 +27,12 @@ local function fake_host()
     return ("2026-01-01T00:00:%02d.0000000+00:00"):format(host.tick)
   end
   function host.monotime() return host.now end
+  function host.random_bytes(n) -- 0, 1, 2, ...: the secret made at start is known
+    host.random_calls = (host.random_calls or 0) + 1
+    local b = {}
+    for i = 1, n do b[i] = string.char((i - 1) % 256) end
+    return table.concat(b)
+  end
   function host.glob(pattern)
     local lua = "^" .. pattern:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0")
       :gsub("%*%*+", "\0"):gsub("%*", "[^/]*"):gsub("\0", ".*") .. "$"
@@ -209,6 +215,123 @@ describe("emulator.app with an injected host", function()
     end)
   end)
 
+  describe("the webhook secret key", function()
+    local SECRET = "/api/public/organizations/acme-corp/webhook-secret-key"
+    -- base64 of the bytes 0..31, the fake host's 32 random bytes
+    local MADE = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    local GIVEN = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="  -- 35 bytes
+
+    local function secret_of(app, path, key)
+      local res = api(app, "GET", path or SECRET, nil, key)
+      assert.are.equal(200, res.status, text(res))
+      assert.are.equal(JSON, res.content_type)
+      local t = text(res)
+      local v = decode(t)
+      assert.are.equal('{"secret_key":"' .. v.secret_key .. '"}', t)
+      return v.secret_key
+    end
+
+    it("without --webhook-secret: 32 random bytes made at start, in base64 (44 characters)", function()
+      local app, host = new_app()
+      assert.are.equal(1, host.random_calls)
+      assert.are.equal(MADE, secret_of(app))
+      assert.are.equal(MADE, secret_of(app))   -- the same secret for every request
+      assert.are.equal(1, host.random_calls)
+    end)
+
+    it("one secret for every organization; a reset keeps it", function()
+      local app = new_app()
+      assert.are.equal(MADE, secret_of(app, "/api/public/organizations/other-org/webhook-secret-key"))
+      api(app, "POST", JOBS, '{"input":1}')
+      assert.are.equal(200, control(app, "POST", "/reset").status)
+      assert.are.equal(MADE, secret_of(app))
+    end)
+
+    it("--webhook-secret: the base64 given, with or without whsec_", function()
+      for _, args in ipairs { { "--webhook-secret", GIVEN }, { "--webhook-secret", "whsec_" .. GIVEN },
+          { "--webhook-secret=" .. GIVEN } } do
+        local app, host = new_app(args)
+        assert.are.equal(GIVEN, secret_of(app))
+        assert.is_nil(host.random_calls)
+      end
+      -- the bounds: base64 of 24 bytes (32 characters) and of 128 (172 characters), and the
+      -- tails of 1 and 2 bytes
+      for _, given in ipairs { ("A"):rep(32), ("A"):rep(168) .. "AAA=", ("A"):rep(32) .. "AA==",
+          ("A"):rep(32) .. "AAA=", ("+/9z"):rep(11) } do
+        assert.are.equal(given, secret_of((new_app { "--webhook-secret", given })))
+      end
+    end)
+
+    it("refuses a --webhook-secret that is not base64 of 24..128 bytes, without repeating it", function()
+      local bad = {
+        "", "whsec_", ("A"):rep(28), ("A"):rep(176),
+        ("A"):rep(172),                                   -- 129 bytes
+        ("A"):rep(43),                                    -- not a multiple of 4
+        ("A"):rep(43) .. "!", ("A"):rep(42) .. "-_",       -- not the base64 alphabet
+        ("A"):rep(40) .. "A=AA", ("A"):rep(40) .. "====", ("A"):rep(40) .. "A===",
+        " " .. ("A"):rep(44), ("A"):rep(44) .. "\n", "WHSEC_" .. ("A"):rep(44),
+      }
+      for _, given in ipairs(bad) do
+        local app, err = App.new { args = { "--webhook-secret", given }, host = fake_host() }
+        assert.is_nil(app, given)
+        assert.matches("^%-%-webhook%-secret needs base64 of 24 to 128 bytes", err)
+        if #given >= 8 then
+          assert.is_nil(err:find(given, 1, true), err)
+          assert.is_nil(err:find(given:sub(5, 12), 1, true), err)
+        end
+      end
+      local _, err = App.new { args = { "--webhook-secret" }, host = fake_host() }
+      assert.matches("^%-%-webhook%-secret needs", err)
+      _, err = App.new { args = { "--webhook-secret", ("A"):rep(28) }, host = fake_host() }
+      assert.are.equal("--webhook-secret needs base64 of 24 to 128 bytes (32 to 172 characters," ..
+        " the whsec_ prefix optional): the value given has 28 characters", err)
+      _, err = App.new { args = { "--webhook-secret", ("A"):rep(43) .. "!" }, host = fake_host() }
+      assert.are.equal("--webhook-secret needs base64 of 24 to 128 bytes (32 to 172 characters," ..
+        " the whsec_ prefix optional): the value given has a character outside A-Z, a-z, 0-9," ..
+        " '+' and '/' (at 44)", err)
+    end)
+
+    it("needs the key; checks the organization's name; answers GET only; counts itself", function()
+      local app = new_app()
+      assert_problem(api(app, "GET", SECRET, nil, false), 401, "Unauthorized",
+        "The Salad-Api-Key header is required.")
+      assert_problem(api(app, "GET", SECRET, nil, "wrong"), 401, "Unauthorized",
+        "The API key is not valid.")
+      assert_problem(api(app, "GET", "/api/public/organizations/Acme/webhook-secret-key"), 400,
+        "Bad Request", "The organization name must match ^[a-z][a-z0-9-]{0,61}[a-z0-9]$.")
+      assert.are.equal(MADE, secret_of(app, "/api/public/organizations/%61cme-corp/webhook-secret-key"))
+      local res = api(app, "POST", SECRET, "{}")
+      assert_problem(res, 405, "Method Not Allowed", "The method POST is not allowed here.")
+      assert.are.equal("GET", header(res, "Allow"))
+      assert_problem(api(app, "GET", SECRET .. "/x"), 404, "Not Found", "No such resource.")
+      local c = counters(app)
+      assert.are.equal(6, c.requests_total)
+      assert.are.same({ create_job = 0, list_jobs = 0, get_job = 0, delete_job = 0,
+        get_webhook_secret_key = 4, other = 2 }, c.requests)
+      for _, res2 in ipairs { api(app, "GET", SECRET, nil, false), api(app, "GET", SECRET, nil, "wrong") } do
+        assert.is_nil(text(res2):find(MADE, 1, true))
+      end
+    end)
+
+    it("with --queue, an organization that has none of the queues does not exist", function()
+      local app = new_app { "--queue", "acme-corp/dev-env/fifo-queue" }
+      assert.are.equal(MADE, secret_of(app))
+      assert_problem(api(app, "GET", "/api/public/organizations/other-org/webhook-secret-key"), 404,
+        "Not Found", "The organization other-org does not exist.")
+    end)
+
+    it("meets the rate limit and the faults as the jobs API does", function()
+      local app = new_app { "--rate-limit", "1" }
+      assert.are.equal(MADE, secret_of(app))
+      assert.are.equal(429, api(app, "GET", SECRET).status)
+      app = new_app()
+      assert.are.equal(201, control(app, "POST", "/faults",
+        '{"path":"/api/public/organizations/*/webhook-secret-key","fault":{"kind":"html_502"}}').status)
+      assert.are.equal(502, api(app, "GET", SECRET).status)
+      assert.are.equal(MADE, secret_of(app))
+    end)
+  end)
+
   describe("rate limit", function()
     it("N per minute per key; 429 with Retry-After in whole seconds; 401 and 429 use no token", function()
       local app, host = new_app { "--rate-limit", "60", "--api-key", "k1", "--api-key", "k2" }
@@ -347,12 +470,12 @@ describe("emulator.app with an injected host", function()
         409, "Conflict")
       api(app, "POST", JOBS, '{"input":[2],"webhook":"https://h/x","metadata":{"a":1}}')
       control(app, "POST", "/jobs/" .. uuid(2) .. "/status", '{"status":"running"}')
-      api(app, "DELETE", JOBS .. "/" .. uuid(2))
+      -- a running job cannot be cancelled: the DELETE is accepted and changes nothing
+      assert.are.equal(202, api(app, "DELETE", JOBS .. "/" .. uuid(2)).status)
       assert.are.equal('{"id":"' .. uuid(2) .. '","input":[2],"metadata":{"a":1},' ..
-        '"webhook":"https://h/x","status":"cancelled","events":[{"action":"created","time":"' ..
-        time(3) .. '"},{"action":"started","time":"' .. time(4) .. '"},{"action":"cancelled",' ..
-        '"time":"' .. time(5) .. '"}],"create_time":"' .. time(3) .. '","update_time":"' ..
-        time(5) .. '"}', text(api(app, "GET", JOBS .. "/" .. uuid(2))))
+        '"webhook":"https://h/x","status":"running","events":[{"action":"created","time":"' ..
+        time(3) .. '"},{"action":"started","time":"' .. time(4) .. '"}],"create_time":"' ..
+        time(3) .. '","update_time":"' .. time(4) .. '"}', text(api(app, "GET", JOBS .. "/" .. uuid(2))))
       assert_problem(control(app, "POST", "/jobs/" .. uuid(9) .. "/status", '{"status":"running"}'),
         404, "Not Found", "The job does not exist.")
     end)
@@ -368,7 +491,8 @@ describe("emulator.app with an injected host", function()
       control(app, "GET", "/faults")
       assert.are.same({
         creates_accepted = 1, faults_fired = 0, jobs_stored = 1, rate_limited = 0,
-        requests = { create_job = 2, delete_job = 1, get_job = 1, list_jobs = 1, other = 1 },
+        requests = { create_job = 2, delete_job = 1, get_job = 1, list_jobs = 1,
+          get_webhook_secret_key = 0, other = 1 },
         requests_total = 6, store_bytes = app.store.bytes,
       }, counters(app))
       assert.are.equal('{"reset":true}', text(control(app, "POST", "/reset")))

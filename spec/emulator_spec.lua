@@ -87,7 +87,7 @@ describe("salad-queue-emulator", function()
       assert.are.equal(0, code)
       assert.matches("Usage: salad%-queue%-emulator", text)
       for _, opt in ipairs { "--port", "--bind", "--api-key", "--queue", "--rate-limit", "--max-jobs",
-        "--max-body", "--help" } do
+        "--max-body", "--webhook-secret", "--help" } do
         assert.truthy(text:find(opt, 1, true), opt)
       end
       assert.truthy(text:find("salad-emulator-key", 1, true))
@@ -140,6 +140,73 @@ describe("salad-queue-emulator", function()
       assert.are.equal(0, (e:stop()))
       assert.matches("POST /api/public" .. JOBS:gsub("%-", "%%-") .. " 201", e.stderr)
       assert.is_nil(e.stderr:find("SECRET", 1, true))
+    end)
+  end)
+
+  describe("the webhook secret key (GET .../organizations/{org}/webhook-secret-key)", function()
+    local SECRET = "/organizations/acme-corp/webhook-secret-key"
+    local BASE64 = "^[A-Za-z0-9+/]+=*$"
+
+    local function secret_of(e, path)
+      local status, text, headers = e:request("GET", path or SECRET)
+      assert.are.equal(200, status, text)
+      assert.matches("^application/json", headers["content-type"])
+      return decode(text).secret_key
+    end
+
+    it("is made at start from 32 random bytes, the same for every organization, kept by a reset", function()
+      local secret = secret_of(emu)
+      assert.are.equal(44, #secret)
+      assert.matches(BASE64, secret)
+      assert.matches("=$", secret)      -- 32 bytes: one '=' of padding
+      assert.are.equal(secret, secret_of(emu, "/organizations/other-org/webhook-secret-key"))
+      emu:reset()
+      assert.are.equal(secret, secret_of(emu))
+      -- another emulator makes another secret
+      local e = helpers.start_emulator()
+      local other = secret_of(e)
+      assert.are.equal(0, (e:stop()))
+      assert.are.equal(44, #other)
+      assert.are_not.equal(secret, other)
+    end)
+
+    it("needs the key, like the jobs API", function()
+      local status, text, headers = emu:request("GET", SECRET, { api_key = false })
+      local p = assert_problem(status, 401, text, headers)
+      assert.are.equal("The Salad-Api-Key header is required.", p.detail)
+      status, text, headers = emu:request("GET", SECRET, { api_key = "wrong-key" })
+      p = assert_problem(status, 401, text, headers)
+      assert.are.equal("The API key is not valid.", p.detail)
+      status, text, headers = emu:request("GET", "/organizations/Acme_Corp/webhook-secret-key")
+      p = assert_problem(status, 400, text, headers)
+      assert.matches("^The organization name must match", p.detail)
+      assert.are.equal(3, emu:counters().requests.get_webhook_secret_key)
+    end)
+
+    it("is the value of --webhook-secret, with or without whsec_; never in the --verbose log", function()
+      local given = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw2B6JjFMkB3Q="
+      local key = "sk-spec-KEY-0123456789"
+      for _, value in ipairs { given, "whsec_" .. given } do
+        local e = helpers.start_emulator { args = { "--webhook-secret", value, "--api-key", key, "--verbose" } }
+        assert.are.equal(given, secret_of(e))
+        e:request("GET", SECRET, { api_key = "wrong-key" })
+        assert.are.equal(0, (e:stop()))
+        assert.truthy(e.stderr:find("GET /api/public" .. SECRET .. " 200\n", 1, true), e.stderr)
+        assert.truthy(e.stderr:find("GET /api/public" .. SECRET .. " 401\n", 1, true), e.stderr)
+        helpers.assert_no_leak(e.stderr, given, 8)
+        helpers.assert_no_leak(e.stderr, key, 8)
+      end
+    end)
+
+    it("refuses a --webhook-secret that is not base64 of 24..128 bytes: exit status 2, the value not shown", function()
+      for _, value in ipairs { "too-short", "whsec_" .. ("A"):rep(28), ("A"):rep(176),
+          ("Q"):rep(43) .. "*", ("A"):rep(172) } do
+        local code, out = helpers.run_emulator { "--webhook-secret", value }
+        assert.are.equal(2, code, out)
+        assert.matches("%-%-webhook%-secret needs base64 of 24 to 128 bytes", out)
+        assert.truthy(out:find("Try 'salad-queue-emulator --help'", 1, true), out)
+        helpers.assert_no_leak(out, value:gsub("^whsec_", ""), 8)
+      end
     end)
   end)
 
@@ -448,14 +515,23 @@ describe("salad-queue-emulator", function()
       assert.are.equal(t2, t3)
     end)
 
-    it("cancels a running job", function()
+    it("accepts (202) but does not cancel a running job: once dispatched, it runs on", function()
       local job = create_ok(emu, 1)
-      assert.are.equal(200, (emu:set_status(job.id, "running")))
+      local s, running = emu:set_status(job.id, "running")
+      assert.are.equal(200, s)
+      local _, before = emu:request("GET", JOBS .. "/" .. job.id)
       assert.are.equal(202, (emu:request("DELETE", JOBS .. "/" .. job.id)))
-      local _, text = emu:request("GET", JOBS .. "/" .. job.id)
-      local got = decode(text)
-      assert.are.equal("cancelled", got.status)
-      assert.are.equal("cancelled", got.events[#got.events].action)
+      local _, after = emu:request("GET", JOBS .. "/" .. job.id)
+      assert.are.equal(before, after)
+      local got = decode(after)
+      assert.are.equal("running", got.status)
+      assert.are.same({ "created", "started" }, { got.events[1].action, got.events[2].action })
+      assert.are.equal(2, #got.events)
+      assert.are.equal(running.update_time, got.update_time)
+      -- it can still finish
+      local s2, done = emu:set_status(job.id, "succeeded", { result = 1 })
+      assert.are.equal(200, s2)
+      assert.are.equal("succeeded", done.status)
     end)
 
     it("accepts (202) but does not change a finished job", function()
@@ -544,7 +620,8 @@ describe("salad-queue-emulator", function()
       emu:request("POST", JOBS, { api_key = false })     -- a create route, refused
       helpers.http("GET", emu.root .. "/not-api")        -- not counted
       local c = emu:counters()
-      assert.are.same({ create_job = 4, list_jobs = 1, get_job = 1, delete_job = 1, other = 2 }, c.requests)
+      assert.are.same({ create_job = 4, list_jobs = 1, get_job = 1, delete_job = 1,
+        get_webhook_secret_key = 0, other = 2 }, c.requests)
       assert.are.equal(9, c.requests_total)
       assert.are.equal(2, c.creates_accepted)
       assert.are.equal(0, c.faults_fired)
@@ -553,7 +630,8 @@ describe("salad-queue-emulator", function()
       emu:fault { fault = { kind = "drop" } }
       emu:reset()
       c = emu:counters()
-      assert.are.same({ create_job = 0, list_jobs = 0, get_job = 0, delete_job = 0, other = 0 }, c.requests)
+      assert.are.same({ create_job = 0, list_jobs = 0, get_job = 0, delete_job = 0,
+        get_webhook_secret_key = 0, other = 0 }, c.requests)
       assert.are.equal(0, c.requests_total)
       assert.are.equal(0, c.creates_accepted)
       assert.are.equal(0, c.jobs_stored)

@@ -172,12 +172,16 @@ describe("the LuaLS definition file " .. TYPES, function()
       assert.is_truthy(refused, "the probe does not see a refused name")
       local classes = { create = "queue_jobs.CreateArgs", get = "queue_jobs.JobArgs",
         cancel = "queue_jobs.JobArgs", list = "queue_jobs.ListArgs", jobs = "queue_jobs.JobsArgs",
-        wait = "queue_jobs.WaitArgs" }
+        wait = "queue_jobs.WaitArgs", webhook_secret = "queue_jobs.WebhookSecretArgs" }
       local call_options = fields(d, "queue_jobs.CallOptions")
       for op, class in pairs(classes) do
-        assert.same({ "queue_jobs.CallOptions" }, d.classes[class].parents, class)
         local names = fields(d, class)
-        for k in pairs(call_options) do names[k] = true end
+        if op == "webhook_secret" then -- the call options but project_name, each its own field
+          assert.same({}, d.classes[class].parents, class)
+        else
+          assert.same({ "queue_jobs.CallOptions" }, d.classes[class].parents, class)
+          for k in pairs(call_options) do names[k] = true end
+        end
         for name in pairs(names) do
           local failed, is_refused = refuses(op, name)
           assert(failed, op .. "{" .. name .. " = false} did not fail before sending")
@@ -186,12 +190,16 @@ describe("the LuaLS definition file " .. TYPES, function()
       end
     end)
 
-    it("has the call options and create's arguments that the client checks, and no others", function()
+    it("has the call options, create's and webhook_secret's arguments that the client checks, and no others", function()
       local client = require "queue_jobs.client"
       assert_same_set(client.CALL_OPTIONS, "queue_jobs.client.CALL_OPTIONS",
         fields(d, "queue_jobs.CallOptions"), TYPES .. " (queue_jobs.CallOptions)")
       assert_same_set(client.CREATE_ARGS, "queue_jobs.client.CREATE_ARGS",
         fields(d, "queue_jobs.CreateArgs"), TYPES .. " (queue_jobs.CreateArgs)")
+      assert_same_set(client.WEBHOOK_SECRET_ARGS, "queue_jobs.client.WEBHOOK_SECRET_ARGS",
+        fields(d, "queue_jobs.WebhookSecretArgs"), TYPES .. " (queue_jobs.WebhookSecretArgs)")
+      local _, refused = refuses("webhook_secret", "project_name")
+      assert.is_truthy(refused, "webhook_secret takes a project_name")
     end)
   end)
 

@@ -147,6 +147,16 @@
 ---@field page? integer The first page to fetch, 1..2147483647. Default: 1.
 ---@field page_size? integer Jobs per page, 1..100. Default: 100.
 
+---The arguments of `client:webhook_secret{...}`: the call options but `project_name` (the
+---key is the organization's), which it refuses.
+---@class queue_jobs.WebhookSecretArgs
+---@field organization_name? string The organization (default: the client's).
+---@field timeout? number Seconds per attempt.
+---@field connect_timeout? number Seconds per attempt to connect.
+---@field retries? integer Further attempts where the rules allow them.
+---@field deadline? number|false Seconds for the whole operation; `false`: none.
+---@field retry_unsafe? boolean No effect here: a GET is retried by the GET rules anyway.
+
 ---The arguments of `client:wait{...}`. Here `timeout` is the whole wait; the other call
 ---options apply to each poll, whose deadline is also cut to the time the wait has left.
 ---@class queue_jobs.WaitArgs: queue_jobs.CallOptions
@@ -197,7 +207,8 @@ function Client:get(args) end
 ---@return queue_jobs.Error? err
 function Client:list(args) end
 
----Cancels a job (HTTP 202).
+---Cancels a job (HTTP 202). The service accepts every cancel but cancels only a pending job:
+---a job already dispatched runs on, and a finished job stays as it is.
 ---@param args queue_jobs.JobArgs
 ---@return true? ok
 ---@return queue_jobs.Error? err
@@ -216,6 +227,15 @@ function Client:jobs(args) end
 ---@return queue_jobs.Job? job
 ---@return queue_jobs.Error? err
 function Client:wait(args) end
+
+---The organization's webhook secret key, as `"whsec_" .. secret_key`: the form Standard
+---Webhooks libraries take to verify the webhooks SaladCloud signs with it. An answer without
+---a usable `secret_key` (base64 of 24 to 128 bytes) is an error of kind `decode` that never
+---shows the answer. `client:webhook_secret()` is `client:webhook_secret{}`.
+---@param args? queue_jobs.WebhookSecretArgs
+---@return string? secret `"whsec_"` and the key's base64
+---@return queue_jobs.Error? err
+function Client:webhook_secret(args) end
 
 ---Counters of the connection.
 ---@return queue_jobs.ClientStats

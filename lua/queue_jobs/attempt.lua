@@ -21,9 +21,10 @@ local retryable, backoff, parse_retry_after = policy.retryable, policy.backoff, 
 
 local A = {}
 
---- What an operation expects of a 2xx answer.
-A.OBJECT, A.LIST, A.NONE = 1, 2, 3
-local OBJECT, LIST, NONE = A.OBJECT, A.LIST, A.NONE
+--- What an operation expects of a 2xx answer: a JSON object, a list of jobs, nothing, or a
+-- webhook secret key (an object whose errors never show the answer, which may hold the key).
+A.OBJECT, A.LIST, A.NONE, A.SECRET = 1, 2, 3, 4
+local OBJECT, LIST, NONE, SECRET = A.OBJECT, A.LIST, A.NONE, A.SECRET
 
 --- The blocking driver of handle h: its request function as it is (called with h first),
 -- and the client's sleep and clock (real ones unless the options give others).
@@ -36,8 +37,8 @@ local function finish(h, err, attempts)
   return fail(h, err)
 end
 
--- The value of a 2xx answer of shape OBJECT or LIST: the decoded object, or nil, err. r.value
--- is there when the C core could decode the body as a JSON object.
+-- The value of a 2xx answer of shape OBJECT, LIST or SECRET: the decoded object, or nil,
+-- err. r.value is there when the C core could decode the body as a JSON object.
 local function answer(h, max_values, op, r, shape)
   local v, status, ctype = r.value, r.status, r.content_type
   if v == nil then
@@ -45,18 +46,26 @@ local function answer(h, max_values, op, r, shape)
     local body = h:redact(r.body)
     local derr
     v, derr = json_decode(body, { max_values = max_values })
-    if v ~= nil then return nil, errors.decode(op, status, body, ctype, "response is not a JSON object") end
+    local shown = shape ~= SECRET and body or ""
+    if v ~= nil then return nil, errors.decode(op, status, shown, ctype, "response is not a JSON object") end
     if derr.kind == "too_large" then
       return nil, { kind = "too_large", status = status, message = op .. ": too large: " ..
         derr.message:gsub("^json%.decode: ", "") .. " (max_body / 16)" }
     end
+    if shape == SECRET then   -- where, not what: the decoder's message quotes a character
+      return nil, errors.decode(op, status, "", ctype, "response is not valid JSON" ..
+        (derr.message:match(" at line %d+, column %d+ %(byte %d+%)$") or ""))
+    end
     return nil, errors.decode(op, status, body, ctype, "response is not valid JSON (" ..
       derr.message .. ")")
   end
+  local why
   if shape == LIST then
-    local why = validate.list_problem(v)
-    if why then return nil, errors.decode(op, status, "", ctype, why) end
+    why = validate.list_problem(v)
+  elseif shape == SECRET then
+    why = validate.secret_problem(v)
   end
+  if why then return nil, errors.decode(op, status, "", ctype, why) end
   return v
 end
 

@@ -14,7 +14,8 @@ local min, huge = math.min, math.huge
 local fmt = string.format
 local http_open, scan_keys = core.http_open, core.check_keys
 local invalid, fail = errors.invalid, errors.fail
-local run, OBJECT, LIST, NONE = attempt.run, attempt.OBJECT, attempt.LIST, attempt.NONE
+local run, OBJECT, LIST, NONE, SECRET = attempt.run, attempt.OBJECT, attempt.LIST, attempt.NONE,
+  attempt.SECRET
 
 local C = {}
 
@@ -68,6 +69,10 @@ local GET_NAMES = arg_names { queue_name = true, id = true }
 local LIST_NAMES = arg_names { queue_name = true, page = true, page_size = true }
 -- wait's own `timeout` is the whole wait; the other call options go to each poll
 local WAIT_NAMES = arg_names { queue_name = true, id = true, interval = true, max_interval = true }
+-- webhook_secret: the call options but project_name, since the key is the organization's
+local SECRET_NAMES = arg_names {}
+SECRET_NAMES.project_name = nil
+C.WEBHOOK_SECRET_ARGS = SECRET_NAMES
 
 -- Every key of args must be one the operation knows. Returns an error, or nil and whether an
 -- option that changes the call's settings was given.
@@ -112,6 +117,11 @@ local function job_url(self, op, a)
   local url, err = jobs_url(self, op, a)
   if not url then return nil, err end
   return validate.job_url(op, url, a.id, self._h)
+end
+
+local function secret_url(self, op, a)
+  return validate.secret_url(op, self.base_url, a.organization_name or self.organization_name,
+    self._h)
 end
 
 local function list_url(self, op, a)
@@ -199,6 +209,21 @@ Client.cancel = operation("cancel", "DELETE", GET_NAMES, job_url, NONE)
 
 --- client:list{queue_name, page?, page_size?} -> {items = {job, ...}} | nil, err
 Client.list = operation("list", "GET", LIST_NAMES, list_url, LIST)
+
+local NO_ARGS = {}
+
+--- client:webhook_secret{organization_name?} -> "whsec_..." | nil, err
+-- The organization's webhook secret key, with the whsec_ prefix that Standard Webhooks
+-- libraries expect. An answer without a usable secret_key is a decode error that never
+-- shows the answer. No argument is needed: client:webhook_secret() is client:webhook_secret{}.
+function Client:webhook_secret(a)
+  if a == nil then a = NO_ARGS end
+  local s, url = prepare(self, "webhook_secret", a, SECRET_NAMES, secret_url)
+  if not s then return nil, url end
+  local v, err = perform(self, "webhook_secret", "GET", url, nil, SECRET, s)
+  if v == nil then return nil, err end
+  return "whsec_" .. v.secret_key
+end
 
 --- for job [, err] in client:jobs{queue_name, page_size?, page?} do ... end
 -- Lazily fetches every page. On a failure the iterator yields false, err once, then stops.

@@ -1,10 +1,13 @@
 --- queue_jobs.policy: the client's rules as plain functions, easy to read and to test.
 -- Retry decisions (docs/client.md, "Retries"), backoff with full jitter, Retry-After parsing
--- (seconds or HTTP-date), the token bucket, and readable error text from response bodies.
+-- (seconds or HTTP-date), the token bucket, readable error text from response bodies, and
+-- the form of a webhook secret key. The emulator uses the bucket, the statuses' names and
+-- the secret key's form too.
 local core = require "queue_jobs.core"
 
 local floor, min, max = math.floor, math.min, math.max
 local type, tonumber = type, tonumber
+local fmt = string.format
 local json_decode = core.json.decode
 local array_mt = core.array_mt
 
@@ -192,6 +195,27 @@ function P.problem(body, max_values)
   out.snippet = P.one_line(body)
   if out.snippet == "" then out.snippet = nil end
   return out
+end
+
+-- ---- the webhook secret key ----------------------------------------------------------------
+
+--- Why s is not the text of a webhook secret key, or nil when it is. The key is standard
+-- base64 (A-Z, a-z, 0-9, '+', '/', padded with '=' to a multiple of 4) of 24 to 128 bytes,
+-- so 32 to 172 characters; SaladCloud's are 44 to 172. The reason never quotes s: it names
+-- what is wrong and where.
+function P.secret_problem(s)
+  local n = #s
+  if n < 32 or n > 172 then return fmt("has %d characters", n) end
+  local text = s:match("^(.-)=?=?$")
+  local bad = text:find("[^A-Za-z0-9+/]")
+  if bad then
+    if text:byte(bad) == 61 then return fmt("has '=' before its padding (at %d)", bad) end
+    return fmt("has a character outside A-Z, a-z, 0-9, '+' and '/' (at %d)", bad)
+  end
+  if n % 4 ~= 0 then return fmt("has %d characters, not a multiple of 4", n) end
+  local bytes = n // 4 * 3 - (n - #text)
+  if bytes < 24 or bytes > 128 then return fmt("decodes to %d bytes", bytes) end
+  return nil
 end
 
 return P

@@ -1,14 +1,16 @@
 --- queue_jobs.validate: the checks of what a call names and sends, before anything is sent:
 -- organization, project and queue names, job ids, pages, the body of a create, and the shape
--- of a list answer. Each check returns its result, or nil and an invalid_argument error
--- whose quoted values have the key redacted (red: the client's handle or a key_redactor).
+-- of a list answer and of a webhook secret key's. Each check returns its result, or nil and
+-- an invalid_argument error whose quoted values have the key redacted (red: the client's
+-- handle or a key_redactor).
 local core = require "queue_jobs.core"
 local errors = require "queue_jobs.errors"
+local policy = require "queue_jobs.policy"
 
 local type, next, getmetatable, tointeger = type, next, getmetatable, math.tointeger
 local fmt, utf8_len = string.format, utf8.len
 local scan_keys, encode_job, make_error = core.check_keys, core.encode_job, core.error
-local array_mt, empty_array = core.array_mt, core.empty_array
+local array_mt, empty_array, null = core.array_mt, core.empty_array, core.null
 local invalid, show = errors.invalid, errors.show
 
 local V = {}
@@ -126,6 +128,19 @@ function V.list_problem(v)
   end
 end
 
+--- Why a decoded answer of the webhook secret key is not {"secret_key": "<base64>"}, or nil
+-- when it is. The reason never quotes the value: a key a little wrong is still a secret.
+function V.secret_problem(v)
+  local key = v.secret_key
+  if key == nil then return "response has no secret_key" end
+  if type(key) ~= "string" then
+    return fmt("response's secret_key is not a string (got %s)", key == null and "null" or
+      type(key) ~= "table" and type(key) or getmetatable(key) ~= nil and "an array" or "an object")
+  end
+  local why = policy.secret_problem(key)
+  if why then return "response's secret_key is not base64 of 24 to 128 bytes: it " .. why end
+end
+
 local function pct(s)
   return (s:gsub("[^%w%-._~]", function(c) return fmt("%%%02X", c:byte()) end))
 end
@@ -137,6 +152,13 @@ function V.jobs_url(op, base, org, proj, queue, red)
   if err then return nil, err end
   return base .. "/organizations/" .. pct(org) .. "/projects/" .. pct(proj) ..
     "/queues/" .. pct(queue) .. "/jobs"
+end
+
+--- The URL of an organization's webhook secret key under base, or nil, err.
+function V.secret_url(op, base, org, red)
+  local err = V.name(op, "organization_name", org, red)
+  if err then return nil, err end
+  return base .. "/organizations/" .. pct(org) .. "/webhook-secret-key"
 end
 
 --- The URL of one job under a jobs URL, or nil, err.
