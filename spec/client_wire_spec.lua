@@ -22,6 +22,22 @@ local function client(url, extra)
 end
 
 describe("queue_jobs client on the wire", function()
+  it("says retryable = false, not nil, of a 2xx answer it cannot use", function()
+    local url, srv = serve {
+      response(200, "OK", { "Content-Type: text/html" }, "<html>a proxy page</html>"),
+      response(200, "OK", { "Content-Type: application/json" }, '{"items":"not an array"}'),
+    }
+    local c = client(url)
+    local _, err = c:get { queue_name = "fifo", id = UUID }
+    assert.equal("decode", err.kind, tostring(err))
+    assert.is_false(err.retryable)
+    _, err = c:list { queue_name = "fifo" }
+    assert.equal("decode", err.kind, tostring(err))
+    assert.is_false(err.retryable)
+    c:close()
+    srv.finish()
+  end)
+
   it("sends the key, JSON headers and a User-Agent; no Expect even for a 2 MiB body", function()
     local url, srv = serve {
       response(201, "Created", { "Content-Type: application/json" }, JOB),
@@ -243,7 +259,7 @@ describe("queue_jobs client on the wire", function()
       assert.is_nil(res, case[1])
       assert.equal("decode", err.kind, case[1])
       assert.equal("webhook_secret: " .. case[2] .. " (HTTP 200, application/json)", err.message)
-      assert.is_falsy(err.retryable)
+      assert.is_false(err.retryable)
       assert.equal(1, err.attempts)
       assert.equal(200, err.status)
       assert.is_nil(err.snippet)

@@ -97,7 +97,7 @@ function A.run(c, op, method, url, body, shape, s)
     end
     local left = deadline - now
     if left <= 0 then
-      err = err or { kind = "timeout", message = op .. ": deadline passed" }
+      err = err or { kind = "timeout", message = op .. ": deadline passed", retryable = false }
       return finish(h, err, attempt - 1)
     end
     local timeout, ctimeout = s.timeout, s.connect_timeout
@@ -118,7 +118,10 @@ function A.run(c, op, method, url, body, shape, s)
       if v ~= nil and shape == OBJECT then return v end -- the common case, decoded in C
       local derr
       v, derr = answer(h, c._max_values, op, res, shape)
-      if v == nil then return finish(h, derr, attempt) end
+      if v == nil then
+        derr.retryable = false -- the same request would get the same answer
+        return finish(h, derr, attempt)
+      end
       return v
     else
       -- the key goes out of the body before anything reads, cuts or reformats it
