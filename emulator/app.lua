@@ -619,7 +619,9 @@ function App:next_job(i)
   job.attempts = (job.attempts or 0) + 1
   local c = self.counters
   c.worker_attempts = c.worker_attempts + 1
-  worker_log(self, job.id, format("attempt %d to %s", job.attempts, log_escape(w.url)))
+  -- the URL without any user:password@ (the log shows no credential)
+  worker_log(self, job.id, format("attempt %d to %s", job.attempts,
+    log_escape((w.url:gsub("^([^:]+://)[^/?#]*@", "%1")))))
   return job.dispatch, job.id, w.url, job.input
 end
 

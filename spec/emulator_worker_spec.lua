@@ -390,6 +390,19 @@ describe("salad-queue-emulator --worker", function()
     os.remove(w.gate .. "2")
   end)
 
+  it("logs each attempt under --verbose, without the credentials of the worker's URL", function()
+    local w = start_worker { default = { status = 200, body = '{"ok":true}' } }
+    local url = w.url:gsub("^http://", "http://someone:pa55w0rd-xyz@")
+    local emu = start { "--verbose", "--worker", QUEUE .. "=" .. url }
+    local id = create(emu, '{"input":{"x":1}}')
+    assert.are.equal("succeeded", finished(emu, id).status)
+    assert.are.equal(0, emu:stop())
+    assert.matches("worker " .. id .. " attempt 1 to " .. w.url .. "\n", emu.stderr, 1, true)
+    assert.matches("worker " .. id .. " answered 200", emu.stderr, 1, true)
+    assert.is_nil(emu.stderr:find("pa55w0rd", 1, true), emu.stderr)
+    assert.is_nil(emu.stderr:find("someone", 1, true), emu.stderr)
+  end)
+
   it("stops promptly (exit status 0) while a worker call hangs", function()
     local w = start_worker { default = { hang = true } }
     local emu = start_with(w)
