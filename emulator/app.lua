@@ -16,6 +16,15 @@
 --   header or nil; req.body, nil when empty; req.too_large, true when the body exceeded
 --   --max-body (then body is nil). The host refills the same req for every request: keep
 --   its values, never the table.
+-- app:next_job(i) -> token, id, url, input | nil: for the instance of the i-th --worker,
+--   dispatches the oldest pending job of its queue (it becomes running, with a `started`
+--   event) and gives what the host POSTs: the job's id, the worker's URL and the input's
+--   exact text; token names this attempt for report. nil when no job is pending.
+-- app:report(token, id, status, body, over, err): the outcome of that attempt. status
+--   is the worker's HTTP status, or 0 when the call failed (err says why, for the log);
+--   body is the response body (nil when empty), over true when it exceeded
+--   MAX_OUTPUT (then body is nil). A report for a job that is gone or is no longer in that
+--   attempt (reset, forgotten, finished through the control API) changes nothing.
 -- app:refuse(path, status, detail) -> res: a request the HTTP layer refuses before its
 --   method is known (its target is too long, it has too many query parameters,
 --   libmicrohttpd cannot parse it).
@@ -292,6 +301,8 @@ local function read_counters(self)
     requests_total = c.requests_total, requests = c.requests,
     creates_accepted = c.creates_accepted, faults_fired = c.faults_fired,
     rate_limited = c.rate_limited, jobs_stored = store.count, store_bytes = store.bytes,
+    worker_attempts = c.worker_attempts, worker_rejected = c.worker_rejected,
+    worker_ignored = c.worker_ignored,
   }, { sort_keys = true })), JSON)
 end
 
@@ -358,6 +369,7 @@ end
 
 local function new_counters()
   return { requests_total = 0, creates_accepted = 0, faults_fired = 0, rate_limited = 0,
+    worker_attempts = 0, worker_rejected = 0, worker_ignored = 0,
     requests = { create_job = 0, list_jobs = 0, get_job = 0, delete_job = 0,
       get_webhook_secret_key = 0, other = 0 } }
 end
@@ -541,6 +553,7 @@ function App.new(opts)
     for qkey in pairs(cfg.queues) do self.orgs[qkey:match("^[^/]+")] = true end
   end
   self.secret = cfg.webhook_secret or base64(host.random_bytes(32))
+  self.dispatched = 0   -- attempts dispatched so far (never reset: a token stays unique)
   return self
 end
 
@@ -569,6 +582,74 @@ function App:handle(req)
   end
   if self.config.verbose then log(req.method, path, res) end
   return res
+end
+
+---------------------------------------------------------------------------------------------
+-- The worker (--worker): the host's threads ask for jobs and report what the worker said.
+
+-- SaladCloud's job queue worker: at most 4 attempts; 408, 429, 5xx and a failed call
+-- reject an attempt; an output of at most 10 MB (the host stops reading beyond it).
+App.MAX_ATTEMPTS = 4
+App.MAX_OUTPUT = 10000000
+
+local function rejects(status)
+  return status == 0 or status == 408 or status == 429 or status >= 500
+end
+
+-- The output a worker's body gives: the body itself when it is JSON (its exact bytes), a
+-- JSON string of it when it is other UTF-8 text (an empty body gives ""), else nil.
+local function output_of(body)
+  body = body or ""
+  if body ~= "" and json_decode(body) ~= nil then return body end
+  return json_encode(body)   -- nil for bytes that are not UTF-8
+end
+
+local function worker_log(self, id, what)
+  if self.config.verbose then io.stderr:write(format("worker %s %s\n", id, what)) end
+end
+
+function App:next_job(i)
+  local w = self.config.workers[i]
+  local store = self.store
+  local job = w and store:next_pending(w.qkey)
+  if not job then return nil end
+  store:set_status(job, "running")
+  self.dispatched = self.dispatched + 1
+  job.dispatch = self.dispatched
+  job.attempts = (job.attempts or 0) + 1
+  local c = self.counters
+  c.worker_attempts = c.worker_attempts + 1
+  -- the URL without any user:password@ (the log shows no credential)
+  worker_log(self, job.id, format("attempt %d to %s", job.attempts,
+    log_escape((w.url:gsub("^([^:]+://)[^/?#]*@", "%1")))))
+  return job.dispatch, job.id, w.url, job.input
+end
+
+function App:report(token, id, status, body, over, err)
+  local c, store = self.counters, self.store
+  local job = store:get(id)
+  if not job or job.status ~= "running" or job.dispatch ~= token then
+    c.worker_ignored = c.worker_ignored + 1
+    return
+  end
+  job.dispatch = nil
+  if rejects(status) then
+    c.worker_rejected = c.worker_rejected + 1
+    worker_log(self, id, status == 0 and "call failed: " .. log_escape(err or "?") or
+      format("answered %d: rejected", status))
+    if job.attempts < App.MAX_ATTEMPTS then
+      store:requeue(job)
+    else
+      store:set_status(job, "failed")
+    end
+    return
+  end
+  local output = not over and output_of(body)
+  worker_log(self, id, format("answered %d%s", status,
+    over and ": output over 10 MB, failed" or not output and ": output not UTF-8, failed" or ""))
+  if not output or not store:set_status(job, "succeeded", output) then
+    store:set_status(job, "failed")   -- also when the output cannot fit the store
+  end
 end
 
 function App:refuse(path, status, detail)

@@ -55,6 +55,11 @@ Options:
                         ORG/webhook-secret-key answers (every organization), as
                         base64 of 24 to 128 bytes, with or without whsec_
                         (default: 32 random bytes, made at start)
+  --worker ORG/PROJ/Q=URL
+                        run the queue's jobs through your worker at URL (http://
+                        or https://), as SaladCloud's job queue worker does: each
+                        job's input POSTed there, the answer its output; repeat
+                        it for more instances (of one queue or several)
   --verbose             one line per request on stderr (never the API key or
                         the webhook secret)
   --help                this text
@@ -69,6 +74,24 @@ local NAME = "^[a-z][a-z0-9-]*[a-z0-9]$"
 --- True when s is a valid organization, project or queue name.
 function M.valid_name(s)
   return type(s) == "string" and #s >= 2 and #s <= 63 and s:find(NAME) ~= nil
+end
+
+--- worker(v): the value of --worker, ORG/PROJECT/QUEUE=URL, as {qkey =, url =}; or nil
+-- and why. The names follow the API's rules; the URL is http:// or https://, a host, then
+-- anything but spaces and control characters.
+function M.worker(v)
+  v = v or ""
+  local qkey, url = v:match("^([^=]*)=(.*)$")
+  local o, p, q = (qkey or ""):match("^([^/]+)/([^/]+)/([^/]+)$")
+  if not (o and M.valid_name(o) and M.valid_name(p) and M.valid_name(q)) then
+    return nil, ("--worker needs organization/project/queue=URL with valid names, got %q"):format(v)
+  end
+  local scheme_ok = url:find("^[Hh][Tt][Tt][Pp][Ss]?://[^/?#%s]") ~= nil
+  if not scheme_ok or url:find("[%c%s\127]") or #url > 2048 then
+    return nil, ("--worker needs an http:// or https:// URL (at most 2048 bytes, no spaces" ..
+      " or control characters) after '=', got %q"):format(url)
+  end
+  return { qkey = qkey, url = url }
 end
 
 local function integer(opt, v, min, max)
@@ -100,7 +123,7 @@ function M.parse(args)
     header_timeout = D.header_timeout, body_timeout = D.body_timeout,
     max_connections = D.max_connections,
   }
-  local keys, queues = {}, nil
+  local keys, queues, workers = {}, nil, {}
   local i = 1
   while i <= #args do
     local a = args[i]
@@ -162,6 +185,10 @@ function M.parse(args)
       else
         cfg.webhook_secret = v
       end
+    elseif opt == "--worker" then
+      local worker
+      worker, err = M.worker(value())
+      workers[#workers + 1] = worker
     elseif opt == "--verbose" then
       cfg.verbose = true
     else
@@ -175,6 +202,12 @@ function M.parse(args)
   end
   cfg.api_keys = keys
   cfg.queues = queues
+  for _, w in ipairs(workers) do
+    if queues and not queues[w.qkey] then
+      return nil, ("--worker names the queue %s, which no --queue gives"):format(w.qkey)
+    end
+  end
+  cfg.workers = workers
   return cfg
 end
 

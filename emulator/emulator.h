@@ -7,6 +7,8 @@
  *   vm.c      the single Lua state: preloads queue_jobs.core and the embedded Lua modules,
  *             gives emulator.app its host, serialises every call into it with one mutex
  *   glob.c    fault path globs, matched in linear time (host.glob)
+ *   worker.c  --worker: a thread per instance that POSTs jobs to the user's worker with
+ *             libcurl, outside the Lua state's lock (no Lua at all in it)
  *
  * Exported names carry the prefix qj_emu_; everything else is static.
  */
@@ -43,6 +45,7 @@ typedef struct qj_emu_config {
   double header_timeout;      /* seconds for a request's line and headers to arrive */
   double body_timeout;        /* seconds for its body to arrive after its headers */
   unsigned int max_connections;
+  int nworkers;               /* --worker instances */
 } qj_emu_config;
 
 /* Limits of the HTTP layer (server.c), stated in docs/emulator.md ("Performance and limits"). */
@@ -103,6 +106,50 @@ void qj_emu_response_free(qj_emu_response *rs);
  * waiting for the state do not hold a stop back (thread-safe). */
 void qj_emu_vm_stop(qj_emu_vm *vm);
 void qj_emu_vm_close(qj_emu_vm *vm);
+
+/* One attempt of the worker: a job dispatched to instance i, copied out of the Lua state
+ * into one malloc'd block (mem). */
+typedef struct qj_emu_work {
+  long long token;            /* names the attempt for qj_emu_vm_report */
+  const char *id;             /* the job's id */
+  const char *url;            /* the worker's URL */
+  const char *body;           /* the job's input, its exact JSON text */
+  size_t body_len;
+  char *mem;
+} qj_emu_work;
+
+/* What the worker answered, for qj_emu_vm_report. */
+typedef struct qj_emu_outcome {
+  long status;                /* the HTTP status; 0 when the call failed */
+  const char *error;          /* why it failed (status 0), or NULL */
+  const char *body;
+  size_t body_len;
+  int too_large;              /* the body exceeded QJ_EMU_MAX_OUTPUT (then body is NULL) */
+} qj_emu_outcome;
+
+/* A worker's output, at most (emulator/app.lua's App.MAX_OUTPUT). */
+#define QJ_EMU_MAX_OUTPUT 10000000
+
+/* Dispatches the oldest pending job of the queue of the i-th --worker (from 1) into w
+ * (thread-safe). 1: w holds a job (free w->mem); 0: none is pending, or the emulator is
+ * stopping, or an error (logged on stderr). */
+int qj_emu_vm_next(qj_emu_vm *vm, int i, qj_emu_work *w);
+/* Reports the outcome of the attempt w (thread-safe); a Lua error is logged on stderr. */
+void qj_emu_vm_report(qj_emu_vm *vm, const qj_emu_work *w, const qj_emu_outcome *o);
+/* The count of changes that may have made work: it grows after every request to the
+ * Lua logic and at qj_emu_vm_wake (thread-safe). */
+unsigned long qj_emu_vm_changes(qj_emu_vm *vm);
+/* Waits until the count of changes differs from seen, or ms milliseconds pass. */
+void qj_emu_vm_wait(qj_emu_vm *vm, unsigned long seen, long ms);
+/* Grows the count of changes and wakes every waiter. */
+void qj_emu_vm_wake(qj_emu_vm *vm);
+
+/* worker.c: the threads of the --worker instances. */
+typedef struct qj_emu_workers qj_emu_workers;
+/* Starts n threads (instances 1..n); NULL (message on stderr) on failure. */
+qj_emu_workers *qj_emu_workers_start(qj_emu_vm *vm, int n);
+/* Stops them (a worker call in progress is cut within a second) and joins them. */
+void qj_emu_workers_stop(qj_emu_workers *ws);
 
 /* glob.c: adds glob (the compiler of fault path globs) and glob_max to the table on the
  * top of the stack (the host that vm.c gives emulator.app). */

@@ -140,11 +140,12 @@ function M:create(qkey, input, metadata, webhook)
   self.order[self.tail] = id
   local q = self.queues[qkey]
   if not q then
-    q = { ids = {}, head = 1, tail = 0 }
+    q = { ids = {}, head = 1, tail = 0, scan = 1 }
     self.queues[qkey] = q
   end
   q.tail = q.tail + 1
   q.ids[q.tail] = id
+  job.qindex = q.tail
   return job
 end
 
@@ -179,6 +180,34 @@ function M:cancel(job)
   event(job, "cancelled", self.now())
   render_middle(job)
   return true
+end
+
+--- next_pending(qkey): the oldest pending job of the queue, or nil. The queue keeps a
+-- cursor (q.scan) below which no job is pending, so that each job that has left pending
+-- is passed over once, not at every call; requeue moves it back.
+function M:next_pending(qkey)
+  local q = self.queues[qkey]
+  if not q then return nil end
+  local ids, jobs = q.ids, self.jobs
+  local i = math.max(q.scan, q.head)
+  while i <= q.tail do
+    if jobs[ids[i]].status == "pending" then break end
+    i = i + 1
+  end
+  q.scan = i
+  if i > q.tail then return nil end
+  return jobs[ids[i]]
+end
+
+--- requeue(job): a running job goes back to pending (a worker's attempt was rejected),
+-- in its place: it is the next one dispatched again, as the oldest. No event is added; the
+-- update_time is now.
+function M:requeue(job)
+  job.status = "pending"
+  job.update_time = self.now()
+  local q = self.queues[job.qkey]
+  if job.qindex < q.scan then q.scan = job.qindex end
+  render_middle(job)
 end
 
 local ACTION = { running = "started", succeeded = "succeeded", failed = "failed" }

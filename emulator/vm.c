@@ -3,9 +3,11 @@
  * luaL_requiref, loads the embedded Lua modules into package.preload, and makes the app
  * (emulator.app) with its host: the functions of this file, glob.c's globs and the core's
  * clock. A request goes to app:handle as a table, and its answer comes back as a table
- * (both described in emulator/app.lua), copied out into a qj_emu_response. Every entry
- * into the state holds vm->lock and runs under lua_pcall, so a Lua error (even a memory
- * error) never unwinds through libmicrohttpd.
+ * (both described in emulator/app.lua), copied out into a qj_emu_response. The --worker
+ * threads (worker.c) enter it through qj_emu_vm_next and qj_emu_vm_report, and wait on the
+ * count of changes that every request grows. Every entry into the state holds vm->lock and
+ * runs under lua_pcall, so a Lua error (even a memory error) never unwinds through
+ * libmicrohttpd or libcurl.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
@@ -34,6 +36,11 @@ struct qj_emu_vm {
   int handle_ref;               /* its methods handle */
   int refuse_ref;               /* and refuse, */
   int request_ref;              /* and the request table, refilled for every request */
+  int next_ref;                 /* and next_job, */
+  int report_ref;               /* and report */
+  pthread_mutex_t changes_lock; /* the count of changes, for the worker threads to wait on */
+  pthread_cond_t changed;
+  unsigned long changes;
   unsigned char pool[512];      /* random bytes for v4 UUIDs (used under the lock) */
   size_t pool_pos;
 };
@@ -157,6 +164,12 @@ static int vm_init(lua_State *L) {
   lua_getfield(L, -1, "refuse");
   luaL_checktype(L, -1, LUA_TFUNCTION);
   vm->refuse_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "next_job");
+  luaL_checktype(L, -1, LUA_TFUNCTION);
+  vm->next_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "report");
+  luaL_checktype(L, -1, LUA_TFUNCTION);
+  vm->report_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_createtable(L, 0, 6);
   vm->request_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
@@ -185,11 +198,23 @@ qj_emu_vm *qj_emu_vm_new(void) {
   }
   vm->pool_pos = sizeof vm->pool;
   vm->host_ref = vm->app_ref = vm->handle_ref = vm->refuse_ref = vm->request_ref = LUA_NOREF;
+  vm->next_ref = vm->report_ref = LUA_NOREF;
   atomic_init(&vm->stopping, 0);
+  if (pthread_mutex_init(&vm->changes_lock, NULL) != 0) {
+    free(vm);
+    return NULL;
+  }
+  if (pthread_cond_init(&vm->changed, NULL) != 0) {
+    pthread_mutex_destroy(&vm->changes_lock);
+    free(vm);
+    return NULL;
+  }
   vm->L = luaL_newstate();
   if (vm->L == NULL || pthread_mutex_init(&vm->lock, NULL) != 0) {
     fputs("salad-queue-emulator: cannot create the Lua state\n", stderr);
     if (vm->L) lua_close(vm->L);
+    pthread_cond_destroy(&vm->changed);
+    pthread_mutex_destroy(&vm->changes_lock);
     free(vm);
     return NULL;
   }
@@ -210,6 +235,8 @@ void qj_emu_vm_close(qj_emu_vm *vm) {
   if (vm == NULL) return;
   lua_close(vm->L);
   pthread_mutex_destroy(&vm->lock);
+  pthread_cond_destroy(&vm->changed);
+  pthread_mutex_destroy(&vm->changes_lock);
   free(vm);
 }
 
@@ -266,7 +293,11 @@ static int vm_configure(lua_State *L) {
   a->cfg->body_timeout = (double)luaL_checknumber(L, -1);
   lua_getfield(L, -5, "max_connections");
   a->cfg->max_connections = (unsigned int)luaL_checkinteger(L, -1);
-  lua_pop(L, 5);
+  lua_getfield(L, -6, "workers");
+  luaL_checktype(L, -1, LUA_TTABLE);
+  if (lua_rawlen(L, -1) > 1000) return luaL_error(L, "--worker: at most 1000 instances");
+  a->cfg->nworkers = (int)lua_rawlen(L, -1);
+  lua_pop(L, 6);
   lua_getfield(L, -1, "bind");
   bind = luaL_checklstring(L, -1, &len);
   if (inet_pton(AF_INET, bind, &in4) == 1) {
@@ -547,6 +578,7 @@ static void fixed_answer(qj_emu_response *rs, int status, const char *body, size
 
 void qj_emu_vm_stop(qj_emu_vm *vm) {
   atomic_store(&vm->stopping, 1);
+  qj_emu_vm_wake(vm);
 }
 
 /* Request text on stderr, with bytes outside printable ASCII and backslashes as \xHH, so
@@ -587,8 +619,167 @@ void qj_emu_vm_handle(qj_emu_vm *vm, const qj_emu_request *rq, qj_emu_response *
   }
   lua_settop(L, 0);
   pthread_mutex_unlock(&vm->lock);
+  qj_emu_vm_wake(vm);
   if (rs->action != QJ_EMU_ACT_DROP && rs->mem == NULL)
     fixed_answer(rs, 500, internal_error, sizeof internal_error - 1);
+}
+
+/* ---- the worker's entry points (worker.c) ------------------------------------------- */
+
+unsigned long qj_emu_vm_changes(qj_emu_vm *vm) {
+  unsigned long n;
+  pthread_mutex_lock(&vm->changes_lock);
+  n = vm->changes;
+  pthread_mutex_unlock(&vm->changes_lock);
+  return n;
+}
+
+void qj_emu_vm_wake(qj_emu_vm *vm) {
+  pthread_mutex_lock(&vm->changes_lock);
+  vm->changes++;
+  pthread_cond_broadcast(&vm->changed);
+  pthread_mutex_unlock(&vm->changes_lock);
+}
+
+void qj_emu_vm_wait(qj_emu_vm *vm, unsigned long seen, long ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&vm->changes_lock);
+  while (vm->changes == seen) {
+    if (pthread_cond_timedwait(&vm->changed, &vm->changes_lock, &until) != 0) break;
+  }
+  pthread_mutex_unlock(&vm->changes_lock);
+}
+
+struct next_args {
+  int i;
+  qj_emu_work *w;
+};
+
+/* Protected: token, id, url, input = app:next_job(i), copied into w in one malloc'd block
+ * (the input first, then the id and the URL as C strings). Nothing raises after the malloc. */
+static int vm_next(lua_State *L) {
+  struct next_args *a = (struct next_args *)lua_touserdata(L, 1);
+  qj_emu_vm *vm = (qj_emu_vm *)lua_touserdata(L, 2);
+  const char *id, *url, *input;
+  size_t id_len, url_len, input_len, size;
+  lua_Integer token;
+  int isnum;
+  char *p;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->next_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->app_ref);
+  lua_pushinteger(L, a->i);
+  lua_call(L, 2, 4);
+  if (lua_isnil(L, -4)) return 0;
+  token = lua_tointegerx(L, -4, &isnum);
+  if (!isnum) return luaL_error(L, "next_job returned a bad token");
+  id = luaL_checklstring(L, -3, &id_len);
+  url = luaL_checklstring(L, -2, &url_len);
+  input = luaL_checklstring(L, -1, &input_len);
+  if (strlen(id) != id_len || strlen(url) != url_len)
+    return luaL_error(L, "next_job returned an id or URL with a NUL byte");
+  size = add_size(L, add_size(L, input_len, id_len + 1), url_len + 1);
+  p = malloc(size);
+  if (p == NULL) {   /* the job was dispatched: report a failed call, so it is retried */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->report_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->app_ref);
+    lua_pushvalue(L, -6);
+    lua_pushvalue(L, -6);
+    lua_pushinteger(L, 0);
+    lua_pushnil(L);
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "out of memory");
+    lua_call(L, 7, 0);
+    return luaL_error(L, "out of memory");
+  }
+  a->w->mem = p;
+  a->w->token = (long long)token;
+  a->w->body = p;
+  a->w->body_len = input_len;
+  memcpy(p, input, input_len);
+  p += input_len;
+  memcpy(p, id, id_len + 1);
+  a->w->id = p;
+  p += id_len + 1;
+  memcpy(p, url, url_len + 1);
+  a->w->url = p;
+  return 0;
+}
+
+int qj_emu_vm_next(qj_emu_vm *vm, int i, qj_emu_work *w) {
+  struct next_args a;
+  lua_State *L = vm->L;
+  memset(w, 0, sizeof *w);
+  a.i = i;
+  a.w = w;
+  pthread_mutex_lock(&vm->lock);
+  if (atomic_load(&vm->stopping)) {
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+  }
+  lua_pushcfunction(L, traceback);
+  lua_pushcfunction(L, vm_next);
+  lua_pushlightuserdata(L, &a);
+  lua_pushlightuserdata(L, vm);
+  if (lua_pcall(L, 2, 0, 1) != LUA_OK) {
+    fprintf(stderr, "salad-queue-emulator: error in the worker's dispatch: %s\n",
+            lua_tostring(L, -1));
+    free(w->mem);
+    memset(w, 0, sizeof *w);
+  }
+  lua_settop(L, 0);
+  pthread_mutex_unlock(&vm->lock);
+  return w->mem != NULL;
+}
+
+struct report_args {
+  const qj_emu_work *w;
+  const qj_emu_outcome *o;
+};
+
+/* Protected: app:report(token, id, status, body, too_large, error). */
+static int vm_report(lua_State *L) {
+  struct report_args *a = (struct report_args *)lua_touserdata(L, 1);
+  qj_emu_vm *vm = (qj_emu_vm *)lua_touserdata(L, 2);
+  const qj_emu_outcome *o = a->o;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->report_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->app_ref);
+  lua_pushinteger(L, (lua_Integer)a->w->token);
+  lua_pushstring(L, a->w->id);
+  lua_pushinteger(L, (lua_Integer)o->status);
+  if (o->body_len > 0) lua_pushlstring(L, o->body, o->body_len); else lua_pushnil(L);
+  lua_pushboolean(L, o->too_large);
+  if (o->error) lua_pushstring(L, o->error); else lua_pushnil(L);
+  lua_call(L, 7, 0);
+  return 0;
+}
+
+void qj_emu_vm_report(qj_emu_vm *vm, const qj_emu_work *w, const qj_emu_outcome *o) {
+  struct report_args a;
+  lua_State *L = vm->L;
+  a.w = w;
+  a.o = o;
+  pthread_mutex_lock(&vm->lock);
+  if (atomic_load(&vm->stopping)) {
+    pthread_mutex_unlock(&vm->lock);
+    return;
+  }
+  lua_pushcfunction(L, traceback);
+  lua_pushcfunction(L, vm_report);
+  lua_pushlightuserdata(L, &a);
+  lua_pushlightuserdata(L, vm);
+  if (lua_pcall(L, 2, 0, 1) != LUA_OK)
+    fprintf(stderr, "salad-queue-emulator: error in the worker's report: %s\n",
+            lua_tostring(L, -1));
+  lua_settop(L, 0);
+  pthread_mutex_unlock(&vm->lock);
+  qj_emu_vm_wake(vm);
 }
 
 void qj_emu_response_free(qj_emu_response *rs) {

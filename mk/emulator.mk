@@ -10,7 +10,7 @@ EMU_HDR      := $(wildcard emulator/*.h) src/compat.h
 EMU_LUA      := $(sort $(filter-out emulator/embed.lua,$(wildcard emulator/*.lua)))
 EMU_LUA      += lua/queue_jobs/policy.lua
 EMU_GEN      := $(BUILD)/emulator/embedded.c
-EMU_CFLAGS    = $(CFLAGS) $(WARN) -I$(LUA_INCDIR) -Iemulator -Isrc
+EMU_CFLAGS    = $(CFLAGS) $(WARN) -I$(LUA_INCDIR) -I$(CURL_INCDIR) -Iemulator -Isrc
 EMU_LDLIBS    = $(LUA_LIB) $(MHD_LIBS) -L$(CURL_LIBDIR) -lcurl -lcrypto -lpthread -lm -ldl
 
 # The sanitizer variant, used by `make check` (spec/helpers.lua picks it when QJ_SANITIZED=1).

@@ -494,11 +494,99 @@ describe("emulator.app with an injected host", function()
         requests = { create_job = 2, delete_job = 1, get_job = 1, list_jobs = 1,
           get_webhook_secret_key = 0, other = 1 },
         requests_total = 6, store_bytes = app.store.bytes,
+        worker_attempts = 0, worker_rejected = 0, worker_ignored = 0,
       }, counters(app))
       assert.are.equal('{"reset":true}', text(control(app, "POST", "/reset")))
       local c = counters(app)
       assert.are.equal(0, c.requests_total)
       assert.are.equal(0, c.jobs_stored)
+    end)
+  end)
+
+  describe("the worker (next_job, report)", function()
+    local W = "acme-corp/dev-env/fifo-queue=http://127.0.0.1:9/run"
+
+    local function job(app, n) return decode(text(api(app, "GET", JOBS .. "/" .. uuid(n)))) end
+
+    it("dispatches the oldest pending job of its queue, with a started event", function()
+      local app = new_app { "--worker", W, "--worker", "acme-corp/dev-env/other-queue=http://h/" }
+      assert.is_nil(app:next_job(1))
+      api(app, "POST", JOBS, '{"input": [1, 2]}')
+      api(app, "POST", JOBS, '{"input":2}')
+      api(app, "POST", JOBS, '{"input":3}')
+      api(app, "DELETE", JOBS .. "/" .. uuid(2))     -- cancelled: passed over
+      assert.is_nil(app:next_job(2))                 -- another queue's instance
+      local token, id, url, input = app:next_job(1)
+      assert.are.same({ uuid(1), "http://127.0.0.1:9/run", "[1, 2]" }, { id, url, input })
+      assert.are.equal("running", job(app, 1).status)
+      assert.are.same({ action = "started", time = time(5) }, job(app, 1).events[2])
+      local token3, id3 = app:next_job(1)
+      assert.are.equal(uuid(3), id3)
+      assert.are_not.equal(token, token3)
+      assert.is_nil(app:next_job(1))
+      assert.are.equal(2, counters(app).worker_attempts)
+    end)
+
+    it("retries a rejected attempt first, and fails the job at the fourth", function()
+      local app = new_app { "--worker", W }
+      api(app, "POST", JOBS, '{"input":1}')
+      api(app, "POST", JOBS, '{"input":2}')
+      for attempt = 1, 4 do
+        local token, id = app:next_job(1)
+        assert.are.equal(uuid(1), id)
+        app:report(token, id, attempt % 2 == 0 and 0 or 503, nil, false, "refused")
+        assert.are.equal(attempt < 4 and "pending" or "failed", job(app, 1).status)
+      end
+      assert.are.equal(uuid(2), select(2, app:next_job(1)))
+      local c = counters(app)
+      assert.are.equal(5, c.worker_attempts)
+      assert.are.equal(4, c.worker_rejected)
+    end)
+
+    it("keeps a JSON body exactly; other UTF-8 as a string; fails bytes that are not UTF-8 and bodies over 10 MB", function()
+      local app = new_app { "--worker", W }
+      local cases = {
+        { 200, ' {"a" : 1.0} ', false, "succeeded", ' {"a" : 1.0} ' },
+        { 404, "not found", false, "succeeded", '"not found"' },
+        { 204, nil, false, "succeeded", '""' },
+        { 200, "\255", false, "failed", nil },
+        { 200, nil, true, "failed", nil },
+      }
+      for i, c in ipairs(cases) do
+        api(app, "POST", JOBS, '{"input":1}')
+        local token, id = app:next_job(1)
+        app:report(token, id, c[1], c[2], c[3])
+        local body = text(api(app, "GET", JOBS .. "/" .. uuid(i)))
+        assert.are.equal(c[4], decode(body).status)
+        if c[5] then
+          assert.truthy(body:find(',"output":' .. c[5] .. ',', 1, true), body)
+        else
+          assert.is_nil(body:find('"output"', 1, true))
+        end
+      end
+    end)
+
+    it("ignores a report for a job gone, finished by the control API, or of an older attempt", function()
+      local app = new_app { "--worker", W }
+      api(app, "POST", JOBS, '{"input":1}')
+      local token, id = app:next_job(1)
+      control(app, "POST", "/jobs/" .. id .. "/status", '{"status":"succeeded","output":7}')
+      app:report(token, id, 200, '"late"', false)
+      assert.are.equal(7, job(app, 1).output)
+      api(app, "POST", JOBS, '{"input":2}')
+      local t2, id2 = app:next_job(1)
+      app:report(t2, id2, 500, nil, false)
+      local t3 = app:next_job(1)
+      app:report(t2, id2, 200, '"stale"', false)      -- the first attempt's token
+      assert.are.equal("running", job(app, 2).status)
+      app:report(t3, id2, 200, '"fresh"', false)
+      assert.are.equal("fresh", job(app, 2).output)
+      api(app, "POST", JOBS, '{"input":3}')
+      local t4, id4 = app:next_job(1)
+      assert.are.equal(2, counters(app).worker_ignored)
+      control(app, "POST", "/reset")
+      app:report(t4, id4, 200, "{}", false)
+      assert.are.equal(1, counters(app).worker_ignored)   -- counted since the reset
     end)
   end)
 end)
