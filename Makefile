@@ -95,8 +95,9 @@ deps:
 test: deps all $(TEST_DEPS)
 	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) $(BUSTED)
 
-# tools/lsan_flake_retry.sh runs it again once, only if all passed and LeakSanitizer's own
-# tracer then crashed at exit (an intermittent fault of the runtime, not a leak report).
+# tools/lsan_flake_retry.sh runs it again (twice at most), only if all passed and
+# LeakSanitizer's own tracer then crashed at exit (an intermittent fault of the runtime, not
+# a leak report).
 # (The sanitizer settings go to the interpreter alone, through env: the shell, grep and cat
 # of the script are not instrumented.)
 check: deps $(ASAN_SO) $(TEST_DEPS)
