@@ -305,6 +305,18 @@ describe("salad-queue-emulator --worker", function()
     assert.are.equal(1, emu:counters().worker_attempts)
   end)
 
+  it("fails a job whose output cannot fit --max-store-bytes, without a retry", function()
+    -- 64 KiB of store: the job (a few hundred bytes) fits, its 100 KB output does not
+    local w = start_worker { { status = 200, body = '"' .. ("y"):rep(100000) .. '"' } }
+    local emu = start_with(w, { "--max-store-bytes", "65536" })
+    local job = finished(emu, create(emu, '{"input":1}'))
+    assert.are.equal("failed", job.status)
+    assert.is_nil(job.output)
+    assert.are.equal(1, #w.requests())
+    assert.are.equal(1, emu:counters().worker_attempts)
+    assert.are.equal(1, emu:counters().jobs_stored)
+  end)
+
   it("runs one job at a time per instance, oldest first", function()
     local w = start_worker(function(self) return { { status = 200, body = "1", gate = self.gate } } end)
     local emu = start_with(w)
