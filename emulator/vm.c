@@ -131,6 +131,13 @@ static int traceback(lua_State *L) {
 }
 
 /* Protected: builds the state's modules and the host, and keeps the app's methods. */
+/* A registry reference to the function name of the table on the top of the stack. */
+static int function_ref(lua_State *L, const char *name) {
+  lua_getfield(L, -1, name);
+  luaL_checktype(L, -1, LUA_TFUNCTION);
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 static int vm_init(lua_State *L) {
   qj_emu_vm *vm = (qj_emu_vm *)lua_touserdata(L, 1);
   const qj_emu_module *m;
@@ -158,18 +165,10 @@ static int vm_init(lua_State *L) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "emulator.app");
   lua_call(L, 1, 1);
-  lua_getfield(L, -1, "handle");
-  luaL_checktype(L, -1, LUA_TFUNCTION);
-  vm->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_getfield(L, -1, "refuse");
-  luaL_checktype(L, -1, LUA_TFUNCTION);
-  vm->refuse_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_getfield(L, -1, "next_job");
-  luaL_checktype(L, -1, LUA_TFUNCTION);
-  vm->next_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_getfield(L, -1, "report");
-  luaL_checktype(L, -1, LUA_TFUNCTION);
-  vm->report_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  vm->handle_ref = function_ref(L, "handle");
+  vm->refuse_ref = function_ref(L, "refuse");
+  vm->next_ref = function_ref(L, "next_job");
+  vm->report_ref = function_ref(L, "report");
   lua_createtable(L, 0, 6);
   vm->request_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
