@@ -40,9 +40,10 @@ local policy = require "queue_jobs.policy"
 local cli = require "emulator.cli"
 local Store = require "emulator.store"
 local Faults = require "emulator.faults"
+local Webhooks = require "emulator.webhooks"
 
 local job_json = Store.pieces_of
-local json_encode, json_decode = core.json.encode, core.json.decode
+local json_encode, json_decode, json_array = core.json.encode, core.json.decode, core.array
 local decode_members = core.decode_members
 local valid_name = cli.valid_name
 local new_bucket = policy.bucket
@@ -302,8 +303,16 @@ local function read_counters(self)
     creates_accepted = c.creates_accepted, faults_fired = c.faults_fired,
     rate_limited = c.rate_limited, jobs_stored = store.count, store_bytes = store.bytes,
     worker_attempts = c.worker_attempts, worker_rejected = c.worker_rejected,
-    worker_ignored = c.worker_ignored,
+    worker_ignored = c.worker_ignored, webhooks_attempts = c.webhooks_attempts,
+    webhooks_delivered = c.webhooks_delivered, webhooks_failed = c.webhooks_failed,
+    webhooks_skipped = c.webhooks_skipped, webhooks_dropped = c.webhooks_dropped,
   }, { sort_keys = true })), JSON)
+end
+
+-- GET /_emulator/webhooks[?job_id=ID]: the deliveries, oldest first (emulator/webhooks.lua).
+local function list_webhooks(self, req)
+  local job_id = query_params(req.query).job_id
+  return reply(200, self.webhooks:log_pieces(job_id and query_unescape(job_id):lower()), JSON)
 end
 
 local function reset(self)
@@ -350,6 +359,7 @@ local CONTROL_ROUTES = route_table {
   { "^/jobs/([^/]+)/status$", { "POST", set_job_status } },
   { "^/faults$", { "GET", list_faults }, { "POST", add_fault }, { "DELETE", clear_faults } },
   { "^/counters$", { "GET", read_counters } },
+  { "^/webhooks$", { "GET", list_webhooks } },
   { "^/reset$", { "POST", reset } },
 }
 
@@ -370,6 +380,8 @@ end
 local function new_counters()
   return { requests_total = 0, creates_accepted = 0, faults_fired = 0, rate_limited = 0,
     worker_attempts = 0, worker_rejected = 0, worker_ignored = 0,
+    webhooks_attempts = 0, webhooks_delivered = 0, webhooks_failed = 0, webhooks_skipped = 0,
+    webhooks_dropped = 0,
     requests = { create_job = 0, list_jobs = 0, get_job = 0, delete_job = 0,
       get_webhook_secret_key = 0, other = 0 } }
 end
@@ -544,7 +556,8 @@ function App.new(opts)
   self.keys = {}
   for _, k in ipairs(cfg.api_keys) do self.keys[k] = true end
   self.store = Store.new { max_jobs = cfg.max_jobs, max_bytes = cfg.max_store_bytes,
-    uuid = host.uuid4, now = host.timestamp }
+    uuid = host.uuid4, now = host.timestamp,
+    on_final = function(job) self.webhooks:event(job) end }
   self.faults = Faults.new(host)
   self.counters = new_counters()
   self.buckets = {}
@@ -553,6 +566,12 @@ function App.new(opts)
     for qkey in pairs(cfg.queues) do self.orgs[qkey:match("^[^/]+")] = true end
   end
   self.secret = cfg.webhook_secret or base64(host.random_bytes(32))
+  self.webhooks = Webhooks.new { sign = core.webhook_sign, secret = self.secret,
+    retries = cfg.webhook_retries, allow_remote = cfg.allow_remote_webhooks,
+    monotime = host.monotime, timestamp = host.timestamp, uuid = host.uuid4,
+    unix_time = os.time, job_json = job_json, json_encode = json_encode,
+    json_decode = json_decode, array = json_array, notify = host.deliveries_changed,
+    counters = function() return self.counters end }
   self.dispatched = 0   -- attempts dispatched so far (never reset: a token stays unique)
   return self
 end
@@ -562,6 +581,7 @@ end
 function App:reset()
   self.store:reset()
   self.faults:reset()
+  self.webhooks:reset()
   self.counters = new_counters()
   self.buckets = {}
 end
@@ -649,6 +669,30 @@ function App:report(token, id, status, body, over, err)
     over and ": output over 10 MB, failed" or not output and ": output not UTF-8, failed" or ""))
   if not output or not store:set_status(job, "succeeded", output) then
     store:set_status(job, "failed")   -- also when the output cannot fit the store
+  end
+end
+
+---------------------------------------------------------------------------------------------
+-- Webhooks: the host's delivery threads take the attempts that are due and report what the
+-- receivers answered (emulator/webhooks.lua).
+
+--- app:next_delivery() -> token, url, id, timestamp, signature, body | nil, seconds until
+-- one is due (nil: none waits)
+function App:next_delivery()
+  local token, url, id, ts, sig, body = self.webhooks:next()
+  if token and self.config.verbose then
+    io.stderr:write(format("webhook %s attempt to %s\n", id, log_escape(Webhooks.shown(url))))
+  end
+  return token, url, id, ts, sig, body
+end
+
+--- app:delivered(token, status, err): the receiver's HTTP status, or 0 and why the call
+-- failed.
+function App:delivered(token, status, err)
+  local d = self.webhooks:report(token, status, err)
+  if d and self.config.verbose then
+    io.stderr:write(format("webhook %s %s: %s\n", d.id, status > 0 and
+      format("answered %d", status) or "call failed: " .. log_escape(err or "?"), d.state))
   end
 end
 

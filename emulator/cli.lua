@@ -17,6 +17,9 @@ M.DEFAULTS = {
   body_timeout = 60,             -- seconds for its body to arrive, after the headers
   max_connections = 1000,        -- beyond it, the connection idle the longest is closed
   webhook_secret = nil,          -- the webhook secret key (base64); nil = made at start
+  webhook_retries = { 1, 2, 4 }, -- seconds before each retry of a webhook delivery
+  webhook_timeout = 10,          -- seconds for one delivery attempt
+  allow_remote_webhooks = false, -- deliver to URLs that are not loopback
   verbose = false,
 }
 
@@ -60,12 +63,22 @@ Options:
                         or https://), as SaladCloud's job queue worker does: each
                         job's input POSTed there, the answer its output; repeat
                         it for more instances (of one queue or several)
+  --webhook-retries L   the delays before each retry of a webhook delivery that
+                        got no 2xx answer: seconds, comma-separated, e.g.
+                        0.5,1,2 (at most 20); "none" for a single attempt
+                        (default 1,2,4: 4 attempts)
+  --webhook-timeout S   seconds for one delivery attempt (default 10)
+  --allow-remote-webhooks
+                        deliver webhooks to any http(s) URL; by default only
+                        to loopback (localhost, 127.x.y.z, [::1]), and the
+                        others are logged as skipped
   --verbose             one line per request on stderr (never the API key or
                         the webhook secret)
   --help                this text
 
 Control API (no key): POST /_emulator/jobs/{id}/status, POST|GET|DELETE
-/_emulator/faults, GET /_emulator/counters, POST /_emulator/reset.
+/_emulator/faults, GET /_emulator/counters, GET /_emulator/webhooks,
+POST /_emulator/reset.
 See docs/emulator.md.
 ]]
 
@@ -114,6 +127,23 @@ local function seconds(opt, v)
   return n
 end
 
+-- The delays of --webhook-retries: "none", or 1 to 20 seconds (as seconds() reads them)
+-- separated by commas.
+local function delays(opt, v)
+  if v == "none" then return {} end
+  local list = {}
+  for piece in ((v or "") .. ","):gmatch("([^,]*),") do
+    local n, err = seconds(opt, piece)
+    if not n then
+      return nil, ("%s needs \"none\" or seconds separated by commas, got %q (%s)")
+        :format(opt, v or "", err)
+    end
+    list[#list + 1] = n
+  end
+  if #list > 20 then return nil, ("%s allows at most 20 retries, got %d"):format(opt, #list) end
+  return list
+end
+
 --- parse(args): args is the list of command-line arguments (without the program name).
 function M.parse(args)
   local D = M.DEFAULTS
@@ -121,7 +151,8 @@ function M.parse(args)
     port = D.port, bind = D.bind, rate_limit = D.rate_limit, max_jobs = D.max_jobs,
     max_store_bytes = D.max_store_bytes, max_body = D.max_body, verbose = D.verbose,
     header_timeout = D.header_timeout, body_timeout = D.body_timeout,
-    max_connections = D.max_connections,
+    max_connections = D.max_connections, webhook_retries = D.webhook_retries,
+    webhook_timeout = D.webhook_timeout, allow_remote_webhooks = D.allow_remote_webhooks,
   }
   local keys, queues, workers = {}, nil, {}
   local i = 1
@@ -135,7 +166,7 @@ function M.parse(args)
       return args[i]
     end
     local err
-    if val and (opt == "--help" or opt == "--verbose") then
+    if val and (opt == "--help" or opt == "--verbose" or opt == "--allow-remote-webhooks") then
       return nil, ("%s takes no value, got %q"):format(opt, a)
     elseif opt == "--help" or opt == "-h" then
       cfg.help = M.USAGE
@@ -189,6 +220,12 @@ function M.parse(args)
       local worker
       worker, err = M.worker(value())
       workers[#workers + 1] = worker
+    elseif opt == "--webhook-retries" then
+      cfg.webhook_retries, err = delays(opt, value())
+    elseif opt == "--webhook-timeout" then
+      cfg.webhook_timeout, err = seconds(opt, value())
+    elseif opt == "--allow-remote-webhooks" then
+      cfg.allow_remote_webhooks = true
     elseif opt == "--verbose" then
       cfg.verbose = true
     else

@@ -9,6 +9,8 @@
  *   glob.c    fault path globs, matched in linear time (host.glob)
  *   worker.c  --worker: a thread per instance that POSTs jobs to the user's worker with
  *             libcurl, outside the Lua state's lock (no Lua at all in it)
+ *   deliver.c the threads that POST signed webhooks to their receivers, the same way
+ *   post.c    one POST with libcurl, for worker.c and deliver.c (post.h)
  *
  * Exported names carry the prefix qj_emu_; everything else is static.
  */
@@ -46,6 +48,8 @@ typedef struct qj_emu_config {
   double body_timeout;        /* seconds for its body to arrive after its headers */
   unsigned int max_connections;
   int nworkers;               /* --worker instances */
+  double webhook_timeout;     /* --webhook-timeout: seconds for one delivery attempt */
+  int allow_remote_webhooks;  /* --allow-remote-webhooks: deliveries may leave loopback */
 } qj_emu_config;
 
 /* Limits of the HTTP layer (server.c), stated in docs/emulator.md ("Performance and limits"). */
@@ -136,13 +140,37 @@ typedef struct qj_emu_outcome {
 int qj_emu_vm_next(qj_emu_vm *vm, int i, qj_emu_work *w);
 /* Reports the outcome of the attempt w (thread-safe); a Lua error is logged on stderr. */
 void qj_emu_vm_report(qj_emu_vm *vm, const qj_emu_work *w, const qj_emu_outcome *o);
-/* The count of changes that may have made work: it grows after every request to the
- * Lua logic and at qj_emu_vm_wake (thread-safe). */
-unsigned long qj_emu_vm_changes(qj_emu_vm *vm);
-/* Waits until the count of changes differs from seen, or ms milliseconds pass. */
-void qj_emu_vm_wait(qj_emu_vm *vm, unsigned long seen, long ms);
-/* Grows the count of changes and wakes every waiter. */
-void qj_emu_vm_wake(qj_emu_vm *vm);
+
+/* One attempt to deliver a webhook, copied out of the Lua state into one malloc'd block
+ * (mem): every string ends with a NUL. */
+typedef struct qj_emu_delivery {
+  long long token;            /* names the attempt for qj_emu_vm_delivered */
+  const char *url;            /* the job's webhook */
+  const char *id;             /* webhook-id, the same for every attempt */
+  const char *timestamp;      /* webhook-timestamp, Unix seconds, made for this attempt */
+  const char *signature;      /* webhook-signature, "v1,<base64>" */
+  const char *body;           /* {"type", "timestamp", "data"} */
+  size_t body_len;
+  char *mem;
+} qj_emu_delivery;
+
+/* Takes the oldest delivery attempt that is due into d (thread-safe). 1: d holds it (free
+ * d->mem); 0: none is due, and *wait_ms is the time until one is (-1: none waits). */
+int qj_emu_vm_next_delivery(qj_emu_vm *vm, qj_emu_delivery *d, long *wait_ms);
+/* Reports what the receiver answered to the attempt token: its HTTP status, or 0 and why
+ * the call failed (thread-safe). */
+void qj_emu_vm_delivered(qj_emu_vm *vm, long long token, long status, const char *error);
+
+/* The host's threads wait on counts of changes, one per kind of work: QJ_EMU_JOBS grows
+ * after every request to the Lua logic (a job may be pending), QJ_EMU_DELIVERIES when a
+ * webhook delivery starts to wait. */
+enum { QJ_EMU_JOBS = 0, QJ_EMU_DELIVERIES = 1 };
+/* The count of changes of that kind (thread-safe). */
+unsigned long qj_emu_vm_changes(qj_emu_vm *vm, int which);
+/* Waits until that count differs from seen, or ms milliseconds pass. */
+void qj_emu_vm_wait(qj_emu_vm *vm, int which, unsigned long seen, long ms);
+/* Grows that count and wakes its waiters. */
+void qj_emu_vm_wake(qj_emu_vm *vm, int which);
 
 /* worker.c: the threads of the --worker instances. */
 typedef struct qj_emu_workers qj_emu_workers;
@@ -150,6 +178,15 @@ typedef struct qj_emu_workers qj_emu_workers;
 qj_emu_workers *qj_emu_workers_start(qj_emu_vm *vm, int n);
 /* Stops them (a worker call in progress is cut within a second) and joins them. */
 void qj_emu_workers_stop(qj_emu_workers *ws);
+
+/* deliver.c: the threads that deliver webhooks (QJ_EMU_DELIVERERS of them, so a receiver
+ * that does not answer holds up one of them, for --webhook-timeout at most). */
+#define QJ_EMU_DELIVERERS 4
+typedef struct qj_emu_deliverers qj_emu_deliverers;
+/* Starts them; NULL (message on stderr) on failure. */
+qj_emu_deliverers *qj_emu_deliverers_start(qj_emu_vm *vm, const qj_emu_config *cfg);
+/* Stops them (a delivery in progress is cut within a second) and joins them. */
+void qj_emu_deliverers_stop(qj_emu_deliverers *ds);
 
 /* glob.c: adds glob (the compiler of fault path globs) and glob_max to the table on the
  * top of the stack (the host that vm.c gives emulator.app). */

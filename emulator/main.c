@@ -5,8 +5,8 @@
  * store, faults, the control API) is Lua, embedded in the binary and run in one Lua state
  * that also holds queue_jobs.core, the project's exact JSON codec (vm.c). This file reads
  * the command line (through the Lua side), starts the server, prints the base URL as the
- * first line on stdout, starts the --worker threads (worker.c) and serves until SIGINT or
- * SIGTERM, then stops cleanly (exit 0).
+ * first line on stdout, starts the webhook delivery threads (deliver.c) and the --worker
+ * threads (worker.c) and serves until SIGINT or SIGTERM, then stops cleanly (exit 0).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -23,6 +23,7 @@ int main(int argc, char **argv) {
   qj_emu_vm *vm;
   qj_emu_server *srv;
   qj_emu_workers *workers = NULL;
+  qj_emu_deliverers *deliverers;
   qj_emu_config cfg;
   int port = 0, sig = 0, rc;
   const char *host;
@@ -49,14 +50,19 @@ int main(int argc, char **argv) {
     qj_emu_vm_close(vm);
     return 1;
   }
-  if (cfg.nworkers > 0) {
+  deliverers = qj_emu_deliverers_start(vm, &cfg);
+  if (deliverers != NULL && cfg.nworkers > 0) {
     workers = qj_emu_workers_start(vm, cfg.nworkers);
     if (workers == NULL) {
-      qj_emu_vm_stop(vm);
-      qj_emu_server_stop(srv);
-      qj_emu_vm_close(vm);
-      return 1;
+      qj_emu_deliverers_stop(deliverers);
+      deliverers = NULL;
     }
+  }
+  if (deliverers == NULL) {
+    qj_emu_vm_stop(vm);
+    qj_emu_server_stop(srv);
+    qj_emu_vm_close(vm);
+    return 1;
   }
 
   if (strcmp(cfg.bind, "0.0.0.0") == 0) {
@@ -77,6 +83,7 @@ int main(int argc, char **argv) {
 
   qj_emu_vm_stop(vm);
   qj_emu_workers_stop(workers);
+  qj_emu_deliverers_stop(deliverers);
   qj_emu_server_stop(srv);
   qj_emu_vm_close(vm);
   return 0;

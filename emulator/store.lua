@@ -17,10 +17,11 @@ M.FINAL = FINAL
 M.JOB_OVERHEAD = 1536
 
 --- new(opts): opts.max_jobs, opts.max_bytes, opts.uuid (function returning a v4 UUID
--- string), opts.now (function returning an RFC 3339 timestamp).
+-- string), opts.now (function returning an RFC 3339 timestamp), opts.on_final (nil, or a
+-- function called with a job just after it became succeeded, failed or cancelled).
 function M.new(opts)
   local self = setmetatable({ max_jobs = opts.max_jobs, max_bytes = opts.max_bytes,
-    uuid = opts.uuid, now = opts.now }, M)
+    uuid = opts.uuid, now = opts.now, on_final = opts.on_final or function() end }, M)
   self:reset()
   return self
 end
@@ -179,6 +180,7 @@ function M:cancel(job)
   job.status = "cancelled"
   event(job, "cancelled", self.now())
   render_middle(job)
+  self.on_final(job)
   return true
 end
 
@@ -241,6 +243,7 @@ function M:set_status(job, status, output)
   job.status = status
   job.update_time = t
   render_middle(job)
+  if FINAL[status] then self.on_final(job) end
   return true
 end
 

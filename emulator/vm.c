@@ -37,10 +37,15 @@ struct qj_emu_vm {
   int refuse_ref;               /* and refuse, */
   int request_ref;              /* and the request table, refilled for every request */
   int next_ref;                 /* and next_job, */
-  int report_ref;               /* and report */
-  pthread_mutex_t changes_lock; /* the count of changes, for the worker threads to wait on */
-  pthread_cond_t changed;
-  unsigned long changes;
+  int report_ref;               /* and report, */
+  int next_delivery_ref;        /* and next_delivery, */
+  int delivered_ref;            /* and delivered */
+  struct signal {               /* counts of changes, for the host's threads to wait on: */
+    pthread_mutex_t lock;       /* [QJ_EMU_JOBS] for the worker threads, */
+    pthread_cond_t cond;        /* [QJ_EMU_DELIVERIES] for the delivery threads */
+    unsigned long count;
+  } signals[2];
+  int nsignals;                 /* how many are initialised */
   unsigned char pool[512];      /* random bytes for v4 UUIDs (used under the lock) */
   size_t pool_pos;
 };
@@ -114,8 +119,15 @@ static int host_random_bytes(lua_State *L) {
   return 1;
 }
 
+/* host.deliveries_changed(): a webhook delivery waits (wakes the delivery threads). */
+static int host_deliveries_changed(lua_State *L) {
+  qj_emu_vm_wake(host_vm(L), QJ_EMU_DELIVERIES);
+  return 0;
+}
+
 static const luaL_Reg host_funcs[] = {
   {"uuid4", host_uuid4},
+  {"deliveries_changed", host_deliveries_changed},
   {"random_bytes", host_random_bytes},
   {"timestamp", host_timestamp},
   {NULL, NULL}
@@ -169,6 +181,8 @@ static int vm_init(lua_State *L) {
   vm->refuse_ref = function_ref(L, "refuse");
   vm->next_ref = function_ref(L, "next_job");
   vm->report_ref = function_ref(L, "report");
+  vm->next_delivery_ref = function_ref(L, "next_delivery");
+  vm->delivered_ref = function_ref(L, "delivered");
   lua_createtable(L, 0, 6);
   vm->request_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
@@ -189,6 +203,14 @@ static int vm_init(lua_State *L) {
   return 0;
 }
 
+static void destroy_signals(qj_emu_vm *vm) {
+  while (vm->nsignals > 0) {
+    struct signal *sg = &vm->signals[--vm->nsignals];
+    pthread_cond_destroy(&sg->cond);
+    pthread_mutex_destroy(&sg->lock);
+  }
+}
+
 qj_emu_vm *qj_emu_vm_new(void) {
   qj_emu_vm *vm = calloc(1, sizeof *vm);
   if (vm == NULL) {
@@ -197,23 +219,27 @@ qj_emu_vm *qj_emu_vm_new(void) {
   }
   vm->pool_pos = sizeof vm->pool;
   vm->host_ref = vm->app_ref = vm->handle_ref = vm->refuse_ref = vm->request_ref = LUA_NOREF;
-  vm->next_ref = vm->report_ref = LUA_NOREF;
+  vm->next_ref = vm->report_ref = vm->next_delivery_ref = vm->delivered_ref = LUA_NOREF;
   atomic_init(&vm->stopping, 0);
-  if (pthread_mutex_init(&vm->changes_lock, NULL) != 0) {
-    free(vm);
-    return NULL;
+  for (; vm->nsignals < 2; vm->nsignals++) {
+    struct signal *sg = &vm->signals[vm->nsignals];
+    if (pthread_mutex_init(&sg->lock, NULL) != 0) break;
+    if (pthread_cond_init(&sg->cond, NULL) != 0) {
+      pthread_mutex_destroy(&sg->lock);
+      break;
+    }
   }
-  if (pthread_cond_init(&vm->changed, NULL) != 0) {
-    pthread_mutex_destroy(&vm->changes_lock);
+  if (vm->nsignals < 2 || pthread_mutex_init(&vm->lock, NULL) != 0) {
+    fputs("salad-queue-emulator: cannot create the emulator's locks\n", stderr);
+    destroy_signals(vm);
     free(vm);
     return NULL;
   }
   vm->L = luaL_newstate();
-  if (vm->L == NULL || pthread_mutex_init(&vm->lock, NULL) != 0) {
+  if (vm->L == NULL) {
     fputs("salad-queue-emulator: cannot create the Lua state\n", stderr);
-    if (vm->L) lua_close(vm->L);
-    pthread_cond_destroy(&vm->changed);
-    pthread_mutex_destroy(&vm->changes_lock);
+    pthread_mutex_destroy(&vm->lock);
+    destroy_signals(vm);
     free(vm);
     return NULL;
   }
@@ -234,8 +260,7 @@ void qj_emu_vm_close(qj_emu_vm *vm) {
   if (vm == NULL) return;
   lua_close(vm->L);
   pthread_mutex_destroy(&vm->lock);
-  pthread_cond_destroy(&vm->changed);
-  pthread_mutex_destroy(&vm->changes_lock);
+  destroy_signals(vm);
   free(vm);
 }
 
@@ -296,7 +321,11 @@ static int vm_configure(lua_State *L) {
   luaL_checktype(L, -1, LUA_TTABLE);
   if (lua_rawlen(L, -1) > 1000) return luaL_error(L, "--worker: at most 1000 instances");
   a->cfg->nworkers = (int)lua_rawlen(L, -1);
-  lua_pop(L, 6);
+  lua_getfield(L, -7, "webhook_timeout");
+  a->cfg->webhook_timeout = (double)luaL_checknumber(L, -1);
+  lua_getfield(L, -8, "allow_remote_webhooks");
+  a->cfg->allow_remote_webhooks = lua_toboolean(L, -1);
+  lua_pop(L, 8);
   lua_getfield(L, -1, "bind");
   bind = luaL_checklstring(L, -1, &len);
   if (inet_pton(AF_INET, bind, &in4) == 1) {
@@ -577,7 +606,8 @@ static void fixed_answer(qj_emu_response *rs, int status, const char *body, size
 
 void qj_emu_vm_stop(qj_emu_vm *vm) {
   atomic_store(&vm->stopping, 1);
-  qj_emu_vm_wake(vm);
+  qj_emu_vm_wake(vm, QJ_EMU_JOBS);
+  qj_emu_vm_wake(vm, QJ_EMU_DELIVERIES);
 }
 
 /* Request text on stderr, with bytes outside printable ASCII and backslashes as \xHH, so
@@ -618,29 +648,32 @@ void qj_emu_vm_handle(qj_emu_vm *vm, const qj_emu_request *rq, qj_emu_response *
   }
   lua_settop(L, 0);
   pthread_mutex_unlock(&vm->lock);
-  qj_emu_vm_wake(vm);
+  qj_emu_vm_wake(vm, QJ_EMU_JOBS);
   if (rs->action != QJ_EMU_ACT_DROP && rs->mem == NULL)
     fixed_answer(rs, 500, internal_error, sizeof internal_error - 1);
 }
 
 /* ---- the worker's entry points (worker.c) ------------------------------------------- */
 
-unsigned long qj_emu_vm_changes(qj_emu_vm *vm) {
+unsigned long qj_emu_vm_changes(qj_emu_vm *vm, int which) {
+  struct signal *sg = &vm->signals[which];
   unsigned long n;
-  pthread_mutex_lock(&vm->changes_lock);
-  n = vm->changes;
-  pthread_mutex_unlock(&vm->changes_lock);
+  pthread_mutex_lock(&sg->lock);
+  n = sg->count;
+  pthread_mutex_unlock(&sg->lock);
   return n;
 }
 
-void qj_emu_vm_wake(qj_emu_vm *vm) {
-  pthread_mutex_lock(&vm->changes_lock);
-  vm->changes++;
-  pthread_cond_broadcast(&vm->changed);
-  pthread_mutex_unlock(&vm->changes_lock);
+void qj_emu_vm_wake(qj_emu_vm *vm, int which) {
+  struct signal *sg = &vm->signals[which];
+  pthread_mutex_lock(&sg->lock);
+  sg->count++;
+  pthread_cond_broadcast(&sg->cond);
+  pthread_mutex_unlock(&sg->lock);
 }
 
-void qj_emu_vm_wait(qj_emu_vm *vm, unsigned long seen, long ms) {
+void qj_emu_vm_wait(qj_emu_vm *vm, int which, unsigned long seen, long ms) {
+  struct signal *sg = &vm->signals[which];
   struct timespec until;
   clock_gettime(CLOCK_REALTIME, &until);
   until.tv_sec += ms / 1000;
@@ -649,11 +682,58 @@ void qj_emu_vm_wait(qj_emu_vm *vm, unsigned long seen, long ms) {
     until.tv_sec++;
     until.tv_nsec -= 1000000000L;
   }
-  pthread_mutex_lock(&vm->changes_lock);
-  while (vm->changes == seen) {
-    if (pthread_cond_timedwait(&vm->changed, &vm->changes_lock, &until) != 0) break;
+  pthread_mutex_lock(&sg->lock);
+  while (sg->count == seen) {
+    if (pthread_cond_timedwait(&sg->cond, &sg->lock, &until) != 0) break;
   }
-  pthread_mutex_unlock(&vm->changes_lock);
+  pthread_mutex_unlock(&sg->lock);
+}
+
+/* Runs f(args, vm) in the Lua state under the lock and lua_pcall, for a host thread.
+ * Returns 1 when it ran, 0 when the emulator is stopping (f did not run), -1 when it
+ * raised (the error is logged on stderr, after "error in " and what). */
+static int host_call(qj_emu_vm *vm, lua_CFunction f, void *args, const char *what) {
+  lua_State *L = vm->L;
+  int rc = 1;
+  pthread_mutex_lock(&vm->lock);
+  if (atomic_load(&vm->stopping)) {
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+  }
+  lua_pushcfunction(L, traceback);
+  lua_pushcfunction(L, f);
+  lua_pushlightuserdata(L, args);
+  lua_pushlightuserdata(L, vm);
+  if (lua_pcall(L, 2, 0, 1) != LUA_OK) {
+    fprintf(stderr, "salad-queue-emulator: error in %s: %s\n", what, lua_tostring(L, -1));
+    rc = -1;
+  }
+  lua_settop(L, 0);
+  pthread_mutex_unlock(&vm->lock);
+  return rc;
+}
+
+/* Copies the n strings at the stack's indices first.. into one malloc'd block, each ending
+ * with a NUL, and points out[k] at the k-th (its length in lens[k]). Raises (before the
+ * malloc) when one is not a string or holds a NUL byte; returns NULL when out of memory.
+ * Nothing raises after the malloc. */
+static char *copy_strings(lua_State *L, int first, int n, const char **out, size_t *lens) {
+  size_t size = 0;
+  int k;
+  char *mem, *p;
+  for (k = 0; k < n; k++) {
+    const char *s = luaL_checklstring(L, first + k, &lens[k]);
+    if (strlen(s) != lens[k]) luaL_error(L, "a string with a NUL byte");
+    size = add_size(L, size, lens[k] + 1);
+  }
+  p = mem = malloc(size);
+  if (mem == NULL) return NULL;
+  for (k = 0; k < n; k++) {
+    memcpy(p, lua_tostring(L, first + k), lens[k] + 1);
+    out[k] = p;
+    p += lens[k] + 1;
+  }
+  return mem;
 }
 
 struct next_args {
@@ -661,16 +741,15 @@ struct next_args {
   qj_emu_work *w;
 };
 
-/* Protected: token, id, url, input = app:next_job(i), copied into w in one malloc'd block
- * (the input first, then the id and the URL as C strings). Nothing raises after the malloc. */
+/* Protected: token, id, url, input = app:next_job(i), copied into w in one malloc'd block.
+ * (The input is JSON text: a NUL byte in it can only be escaped, as \u0000.) */
 static int vm_next(lua_State *L) {
   struct next_args *a = (struct next_args *)lua_touserdata(L, 1);
   qj_emu_vm *vm = (qj_emu_vm *)lua_touserdata(L, 2);
-  const char *id, *url, *input;
-  size_t id_len, url_len, input_len, size;
+  const char *s[3];
+  size_t lens[3];
   lua_Integer token;
   int isnum;
-  char *p;
   lua_rawgeti(L, LUA_REGISTRYINDEX, vm->next_ref);
   lua_rawgeti(L, LUA_REGISTRYINDEX, vm->app_ref);
   lua_pushinteger(L, a->i);
@@ -678,14 +757,8 @@ static int vm_next(lua_State *L) {
   if (lua_isnil(L, -4)) return 0;
   token = lua_tointegerx(L, -4, &isnum);
   if (!isnum) return luaL_error(L, "next_job returned a bad token");
-  id = luaL_checklstring(L, -3, &id_len);
-  url = luaL_checklstring(L, -2, &url_len);
-  input = luaL_checklstring(L, -1, &input_len);
-  if (strlen(id) != id_len || strlen(url) != url_len)
-    return luaL_error(L, "next_job returned an id or URL with a NUL byte");
-  size = add_size(L, add_size(L, input_len, id_len + 1), url_len + 1);
-  p = malloc(size);
-  if (p == NULL) {   /* the job was dispatched: report a failed call, so it is retried */
+  a->w->mem = copy_strings(L, lua_gettop(L) - 2, 3, s, lens);
+  if (a->w->mem == NULL) {   /* the job was dispatched: report a failed call, so it is retried */
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->report_ref);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->app_ref);
     lua_pushvalue(L, -6);
@@ -697,43 +770,23 @@ static int vm_next(lua_State *L) {
     lua_call(L, 7, 0);
     return luaL_error(L, "out of memory");
   }
-  a->w->mem = p;
   a->w->token = (long long)token;
-  a->w->body = p;
-  a->w->body_len = input_len;
-  memcpy(p, input, input_len);
-  p += input_len;
-  memcpy(p, id, id_len + 1);
-  a->w->id = p;
-  p += id_len + 1;
-  memcpy(p, url, url_len + 1);
-  a->w->url = p;
+  a->w->id = s[0];
+  a->w->url = s[1];
+  a->w->body = s[2];
+  a->w->body_len = lens[2];
   return 0;
 }
 
 int qj_emu_vm_next(qj_emu_vm *vm, int i, qj_emu_work *w) {
   struct next_args a;
-  lua_State *L = vm->L;
   memset(w, 0, sizeof *w);
   a.i = i;
   a.w = w;
-  pthread_mutex_lock(&vm->lock);
-  if (atomic_load(&vm->stopping)) {
-    pthread_mutex_unlock(&vm->lock);
-    return 0;
-  }
-  lua_pushcfunction(L, traceback);
-  lua_pushcfunction(L, vm_next);
-  lua_pushlightuserdata(L, &a);
-  lua_pushlightuserdata(L, vm);
-  if (lua_pcall(L, 2, 0, 1) != LUA_OK) {
-    fprintf(stderr, "salad-queue-emulator: error in the worker's dispatch: %s\n",
-            lua_tostring(L, -1));
+  if (host_call(vm, vm_next, &a, "the worker's dispatch") < 0) {
     free(w->mem);
     memset(w, 0, sizeof *w);
   }
-  lua_settop(L, 0);
-  pthread_mutex_unlock(&vm->lock);
   return w->mem != NULL;
 }
 
@@ -761,24 +814,96 @@ static int vm_report(lua_State *L) {
 
 void qj_emu_vm_report(qj_emu_vm *vm, const qj_emu_work *w, const qj_emu_outcome *o) {
   struct report_args a;
-  lua_State *L = vm->L;
   a.w = w;
   a.o = o;
-  pthread_mutex_lock(&vm->lock);
-  if (atomic_load(&vm->stopping)) {
-    pthread_mutex_unlock(&vm->lock);
-    return;
+  if (host_call(vm, vm_report, &a, "the worker's report") != 0) qj_emu_vm_wake(vm, QJ_EMU_JOBS);
+}
+
+/* ---- the delivery threads' entry points (deliver.c) --------------------------------- */
+
+struct delivery_args {
+  qj_emu_delivery *d;
+  long wait_ms;
+};
+
+/* Protected: token, url, id, timestamp, signature, body = app:next_delivery(), copied into
+ * d in one malloc'd block; or nil, seconds until one is due (nil: none waits). */
+static int vm_next_delivery(lua_State *L) {
+  struct delivery_args *a = (struct delivery_args *)lua_touserdata(L, 1);
+  qj_emu_vm *vm = (qj_emu_vm *)lua_touserdata(L, 2);
+  qj_emu_delivery *d = a->d;
+  const char *s[5];
+  size_t lens[5];
+  lua_Integer token;
+  int isnum;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->next_delivery_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->app_ref);
+  lua_call(L, 1, 6);
+  if (lua_isnil(L, -6)) {
+    lua_Number wait = lua_isnil(L, -5) ? -1 : luaL_checknumber(L, -5);
+    a->wait_ms = wait < 0 ? -1 : wait > 3600 ? 3600000L : (long)(wait * 1000) + 1;
+    return 0;
   }
-  lua_pushcfunction(L, traceback);
-  lua_pushcfunction(L, vm_report);
-  lua_pushlightuserdata(L, &a);
-  lua_pushlightuserdata(L, vm);
-  if (lua_pcall(L, 2, 0, 1) != LUA_OK)
-    fprintf(stderr, "salad-queue-emulator: error in the worker's report: %s\n",
-            lua_tostring(L, -1));
-  lua_settop(L, 0);
-  pthread_mutex_unlock(&vm->lock);
-  qj_emu_vm_wake(vm);
+  token = lua_tointegerx(L, -6, &isnum);
+  if (!isnum) return luaL_error(L, "next_delivery returned a bad token");
+  d->mem = copy_strings(L, lua_gettop(L) - 4, 5, s, lens);
+  if (d->mem == NULL) {   /* the attempt was dispatched: report it failed, so it is retried */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->delivered_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->app_ref);
+    lua_pushinteger(L, token);
+    lua_pushinteger(L, 0);
+    lua_pushliteral(L, "out of memory");
+    lua_call(L, 4, 0);
+    return luaL_error(L, "out of memory");
+  }
+  d->token = (long long)token;
+  d->url = s[0];
+  d->id = s[1];
+  d->timestamp = s[2];
+  d->signature = s[3];
+  d->body = s[4];
+  d->body_len = lens[4];
+  return 0;
+}
+
+int qj_emu_vm_next_delivery(qj_emu_vm *vm, qj_emu_delivery *d, long *wait_ms) {
+  struct delivery_args a;
+  memset(d, 0, sizeof *d);
+  a.d = d;
+  a.wait_ms = -1;
+  if (host_call(vm, vm_next_delivery, &a, "a webhook's dispatch") < 0) {
+    free(d->mem);
+    memset(d, 0, sizeof *d);
+  }
+  *wait_ms = a.wait_ms;
+  return d->mem != NULL;
+}
+
+struct delivered_args {
+  long long token;
+  long status;
+  const char *error;
+};
+
+/* Protected: app:delivered(token, status, error). */
+static int vm_delivered(lua_State *L) {
+  struct delivered_args *a = (struct delivered_args *)lua_touserdata(L, 1);
+  qj_emu_vm *vm = (qj_emu_vm *)lua_touserdata(L, 2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->delivered_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm->app_ref);
+  lua_pushinteger(L, (lua_Integer)a->token);
+  lua_pushinteger(L, (lua_Integer)a->status);
+  if (a->error) lua_pushstring(L, a->error); else lua_pushnil(L);
+  lua_call(L, 4, 0);
+  return 0;
+}
+
+void qj_emu_vm_delivered(qj_emu_vm *vm, long long token, long status, const char *error) {
+  struct delivered_args a;
+  a.token = token;
+  a.status = status;
+  a.error = error;
+  host_call(vm, vm_delivered, &a, "a webhook's report");
 }
 
 void qj_emu_response_free(qj_emu_response *rs) {

@@ -8,14 +8,15 @@
  * its own instance. With no job pending, the thread sleeps on the count of changes (every
  * API request grows it), at most a second at a time.
  *
- * No Lua in this file: curl's callbacks only copy bytes and read the stop flag, and return
- * an abort code, so no Lua error can unwind through libcurl. The worker's call has no
+ * No Lua in this file: curl's callbacks only copy bytes and read the stop flag (post.c), and
+ * return an abort code, so no Lua error can unwind through libcurl. The worker's call has no
  * timeout (as on SaladCloud); a stop cuts it within a second through the progress
  * callback.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include "emulator.h"
+#include "post.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -66,72 +67,36 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata) {
   return n;
 }
 
-/* CURLOPT_XFERINFOFUNCTION: called at least once a second during the call; aborts it once
- * the emulator stops. */
-static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow) {
-  struct instance *in = (struct instance *)userdata;
-  (void)dltotal;
-  (void)dlnow;
-  (void)ultotal;
-  (void)ulnow;
-  return atomic_load(&in->all->stop) ? 1 : 0;
-}
-
 /* POSTs the job w to the worker and fills o (o's body points into in->body). */
 static void call_worker(struct instance *in, CURL *c, const qj_emu_work *w, qj_emu_outcome *o,
                         char *errbuf) {
-  struct curl_slist *headers = NULL, *h;
   char job_id[160];
+  const char *headers[1] = {job_id};
+  qj_emu_post p;
+  const char *error;
   CURLcode rc;
-  long status = 0;
-  int ok;
+  long status;
 
   in->len = 0;
   in->too_large = 0;
-  errbuf[0] = '\0';
   memset(o, 0, sizeof *o);
   snprintf(job_id, sizeof job_id, "Salad-Job-Id: %s", w->id);
-  h = curl_slist_append(headers, "Content-Type: application/json");
-  if (h) headers = h;
-  h = h ? curl_slist_append(headers, job_id) : NULL;
-  if (h) h = curl_slist_append(headers, "Accept:");   /* no header of curl's own */
-  if (h) h = curl_slist_append(headers, "Expect:");   /* no 100-continue for large inputs */
-  if (h == NULL) {
-    curl_slist_free_all(headers);
-    o->error = "out of memory";
-    return;
-  }
-  curl_easy_reset(c);
-  ok = curl_easy_setopt(c, CURLOPT_URL, w->url) == CURLE_OK &&
-       curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
-       curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
-       curl_easy_setopt(c, CURLOPT_PROXY, "") == CURLE_OK &&   /* straight to the worker */
-       curl_easy_setopt(c, CURLOPT_POST, 1L) == CURLE_OK &&
-       curl_easy_setopt(c, CURLOPT_POSTFIELDS, w->body) == CURLE_OK &&
-       curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)w->body_len) == CURLE_OK &&
-       curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers) == CURLE_OK &&
-       curl_easy_setopt(c, CURLOPT_USERAGENT, "salad-queue-emulator") == CURLE_OK &&
-       curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK &&
-       curl_easy_setopt(c, CURLOPT_WRITEDATA, in) == CURLE_OK &&
-       curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress) == CURLE_OK &&
-       curl_easy_setopt(c, CURLOPT_XFERINFODATA, in) == CURLE_OK &&
-       curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L) == CURLE_OK &&
-       curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK;
-  if (!ok) {
-    curl_slist_free_all(headers);
-    o->error = "curl refused an option";
-    return;
-  }
-  rc = curl_easy_perform(c);
-  curl_slist_free_all(headers);
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  memset(&p, 0, sizeof p);
+  p.url = w->url;
+  p.body = w->body;
+  p.body_len = w->body_len;
+  p.headers = headers;
+  p.nheaders = 1;
+  p.on_body = on_body;
+  p.body_data = in;
+  p.stop = &in->all->stop;   /* no timeout: the worker's call has none on SaladCloud */
+  rc = qj_emu_post_perform(c, &p, errbuf, &status, &error);
   if (in->too_large && status > 0) {
     o->status = status;
     o->too_large = 1;
   } else if (rc != CURLE_OK || status <= 0) {
     o->status = 0;
-    o->error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    o->error = error ? error : "no answer";
   } else {
     o->status = status;
     o->body = in->body;
@@ -151,9 +116,9 @@ static void *run(void *arg) {
     return NULL;
   }
   while (!atomic_load(&ws->stop)) {
-    unsigned long seen = qj_emu_vm_changes(ws->vm);
+    unsigned long seen = qj_emu_vm_changes(ws->vm, QJ_EMU_JOBS);
     if (!qj_emu_vm_next(ws->vm, in->index, &w)) {
-      qj_emu_vm_wait(ws->vm, seen, 1000);
+      qj_emu_vm_wait(ws->vm, QJ_EMU_JOBS, seen, 1000);
       continue;
     }
     call_worker(in, c, &w, &o, errbuf);
@@ -199,7 +164,7 @@ void qj_emu_workers_stop(qj_emu_workers *ws) {
   int i;
   if (ws == NULL) return;
   atomic_store(&ws->stop, 1);
-  qj_emu_vm_wake(ws->vm);
+  qj_emu_vm_wake(ws->vm, QJ_EMU_JOBS);
   for (i = 0; i < ws->n; i++)
     if (ws->inst[i].started) pthread_join(ws->inst[i].thread, NULL);
   free(ws);

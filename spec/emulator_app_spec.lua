@@ -6,7 +6,7 @@ package.path = (os.getenv("QJ_ROOT") or ".") .. "/?.lua;" .. package.path
 local App = require "emulator.app"
 local core = require "queue_jobs.core"
 
-local decode = core.json.decode
+local decode, encode = core.json.decode, core.json.encode
 
 local JOBS = "/api/public/organizations/acme-corp/projects/dev-env/queues/fifo-queue/jobs"
 local KEY = "salad-emulator-key"
@@ -27,6 +27,7 @@ local function fake_host()
     return ("2026-01-01T00:00:%02d.0000000+00:00"):format(host.tick)
   end
   function host.monotime() return host.now end
+  function host.deliveries_changed() host.notified = (host.notified or 0) + 1 end
   function host.random_bytes(n) -- 0, 1, 2, ...: the secret made at start is known
     host.random_calls = (host.random_calls or 0) + 1
     local b = {}
@@ -495,6 +496,8 @@ describe("emulator.app with an injected host", function()
           get_webhook_secret_key = 0, other = 1 },
         requests_total = 6, store_bytes = app.store.bytes,
         worker_attempts = 0, worker_rejected = 0, worker_ignored = 0,
+        webhooks_attempts = 0, webhooks_delivered = 0, webhooks_failed = 0,
+        webhooks_skipped = 0, webhooks_dropped = 0,
       }, counters(app))
       assert.are.equal('{"reset":true}', text(control(app, "POST", "/reset")))
       local c = counters(app)
@@ -587,6 +590,203 @@ describe("emulator.app with an injected host", function()
       control(app, "POST", "/reset")
       app:report(t4, id4, 200, "{}", false)
       assert.are.equal(1, counters(app).worker_ignored)   -- counted since the reset
+    end)
+  end)
+
+  describe("webhooks (next_delivery, delivered)", function()
+    local qj = require "queue_jobs"
+    local Webhooks = require "emulator.webhooks"
+    local HOOK = "http://127.0.0.1:9/hook"
+    local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+    local function new_job(app, webhook)
+      local body = webhook and ('{"input":1,"webhook":' .. encode(webhook) .. '}') or '{"input":1}'
+      local res = api(app, "POST", JOBS, body)
+      assert.are.equal(201, res.status, text(res))
+      return decode(text(res)).id
+    end
+
+    local function log(app, query)
+      local res = app:handle { method = "GET", path = "/_emulator/webhooks", query = query }
+      assert.are.equal(200, res.status)
+      return decode(text(res)).deliveries
+    end
+
+    -- the delivery's headers, as a receiver gets them
+    local function headers(id, ts, sig)
+      return { ["webhook-id"] = id, ["webhook-timestamp"] = ts, ["webhook-signature"] = sig }
+    end
+
+    it("sends the cancelled job, signed, with a type spelled canceled and the job as GET answers it", function()
+      local app = new_app { "--webhook-secret", SECRET }
+      local id = new_job(app, HOOK)
+      assert.is_nil(app:next_delivery())
+      api(app, "DELETE", JOBS .. "/" .. id)
+      assert.are.equal(1, app.host.notified)
+      local token, url, wid, ts, sig, body = app:next_delivery()
+      assert.is_number(token)
+      assert.are.equal(HOOK, url)
+      assert.matches("^msg_%x+$", wid)
+      assert.are.equal(36, #wid)
+      assert.are.equal(os.time(), tonumber(ts), 5)
+      local job_text = text(api(app, "GET", JOBS .. "/" .. id))
+      local job = decode(job_text)
+      assert.are.equal('{"type":"queue.job.canceled","timestamp":"' .. job.update_time ..
+        '","data":' .. job_text .. "}", body)
+      local payload = assert(qj.webhook.verify(SECRET, headers(wid, ts, sig), body))
+      assert.are.equal("cancelled", payload.data.status)
+      assert.is_nil(app:next_delivery())      -- in flight: not given twice
+    end)
+
+    it("sends succeeded and failed from the control API and from the worker; nothing for a job without a webhook", function()
+      local app = new_app { "--worker", "acme-corp/dev-env/fifo-queue=http://127.0.0.1:9/run" }
+      local a = new_job(app, HOOK)
+      local b = new_job(app, HOOK)
+      new_job(app)
+      local c = new_job(app, HOOK)
+      local types = {}
+      local function take()
+        local _, _, _, _, _, body = app:next_delivery()
+        local p = decode(body)
+        types[#types + 1] = p.type .. " " .. p.data.id
+      end
+      control(app, "POST", "/jobs/" .. a .. "/status", '{"status":"succeeded","output":[1]}')
+      take()
+      control(app, "POST", "/jobs/" .. b .. "/status", '{"status":"running"}')
+      assert.is_nil(app:next_delivery(), "running is not final")
+      control(app, "POST", "/jobs/" .. b .. "/status", '{"status":"failed"}')
+      take()
+      local token, id = app:next_job(1)     -- the job without a webhook
+      app:report(token, id, 200, '{"ok":true}', false)
+      assert.is_nil(app:next_delivery())
+      token, id = app:next_job(1)           -- c
+      app:report(token, id, 200, '{"ok":true}', false)
+      take()
+      assert.are.same({ "queue.job.succeeded " .. a, "queue.job.failed " .. b,
+        "queue.job.succeeded " .. c }, types)
+      assert.is_nil(app:next_delivery())
+    end)
+
+    it("retries a non-2xx answer or a failed call after the delays of --webhook-retries, with the same id and a fresh signature", function()
+      local app, host = new_app { "--webhook-retries", "0.5,2", "--webhook-secret", SECRET }
+      local id = new_job(app, HOOK)
+      api(app, "DELETE", JOBS .. "/" .. id)
+      local t1, _, wid1, _, _, body1 = app:next_delivery()
+      host.now = host.now + 0.25
+      app:delivered(t1, 503)
+      local none, wait = app:next_delivery()
+      assert.is_nil(none)
+      assert.are.equal(0.5, wait)
+      host.now = host.now + 0.5
+      local t2, _, wid2, ts2, sig2, body2 = app:next_delivery()
+      assert.are.equal(wid1, wid2)
+      assert.are.equal(body1, body2)
+      assert.truthy(qj.webhook.verify(SECRET, headers(wid2, ts2, sig2), body2))
+      app:delivered(t2, 0, "Connection refused")
+      assert.are.equal(2, select(2, app:next_delivery()))
+      host.now = host.now + 2
+      local t3 = app:next_delivery()
+      app:delivered(t3, 500)
+      assert.are.same({ nil, nil }, { app:next_delivery() })
+      local d = log(app)[1]
+      assert.are.equal("failed", d.state)
+      assert.are.equal("no 2xx answer in 3 attempts", d.reason)
+      assert.are.equal(3, #d.attempts)
+      assert.are.same({ 503, "Connection refused", 500 },
+        { d.attempts[1].status, d.attempts[2].error, d.attempts[3].status })
+      assert.are.equal(250, d.attempts[1].ms)
+      local cs = counters(app)
+      assert.are.same({ 3, 0, 1 }, { cs.webhooks_attempts, cs.webhooks_delivered, cs.webhooks_failed })
+    end)
+
+    it("ends at the first 2xx; 'none' makes one attempt", function()
+      local app = new_app { "--webhook-retries", "none" }
+      local a, b = new_job(app, HOOK), new_job(app, HOOK)
+      api(app, "DELETE", JOBS .. "/" .. a)
+      api(app, "DELETE", JOBS .. "/" .. b)
+      local ta = app:next_delivery()
+      local tb = app:next_delivery()
+      app:delivered(ta, 204)
+      app:delivered(tb, 302)
+      assert.is_nil(app:next_delivery())
+      local l = log(app)
+      assert.are.same({ "delivered", "failed" }, { l[1].state, l[2].state })
+      assert.are.same({ a }, { log(app, "job_id=" .. a:upper())[1].job_id })
+      assert.are.equal(1, #log(app, "job_id=" .. a))
+    end)
+
+    it("sends only to loopback URLs unless --allow-remote-webhooks; logs the others as skipped", function()
+      local loopback = { "http://localhost/x", "HTTPS://LocalHost:8443/x", "http://127.0.0.1:9/",
+        "http://127.255.0.9/", "http://[::1]:8080/h", "http://user:pw@127.0.0.1/h",
+        "http://127.0.0.1?x=1" }
+      local remote = { "http://127.1/", "http://127.0.0.256/", "http://128.0.0.1/",
+        "http://127.0.0.1.example.com/", "http://127.0.0.1@example.com/",
+        "http://127.0.0.1:80@example.com/", "http://example.com#@127.0.0.1/",
+        "http://127.0.0.1\\@example.com/", "http://[::2]/", "http://0x7f000001/",
+        "http://localhost.example.com/", "http://0127.0.0.1/", "http:/127.0.0.1/",
+        "ftp://127.0.0.1/", " http://127.0.0.1/" }
+      for _, u in ipairs(loopback) do assert.truthy(Webhooks.loopback_host(u), u) end
+      for _, u in ipairs(remote) do assert.is_nil(Webhooks.loopback_host(u), u) end
+
+      local app = new_app()
+      for _, u in ipairs { "http://user:secret@example.com/h", "ftp://127.0.0.1/" } do
+        api(app, "DELETE", JOBS .. "/" .. new_job(app, u))
+      end
+      assert.is_nil(app:next_delivery())
+      local l = log(app)
+      assert.are.same({ "skipped", "skipped" }, { l[1].state, l[2].state })
+      assert.matches("not a loopback URL", l[1].reason)
+      assert.matches("not an http", l[2].reason)
+      assert.are.equal("http://example.com/h", l[1].url)   -- no credential in the log
+      assert.are.equal(2, counters(app).webhooks_skipped)
+
+      app = new_app { "--allow-remote-webhooks" }
+      api(app, "DELETE", JOBS .. "/" .. new_job(app, "https://example.com/h"))
+      assert.are.equal("https://example.com/h", select(2, app:next_delivery()))
+    end)
+
+    it("keeps at most MAX_WAITING deliveries waiting and MAX_LOG in the log; a reset forgets them", function()
+      local max_waiting, max_log = Webhooks.MAX_WAITING, Webhooks.MAX_LOG
+      finally(function() Webhooks.MAX_WAITING, Webhooks.MAX_LOG = max_waiting, max_log end)
+      Webhooks.MAX_WAITING, Webhooks.MAX_LOG = 2, 3
+      local app = new_app()
+      for _ = 1, 3 do api(app, "DELETE", JOBS .. "/" .. new_job(app, HOOK)) end
+      local l = log(app)
+      assert.are.same({ "waiting", "waiting", "dropped" }, { l[1].state, l[2].state, l[3].state })
+      assert.are.equal(1, counters(app).webhooks_dropped)
+      local t1 = app:next_delivery()
+      local t2 = app:next_delivery()
+      app:delivered(t1, 200)
+      app:delivered(t2, 200)
+      api(app, "DELETE", JOBS .. "/" .. new_job(app, HOOK))
+      l = log(app)
+      assert.are.equal(3, #l)                       -- the oldest went
+      assert.are.same({ "delivered", "dropped", "waiting" }, { l[1].state, l[2].state, l[3].state })
+      local t4 = app:next_delivery()
+      control(app, "POST", "/reset")
+      assert.are.same({}, log(app))
+      app:delivered(t4, 200)                        -- a report from before the reset
+      assert.are.same({}, log(app))
+      assert.are.equal(0, counters(app).webhooks_delivered)
+      assert.is_nil(app:next_delivery())
+    end)
+
+    it("refuses bad --webhook-retries and --webhook-timeout values", function()
+      for _, c in ipairs {
+        { { "--webhook-retries", "" }, "--webhook-retries needs \"none\" or seconds" },
+        { { "--webhook-retries", "1,,2" }, "--webhook-retries needs" },
+        { { "--webhook-retries", "0" }, "--webhook-retries needs" },
+        { { "--webhook-retries", "-1" }, "--webhook-retries needs" },
+        { { "--webhook-retries", ("1,"):rep(20) .. "1" }, "at most 20 retries, got 21" },
+        { { "--webhook-timeout", "0" }, "--webhook-timeout needs seconds" },
+        { { "--allow-remote-webhooks=yes" }, "--allow-remote-webhooks takes no value" },
+      } do
+        local app, err = App.new { args = c[1], host = fake_host() }
+        assert.is_nil(app)
+        assert.truthy(err:find(c[2], 1, true), err)
+      end
+      local app = new_app { "--webhook-retries", ("0.01,"):rep(19) .. "3600" }
+      assert.are.equal(20, #app.config.webhook_retries)
     end)
   end)
 end)

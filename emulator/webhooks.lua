@@ -1,0 +1,193 @@
+--- emulator.webhooks: the webhooks the emulator sends when a job ends, and their log.
+-- When a job that has a `webhook` becomes succeeded, failed or cancelled, event(job) makes a
+-- delivery: the body {"type": "queue.job.succeeded" | "queue.job.failed" |
+-- "queue.job.canceled", "timestamp": the job's update time, "data": the job as GET answers
+-- it}, made once, and a webhook-id ("msg_" and 32 hex digits) that every attempt keeps. The
+-- host's delivery threads (emulator/deliver.c) take the attempts that are due with next()
+-- (each signed then, with a fresh timestamp) and give back what the receiver answered with
+-- report(); a non-2xx answer or a failed call is retried after the delays of
+-- --webhook-retries. The log (log_pieces, for GET /_emulator/webhooks) keeps every
+-- delivery's attempts: times, statuses, errors, durations.
+--
+-- Only loopback URLs get deliveries (http or https to localhost, 127.x.y.z or [::1]),
+-- unless --allow-remote-webhooks; others are logged as skipped. The host enforces the same
+-- rule again on the address it connects to (deliver.c).
+--
+-- Bounded: at most MAX_WAITING deliveries wait or are in flight (more are logged as
+-- dropped), and the log keeps the last MAX_LOG deliveries; a delivery's body is kept only
+-- while it waits or is in flight.
+local format, concat = string.format, table.concat
+
+local W = {}
+W.__index = W
+
+W.MAX_WAITING = 1000
+W.MAX_LOG = 10000
+
+local TYPES = { succeeded = "queue.job.succeeded", failed = "queue.job.failed",
+  cancelled = "queue.job.canceled" }
+
+--- new{sign =, secret =, retries =, allow_remote =, monotime =, timestamp =, uuid =,
+-- unix_time =, job_json =, counters =, json_encode =, json_decode =, array =, notify =}:
+-- sign(secret, id, ts, body) -> "v1,<base64>"; retries, the delays in seconds before each
+-- retry; counters() returns the app's counters (a new table after each reset);
+-- job_json(job) -> the pieces of the job's JSON; array(t) marks t as a JSON array;
+-- notify() tells the host that a delivery waits.
+function W.new(opts)
+  local self = setmetatable({}, W)
+  for k, v in pairs(opts) do self[k] = v end
+  self.token = 0   -- attempts dispatched so far (never reset: a token stays unique)
+  self:reset()
+  return self
+end
+
+function W:reset()
+  self.log = {}       -- [i] = delivery, oldest first, from log_head
+  self.log_head, self.log_tail = 1, 0
+  self.waiting = {}   -- deliveries not yet done, oldest first (a short list: MAX_WAITING)
+  self.in_flight = {} -- token -> delivery
+end
+
+-- The URL's host when the URL is http(s) and its host is loopback, else nil. Conservative:
+-- only localhost, a dotted 127.x.y.z and [::1] are loopback; a URL with a backslash, a
+-- space or a control character is not one (parsers disagree about those).
+local function loopback_host(url)
+  if url:find("[%c%s\\\127]") then return nil end
+  local authority = url:match("^[Hh][Tt][Tt][Pp][Ss]?://([^/?#]*)")
+  if not authority then return nil end
+  local host = authority:match("([^@]*)$")
+  host = host:match("^(%[[^%]]*%])") or host:match("^([^:]*)")
+  if host:lower() == "localhost" or host == "[::1]" then return host end
+  local a, b, c, d = host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if a == "127" and #b <= 3 and #c <= 3 and #d <= 3 and tonumber(b) <= 255 and
+      tonumber(c) <= 255 and tonumber(d) <= 255 then
+    return host
+  end
+  return nil
+end
+W.loopback_host = loopback_host
+
+-- A URL for the log: without user:password@.
+local function shown(url)
+  return (url:gsub("^([^:]+://)[^/?#]*@", "%1"))
+end
+W.shown = shown
+
+local function add_log(self, d)
+  local tail = self.log_tail + 1
+  self.log_tail = tail
+  self.log[tail] = d
+  while tail - self.log_head + 1 > W.MAX_LOG do
+    local old = self.log[self.log_head]
+    if old.state == "waiting" or old.state == "sending" then break end
+    self.log[self.log_head] = nil
+    self.log_head = self.log_head + 1
+  end
+end
+
+local function count(self, name)
+  local c = self.counters()
+  c[name] = c[name] + 1
+end
+
+-- Ends a delivery as skipped, dropped, delivered or failed.
+local function finish(self, d, state, reason)
+  d.state, d.reason, d.body = state, reason, nil
+  count(self, "webhooks_" .. state)
+end
+
+--- event(job): the job has just become final; makes its delivery if it has a webhook.
+function W:event(job)
+  if not job.webhook then return end
+  local url = self.json_decode(job.webhook)
+  local id = "msg_" .. self.uuid():gsub("%-", "")
+  local d = { id = id, job_id = job.id, type = TYPES[job.status], url = url,
+    shown = shown(url), attempts = {}, state = "waiting" }
+  add_log(self, d)
+  if not loopback_host(url) and not self.allow_remote then
+    local why = url:find("^[Hh][Tt][Tt][Pp][Ss]?://") and "not a loopback URL (see " ..
+      "--allow-remote-webhooks)" or "not an http:// or https:// URL"
+    return finish(self, d, "skipped", why)
+  end
+  if #self.waiting >= W.MAX_WAITING then
+    return finish(self, d, "dropped", format("more than %d deliveries were waiting", W.MAX_WAITING))
+  end
+  d.body = '{"type":"' .. d.type .. '","timestamp":"' .. job.update_time .. '","data":' ..
+    concat(self.job_json(job)) .. "}"
+  d.due = self.monotime()
+  self.waiting[#self.waiting + 1] = d
+  self.notify()
+end
+
+--- next() -> token, url, id, timestamp, signature, body: the oldest attempt that is due,
+-- signed now; or nil and the seconds until the next one is due (nil: none waits).
+function W:next()
+  local waiting, now = self.waiting, self.monotime()
+  local soonest
+  for i = 1, #waiting do
+    local d = waiting[i]
+    if d.due <= now then
+      table.remove(waiting, i)
+      self.token = self.token + 1
+      d.state, d.token, d.started = "sending", self.token, now
+      self.in_flight[self.token] = d
+      local ts = format("%d", self.unix_time())
+      local attempt = { time = self.timestamp() }
+      d.attempts[#d.attempts + 1] = attempt
+      count(self, "webhooks_attempts")
+      return self.token, d.url, d.id, ts, self.sign(self.secret, d.id, ts, d.body), d.body
+    end
+    if not soonest or d.due < soonest then soonest = d.due end
+  end
+  return nil, soonest and soonest - now
+end
+
+--- report(token, status, err) -> the delivery | nil: what the receiver answered to that
+-- attempt (status 0 when the call failed, err saying why). A report for an attempt
+-- forgotten by a reset changes nothing (and returns nil).
+function W:report(token, status, err)
+  local d = self.in_flight[token]
+  if not d then return end
+  self.in_flight[token] = nil
+  local n = #d.attempts
+  local attempt = d.attempts[n]
+  attempt.ms = math.floor((self.monotime() - d.started) * 1000 + 0.5)
+  if status > 0 then attempt.status = status else attempt.error = err or "the call failed" end
+  if status >= 200 and status <= 299 then
+    finish(self, d, "delivered")
+  elseif not self.retries[n] then
+    finish(self, d, "failed", format("no 2xx answer in %d attempts", n))
+  else
+    d.state, d.due = "waiting", self.monotime() + self.retries[n]
+    self.waiting[#self.waiting + 1] = d
+    self.notify()
+  end
+  return d
+end
+
+-- The JSON of one delivery for the log.
+local function entry_json(self, d)
+  local attempts = {}
+  for i, a in ipairs(d.attempts) do
+    attempts[i] = { time = a.time, status = a.status, error = a.error, ms = a.ms }
+  end
+  return assert(self.json_encode({ id = d.id, job_id = d.job_id, type = d.type, url = d.shown,
+    state = d.state, reason = d.reason, attempts = self.array(attempts) },
+    { sort_keys = true }))
+end
+
+--- log_pieces(job_id) -> a list of strings: {"deliveries": [...]}, oldest first; only the
+-- job's when job_id is given.
+function W:log_pieces(job_id)
+  local out, n = { '{"deliveries":[' }, 1
+  for i = self.log_head, self.log_tail do
+    local d = self.log[i]
+    if not job_id or d.job_id == job_id then
+      out[n + 1], n = (n > 1 and "," or "") .. entry_json(self, d), n + 1
+    end
+  end
+  out[n + 1] = "]}"
+  return out
+end
+
+return W
