@@ -53,11 +53,12 @@ demo-worker: deps all
 	echo "demo-worker: $(LUA) examples/worker.lua 0"; \
 	up worker env $(DEMO_ENV) $(LUA) examples/worker.lua 0; \
 	worker=$$url; \
-	echo "demo-worker: $(BUILD)/salad-queue-emulator --port 0 --api-key $(DEMO_KEY)" \
+	echo "demo-worker: $(BUILD)/salad-queue-emulator --port 0 --api-key (DEMO_KEY)" \
 	  "--webhook-secret (DEMO_WEBHOOK_SECRET) --worker $(DEMO_WORKER_QUEUE)=$$worker"; \
 	up emulator $(BUILD)/salad-queue-emulator --port 0 --api-key '$(DEMO_KEY)' \
 	  --webhook-secret '$(DEMO_WEBHOOK_SECRET)' --worker '$(DEMO_WORKER_QUEUE)'="$$worker"; \
-	echo "demo-worker: $(LUA) examples/worker_demo.lua $$receiver RECEIVER_LOG $(subst /, ,$(DEMO_WORKER_QUEUE))"; \
+	echo "demo-worker: SALAD_BASE_URL=$$url SALAD_API_KEY=(DEMO_KEY) $(LUA) examples/worker_demo.lua" \
+	  "$$receiver (the receiver's stdout) $(subst /, ,$(DEMO_WORKER_QUEUE))"; \
 	env SALAD_BASE_URL="$$url" SALAD_API_KEY='$(DEMO_KEY)' DEMO_WEBHOOK_TIMEOUT='$(DEMO_WEBHOOK_TIMEOUT)' $(DEMO_ENV) \
 	  $(LUA) examples/worker_demo.lua "$$receiver" "$$tmp/receiver.out" $(subst /, ,$(DEMO_WORKER_QUEUE)) \
 	  || { logs; exit 1; }; \
