@@ -98,7 +98,8 @@ end
 
 local function heap_pop(h)
   local top, n = h[1], #h
-  h[1], h[n] = h[n], nil
+  h[1] = h[n]
+  h[n] = nil -- (in this order: with one element left, h[1] is h[n])
   n = n - 1
   local i = 1
   while true do
