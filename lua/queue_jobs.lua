@@ -3,7 +3,8 @@
 -- modules under queue_jobs/ hold the client (client), its options (options), the checks of
 -- arguments (validate), errors (errors), the attempt loop (attempt), the rules of retries and
 -- pacing (policy), the default clients of queue_jobs.create (default_clients), webhook
--- signatures (webhook) and the engine that runs calls inside an event loop (engine). This file only gathers what users call.
+-- signatures (webhook) and the engine that runs calls inside an event loop (engine). This
+-- file only gathers what users call.
 local core = require "queue_jobs.core"
 local client = require "queue_jobs.client"
 local engine = require "queue_jobs.engine"
