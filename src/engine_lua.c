@@ -197,7 +197,10 @@ static int eng_start(lua_State *L) {
     return luaL_error(L, "%s", err);
   }
   qj_result_init(t, &q->r);
+  /* PIPEWAIT: a request waits for a connection that may multiplex (HTTP/2 over TLS) rather
+   * than open one more; harmless on HTTP/1.1, where curl learns soon that it cannot */
   if (qj_transfer_start(t, m, url, urllen, body, bodylen, timeout, ctimeout, 1, &q->r) &&
+      curl_easy_setopt(qj_transfer_easy(t), CURLOPT_PIPEWAIT, 1L) == CURLE_OK &&
       qj_engine_add(g->e, qj_transfer_easy(t), q)) {
     q->t = t;
     q->eng = g;
