@@ -297,6 +297,21 @@ describe("queue_jobs.engine", function()
       assert.equal("task", t:result().input)
     end)
 
+    it("a finalizer that runs inside a task blocks (it cannot yield), and still works", function()
+      local got
+      local t = eng:spawn(function()
+        setmetatable({}, { __gc = function()
+          got = assert(c:create { queue_name = Q, input = "from a finalizer" })
+        end })
+        collectgarbage()
+        collectgarbage()
+        return "done"
+      end)
+      eng:loop()
+      assert.equal("done", t:result())
+      assert.equal("from a finalizer", got.input)
+    end)
+
     it("a task of another engine blocks on this one's client, and still works", function()
       local other = qj.engine()
       local t = other:spawn(function() return c:create { queue_name = Q, input = "other" } end)

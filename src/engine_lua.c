@@ -197,10 +197,12 @@ static int eng_start(lua_State *L) {
     return luaL_error(L, "%s", err);
   }
   qj_result_init(t, &q->r);
-  /* PIPEWAIT: a request waits for a connection that may multiplex (HTTP/2 over TLS) rather
-   * than open one more; harmless on HTTP/1.1, where curl learns soon that it cannot */
+  /* PIPEWAIT over https: a request waits for a connection being set up, which may turn out
+   * to multiplex (HTTP/2 is offered over TLS only), rather than open one more; curl knows
+   * after the TLS handshake. Over plain http it would wait for a first answer for nothing. */
   if (qj_transfer_start(t, m, url, urllen, body, bodylen, timeout, ctimeout, 1, &q->r) &&
-      curl_easy_setopt(qj_transfer_easy(t), CURLOPT_PIPEWAIT, 1L) == CURLE_OK &&
+      curl_easy_setopt(qj_transfer_easy(t), CURLOPT_PIPEWAIT,
+                       (long)(urllen > 6 && memcmp(url, "https:", 6) == 0)) == CURLE_OK &&
       qj_engine_add(g->e, qj_transfer_easy(t), q)) {
     q->t = t;
     q->eng = g;

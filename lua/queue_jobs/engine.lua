@@ -14,8 +14,8 @@ local core = require "queue_jobs.core"
 
 local type, error, pcall, next, tostring = type, error, pcall, next, tostring
 local setmetatable, getmetatable = setmetatable, getmetatable
-local co_create, co_resume, co_yield, co_running, co_status = coroutine.create,
-  coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
+local co_create, co_resume, co_yield, co_running, co_status, co_yieldable = coroutine.create,
+  coroutine.resume, coroutine.yield, coroutine.running, coroutine.status, coroutine.isyieldable
 local pack, unpack = table.pack, table.unpack
 local mtype = math.type
 local fmt = string.format
@@ -338,9 +338,11 @@ end
 -- are the blocking driver's (h:request, sleep).
 function E.driver(engine, h, sleep, clock)
   local request = h.request
+  -- The task running now, when it is one of this engine's and may yield here (a finalizer
+  -- that runs inside a task may not: its calls block).
   local function in_task()
     local task = task_of[co_running()]
-    if task and task._engine == engine then
+    if task and task._engine == engine and co_yieldable() then
       if engine._closed or engine._closing then error(CLOSED, 0) end
       return task
     end
