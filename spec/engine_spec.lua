@@ -82,6 +82,23 @@ describe("queue_jobs.engine", function()
       assert.equal(0, eng:stats().tasks)
     end)
 
+    it("has a pollfd that is readable when step has work, and not when idle", function()
+      local socket = require "socket"
+      local fd = { getfd = function() return eng:pollfd() end, dirty = function() return false end }
+      local function readable(wait) return #(socket.select({ fd }, nil, wait)) == 1 end
+      assert.is_false(readable(0))          -- a new engine has nothing to do
+      local t = eng:spawn(function() return c:create { queue_name = Q, input = "polled" } end)
+      assert.is_true(readable(0))           -- a task is ready to run
+      for _ = 1, 100 do                     -- the host's loop: wait on the fd, then step(0)
+        if t:done() then break end
+        assert.is_true(readable(5), "the descriptor stayed unreadable while a task waited")
+        eng:step(0)
+      end
+      assert.equal("polled", keep(t:result()).input)
+      assert.is_nil(eng:timeout())
+      assert.is_false(readable(0))          -- idle again
+    end)
+
     it("resumes a task that yields on its own at the next step", function()
       local t = eng:spawn(function()
         for _ = 1, 3 do coroutine.yield() end
