@@ -104,10 +104,12 @@ function W:event(job)
   local d = { id = id, job_id = job.id, type = TYPES[job.status], url = url,
     shown = shown(url), attempts = {}, state = "waiting" }
   add_log(self, d)
-  if not loopback_host(url) and not self.allow_remote then
-    local why = url:find("^[Hh][Tt][Tt][Pp][Ss]?://") and "not a loopback URL (see " ..
-      "--allow-remote-webhooks)" or "not an http:// or https:// URL"
-    return finish(self, d, "skipped", why)
+  if not url:find("^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]") or url:find("[%c%s\127]") then
+    return finish(self, d, "skipped", "not an http:// or https:// URL without spaces or " ..
+      "control characters")
+  end
+  if not self.allow_remote and not loopback_host(url) then
+    return finish(self, d, "skipped", "not a loopback URL (see --allow-remote-webhooks)")
   end
   if #self.waiting >= W.MAX_WAITING then
     return finish(self, d, "dropped", format("more than %d deliveries were waiting", W.MAX_WAITING))

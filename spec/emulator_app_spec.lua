@@ -743,6 +743,13 @@ describe("emulator.app with an injected host", function()
       app = new_app { "--allow-remote-webhooks" }
       api(app, "DELETE", JOBS .. "/" .. new_job(app, "https://example.com/h"))
       assert.are.equal("https://example.com/h", select(2, app:next_delivery()))
+      for _, u in ipairs { "http://127.0.0.1/\0x", "http://127.0.0.1/ x", "http:///x" } do
+        api(app, "DELETE", JOBS .. "/" .. new_job(app, u))   -- never handed to the host
+      end
+      assert.is_nil(app:next_delivery())
+      l = log(app)
+      assert.are.same({ "skipped", "skipped", "skipped" }, { l[2].state, l[3].state, l[4].state })
+      assert.matches("without spaces or control characters", l[2].reason)
     end)
 
     it("keeps at most MAX_WAITING deliveries waiting and MAX_LOG in the log; a reset forgets them", function()
