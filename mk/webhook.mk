@@ -1,5 +1,6 @@
 # Webhook signatures' benchmark, `make bench-webhook` (part of `make bench`): verify on a
-# 1 KiB delivery against plain C calling OpenSSL (bench/webhook_peer.c), side by side.
+# 1 KiB delivery against plain C calling OpenSSL (bench/webhook_peer.c), side by side, and
+# against that peer followed by lua-cjson's decode of the body (when lua-cjson is there).
 WEBHOOK_PEER := $(BUILD)/bench/webhook_peer
 
 .PHONY: bench-webhook
