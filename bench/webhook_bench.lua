@@ -1,13 +1,14 @@
 --- queue_jobs.webhook.verify against plain C calling OpenSSL (bench/webhook_peer.c), side by
 -- side in one run (`make bench-webhook`).
 --
--- The delivery: a SaladCloud-shaped webhook body of 1 KiB (a finished job in
--- {"type", "timestamp", "data"}), a 44-character secret, a signature header of two entries
--- (an old key's, then the good one). verify is called as a receiver calls it: a headers
--- table, the body, {now = the delivery's time}; it returns the payload, decoded. The peer
--- does what a careful hand-written receiver does with OpenSSL (HMAC, base64, constant-time
--- compare, the timestamp check) and decodes nothing: the second figure, verify without the
--- decode (core.webhook_verify, the C part), shows what the payload's decoding costs.
+-- The delivery (bench/webhook_delivery.lua): a SaladCloud-shaped webhook body of 1 KiB (a
+-- finished job in {"type", "timestamp", "data"}), a 44-character secret, a signature header
+-- of two entries (an old key's, then the good one). verify is called as a receiver calls it:
+-- a headers table, the body, {now = the delivery's time}; it returns the payload, decoded.
+-- The peer does what a careful hand-written receiver does with OpenSSL (HMAC, base64,
+-- constant-time compare, the timestamp check) and decodes nothing: the second figure, verify
+-- without the decode (core.webhook_verify, the C part), shows what the payload's decoding
+-- costs.
 --
 -- A Lua receiver without this module would also have to decode the payload. Its best case is
 -- the peer's check and then lua-cjson's decode of the same body. That pair is not one
@@ -28,37 +29,8 @@ local ROUNDS = tonumber(os.getenv("QJ_BENCH_ROUNDS")) or 7
 local BUDGET = tonumber(os.getenv("QJ_BENCH_BUDGET")) or 0.5
 local clock = os.clock
 
-local SECRET = "whsec_" .. ("Zm9vYmFyYmF6cXV4"):rep(3):sub(1, 43) .. "="
-local OLD = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-local ID, TS = "msg_2f8d1c5e-4a7b-4e0b-9c3d-7a1b2c3d4e5f", 1764400000
-
--- a finished job, padded to 1 KiB with its output
-local function body_of(size)
-  local job = { id = "5d6c8a1e-1b2c-4d3e-8f90-a1b2c3d4e5f6", status = "succeeded",
-    input = { prompt = "a cat in a salad bowl", steps = 30, sizes = { 512, 768 } },
-    metadata = { id = "demo-1" }, webhook = "https://example.com/hooks/salad",
-    create_time = "2026-11-29T05:36:29.6521534+00:00",
-    update_time = "2026-11-29T05:36:31.1234567+00:00",
-    events = { { action = "created", time = "2026-11-29T05:36:29.6521534+00:00" },
-      { action = "started", time = "2026-11-29T05:36:30.0000001+00:00" },
-      { action = "succeeded", time = "2026-11-29T05:36:31.1234567+00:00" } },
-    output = { url = "https://example.com/out.png", seed = 1234567890123456789, text = "" } }
-  local function text()
-    return qj.json.encode({ type = "queue.job.succeeded", timestamp = "2026-11-29T05:36:31.2+00:00",
-      data = job }, { sort_keys = true })
-  end
-  job.output.text = ("x"):rep(size - #text())
-  local t = text()
-  assert(#t == size, #t)
-  return t
-end
-
-local BODY = body_of(1024)
-local SIGS = assert(qj.webhook.sign(OLD, ID, TS, BODY)) .. " " .. assert(qj.webhook.sign(SECRET, ID, TS, BODY))
-local HEADERS = { ["webhook-id"] = ID, ["webhook-timestamp"] = tostring(TS), ["webhook-signature"] = SIGS }
-local AT = { now = TS }
-assert(qj.webhook.verify(SECRET, HEADERS, BODY, AT))
-assert(not qj.webhook.verify(SECRET, HEADERS, BODY:sub(1, -2) .. " ", AT))
+local D = dofile(arg[0]:match("^(.-)[^/]*$") .. "webhook_delivery.lua")
+local SECRET, ID, TS, BODY, SIGS, HEADERS, AT = D.secret, D.id, D.ts, D.body, D.signatures, D.headers, D.at
 local DATA_ID = qj.json.decode(BODY).data.id
 if has_cjson then assert(cjson.decode(BODY).data.id == DATA_ID) end
 
