@@ -752,9 +752,13 @@ describe("emulator.app with an injected host", function()
       assert.matches("without spaces or control characters", l[2].reason)
     end)
 
-    it("keeps at most MAX_WAITING deliveries waiting and MAX_LOG in the log; a reset forgets them", function()
-      local max_waiting, max_log = Webhooks.MAX_WAITING, Webhooks.MAX_LOG
-      finally(function() Webhooks.MAX_WAITING, Webhooks.MAX_LOG = max_waiting, max_log end)
+    it("keeps at most MAX_WAITING deliveries and MAX_WAITING_BYTES waiting or in flight, MAX_LOG in the log; a reset forgets them", function()
+      local max_waiting, max_bytes, max_log = Webhooks.MAX_WAITING, Webhooks.MAX_WAITING_BYTES,
+        Webhooks.MAX_LOG
+      finally(function()
+        Webhooks.MAX_WAITING, Webhooks.MAX_WAITING_BYTES, Webhooks.MAX_LOG = max_waiting, max_bytes,
+          max_log
+      end)
       Webhooks.MAX_WAITING, Webhooks.MAX_LOG = 2, 3
       local app = new_app()
       for _ = 1, 3 do api(app, "DELETE", JOBS .. "/" .. new_job(app, HOOK)) end
@@ -769,7 +773,17 @@ describe("emulator.app with an injected host", function()
       l = log(app)
       assert.are.equal(3, #l)                       -- the oldest went
       assert.are.same({ "delivered", "dropped", "waiting" }, { l[1].state, l[2].state, l[3].state })
-      local t4 = app:next_delivery()
+      local t4, _, _, _, _, body4 = app:next_delivery()
+      -- in flight counts too: t4 is, so the next is dropped
+      Webhooks.MAX_WAITING = 1
+      api(app, "DELETE", JOBS .. "/" .. new_job(app, HOOK))
+      assert.are.equal("dropped", log(app)[3].state)
+      -- and so do the bodies' bytes
+      Webhooks.MAX_WAITING, Webhooks.MAX_WAITING_BYTES = 10, #body4 + 10
+      api(app, "DELETE", JOBS .. "/" .. new_job(app, HOOK))
+      l = log(app)
+      assert.are.equal("dropped", l[3].state)
+      assert.matches("^1 deliveries %(%d+ bytes%) were waiting already$", l[3].reason)
       control(app, "POST", "/reset")
       assert.are.same({}, log(app))
       app:delivered(t4, 200)                        -- a report from before the reset
