@@ -55,6 +55,7 @@
 ---| "decode"           # a 2xx answer that is not JSON or not the expected shape; or `json.decode` refused the text.
 ---| "too_large"        # an answer larger than `max_body`, or one that would make too many Lua values.
 ---| "invalid_signature" # `webhook.verify`: a header missing or malformed, the timestamp out of tolerance, or no signature matching.
+---| "journal"          # a bulk create's journal cannot be opened, read, written, or is in use by another run.
 
 ---What every failure returns as its second value (`nil, err`). `tostring(err)` is
 ---`err.message`, so `assert(client:create{...})` prints one readable line. Every string of
