@@ -178,6 +178,23 @@ describe("queue_jobs.engine", function()
       assert.matches("^whsec_", secret)
     end)
 
+    it("wait_many yields too: its sweeps and pauses go through the engine", function()
+      local a = assert(c:create { queue_name = Q, input = "a" })   -- blocking: outside a task
+      local b = assert(c:create { queue_name = Q, input = "b" })
+      local t = eng:spawn(function()
+        return c:wait_many { queue_name = Q, ids = { a.id, b.id }, interval = 0.05, timeout = 30 }
+      end)
+      assert.is_true(step_until(function() return emu:counters().requests.list_jobs +
+        emu:counters().requests.get_job >= 2 end))
+      assert.is_false(t:done())
+      emu:set_status(a.id, "succeeded", { ok = 1 })
+      emu:set_status(b.id, "failed")
+      eng:loop()
+      local done = keep(t:result())
+      assert.equal("succeeded", done[a.id].status)
+      assert.equal("failed", done[b.id].status)
+    end)
+
     it("waits for a job on the engine's timers while the host steps", function()
       local job = assert(c:create { queue_name = Q, input = "w" })   -- blocking: outside a task
       local t = eng:spawn(function()
