@@ -2,10 +2,12 @@
 -- The C core (queue_jobs.core) does the exact work (JSON codec, HTTP over libcurl); the
 -- modules under queue_jobs/ hold the client (client), its options (options), the checks of
 -- arguments (validate), errors (errors), the attempt loop (attempt), the rules of retries and
--- pacing (policy), the default clients of queue_jobs.create (default_clients) and webhook
--- signatures (webhook). This file only gathers what users call.
+-- pacing (policy), the default clients of queue_jobs.create (default_clients), webhook
+-- signatures (webhook) and the engine that runs calls inside an event loop (engine). This
+-- file only gathers what users call.
 local core = require "queue_jobs.core"
 local client = require "queue_jobs.client"
+local engine = require "queue_jobs.engine"
 local default_clients = require "queue_jobs.default_clients"
 local webhook = require "queue_jobs.webhook"
 
@@ -32,6 +34,12 @@ function M.client(opts)
     error("bad argument #1 to 'client' (table expected, got " .. type(opts) .. ")", 2)
   end
   return client.new("client", opts)
+end
+
+--- queue_jobs.engine{max_connections = 8} -> engine: runs tasks whose client calls yield
+-- instead of blocking, many requests in flight at once (docs/engine.md).
+function M.engine(opts)
+  return engine.new(opts)
 end
 
 --- queue_jobs.create{organization_name, project_name, queue_name, input, metadata?, webhook?,

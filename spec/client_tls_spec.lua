@@ -293,6 +293,24 @@ describe("queue_jobs client over TLS (nginx in front of the emulator)", function
     c:close()
   end)
 
+  it("an engine multiplexes many requests of a client on one HTTP/2 connection", function()
+    local eng = qj.engine { max_connections = 8 }
+    local c = client { ca_file = ca, engine = eng }
+    emu:fault { method = "POST", path = "/api/public/organizations/*/projects/*/queues/*/jobs",
+      count = 10, fault = { kind = "delay", ms = 300 } }
+    local tasks = {}
+    for i = 1, 10 do
+      tasks[i] = eng:spawn(function() return c:create { queue_name = "mux-queue", input = { i = i } } end)
+    end
+    eng:loop()
+    for i = 1, 10 do assert.equal(i, assert(keep(tasks[i]:result())).input.i) end
+    local st = eng:stats()
+    assert.equal(10, st.requests)
+    assert.equal(1, st.connects)   -- ten requests at once, one connection
+    c:close()
+    eng:close()
+  end)
+
   describe("compressed answers", function()
     local Q, raw = "gzip-queue", nil
 

@@ -34,10 +34,14 @@
 #define DEFAULT_MAX_BODY (64u * 1024u * 1024u)
 #define QJ_RESULT_MT "queue_jobs.result"
 
-typedef struct qj_http {
+/* A handle: its transfer for blocking requests, and idle copies of it for the engine's
+ * requests (engine_lua.c), several of which may be in flight at once. */
+struct qj_http {
   qj_transfer *t; /* NULL once closed */
   size_t max_values;
-} qj_http;
+  qj_transfer *idle[QJ_HTTP_IDLE];
+  int nidle;
+};
 
 /* ---- open and close ------------------------------------------------------------------- */
 
@@ -45,8 +49,25 @@ static int http_gc(lua_State *L) {
   qj_http *h = (qj_http *)luaL_checkudata(L, 1, QJ_HTTP_MT);
   qj_transfer_free(h->t);
   h->t = NULL;
+  while (h->nidle > 0) qj_transfer_free(h->idle[--h->nidle]);
   return 0;
 }
+
+qj_transfer *qj_http_take(qj_http *h, char *err, size_t errsz) {
+  if (h->t == NULL) {
+    snprintf(err, errsz, "attempt to use a closed client");
+    return NULL;
+  }
+  if (h->nidle > 0) return h->idle[--h->nidle];
+  return qj_transfer_clone(h->t, err, errsz);
+}
+
+void qj_http_give(qj_http *h, qj_transfer *t) {
+  if (h->t != NULL && h->nidle < QJ_HTTP_IDLE) h->idle[h->nidle++] = t;
+  else qj_transfer_free(t);
+}
+
+size_t qj_http_max_values(const qj_http *h) { return h->max_values; }
 
 static qj_http *check_open(lua_State *L) {
   qj_http *h = (qj_http *)luaL_checkudata(L, 1, QJ_HTTP_MT);
@@ -121,6 +142,7 @@ static int http_open(lua_State *L) {
   /* The handle starts closed, owning nothing; the collector can free it at any point. */
   h = (qj_http *)lua_newuserdatauv(L, sizeof *h, 0);
   h->t = NULL;
+  h->nidle = 0;
   h->max_values = o.max_body / 16 < 4096 ? 4096 : o.max_body / 16;
   luaL_setmetatable(L, QJ_HTTP_MT);
   alloc = lua_getallocf(L, &ud);
@@ -151,7 +173,7 @@ static void set_string(lua_State *L, const char *field, const char *value) {
 }
 
 /* Pushes the result table of a failure. */
-static void push_failure(lua_State *L, const char *kind, const char *message, int sent,
+void qj_http_push_failure(lua_State *L, const char *kind, const char *message, int sent,
                          int curl_code) {
   lua_createtable(L, 0, 4);
   set_string(L, "error", kind);
@@ -164,7 +186,7 @@ static void push_failure(lua_State *L, const char *kind, const char *message, in
 }
 
 /* Pushes the result table of an answer, decoding it when asked and possible. */
-static void push_answer(lua_State *L, const qj_result *r, int want_object, size_t max_values,
+void qj_http_push_answer(lua_State *L, const qj_result *r, int want_object, size_t max_values,
                         const qj_dec_limits *lim) {
   int got = QJ_DEC_OTHER;
   if (want_object && r->status >= 200 && r->status < 300 && r->body != NULL) {
@@ -175,11 +197,11 @@ static void push_answer(lua_State *L, const qj_result *r, int want_object, size_
       char msg[128];
       snprintf(msg, sizeof msg, "the answer holds more than %zu arrays, objects and strings"
                " (max_body / 16)", max_values);
-      push_failure(L, QJ_ERR_TOO_LARGE, msg, 1, CURLE_OK);
+      qj_http_push_failure(L, QJ_ERR_TOO_LARGE, msg, 1, CURLE_OK);
       return;
     }
     if (got == QJ_DEC_TIMEOUT) {
-      push_failure(L, QJ_ERR_TIMEOUT, "the deadline passed while decoding the answer", 1,
+      qj_http_push_failure(L, QJ_ERR_TIMEOUT, "the deadline passed while decoding the answer", 1,
                    CURLE_OK);
       return;
     }
@@ -232,8 +254,8 @@ static int http_request(lua_State *L) {
   qj_transfer_run(h->t, m, url, urllen, body, bodylen, timeout, ctimeout, r);
 
   /* From here on Lua values are made (finalizers may run and use h): read only r. */
-  if (r->error != NULL) push_failure(L, r->error, r->message, r->sent, r->curl_code);
-  else push_answer(L, r, want_object, h->max_values, &lim);
+  if (r->error != NULL) qj_http_push_failure(L, r->error, r->message, r->sent, r->curl_code);
+  else qj_http_push_answer(L, r, want_object, h->max_values, &lim);
   qj_result_done(h->t, r); /* h->t is NULL if a finalizer closed the client meanwhile */
   return 1;
 }

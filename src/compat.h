@@ -14,10 +14,15 @@
 #endif
 
 #if LUA_VERSION_NUM == 503
-/* A full userdata with no user value, the only kind this code makes (5.3's userdata has
- * one user value, which then stays unused). Any other count fails to compile. */
+/* A full userdata with no user value or with one, the only kinds this code makes (5.3's
+ * userdata has exactly one user value; with none asked, it stays unused). Any other count
+ * fails to compile, and so does any user value but the first. */
 #define lua_newuserdatauv(L, size, nuv) \
-  ((void)sizeof(char[(nuv) == 0 ? 1 : -1]), lua_newuserdata((L), (size)))
+  ((void)sizeof(char[(nuv) == 0 || (nuv) == 1 ? 1 : -1]), lua_newuserdata((L), (size)))
+#define lua_getiuservalue(L, idx, n) \
+  ((void)sizeof(char[(n) == 1 ? 1 : -1]), lua_getuservalue((L), (idx)))
+#define lua_setiuservalue(L, idx, n) \
+  ((void)sizeof(char[(n) == 1 ? 1 : -1]), lua_setuservalue((L), (idx)), 1)
 #endif
 
 #endif

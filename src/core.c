@@ -12,6 +12,7 @@ LUAMOD_API int luaopen_queue_jobs_core(lua_State *L) {
   qj_args_open(L);
   qj_json_open(L);
   qj_client_open(L);
+  qj_engine_open(L);
   qj_webhook_open(L);
   qj_fileio_open(L);
   lua_pushliteral(L, QJ_VERSION);

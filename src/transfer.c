@@ -29,6 +29,8 @@ struct qj_transfer {
   const char *http_version;      /* static string of the last answer's version, or NULL */
   qj_alloc_fn alloc;
   void *ud;
+  qj_transfer_opts opts;         /* as made, for qj_transfer_clone (api_key: the copy above) */
+  char *ua, *ca_file, *proxy;    /* the copies opts points to */
   char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -147,6 +149,21 @@ static void forget_url(qj_transfer *t) {
   t->urllen = 0;
 }
 
+static void free_copy(qj_transfer *t, char *p) {
+  if (p != NULL) t->alloc(t->ud, p, strlen(p) + 1, 0);
+}
+
+/* A NUL-terminated copy of s[0..n) in *dst (NULL stays NULL); 0 when there is no memory. */
+static int copy_text(qj_transfer *t, char **dst, const char *s, size_t n) {
+  *dst = NULL;
+  if (s == NULL) return 1;
+  *dst = (char *)t->alloc(t->ud, NULL, 0, n + 1);
+  if (*dst == NULL) return 0;
+  memcpy(*dst, s, n);
+  (*dst)[n] = '\0';
+  return 1;
+}
+
 void qj_transfer_free(qj_transfer *t) {
   if (t == NULL) return;
   if (t->curl != NULL) curl_easy_cleanup(t->curl); /* before the CURLU it points to */
@@ -159,6 +176,9 @@ void qj_transfer_free(qj_transfer *t) {
     t->alloc(t->ud, t->key, t->keylen + 1, 0);
   }
   if (t->spare != NULL) t->alloc(t->ud, t->spare, t->spare_cap, 0);
+  free_copy(t, t->ua);
+  free_copy(t, t->ca_file);
+  free_copy(t, t->proxy);
   t->alloc(t->ud, t, sizeof *t, 0);
 }
 
@@ -240,6 +260,18 @@ qj_transfer *qj_transfer_new(const qj_transfer_opts *o, qj_alloc_fn alloc, void 
   memcpy(t->key, o->api_key, o->keylen);
   t->key[o->keylen] = '\0';
   t->keylen = o->keylen;
+  t->opts = *o;
+  if (!copy_text(t, &t->ua, o->user_agent, o->ualen) ||
+      !copy_text(t, &t->ca_file, o->ca_file, o->ca_file ? strlen(o->ca_file) : 0) ||
+      !copy_text(t, &t->proxy, o->proxy, o->proxy ? strlen(o->proxy) : 0)) {
+    qj_transfer_free(t);
+    snprintf(err, errsz, "not enough memory");
+    return NULL;
+  }
+  t->opts.api_key = t->key;
+  t->opts.user_agent = t->ua;
+  t->opts.ca_file = t->ca_file;
+  t->opts.proxy = t->proxy;
   if (ua == NULL) {
     snprintf(dflt_ua, sizeof dflt_ua, "saladcloud-queue-jobs/%s libcurl/%s", QJ_VERSION,
              curl_version_info(CURLVERSION_NOW)->version);
@@ -416,18 +448,16 @@ static CURLcode use_url(qj_transfer *t, const char *url, size_t urllen, qj_resul
   return CURLE_OK;
 }
 
-void qj_transfer_run(qj_transfer *t, qj_method m, const char *url, size_t urllen,
-                     const char *body, size_t bodylen, long timeout_ms, long connect_timeout_ms,
-                     qj_result *r) {
+int qj_transfer_start(qj_transfer *t, qj_method m, const char *url, size_t urllen,
+                      const char *body, size_t bodylen, long timeout_ms, long connect_timeout_ms,
+                      int copy_body, qj_result *r) {
   CURL *c = t->curl;
-  CURLcode rc;
-  long nconn = 0;
   t->prereqs = t->refused_retry = 0;
   t->is_post = m == QJ_POST;
   t->errbuf[0] = '\0';
   if (use_url(t, url, urllen, r) != CURLE_OK) { /* nothing was sent */
     t->http_version = NULL;
-    return;
+    return 0;
   }
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
@@ -436,18 +466,25 @@ void qj_transfer_run(qj_transfer *t, qj_method m, const char *url, size_t urllen
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, (char *)NULL);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    if (!copy_body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    else if (curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, body) != CURLE_OK) {
+      fail(r, QJ_ERR_NETWORK, "not enough memory for the request body", 0, CURLE_OUT_OF_MEMORY);
+      return 0;
+    }
   } else {
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->hdr_nobody);
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m == QJ_DELETE ? "DELETE" : (char *)NULL);
   }
-
   t->r = r;
-  rc = curl_easy_perform(c);
-  t->r = NULL;
+  return 1;
+}
 
-  if (m == QJ_POST) curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL);
+void qj_transfer_finish(qj_transfer *t, CURLcode rc, qj_result *r) {
+  CURL *c = t->curl;
+  long nconn = 0;
+  t->r = NULL;
+  if (t->is_post) curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL);
   curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &nconn);
   t->requests++;
   t->connects += nconn;
@@ -456,6 +493,20 @@ void qj_transfer_run(qj_transfer *t, qj_method m, const char *url, size_t urllen
   if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
   /* was any byte of the request possibly sent? on_prereq runs just before sending */
   else classify(t, r, rc, t->prereqs > 0);
+}
+
+void qj_transfer_run(qj_transfer *t, qj_method m, const char *url, size_t urllen,
+                     const char *body, size_t bodylen, long timeout_ms, long connect_timeout_ms,
+                     qj_result *r) {
+  if (!qj_transfer_start(t, m, url, urllen, body, bodylen, timeout_ms, connect_timeout_ms, 0, r))
+    return;
+  qj_transfer_finish(t, curl_easy_perform(t->curl), r);
+}
+
+CURL *qj_transfer_easy(qj_transfer *t) { return t->curl; }
+
+qj_transfer *qj_transfer_clone(const qj_transfer *t, char *err, size_t errsz) {
+  return qj_transfer_new(&t->opts, t->alloc, t->ud, err, errsz);
 }
 
 const char *qj_transfer_key(const qj_transfer *t, size_t *len) {

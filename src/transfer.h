@@ -87,6 +87,22 @@ void qj_transfer_run(qj_transfer *t, qj_method m, const char *url, size_t urllen
                      const char *body, size_t bodylen, long timeout_ms, long connect_timeout_ms,
                      qj_result *r);
 
+/* The same request in two halves, for a caller that drives the easy handle itself (the
+ * engine, on curl's multi interface): qj_transfer_start sets the handle up for the request
+ * and returns 1, or 0 with r's failure set (nothing was sent, the handle is not to be run);
+ * after curl ends the transfer with rc, qj_transfer_finish fills r. Between the two, curl's
+ * callbacks write into r, which must stay where it is. With copy_body curl keeps a copy of
+ * the body (the caller's may go before the request ends); otherwise it reads the caller's. */
+int qj_transfer_start(qj_transfer *t, qj_method m, const char *url, size_t urllen,
+                      const char *body, size_t bodylen, long timeout_ms, long connect_timeout_ms,
+                      int copy_body, qj_result *r);
+void qj_transfer_finish(qj_transfer *t, CURLcode rc, qj_result *r);
+/* The transfer's easy handle (for curl_multi_add_handle and CURLOPT_PRIVATE). */
+CURL *qj_transfer_easy(qj_transfer *t);
+/* A new transfer with t's options, key and allocator (another easy handle, so that one
+ * client can have several requests in flight); NULL with a message in err when it cannot. */
+qj_transfer *qj_transfer_clone(const qj_transfer *t, char *err, size_t errsz);
+
 /* The key, for redaction and comparison (never for display). */
 const char *qj_transfer_key(const qj_transfer *t, size_t *len);
 

@@ -54,6 +54,8 @@ probe() {
   need lua-busted "busted, $BUSTED (the specs)" test -f "$BUSTED"
   need lua-socket "LuaSocket for $LUA (the specs, make bench)" lua_module socket
   need lua-cjson "lua-cjson for $LUA (the specs, make bench)" lua_module cjson
+  need lua-luv "luv for $LUA (the engine's luv host example and its spec)" lua_module luv
+  need lua-cqueues "cqueues for $LUA (the engine's cqueues host example and its spec)" lua_module cqueues
   need binutils "readelf (the packaging spec)" have readelf
   need openssl "openssl (the TLS specs; pending without it)" have openssl
   need nginx-light "nginx (the TLS specs, pending without it; make bench-emulator)" nginx

@@ -55,6 +55,7 @@
 ---| "decode"           # a 2xx answer that is not JSON or not the expected shape; or `json.decode` refused the text.
 ---| "too_large"        # an answer larger than `max_body`, or one that would make too many Lua values.
 ---| "invalid_signature" # `webhook.verify`: a header missing or malformed, the timestamp out of tolerance, or no signature matching.
+---| "task"             # `task:result()`: the task's function raised (`value` is what it raised, `traceback` where), or its engine was closed first.
 ---| "journal"          # a bulk create's journal cannot be opened, read, written, or is in use by another run.
 
 ---What every failure returns as its second value (`nil, err`). `tostring(err)` is
@@ -111,6 +112,7 @@
 ---@field clock? fun(): number A monotonic clock in seconds (for tests). Default: the system's monotonic clock.
 ---@field sleep? fun(seconds: number) Sleeps (for tests). Default: `nanosleep`.
 ---@field random? fun(): number A random number in [0, 1), for jitter (for tests). Default: `math.random`.
+---@field engine? queue_jobs.Engine Inside a task of this engine, every method yields to it instead of blocking; outside any task it blocks as usual. Default: none.
 
 ---The options every method takes besides its own arguments, checked by the client options'
 ---rules; each replaces the client's setting for this call.
@@ -329,6 +331,72 @@ function webhook.verify(secret, headers, body, opts) end
 ---@return queue_jobs.Error? err kind `invalid_argument`, with `path`
 function webhook.sign(secret, id, timestamp, body) end
 
+-- ---- the engine --------------------------------------------------------------------------
+
+---The options of `queue_jobs.engine`.
+---@class queue_jobs.EngineOptions
+---@field max_connections? integer Connections kept at most, per host and in all, 1..100000 (HTTP/2 multiplexes many requests on one). Default: 8.
+
+---What `engine:stats()` returns.
+---@class queue_jobs.EngineStats
+---@field tasks integer Tasks not done yet.
+---@field in_flight integer Requests curl has now.
+---@field requests integer Requests the engine finished.
+---@field connects integer Connections its requests opened.
+
+---Runs tasks (functions in coroutines) whose client calls yield to it, many requests in
+---flight at once, and lets a host's event loop drive it: cqueues' pollable convention
+---(`pollfd`, `events`, `timeout`), so `cqueues.poll(engine)` works as is.
+---@class queue_jobs.Engine
+---@field max_connections integer As made.
+local Engine = {}
+
+---Runs `fn(...)` in a coroutine, from the next step on.
+---@param fn function
+---@param ... any its arguments
+---@return queue_jobs.Task
+function Engine:spawn(fn, ...) end
+
+---The descriptor to poll for reading: it is readable when `step` has work.
+---@return integer fd
+function Engine:pollfd() end
+
+---The events to poll `pollfd()` for.
+---@return "r"
+function Engine:events() end
+
+---Seconds to the next timer (curl's, a task's backoff, pacing, Retry-After or `wait` poll), 0 when a task is ready; nil when there is none.
+---@return number?
+function Engine:timeout() end
+
+---Does what is ready; waits at most `seconds` (default 0: never blocks) for something to be.
+---@param seconds? number
+---@return true
+function Engine:step(seconds) end
+
+---Steps until every task is done (blocking; for scripts).
+---@return true
+function Engine:loop() end
+
+---Counters of the engine.
+---@return queue_jobs.EngineStats
+function Engine:stats() end
+
+---Aborts the requests in flight and ends every task (their results: `nil, err` of kind `task`). Safe to call twice.
+function Engine:close() end
+
+---A function running inside an engine.
+---@class queue_jobs.Task
+local Task = {}
+
+---Whether the task has ended.
+---@return boolean
+function Task:done() end
+
+---What the task's function returned; `nil, err` (kind `task`) when it raised or its engine was closed first. Raises when the task is not done.
+---@return any ...
+function Task:result() end
+
 -- ---- the module --------------------------------------------------------------------------
 
 ---SaladCloud Job Queue client: `local queue_jobs = require "queue_jobs"`.
@@ -345,6 +413,12 @@ local queue_jobs = {}
 ---@return queue_jobs.Client? client
 ---@return queue_jobs.Error? err kind `invalid_argument`
 function queue_jobs.client(opts) end
+
+---Makes an engine: many requests in flight, driven by a host's event loop or by `engine:loop()`.
+---Raises on a bad option.
+---@param opts? queue_jobs.EngineOptions
+---@return queue_jobs.Engine
+function queue_jobs.engine(opts) end
 
 ---Creates a job in one call, through a default client kept per base URL, key and options (at
 ---most 8; the one used longest ago is closed to make room).

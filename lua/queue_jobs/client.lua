@@ -3,6 +3,7 @@
 -- request to the attempt loop (queue_jobs.attempt), which runs it through the client's driver.
 local core = require "queue_jobs.core"
 local attempt = require "queue_jobs.attempt"
+local engine = require "queue_jobs.engine"
 local errors = require "queue_jobs.errors"
 local options = require "queue_jobs.options"
 local policy = require "queue_jobs.policy"
@@ -519,7 +520,9 @@ function C.new(op, opts)
     project_name = s.project_name,
     _h = h,
     _settings = s,
-    _driver = attempt.blocking(h, s.sleep, s.clock),
+    _driver = s.engine and engine.driver(s.engine, h, s.sleep, s.clock) or
+      attempt.blocking(h, s.sleep, s.clock),
+    engine = s.engine,
     _random = s.random,
     _max_values = max_values(s.max_body),
     _busy = 0,

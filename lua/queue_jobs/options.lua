@@ -5,6 +5,7 @@
 local core = require "queue_jobs.core"
 local errors = require "queue_jobs.errors"
 local validate = require "queue_jobs.validate"
+local engine_mod = require "queue_jobs.engine"
 
 local type, next, pairs, ipairs, tostring = type, next, pairs, ipairs, tostring
 local fmt, os_getenv = string.format, os.getenv
@@ -44,6 +45,7 @@ O.DEFAULTS = {
   clock = core.monotime,    -- seconds, monotonic (injectable for tests)
   sleep = core.sleep,       -- sleep(seconds)
   random = math.random,     -- random() in [0, 1), for jitter
+  engine = nil,             -- a queue_jobs.engine: the client's calls yield inside its tasks
 }
 local DEFAULTS = O.DEFAULTS
 
@@ -93,6 +95,13 @@ local function name(op, field, v, red)
   return v
 end
 
+local function engine(op, field, v)
+  if v ~= nil and not engine_mod.is(v) then
+    return nil, invalid(op, field, "must be a queue_jobs.engine (got " .. type(v) .. ")")
+  end
+  return v
+end
+
 local function text(op, field, v)
   if v ~= nil and (v:find("%c") or v == "") then
     return nil, invalid(op, field, "must be a non-empty string without control characters")
@@ -112,7 +121,7 @@ local RULES = {
   { "backoff_base", seconds() }, { "backoff_max", seconds() },
   { "max_retry_after", seconds(true) }, { "rate_limit", rate },
   { "burst", integer(1, 1000000) }, { "max_body", integer(1, 1 << 40) },
-  { "ca_file", text }, { "proxy", text }, { "user_agent", text },
+  { "ca_file", text }, { "proxy", text }, { "user_agent", text }, { "engine", engine },
 }
 local RULE = {}
 for _, r in ipairs(RULES) do RULE[r[1]] = r[2] end
@@ -121,7 +130,7 @@ for _, r in ipairs(RULES) do RULE[r[1]] = r[2] end
 local TYPES = {
   api_key = "string", base_url = "string", organization_name = "string", project_name = "string",
   ca_file = "string", proxy = "string", user_agent = "string",
-  clock = "function", sleep = "function", random = "function",
+  clock = "function", sleep = "function", random = "function", engine = "table",
 }
 
 --- Every option queue_jobs.client knows.
