@@ -1,55 +1,38 @@
 --- queue_jobs.webhook.verify against plain C calling OpenSSL (bench/webhook_peer.c), side by
 -- side in one run (`make bench-webhook`).
 --
--- The delivery: a SaladCloud-shaped webhook body of 1 KiB (a finished job in
--- {"type", "timestamp", "data"}), a 44-character secret, a signature header of two entries
--- (an old key's, then the good one). verify is called as a receiver calls it: a headers
--- table, the body, {now = the delivery's time}; it returns the payload, decoded. The peer
--- does what a careful hand-written receiver does with OpenSSL (HMAC, base64, constant-time
--- compare, the timestamp check) and decodes nothing: the second figure, verify without the
--- decode (core.webhook_verify, the C part), shows what the payload's decoding costs.
+-- The delivery (bench/webhook_delivery.lua): a SaladCloud-shaped webhook body of 1 KiB (a
+-- finished job in {"type", "timestamp", "data"}), a 44-character secret, a signature header
+-- of two entries (an old key's, then the good one). verify is called as a receiver calls it:
+-- a headers table, the body, {now = the delivery's time}; it returns the payload, decoded.
+-- The peer does what a careful hand-written receiver does with OpenSSL (HMAC, base64,
+-- constant-time compare, the timestamp check) and decodes nothing: the second figure, verify
+-- without the decode (core.webhook_verify, the C part), shows what the payload's decoding
+-- costs.
 --
--- Method: CPU time. ROUNDS rounds; in each, ours runs BUDGET seconds in this process, then
--- the peer runs BUDGET seconds in its own. Medians, and the ratio ours/peer (1.0: as fast).
+-- A Lua receiver without this module would also have to decode the payload. Its best case is
+-- the peer's check and then lua-cjson's decode of the same body. That pair is not one
+-- program here: each round also times cjson.decode in this process, and the pair's figure
+-- for the round adds the two times per call, 1 / (1 / peer + 1 / cjson). Our own decode
+-- (queue_jobs.json.decode) is timed in each round beside cjson's. Without lua-cjson, the two
+-- lines that need it say "skipped" and the rest runs as usual.
+--
+-- Method: CPU time. ROUNDS rounds; in each, verify, its C part, our decode and cjson's run
+-- BUDGET seconds each in this process, then the peer runs BUDGET seconds in its own.
+-- Medians over the rounds, and ratios of the medians (1.0: as fast).
 local qj = require "queue_jobs"
 local core = require "queue_jobs.core"
+local has_cjson, cjson = pcall(require, "cjson")
 
 local peer = assert(arg[1], "usage: webhook_bench.lua PEER")
 local ROUNDS = tonumber(os.getenv("QJ_BENCH_ROUNDS")) or 7
 local BUDGET = tonumber(os.getenv("QJ_BENCH_BUDGET")) or 0.5
 local clock = os.clock
 
-local SECRET = "whsec_" .. ("Zm9vYmFyYmF6cXV4"):rep(3):sub(1, 43) .. "="
-local OLD = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-local ID, TS = "msg_2f8d1c5e-4a7b-4e0b-9c3d-7a1b2c3d4e5f", 1764400000
-
--- a finished job, padded to 1 KiB with its output
-local function body_of(size)
-  local job = { id = "5d6c8a1e-1b2c-4d3e-8f90-a1b2c3d4e5f6", status = "succeeded",
-    input = { prompt = "a cat in a salad bowl", steps = 30, sizes = { 512, 768 } },
-    metadata = { id = "demo-1" }, webhook = "https://example.com/hooks/salad",
-    create_time = "2026-11-29T05:36:29.6521534+00:00",
-    update_time = "2026-11-29T05:36:31.1234567+00:00",
-    events = { { action = "created", time = "2026-11-29T05:36:29.6521534+00:00" },
-      { action = "started", time = "2026-11-29T05:36:30.0000001+00:00" },
-      { action = "succeeded", time = "2026-11-29T05:36:31.1234567+00:00" } },
-    output = { url = "https://example.com/out.png", seed = 1234567890123456789, text = "" } }
-  local function text()
-    return qj.json.encode({ type = "queue.job.succeeded", timestamp = "2026-11-29T05:36:31.2+00:00",
-      data = job }, { sort_keys = true })
-  end
-  job.output.text = ("x"):rep(size - #text())
-  local t = text()
-  assert(#t == size, #t)
-  return t
-end
-
-local BODY = body_of(1024)
-local SIGS = assert(qj.webhook.sign(OLD, ID, TS, BODY)) .. " " .. assert(qj.webhook.sign(SECRET, ID, TS, BODY))
-local HEADERS = { ["webhook-id"] = ID, ["webhook-timestamp"] = tostring(TS), ["webhook-signature"] = SIGS }
-local AT = { now = TS }
-assert(qj.webhook.verify(SECRET, HEADERS, BODY, AT))
-assert(not qj.webhook.verify(SECRET, HEADERS, BODY:sub(1, -2) .. " ", AT))
+local D = dofile(arg[0]:match("^(.-)[^/]*$") .. "webhook_delivery.lua")
+local SECRET, ID, TS, BODY, SIGS, HEADERS, AT = D.secret, D.id, D.ts, D.body, D.signatures, D.headers, D.at
+local DATA_ID = qj.json.decode(BODY).data.id
+if has_cjson then assert(cjson.decode(BODY).data.id == DATA_ID) end
 
 local input = os.tmpname()
 local f = assert(io.open(input, "wb"))
@@ -69,26 +52,56 @@ end
 local verify, c_verify, ts = qj.webhook.verify, core.webhook_verify, tostring(TS)
 local function ours() return verify(SECRET, HEADERS, BODY, AT) end
 local function ours_c() return c_verify(SECRET, ID, ts, SIGS, BODY, 300, TS) end
+local json_decode = qj.json.decode
+local function ours_decode() return json_decode(BODY) end
+local function cjson_decode() return cjson.decode(BODY) end
 
 local function median(t)
   table.sort(t)
   return t[(#t + 1) // 2]
 end
 
-local r_ours, r_c, r_peer = {}, {}, {}
+-- the rate of a check and then a decode, from the rates of each: per-call times add up
+local function combined(check, decode) return 1 / (1 / check + 1 / decode) end
+
+local r_ours, r_c, r_dec, r_cjson, r_peer, r_both = {}, {}, {}, {}, {}, {}
 for _ = 1, ROUNDS do
   r_ours[#r_ours + 1] = rate(ours)
   r_c[#r_c + 1] = rate(ours_c)
+  r_dec[#r_dec + 1] = rate(ours_decode)
+  local cj = has_cjson and rate(cjson_decode)
   local p = assert(io.popen(("%s %s %s"):format(peer, input, BUDGET)))
   local out = p:read("a")
   local ok = p:close()
   assert(ok, "the peer failed: " .. out)
-  r_peer[#r_peer + 1] = assert(tonumber(out), out)
+  local pr = assert(tonumber(out), out)
+  r_peer[#r_peer + 1] = pr
+  if cj then
+    r_cjson[#r_cjson + 1] = cj
+    r_both[#r_both + 1] = combined(pr, cj)
+  end
 end
 os.remove(input)
 
-local m_ours, m_c, m_peer = median(r_ours), median(r_c), median(r_peer)
+local m_ours, m_c, m_peer, m_dec = median(r_ours), median(r_c), median(r_peer), median(r_dec)
+local m_both, m_cjson = has_cjson and median(r_both), has_cjson and median(r_cjson)
 print(("webhook verify, 1 KiB body, %d rounds of %.1f s CPU each, medians:"):format(ROUNDS, BUDGET))
 print(("  queue_jobs.webhook.verify (payload decoded) %9.0f /s   %.2fx the peer"):format(m_ours, m_ours / m_peer))
 print(("  its C part alone (no decode)                %9.0f /s   %.2fx the peer"):format(m_c, m_c / m_peer))
 print(("  plain C on OpenSSL (bench/webhook_peer.c)   %9.0f /s"):format(m_peer))
+if has_cjson then
+  print(("  plain C on OpenSSL, then lua-cjson decode   %9.0f /s   verify is %.2fx this pair"):format(
+    m_both, m_ours / m_both))
+  print("    (two measurements of each round combined: the peer's time per call plus cjson.decode's")
+  print("    on the same body in this process, 1 / (1 / peer + 1 / cjson))")
+else
+  print("  plain C on OpenSSL, then lua-cjson decode   skipped: lua-cjson not found")
+end
+print("decode of the same body alone, medians of the same rounds:")
+if has_cjson then
+  print(("  queue_jobs.json.decode                      %9.0f /s   %.2fx cjson"):format(m_dec, m_dec / m_cjson))
+  print(("  lua-cjson cjson.decode                      %9.0f /s"):format(m_cjson))
+else
+  print(("  queue_jobs.json.decode                      %9.0f /s"):format(m_dec))
+  print("  lua-cjson cjson.decode                      skipped: lua-cjson not found")
+end

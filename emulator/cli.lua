@@ -20,6 +20,7 @@ M.DEFAULTS = {
   webhook_retries = { 1, 2, 4 }, -- seconds before each retry of a webhook delivery
   webhook_timeout = 10,          -- seconds for one delivery attempt
   allow_remote_webhooks = false, -- deliver to URLs that are not loopback
+  ca_file = nil,                 -- CA certificates for https:// workers and receivers
   verbose = false,
 }
 
@@ -72,6 +73,9 @@ Options:
                         deliver webhooks to any http(s) URL; by default only
                         to loopback (localhost, 127.x.y.z, [::1]), and the
                         others are logged as skipped
+  --ca-file FILE        the CA certificates (PEM) that https:// workers and
+                        webhook receivers are verified with (default: the
+                        system's)
   --verbose             one line per request on stderr (never the API key or
                         the webhook secret)
   --help                this text
@@ -224,6 +228,18 @@ function M.parse(args)
       cfg.webhook_retries, err = delays(opt, value())
     elseif opt == "--webhook-timeout" then
       cfg.webhook_timeout, err = seconds(opt, value())
+    elseif opt == "--ca-file" then
+      local v = value() or ""
+      local f = v ~= "" and io.open(v, "rb")
+      if not f then
+        err = ("--ca-file needs a readable file, got %q"):format(v)
+      elseif #v > 4095 then
+        f:close()
+        err = "--ca-file: the path is too long"
+      else
+        f:close()
+        cfg.ca_file = v
+      end
     elseif opt == "--allow-remote-webhooks" then
       cfg.allow_remote_webhooks = true
     elseif opt == "--verbose" then

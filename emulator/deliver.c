@@ -28,6 +28,7 @@ struct qj_emu_deliverers {
   atomic_int stop;
   long timeout_ms;
   int loopback_only;
+  char ca_file[4096];         /* "" for the system's CA certificates */
   int started;                /* threads running (to be joined) */
   pthread_t thread[QJ_EMU_DELIVERERS];
 };
@@ -50,6 +51,7 @@ static long deliver(qj_emu_deliverers *ds, CURL *c, const qj_emu_delivery *d, ch
   p.nheaders = 3;
   p.timeout_ms = ds->timeout_ms;
   p.loopback_only = ds->loopback_only;
+  p.ca_file = ds->ca_file[0] ? ds->ca_file : NULL;
   p.stop = &ds->stop;
   if (qj_emu_post_perform(c, &p, errbuf, &status, error) != CURLE_OK) return 0;
   if (status <= 0) *error = "no HTTP status";
@@ -98,6 +100,7 @@ qj_emu_deliverers *qj_emu_deliverers_start(qj_emu_vm *vm, const qj_emu_config *c
   ds->vm = vm;
   ds->timeout_ms = (long)(cfg->webhook_timeout * 1000);
   ds->loopback_only = !cfg->allow_remote_webhooks;
+  memcpy(ds->ca_file, cfg->ca_file, sizeof ds->ca_file);
   atomic_init(&ds->stop, 0);
   for (; ds->started < QJ_EMU_DELIVERERS; ds->started++) {
     if (pthread_create(&ds->thread[ds->started], NULL, run, ds) != 0) {

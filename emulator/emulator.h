@@ -50,6 +50,7 @@ typedef struct qj_emu_config {
   int nworkers;               /* --worker instances */
   double webhook_timeout;     /* --webhook-timeout: seconds for one delivery attempt */
   int allow_remote_webhooks;  /* --allow-remote-webhooks: deliveries may leave loopback */
+  char ca_file[4096];         /* --ca-file, or "" for the system's CA certificates */
 } qj_emu_config;
 
 /* Limits of the HTTP layer (server.c), stated in docs/emulator.md ("Performance and limits"). */
@@ -174,8 +175,8 @@ void qj_emu_vm_wake(qj_emu_vm *vm, int which);
 
 /* worker.c: the threads of the --worker instances. */
 typedef struct qj_emu_workers qj_emu_workers;
-/* Starts n threads (instances 1..n); NULL (message on stderr) on failure. */
-qj_emu_workers *qj_emu_workers_start(qj_emu_vm *vm, int n);
+/* Starts cfg->nworkers threads (instances 1..n); NULL (message on stderr) on failure. */
+qj_emu_workers *qj_emu_workers_start(qj_emu_vm *vm, const qj_emu_config *cfg);
 /* Stops them (a worker call in progress is cut within a second) and joins them. */
 void qj_emu_workers_stop(qj_emu_workers *ws);
 

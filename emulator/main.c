@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
   }
   deliverers = qj_emu_deliverers_start(vm, &cfg);
   if (deliverers != NULL && cfg.nworkers > 0) {
-    workers = qj_emu_workers_start(vm, cfg.nworkers);
+    workers = qj_emu_workers_start(vm, &cfg);
     if (workers == NULL) {
       qj_emu_deliverers_stop(deliverers);
       deliverers = NULL;

@@ -89,7 +89,8 @@ CURLcode qj_emu_post_perform(CURL *c, const qj_emu_post *p, char *errbuf, long *
        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, p->timeout_ms) == CURLE_OK &&
        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK &&
        (!p->loopback_only ||
-        curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_loopback) == CURLE_OK);
+        curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_loopback) == CURLE_OK) &&
+       (p->ca_file == NULL || curl_easy_setopt(c, CURLOPT_CAINFO, p->ca_file) == CURLE_OK);
   if (!ok) {
     curl_slist_free_all(headers);
     *error = "curl refused an option";

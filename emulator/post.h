@@ -20,6 +20,7 @@ typedef struct qj_emu_post {
   void *body_data;
   long timeout_ms;             /* for the whole call; 0: none */
   int loopback_only;           /* connect to loopback addresses only */
+  const char *ca_file;         /* CA certificates to verify https with; NULL: the system's */
   atomic_int *stop;            /* once not 0, the call is cut (within a second) */
 } qj_emu_post;
 

@@ -325,7 +325,13 @@ static int vm_configure(lua_State *L) {
   a->cfg->webhook_timeout = (double)luaL_checknumber(L, -1);
   lua_getfield(L, -8, "allow_remote_webhooks");
   a->cfg->allow_remote_webhooks = lua_toboolean(L, -1);
-  lua_pop(L, 8);
+  lua_getfield(L, -9, "ca_file");
+  if (!lua_isnil(L, -1)) {
+    const char *ca = luaL_checklstring(L, -1, &len);
+    if (len >= sizeof a->cfg->ca_file) return luaL_error(L, "--ca-file: the path is too long");
+    memcpy(a->cfg->ca_file, ca, len + 1);
+  }
+  lua_pop(L, 9);
   lua_getfield(L, -1, "bind");
   bind = luaL_checklstring(L, -1, &len);
   if (inet_pton(AF_INET, bind, &in4) == 1) {

@@ -13,15 +13,16 @@
 -- unless --allow-remote-webhooks; others are logged as skipped. The host enforces the same
 -- rule again on the address it connects to (deliver.c).
 --
--- Bounded: at most MAX_WAITING deliveries wait or are in flight (more are logged as
--- dropped), and the log keeps the last MAX_LOG deliveries; a delivery's body is kept only
--- while it waits or is in flight.
+-- Bounded: at most MAX_WAITING deliveries, and MAX_WAITING_BYTES of their bodies, wait or
+-- are in flight (one more is logged as dropped), and the log keeps the last MAX_LOG
+-- deliveries; a delivery's body is kept only while it waits or is in flight.
 local format, concat = string.format, table.concat
 
 local W = {}
 W.__index = W
 
 W.MAX_WAITING = 1000
+W.MAX_WAITING_BYTES = 256 * 1024 * 1024
 W.MAX_LOG = 10000
 
 local TYPES = { succeeded = "queue.job.succeeded", failed = "queue.job.failed",
@@ -44,8 +45,9 @@ end
 function W:reset()
   self.log = {}       -- [i] = delivery, oldest first, from log_head
   self.log_head, self.log_tail = 1, 0
-  self.waiting = {}   -- deliveries not yet done, oldest first (a short list: MAX_WAITING)
+  self.waiting = {}   -- deliveries waiting for an attempt, oldest first (MAX_WAITING at most)
   self.in_flight = {} -- token -> delivery
+  self.pending, self.pending_bytes = 0, 0   -- deliveries waiting or in flight, their bodies
 end
 
 -- The URL's host when the URL is http(s) and its host is loopback, else nil. Conservative:
@@ -92,6 +94,9 @@ end
 
 -- Ends a delivery as skipped, dropped, delivered or failed.
 local function finish(self, d, state, reason)
+  if d.body then
+    self.pending, self.pending_bytes = self.pending - 1, self.pending_bytes - #d.body
+  end
   d.state, d.reason, d.body = state, reason, nil
   count(self, "webhooks_" .. state)
 end
@@ -104,17 +109,21 @@ function W:event(job)
   local d = { id = id, job_id = job.id, type = TYPES[job.status], url = url,
     shown = shown(url), attempts = {}, state = "waiting" }
   add_log(self, d)
-  if not loopback_host(url) and not self.allow_remote then
-    local why = url:find("^[Hh][Tt][Tt][Pp][Ss]?://") and "not a loopback URL (see " ..
-      "--allow-remote-webhooks)" or "not an http:// or https:// URL"
-    return finish(self, d, "skipped", why)
+  if not url:find("^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]") or url:find("[%c%s\127]") then
+    return finish(self, d, "skipped", "not an http:// or https:// URL without spaces or " ..
+      "control characters")
   end
-  if #self.waiting >= W.MAX_WAITING then
-    return finish(self, d, "dropped", format("more than %d deliveries were waiting", W.MAX_WAITING))
+  if not self.allow_remote and not loopback_host(url) then
+    return finish(self, d, "skipped", "not a loopback URL (see --allow-remote-webhooks)")
   end
-  d.body = '{"type":"' .. d.type .. '","timestamp":"' .. job.update_time .. '","data":' ..
+  local body = '{"type":"' .. d.type .. '","timestamp":"' .. job.update_time .. '","data":' ..
     concat(self.job_json(job)) .. "}"
-  d.due = self.monotime()
+  if self.pending >= W.MAX_WAITING or self.pending_bytes + #body > W.MAX_WAITING_BYTES then
+    return finish(self, d, "dropped", format("%d deliveries (%d bytes) were waiting already",
+      self.pending, self.pending_bytes))
+  end
+  d.body, d.due = body, self.monotime()
+  self.pending, self.pending_bytes = self.pending + 1, self.pending_bytes + #body
   self.waiting[#self.waiting + 1] = d
   self.notify()
 end

@@ -39,6 +39,7 @@ struct instance {
 struct qj_emu_workers {
   qj_emu_vm *vm;
   atomic_int stop;
+  char ca_file[4096];         /* "" for the system's CA certificates */
   int n;
   struct instance inst[];
 };
@@ -90,6 +91,7 @@ static void call_worker(struct instance *in, CURL *c, const qj_emu_work *w, qj_e
   p.on_body = on_body;
   p.body_data = in;
   p.stop = &in->all->stop;   /* no timeout: the worker's call has none on SaladCloud */
+  p.ca_file = in->all->ca_file[0] ? in->all->ca_file : NULL;
   rc = qj_emu_post_perform(c, &p, errbuf, &status, &error);
   if (in->too_large && status > 0) {
     o->status = status;
@@ -131,9 +133,9 @@ static void *run(void *arg) {
   return NULL;
 }
 
-qj_emu_workers *qj_emu_workers_start(qj_emu_vm *vm, int n) {
+qj_emu_workers *qj_emu_workers_start(qj_emu_vm *vm, const qj_emu_config *cfg) {
   qj_emu_workers *ws;
-  int i;
+  int i, n = cfg->nworkers;
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
     fputs("salad-queue-emulator: --worker: curl_global_init failed\n", stderr);
     return NULL;
@@ -146,6 +148,7 @@ qj_emu_workers *qj_emu_workers_start(qj_emu_vm *vm, int n) {
   }
   ws->vm = vm;
   ws->n = n;
+  memcpy(ws->ca_file, cfg->ca_file, sizeof ws->ca_file);
   atomic_init(&ws->stop, 0);
   for (i = 0; i < n; i++) {
     ws->inst[i].all = ws;

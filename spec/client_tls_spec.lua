@@ -10,13 +10,14 @@
 local qj = require "queue_jobs"
 local helpers = require "helpers"
 local wire = require "wire"
+local tls = require "tls"
 
 local KEY = "sk-tls-SECRET-4b1d9e7a2c"
 local ORG, PROJ = "acme-corp", "dev-env"
 local BIG = 1234567890123456789 -- 19 digits: above 2^53, so only an exact codec keeps it
 
 local q, read_file, write_file = helpers.shell_quote, helpers.read_file, helpers.write_file
-local same_json, free_port = helpers.same_json, helpers.free_port
+local same_json = helpers.same_json
 
 local function assert_no_key(v)
   helpers.assert_no_leak(v, KEY)
@@ -32,10 +33,8 @@ local function spawn(opts)
   return helpers.spawn(opts)
 end
 
-local find_exe = helpers.find_exe
 
-local NGINX = find_exe("nginx", { "/usr/sbin/nginx" })
-local OPENSSL = find_exe("openssl", { "/usr/bin/openssl" })
+local NGINX, OPENSSL = tls.NGINX, tls.OPENSSL
 
 ---------------------------------------------------------------------------------------------
 -- The proxy stand-in: a separate Lua process (the client blocks while it waits, so the
@@ -71,49 +70,6 @@ c:send("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length
 c:close()
 io.stdout:write("LINE ", tostring(line), "\n", table.concat(seen, "\n"), "\nBODY ", body or "", "\n")
 ]=]
-
----------------------------------------------------------------------------------------------
--- A CA and a server certificate for 127.0.0.1 and localhost, made for this run.
-
-local OPENSSL_CNF = [[
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[ca_ext]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[server_ext]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-]]
-
-local function make_certs(dir)
-  local cnf = dir .. "/openssl.cnf"
-  write_file(cnf, OPENSSL_CNF)
-  local o = q(OPENSSL)
-  local ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-  local steps = {
-    o .. " req -x509 -config " .. q(cnf) .. " -extensions ca_ext" .. ec .. " -keyout " ..
-      q(dir .. "/ca.key") .. " -out " .. q(dir .. "/ca.crt") .. " -days 2 -subj '/CN=queue-jobs test CA'",
-    o .. " req -new -config " .. q(cnf) .. ec .. " -keyout " .. q(dir .. "/server.key") ..
-      " -out " .. q(dir .. "/server.csr") .. " -subj '/CN=127.0.0.1'",
-    o .. " x509 -req -in " .. q(dir .. "/server.csr") .. " -CA " .. q(dir .. "/ca.crt") ..
-      " -CAkey " .. q(dir .. "/ca.key") .. " -set_serial 4242 -days 2 -extfile " .. q(cnf) ..
-      " -extensions server_ext -out " .. q(dir .. "/server.crt"),
-  }
-  for _, cmd in ipairs(steps) do
-    local ok, out = run(cmd)
-    assert(ok, "openssl failed: " .. cmd .. "\n" .. out)
-  end
-  return dir .. "/ca.crt"
-end
 
 ---------------------------------------------------------------------------------------------
 -- nginx: TLS + HTTP/2 + gzip in front of the emulator, in its own prefix, one process.
@@ -159,34 +115,6 @@ http {
 }
 ]]):gsub("LOG_FORMAT", LOG_FORMAT):gsub("EMU_PORT", tostring(emu_port))
     :gsub("PORT", tostring(port)):gsub("DIR", dir)
-end
-
-local can_connect = helpers.can_connect
-
---- Starts nginx on a free port (another one when the port was taken meanwhile).
--- Returns the process and the port, or raises with nginx's error log.
-local function start_nginx(dir, emu_port)
-  local last = ""
-  for _ = 1, 4 do
-    local port = free_port()
-    local conf, errlog, out = dir .. "/nginx.conf", dir .. "/error.log", dir .. "/nginx.out"
-    write_file(conf, nginx_conf(dir, port, emu_port))
-    write_file(errlog, "")
-    local p = spawn { argv = { NGINX, "-p", dir .. "/", "-c", conf, "-e", errlog }, stdout = out,
-      stderr = out }
-    -- listening on both addresses means every bind is done
-    local state = helpers.wait_for(function()
-      if not p:alive() then return "dead" end
-      if can_connect("127.0.0.1", port) and can_connect("127.0.0.2", port) then
-        return p:alive() and "up" or "dead"
-      end
-    end, 10)
-    if state == "up" then return p, port end
-    p:stop()
-    last = (read_file(errlog) or "") .. (read_file(out) or "")
-    if not last:find("in use", 1, true) then break end
-  end
-  error("nginx did not start: " .. last, 2)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -274,13 +202,11 @@ describe("queue_jobs client over TLS (nginx in front of the emulator)", function
   end
 
   setup(function()
-    local ok, out = run("mktemp -d")
-    tmp = ok and out:match("^(/%S+)") or nil
-    assert(tmp, "mktemp -d failed: " .. out)
-    assert(run("mkdir -p " .. q(tmp .. "/tmp")))
-    ca = make_certs(tmp)
+    tmp = tls.tmpdir()
+    ca = tls.make_certs(tmp)
     emu = helpers.start_emulator { api_key = KEY, args = { "--api-key", KEY } }
-    nginx, port = start_nginx(tmp, emu.port)
+    nginx, port = tls.start_nginx(tmp, function(p) return nginx_conf(tmp, p, emu.port) end,
+      { "127.0.0.1", "127.0.0.2" })
     https = "https://127.0.0.1:" .. port .. "/api/public"
   end)
   teardown(function()

@@ -628,7 +628,7 @@ describe("emulator.app with an injected host", function()
       assert.are.equal(HOOK, url)
       assert.matches("^msg_%x+$", wid)
       assert.are.equal(36, #wid)
-      assert.are.equal(os.time(), tonumber(ts), 5)
+      assert.is_true(math.abs(os.time() - tonumber(ts)) <= 5, ts)   -- Unix seconds, now
       local job_text = text(api(app, "GET", JOBS .. "/" .. id))
       local job = decode(job_text)
       assert.are.equal('{"type":"queue.job.canceled","timestamp":"' .. job.update_time ..
@@ -743,11 +743,22 @@ describe("emulator.app with an injected host", function()
       app = new_app { "--allow-remote-webhooks" }
       api(app, "DELETE", JOBS .. "/" .. new_job(app, "https://example.com/h"))
       assert.are.equal("https://example.com/h", select(2, app:next_delivery()))
+      for _, u in ipairs { "http://127.0.0.1/\0x", "http://127.0.0.1/ x", "http:///x" } do
+        api(app, "DELETE", JOBS .. "/" .. new_job(app, u))   -- never handed to the host
+      end
+      assert.is_nil(app:next_delivery())
+      l = log(app)
+      assert.are.same({ "skipped", "skipped", "skipped" }, { l[2].state, l[3].state, l[4].state })
+      assert.matches("without spaces or control characters", l[2].reason)
     end)
 
-    it("keeps at most MAX_WAITING deliveries waiting and MAX_LOG in the log; a reset forgets them", function()
-      local max_waiting, max_log = Webhooks.MAX_WAITING, Webhooks.MAX_LOG
-      finally(function() Webhooks.MAX_WAITING, Webhooks.MAX_LOG = max_waiting, max_log end)
+    it("keeps at most MAX_WAITING deliveries and MAX_WAITING_BYTES waiting or in flight, MAX_LOG in the log; a reset forgets them", function()
+      local max_waiting, max_bytes, max_log = Webhooks.MAX_WAITING, Webhooks.MAX_WAITING_BYTES,
+        Webhooks.MAX_LOG
+      finally(function()
+        Webhooks.MAX_WAITING, Webhooks.MAX_WAITING_BYTES, Webhooks.MAX_LOG = max_waiting, max_bytes,
+          max_log
+      end)
       Webhooks.MAX_WAITING, Webhooks.MAX_LOG = 2, 3
       local app = new_app()
       for _ = 1, 3 do api(app, "DELETE", JOBS .. "/" .. new_job(app, HOOK)) end
@@ -762,7 +773,17 @@ describe("emulator.app with an injected host", function()
       l = log(app)
       assert.are.equal(3, #l)                       -- the oldest went
       assert.are.same({ "delivered", "dropped", "waiting" }, { l[1].state, l[2].state, l[3].state })
-      local t4 = app:next_delivery()
+      local t4, _, _, _, _, body4 = app:next_delivery()
+      -- in flight counts too: t4 is, so the next is dropped
+      Webhooks.MAX_WAITING = 1
+      api(app, "DELETE", JOBS .. "/" .. new_job(app, HOOK))
+      assert.are.equal("dropped", log(app)[3].state)
+      -- and so do the bodies' bytes
+      Webhooks.MAX_WAITING, Webhooks.MAX_WAITING_BYTES = 10, #body4 + 10
+      api(app, "DELETE", JOBS .. "/" .. new_job(app, HOOK))
+      l = log(app)
+      assert.are.equal("dropped", l[3].state)
+      assert.matches("^1 deliveries %(%d+ bytes%) were waiting already$", l[3].reason)
       control(app, "POST", "/reset")
       assert.are.same({}, log(app))
       app:delivered(t4, 200)                        -- a report from before the reset

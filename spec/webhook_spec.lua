@@ -90,6 +90,18 @@ describe("queue_jobs.webhook.verify", function()
     refused("invalid_signature", "webhook%-id header has several values",
       webhook.verify(SECRET, { ["webhook-id"] = { ID, "other" }, ["webhook-timestamp"] = tostring(TS),
         ["webhook-signature"] = SIG }, BODY, AT))
+    -- a lower-case name with a string value beside another spelling of it, in either order
+    -- of traversal: the values add up as they would under any two spellings
+    assert(webhook.verify(SECRET, { ["webhook-id"] = ID, ["webhook-timestamp"] = tostring(TS),
+      ["webhook-signature"] = "v1,AAAA", ["Webhook-Signature"] = { SIG } }, BODY, AT))
+    assert(webhook.verify(SECRET, { ["webhook-id"] = {}, ["Webhook-Id"] = ID,
+      ["webhook-timestamp"] = tostring(TS), ["webhook-signature"] = SIG }, BODY, AT))
+    refused("invalid_signature", "webhook%-id header has several values",
+      webhook.verify(SECRET, { ["webhook-id"] = ID, ["WEBHOOK-ID"] = { "other" },
+        ["webhook-timestamp"] = tostring(TS), ["webhook-signature"] = SIG }, BODY, AT))
+    refused("invalid_signature", "the webhook%-id header is missing",
+      webhook.verify(SECRET, { ["webhook-id"] = {}, ["webhook-timestamp"] = tostring(TS),
+        ["webhook-signature"] = SIG }, BODY, AT))
     -- other headers are none of its business
     local h = headers()
     h["content-type"], h[1], h[true] = "application/json", "x", "y"

@@ -98,6 +98,10 @@ int qj_clock_open(lua_State *L);
  * Registers core.webhook_sign and core.webhook_verify. */
 int qj_webhook_open(lua_State *L);
 
+/* ---- file handles for the batch journal (fileio.c) --------------------------------------
+ * Registers core.file_sync, core.file_lock and core.file_truncate. */
+int qj_fileio_open(lua_State *L);
+
 /* ---- error objects (error.c) ----------------------------------------------------------
  * Pushes a new error table {kind = kind, message = message} with the queue_jobs.error
  * metatable. Callers add fields with lua_setfield. */

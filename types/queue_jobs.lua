@@ -56,6 +56,7 @@
 ---| "too_large"        # an answer larger than `max_body`, or one that would make too many Lua values.
 ---| "invalid_signature" # `webhook.verify`: a header missing or malformed, the timestamp out of tolerance, or no signature matching.
 ---| "task"             # `task:result()`: the task's function raised (`value` is what it raised, `traceback` where), or its engine was closed first.
+---| "journal"          # a bulk create's journal cannot be opened, read, written, or is in use by another run.
 
 ---What every failure returns as its second value (`nil, err`). `tostring(err)` is
 ---`err.message`, so `assert(client:create{...})` prints one readable line. Every string of
@@ -76,6 +77,8 @@
 ---@field content_type? string The answer's `Content-Type`.
 ---@field path? string Which argument or option is bad (`queue_name`, `input.items[3].name`); for `json.encode`, the JSON path of the value (`$.items[3].price`).
 ---@field job? queue_jobs.Job The last job seen, when `wait` times out (nil when no poll was answered).
+---@field jobs? table<string, queue_jobs.Job> The jobs seen final, by id, when `wait_many` ends without all of them.
+---@field pending? string[] The ids not seen final (sorted), when `wait_many` ends without all of them.
 ---@field sent? boolean Whether the request had been sent when the transfer failed (kinds `network`, `timeout`).
 ---@field curl_code? integer libcurl's error code of the failed transfer (kinds `network`, `timeout`).
 ---@field offset? integer `json.decode`: the byte where the text goes wrong, from 1.
@@ -168,6 +171,15 @@
 ---@field interval? number Seconds before the second poll; each next interval is 1.5 times longer. Default: 1.
 ---@field max_interval? number The longest interval between polls, seconds. Default: 15.
 
+---The arguments of `client:wait_many{...}`. Here `timeout` is the whole wait; the other call
+---options apply to each request, whose deadline is also cut to the time the wait has left.
+---@class queue_jobs.WaitManyArgs: queue_jobs.CallOptions
+---@field queue_name string The queue of every job.
+---@field ids string[] The jobs' ids (UUIDs, any case); repeated ids count once.
+---@field timeout? number Seconds the whole wait may take; then `nil, err` of kind `timeout`, with `err.jobs` and `err.pending`. Default: 3600.
+---@field interval? number Seconds between sweeps. Default: 5.
+---@field on_job? fun(job: queue_jobs.Job) Called once for each job, when a sweep sees it final.
+
 -- ---- the client --------------------------------------------------------------------------
 
 ---What `client:stats()` returns.
@@ -229,6 +241,15 @@ function Client:jobs(args) end
 ---@return queue_jobs.Job? job
 ---@return queue_jobs.Error? err
 function Client:wait(args) end
+
+---Sweeps until every job is succeeded, failed or cancelled, and returns them by id (the ids
+---as given). A sweep takes the fewer requests of one `get` per unfinished job or the queue's
+---list pages (read until every unfinished job is seen). On timeout, or when a request fails
+---for good, `nil, err` with `err.jobs` (the finished) and `err.pending` (the ids left).
+---@param args queue_jobs.WaitManyArgs
+---@return table<string, queue_jobs.Job>? jobs
+---@return queue_jobs.Error? err
+function Client:wait_many(args) end
 
 ---The organization's webhook secret key, as `"whsec_" .. secret_key`: the form Standard
 ---Webhooks libraries take to verify the webhooks SaladCloud signs with it. An answer without

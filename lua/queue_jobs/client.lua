@@ -70,6 +70,7 @@ local GET_NAMES = arg_names { queue_name = true, id = true }
 local LIST_NAMES = arg_names { queue_name = true, page = true, page_size = true }
 -- wait's own `timeout` is the whole wait; the other call options go to each poll
 local WAIT_NAMES = arg_names { queue_name = true, id = true, interval = true, max_interval = true }
+local WAIT_MANY_NAMES = arg_names { queue_name = true, ids = true, interval = true, on_job = true }
 -- webhook_secret: the call options but project_name, since the key is the organization's
 local SECRET_NAMES = arg_names {}
 SECRET_NAMES.project_name = nil
@@ -334,6 +335,142 @@ function Client:wait(a)
     if left <= 0 then return timed_out() end
     pause(min(interval, left))
     interval = min(interval * 1.5, max_interval)
+  end
+end
+
+-- ---- wait_many ---------------------------------------------------------------------------
+
+-- wait_many's arguments: the settings of each request, its timeout and interval, and the ids
+-- as a map from the lower-case id to the id as given (and their count); or nil, err.
+local function wait_many_args(self, a)
+  check_args(self, "wait_many", a)
+  local h = self._h
+  local t = {}
+  for k, v in next, a do t[k] = v end
+  t.timeout = nil   -- wait_many's own: the whole wait; the call options go to each request
+  local err, given = unknown_argument("wait_many", t, WAIT_MANY_NAMES)
+  if err then return fail(h, err) end
+  local s, timeout, interval
+  s, err = options.call("wait_many", t, given, self._settings, h)
+  if not s then return fail(h, err) end
+  timeout, err = options.seconds("wait_many", "timeout", a.timeout or 3600, h)
+  if not timeout then return fail(h, err) end
+  interval, err = options.seconds("wait_many", "interval", a.interval or 5, h)
+  if not interval then return fail(h, err) end
+  if a.on_job ~= nil and type(a.on_job) ~= "function" then
+    return fail(h, invalid("wait_many", "on_job", "must be a function (got " .. type(a.on_job) .. ")"))
+  end
+  local _
+  _, err = jobs_url(self, "wait_many", a)
+  if err then return fail(h, err) end
+  local ids = a.ids
+  if type(ids) ~= "table" then
+    return fail(h, invalid("wait_many", "ids", "must be an array of job ids (got " .. type(ids) .. ")"))
+  end
+  local wanted, n = {}, 0
+  for i = 1, #ids do
+    err = validate.id("wait_many", ids[i], h)
+    if err then
+      err.path = fmt("ids[%d]", i)
+      err.message = err.message:gsub("^wait_many: id ", "wait_many: " .. err.path .. " ")
+      return fail(h, err)
+    end
+    local lid = ids[i]:lower()
+    if not wanted[lid] then
+      wanted[lid] = ids[i]
+      n = n + 1
+    end
+  end
+  return s, timeout, interval, wanted, n
+end
+
+--- client:wait_many{queue_name, ids, timeout = 3600, interval = 5, on_job = fn, ...call options}
+-- Sweeps until every job is succeeded, failed or cancelled; returns {[id] = job} (keyed by
+-- the ids as given), calling on_job(job) for each as it is seen final. A sweep costs the
+-- fewer requests of two ways: one get per unfinished job, or the queue's list pages (100 jobs
+-- each), read until every unfinished job was seen. Before the first listing its cost is not
+-- known: a listing then stops after (unfinished - 1) pages, and the jobs it did not see are
+-- got one by one; afterwards a listing is chosen when the last one (its pages, and the gets
+-- of the jobs it missed) cost fewer requests than one get per unfinished job. Between sweeps
+-- it waits `interval` seconds. On timeout: nil, err (kind "timeout") with err.jobs ({[id] =
+-- job} of the finished) and err.pending (the ids left); any other failure of a request ends
+-- it the same way, with that request's error.
+function Client:wait_many(a)
+  local s, timeout, interval, wanted, n = wait_many_args(self, a)
+  if not s then return nil, timeout end
+  local h, on_job = self._h, a.on_job
+  local driver = self._driver
+  local clock, pause = driver.clock, driver.wait
+  local deadline = clock() + timeout
+  local req_deadline = s.deadline or huge
+  local base = { queue_name = a.queue_name, organization_name = a.organization_name,
+    project_name = a.project_name, connect_timeout = a.connect_timeout, retries = a.retries,
+    retry_unsafe = a.retry_unsafe }
+  local get_args, list_args = {}, { page_size = 100 }
+  for k, v in pairs(base) do get_args[k], list_args[k] = v, v end
+  local done, list_cost, total = {}, nil, n
+
+  -- the end of a wait that did not see every job final: a request's error, or the timeout
+  -- (also when a request's own timeout was wait_many's deadline cutting it short; curl counts
+  -- whole milliseconds, so allow it to stop a little before)
+  local function ended(err)
+    local pending = {}
+    for _, given in pairs(wanted) do pending[#pending + 1] = given end
+    table.sort(pending)
+    if not err or (err.kind == "timeout" and deadline - clock() < 0.05) then
+      err = { kind = "timeout", retryable = false, message = fmt(
+        "wait_many: %d of %d jobs are not finished after %.3g s", n, total, timeout) }
+    else
+      err.message = err.message:gsub("^%a+:", "wait_many:")
+    end
+    err.jobs, err.pending = done, pending
+    return fail(h, err)
+  end
+  local function left()
+    local l = deadline - clock()
+    return l > 0 and l or 1e-3
+  end
+  local function seen_final(lid, job)
+    local given = wanted[lid]
+    wanted[lid], n = nil, n - 1
+    done[given] = job
+    if on_job then on_job(job) end
+  end
+
+  while true do
+    local seen = {}
+    if n >= 2 and (list_cost == nil or list_cost < n) then
+      local cap, pages, found, start_n = list_cost or n - 1, 0, 0, n
+      while found < start_n and pages < cap do
+        pages = pages + 1
+        list_args.page, list_args.deadline = pages, min(left(), req_deadline)
+        local res, lerr = self:list(list_args)
+        if not res then return ended(lerr) end
+        local items = res.items
+        for i = 1, #items do
+          local job = items[i]
+          local lid = type(job.id) == "string" and job.id:lower()
+          if lid and wanted[lid] and not seen[lid] then
+            seen[lid], found = true, found + 1
+            if TERMINAL[job.status] then seen_final(lid, job) end
+          end
+        end
+        if #items < 100 then break end   -- the end of the queue
+      end
+      list_cost = pages + (start_n - found)
+    end
+    for lid in pairs(wanted) do
+      if not seen[lid] then
+        get_args.id, get_args.deadline = wanted[lid], min(left(), req_deadline)
+        local job, gerr = self:get(get_args)
+        if not job then return ended(gerr) end
+        if TERMINAL[job.status] then seen_final(lid, job) end
+      end
+    end
+    if n == 0 then return done end
+    local l = deadline - clock()
+    if l <= 0 then return ended() end
+    pause(min(interval, l))
   end
 end
 

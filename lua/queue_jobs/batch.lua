@@ -1,0 +1,76 @@
+--- queue_jobs.batch: how a bulk create finds out whether a create it cannot be sure of (sent,
+-- then a timeout, a dropped connection or a 5xx; or sent by a run that stopped) made a job.
+-- Every job of a batch carries, in its metadata, the batch item key:
+--
+--   metadata.queue_jobs_batch_item = "<batch id>:<item index>"
+--
+-- The key is one of the 20 properties the API allows, so an item whose metadata has 20
+-- already is refused before anything is sent. find() lists the queue's jobs and picks out
+-- those keys: found means created; not found means not created, as far as the list shows.
+local errors = require "queue_jobs.errors"
+
+local type, pairs = type, pairs
+local fmt = string.format
+
+local B = {}
+
+--- The metadata property that carries the batch item key.
+B.KEY = "queue_jobs_batch_item"
+
+--- key(batch, i) -> "<batch>:<i>"
+function B.key(batch, i)
+  return batch .. ":" .. fmt("%d", i)
+end
+
+--- tag(op, metadata, batch, i) -> metadata with the batch item key (a new table; the item's
+-- own is left as it is) | nil, err (invalid_argument, path "metadata"): the metadata already
+-- has 20 properties, or the key itself, or is not a table with string keys.
+function B.tag(op, metadata, batch, i)
+  local out, n = {}, 0
+  if metadata ~= nil then
+    if type(metadata) ~= "table" then
+      return nil, errors.invalid(op, "metadata", "must be a JSON object (a table with string keys)")
+    end
+    for k, v in pairs(metadata) do
+      if type(k) ~= "string" then
+        return nil, errors.invalid(op, "metadata", "must be a JSON object (a table with string keys)")
+      end
+      if k == B.KEY then
+        return nil, errors.invalid(op, "metadata." .. B.KEY, "is the batch item key of a bulk " ..
+          "create: it is set by create_many (or pass reconcile = false)")
+      end
+      out[k], n = v, n + 1
+    end
+  end
+  if n >= 20 then
+    return nil, errors.invalid(op, "metadata", fmt("has %d properties: a bulk create adds its " ..
+      "batch item key (%s), and the API allows 20 (or pass reconcile = false)", n, B.KEY))
+  end
+  out[B.KEY] = B.key(batch, i)
+  return out
+end
+
+--- find(client, args, wanted) -> {[key] = job} | nil, err: lists the jobs of args.queue_name
+-- (args: its queue_name, organization_name, project_name and call options) and picks out
+-- those whose batch item key is a key of wanted (a set). Stops once every key is found.
+function B.find(client, args, wanted)
+  local left = 0
+  for _ in pairs(wanted) do left = left + 1 end
+  local found = {}
+  if left == 0 then return found end
+  local list = {}
+  for k, v in pairs(args) do list[k] = v end
+  list.page_size = 100
+  for job, err in client:jobs(list) do
+    if not job then return nil, err end
+    local m = job.metadata
+    local key = type(m) == "table" and m[B.KEY]
+    if type(key) == "string" and wanted[key] and not found[key] then
+      found[key], left = job, left - 1
+      if left == 0 then break end
+    end
+  end
+  return found
+end
+
+return B
