@@ -59,6 +59,7 @@ build = {
     queue_jobs = "lua/queue_jobs.lua",
     ["queue_jobs.attempt"] = "lua/queue_jobs/attempt.lua",
     ["queue_jobs.batch"] = "lua/queue_jobs/batch.lua",
+    ["queue_jobs.bulk"] = "lua/queue_jobs/bulk.lua",
     ["queue_jobs.client"] = "lua/queue_jobs/client.lua",
     ["queue_jobs.default_clients"] = "lua/queue_jobs/default_clients.lua",
     ["queue_jobs.engine"] = "lua/queue_jobs/engine.lua",

@@ -4,6 +4,7 @@
 local core = require "queue_jobs.core"
 local attempt = require "queue_jobs.attempt"
 local engine = require "queue_jobs.engine"
+local bulk = require "queue_jobs.bulk"
 local errors = require "queue_jobs.errors"
 local options = require "queue_jobs.options"
 local policy = require "queue_jobs.policy"
@@ -336,6 +337,15 @@ function Client:wait(a)
     pause(min(interval, left))
     interval = min(interval * 1.5, max_interval)
   end
+end
+
+-- ---- create_many -------------------------------------------------------------------------
+
+--- client:create_many(items [, {concurrency, on_result, progress, journal, journal_sync,
+-- reconcile}]) -> report | nil, err: many creates in flight at once (queue_jobs.bulk).
+function Client:create_many(items, opts)
+  check_self(self, "create_many")
+  return bulk.create_many(self, items, opts)
 end
 
 -- ---- wait_many ---------------------------------------------------------------------------
