@@ -67,6 +67,7 @@ build = {
     ["queue_jobs.journal"] = "lua/queue_jobs/journal.lua",
     ["queue_jobs.options"] = "lua/queue_jobs/options.lua",
     ["queue_jobs.policy"] = "lua/queue_jobs/policy.lua",
+    ["queue_jobs.tracking"] = "lua/queue_jobs/tracking.lua",
     ["queue_jobs.validate"] = "lua/queue_jobs/validate.lua",
     ["queue_jobs.webhook"] = "lua/queue_jobs/webhook.lua",
   },
