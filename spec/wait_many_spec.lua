@@ -164,6 +164,30 @@ describe("client:wait_many", function()
     assert.are.equal(before, emu:counters().requests_total)
   end)
 
+  it("yields inside a task of the client's engine while other tasks go on", function()
+    start()
+    local ids = jobs(5)
+    local engine = qj.engine {}
+    local ec = assert(qj.client { api_key = KEY, base_url = emu.url, organization_name = ORG,
+      project_name = PROJ, rate_limit = false, engine = engine })
+    local waiter = engine:spawn(function()
+      return ec:wait_many { queue_name = Q, ids = ids, interval = 0.05, timeout = 20 }
+    end)
+    local finisher = engine:spawn(function()   -- runs while the waiter is between sweeps
+      for _, id in ipairs(ids) do
+        assert(ec:get { queue_name = Q, id = id })
+        assert.are.equal(200, (emu:set_status(id, "succeeded")))
+      end
+      return true
+    end)
+    engine:loop()
+    assert.is_true(finisher:result())
+    local done = assert(waiter:result())
+    for _, id in ipairs(ids) do assert.are.equal("succeeded", done[id].status) end
+    ec:close()
+    engine:close()
+  end)
+
   it("never shows the key in an error", function()
     for _, err in ipairs(all_errors) do helpers.assert_no_leak(err, KEY) end
     assert.is_true(#all_errors > 5)

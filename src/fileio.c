@@ -1,5 +1,5 @@
-/* What the batch journal (lua/queue_jobs/journal.lua) needs of a Lua file handle that
- * Lua's io library does not give:
+/* What the batch journal (lua/queue_jobs/journal.lua) and create_many's progress line
+ * (lua/queue_jobs/bulk.lua) need of a Lua file handle that Lua's io library does not give:
  *
  *   core.file_sync(fh) -> true | nil, message   fflush, then fsync: the records written so
  *                                                far survive a crash of the machine too
@@ -9,6 +9,7 @@
  *   core.file_truncate(fh, size) -> true | nil, message
  *                                                fflush, then cuts the file to size bytes (a
  *                                                record cut by a crash goes)
+ *   core.isatty(fh) -> boolean                   whether the file is a terminal
  *
  * The message names the system's error (strerror), never the file's contents.
  */
@@ -66,10 +67,16 @@ static int file_truncate(lua_State *L) {
   return 1;
 }
 
+static int file_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty(fileno(check_file(L))) == 1);
+  return 1;
+}
+
 int qj_fileio_open(lua_State *L) {
   static const luaL_Reg funcs[] = {{"file_sync", file_sync},
                                    {"file_lock", file_lock},
                                    {"file_truncate", file_truncate},
+                                   {"isatty", file_isatty},
                                    {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);
   return 0;

@@ -99,7 +99,7 @@ int qj_clock_open(lua_State *L);
 int qj_webhook_open(lua_State *L);
 
 /* ---- file handles for the batch journal (fileio.c) --------------------------------------
- * Registers core.file_sync, core.file_lock and core.file_truncate. */
+ * Registers core.file_sync, core.file_lock, core.file_truncate and core.isatty. */
 int qj_fileio_open(lua_State *L);
 
 /* ---- error objects (error.c) ----------------------------------------------------------

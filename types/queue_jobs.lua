@@ -57,6 +57,7 @@
 ---| "invalid_signature" # `webhook.verify`: a header missing or malformed, the timestamp out of tolerance, or no signature matching.
 ---| "task"             # `task:result()`: the task's function raised (`value` is what it raised, `traceback` where), or its engine was closed first.
 ---| "journal"          # a bulk create's journal cannot be opened, read, written, or is in use by another run.
+---| "ambiguous"        # `create_many` with `reconcile = false`: an item an earlier run sent without an answer on record.
 
 ---What every failure returns as its second value (`nil, err`). `tostring(err)` is
 ---`err.message`, so `assert(client:create{...})` prints one readable line. Every string of
@@ -79,6 +80,8 @@
 ---@field job? queue_jobs.Job The last job seen, when `wait` times out (nil when no poll was answered).
 ---@field jobs? table<string, queue_jobs.Job> The jobs seen final, by id, when `wait_many` ends without all of them.
 ---@field pending? string[] The ids not seen final (sorted), when `wait_many` ends without all of them.
+---@field item? integer The item's index, in an error of `create_many`.
+---@field report? queue_jobs.BulkReport What `create_many` had done when its journal failed.
 ---@field sent? boolean Whether the request had been sent when the transfer failed (kinds `network`, `timeout`).
 ---@field curl_code? integer libcurl's error code of the failed transfer (kinds `network`, `timeout`).
 ---@field offset? integer `json.decode`: the byte where the text goes wrong, from 1.
@@ -171,6 +174,37 @@
 ---@field interval? number Seconds before the second poll; each next interval is 1.5 times longer. Default: 1.
 ---@field max_interval? number The longest interval between polls, seconds. Default: 15.
 
+---The options of `client:create_many(items, opts)`.
+---@class queue_jobs.CreateManyOptions
+---@field concurrency? integer Creates in flight at once, 1..1000. Default: 8.
+---@field on_result? fun(i: integer, job: queue_jobs.Job?, err: queue_jobs.Error?) Called once per item (not for skipped ones); then `results` is not kept.
+---@field progress? boolean|fun(p: queue_jobs.BulkProgress) A function called after each item, or `true` for a line on stderr when it is a terminal.
+---@field journal? string A file that records each item sent and created; a re-run with it skips the created items and looks for the ones sent without an answer.
+---@field journal_sync? boolean fsync the journal after each record (survives a crash of the machine, not only of the process). Default: false.
+---@field reconcile? boolean Tag each job's metadata with the batch item key and look ambiguous creates up by it before sending them again. Default: true.
+
+---What a `progress` function gets after each item.
+---@class queue_jobs.BulkProgress
+---@field done integer Items with an outcome so far.
+---@field total? integer The number of items (nil for an iterator).
+---@field created integer
+---@field failed integer
+---@field skipped integer
+---@field ambiguous integer
+---@field seconds number Since the start.
+---@field rate? number Items a second.
+---@field eta? number Seconds left (nil without a total).
+
+---What `client:create_many` returns.
+---@class queue_jobs.BulkReport
+---@field created integer Items created by this call (ambiguous ones found included).
+---@field failed integer Items refused or failed for good (`err.item` is the index).
+---@field skipped integer Items the journal holds from an earlier run.
+---@field ambiguous integer Items that may or may not exist (only with `reconcile = false`, or when looking them up failed).
+---@field requests integer Requests the client made during the call.
+---@field seconds number How long the call took.
+---@field results? table<integer, queue_jobs.Job|queue_jobs.Error> Each item's job or error, by index (not kept with `on_result`).
+
 ---The arguments of `client:wait_many{...}`. Here `timeout` is the whole wait; the other call
 ---options apply to each request, whose deadline is also cut to the time the wait has left.
 ---@class queue_jobs.WaitManyArgs: queue_jobs.CallOptions
@@ -250,6 +284,15 @@ function Client:wait(args) end
 ---@return table<string, queue_jobs.Job>? jobs
 ---@return queue_jobs.Error? err
 function Client:wait_many(args) end
+
+---Creates many jobs, `concurrency` at once, on the client's engine (or a private one; inside
+---a task of the client's engine it yields). Each job's metadata carries the batch item key
+---`queue_jobs_batch_item` (one of the 20 properties) unless `reconcile = false`.
+---@param items table[]|fun(): table? An array of `create` arguments, or an iterator returning them (nil at the end).
+---@param opts? queue_jobs.CreateManyOptions
+---@return queue_jobs.BulkReport? report
+---@return queue_jobs.Error? err kind `invalid_argument` (the options, the items) or `journal`
+function Client:create_many(items, opts) end
 
 ---The organization's webhook secret key, as `"whsec_" .. secret_key`: the form Standard
 ---Webhooks libraries take to verify the webhooks SaladCloud signs with it. An answer without

@@ -4,6 +4,8 @@
 local core = require "queue_jobs.core"
 local attempt = require "queue_jobs.attempt"
 local engine = require "queue_jobs.engine"
+local bulk = require "queue_jobs.bulk"
+local tracking = require "queue_jobs.tracking"
 local errors = require "queue_jobs.errors"
 local options = require "queue_jobs.options"
 local policy = require "queue_jobs.policy"
@@ -338,6 +340,15 @@ function Client:wait(a)
   end
 end
 
+-- ---- create_many -------------------------------------------------------------------------
+
+--- client:create_many(items [, {concurrency, on_result, progress, journal, journal_sync,
+-- reconcile}]) -> report | nil, err: many creates in flight at once (queue_jobs.bulk).
+function Client:create_many(items, opts)
+  check_self(self, "create_many")
+  return bulk.create_many(self, items, opts)
+end
+
 -- ---- wait_many ---------------------------------------------------------------------------
 
 -- wait_many's arguments: the settings of each request, its timeout and interval, and the ids
@@ -385,93 +396,12 @@ local function wait_many_args(self, a)
 end
 
 --- client:wait_many{queue_name, ids, timeout = 3600, interval = 5, on_job = fn, ...call options}
--- Sweeps until every job is succeeded, failed or cancelled; returns {[id] = job} (keyed by
--- the ids as given), calling on_job(job) for each as it is seen final. A sweep costs the
--- fewer requests of two ways: one get per unfinished job, or the queue's list pages (100 jobs
--- each), read until every unfinished job was seen. Before the first listing its cost is not
--- known: a listing then stops after (unfinished - 1) pages, and the jobs it did not see are
--- got one by one; afterwards a listing is chosen when the last one (its pages, and the gets
--- of the jobs it missed) cost fewer requests than one get per unfinished job. Between sweeps
--- it waits `interval` seconds. On timeout: nil, err (kind "timeout") with err.jobs ({[id] =
--- job} of the finished) and err.pending (the ids left); any other failure of a request ends
--- it the same way, with that request's error.
+-- -> {[id] = job} | nil, err: the arguments are checked here, the sweeps are
+-- queue_jobs.tracking's.
 function Client:wait_many(a)
   local s, timeout, interval, wanted, n = wait_many_args(self, a)
   if not s then return nil, timeout end
-  local h, on_job = self._h, a.on_job
-  local driver = self._driver
-  local clock, pause = driver.clock, driver.wait
-  local deadline = clock() + timeout
-  local req_deadline = s.deadline or huge
-  local base = { queue_name = a.queue_name, organization_name = a.organization_name,
-    project_name = a.project_name, connect_timeout = a.connect_timeout, retries = a.retries,
-    retry_unsafe = a.retry_unsafe }
-  local get_args, list_args = {}, { page_size = 100 }
-  for k, v in pairs(base) do get_args[k], list_args[k] = v, v end
-  local done, list_cost, total = {}, nil, n
-
-  -- the end of a wait that did not see every job final: a request's error, or the timeout
-  -- (also when a request's own timeout was wait_many's deadline cutting it short; curl counts
-  -- whole milliseconds, so allow it to stop a little before)
-  local function ended(err)
-    local pending = {}
-    for _, given in pairs(wanted) do pending[#pending + 1] = given end
-    table.sort(pending)
-    if not err or (err.kind == "timeout" and deadline - clock() < 0.05) then
-      err = { kind = "timeout", retryable = false, message = fmt(
-        "wait_many: %d of %d jobs are not finished after %.3g s", n, total, timeout) }
-    else
-      err.message = err.message:gsub("^%a+:", "wait_many:")
-    end
-    err.jobs, err.pending = done, pending
-    return fail(h, err)
-  end
-  local function left()
-    local l = deadline - clock()
-    return l > 0 and l or 1e-3
-  end
-  local function seen_final(lid, job)
-    local given = wanted[lid]
-    wanted[lid], n = nil, n - 1
-    done[given] = job
-    if on_job then on_job(job) end
-  end
-
-  while true do
-    local seen = {}
-    if n >= 2 and (list_cost == nil or list_cost < n) then
-      local cap, pages, found, start_n = list_cost or n - 1, 0, 0, n
-      while found < start_n and pages < cap do
-        pages = pages + 1
-        list_args.page, list_args.deadline = pages, min(left(), req_deadline)
-        local res, lerr = self:list(list_args)
-        if not res then return ended(lerr) end
-        local items = res.items
-        for i = 1, #items do
-          local job = items[i]
-          local lid = type(job.id) == "string" and job.id:lower()
-          if lid and wanted[lid] and not seen[lid] then
-            seen[lid], found = true, found + 1
-            if TERMINAL[job.status] then seen_final(lid, job) end
-          end
-        end
-        if #items < 100 then break end   -- the end of the queue
-      end
-      list_cost = pages + (start_n - found)
-    end
-    for lid in pairs(wanted) do
-      if not seen[lid] then
-        get_args.id, get_args.deadline = wanted[lid], min(left(), req_deadline)
-        local job, gerr = self:get(get_args)
-        if not job then return ended(gerr) end
-        if TERMINAL[job.status] then seen_final(lid, job) end
-      end
-    end
-    if n == 0 then return done end
-    local l = deadline - clock()
-    if l <= 0 then return ended() end
-    pause(min(interval, l))
-  end
+  return tracking.wait_many(self, a, s, timeout, interval, wanted, n)
 end
 
 --- client:close(): closes the connection; safe to call twice. Also __close and __gc. While a

@@ -45,6 +45,13 @@ function E.is(v)
   return getmetatable(v) == Engine
 end
 
+--- E.in_task(engine) -> true when the code running now is a task of engine that may yield
+-- (client:create_many runs inside such a task, and drives the engine itself elsewhere).
+function E.in_task(engine)
+  local task = task_of[co_running()]
+  return task ~= nil and task._engine == engine and co_yieldable()
+end
+
 local function check(self, name)
   if getmetatable(self) ~= Engine then
     error(fmt("bad argument #1 to '%s' (queue_jobs.engine expected, got %s)", name, type(self)), 3)
