@@ -7,6 +7,8 @@
 #ifndef QJ_COMPAT_H
 #define QJ_COMPAT_H
 
+#include <stddef.h>
+
 #include <lua.h>
 
 #if !defined(LUA_VERSION_NUM) || LUA_VERSION_NUM < 503 || LUA_VERSION_NUM > 504
@@ -21,8 +23,15 @@
   ((void)sizeof(char[(nuv) == 0 || (nuv) == 1 ? 1 : -1]), lua_newuserdata((L), (size)))
 #define lua_getiuservalue(L, idx, n) \
   ((void)sizeof(char[(n) == 1 ? 1 : -1]), lua_getuservalue((L), (idx)))
+/* 5.4's lua_setiuservalue returns 1 when the value was set; the count rides in as an unused
+ * argument, so that a call whose result is not used draws no warning. */
+static inline int qj_compat_setiuservalue(lua_State *L, int idx, size_t one) {
+  (void)one;
+  lua_setuservalue(L, idx);
+  return 1;
+}
 #define lua_setiuservalue(L, idx, n) \
-  ((void)sizeof(char[(n) == 1 ? 1 : -1]), lua_setuservalue((L), (idx)), 1)
+  qj_compat_setiuservalue((L), (idx), sizeof(char[(n) == 1 ? 1 : -1]))
 #endif
 
 #endif
