@@ -1,7 +1,8 @@
 -- The module inside a Lua-scriptable host: HAProxy (Debian 12's 2.6 embeds Lua 5.3). Its
 -- lua-load script requires queue_jobs, creates a job against the emulator while HAProxy
 -- starts (core.register_init: blocking calls are allowed there, and nowhere else), and
--- serves the job, encoded by the module's codec, to every request. Pending when haproxy is
+-- serves the job, encoded by the module's codec, to every request. Then
+-- examples/haproxy_engine.lua creates a job per request on an engine, without blocking. Pending when haproxy is
 -- missing (Debian: haproxy) or embeds another Lua than the one running the specs (a module
 -- is built for one Lua): `make test LUA_VERSION=5.3` runs it.
 local helpers = require "helpers"
@@ -92,5 +93,73 @@ describe("queue_jobs inside HAProxy", function()
     assert.equal(200, s2)
     assert.equal("haproxy", helpers.decode(stored).input.from)
     emu:stop()
+  end)
+
+  -- examples/haproxy_engine.lua: a create per request on an engine, driven by step(0) between
+  -- core.yield() calls. HAProxy has one thread here, so a create that blocked it would hold
+  -- back every other frontend too.
+  it("creates a job per request on an engine while another frontend goes on answering", function()
+    local socket = require "socket"
+    local emu = helpers.start_emulator()
+    emu:fault { method = "POST", path = "/api/public/organizations/*/projects/*/queues/*/jobs",
+      fault = { kind = "delay", ms = 1500 } }
+    local _, dir = helpers.shell("mktemp -d")
+    dir = dir:match("%S+")
+    local jobs_port, ping_port = helpers.free_port(), helpers.free_port()
+    helpers.write_file(dir .. "/haproxy.cfg", ([[
+global
+  nbthread 1
+  lua-load %s/examples/haproxy_engine.lua
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 10s
+  timeout server 10s
+frontend jobs
+  bind 127.0.0.1:%d
+  http-request use-service lua.create_job
+frontend ping
+  bind 127.0.0.1:%d
+  http-request return status 200 content-type text/plain string pong
+]]):format(os.getenv("QJ_ROOT") or ".", jobs_port, ping_port))
+    local hx = helpers.spawn { argv = { HAPROXY, "-db", "-f", dir .. "/haproxy.cfg" },
+      env = { LUA_PATH = package.path, LUA_CPATH = package.cpath, SALAD_BASE_URL = emu.url,
+        SALAD_API_KEY = emu.api_key, SALAD_ORGANIZATION = "acme-corp", SALAD_PROJECT = "dev-env",
+        SALAD_QUEUE = "haproxy" } }
+    finally(function()
+      hx:stop()
+      helpers.shell("rm -rf " .. helpers.shell_quote(dir))
+      emu:stop()
+    end)
+    local up = helpers.wait_for(function()
+      return (helpers.can_connect("127.0.0.1", jobs_port) and
+        helpers.can_connect("127.0.0.1", ping_port)) or not hx:alive()
+    end, 10)
+    assert.is_true(up and hx:alive(), "haproxy did not start: " ..
+      (helpers.read_file(hx.out) or "") .. (helpers.read_file(hx.err) or ""))
+    -- a create, held 1.5 s by the emulator
+    local body = '{"from": "haproxy", "big": 9007199254740993}'
+    local conn = assert(socket.connect("127.0.0.1", jobs_port))
+    assert(conn:send(("POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" ..
+      "Content-Length: %d\r\nConnection: close\r\n\r\n%s"):format(#body, body)))
+    assert.truthy(helpers.wait_for(function()
+      return emu:counters().requests.create_job == 1
+    end, 10), "the create did not reach the emulator")
+    -- meanwhile the other frontend answers, with the create still in flight
+    local status, pong = helpers.http("GET", ("http://127.0.0.1:%d/"):format(ping_port), { timeout = 1 })
+    assert.equal(200, status, pong)
+    assert.equal("pong", pong)
+    conn:settimeout(0)
+    local early, why = conn:receive(1)
+    assert.is_nil(early)
+    assert.equal("timeout", why)   -- no answer yet: the create is still held
+    conn:settimeout(10)
+    local answer = conn:receive("*a")
+    conn:close()
+    assert.matches("^HTTP/1%.1 201", answer)
+    local job = assert(json.decode(answer:match("\r\n\r\n(.*)$")))
+    assert.equal("haproxy", job.input.from)
+    assert.equal(9007199254740993, job.input.big)
+    assert.equal(1, emu:counters().creates_accepted)
   end)
 end)
