@@ -14,6 +14,7 @@
 -- The environment gives SALAD_API_KEY (and SALAD_BASE_URL, SALAD_ORGANIZATION,
 -- SALAD_PROJECT, SALAD_QUEUE). A request's body (JSON) is the job's input; the answer is
 -- the created job (201), or 400 for a body that is not JSON, or 502 with the error.
+-- luacheck: read globals core (HAProxy's API, which HAProxy gives every lua-load'ed script)
 local queue_jobs = require "queue_jobs"
 
 local engine = queue_jobs.engine { max_connections = 8 }
