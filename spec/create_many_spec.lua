@@ -263,6 +263,34 @@ describe("client:create_many", function()
     engine:close()
   end)
 
+  it("keeps two runs on one client at once apart: each counts its own requests", function()
+    start()
+    local engine = qj.engine { max_connections = 4 }
+    local ec = assert(qj.client { api_key = KEY, base_url = emu.url, organization_name = ORG,
+      project_name = PROJ, rate_limit = false, engine = engine })
+    local p1, p2 = tmp(), tmp()
+    local t1 = engine:spawn(function() return ec:create_many(items(30), { concurrency = 3, journal = p1 }) end)
+    local t2 = engine:spawn(function() return ec:create_many(items(20), { concurrency = 2, journal = p2 }) end)
+    engine:loop()
+    local r1, r2 = assert(t1:result()), assert(t2:result())
+    assert.are.same({ 30, 30 }, { r1.created, r1.requests })
+    assert.are.same({ 20, 20 }, { r2.created, r2.requests })
+    -- each journal holds its own run's items only
+    local function sent(path)
+      local n = 0
+      for line in io.lines(path) do if line:find("^s ") then n = n + 1 end end
+      return n
+    end
+    assert.are.same({ 30, 20 }, { sent(p1), sent(p2) })
+    -- afterwards the client's calls are nobody's: a third run counts from zero
+    assert(ec:create { queue_name = Q, input = 0 })
+    local r3 = assert(ec:create_many(items(5)))
+    assert.are.same({ 5, 5 }, { r3.created, r3.requests })
+    assert.are.equal(56, emu:counters().creates_accepted)
+    ec:close()
+    engine:close()
+  end)
+
   it("never shows the key in an error", function()
     for _, err in ipairs(all_errors) do helpers.assert_no_leak(err, KEY) end
     assert.is_true(#all_errors > 5)

@@ -192,8 +192,11 @@ local function item(run, i, it)
   return outcome(run, i, "ambiguous", nil, last)
 end
 
--- A worker: takes the next item until there is none, or the run must stop.
+-- A worker: takes the next item until there is none, or the run must stop. Its coroutine
+-- belongs to the run while it works (the bulk driver counts its requests).
 local function worker(run)
+  local co, runs = co_running(), run.runs
+  if runs[co] == nil then runs[co] = run end
   while not run.stop do
     local ok, i, it = pcall(run.next)
     if not ok then   -- the caller's iterator raised: the run ends with that error
@@ -239,6 +242,39 @@ local function progress_line(run, final)
   io.stderr:flush()
 end
 
+-- ---- the bulk driver ------------------------------------------------------------------------
+
+-- A client's driver once create_many has run on it: the client's own driver (base; for a
+-- client without an engine, a private engine's driver while a call runs), through which each
+-- coroutine working for a run has its requests counted in that run's report, and an item's
+-- POST recorded as sent in the journal just before it goes out. Installed once per client,
+-- so that runs going on at the same time (in tasks of one engine) never undo each other.
+local function bulk_driver(client)
+  local b = client._bulk
+  if b then return b end
+  b = { base = client._driver, runs = setmetatable({}, { __mode = "k" }) }
+  b.driver = {
+    clock = b.base.clock,
+    wait = function(seconds) return b.base.wait(seconds) end,
+    transfer = function(hh, method, ...)
+      local co = co_running()
+      local run = b.runs[co]
+      if run then
+        run.report.requests = run.report.requests + 1
+        local i = method == "POST" and run.sending[co]
+        if i then   -- the item's create goes out now: on record first
+          run.sending[co] = nil
+          local ok, jerr = run.journal:mark_sent(i)
+          if not ok then error({ fatal = jerr }, 0) end
+        end
+      end
+      return b.base.transfer(hh, method, ...)
+    end,
+  }
+  client._bulk, client._driver = b, b.driver
+  return b
+end
+
 -- ---- create_many ----------------------------------------------------------------------------
 
 --- client:create_many(items [, opts]) -> report | nil, err (docs/client.md, "Bulk create")
@@ -263,6 +299,7 @@ function B.create_many(client, items, opts)
     report = report, next = next_item, total = total, done = 0, clock = s.clock,
     started = s.clock(), batch = j and j.batch or nil,
     sending = setmetatable({}, { __mode = "k" }) }
+  run.runs = bulk_driver(client).runs
   if not run.batch then   -- without a journal: a batch id of this call's own
     local f = io.open("/dev/urandom", "rb")
     local b = f and f:read(8)
@@ -277,36 +314,27 @@ function B.create_many(client, items, opts)
     run.progress = function(r) fn(progress_of(r)) end
   end
 
-  -- the engine: the client's, or a private one for this call; the driver counts requests
+  -- the engine: the client's, or a private one for this call (the bulk driver's base)
   local eng, own = client.engine, false
-  local driver = client._driver
+  local b = bulk_driver(client)
+  local saved = b.base
   if not eng then
     eng, own = engine_mod.new { max_connections = o.concurrency }, true
-    driver = engine_mod.driver(eng, h, s.sleep, s.clock)
+    b.base = engine_mod.driver(eng, h, s.sleep, s.clock)
   end
-  local counting = { clock = driver.clock, wait = driver.wait,
-    transfer = function(hh, method, ...)
-      report.requests = report.requests + 1
-      local i = method == "POST" and run.sending[co_running()]
-      if i then   -- the item's create goes out now: on record first
-        local ok, jerr = j:mark_sent(i)
-        if not ok then error({ fatal = jerr }, 0) end
-        run.sending[co_running()] = nil
-      end
-      return driver.transfer(hh, method, ...)
-    end }
-  local saved = client._driver
-  client._driver = counting
+  local me = co_running()
 
   local ok, e = pcall(function()
     local tasks = {}
     if engine_mod.in_task(eng) then
       for k = 1, o.concurrency - 1 do tasks[k] = eng:spawn(worker, run) end
+      b.runs[me] = run
       worker(run)   -- this task is a worker too, then waits for the others
+      b.runs[me] = nil
       local function busy()
         for k = 1, #tasks do if not tasks[k]:done() then return true end end
       end
-      while busy() do counting.wait(0.02) end
+      while busy() do b.driver.wait(0.02) end
     else
       for k = 1, o.concurrency do tasks[k] = eng:spawn(worker, run) end
       local function busy()
@@ -319,7 +347,8 @@ function B.create_many(client, items, opts)
       if terr then run.raised = run.raised or terr end
     end
   end)
-  client._driver = saved
+  b.runs[me] = nil
+  b.base = saved
   if own then eng:close() end
   if j then j:close() end
   if run.progress == progress_line then progress_line(run, true) end
