@@ -291,6 +291,56 @@ describe("client:create_many", function()
     engine:close()
   end)
 
+  it("refuses to run inside a task of its engine that cannot yield, and leaves nothing behind", function()
+    start()
+    local engine = qj.engine()
+    local ec = assert(qj.client { api_key = KEY, base_url = emu.url, organization_name = ORG,
+      project_name = PROJ, rate_limit = false, engine = engine })
+    local r, err
+    engine:spawn(function()
+      -- a gsub callback cannot yield: create_many can neither yield nor step its engine here
+      ("x"):gsub("x", function() r, err = ec:create_many(items(10)) return "" end)
+    end)
+    engine:loop()
+    assert.is_nil(r)
+    assert.are.equal("invalid_argument", err.kind)
+    assert.matches("cannot run here", err.message)
+    engine:loop()
+    assert.are.equal(0, emu:counters().creates_accepted)   -- no worker left to create later
+    ec:close()
+    engine:close()
+  end)
+
+  it("keeps the journal of an outer run whole when on_result starts another run", function()
+    start()
+    local engine = qj.engine()
+    local ec = assert(qj.client { api_key = KEY, base_url = emu.url, organization_name = ORG,
+      project_name = PROJ, rate_limit = false, engine = engine })
+    local path = tmp()
+    local t = engine:spawn(function()
+      return ec:create_many(items(4), { concurrency = 1, journal = path, on_result = function(i)
+        if i == 1 then assert(ec:create_many { { queue_name = "other", input = 1 } }) end
+      end })
+    end)
+    engine:loop()
+    local r = assert(t:result())
+    assert.are.same({ 4, 4 }, { r.created, r.requests })
+    local sent = 0
+    for line in io.lines(path) do if line:find("^s ") then sent = sent + 1 end end
+    assert.are.equal(4, sent)   -- every POST of the outer run on record before it went out
+    ec:close()
+    engine:close()
+  end)
+
+  it("runs on a client without an engine inside a task of some engine (blocking that task)", function()
+    start()
+    local other = qj.engine()
+    local t = other:spawn(function() return c:create_many(items(12), { concurrency = 4 }) end)
+    other:loop()
+    assert.are.equal(12, assert(t:result()).created)
+    other:close()
+  end)
+
   it("never shows the key in an error", function()
     for _, err in ipairs(all_errors) do helpers.assert_no_leak(err, KEY) end
     assert.is_true(#all_errors > 5)

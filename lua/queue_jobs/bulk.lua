@@ -323,14 +323,20 @@ function B.create_many(client, items, opts)
     b.base = engine_mod.driver(eng, h, s.sleep, s.clock)
   end
   local me = co_running()
+  local outer = b.runs[me]   -- a run this call is nested in (from its on_result)
 
   local ok, e = pcall(function()
     local tasks = {}
-    if engine_mod.in_task(eng) then
+    local yieldable, inside = engine_mod.in_task(eng)
+    if inside and not yieldable then
+      error(invalid("create_many", "call", "cannot run here: inside a task of the client's " ..
+        "engine that cannot yield (a metamethod or a C function's callback)"), 0)
+    end
+    if yieldable then
       for k = 1, o.concurrency - 1 do tasks[k] = eng:spawn(worker, run) end
       b.runs[me] = run
       worker(run)   -- this task is a worker too, then waits for the others
-      b.runs[me] = nil
+      b.runs[me] = outer
       local function busy()
         for k = 1, #tasks do if not tasks[k]:done() then return true end end
       end
@@ -347,13 +353,17 @@ function B.create_many(client, items, opts)
       if terr then run.raised = run.raised or terr end
     end
   end)
-  b.runs[me] = nil
+  if not ok then run.stop = true end   -- the workers spawned already take no more items
+  b.runs[me] = outer
   b.base = saved
   if own then eng:close() end
   if j then j:close() end
   if run.progress == progress_line then progress_line(run, true) end
   report.seconds = s.clock() - run.started
-  if not ok then error(e, 0) end
+  if not ok then
+    if type(e) == "table" and e.kind == "invalid_argument" then return fail(h, e) end
+    error(e, 0)
+  end
   if run.raised then error(run.raised, 0) end
   if run.fatal then
     run.fatal.report = report

@@ -45,11 +45,14 @@ function E.is(v)
   return getmetatable(v) == Engine
 end
 
---- E.in_task(engine) -> true when the code running now is a task of engine that may yield
--- (client:create_many runs inside such a task, and drives the engine itself elsewhere).
+--- E.in_task(engine) -> yieldable, inside: whether the code running now is a task of engine
+-- that may yield, and whether it is a task of engine at all (client:create_many runs inside
+-- such a task, and drives the engine itself elsewhere; inside one that cannot yield, it can
+-- do neither).
 function E.in_task(engine)
   local task = task_of[co_running()]
-  return task ~= nil and task._engine == engine and co_yieldable()
+  local inside = task ~= nil and task._engine == engine
+  return inside and co_yieldable(), inside
 end
 
 local function check(self, name)
@@ -135,13 +138,19 @@ local function finish(self, task, ok, ...)
     task._results = pack(...)
   else
     local e = ...
-    task._err = task_error(type(e) == "string" and e or tostring(e), task._co)
+    local msg = e
+    if type(e) ~= "string" then   -- a __tostring may raise, or give no string
+      local done, text = pcall(tostring, e)
+      msg = done and type(text) == "string" and text or "(" .. type(e) .. " error value)"
+    end
+    task._err = task_error(msg, task._co)
     task._err.value = e
   end
 end
 
 -- Resumes a task with the given values, and records what it yielded for or how it ended.
 local function resume(self, task, ...)
+  task._started = true
   local co = task._co
   local r = pack(co_resume(co, ...))
   if co_status(co) == "dead" then
@@ -247,27 +256,43 @@ local function step(self, seconds)
   while timers[1] and timers[1][1] <= now do
     ready[#ready + 1] = heap_pop(timers)[2]
   end
-  -- the tasks ready now; those that become ready meanwhile go at the next step
+  -- the tasks ready now; those that become ready meanwhile go at the next step. Should a
+  -- resume raise (memory), the tasks not resumed yet stay ready for the next step.
   self._ready = {}
   for i = 1, #ready do
     local task = ready[i]
-    if not task._done and not self._closing then resume(self, task) end
+    if not task._done and not self._closing then
+      local ok, err = pcall(resume, self, task)
+      if not ok then
+        local again = self._ready
+        for k = i + 1, #ready do again[#again + 1] = ready[k] end
+        error(err, 0)
+      end
+    end
   end
 end
 
 -- Closes the engine's C side and lets every task unwind: each is resumed, and the driver
 -- raises CLOSED in it, so its client calls end as a raised error would end them (the
 -- client's count of running calls comes back down). A task that goes on yielding is left.
+-- A task that has not started never runs: it ends with the error at once.
 local function shut(self)
   self._closed = true
   self._c:close()
   self._waiting, self._timers, self._ready = {}, {}, {}
+  for task in next, self._tasks do
+    if not task._started then
+      self._tasks[task] = nil
+      self._ntasks = self._ntasks - 1
+      task._done, task._err = true, task_error("the engine was closed")
+    end
+  end
   for _ = 1, 3 do
     if not next(self._tasks) then break end
     local list = {}
     for task in next, self._tasks do list[#list + 1] = task end
     for i = 1, #list do
-      if not list[i]._done then resume(self, list[i]) end
+      if not list[i]._done then pcall(resume, self, list[i]) end
     end
   end
   for task in next, self._tasks do
@@ -284,8 +309,9 @@ function Engine:step(seconds)
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
     error("bad argument #1 to 'step' (a non-negative number of seconds expected)", 2)
   end
-  if self._stepping or task_of[co_running()] then
-    error("engine:step: called from inside a task or a step", 2)
+  local running = task_of[co_running()]
+  if self._stepping or (running and running._engine == self) then
+    error("engine:step: called from inside a task of this engine or a step", 2)
   end
   self._stepping = true
   local ok, err = pcall(step, self, seconds)
@@ -310,12 +336,13 @@ function Engine:loop()
 end
 
 --- engine:close(): aborts the requests in flight and ends every task (err kind "task");
--- safe to call twice. Called from a task or during a step (a finalizer's), it happens when
--- that step ends.
+-- safe to call twice. Called from a task of this engine or during its step (a finalizer's),
+-- it happens when that step ends.
 function Engine:close()
   if getmetatable(self) ~= Engine then error("bad argument #1 to 'close' (queue_jobs.engine expected)", 2) end
   if self._closed or self._closing then return end
-  if self._stepping or task_of[co_running()] then
+  local running = task_of[co_running()]
+  if self._stepping or (running and running._engine == self) then
     self._closing = true
     return
   end
