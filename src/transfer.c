@@ -164,13 +164,21 @@ static int copy_text(qj_transfer *t, char **dst, const char *s, size_t n) {
   return 1;
 }
 
+/* Frees a header list after wiping every entry (one of them holds the key). */
+static void free_headers(struct curl_slist *list) {
+  struct curl_slist *l;
+  for (l = list; l != NULL; l = l->next)
+    if (l->data != NULL) wipe(l->data, strlen(l->data));
+  curl_slist_free_all(list);
+}
+
 void qj_transfer_free(qj_transfer *t) {
   if (t == NULL) return;
   if (t->curl != NULL) curl_easy_cleanup(t->curl); /* before the CURLU it points to */
   if (t->uh != NULL) curl_url_cleanup(t->uh);
   forget_url(t);
-  if (t->hdr_body != NULL) curl_slist_free_all(t->hdr_body);
-  if (t->hdr_nobody != NULL) curl_slist_free_all(t->hdr_nobody);
+  if (t->hdr_body != NULL) free_headers(t->hdr_body);
+  if (t->hdr_nobody != NULL) free_headers(t->hdr_nobody);
   if (t->key != NULL) {
     wipe(t->key, t->keylen);
     t->alloc(t->ud, t->key, t->keylen + 1, 0);
