@@ -41,6 +41,8 @@ struct qj_http {
   size_t max_values;
   qj_transfer *idle[QJ_HTTP_IDLE];
   int nidle;
+  long requests, connects;  /* the engine's requests on copies, counted as they come back */
+  const char *http_version; /* of the last of them (a static string), or NULL */
 };
 
 /* ---- open and close ------------------------------------------------------------------- */
@@ -63,6 +65,11 @@ qj_transfer *qj_http_take(qj_http *h, char *err, size_t errsz) {
 }
 
 void qj_http_give(qj_http *h, qj_transfer *t) {
+  qj_transfer_stats s;
+  qj_transfer_take_stats(t, &s);
+  h->requests += s.requests;
+  h->connects += s.connects;
+  if (s.requests > 0 && s.http_version != NULL) h->http_version = s.http_version;
   if (h->t != NULL && h->nidle < QJ_HTTP_IDLE) h->idle[h->nidle++] = t;
   else qj_transfer_free(t);
 }
@@ -143,6 +150,8 @@ static int http_open(lua_State *L) {
   h = (qj_http *)lua_newuserdatauv(L, sizeof *h, 0);
   h->t = NULL;
   h->nidle = 0;
+  h->requests = h->connects = 0;
+  h->http_version = NULL;
   h->max_values = o.max_body / 16 < 4096 ? 4096 : o.max_body / 16;
   luaL_setmetatable(L, QJ_HTTP_MT);
   alloc = lua_getallocf(L, &ud);
@@ -309,6 +318,9 @@ static int http_stats(lua_State *L) {
   qj_transfer_stats s;
   memset(&s, 0, sizeof s);
   if (h->t != NULL) qj_transfer_get_stats(h->t, &s);
+  s.requests += h->requests;   /* the engine's, on copies of the transfer */
+  s.connects += h->connects;
+  if (s.http_version == NULL) s.http_version = h->http_version;
   lua_createtable(L, 0, 4);
   lua_pushinteger(L, (lua_Integer)s.requests);
   lua_setfield(L, -2, "requests");

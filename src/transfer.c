@@ -528,3 +528,9 @@ void qj_transfer_get_stats(const qj_transfer *t, qj_transfer_stats *s) {
   s->http_version = t->http_version;
   s->max_body = t->max_body;
 }
+
+void qj_transfer_take_stats(qj_transfer *t, qj_transfer_stats *s) {
+  qj_transfer_get_stats(t, s);
+  t->requests = 0;
+  t->connects = 0;
+}

@@ -112,5 +112,7 @@ typedef struct qj_transfer_stats {
   size_t max_body;
 } qj_transfer_stats;
 void qj_transfer_get_stats(const qj_transfer *t, qj_transfer_stats *s);
+/* The same, then the counters start again from 0 (a copy's, handed back to its handle). */
+void qj_transfer_take_stats(qj_transfer *t, qj_transfer_stats *s);
 
 #endif
