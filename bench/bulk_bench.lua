@@ -465,8 +465,12 @@ local function part_memory()
 end
 
 ---------------------------------------------------------------------------------------------
-print(fmt("== bench-bulk: %s, %s cores, %s", _VERSION, io.popen("nproc"):read("l"),
-  os.date("!%Y-%m-%d %H:%M UTC")))
+do
+  local p = io.popen("nproc 2>/dev/null")
+  local ncpu = p:read("l") or "?"
+  p:close()
+  print(fmt("== bench-bulk: %s, %s cores, %s", _VERSION, ncpu, os.date("!%Y-%m-%d %H:%M UTC")))
+end
 local ok, err = pcall(function()
   if PARTS.unpaced then part_unpaced() end
   if PARTS.paced then part_paced() end
