@@ -10,9 +10,9 @@
 # Environment (the Makefile passes them): LUA, LUA_VERSION, LUA_INCDIR, CURL_INCDIR, CC,
 # BUSTED; DEPS_APT=no never runs apt-get, even on Debian as root.
 # Fast when everything is present: no network, a few small probes.
-# nginx (the TLS/HTTP2 specs and the benchmark's peer) and haproxy (a host that embeds Lua
-# 5.3) are only ever started by the project itself, on loopback; their Debian services are
-# kept from starting at install time.
+# nginx (the TLS/HTTP2 specs and the benchmarks' peer), wrk (the bulk benchmark's peer) and
+# haproxy (a host that embeds Lua 5.3) are only ever started by the project itself, on
+# loopback; nginx's and haproxy's Debian services are kept from starting at install time.
 set -eu
 LUA_VERSION=${LUA_VERSION:-5.4}
 LUA=${LUA:-lua$LUA_VERSION}
@@ -60,6 +60,7 @@ probe() {
   need openssl "openssl (the TLS specs; pending without it)" have openssl
   need nginx-light "nginx (the TLS specs, pending without it; make bench-emulator)" nginx
   need haproxy "haproxy (the HAProxy spec, on Lua 5.3; pending without it)" haproxy
+  need wrk "wrk (make bench-bulk: the bulk benchmark's peer; its ratio is left out without it)" have wrk
   need curl "curl (the example session of docs/emulator.md)" have curl
   need luarocks "luarocks (make rock-check)" have luarocks
   need pkg-config "pkg-config (make rock-check)" have pkg-config
