@@ -38,6 +38,11 @@ static void rearm(qj_engine *e) {
   struct itimerspec its;
   if (e->caller_at >= 0 && (at < 0 || e->caller_at < at)) at = e->caller_at;
   if (at == e->armed_at) return;
+  /* A later deadline (or none) leaves an armed timer as it is: curl moves its deadline later
+   * at nearly every step of every transfer, and a timerfd_settime each time cost more than
+   * the rest of a request's work. The timer then fires early, drive finds nothing due, and
+   * arms the later deadline: at most one wake-up too many per armed deadline. */
+  if (e->armed_at >= 0 && (at < 0 || at > e->armed_at)) return;
   memset(&its, 0, sizeof its);
   if (at >= 0) {
     double whole = (double)(time_t)at;
