@@ -135,7 +135,7 @@ local tmpdir
 --- Runs an example (a block of code_blocks) against the emulator: true, or false and what
 -- went wrong with everything the example printed. The script keeps the block's lines where
 -- they are in its page (blank lines above it), so an error names the page's own line.
-local function run_example(emu, b, limit)
+local function run_example_once(emu, b, limit)
   local path = tmpdir .. "/" .. b.page
   helpers.shell({ "mkdir", "-p", (path:match("^(.*)/")) })
   helpers.write_file(path, ("\n"):rep(b.line - 1) .. b.text)
@@ -162,6 +162,14 @@ local function run_example(emu, b, limit)
   end
   if code ~= 0 then return false, ("exit status %s; it printed:\n%s"):format(tostring(code), printed) end
   return true, printed
+end
+
+local function run_example(emu, b, limit)
+  local ok, printed = run_example_once(emu, b, limit)
+  if not ok and helpers.lsan_tracer_crash(printed) then   -- once more: see helpers
+    ok, printed = run_example_once(emu, b, limit)
+  end
+  return ok, printed
 end
 
 describe("the docs", function()
