@@ -33,6 +33,12 @@ describe("client:create_many", function()
     c = assert(qj.client(o))
   end
 
+  -- a client of the emulator started by start, on engine
+  local function engine_client(engine)
+    return assert(qj.client { api_key = KEY, base_url = emu.url, organization_name = ORG,
+      project_name = PROJ, rate_limit = false, engine = engine })
+  end
+
   local function tmp()
     local p = os.tmpname()
     os.remove(p)
@@ -246,8 +252,7 @@ describe("client:create_many", function()
   it("runs inside a task of the client's engine, yielding, with other tasks going on", function()
     start()
     local engine = qj.engine { max_connections = 4 }
-    local ec = assert(qj.client { api_key = KEY, base_url = emu.url, organization_name = ORG,
-      project_name = PROJ, rate_limit = false, engine = engine })
+    local ec = engine_client(engine)
     local other_ran = false
     local t = engine:spawn(function() return ec:create_many(items(60), { concurrency = 4 }) end)
     engine:spawn(function()
@@ -266,8 +271,7 @@ describe("client:create_many", function()
   it("keeps two runs on one client at once apart: each counts its own requests", function()
     start()
     local engine = qj.engine { max_connections = 4 }
-    local ec = assert(qj.client { api_key = KEY, base_url = emu.url, organization_name = ORG,
-      project_name = PROJ, rate_limit = false, engine = engine })
+    local ec = engine_client(engine)
     local p1, p2 = tmp(), tmp()
     local t1 = engine:spawn(function() return ec:create_many(items(30), { concurrency = 3, journal = p1 }) end)
     local t2 = engine:spawn(function() return ec:create_many(items(20), { concurrency = 2, journal = p2 }) end)
@@ -294,8 +298,7 @@ describe("client:create_many", function()
   it("refuses to run inside a task of its engine that cannot yield, and leaves nothing behind", function()
     start()
     local engine = qj.engine()
-    local ec = assert(qj.client { api_key = KEY, base_url = emu.url, organization_name = ORG,
-      project_name = PROJ, rate_limit = false, engine = engine })
+    local ec = engine_client(engine)
     local r, err
     engine:spawn(function()
       -- a gsub callback cannot yield: create_many can neither yield nor step its engine here
@@ -314,8 +317,7 @@ describe("client:create_many", function()
   it("keeps the journal of an outer run whole when on_result starts another run", function()
     start()
     local engine = qj.engine()
-    local ec = assert(qj.client { api_key = KEY, base_url = emu.url, organization_name = ORG,
-      project_name = PROJ, rate_limit = false, engine = engine })
+    local ec = engine_client(engine)
     local path = tmp()
     local t = engine:spawn(function()
       return ec:create_many(items(4), { concurrency = 1, journal = path, on_result = function(i)

@@ -50,14 +50,7 @@ end
 
 local function port_of(url) return tonumber(url:match(":(%d+)/")) end
 
-local function headers_of(req)
-  local h = {}
-  for line in req.head:gmatch("[^\n]+") do
-    local k, v = line:match("^([^:]+):%s*(.-)%s*$")
-    if k then h[k:lower()] = v end
-  end
-  return h
-end
+local headers_of = scripted.headers
 
 describe("salad-queue-emulator over https://", function()
   local tmp, ca, nginx, port, worker, receiver, emu

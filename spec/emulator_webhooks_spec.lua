@@ -67,15 +67,7 @@ local function settled(emu, id)
   return d
 end
 
--- A request's headers by lower-case name.
-local function headers_of(req)
-  local h = {}
-  for line in req.head:gmatch("[^\n]+") do
-    local k, v = line:match("^([^:]+):%s*(.-)%s*$")
-    if k then h[k:lower()] = v end
-  end
-  return h
-end
+local headers_of = scripted.headers
 
 local function wait_requests(s, n)
   assert.truthy(helpers.wait_for(function() return #s.requests() >= n end, 20),

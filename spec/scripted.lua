@@ -100,4 +100,14 @@ function M.start(script)
   return w
 end
 
+--- headers(req) -> the headers of a recorded request (from requests()), by lower-case name.
+function M.headers(req)
+  local h = {}
+  for line in req.head:gmatch("[^\n]+") do
+    local k, v = line:match("^([^:]+):%s*(.-)%s*$")
+    if k then h[k:lower()] = v end
+  end
+  return h
+end
+
 return M
