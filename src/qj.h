@@ -102,6 +102,10 @@ int qj_webhook_open(lua_State *L);
  * Registers core.file_sync, core.file_lock, core.file_truncate and core.isatty. */
 int qj_fileio_open(lua_State *L);
 
+/* ---- signals for a command line (signal.c) ----------------------------------------------
+ * Registers core.signals_catch and core.signals_caught. */
+int qj_signal_open(lua_State *L);
+
 /* ---- error objects (error.c) ----------------------------------------------------------
  * Pushes a new error table {kind = kind, message = message} with the queue_jobs.error
  * metatable. Callers add fields with lua_setfield. */
