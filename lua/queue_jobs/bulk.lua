@@ -28,8 +28,8 @@ local invalid, fail = errors.invalid, errors.fail
 
 local B = {}
 
-local OPTIONS = { concurrency = true, on_result = true, progress = true, journal = true,
-  journal_sync = true, reconcile = true }
+local OPTIONS = { concurrency = true, on_result = true, on_skipped = true, progress = true,
+  journal = true, journal_sync = true, reconcile = true }
 
 -- The rounds of create and look-up an ambiguous item gets.
 B.ROUNDS = 3
@@ -47,10 +47,18 @@ local function source_of(items)
   end
   local i = 0
   return function()
-    local item = items()
-    if item == nil then return nil end
+    local a, b = items()
+    if a == nil then return nil end
+    if b ~= nil and mtype(a) == "integer" then   -- the iterator gives the index: i, item
+      if a <= i then
+        error(fmt("create_many: the iterator gave index %d after %d (indexes must increase)",
+          a, i), 0)
+      end
+      i = a
+      return i, b
+    end
     i = i + 1
-    return i, item
+    return i, a
   end, nil
 end
 
@@ -77,9 +85,12 @@ local function check_options(opts, red)
       return nil, invalid("create_many", name, "must be a boolean (got " .. type(opts[name]) .. ")")
     end
   end
-  if o.on_result ~= nil and type(o.on_result) ~= "function" then
-    return nil, invalid("create_many", "on_result", "must be a function (got " .. type(o.on_result) .. ")")
+  for _, name in ipairs { "on_result", "on_skipped" } do
+    if opts[name] ~= nil and type(opts[name]) ~= "function" then
+      return nil, invalid("create_many", name, "must be a function (got " .. type(opts[name]) .. ")")
+    end
   end
+  o.on_skipped = opts.on_skipped
   if o.journal ~= nil and (type(o.journal) ~= "string" or o.journal == "") then
     return nil, invalid("create_many", "journal", "must be a file name (got " .. type(o.journal) .. ")")
   end
@@ -153,7 +164,10 @@ end
 
 local function item(run, i, it)
   local j = run.journal
-  if j and j.created[i] then return outcome(run, i, "skipped") end
+  if j and j.created[i] then
+    if run.on_skipped then run.on_skipped(i, j.created[i]) end
+    return outcome(run, i, "skipped")
+  end
   if type(it) ~= "table" then
     return outcome(run, i, "failed", nil, invalid("create", "item", "must be a table of create " ..
       "arguments (got " .. type(it) .. ")"))
@@ -296,7 +310,7 @@ function B.create_many(client, items, opts)
   local report = { created = 0, failed = 0, skipped = 0, ambiguous = 0, requests = 0,
     seconds = 0, results = not o.on_result and {} or nil }
   local run = { client = client, journal = j, reconcile = o.reconcile, on_result = o.on_result,
-    report = report, next = next_item, total = total, done = 0, clock = s.clock,
+    on_skipped = o.on_skipped, report = report, next = next_item, total = total, done = 0, clock = s.clock,
     started = s.clock(), batch = j and j.batch or nil,
     sending = setmetatable({}, { __mode = "k" }) }
   run.runs = bulk_driver(client).runs

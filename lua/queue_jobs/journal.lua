@@ -130,6 +130,21 @@ function J.open(path, opts)
   return j
 end
 
+--- read(path) -> {batch, created = {[i] = job id}} | nil, err (kind "journal"): what the
+-- journal at path records, read without locking or changing it (a run may be writing it: its
+-- last line, when cut, is left out). For the ids of a batch's jobs (salad-jobs wait).
+function J.read(path)
+  local f, err = open(path, "rb")
+  if not f then return fail(path, err) end
+  local text = f:read("a") or ""
+  f:close()
+  local j = { sent = {}, created = {} }
+  local ok
+  ok, err = read_records(j, text:match("^(.*\n)") or "")
+  if not ok or not j.batch then return fail(path, err or "line 1 is not a queue_jobs journal header") end
+  return { batch = j.batch, created = j.created }
+end
+
 -- Appends text, flushed (and fsync'ed with sync). true, or nil and an error.
 function J:write(text)
   local f = self.file
@@ -152,11 +167,8 @@ function J:mark_created(i, id)
     return fail(self.path, "a job id must be 1.." .. MAX_ID .. " bytes without spaces")
   end
   local ok, err = self:write(format("c %d %s\n", i, id))
-  if ok then
-    self.created[i] = id
-    self.ambiguous[i] = nil
-  end
-  return ok, err
+  if ok then self.ambiguous[i] = nil end   -- (created holds the earlier runs' jobs only, so
+  return ok, err                           -- that a run's memory does not grow with its items)
 end
 
 --- journal:close(): closes the file (and releases its lock). Closing twice is harmless.
