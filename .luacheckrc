@@ -9,7 +9,7 @@ std = "lua53"
 
 -- The files luacheck is given a directory for (`luacheck .`, as make lint runs it): the Lua
 -- sources, the rockspecs and this file; nothing that a build, a rock tree or an install left.
-include_files = { "**/*.lua", "**/*.rockspec", ".luacheckrc", ".busted" }
+include_files = { "**/*.lua", "**/*.rockspec", "bin/salad-jobs", ".luacheckrc", ".busted" }
 exclude_files = { "build/**", "luarocks-tree/**", "lua_modules/**", ".luarocks/**" }
 
 -- The specs run under busted: its globals (describe, it, assert.*, spy, mock...).

@@ -184,7 +184,8 @@ install-lua:
 	done
 
 uninstall:
-	rm -f $(DESTDIR)$(INST_LIBDIR)/queue_jobs/core.so $(LUA_MODULES:lua/%=$(DESTDIR)$(INST_LUADIR)/%)
+	rm -f $(DESTDIR)$(INST_LIBDIR)/queue_jobs/core.so $(LUA_MODULES:lua/%=$(DESTDIR)$(INST_LUADIR)/%) \
+	  $(DESTDIR)$(INST_BINDIR)/salad-jobs
 
 # Builds and installs the rock offline into a temporary tree, then loads it from there.
 rock-check: deps

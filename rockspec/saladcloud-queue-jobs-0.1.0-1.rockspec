@@ -47,6 +47,7 @@ build = {
         "src/json_decode.c",
         "src/json_encode.c",
         "src/key.c",
+        "src/signal.c",
         "src/transfer.c",
         "src/utf8.c",
         "src/webhook.c",
@@ -61,6 +62,12 @@ build = {
     ["queue_jobs.batch"] = "lua/queue_jobs/batch.lua",
     ["queue_jobs.bulk"] = "lua/queue_jobs/bulk.lua",
     ["queue_jobs.client"] = "lua/queue_jobs/client.lua",
+    ["queue_jobs.cli"] = "lua/queue_jobs/cli.lua",
+    ["queue_jobs.cli.args"] = "lua/queue_jobs/cli/args.lua",
+    ["queue_jobs.cli.jobs"] = "lua/queue_jobs/cli/jobs.lua",
+    ["queue_jobs.cli.jsonl"] = "lua/queue_jobs/cli/jsonl.lua",
+    ["queue_jobs.cli.progress"] = "lua/queue_jobs/cli/progress.lua",
+    ["queue_jobs.cli.submit"] = "lua/queue_jobs/cli/submit.lua",
     ["queue_jobs.default_clients"] = "lua/queue_jobs/default_clients.lua",
     ["queue_jobs.engine"] = "lua/queue_jobs/engine.lua",
     ["queue_jobs.errors"] = "lua/queue_jobs/errors.lua",
@@ -71,6 +78,9 @@ build = {
     ["queue_jobs.validate"] = "lua/queue_jobs/validate.lua",
     ["queue_jobs.webhook"] = "lua/queue_jobs/webhook.lua",
   },
+  -- salad-jobs, the command line (docs/cli.md): LuaRocks wraps it in a launcher that runs it
+  -- with the rock's Lua and module paths.
+  install = { bin = { ["salad-jobs"] = "bin/salad-jobs" } },
   -- The LuaLS definition file, types/queue_jobs.lua, into the rock directory (README.md,
   -- "Editor types"); spec/types_spec.lua checks that it is listed.
   copy_directories = { "types" },

@@ -1,0 +1,220 @@
+--- queue_jobs.cli: salad-jobs, the command line (bin/salad-jobs; docs/cli.md).
+-- main(argv) reads the global options and the command, builds the context every command
+-- gets (its options, the key, a client maker, one writer for messages), runs the command
+-- and returns the exit status: 0 done, 1 some failed, 2 bad usage or input that cannot be
+-- read, 128 + the signal's number (130 for Ctrl-C) when interrupted.
+--
+-- The key comes from SALAD_API_KEY or --api-key-file, never from argv (every user of the
+-- machine can read a process's arguments), and every line written to stderr passes through
+-- core.redact with it first: errors, --verbose and the progress line alike.
+local core = require "queue_jobs.core"
+local queue_jobs = require "queue_jobs"
+local args = require "queue_jobs.cli.args"
+
+local pcall, tostring, error, pairs, ipairs = pcall, tostring, error, pairs, ipairs
+local fmt = string.format
+
+local C = {}
+
+C.USAGE = 2
+
+--- The options every command takes (before or after the command's name).
+C.GLOBAL = {
+  organization = { kind = "string", arg = "ORG", help = "the organization (default: $SALAD_ORGANIZATION)" },
+  project = { kind = "string", arg = "PROJECT", help = "the project (default: $SALAD_PROJECT)" },
+  ["base-url"] = { kind = "string", arg = "URL",
+    help = "the API's base URL (default: $SALAD_BASE_URL, then https://api.salad.com/api/public)" },
+  ["api-key-file"] = { kind = "string", arg = "FILE",
+    help = "read the API key from FILE (default: $SALAD_API_KEY)" },
+  ["api-key"] = { kind = "string" },   -- refused, with the reason (no help line)
+  ["request-timeout"] = { kind = "seconds", arg = "SECONDS", help = "seconds per request (default 60)" },
+  retries = { kind = "retries", arg = "N", help = "further attempts of a request that may be retried (default 3)" },
+  ["rate-limit"] = { kind = "rate", arg = "N",
+    help = 'requests a minute, for the whole command (default 240, the API\'s; "none": no pacing)' },
+  verbose = { help = "each request on stderr: method, URL, status, milliseconds" },
+  quiet = { help = "no summary line on stderr" },
+  help = {},
+}
+
+-- The commands: their module, one line of summary (the modules hold the rest).
+local COMMANDS = {
+  { "submit", "queue_jobs.cli.submit", "create a job for each line of a JSONL file (journal, resume, progress)" },
+  { "wait", "queue_jobs.cli.jobs", "wait until jobs end; print each final job as a JSON line" },
+  { "results", "queue_jobs.cli.jobs", "wait until jobs end; print each one's id, status and output" },
+  { "get", "queue_jobs.cli.jobs", "print jobs by id" },
+  { "list", "queue_jobs.cli.jobs", "print every job of a queue (every page)" },
+  { "cancel", "queue_jobs.cli.jobs", "cancel jobs by id" },
+  { "secret", "queue_jobs.cli.jobs", "print the organization's webhook secret key" },
+}
+
+local function usage_text()
+  local lines = { "usage: salad-jobs [OPTIONS] COMMAND [COMMAND OPTIONS] [ARGS]", "", "Commands:" }
+  for _, c in ipairs(COMMANDS) do lines[#lines + 1] = fmt("  %-10s %s", c[1], c[3]) end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "salad-jobs COMMAND --help: a command's own options. Exit status: 0 done, " ..
+    "1 some failed, 2 bad usage or input, 130 interrupted."
+  return args.help(lines, C.GLOBAL)
+end
+
+-- ---- the context ------------------------------------------------------------------------
+
+local Cx = {}
+Cx.__index = Cx
+
+--- cx:say(text): "salad-jobs: text" on stderr, the key redacted, after wiping a progress
+-- line.
+function Cx:say(text)
+  if self.progress then self.progress:clear() end
+  io.stderr:write("salad-jobs: ", core.redact(self.key or "", tostring(text)), "\n")
+  io.stderr:flush()
+end
+
+--- cx:usage(text) -> 2, after saying text and where help is.
+function Cx:usage(text)
+  self:say(text .. fmt(" (see: salad-jobs %s--help)", self.command and (self.command .. " ") or ""))
+  return C.USAGE
+end
+
+--- cx:interrupted() -> the signal caught (2 for SIGINT), or nil.
+function Cx.interrupted()
+  return core.signals_caught()
+end
+
+-- Raised (as this table) by a driver that saw a signal, caught by main.
+local INTERRUPTED = setmetatable({}, { __tostring = function() return "interrupted" end })
+C.INTERRUPTED = INTERRUPTED
+
+-- The client's driver, seen from the command line: each request written on stderr with
+-- --verbose (its URL has no key; the line is redacted anyway), and, when `stop` is set, a
+-- signal ends the command at the next request's end or during a wait (waits go in slices,
+-- since a blocking sleep does not end at a signal). (client._driver is the client's own,
+-- queue_jobs.attempt's "driver": this module is the client's neighbour in this repository.)
+local function wrap_driver(cx, client, stop)
+  local d = client._driver
+  local clock, base_wait, base_transfer = d.clock, d.wait, d.transfer
+  local verbose = cx.opts.verbose
+  client._driver = {
+    clock = clock,
+    transfer = function(hh, method, url, ...)
+      local t0 = clock()
+      local res = base_transfer(hh, method, url, ...)
+      if verbose then
+        cx:say(fmt("%s %s -> %s (%d ms)", method, (url:gsub("//[^/@]*@", "//")),
+          res.status or (tostring(res.error) .. ": " .. tostring(res.message)),
+          math.floor((clock() - t0) * 1000 + 0.5)))
+      end
+      if stop and cx.interrupted() then error(INTERRUPTED, 0) end
+      return res
+    end,
+    wait = not stop and base_wait or function(seconds)
+      local deadline = clock() + seconds
+      while true do
+        if cx.interrupted() then error(INTERRUPTED, 0) end
+        local left = deadline - clock()
+        if left <= 0 then return end
+        base_wait(left < 0.2 and left or 0.2)
+      end
+    end,
+  }
+end
+
+--- cx:client([engine], stop) -> client | nil, 2: the client of the global options and the
+-- environment (the error said). stop: a signal raises INTERRUPTED from its waits and
+-- requests (commands that have nothing to finish).
+function Cx:client(engine, stop)
+  local o = self.opts
+  if not self.key or self.key == "" then
+    return nil, self:usage("no API key: set SALAD_API_KEY, or pass --api-key-file FILE")
+  end
+  local client, err = queue_jobs.client {
+    api_key = self.key, base_url = o.base_url, engine = engine,
+    organization_name = o.organization or os.getenv("SALAD_ORGANIZATION"),
+    project_name = o.project or os.getenv("SALAD_PROJECT"),
+    timeout = o.request_timeout, retries = o.retries,
+    rate_limit = o.rate_limit,
+  }
+  if not client then return nil, self:usage(tostring(err.message or err)) end
+  wrap_driver(self, client, stop)
+  return client
+end
+
+--- cx:need(value, flag, env) -> value | nil, 2 (said): a setting a command needs.
+function Cx:need(value, flag, env)
+  if value == nil or value == "" then
+    return nil, self:usage(fmt("%s is required%s", flag, env and (" (or set " .. env .. ")") or ""))
+  end
+  return value
+end
+
+--- cx:write(line): a line on stdout.
+function Cx.write(_, line)
+  io.stdout:write(line, "\n")
+end
+
+-- ---- main -------------------------------------------------------------------------------
+
+local function read_key(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("a") or ""
+  f:close()
+  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
+--- main(argv) -> exit status.
+function C.main(argv)
+  local cx = setmetatable({ key = os.getenv("SALAD_API_KEY"), opts = {} }, Cx)
+  local gopts, _, at = args.parse(argv, 1, C.GLOBAL, true)
+  if not gopts then return cx:usage(_) end
+  local name = argv[at]
+  if not name then
+    if gopts.help then
+      io.stdout:write(usage_text())
+      return 0
+    end
+    io.stderr:write(usage_text())
+    return C.USAGE
+  end
+  local entry
+  for _, c in ipairs(COMMANDS) do
+    if c[1] == name then entry = c end
+  end
+  if not entry then return cx:usage(fmt("%q is not a command", name):gsub("\\\n", "\\n")) end
+  cx.command = name
+  local cmd = require(entry[2])
+  local spec = cmd.commands[name]
+  local options = args.merge(C.GLOBAL, spec.options)
+  local opts, pos = args.parse(argv, at + 1, options)
+  if not opts then return cx:usage(pos) end
+  for k, v in pairs(gopts) do
+    if opts[k] == nil then opts[k] = v end
+  end
+  cx.opts = opts
+  if opts.help then
+    io.stdout:write(args.help(spec.usage, options))
+    return 0
+  end
+  if opts.api_key then
+    return cx:usage("--api-key is not taken: every user of this machine can read a command's " ..
+      "arguments; set SALAD_API_KEY, or pass --api-key-file FILE")
+  end
+  if opts.api_key_file then
+    local key, err = read_key(opts.api_key_file)
+    if not key then return cx:usage("--api-key-file: " .. err) end
+    cx.key = key
+  end
+  core.signals_catch()
+  local ok, status = pcall(spec.run, cx, opts, pos)
+  io.stdout:flush()
+  if not ok then
+    if status == INTERRUPTED then
+      cx:say("interrupted")
+      return 128 + (cx.interrupted() or 2)
+    end
+    cx:say("internal error: " .. tostring(status))
+    return 1
+  end
+  return status
+end
+
+return C

@@ -1,0 +1,221 @@
+--- queue_jobs.cli.jobs: salad-jobs wait, results, get, list, cancel and secret (docs/cli.md).
+-- Each prints JSON lines on stdout and its problems on stderr. A signal ends them at the next
+-- request's end or during a wait (cx:client(nil, true)), with 128 + the signal.
+local core = require "queue_jobs.core"
+local journal_mod = require "queue_jobs.journal"
+local progress_mod = require "queue_jobs.cli.progress"
+
+local fmt = string.format
+local encode, decode, null = core.json.encode, core.json.decode, core.null
+
+local J = { commands = {} }
+
+local SORTED = { sort_keys = true }   -- a job's fields in one order, run after run
+
+local QUEUE = { kind = "string", arg = "QUEUE", help = "the queue (required)" }
+
+local FOLLOW = {
+  queue = QUEUE,
+  journal = { kind = "string", arg = "FILE", help = "the jobs a submit recorded in its journal FILE" },
+  ids = { kind = "string", arg = "FILE",
+    help = "the jobs in FILE (- for standard input): an id a line, or JSON lines with an \"id\" (submit's output)" },
+  timeout = { kind = "seconds", arg = "SECONDS", help = "give up after SECONDS (default: no limit)" },
+  interval = { kind = "seconds", arg = "SECONDS", help = "seconds between two sweeps of the jobs (default 5)" },
+}
+
+-- The jobs to follow: ids (in order, each once) and the input line of each when known; or
+-- nil and a problem.
+local function ids_of(o, pos)
+  local ids, line, seen = {}, {}, {}
+  local function add(id, n)
+    if type(id) ~= "string" or id == "" then return end
+    local lid = id:lower()
+    if seen[lid] then return end
+    seen[lid] = true
+    ids[#ids + 1] = id
+    line[lid] = n
+  end
+  if o.journal then
+    local j, err = journal_mod.read(o.journal)
+    if not j then return nil, err.message end
+    local idx = {}
+    for i in pairs(j.created) do idx[#idx + 1] = i end
+    table.sort(idx)
+    for _, i in ipairs(idx) do add(j.created[i], i) end
+  end
+  if o.ids then
+    local fh, err = io.stdin, nil
+    if o.ids ~= "-" then fh, err = io.open(o.ids, "rb") end
+    if not fh then return nil, "--ids: cannot read " .. err end
+    local n = 0
+    for text in fh:lines() do
+      n = n + 1
+      local t = text:match("^%s*(.-)%s*$")
+      if t:sub(1, 1) == "{" then
+        local v = decode(t)
+        if type(v) ~= "table" or type(v.id) ~= "string" then
+          if fh ~= io.stdin then fh:close() end
+          return nil, fmt("%s: line %d: $.id: a JSON line needs an \"id\" string", o.ids, n)
+        end
+        add(v.id, math.type(v.line) == "integer" and v.line or nil)
+      elseif t ~= "" then
+        add(t)
+      end
+    end
+    if fh ~= io.stdin then fh:close() end
+  end
+  for _, id in ipairs(pos) do add(id) end
+  if #ids == 0 then return nil, "no jobs to follow: give --journal FILE, --ids FILE or ids" end
+  return ids, line
+end
+
+-- wait and results: wait_many, each job printed as it is seen final.
+local function follow(results)
+  return function(cx, o, pos)
+    local queue, st = cx:need(o.queue, "--queue")
+    if not queue then return st end
+    local ids, line = ids_of(o, pos)
+    if not ids then return cx:usage(line) end
+    local client, cst = cx:client(nil, true)
+    if not client then return cst end
+    local p = progress_mod.new { what = results and "results" or "wait", unit = "jobs",
+      clock = core.monotime }
+    cx.progress = p
+    local count = { succeeded = 0, failed = 0, cancelled = 0 }
+    local done = 0
+    local function on_job(job)
+      done = done + 1
+      count[job.status] = (count[job.status] or 0) + 1
+      if results then
+        local n = type(job.id) == "string" and line[job.id:lower()]
+        cx:write(fmt('{%s"id":%s,"status":%s,"output":%s}', n and fmt('"line":%d,', n) or "",
+          encode(job.id), encode(job.status), encode(job.output == nil and null or job.output, SORTED)))
+      else
+        cx:write(encode(job, SORTED))
+      end
+      p:draw(done, #ids, { count.succeeded .. " succeeded", count.failed .. " failed",
+        count.cancelled .. " cancelled" })
+    end
+    local jobs, err = client:wait_many { queue_name = queue, ids = ids, on_job = on_job,
+      timeout = o.timeout or 1e6, interval = o.interval }
+    client:close()
+    io.stdout:flush()
+    p:clear()
+    if not jobs then
+      if err.kind == "invalid_argument" then return cx:usage(err.message) end
+      cx:say(err.message)
+      if err.pending then
+        cx:say(fmt("%d of %d jobs not final", #err.pending, #ids))
+      end
+      return 1
+    end
+    if not o.quiet then
+      cx:say(fmt("%s: %d jobs: %d succeeded, %d failed, %d cancelled", cx.command, #ids,
+        count.succeeded, count.failed, count.cancelled))
+    end
+    return count.succeeded == #ids and 0 or 1
+  end
+end
+
+-- get and cancel: one request per id given.
+local function each_id(op)
+  return function(cx, o, pos)
+    local queue, st = cx:need(o.queue, "--queue")
+    if not queue then return st end
+    if #pos == 0 then return cx:usage(cx.command .. " needs job ids") end
+    local client, cst = cx:client(nil, true)
+    if not client then return cst end
+    local status = 0
+    for _, id in ipairs(pos) do
+      local v, err = client[op](client, { queue_name = queue, id = id })
+      if v == nil then
+        cx:say(err.message)
+        status = err.kind == "invalid_argument" and 2 or 1
+      elseif op == "get" then
+        cx:write(encode(v, SORTED))
+      end
+    end
+    client:close()
+    return status
+  end
+end
+
+local function list(cx, o, pos)
+  local queue, st = cx:need(o.queue, "--queue")
+  if not queue then return st end
+  if #pos > 0 then return cx:usage("list takes no arguments") end
+  local client, cst = cx:client(nil, true)
+  if not client then return cst end
+  local n = 0
+  for job, err in client:jobs { queue_name = queue } do
+    if not job then
+      client:close()
+      cx:say(err.message)
+      return err.kind == "invalid_argument" and 2 or 1
+    end
+    n = n + 1
+    cx:write(encode(job, SORTED))
+  end
+  client:close()
+  if not o.quiet then cx:say(fmt("list: %d jobs", n)) end
+  return 0
+end
+
+local function secret(cx, _, pos)
+  if #pos > 0 then return cx:usage("secret takes no arguments") end
+  local client, cst = cx:client(nil, true)
+  if not client then return cst end
+  local s, err = client:webhook_secret()
+  client:close()
+  if not s then
+    cx:say(err.message)
+    return err.kind == "invalid_argument" and 2 or 1
+  end
+  cx:write(s)
+  return 0
+end
+
+local FOLLOW_TEXT = "Jobs come from --journal FILE (a submit's journal), --ids FILE (ids, or submit's " ..
+  "JSON lines), and the arguments."
+
+J.commands.wait = { options = FOLLOW, run = follow(false), usage = {
+  "usage: salad-jobs wait --queue QUEUE [--journal FILE] [--ids FILE] [ID...]",
+  "",
+  "Waits until every job is succeeded, failed or cancelled, and prints each one, as a JSON",
+  "line, once it is. " .. FOLLOW_TEXT,
+  "Exit status: 0 every job succeeded, 1 some did not (or the wait ended first), 2 bad usage.",
+} }
+
+J.commands.results = { options = FOLLOW, run = follow(true), usage = {
+  "usage: salad-jobs results --queue QUEUE [--journal FILE] [--ids FILE] [ID...]",
+  "",
+  "As wait, but prints {\"line\": N, \"id\": ..., \"status\": ..., \"output\": ...} for each job",
+  "(line: the submit file's line, when the journal or the ids file tell it). " .. FOLLOW_TEXT,
+  "Exit status: 0 every job succeeded, 1 some did not (or the wait ended first), 2 bad usage.",
+} }
+
+J.commands.get = { options = { queue = QUEUE }, run = each_id("get"), usage = {
+  "usage: salad-jobs get --queue QUEUE ID...",
+  "",
+  "Prints each job as a JSON line. Exit status: 0 all found, 1 some not, 2 bad usage.",
+} }
+
+J.commands.cancel = { options = { queue = QUEUE }, run = each_id("cancel"), usage = {
+  "usage: salad-jobs cancel --queue QUEUE ID...",
+  "",
+  "Cancels each job (prints nothing). Exit status: 0 all cancelled, 1 some not, 2 bad usage.",
+} }
+
+J.commands.list = { options = { queue = QUEUE }, run = list, usage = {
+  "usage: salad-jobs list --queue QUEUE",
+  "",
+  "Prints every job of the queue, every page, as JSON lines. Exit status: 0, or 1 on a failure.",
+} }
+
+J.commands.secret = { options = {}, run = secret, usage = {
+  "usage: salad-jobs secret",
+  "",
+  "Prints the organization's webhook secret key (whsec_...), which verifies webhooks.",
+} }
+
+return J

@@ -1,0 +1,62 @@
+--- queue_jobs.cli.progress: salad-jobs' progress line on stderr, redrawn in place at most 10
+-- times a second, only when stderr is a terminal (docs/cli.md, "Progress"). A pipe or a file
+-- gets nothing from here.
+local core = require "queue_jobs.core"
+
+local fmt, floor = string.format, math.floor
+
+local P = {}
+P.__index = P
+
+--- duration(s) -> "42s", "3m07s", "2h05m".
+local function duration(s)
+  s = floor(s + 0.5)
+  if s < 60 then return s .. "s" end
+  if s < 3600 then return fmt("%dm%02ds", s // 60, s % 60) end
+  return fmt("%dh%02dm", s // 3600, s % 3600 // 60)
+end
+P.duration = duration
+
+--- new{what, unit, stream, clock} -> a progress line, or one that draws nothing when the
+-- stream (default io.stderr) is not a terminal. what: the command ("submit"); unit: what is
+-- counted ("lines", "jobs").
+function P.new(o)
+  local stream = o.stream or io.stderr
+  return setmetatable({ what = o.what, unit = o.unit, stream = stream, clock = o.clock,
+    on = core.isatty(stream), started = o.clock(), drawn = nil, shown = false }, P)
+end
+
+--- p:draw(done, total, parts [, final]): "submit: 500/1000 lines, 480 created, 2 failed,
+-- 96.1/s, ETA 5s". total may be nil (then no ETA); parts: the counts after it, as
+-- {"480 created", ...}. The rate counts done - p.free (items that cost nothing: lines a
+-- journal had done already). Redrawn at most 10 times a second, and always when final (which
+-- ends the line).
+function P:draw(done, total, parts, final)
+  if not self.on then return end
+  local now = self.clock()
+  if not final and self.drawn and now - self.drawn < 0.1 then return end
+  self.drawn = now
+  local secs = now - self.started
+  local rate = secs > 0 and (done - (self.free or 0)) / secs or 0   -- free: done at no cost
+  local text = fmt("%s: %d%s %s", self.what, done, total and ("/" .. total) or "", self.unit)
+  for _, part in ipairs(parts) do text = text .. ", " .. part end
+  text = text .. fmt(", %.1f/s", rate)
+  if total and rate > 0 and done < total then
+    text = text .. ", ETA " .. duration((total - done) / rate)
+  elseif final then
+    text = text .. ", " .. duration(secs)
+  end
+  self.stream:write("\r\27[K", text, final and "\n" or "")
+  self.stream:flush()
+  self.shown = not final
+end
+
+--- p:clear(): wipes a line drawn and not ended (before another message is written).
+function P:clear()
+  if self.on and self.shown then
+    self.stream:write("\r\27[K")
+    self.shown = false
+  end
+end
+
+return P

@@ -1,0 +1,210 @@
+--- queue_jobs.cli.submit: salad-jobs submit (docs/cli.md, "submit"): a job for each line of
+-- a JSONL file, through client:create_many on an engine of its own.
+--
+-- Line n of the file is item n of the batch: the journal records lines, so a re-run of the
+-- same file skips the lines created already (printed again, as "resumed") and looks for the
+-- ones that were in flight before sending them again. A bad line is reported (line, JSONPath)
+-- and nothing is sent for it. A first signal stops taking lines: the creates in flight end and
+-- are recorded, then the command exits with 128 + the signal (130 for Ctrl-C); a second one
+-- exits at once (src/signal.c), which the journal also survives.
+local core = require "queue_jobs.core"
+local queue_jobs = require "queue_jobs"
+local jsonl = require "queue_jobs.cli.jsonl"
+local progress_mod = require "queue_jobs.cli.progress"
+
+local fmt = string.format
+local encode = core.json.encode
+
+local S = { commands = {} }
+
+local OPTIONS = {
+  queue = { kind = "string", arg = "QUEUE", help = "the queue (required)" },
+  ["input-only"] = { help = "each line is a job's input itself, not {\"input\": ...}" },
+  concurrency = { kind = "count", arg = "N", help = "creates in flight at once, 1..1000 (default 8)" },
+  journal = { kind = "string", arg = "FILE",
+    help = "the journal a re-run resumes from (default: FILE.journal; none for standard input)" },
+  ["no-journal"] = { help = "keep no journal (a re-run creates every line again)" },
+  ["journal-sync"] = { help = "fsync the journal after each record (it then survives a power cut)" },
+  check = { help = "check every line and send nothing" },
+}
+
+-- Lines in the file at path (for the progress line's total), or nil.
+local function count_lines(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local n, last = 0, "\n"
+  while true do
+    local block = f:read(1 << 16)
+    if not block then break end
+    local _, k = block:gsub("\n", "")
+    n, last = n + k, block:sub(-1)
+  end
+  f:close()
+  return last == "\n" and n or n + 1
+end
+
+-- A failed create's line on stderr: "line N: $.path: why" for bad input, else its message.
+local function failure(n, err, input_only)
+  if err.kind == "invalid_argument" then
+    return fmt("line %d: %s: %s", n, jsonl.path_of(err, input_only),
+      (jsonl.why(err):gsub("%s*%(or pass reconcile = false%)", "")))
+  end
+  local m = tostring(err.message or err):gsub("^create_many: item %d+: ", "")
+  return fmt("line %d: %s", n, m)
+end
+
+-- --check: every line read and checked in full; nothing sent.
+local function check(cx, fh, o)
+  local n, jobs, bad = 0, 0, 0
+  for text in fh:lines() do
+    n = n + 1
+    local proto, why = jsonl.item(text, n, { input_only = o.input_only, full = true, reconcile = true })
+    if proto then
+      jobs = jobs + 1
+    elseif proto == nil then
+      bad = bad + 1
+      cx:say(why)
+    end
+  end
+  if not o.quiet then
+    cx:say(fmt("check: %d lines: %d jobs, %d bad lines; nothing was sent", n, jobs, bad))
+  end
+  return bad > 0 and 1 or 0
+end
+
+local function submit(cx, o, pos)
+  if #pos > 1 then return cx:usage("submit takes one file (or - for standard input)") end
+  if o.journal and o.no_journal then return cx:usage("--journal and --no-journal exclude each other") end
+  local path = pos[1] or "-"
+  local fh, oerr
+  if path == "-" then
+    fh = io.stdin
+  else
+    fh, oerr = io.open(path, "rb")
+    if not fh then
+      cx:say("cannot read " .. oerr)
+      return 2
+    end
+  end
+  if o.check then return check(cx, fh, o) end
+  local queue, st = cx:need(o.queue, "--queue")
+  if not queue then return st end
+  local journal = not o.no_journal and (o.journal or (path ~= "-" and path .. ".journal")) or nil
+  local concurrency = o.concurrency or 8
+  if concurrency > 1000 then return cx:usage("--concurrency must be an integer within 1..1000") end
+
+  local eng = queue_jobs.engine { max_connections = concurrency }
+  local client, cst = cx:client(eng)
+  if not client then return cst end
+
+  local p = progress_mod.new { what = "submit", unit = "lines", clock = core.monotime }
+  cx.progress = p
+  local total = p.on and path ~= "-" and count_lines(path) or nil
+  local c = { created = 0, failed = 0, resumed = 0, blank = 0, lines = 0 }
+  local function draw(final)
+    p.free = c.resumed + c.blank
+    p:draw(c.created + c.failed + c.resumed + c.blank, total, {
+      c.created .. " created", c.failed .. " failed", c.resumed .. " resumed" }, final)
+  end
+  local input_only, stopped, read_error = o.input_only, false, nil
+  local check_opts = { input_only = input_only }
+
+  local function next_item()
+    while true do
+      if cx.interrupted() then
+        stopped = true
+        return nil
+      end
+      local text, rerr = fh:read("l")
+      if text == nil then
+        if rerr then
+          if cx.interrupted() then stopped = true else read_error = rerr end
+        end
+        return nil
+      end
+      local n = c.lines + 1
+      c.lines = n
+      local proto, why = jsonl.item(text, n, check_opts)
+      if proto then
+        proto.queue_name = queue
+        return n, proto
+      end
+      if proto == false then
+        c.blank = c.blank + 1
+      else
+        c.failed = c.failed + 1
+        cx:say(why)
+      end
+      draw()
+    end
+  end
+
+  local out = io.stdout
+  local report, err
+  local task = eng:spawn(function()
+    return client:create_many(next_item, {
+      concurrency = concurrency, journal = journal, journal_sync = o.journal_sync or nil,
+      on_result = function(i, job, e)
+        if job then
+          c.created = c.created + 1
+          out:write(fmt('{"line":%d,"id":%s,"status":%s}\n', i, encode(job.id), encode(job.status)))
+        else
+          c.failed = c.failed + 1
+          cx:say(failure(i, e, input_only))
+        end
+        draw()
+      end,
+      on_skipped = function(i, id)
+        c.resumed = c.resumed + 1
+        out:write(fmt('{"line":%d,"id":%s,"resumed":true}\n', i, encode(id)))
+        draw()
+      end,
+    })
+  end)
+  eng:loop()
+  report, err = task:result()
+  eng:close()
+  client:close()
+  if fh ~= io.stdin then fh:close() end
+  out:flush()
+  p:clear()
+  if not report then
+    cx:say(tostring(err.message or err))
+    if err.kind == "invalid_argument" or (err.kind == "journal" and not err.report) then return 2 end
+    return 1
+  end
+  if read_error then
+    cx:say("cannot read " .. path .. ": " .. tostring(read_error))
+    return 2
+  end
+  if not o.quiet then
+    cx:say(fmt("submit: %d lines: %d created, %d resumed from the journal, %d failed " ..
+      "(%d requests, %.1f s)", c.lines, c.created, c.resumed, c.failed, report.requests,
+      report.seconds))
+  end
+  if stopped then
+    cx:say(fmt("interrupted after line %d%s", c.lines, journal and
+      ": the same command resumes from the journal" or ""))
+    return 128 + (cx.interrupted() or 2)
+  end
+  return c.failed > 0 and 1 or 0
+end
+
+S.commands.submit = {
+  options = OPTIONS,
+  usage = {
+    "usage: salad-jobs submit --queue QUEUE [OPTIONS] [FILE.jsonl | -]",
+    "",
+    "Creates a job for each line of FILE (default: standard input). A line is",
+    '{"input": ..., "metadata": {...}, "webhook": "https://..."} (input required), or with',
+    "--input-only the input itself; a blank line is skipped. Prints one JSON line per job:",
+    '{"line": N, "id": "...", "status": "pending"}; a line created by an earlier run (from',
+    'the journal) is printed as {"line": N, "id": "...", "resumed": true}. A bad line is',
+    "reported on stderr with its number and JSONPath, and nothing is sent for it.",
+    "Exit status: 0 every line created, 1 some failed, 2 bad usage or an unreadable file,",
+    "130 interrupted (Ctrl-C; the journal is complete: run the same command to resume).",
+  },
+  run = submit,
+}
+
+return S
