@@ -119,6 +119,56 @@ describe("client:create_many", function()
     for i = 1, 50 do assert.are.equal(1, count[i]) end
   end)
 
+  it("on a re-run, tells on_skipped (not on_result) of each item its journal holds, with its job", function()
+    start()
+    local path = tmp()
+    local list = items(20)
+    list[4].input = nil   -- fails, so the re-run sends it
+    local ids = {}
+    assert(c:create_many(list, { journal = path, on_result = function(i, job)
+      if job then ids[i] = job.id end
+    end }))
+    list[4].input = { n = 4 }
+    local results, skipped = {}, {}
+    local r = assert(c:create_many(list, { journal = path,
+      on_result = function(i, job, err) results[#results + 1] = { i, job and job.id, err } end,
+      on_skipped = function(i, id) skipped[i] = id end }))
+    assert.are.same({ 1, 19 }, { r.created, r.skipped })
+    assert.are.equal(1, #results)
+    assert.are.equal(4, results[1][1])
+    assert.is_string(results[1][2])
+    ids[4] = nil
+    assert.are.same(ids, skipped)
+  end)
+
+  it("takes an iterator's own indexes (i, item): the journal and on_result use them", function()
+    start()
+    local path = tmp()
+    local function source(idx)
+      local k = 0
+      return function()
+        k = k + 1
+        if idx[k] then return idx[k], { queue_name = Q, input = { n = idx[k] } } end
+      end
+    end
+    local seen = {}
+    assert(c:create_many(source { 3, 10, 11, 40 }, { journal = path,
+      on_result = function(i, job) seen[#seen + 1] = i .. "=" .. job.input.n end }))
+    table.sort(seen)
+    assert.are.same({ "10=10", "11=11", "3=3", "40=40" }, seen)
+    local skipped = {}
+    local r = assert(c:create_many(source { 3, 10, 12, 40 }, { journal = path,
+      on_skipped = function(i) skipped[#skipped + 1] = i end, on_result = function() end }))
+    table.sort(skipped)
+    assert.are.same({ 3, 10, 40 }, skipped)
+    assert.are.same({ 1, 3 }, { r.created, r.skipped })
+    assert.are.equal(5, emu:counters().creates_accepted)
+    -- an index that does not increase ends the run with an error
+    local ok, err = pcall(c.create_many, c, source { 5, 5 }, { on_result = function() end })
+    assert.is_false(ok)
+    assert.matches("the iterator gave index 5 after 5", tostring(err))
+  end)
+
   it("resumes after a SIGKILL half way: every item exactly once", function()
     start()
     local path = tmp()

@@ -124,10 +124,12 @@ local function outcome(run, i, what, job, err)
   end
   r[what] = r[what] + 1
   run.done = run.done + 1
-  if run.on_result then
-    run.on_result(i, job, err)
-  elseif what ~= "skipped" then
-    r.results[i] = job or err
+  if what ~= "skipped" then   -- a skipped item is on_skipped's (item), never on_result's
+    if run.on_result then
+      run.on_result(i, job, err)
+    else
+      r.results[i] = job or err
+    end
   end
   local p = run.progress
   if p then p(run) end
