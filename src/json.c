@@ -4,6 +4,8 @@
  */
 #include "qj.h"
 
+#include <string.h>
+
 /* queue_jobs.array(t): marks t as a JSON array (so an empty t encodes as []) and returns it. */
 static int json_array(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -15,6 +17,43 @@ static int json_array(lua_State *L) {
     return 1;
   }
   luaL_setmetatable(L, QJ_ARRAY_MT);
+  return 1;
+}
+
+/* json.raw(text) -> raw | nil, err: one JSON value as text, which json.encode (and create's
+ * body) write as it is, byte for byte, instead of encoding a Lua value: data that must not
+ * pass through Lua's numbers (an integer beyond int64, 2.50 kept as written). The text is
+ * checked as json.decode checks it (the error is decode's), and the JSON whitespace around
+ * it is left out. A full userdata (immutable from Lua) whose user value is the text;
+ * tostring(raw) gives the text. Upvalue 1: json.decode. */
+static int json_raw(lua_State *L) {
+  static const char ws[] = " \t\r\n";
+  size_t n, a = 0;
+  const char *s = luaL_checklstring(L, 1, &n);
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 2);
+  if (lua_isnil(L, 2) && !lua_isnil(L, 3)) { /* nil, decode's error, as json.raw's */
+    if (lua_istable(L, 3) && lua_getfield(L, 3, "message") == LUA_TSTRING) {
+      luaL_gsub(L, lua_tostring(L, -1), "json.decode:", "json.raw:");
+      lua_setfield(L, 3, "message");
+    }
+    lua_settop(L, 3);
+    return 2;
+  }
+  while (a < n && strchr(ws, s[a]) != NULL && s[a] != '\0') a++;
+  while (n > a && strchr(ws, s[n - 1]) != NULL && s[n - 1] != '\0') n--;
+  lua_newuserdatauv(L, 0, 1);
+  lua_pushlstring(L, s + a, n - a);
+  (void)lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, QJ_RAW_MT);
+  return 1;
+}
+
+static int raw_tostring(lua_State *L) {
+  luaL_checkudata(L, 1, QJ_RAW_MT);
+  lua_getiuservalue(L, 1, 1);
   return 1;
 }
 
@@ -59,7 +98,17 @@ int qj_json_open(lua_State *L) {
     lua_pushcclosure(L, fns[i], 3);
     lua_setfield(L, -2, fnames[i]);
   }
+  lua_getfield(L, -1, "decode");          /* json.raw, over json.decode */
+  lua_pushcclosure(L, json_raw, 1);
+  lua_setfield(L, -2, "raw");
   lua_setfield(L, t, "json");
+  if (luaL_newmetatable(L, QJ_RAW_MT)) {  /* the raw values' metatable */
+    lua_pushcfunction(L, raw_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+  }
+  lua_pop(L, 1);
 
   /* the codec's other entry points, each with the same upvalues as json.encode/decode:
    * create's body (the client), a JSON object's members as their text (the emulator), and

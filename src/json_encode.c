@@ -501,11 +501,24 @@ static int enc_value(enc *e) {
       qj_buf_add(L, e->b, "null", 4);
       return 0;
     }
-    /* fallthrough */
+    break;
+  case LUA_TUSERDATA: /* json.raw(text): its text, as it is (json.c checked it) */
+    if (!lua_checkstack(L, 2 + QJ_SPARE_SLOTS)) return enc_fail(e, "Lua stack overflow");
+    if (luaL_testudata(L, -1, QJ_RAW_MT) != NULL) {
+      size_t n;
+      const char *s;
+      lua_getiuservalue(L, -1, 1);
+      s = lua_tolstring(L, -1, &n);
+      qj_buf_add(L, e->b, s, n);
+      lua_pop(L, 1);
+      return 0;
+    }
+    break;
   default:
-    snprintf(e->msg, sizeof e->msg, "cannot encode a value of type %s", luaL_typename(L, -1));
-    return enc_fail(e, e->msg);
+    break;
   }
+  snprintf(e->msg, sizeof e->msg, "cannot encode a value of type %s", luaL_typename(L, -1));
+  return enc_fail(e, e->msg);
 }
 
 /* Gives the output buffer back, then returns the results of an encode: the text, or nil,

@@ -20,6 +20,7 @@
 #define QJ_ERROR_MT  "queue_jobs.error"
 #define QJ_ARRAY_MT  "queue_jobs.array"
 #define QJ_EMPTY_MT  "queue_jobs.empty_array"
+#define QJ_RAW_MT    "queue_jobs.json.raw"
 #define QJ_BUFFER_MT "queue_jobs.buffer"
 
 /* Deepest nesting of arrays and objects, both ways. */

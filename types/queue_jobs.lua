@@ -11,7 +11,11 @@
 ---A value of JSON as the codec maps it: integers (int64, exact), floats, strings (UTF-8),
 ---booleans, `queue_jobs.null`, and tables: keys 1..n for an array (or marked with
 ---`queue_jobs.array`), string keys for an object.
----@alias queue_jobs.json_value nil|boolean|integer|number|string|table|lightuserdata
+---@alias queue_jobs.json_value nil|boolean|integer|number|string|table|lightuserdata|queue_jobs.RawJSON
+
+---JSON text that `json.encode` (and `create`'s body) writes as it is: made by `json.raw`.
+---`tostring(raw)` gives the text.
+---@class queue_jobs.RawJSON: userdata
 
 -- ---- jobs --------------------------------------------------------------------------------
 
@@ -178,6 +182,7 @@
 ---@class queue_jobs.CreateManyOptions
 ---@field concurrency? integer Creates in flight at once, 1..1000. Default: 8.
 ---@field on_result? fun(i: integer, job: queue_jobs.Job?, err: queue_jobs.Error?) Called once per item (not for skipped ones); then `results` is not kept.
+---@field on_skipped? fun(i: integer, id: string) Called once per item that the journal shows an earlier run created, with that job's id.
 ---@field progress? boolean|fun(p: queue_jobs.BulkProgress) A function called after each item, or `true` for a line on stderr when it is a terminal.
 ---@field journal? string A file that records each item sent and created; a re-run with it skips the created items and looks for the ones sent without an answer.
 ---@field journal_sync? boolean fsync the journal after each record (survives a crash of the machine, not only of the process). Default: false.
@@ -288,7 +293,7 @@ function Client:wait_many(args) end
 ---Creates many jobs, `concurrency` at once, on the client's engine (or a private one; inside
 ---a task of the client's engine it yields). Each job's metadata carries the batch item key
 ---`queue_jobs_batch_item` (one of the 20 properties) unless `reconcile = false`.
----@param items table[]|fun(): table? An array of `create` arguments, or an iterator returning them (nil at the end).
+---@param items table[]|fun(): (table|integer)?, table? An array of `create` arguments, or an iterator returning them (nil at the end), or returning `i, item` (indexes that increase: the journal and `on_result` use them).
 ---@param opts? queue_jobs.CreateManyOptions
 ---@return queue_jobs.BulkReport? report
 ---@return queue_jobs.Error? err kind `invalid_argument` (the options, the items) or `journal`
@@ -342,6 +347,14 @@ function json.encode(value, opts) end
 ---@return queue_jobs.json_value value
 ---@return queue_jobs.Error? err kind `decode` (or `too_large` past `max_values`), with `offset`, `line`, `column`
 function json.decode(text, opts) end
+
+---JSON text to be written as it is, byte for byte, by `json.encode` and in `create`'s body
+---(an integer beyond int64, `2.50` as written). The text is checked as `json.decode` checks
+---it; the whitespace around it is left out. Misuse (not a string) raises.
+---@param text string
+---@return queue_jobs.RawJSON? raw
+---@return queue_jobs.Error? err kind `decode`, with `offset`, `line`, `column`
+function json.raw(text) end
 
 -- ---- webhook signatures ----------------------------------------------------------------
 
