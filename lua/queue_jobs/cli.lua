@@ -20,16 +20,16 @@ C.USAGE = 2
 
 --- The options every command takes (before or after the command's name).
 C.GLOBAL = {
-  organization = { kind = "string", arg = "ORG", help = "the organization (default: $SALAD_ORGANIZATION)" },
-  project = { kind = "string", arg = "PROJECT", help = "the project (default: $SALAD_PROJECT)" },
-  ["base-url"] = { kind = "string", arg = "URL",
+  organization = { takes = "string", arg = "ORG", help = "the organization (default: $SALAD_ORGANIZATION)" },
+  project = { takes = "string", arg = "PROJECT", help = "the project (default: $SALAD_PROJECT)" },
+  ["base-url"] = { takes = "string", arg = "URL",
     help = "the API's base URL (default: $SALAD_BASE_URL, then https://api.salad.com/api/public)" },
-  ["api-key-file"] = { kind = "string", arg = "FILE",
+  ["api-key-file"] = { takes = "string", arg = "FILE",
     help = "read the API key from FILE (default: $SALAD_API_KEY)" },
-  ["api-key"] = { kind = "string" },   -- refused, with the reason (no help line)
-  ["request-timeout"] = { kind = "seconds", arg = "SECONDS", help = "seconds per request (default 60)" },
-  retries = { kind = "retries", arg = "N", help = "further attempts of a request that may be retried (default 3)" },
-  ["rate-limit"] = { kind = "rate", arg = "N",
+  ["api-key"] = { takes = "string" },   -- refused, with the reason (no help line)
+  ["request-timeout"] = { takes = "seconds", arg = "SECONDS", help = "seconds per request (default 60)" },
+  retries = { takes = "retries", arg = "N", help = "further attempts of a request that may be retried (default 3)" },
+  ["rate-limit"] = { takes = "rate", arg = "N",
     help = 'requests a minute, for the whole command (default 240, the API\'s; "none": no pacing)' },
   verbose = { help = "each request on stderr: method, URL, status, milliseconds" },
   quiet = { help = "no summary line on stderr" },

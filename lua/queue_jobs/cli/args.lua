@@ -9,7 +9,7 @@ local fmt, mtype = string.format, math.type
 local A = {}
 
 -- The kinds of value an option takes: kind(text) -> value | nil, what was expected.
-A.KINDS = {
+A.TAKES = {
   string = function(s)
     if s == "" then return nil, "a non-empty value" end
     return s
@@ -38,7 +38,7 @@ A.KINDS = {
 }
 
 --- parse(argv, first, options [, stop]) -> opts, positional, next | nil, problem. options
--- maps each long name to {kind = "string" | "count" | ... (nil: a flag, no value), key = the
+-- maps each long name to {takes = "string" | "count" | ... (nil: a flag, no value), key = the
 -- field of opts (default: the name, its dashes as underscores)}. -h is --help. With stop, it
 -- stops at the first argument that is not an option: next is its index (the command).
 function A.parse(argv, first, options, stop)
@@ -57,13 +57,13 @@ function A.parse(argv, first, options, stop)
       local o = options[name]
       if not o then return nil, fmt("--%s is not an option here (see --help)", name) end
       local key = o.key or name:gsub("%-", "_")
-      if o.kind then
+      if o.takes then
         if value == nil then
           i = i + 1
           value = argv[i]
           if value == nil then return nil, fmt("--%s needs a value", name) end
         end
-        local v, expected = A.KINDS[o.kind](value)
+        local v, expected = A.TAKES[o.takes](value)
         if v == nil then return nil, fmt("--%s must be %s", name, expected) end
         opts[key] = v
       else
@@ -100,7 +100,7 @@ function A.help(lines, options)
   local out = { table.concat(lines, "\n"), "", "Options:" }
   for _, name in ipairs(names) do
     local o = options[name]
-    local left = "  --" .. name .. (o.kind and (" " .. (o.arg or o.kind:upper())) or "")
+    local left = "  --" .. name .. (o.takes and (" " .. (o.arg or o.takes:upper())) or "")
     out[#out + 1] = fmt("%-28s %s", left, o.help)
   end
   out[#out + 1] = fmt("%-28s %s", "  -h, --help", "this text")

@@ -12,15 +12,15 @@ local J = { commands = {} }
 
 local SORTED = { sort_keys = true }   -- a job's fields in one order, run after run
 
-local QUEUE = { kind = "string", arg = "QUEUE", help = "the queue (required)" }
+local QUEUE = { takes = "string", arg = "QUEUE", help = "the queue (required)" }
 
 local FOLLOW = {
   queue = QUEUE,
-  journal = { kind = "string", arg = "FILE", help = "the jobs a submit recorded in its journal FILE" },
-  ids = { kind = "string", arg = "FILE",
+  journal = { takes = "string", arg = "FILE", help = "the jobs a submit recorded in its journal FILE" },
+  ids = { takes = "string", arg = "FILE",
     help = "the jobs in FILE (- for standard input): an id a line, or JSON lines with an \"id\" (submit's output)" },
-  timeout = { kind = "seconds", arg = "SECONDS", help = "give up after SECONDS (default: no limit)" },
-  interval = { kind = "seconds", arg = "SECONDS", help = "seconds between two sweeps of the jobs (default 5)" },
+  timeout = { takes = "seconds", arg = "SECONDS", help = "give up after SECONDS (default: no limit)" },
+  interval = { takes = "seconds", arg = "SECONDS", help = "seconds between two sweeps of the jobs (default 5)" },
 }
 
 -- The jobs to follow: ids (in order, each once) and the input line of each when known; or
@@ -93,6 +93,7 @@ local function follow(results)
       else
         cx:write(encode(job, SORTED))
       end
+      io.stdout:flush()   -- jobs end slowly: each is out as soon as it is known
       p:draw(done, #ids, { count.succeeded .. " succeeded", count.failed .. " failed",
         count.cancelled .. " cancelled" })
     end

@@ -9,10 +9,9 @@ local core = require "queue_jobs.core"
 local validate = require "queue_jobs.validate"
 local batch = require "queue_jobs.batch"
 
-local type, next, getmetatable = type, next, getmetatable
+local type, next, tostring = type, next, tostring
 local fmt, byte, find, sub = string.format, string.byte, string.find, string.sub
-local decode = core.json.decode
-local array_mt = getmetatable(core.array {})
+local decode, raw, decode_members = core.json.decode, core.json.raw, core.decode_members
 
 local L = {}
 
@@ -81,14 +80,15 @@ local function bad(n, path, why)
   return fmt("line %d: %s: %s", n, path, why)
 end
 
---- why(err) -> an invalid_argument error's message without its "op: path " start.
+--- why(err) -> an invalid_argument error's message without its "op: path " start, nor the
+-- library's advice to pass reconcile = false (an option of create_many, not of salad-jobs).
 function L.why(err)
   local m, p = err.message, err.path
   if p then
     local _, e = find(m, ": " .. p .. " ", 1, true)
-    if e then return sub(m, e + 1) end
+    if e then m = sub(m, e + 1) end
   end
-  return m
+  return (m:gsub("%s*%(or pass reconcile = false%)", ""))
 end
 
 --- path_of(err, input_only) -> the JSONPath of a create's invalid_argument error: its path
@@ -103,35 +103,51 @@ function L.path_of(err, input_only)
   return "$." .. p
 end
 
+-- The bad JSON of line n: its JSONPath and the decoder's reason.
+local function bad_json(text, n, err)
+  local at = math.type(err.offset) == "integer" and err.offset or #text + 1   -- where it stops
+  local why = tostring(err.message):gsub("^json%.%a+: ", ""):gsub(
+    " at line %d+, column (%d+) %(byte %d+%)$", " (column %1)")
+  return nil, bad(n, L.path_at(text, at), why)
+end
+
 --- item(text, n, opts) -> prototype | false (a blank line) | nil, message: line n of the
 -- file as the arguments of a create (input, metadata, webhook), checked as far as opts asks:
 -- the JSON and the fields always; with opts.full also what create itself would check (the
 -- metadata's size, the webhook, the input's encoding) and, with opts.reconcile, room in the
--- metadata for the batch item key.
+-- metadata for the batch item key. The input is the line's own text (json.raw): it is sent
+-- byte for byte as written, never through Lua's numbers, and so are the metadata's values.
 function L.item(text, n, opts)
   if not find(text, "[^ \t\r\n]") then return false end
-  local v, err = decode(text)
-  if v == nil and err then   -- err.offset: the byte where the text stops being JSON
-    local at = math.type(err.offset) == "integer" and err.offset or #text + 1
-    local why = tostring(err.message):gsub("^json%.decode: ", ""):gsub(
-      " at line %d+, column (%d+) %(byte %d+%)$", " (column %1)")
-    return nil, bad(n, L.path_at(text, at), why)
-  end
   local proto
   if opts.input_only then
-    proto = { input = v }
+    local r, err = raw(text)
+    if not r then return bad_json(text, n, err) end
+    proto = { input = r }
   else
-    if type(v) ~= "table" or getmetatable(v) == array_mt then
+    local m, err = decode_members(text)
+    if m == nil then return bad_json(text, n, err) end
+    if not m then
       return nil, bad(n, "$", 'must be a JSON object {"input": ..., "metadata": ..., ' ..
         '"webhook": ...} (or use --input-only)')
     end
-    for k in next, v do
+    for k in next, m do
       if not FIELDS[k] then
         return nil, bad(n, member("$", k), "is not a field of a job (input, metadata, webhook)")
       end
     end
-    if v.input == nil then return nil, bad(n, "$.input", "is required") end
-    proto = v
+    if m.input == nil then return nil, bad(n, "$.input", "is required") end
+    proto = { input = raw(m.input) }   -- (valid: decode_members checked it)
+    if m.metadata then                  -- its values as written too, when it is an object
+      local members = decode_members(m.metadata)
+      if members then
+        for k, text in next, members do members[k] = raw(text) end
+        proto.metadata = members
+      else
+        proto.metadata = decode(m.metadata)   -- not an object: create says so
+      end
+    end
+    if m.webhook then proto.webhook = decode(m.webhook) end
   end
   if opts.full then
     local ok, e = validate.create_body("create", proto)

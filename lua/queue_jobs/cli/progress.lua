@@ -17,13 +17,15 @@ local function duration(s)
 end
 P.duration = duration
 
---- new{what, unit, stream, clock} -> a progress line, or one that draws nothing when the
--- stream (default io.stderr) is not a terminal. what: the command ("submit"); unit: what is
--- counted ("lines", "jobs").
+--- new{what, unit, stream, clock, on} -> a progress line, or one that draws nothing when the
+-- stream (default io.stderr) is not a terminal (on: whether it draws, instead of asking the
+-- stream). what: the command ("submit"); unit: what is counted ("lines", "jobs").
 function P.new(o)
   local stream = o.stream or io.stderr
+  local on = o.on
+  if on == nil then on = core.isatty(stream) end
   return setmetatable({ what = o.what, unit = o.unit, stream = stream, clock = o.clock,
-    on = core.isatty(stream), started = o.clock(), drawn = nil, shown = false }, P)
+    on = on, started = o.clock(), drawn = nil, shown = false }, P)
 end
 
 --- p:draw(done, total, parts [, final]): "submit: 500/1000 lines, 480 created, 2 failed,

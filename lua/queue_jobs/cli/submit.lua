@@ -9,6 +9,7 @@
 -- exits at once (src/signal.c), which the journal also survives.
 local core = require "queue_jobs.core"
 local queue_jobs = require "queue_jobs"
+local validate = require "queue_jobs.validate"
 local jsonl = require "queue_jobs.cli.jsonl"
 local progress_mod = require "queue_jobs.cli.progress"
 
@@ -18,10 +19,10 @@ local encode = core.json.encode
 local S = { commands = {} }
 
 local OPTIONS = {
-  queue = { kind = "string", arg = "QUEUE", help = "the queue (required)" },
+  queue = { takes = "string", arg = "QUEUE", help = "the queue (required)" },
   ["input-only"] = { help = "each line is a job's input itself, not {\"input\": ...}" },
-  concurrency = { kind = "count", arg = "N", help = "creates in flight at once, 1..1000 (default 8)" },
-  journal = { kind = "string", arg = "FILE",
+  concurrency = { takes = "count", arg = "N", help = "creates in flight at once, 1..1000 (default 8)" },
+  journal = { takes = "string", arg = "FILE",
     help = "the journal a re-run resumes from (default: FILE.journal; none for standard input)" },
   ["no-journal"] = { help = "keep no journal (a re-run creates every line again)" },
   ["journal-sync"] = { help = "fsync the journal after each record (it then survives a power cut)" },
@@ -46,8 +47,7 @@ end
 -- A failed create's line on stderr: "line N: $.path: why" for bad input, else its message.
 local function failure(n, err, input_only)
   if err.kind == "invalid_argument" then
-    return fmt("line %d: %s: %s", n, jsonl.path_of(err, input_only),
-      (jsonl.why(err):gsub("%s*%(or pass reconcile = false%)", "")))
+    return fmt("line %d: %s: %s", n, jsonl.path_of(err, input_only), jsonl.why(err))
   end
   local m = tostring(err.message or err):gsub("^create_many: item %d+: ", "")
   return fmt("line %d: %s", n, m)
@@ -89,6 +89,7 @@ local function submit(cx, o, pos)
   if o.check then return check(cx, fh, o) end
   local queue, st = cx:need(o.queue, "--queue")
   if not queue then return st end
+  if not validate.is_name(queue) then return cx:usage("--queue " .. validate.NAME_RULE) end
   local journal = not o.no_journal and (o.journal or (path ~= "-" and path .. ".journal")) or nil
   local concurrency = o.concurrency or 8
   if concurrency > 1000 then return cx:usage("--concurrency must be an integer within 1..1000") end

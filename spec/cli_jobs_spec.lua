@@ -1,0 +1,184 @@
+-- salad-jobs wait, results, get, list, cancel and secret (docs/cli.md): the real command
+-- against the emulator, with the jobs moved by its control API.
+local helpers = require "helpers"
+local cli = require "cli_support"
+
+local Q = cli.Q
+
+describe("salad-jobs wait, results, get, list, cancel, secret", function()
+  local emu
+
+  after_each(function()
+    if emu then assert.are.equal(0, emu:stop(), emu.stderr) end
+    emu = nil
+    cli.cleanup()
+  end)
+
+  -- submits n lines; returns the file, its journal and submit's output lines
+  local function submitted(n)
+    local lines = {}
+    for i = 1, n do lines[i] = ('{"input": {"prompt": "p%d"}}'):format(i) end
+    local f = cli.write_lines(lines)
+    local code, out, err = cli.run(emu, { "submit", "--queue", Q, "--rate-limit", "none", f })
+    assert.are.equal(0, code, err)
+    local byline = {}
+    for _, l in ipairs(cli.jsonl(out)) do byline[l.line] = l.id end
+    return f, f .. ".journal", out, byline
+  end
+
+  local function finish(id, status, output)
+    local st = emu:set_status(id, status, output)
+    assert.are.equal(200, st)
+  end
+
+  it("results: each job's line, id, status and output, from the journal; 0 when all succeeded", function()
+    emu = cli.start()
+    local _, journal, _, ids = submitted(6)
+    for line, id in pairs(ids) do finish(id, "succeeded", { answer = line * 10, exact = 1.50 }) end
+    local code, out, err = cli.run(emu, { "results", "--queue", Q, "--journal", journal, "--interval", "0.1" })
+    assert.are.equal(0, code, err)
+    local got = {}
+    for l in out:gmatch("[^\n]+") do
+      local r = helpers.json.decode(l)
+      got[r.line] = r
+      -- the fields in this order, the output as the worker wrote it
+      assert.are.equal(('{"line":%d,"id":"%s","status":"succeeded","output":{"answer":%d,"exact":1.5}}')
+        :format(r.line, ids[r.line], r.line * 10), l)
+    end
+    for line = 1, 6 do assert.is_table(got[line], line) end
+    assert.matches("results: 6 jobs: 6 succeeded, 0 failed, 0 cancelled", err)
+  end)
+
+  it("wait: prints each job once it ends, from submit's output or ids; 1 when one did not succeed", function()
+    emu = cli.start()
+    local _, _, out, ids = submitted(4)
+    local outfile = cli.write_lines { out }
+    finish(ids[1], "succeeded", "done")
+    finish(ids[2], "failed")
+    assert(cli.run(emu, { "cancel", "--queue", Q, ids[3] }) == 0)
+    local p = cli.spawn(emu, { "wait", "--queue", Q, "--ids", outfile, "--interval", "0.1" })
+    assert.truthy(helpers.wait_for(function()
+      local s = helpers.read_file(p.out) or ""
+      return select(2, s:gsub("\n", "")) >= 3
+    end, 20))
+    assert.is_true(p:alive())          -- the fourth is still pending
+    finish(ids[4], "succeeded")
+    local code = p:wait()
+    assert.are.equal(1, code, p.stderr)
+    local seen = {}
+    for _, job in ipairs(cli.jsonl(p.stdout)) do seen[job.id] = job.status end
+    assert.are.same({ [ids[1]] = "succeeded", [ids[2]] = "failed", [ids[3]] = "cancelled",
+      [ids[4]] = "succeeded" }, seen)
+    assert.matches("wait: 4 jobs: 2 succeeded, 1 failed, 1 cancelled", p.stderr)
+    -- ids as arguments, and on standard input (one a line)
+    local code2, out2 = cli.run(emu, { "wait", "--queue", Q, ids[1], ids[4] })
+    assert.are.equal(0, code2)
+    assert.are.equal(2, #cli.jsonl(out2))
+    local code3, out3 = cli.run(emu, { "results", "--queue", Q, "--ids", "-" },
+      { stdin = cli.write_lines { ids[2], "", "  " .. ids[1] .. "  " } })
+    assert.are.equal(1, code3)
+    assert.are.equal(2, #cli.jsonl(out3))
+  end)
+
+  it("wait --timeout: 1, with the jobs that did not end named on stderr", function()
+    emu = cli.start()
+    local _, journal, _, ids = submitted(3)
+    finish(ids[2], "succeeded")
+    local code, out, err = cli.run(emu, { "wait", "--queue", Q, "--journal", journal,
+      "--timeout", "0.5", "--interval", "0.1" })
+    assert.are.equal(1, code, err)
+    assert.are.equal(1, #cli.jsonl(out))
+    assert.matches("2 of 3 jobs not final", err)
+  end)
+
+  it("wait exits 130 on Ctrl-C, during its sleep between sweeps", function()
+    emu = cli.start()
+    local _, journal = submitted(2)
+    local p = cli.spawn(emu, { "wait", "--queue", Q, "--journal", journal, "--interval", "600" })
+    assert.truthy(helpers.wait_for(function() return emu:counters().requests.list_jobs >= 1 end, 20))
+    p:signal("INT")
+    local code = p:wait()
+    assert.are.equal(130, code, p.stderr)
+    assert.matches("salad%-jobs: interrupted", p.stderr)
+  end)
+
+  it("get, list, cancel and secret", function()
+    emu = cli.start()
+    local _, _, _, ids = submitted(3)
+    local code, out = cli.run(emu, { "get", "--queue", Q, ids[2], ids[3] })
+    assert.are.equal(0, code)
+    local jobs = cli.jsonl(out)
+    assert.are.same({ ids[2], ids[3] }, { jobs[1].id, jobs[2].id })
+    assert.are.same({ prompt = "p2" }, jobs[1].input)
+    code, out = cli.run(emu, { "list", "--queue", Q })
+    assert.are.equal(0, code)
+    assert.are.equal(3, #cli.jsonl(out))
+    code, out = cli.run(emu, { "cancel", "--queue", Q, ids[1] })
+    assert.are.equal(0, code)
+    assert.are.equal("", out)
+    local _, again = cli.run(emu, { "get", "--queue", Q, ids[1] })
+    assert.are.equal("cancelled", cli.jsonl(again)[1].status)
+    local err
+    code, out, err = cli.run(emu, { "cancel", "--queue", Q, ids[2],   -- one that is not there
+      "00000000-0000-4000-8000-000000000000" })
+    assert.are.equal(1, code)
+    assert.matches("cancel: .*404", err)
+    assert.are.equal("cancelled", cli.jsonl(select(2, cli.run(emu, { "get", "--queue", Q, ids[2] })))[1].status)
+    code, out = cli.run(emu, { "secret" })
+    assert.are.equal(0, code)
+    assert.matches("^whsec_[%w+/=]+\n$", out)
+    -- a job that is not there: 1; an id that is not one: 2
+    code, _, err = cli.run(emu, { "get", "--queue", Q, "00000000-0000-4000-8000-000000000000" })
+    assert.are.equal(1, code)
+    assert.matches("404", err)
+    code, _, err = cli.run(emu, { "get", "--queue", Q, "nope" })
+    assert.are.equal(2, code)
+    assert.matches("id must be a UUID", err)
+  end)
+
+  it("list takes every page", function()
+    emu = cli.start()
+    submitted(230)
+    local code, out = cli.run(emu, { "list", "--queue", Q })
+    assert.are.equal(0, code)
+    local seen, n = {}, 0
+    for _, job in ipairs(cli.jsonl(out)) do
+      assert.is_nil(seen[job.id])
+      seen[job.id], n = true, n + 1
+    end
+    assert.are.equal(230, n)
+  end)
+
+  it("exits 2 for bad usage and unreadable input, 1 when the server cannot be reached", function()
+    emu = cli.start()
+    local cases = {
+      { { "wait", "--queue", Q }, "no jobs to follow" },
+      { { "wait", "--journal", "/nonexistent/j" }, "%-%-queue is required" },
+      { { "wait", "--queue", Q, "--journal", "/nonexistent/j" }, "journal /nonexistent/j" },
+      { { "wait", "--queue", Q, "--ids", "/nonexistent/ids" }, "%-%-ids: cannot read" },
+      { { "results", "--queue", Q, "not-a-uuid" }, "ids%[1%]" },
+      { { "get", "--queue", Q }, "get needs job ids" },
+      { { "list", "--queue", Q, "extra" }, "list takes no arguments" },
+      { { "secret", "extra" }, "secret takes no arguments" },
+      { { "list" }, "%-%-queue is required" },
+      { { "list", "--queue", Q, "--timeout", "1" }, "%-%-timeout is not an option here" },
+    }
+    for _, c in ipairs(cases) do
+      local code, _, err = cli.run(emu, c[1])
+      assert.are.equal(2, code, table.concat(c[1], " ") .. ": " .. err)
+      assert.matches(c[2], err)
+    end
+    local port = helpers.free_port()
+    local code, _, err = cli.run(emu, { "--retries", "0", "list", "--queue", Q },
+      { env = { SALAD_BASE_URL = "http://127.0.0.1:" .. port .. "/api/public" } })
+    assert.are.equal(1, code)
+    assert.matches("list", err)
+    -- every command has --help, on stdout, with status 0
+    for _, name in ipairs { "submit", "wait", "results", "get", "list", "cancel", "secret" } do
+      local c2, o2 = cli.run(nil, { name, "--help" })
+      assert.are.equal(0, c2, name)
+      assert.matches("^usage: salad%-jobs " .. name, o2)
+      assert.matches("%-%-rate%-limit", o2)
+    end
+  end)
+end)
