@@ -89,6 +89,35 @@ describe("packaging", function()
     assert.same({}, left)
   end)
 
+  it("make install-bin installs salad-jobs for the Lua it was built for, and it runs", function()
+    local ok, tmp = run("mktemp -d")
+    tmp = assert(ok and tmp:match("^(/%S+)"), "mktemp -d failed")
+    local lua = os.getenv("LUA") or "lua5.4"
+    local make = ("cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s %%s DESTDIR=%s " ..
+      "INST_LUADIR=/lua INST_LIBDIR=/lib INST_BINDIR=/bin LUA=%s"):format(q(root), q(tmp), q(lua))
+    lines_of(make:format("install-bin"))
+    local bin = tmp .. "/bin/salad-jobs"
+    local text = assert(helpers.read_file(bin))
+    local lua_path = lines_of("command -v " .. q(lua))[1]
+    assert.are.equal("#!" .. lua_path, text:match("^[^\n]*"))
+    assert.are.equal(select(2, helpers.read_file(root .. "/bin/salad-jobs"):gsub("\n", "")),
+      select(2, text:gsub("\n", "")))   -- the rest as it is
+    local out = lines_of(helpers.command({ bin, "--help" }, { env = { LUA_PATH = package.path,
+      LUA_CPATH = package.cpath } }))
+    assert.is_truthy(table.concat(out, "\n"):find("usage: salad-jobs [OPTIONS] COMMAND", 1, true))
+    local left = lines_of(make:format("uninstall") .. " && cd " .. q(tmp) .. " && find . -type f")
+    run("rm -rf " .. q(tmp))
+    assert.same({}, left)
+  end)
+
+  it("every rockspec installs salad-jobs", function()
+    for _, rs in ipairs(lines_of("cd " .. q(root) .. " && ls rockspec/*.rockspec")) do
+      local env = {}
+      assert(loadfile(root .. "/" .. rs, "t", env))()
+      assert.are.same({ ["salad-jobs"] = "bin/salad-jobs" }, env.build.install.bin, rs)
+    end
+  end)
+
   it("builds a core that does not link liblua", function()
     local so = package.searchpath("queue_jobs.core", package.cpath)
     assert.is_string(so)

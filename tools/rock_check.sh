@@ -42,6 +42,12 @@ check() {
       echo "rock-check: $rockspec: the rock directory has no copy of types/queue_jobs.lua" >&2; exit 1; }
     echo "rock-check: $rockspec: the LuaLS definition file is in the rock: ${types#"$tree"/}"
   done
+  # salad-jobs, through LuaRocks' launcher, from outside the checkout (a tree of one's own is
+  # on the module paths only as `luarocks path --tree` puts it there, hence LUA_PATH)
+  (cd / && LUA_PATH="$tree/share/lua/$LUA_VERSION/?.lua;;" LUA_CPATH="$tree/lib/lua/$LUA_VERSION/?.so;;" \
+    "$tree/bin/salad-jobs" --help) | grep -q '^usage: salad-jobs' || {
+    echo "rock-check: $rockspec: $tree/bin/salad-jobs does not run" >&2; exit 1; }
+  echo "rock-check: $rockspec: salad-jobs runs from the rock's bin/"
   listed=$(luarocks --lua-version "$LUA_VERSION" --tree "$tree" list --porcelain saladcloud-queue-jobs)
   case "$listed" in
     *"saladcloud-queue-jobs	$rock_version	installed	"*) ;;
