@@ -119,7 +119,7 @@ describe("salad-jobs wait, results, get, list, cancel, secret", function()
     local _, again = cli.run(emu, { "get", "--queue", Q, ids[1] })
     assert.are.equal("cancelled", cli.jsonl(again)[1].status)
     local err
-    code, out, err = cli.run(emu, { "cancel", "--queue", Q, ids[2],   -- one that is not there
+    code, _, err = cli.run(emu, { "cancel", "--queue", Q, ids[2],   -- one that is not there
       "00000000-0000-4000-8000-000000000000" })
     assert.are.equal(1, code)
     assert.matches("cancel: .*404", err)

@@ -141,7 +141,7 @@ function L.item(text, n, opts)
     if m.metadata then                  -- its values as written too, when it is an object
       local members = decode_members(m.metadata)
       if members then
-        for k, text in next, members do members[k] = raw(text) end
+        for k, v in next, members do members[k] = raw(v) end
         proto.metadata = members
       else
         proto.metadata = decode(m.metadata)   -- not an object: create says so
