@@ -83,6 +83,38 @@ describe("client:create_many", function()
     assert.are.equal(200, emu:counters().creates_accepted)
   end)
 
+  it("progress = true draws its line on a terminal (under script), and writes nothing elsewhere", function()
+    start()
+    local script = ([[
+      local qj = require "queue_jobs"
+      local c = assert(qj.client { api_key = %q, base_url = %q, organization_name = %q,
+        project_name = %q, rate_limit = 1200 })
+      local list = {}
+      for i = 1, 40 do list[i] = { queue_name = %q, input = { n = i } } end
+      local r = assert(c:create_many(list, { progress = true, concurrency = 2 }))
+      io.stdout:write("created ", r.created, "\n")
+    ]]):format(KEY, emu.url, ORG, PROJ, Q)
+    local argv = { helpers.LUA, "-e", script }
+    local env = { LUA_PATH = package.path, LUA_CPATH = package.cpath }
+    local ts = tmp()
+    local ok, why = helpers.run({ "script", "-q", "-e", "-c", helpers.command(argv, { env = env }), ts },
+      { stderr = true })
+    assert.is_true(ok, why)
+    local text = helpers.read_file(ts)
+    local draws = 0
+    for done in text:gmatch("\r\27%[Kcreate_many: (%d+)/40 done, %d+ created, 0 failed, 0 skipped, 0 ambiguous, [%d.]+/s") do
+      draws = draws + 1
+      assert.is_true(tonumber(done) <= 40)
+    end
+    assert.is_true(draws >= 5, text)
+    assert.matches("ETA %d+s", text)
+    assert.matches("create_many: 40/40 done, 40 created[^\n]*\n", text)
+    -- not a terminal: nothing on stderr at all
+    local ok2, out = helpers.run(argv, { env = env, stderr = true })
+    assert.is_true(ok2, out)
+    assert.are.equal("created 40\n", out)
+  end)
+
   it("streams an iterator's items, and gives each outcome to on_result instead of results", function()
     start()
     local n = 0
