@@ -78,6 +78,9 @@ describe("a submit line as a job (queue_jobs.cli.jsonl)", function()
     p = assert(jsonl.item(' [1, 2.0] ', 1, { input_only = true, full = true }))
     assert.are.equal("[1, 2.0]", tostring(p.input))
     assert.is_false(jsonl.item(" \t\r", 1, FULL))
+    -- a UTF-8 byte order mark before the first line (some editors write one) is not the line's
+    assert.are.equal("1", tostring(assert(jsonl.item('\239\187\191{"input": 1}', 1, FULL)).input))
+    assert.is_nil((jsonl.item('\239\187\191{"input": 1}', 2, FULL)))
   end)
 
   it("refuses what is not a job, naming the field", function()

@@ -118,6 +118,7 @@ end
 -- metadata for the batch item key. The input is the line's own text (json.raw): it is sent
 -- byte for byte as written, never through Lua's numbers, and so are the metadata's values.
 function L.item(text, n, opts)
+  if n == 1 and sub(text, 1, 3) == "\239\187\191" then text = sub(text, 4) end   -- a UTF-8 BOM
   if not find(text, "[^ \t\r\n]") then return false end
   local proto
   if opts.input_only then
