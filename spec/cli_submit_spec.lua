@@ -247,8 +247,9 @@ describe("salad-jobs submit", function()
     local out, typescript = cli.tmp(), cli.tmp()
     -- 1,200 a minute with a burst of 1: about 3 s, so the line is drawn many times
     local cmd = helpers.command(cli.argv { "submit", "--queue", Q, "--rate-limit", "1200", f },
-      { env = cli.env(emu) }) .. " >" .. helpers.shell_quote(out)
-    local ok, why = helpers.run({ "script", "-q", "-e", "-c", cmd, typescript }, { stderr = true })
+      { env = helpers.sanitizer_env(cli.env(emu)) }) .. " >" .. helpers.shell_quote(out)
+    local ok, why = helpers.run({ "script", "-q", "-e", "-c", cmd, typescript },
+      { stderr = true, plain = true })
     assert.is_true(ok, why)
     local ts = helpers.read_file(typescript)
     local draws = {}

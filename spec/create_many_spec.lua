@@ -97,8 +97,9 @@ describe("client:create_many", function()
     local argv = { helpers.LUA, "-e", script }
     local env = { LUA_PATH = package.path, LUA_CPATH = package.cpath }
     local ts = tmp()
-    local ok, why = helpers.run({ "script", "-q", "-e", "-c", helpers.command(argv, { env = env }), ts },
-      { stderr = true })
+    local ok, why = helpers.run({ "script", "-q", "-e", "-c",
+      helpers.command(argv, { env = helpers.sanitizer_env { LUA_PATH = env.LUA_PATH,
+        LUA_CPATH = env.LUA_CPATH } }), ts }, { stderr = true, plain = true })
     assert.is_true(ok, why)
     local text = helpers.read_file(ts)
     local draws = 0

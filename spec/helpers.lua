@@ -139,6 +139,18 @@ M.LUA = interpreter()
 -- What `make check` sets so that the interpreter can load the sanitizer build of the core.
 local SANITIZER_VARS = { "LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" }
 
+--- sanitizer_env([env]) -> env (a new table when none is given) with the settings of `make
+-- check` that this process has: for a command run inside a tool that must itself run without
+-- them (script(1) under LD_PRELOAD=libasan reports its own leaks, and aborts).
+function M.sanitizer_env(env)
+  env = env or {}
+  for _, name in ipairs(SANITIZER_VARS) do
+    local v = os.getenv(name)
+    if v then env[name] = v end
+  end
+  return env
+end
+
 --- command(cmd, opts): the shell text that runs cmd, an argument list (quoted here) or shell
 -- text (run by sh -c), with opts.env ({ NAME = value }; false unsets NAME) and, when
 -- opts.plain, without the sanitizer settings of `make check` (a program that is not
