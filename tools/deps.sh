@@ -61,7 +61,8 @@ probe() {
   need nginx-light "nginx (the TLS specs, pending without it; make bench-emulator)" nginx
   need haproxy "haproxy (the HAProxy spec, on Lua 5.3; pending without it)" haproxy
   need wrk "wrk (make bench-bulk: the bulk benchmark's peer; its ratio is left out without it)" have wrk
-  need curl "curl (the example session of docs/emulator.md)" have curl
+  need time "GNU time (make bench-cli: a command's peak memory)" test -x /usr/bin/time
+  need curl "curl (the example session of docs/emulator.md; make bench-cli: the curl loop)" have curl
   need luarocks "luarocks (make rock-check)" have luarocks
   need pkg-config "pkg-config (make rock-check)" have pkg-config
   need valgrind "valgrind (make valgrind)" have valgrind
