@@ -94,8 +94,10 @@ local function follow(results)
         cx:write(encode(job, SORTED))
       end
       io.stdout:flush()   -- jobs end slowly: each is out as soon as it is known
-      p:draw(done, #ids, { count.succeeded .. " succeeded", count.failed .. " failed",
-        count.cancelled .. " cancelled" })
+      if p.on then
+        p:draw(done, #ids, { count.succeeded .. " succeeded", count.failed .. " failed",
+          count.cancelled .. " cancelled" })
+      end
     end
     local jobs, err = client:wait_many { queue_name = queue, ids = ids, on_job = on_job,
       timeout = o.timeout or 1e6, interval = o.interval }

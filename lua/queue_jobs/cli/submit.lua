@@ -103,6 +103,7 @@ local function submit(cx, o, pos)
   local total = p.on and path ~= "-" and count_lines(path) or nil
   local c = { created = 0, failed = 0, resumed = 0, blank = 0, lines = 0 }
   local function draw(final)
+    if not p.on then return end   -- (no terminal: not even the counts' text is made)
     p.free = c.resumed + c.blank
     p:draw(c.created + c.failed + c.resumed + c.blank, total, {
       c.created .. " created", c.failed .. " failed", c.resumed .. " resumed" }, final)
