@@ -8,8 +8,10 @@
  *   core.signals_caught() -> the number of the first signal caught, or nil
  *
  * The handler only stores the number (a sig_atomic_t) or calls _exit, both async-signal-safe.
- * No SA_RESTART: a wait in epoll_wait ends early with EINTR (the engine looks again without
- * waiting, src/engine.c), so the engine's loop sees the signal soon.
+ * SA_RESTART, so that a read or a write in progress (stdio's, on a pipe) goes on instead of
+ * failing with EINTR, which would lose output; epoll_wait and nanosleep are never restarted
+ * (signal(7)): a wait in the engine still ends early (it looks again without waiting,
+ * src/engine.c), so the engine's loop sees the signal soon.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -31,6 +33,7 @@ static int signals_catch(lua_State *L) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
     if (sigaction(sigs[i], &sa, NULL) != 0) return luaL_error(L, "signals_catch: sigaction failed");
