@@ -200,6 +200,12 @@ describe("client:create_many", function()
     local ok, err = pcall(c.create_many, c, source { 5, 5 }, { on_result = function() end })
     assert.is_false(ok)
     assert.matches("the iterator gave index 5 after 5", tostring(err))
+    -- one past what a journal record holds (15 digits) is refused before anything is sent
+    ok, err = pcall(c.create_many, c, source { 1000000000000000 }, { journal = tmp(),
+      on_result = function() end })
+    assert.is_false(ok)
+    assert.matches("index 1000000000000000 %(at most 999999999999999", tostring(err))
+    assert.are.equal(6, emu:counters().creates_accepted)   -- 5 above, and the first 5 of {5, 5}
   end)
 
   it("resumes after a SIGKILL half way: every item exactly once", function()

@@ -54,6 +54,10 @@ local function source_of(items)
         error(fmt("create_many: the iterator gave index %d after %d (indexes must increase)",
           a, i), 0)
       end
+      if a > journal_mod.MAX_INDEX then
+        error(fmt("create_many: the iterator gave index %d (at most %d: the journal's records " ..
+          "hold 15 digits)", a, journal_mod.MAX_INDEX), 0)
+      end
       i = a
       return i, b
     end

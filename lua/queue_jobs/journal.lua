@@ -29,6 +29,7 @@ J.__index = J
 
 local HEADER = "^queue_jobs journal 1 (%x+)$"
 local MAX_ID = 128   -- bytes of a job id in a record
+J.MAX_INDEX = 999999999999999   -- the largest item index a record holds (15 digits)
 
 -- A batch id: 16 hex digits from the kernel's random source (or, without it, the clock).
 local function new_batch()
