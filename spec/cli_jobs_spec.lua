@@ -136,6 +136,52 @@ describe("salad-jobs wait, results, get, list, cancel, secret", function()
     assert.matches("id must be a UUID", err)
   end)
 
+  it("prints a job whose input nests 1000 levels (the most a value may), with get, list and wait", function()
+    emu = cli.start()
+    local f = cli.write_lines { ("["):rep(1000) .. ("]"):rep(1000) }
+    local code, out, err = cli.run(emu, { "submit", "--queue", Q, "--no-journal", "--input-only", f })
+    assert.are.equal(0, code, err)
+    local id = cli.jsonl(out)[1].id
+    finish(id, "succeeded", "ok")
+    for _, args in ipairs { { "get", "--queue", Q, id }, { "list", "--queue", Q },
+      { "wait", "--queue", Q, id } } do
+      local c, o, e = cli.run(emu, args)
+      assert.are.equal(0, c, args[1] .. ": " .. e)
+      assert.is_truthy(o:find('"input":' .. ("["):rep(1000) .. ("]"):rep(1000), 1, true), args[1])
+      assert.are.equal(1, select(2, o:gsub("\n", "")))
+    end
+  end)
+
+  it("get: 2 when an id is not one, whatever the order; a failed request names its id", function()
+    emu = cli.start()
+    local missing = "00000000-0000-4000-8000-000000000000"
+    local c1, _, e1 = cli.run(emu, { "get", "--queue", Q, "nope", missing })
+    local c2, _, e2 = cli.run(emu, { "get", "--queue", Q, missing, "nope" })
+    assert.are.same({ 2, 2 }, { c1, c2 })
+    assert.is_truthy(e1:find(missing .. ": get: HTTP 404", 1, true), e1)
+    assert.is_truthy(e2:find(missing .. ": get: HTTP 404", 1, true), e2)
+  end)
+
+  it("never prints the key, not even when a server echoes it into a job, and not a short key", function()
+    emu = cli.start()
+    local scripted = require "scripted"
+    local short = "k3y"
+    local job = { id = "11111111-1111-4111-8111-111111111111", status = "pending", input = {
+      note = "your key is " .. cli.KEY .. " and " .. short }, events = {}, create_time =
+      "2024-01-20T01:02:48.4787553+00:00", update_time = "2024-01-20T01:02:48.4787553+00:00" }
+    local srv = scripted.start { default = { status = 200, body = helpers.json.encode(job) } }
+    local base = srv.url:gsub("/run$", "/api/public")
+    local _, out, err = cli.run(emu, { "--verbose", "get", "--queue", Q, job.id },
+      { env = { SALAD_BASE_URL = base } })
+    assert.matches("your key is %[REDACTED%]", out)
+    assert.is_nil((out .. err):find(cli.KEY, 1, true))
+    _, out, err = cli.run(emu, { "--verbose", "get", "--queue", Q, job.id },
+      { env = { SALAD_BASE_URL = base, SALAD_API_KEY = short } })
+    srv.stop()
+    assert.matches("and %[REDACTED%]", out)
+    assert.is_nil((out .. err):find(short, 1, true))
+  end)
+
   it("list takes every page", function()
     emu = cli.start()
     submitted(230)

@@ -6,6 +6,7 @@ local helpers = require "helpers"
 local cli = require "cli_support"
 
 local json = helpers.json
+local q = helpers.shell_quote
 local KEY, Q = cli.KEY, cli.Q
 
 describe("salad-jobs submit", function()
@@ -189,6 +190,88 @@ describe("salad-jobs submit", function()
     assert.are.equal(40, emu:counters().requests.create_job - 0)
   end)
 
+  it("writes every created line whole when a signal comes while stdout is a full pipe", function()
+    emu = cli.start()
+    local f = file_of(3000)
+    local base = cli.tmp()
+    local pidf, rcf, outf = base .. ".pid", base .. ".rc", base .. ".out"
+    local gate = base .. ".gate"
+    -- submit | a reader that starts only once the gate exists: the pipe fills, writes block
+    local cmd = helpers.command(cli.argv { "submit", "--queue", Q, "--rate-limit", "none", f },
+      { env = cli.env(emu) })
+    local script = ("(%s & echo $! >%s; wait $!; echo $? >%s) | " ..
+      "(while [ ! -e %s ]; do sleep 0.05; done; cat >%s)"):format(cmd, q(pidf), q(rcf), q(gate), q(outf))
+    local p = helpers.spawn { argv = { "sh", "-c", script } }
+    -- wait until the pipe is full: the journal's created lines stop growing
+    local function created()
+      return select(2, (helpers.read_file(f .. ".journal") or ""):gsub("\nc ", ""))
+    end
+    local last = -1
+    assert.truthy(helpers.wait_for(function()
+      local n = created()
+      if n > 0 and n == last then return true end
+      last = n
+    end, 60, 0.5))
+    assert.is_true(last < 3000, "the pipe never filled")
+    os.execute("kill -TERM " .. assert(helpers.read_file(pidf)):match("%d+"))
+    os.execute("sleep 0.3")
+    helpers.write_file(gate, "")
+    p:wait()
+    assert.are.equal("143", (helpers.read_file(rcf) or ""):match("%d+"))
+    local journal = helpers.read_file(f .. ".journal")
+    local _, recorded = journal:gsub("\nc ", "")
+    local out = helpers.read_file(outf)
+    local lines = cli.jsonl(out)                       -- each one whole JSON
+    assert.are.equal(recorded, #lines)
+    assert.are.equal("\n", out:sub(-1))
+    os.remove(pidf) os.remove(rcf) os.remove(outf) os.remove(gate)
+  end)
+
+  it("--check stops at a signal with 130, at the next line", function()
+    emu = cli.start()
+    local fifo = cli.tmp()
+    assert(helpers.shell("mkfifo " .. q(fifo)))
+    local p = helpers.spawn { argv = { "sh", "-c", "exec " .. helpers.command(cli.argv { "submit",
+      "--check", "-" }, { env = cli.env(emu) }) .. " <" .. q(fifo) } }
+    local w = assert(io.open(fifo, "w"))
+    w:write('{"input": 1}\n', '{"input": 2}\n')
+    w:flush()
+    assert.truthy(helpers.wait_for(function() return p:getpid() ~= nil end, 10))
+    os.execute("sleep 0.3")
+    p:signal("INT")
+    os.execute("sleep 0.3")
+    assert.is_true(p:alive())          -- reading standard input, which has no more yet
+    w:write('{"input": 3}\n')
+    w:close()
+    assert.are.equal(130, (p:wait()))
+    assert.matches("check: interrupted after line 3", p.stderr)   -- (the read it was in ends first)
+  end)
+
+  it("refuses a journal made for another queue, creating nothing", function()
+    emu = cli.start()
+    local f = file_of(4)
+    assert.are.equal(0, (cli.run(emu, { "submit", "--queue", Q, f })))
+    local code, out, err = cli.run(emu, { "submit", "--queue", "other-queue", f })
+    assert.are.equal(2, code, err)
+    assert.are.equal("", out)
+    assert.matches("records jobs that are not in the queue other%-queue", err)
+    assert.are.equal(4, emu:counters().creates_accepted)
+    -- the queue it was made for resumes it: every line already there
+    code, out = cli.run(emu, { "submit", "--queue", Q, f })
+    assert.are.equal(0, code)
+    assert.are.equal(4, #cli.jsonl(out))
+    assert.are.equal(4, emu:counters().creates_accepted)
+  end)
+
+  it("reads a null metadata or webhook as none given, as the API does", function()
+    emu = cli.start()
+    local f = cli.write_lines { '{"input": 1, "metadata": null}', '{"input": 2, "webhook": null}' }
+    local code, out, err = cli.run(emu, { "submit", "--queue", Q, "--no-journal", f })
+    assert.are.equal(0, code, err)
+    assert.are.equal(2, #cli.jsonl(out))
+    assert.are.equal(0, (cli.run(emu, { "submit", "--check", f })))
+  end)
+
   it("exits 1 when the server refuses some lines, and says why for each", function()
     emu = cli.start()
     emu:fault { method = "POST", count = 2, fault = { kind = "status", status = 400,
@@ -210,7 +293,7 @@ describe("salad-jobs submit", function()
       { { "submit", "--queue", Q, "--concurrency", "1001", f }, "1%.%.1000" },
       { { "submit", "--queue", Q, "--concurrency" }, "%-%-concurrency needs a value" },
       { { "submit", "--queue", Q, f, f }, "submit takes one file" },
-      { { "submit", "--queue", Q, "/nonexistent/in.jsonl" }, "cannot read /nonexistent/in.jsonl" },
+      { { "submit", "--queue", Q, "/nonexistent/in.jsonl" }, 'cannot read "/nonexistent/in.jsonl": No such file' },
       { { "submit", "--queue", "Not_A_Queue", f }, "%-%-queue must be 2%.%.63 characters" },
       { { "frobnicate" }, '"frobnicate" is not a command' },
       { {}, "usage: salad%-jobs" },
@@ -305,6 +388,22 @@ describe("salad-jobs submit", function()
     for _, args in ipairs(runs) do
       local _, o, e = cli.run(emu, args)
       assert.is_nil((o .. e):find(KEY, 1, true), args[1] .. " " .. tostring(args[2]))
+    end
+    -- the key typed where a file, a command or an option goes: no message quotes it
+    local typed = {
+      { "--api-key-file", KEY, "secret" },
+      { KEY },
+      { "submit", "--queue", Q, KEY },
+      { "wait", "--queue", Q, "--ids", KEY },
+      { "--api-key " .. KEY, "secret" },
+      { "--api-key:" .. KEY, "secret" },
+      { "submit", "--queue", Q, "--journal", KEY .. "/j", file_of(1) },
+    }
+    for _, args in ipairs(typed) do
+      local c, o, e = cli.run(emu, args, { env = { SALAD_API_KEY = false } })
+      assert.is_true(c == 1 or c == 2, e)
+      assert.is_nil((o .. e):find(KEY, 1, true), table.concat(args, " "):gsub(KEY, "KEY") .. ": " ..
+        (o .. e):gsub(KEY, "KEY"))
     end
     -- the key from a file works the same, and is not printed either
     local kf = cli.write_lines { KEY }

@@ -61,12 +61,45 @@ end
 local Cx = {}
 Cx.__index = Cx
 
+--- cx:redact(text) -> text without the key: core.redact's rules (every echo of a key of 8
+-- bytes or more, cut, escaped or trimmed), and a shorter key wherever it appears as it is
+-- (core.redact leaves those alone, since they match ordinary words; here a garbled message
+-- is the lesser harm).
+function Cx:redact(text)
+  local key = self.key
+  if not key or key == "" then return text end
+  text = core.redact(key, text)
+  if #key < 8 and text:find(key, 1, true) then
+    local parts, at = {}, 1
+    while true do
+      local a, b = text:find(key, at, true)
+      if not a then break end
+      parts[#parts + 1] = text:sub(at, a - 1)
+      parts[#parts + 1] = "[REDACTED]"
+      at = b + 1
+    end
+    parts[#parts + 1] = text:sub(at)
+    text = table.concat(parts)
+  end
+  return text
+end
+
 --- cx:say(text): "salad-jobs: text" on stderr, the key redacted, after wiping a progress
 -- line.
 function Cx:say(text)
   if self.progress then self.progress:clear() end
-  io.stderr:write("salad-jobs: ", core.redact(self.key or "", tostring(text)), "\n")
+  io.stderr:write("salad-jobs: ", self:redact(tostring(text)), "\n")
   io.stderr:flush()
+end
+
+--- cx:shown(arg) -> how a message may name an argument the user typed: the argument itself
+-- when it looks like what it should be (a name, a path), else a description. It could be the
+-- key typed in the wrong place, before anything knows it is the key.
+function Cx.shown(arg, what)
+  if #arg <= 64 and arg:find("^[%w._/-]+$") and (arg:find("[./]") or #arg <= 16) then
+    return fmt("%q", arg)
+  end
+  return what
 end
 
 --- cx:usage(text) -> 2, after saying text and where help is.
@@ -146,16 +179,27 @@ function Cx:need(value, flag, env)
   return value
 end
 
---- cx:write(line): a line on stdout.
-function Cx.write(_, line)
-  io.stdout:write(line, "\n")
+--- cx:write(line) -> true | nil: a line on stdout, the key redacted (a server could echo it
+-- into a job). A failed write is said once and remembered (cx.write_error): the command then
+-- ends with status 1 at least.
+function Cx:write(line)
+  local ok, err = io.stdout:write(self:redact(line), "\n")
+  if ok then return true end
+  self:write_failed(err)
+end
+
+function Cx:write_failed(err)
+  if not self.write_error then
+    self.write_error = tostring(err)
+    self:say("cannot write the output: " .. self.write_error)
+  end
 end
 
 -- ---- main -------------------------------------------------------------------------------
 
 local function read_key(path)
   local f, err = io.open(path, "rb")
-  if not f then return nil, err end
+  if not f then return nil, (err:gsub("^.*: ", "")) end   -- the reason alone: the "path" could be the key
   local s = f:read("a") or ""
   f:close()
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
@@ -179,7 +223,10 @@ function C.main(argv)
   for _, c in ipairs(COMMANDS) do
     if c[1] == name then entry = c end
   end
-  if not entry then return cx:usage(fmt("%q is not a command", name):gsub("\\\n", "\\n")) end
+  if not entry then
+    return cx:usage(fmt("%s is not a command (submit, wait, results, get, list, cancel, secret)",
+      cx.shown(name, "the first argument")))
+  end
   cx.command = name
   local cmd = require(entry[2])
   local spec = cmd.commands[name]
@@ -200,12 +247,14 @@ function C.main(argv)
   end
   if opts.api_key_file then
     local key, err = read_key(opts.api_key_file)
-    if not key then return cx:usage("--api-key-file: " .. err) end
+    if not key then return cx:usage("--api-key-file: cannot read it: " .. err) end
     cx.key = key
   end
   core.signals_catch()
   local ok, status = pcall(spec.run, cx, opts, pos)
-  io.stdout:flush()
+  local fok, ferr = io.stdout:flush()
+  if not fok then cx:write_failed(ferr) end
+  if ok and cx.write_error and status == 0 then status = 1 end
   if not ok then
     if status == INTERRUPTED then
       cx:say("interrupted")

@@ -55,7 +55,12 @@ function A.parse(argv, first, options, stop)
       local name, value = a:match("^%-%-([^=]*)=(.*)$")
       name = name or a:sub(3)
       local o = options[name]
-      if not o then return nil, fmt("--%s is not an option here (see --help)", name) end
+      if not o then   -- named only when it looks like an option's name (not a key pasted in)
+        if #name <= 32 and name:find("^[%w-]+$") then
+          return nil, fmt("--%s is not an option here (see --help)", name)
+        end
+        return nil, "an argument starting with -- is not an option here (see --help)"
+      end
       local key = o.key or name:gsub("%-", "_")
       if o.takes then
         if value == nil then

@@ -12,6 +12,30 @@ local J = { commands = {} }
 
 local SORTED = { sort_keys = true }   -- a job's fields in one order, run after run
 
+-- A job as one JSON line, its members in key order, each encoded alone: a job may hold an
+-- input or an output nested 1000 levels deep (all the codec allows a value), and the object
+-- around it would be one level more. nil and a message when a member cannot be encoded.
+local function job_line(job)
+  local keys = {}
+  for k in pairs(job) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for i, k in ipairs(keys) do
+    local v, err = encode(job[k], SORTED)
+    if not v then return nil, fmt("$.%s: %s", k, tostring(err.message)) end
+    parts[i] = encode(k) .. ":" .. v
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- Prints a job (cx:write); a job that cannot be printed is said, and counted as a failure.
+local function print_job(cx, job)
+  local line, why = job_line(job)
+  if line then return cx:write(line) end
+  cx:say(fmt("job %s cannot be printed: %s", tostring(job.id), why))
+  cx.unprinted = true
+end
+
 local QUEUE = { takes = "string", arg = "QUEUE", help = "the queue (required)" }
 
 local FOLLOW = {
@@ -46,16 +70,21 @@ local function ids_of(o, pos)
   if o.ids then
     local fh, err = io.stdin, nil
     if o.ids ~= "-" then fh, err = io.open(o.ids, "rb") end
-    if not fh then return nil, "--ids: cannot read " .. err end
+    if not fh then return nil, "--ids: cannot read it: " .. err:gsub("^.*: ", "") end
     local n = 0
-    for text in fh:lines() do
+    while true do
+      local text, rerr = fh:read("l")
+      if text == nil then
+        if rerr then return nil, "--ids: cannot read it: " .. tostring(rerr) end
+        break
+      end
       n = n + 1
       local t = text:match("^%s*(.-)%s*$")
       if t:sub(1, 1) == "{" then
         local v = decode(t)
         if type(v) ~= "table" or type(v.id) ~= "string" then
           if fh ~= io.stdin then fh:close() end
-          return nil, fmt("%s: line %d: $.id: a JSON line needs an \"id\" string", o.ids, n)
+          return nil, fmt("--ids: line %d: $.id: a JSON line needs an \"id\" string", n)
         end
         add(v.id, math.type(v.line) == "integer" and v.line or nil)
       elseif t ~= "" then
@@ -88,10 +117,15 @@ local function follow(results)
       count[job.status] = (count[job.status] or 0) + 1
       if results then
         local n = type(job.id) == "string" and line[job.id:lower()]
+        local output, oerr = encode(job.output == nil and null or job.output, SORTED)
+        if not output then
+          cx:say(fmt("job %s: its output cannot be printed: %s", tostring(job.id), tostring(oerr.message)))
+          cx.unprinted, output = true, "null"
+        end
         cx:write(fmt('{%s"id":%s,"status":%s,"output":%s}', n and fmt('"line":%d,', n) or "",
-          encode(job.id), encode(job.status), encode(job.output == nil and null or job.output, SORTED)))
+          encode(job.id), encode(job.status), output))
       else
-        cx:write(encode(job, SORTED))
+        print_job(cx, job)
       end
       io.stdout:flush()   -- jobs end slowly: each is out as soon as it is known
       if p.on then
@@ -116,7 +150,7 @@ local function follow(results)
       cx:say(fmt("%s: %d jobs: %d succeeded, %d failed, %d cancelled", cx.command, #ids,
         count.succeeded, count.failed, count.cancelled))
     end
-    return count.succeeded == #ids and 0 or 1
+    return (count.succeeded == #ids and not cx.unprinted) and 0 or 1
   end
 end
 
@@ -128,17 +162,23 @@ local function each_id(op)
     if #pos == 0 then return cx:usage(cx.command .. " needs job ids") end
     local client, cst = cx:client(nil, true)
     if not client then return cst end
-    local status = 0
+    local status = 0   -- the worst: 2 (an id that is not one) over 1 (a request that failed)
     for _, id in ipairs(pos) do
       local v, err = client[op](client, { queue_name = queue, id = id })
       if v == nil then
-        cx:say(err.message)
-        status = err.kind == "invalid_argument" and 2 or 1
+        if err.kind == "invalid_argument" then
+          cx:say(err.message)
+          status = 2
+        else
+          cx:say(fmt("%s: %s", id, err.message))
+          if status == 0 then status = 1 end
+        end
       elseif op == "get" then
-        cx:write(encode(v, SORTED))
+        print_job(cx, v)
       end
     end
     client:close()
+    if cx.unprinted and status == 0 then status = 1 end
     return status
   end
 end
@@ -157,11 +197,11 @@ local function list(cx, o, pos)
       return err.kind == "invalid_argument" and 2 or 1
     end
     n = n + 1
-    cx:write(encode(job, SORTED))
+    print_job(cx, job)
   end
   client:close()
   if not o.quiet then cx:say(fmt("list: %d jobs", n)) end
-  return 0
+  return cx.unprinted and 1 or 0
 end
 
 local function secret(cx, _, pos)

@@ -139,6 +139,9 @@ function L.item(text, n, opts)
     end
     if m.input == nil then return nil, bad(n, "$.input", "is required") end
     proto = { input = raw(m.input) }   -- (valid: decode_members checked it)
+    -- a null metadata or webhook is one not given, as the API reads it
+    if m.metadata == "null" then m.metadata = nil end
+    if m.webhook == "null" then m.webhook = nil end
     if m.metadata then                  -- its values as written too, when it is an object
       local members = decode_members(m.metadata)
       if members then

@@ -53,12 +53,26 @@ local function failure(n, err, input_only)
   return fmt("line %d: %s", n, m)
 end
 
--- --check: every line read and checked in full; nothing sent.
-local function check(cx, fh, o)
+-- --check: every line read and checked in full; nothing sent. A signal ends it at the next
+-- line (the status 128 + the signal's number).
+local function check(cx, fh, o, path)
   local n, jobs, bad = 0, 0, 0
-  for text in fh:lines() do
+  local opts = { input_only = o.input_only, full = true, reconcile = true }
+  while true do
+    if cx.interrupted() then
+      cx:say(fmt("check: interrupted after line %d", n))
+      return 128 + cx.interrupted()
+    end
+    local text, rerr = fh:read("l")
+    if text == nil then
+      if rerr then
+        cx:say(fmt("cannot read %s: %s", cx.shown(path, "the file"), rerr))
+        return 2
+      end
+      break
+    end
     n = n + 1
-    local proto, why = jsonl.item(text, n, { input_only = o.input_only, full = true, reconcile = true })
+    local proto, why = jsonl.item(text, n, opts)
     if proto then
       jobs = jobs + 1
     elseif proto == nil then
@@ -72,6 +86,36 @@ local function check(cx, fh, o)
   return bad > 0 and 1 or 0
 end
 
+-- The id of the first job a journal records, or nil (no journal, or none created yet).
+local function first_job(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local id
+  for line in f:lines() do
+    id = line:match("^c %d+ (%S+)$")
+    if id then break end
+  end
+  f:close()
+  return id
+end
+
+-- A journal made for another queue (or organization, or project) would have every line
+-- skipped as created: its first job must be in this queue. nil when it is (or there is none
+-- to look at), else the status to exit with (said).
+local function journal_elsewhere(cx, client, journal, queue)
+  local id = first_job(journal)
+  if not id then return nil end
+  local job, err = client:get { queue_name = queue, id = id }
+  if job then return nil end
+  if err.status == 404 then
+    return cx:usage(fmt("the journal %s records jobs that are not in the queue %s (a journal " ..
+      "belongs to one file and one queue): give the queue it was made for, or another --journal",
+      cx.shown(journal, "given"), queue))
+  end
+  cx:say("cannot look at the journal's first job: " .. tostring(err.message))
+  return 1
+end
+
 local function submit(cx, o, pos)
   if #pos > 1 then return cx:usage("submit takes one file (or - for standard input)") end
   if o.journal and o.no_journal then return cx:usage("--journal and --no-journal exclude each other") end
@@ -82,11 +126,11 @@ local function submit(cx, o, pos)
   else
     fh, oerr = io.open(path, "rb")
     if not fh then
-      cx:say("cannot read " .. oerr)
+      cx:say(fmt("cannot read %s: %s", cx.shown(path, "the file"), (oerr:gsub("^.*: ", ""))))
       return 2
     end
   end
-  if o.check then return check(cx, fh, o) end
+  if o.check then return check(cx, fh, o, path) end
   local queue, st = cx:need(o.queue, "--queue")
   if not queue then return st end
   if not validate.is_name(queue) then return cx:usage("--queue " .. validate.NAME_RULE) end
@@ -97,6 +141,14 @@ local function submit(cx, o, pos)
   local eng = queue_jobs.engine { max_connections = concurrency }
   local client, cst = cx:client(eng)
   if not client then return cst end
+  if journal then
+    local elsewhere = journal_elsewhere(cx, client, journal, queue)
+    if elsewhere then
+      client:close()
+      eng:close()
+      return elsewhere
+    end
+  end
 
   local p = progress_mod.new { what = "submit", unit = "lines", clock = core.monotime }
   cx.progress = p
@@ -117,6 +169,7 @@ local function submit(cx, o, pos)
         stopped = true
         return nil
       end
+      if cx.write_error then return nil end   -- (said; the journal holds what was done)
       local text, rerr = fh:read("l")
       if text == nil then
         if rerr then
@@ -141,7 +194,6 @@ local function submit(cx, o, pos)
     end
   end
 
-  local out = io.stdout
   local report, err
   local task = eng:spawn(function()
     return client:create_many(next_item, {
@@ -149,7 +201,7 @@ local function submit(cx, o, pos)
       on_result = function(i, job, e)
         if job then
           c.created = c.created + 1
-          out:write(fmt('{"line":%d,"id":%s,"status":%s}\n', i, encode(job.id), encode(job.status)))
+          cx:write(fmt('{"line":%d,"id":%s,"status":%s}', i, encode(job.id), encode(job.status)))
         else
           c.failed = c.failed + 1
           cx:say(failure(i, e, input_only))
@@ -158,7 +210,7 @@ local function submit(cx, o, pos)
       end,
       on_skipped = function(i, id)
         c.resumed = c.resumed + 1
-        out:write(fmt('{"line":%d,"id":%s,"resumed":true}\n', i, encode(id)))
+        cx:write(fmt('{"line":%d,"id":%s,"resumed":true}', i, encode(id)))
         draw()
       end,
     })
@@ -168,7 +220,7 @@ local function submit(cx, o, pos)
   eng:close()
   client:close()
   if fh ~= io.stdin then fh:close() end
-  out:flush()
+  io.stdout:flush()
   p:clear()
   if not report then
     cx:say(tostring(err.message or err))
@@ -176,7 +228,7 @@ local function submit(cx, o, pos)
     return 1
   end
   if read_error then
-    cx:say("cannot read " .. path .. ": " .. tostring(read_error))
+    cx:say(fmt("cannot read %s: %s", cx.shown(path, "the file"), tostring(read_error)))
     return 2
   end
   if not o.quiet then
