@@ -5,8 +5,8 @@
 -- read, 128 + the signal's number (130 for Ctrl-C) when interrupted.
 --
 -- The key comes from SALAD_API_KEY or --api-key-file, never from argv (every user of the
--- machine can read a process's arguments), and every line written to stderr passes through
--- core.redact with it first: errors, --verbose and the progress line alike.
+-- machine can read a process's arguments), and every line written, to stdout or stderr,
+-- passes through cx:redact first: errors, --verbose, the progress line and the jobs alike.
 local core = require "queue_jobs.core"
 local queue_jobs = require "queue_jobs"
 local args = require "queue_jobs.cli.args"
@@ -92,9 +92,10 @@ function Cx:say(text)
   io.stderr:flush()
 end
 
---- cx:shown(arg) -> how a message may name an argument the user typed: the argument itself
--- when it looks like what it should be (a name, a path), else a description. It could be the
--- key typed in the wrong place, before anything knows it is the key.
+--- cx.shown(arg, what) -> how a message may name an argument the user typed: the argument
+-- itself, quoted, when it looks like what it should be (a name, a path), else what (a
+-- description). An argument could be the key typed in the wrong place, before anything
+-- knows it is the key.
 function Cx.shown(arg, what)
   if #arg <= 64 and arg:find("^[%w._/-]+$") and (arg:find("[./]") or #arg <= 16) then
     return fmt("%q", arg)
