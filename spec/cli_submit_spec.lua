@@ -202,6 +202,13 @@ describe("salad-jobs submit", function()
     local script = ("(%s & echo $! >%s; wait $!; echo $? >%s) | " ..
       "(while [ ! -e %s ]; do sleep 0.05; done; cat >%s)"):format(cmd, q(pidf), q(rcf), q(gate), q(outf))
     local p = helpers.spawn { argv = { "sh", "-c", script } }
+    finally(function()   -- whatever happens above: the reader starts, the command goes
+      helpers.write_file(gate, "")
+      local pid = (helpers.read_file(pidf) or ""):match("%d+")
+      if pid and not p.stopped then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+      p:stop()
+      os.remove(pidf) os.remove(rcf) os.remove(outf) os.remove(gate)
+    end)
     -- wait until the pipe is full: the journal's created lines stop growing
     local function created()
       return select(2, (helpers.read_file(f .. ".journal") or ""):gsub("\nc ", ""))
@@ -224,7 +231,6 @@ describe("salad-jobs submit", function()
     local lines = cli.jsonl(out)                       -- each one whole JSON
     assert.are.equal(recorded, #lines)
     assert.are.equal("\n", out:sub(-1))
-    os.remove(pidf) os.remove(rcf) os.remove(outf) os.remove(gate)
   end)
 
   it("--check stops at a signal with 130, at the next line", function()
