@@ -103,10 +103,14 @@ local function follow(results)
   return function(cx, o, pos)
     local queue, st = cx:need(o.queue, "--queue")
     if not queue then return st end
-    local ids, line = ids_of(o, pos)
-    if not ids then return cx:usage(line) end
+    -- the client first: its key is then known, and redacted from what reading the ids says
     local client, cst = cx:client(nil, true)
     if not client then return cst end
+    local ids, line = ids_of(o, pos)
+    if not ids then
+      client:close()
+      return cx:usage(line)
+    end
     local p = progress_mod.new { what = results and "results" or "wait", unit = "jobs",
       clock = core.monotime }
     cx.progress = p
