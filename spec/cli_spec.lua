@@ -92,7 +92,6 @@ describe("a submit line as a job (queue_jobs.cli.jsonl)", function()
       { '{"input": 1, "a b": 2}', 'line 1: $["a b"]: is not a field of a job' },
       { '{"metadata": {}}', "line 1: $.input: is required" },
       { '{"input": 1, "metadata": [1]}', "line 1: $.metadata: must be a JSON object" },
-      { '{"input": 1, "metadata": null}', "line 1: $.metadata: must be a JSON object" },
       { '{"input": 1, "webhook": 5}', "line 1: $.webhook: must be a string URL (got number)" },
       { '{"input": 1, "metadata": {' .. table.concat(twenty, ",") .. '}}', "line 1: $.metadata: has 20 properties: " ..
         "a bulk create adds its batch item key (queue_jobs_batch_item), and the API allows 20\0" },
@@ -104,6 +103,10 @@ describe("a submit line as a job (queue_jobs.cli.jsonl)", function()
       why = why .. "\0"   -- (a case ending in \0 is the whole message)
       assert.are.equal(c[2], why:sub(1, #c[2]), why)
     end
+    -- a null metadata or webhook is one not given, as the API reads it
+    local p = assert(jsonl.item('{"input": 1, "metadata": null, "webhook": null}', 1, FULL))
+    assert.is_nil(p.metadata)
+    assert.is_nil(p.webhook)
     -- without full, what create itself checks is left to create (nothing is sent either way)
     assert.is_table(jsonl.item('{"input": 1, "webhook": 5}', 1, {}))
   end)
