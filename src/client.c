@@ -7,7 +7,9 @@
  *                  [, decode_left_s]])                              -> one result table:
  *       {status = n, body = s | value = t, content_type = s, retry_after = s, location = s}
  *           an answer; with want_object a 2xx answer that is a JSON object comes decoded, as
- *           `value`, straight from the transfer's buffer (any other answer as `body`).
+ *           `value`, straight from the transfer's buffer (any other answer as `body`); with
+ *           want_object the string "exact", its numbers but int64 integers come as json.raw
+ *           values (the client's exact_numbers).
  *           Decoding makes at most max(max_body / 16, 4096) arrays, objects and strings and
  *           stops decode_left_s seconds after the call began. The header values have the key
  *           redacted; each is absent when the answer had none (Location: only for a 3xx).
@@ -249,6 +251,7 @@ static int http_request(lua_State *L) {
   lim.max_values = h->max_values;
   lim.max_depth = QJ_MAX_DEPTH + 3; /* a list page: {"items": [{"input": <1000 levels>}]} */
   lim.deadline = 0;
+  lim.exact_numbers = lua_type(L, 7) == LUA_TSTRING; /* want_object "exact" */
   if (!lua_isnoneornil(L, 8)) {
     lua_Number left = luaL_checknumber(L, 8);
     lim.deadline = start + (left > 0 ? left : 0) + 1e-9;

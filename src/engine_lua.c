@@ -316,6 +316,7 @@ static int req_result(lua_State *L) {
   lim.max_values = qj_http_max_values(q->h);
   lim.max_depth = QJ_MAX_DEPTH + 3; /* as handle:request's (client.c) */
   lim.deadline = 0;
+  lim.exact_numbers = lua_type(L, 2) == LUA_TSTRING; /* want_object "exact", as there */
   if (!lua_isnoneornil(L, 3)) {
     lua_Number left = luaL_checknumber(L, 3);
     lim.deadline = q->start + (left > 0 ? left : 0) + 1e-9;

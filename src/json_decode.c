@@ -37,6 +37,7 @@ typedef struct dec {
   const unsigned char *p, *start, *end; /* *end is '\0': Lua strings carry one */
   int depth, max_depth;
   int raw_members;                      /* members of the top object stay as their text */
+  int exact_numbers;                    /* numbers but int64 integers become json.raw */
   int arraymt;                          /* stack index of the array metatable */
   int bufidx;                           /* index of a reusable buffer to take, or 0: use b */
   qj_buf *b;                            /* for strings with escapes */
@@ -262,6 +263,24 @@ static const double pow10_exact[23] = {
  * range of a double, however many digits or leading zeros it has. */
 #define EXP_SATURATED INT64_C(1000000000000000)
 
+/* With exact_numbers, a number that is not an int64 integer (or is -0): its text s..q as a
+ * json.raw value (json.c), which json.encode writes back as it is. mag: its magnitude as
+ * dec_number reckons it (0 for a zero); a number out of a double's range is refused as
+ * without the option, so that the value is one json.raw would take. One value of the
+ * max_values budget, as a string is. */
+static int dec_exact_number(dec *d, const unsigned char *s, const unsigned char *q, int64_t mag) {
+  lua_State *L = d->L;
+  if (mag > 309 || (mag == 309 && isinf(strtod_l((const char *)s, NULL, c_locale))))
+    return dec_fail(d, s, "number out of range");
+  if (dec_count(d)) return -1;
+  if (!lua_checkstack(L, 2)) return dec_fail(d, s, "Lua stack overflow");
+  lua_newuserdatauv(L, 0, 1);
+  lua_pushlstring(L, (const char *)s, (size_t)(q - s));
+  (void)lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, QJ_RAW_MT);
+  return 0;
+}
+
 /* Reads m x 10^exp10 from the text, m being its first 19 significant digits (nd of them,
  * inexact when more nonzero or zero digits follow), with exp10 exact for any text. Integers
  * that fit int64 go straight to Lua; a float is exact in one operation when m and 10^exp10
@@ -315,7 +334,7 @@ static int dec_number(dec *d) {
   }
   d->p = q;
 
-  if (!isfloat && !inexact) {
+  if (!isfloat && !inexact && !(d->exact_numbers && neg && m == 0)) {
     if (!neg && m <= (uint64_t)INT64_MAX) {
       lua_pushinteger(d->L, (lua_Integer)m);
       return 0;
@@ -325,6 +344,7 @@ static int dec_number(dec *d) {
       return 0;
     }
   }
+  if (d->exact_numbers) return dec_exact_number(d, s, q, m != 0 ? exp10 + nd : 0);
   if (m == 0) { /* every digit is 0, whatever the exponent */
     lua_pushnumber(d->L, neg ? -0.0 : 0.0);
     return 0;
@@ -513,6 +533,7 @@ static void dec_init(dec *d, lua_State *L, int arraymt, int bufidx, qj_buf *b) {
   d->b = b;
   d->max_depth = QJ_MAX_DEPTH;
   d->raw_members = 0;
+  d->exact_numbers = 0;
   d->made = 0;
   d->max_made = (size_t)-1;
   d->tick = DEC_TICK;
@@ -548,6 +569,7 @@ int qj_json_decode_object(lua_State *L, const char *s, size_t n, int arraymt, qj
   d->max_depth = lim->max_depth;
   if (lim->max_values > 0) d->max_made = lim->max_values;
   d->deadline = lim->deadline;
+  d->exact_numbers = lim->exact_numbers;
   if (dec_run(d, s, n) != 0 || !lua_istable(L, -1) ||
       lua_getmetatable(L, -1)) { /* a decoded array carries the array metatable */
     lua_settop(L, top);
@@ -571,6 +593,7 @@ int qj_json_decode_object_lua(lua_State *L) {
   lim.max_values = (size_t)max_values;
   lim.deadline = (double)luaL_checknumber(L, 3);
   lim.max_depth = (int)max_depth;
+  lim.exact_numbers = 0;
   lua_settop(L, 4);
   lua_pushvalue(L, lua_upvalueindex(1));
   r = qj_json_decode_object(L, s, n, 5, (qj_buf *)lua_touserdata(L, lua_upvalueindex(3)), &lim);
@@ -601,7 +624,7 @@ static int dec_push_error(lua_State *L, const dec *d) {
   return 2;
 }
 
-/* json.decode(text [, {max_depth = n, max_values = n}]) -> value | nil, err */
+/* json.decode(text [, {max_depth = n, max_values = n, exact_numbers = bool}]) -> value | nil, err */
 int qj_json_decode(lua_State *L) {
   dec state, *d = &state;
   size_t n;
@@ -624,6 +647,10 @@ int qj_json_decode(lua_State *L) {
       lua_Integer v = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
       luaL_argcheck(L, v >= 0, ARG_OPTS, "option 'max_values' must be a non-negative integer");
       if (v > 0) d->max_made = (lua_Unsigned)v < (size_t)-1 ? (size_t)v : (size_t)-1;
+    }
+    if (lua_getfield(L, ARG_OPTS, "exact_numbers") != LUA_TNIL) {
+      luaL_argcheck(L, lua_isboolean(L, -1), ARG_OPTS, "option 'exact_numbers' must be a boolean");
+      d->exact_numbers = lua_toboolean(L, -1);
     }
     lua_settop(L, ARG_OPTS);
   }

@@ -165,6 +165,7 @@ typedef struct qj_dec_limits {
   size_t max_values; /* arrays, objects and strings (keys included) it may make; 0: no bound */
   double deadline;   /* CLOCK_MONOTONIC seconds (qj_monotime) at which it stops; 0: none */
   int max_depth;     /* nesting of the whole text */
+  int exact_numbers; /* numbers but int64 integers come as json.raw values (their text) */
 } qj_dec_limits;
 
 /* Results of qj_json_decode_object. */
