@@ -635,6 +635,30 @@ describe("queue_jobs client against the emulator", function()
     end)
   end)
 
+  it("exact_numbers: an answer's numbers but int64 integers come as json.raw, blocking or in a task", function()
+    local plain = client()
+    local job = assert(plain:create { queue_name = Q, input = qj.json.raw('{"n": 98765432109876543210, "p": 0.10, "i": 7}') })
+    local exact = client { exact_numbers = true }
+    local got = assert(exact:get { queue_name = Q, id = job.id })
+    assert.are.equal("98765432109876543210", tostring(got.input.n))
+    assert.are.equal("0.10", tostring(got.input.p))
+    assert.are.equal(7, got.input.i)                      -- an int64 integer stays one
+    assert.are.equal('{"i":7,"n":98765432109876543210,"p":0.10}', qj.json.encode(got.input, { sort_keys = true }))
+    local before = assert(plain:get { queue_name = Q, id = job.id })
+    assert.are.equal("float", math.type(before.input.n))   -- without the option, as before
+    -- inside a task of an engine: the same
+    local eng = qj.engine()
+    local ec = client { exact_numbers = true, engine = eng }
+    local t = eng:spawn(function() return ec:get { queue_name = Q, id = job.id } end)
+    eng:loop()
+    local tj = assert(t:result())
+    assert.are.equal("98765432109876543210", tostring(tj.input.n))
+    local bad = select(2, qj.client { api_key = KEY, base_url = emu.url, exact_numbers = "yes" })
+    assert.matches("exact_numbers must be a boolean", bad.message)
+    for _, x in ipairs { plain, exact, ec } do x:close() end
+    eng:close()
+  end)
+
   it("the API key is absent from tostring(err) and from every field of every error", function()
     assert.is_true(#all_errors >= 30, "only " .. #all_errors .. " errors collected")
     local kinds = {}

@@ -112,6 +112,7 @@
 ---@field rate_limit? number|false Requests per minute (token bucket), in (0, 1e9]; `false`: no pacing. Default: 240.
 ---@field burst? integer Requests that may go at once before pacing starts, 1..1000000. Default: 1.
 ---@field max_body? integer The largest response body, decompressed, in bytes, 1..2^40 (larger: `too_large`); it also bounds what decoding makes (`max_body / 16` values). Default: 67108864 (64 MiB).
+---@field exact_numbers? boolean Numbers in answers that are not int64 integers come as `queue_jobs.RawJSON` (their text, written back as it is by `json.encode`) instead of floats. Default: false.
 ---@field ca_file? string A CA bundle for TLS verification. Default: the system's CAs.
 ---@field proxy? string A proxy URL; with a plain `http://` base URL it needs `allow_http`. Default: curl's proxy environment variables (https only).
 ---@field allow_http? boolean `true` allows plain `http://` to hosts that are not loopback, and a `proxy` with a plain `http://` base URL. Default: false.
@@ -327,6 +328,7 @@ function Client:close() end
 ---@class queue_jobs.DecodeOptions
 ---@field max_depth? integer The deepest nesting, 1..1000. Default: 1000.
 ---@field max_values? integer The most arrays, objects and strings (keys included) one decode may make; past it, kind `too_large`. 0 (the default): no bound.
+---@field exact_numbers? boolean Numbers that are not int64 integers come as `queue_jobs.RawJSON` (their text) instead of floats. Default: false.
 
 ---The exact JSON codec.
 ---@class queue_jobs.JSON

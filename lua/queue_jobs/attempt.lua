@@ -5,6 +5,7 @@
 --
 -- A driver is a table of functions:
 --   transfer(h, method, url, body, timeout, connect_timeout, want_object, decode_left)
+--   (want_object: false, true, or "exact" for json.raw numbers)
 --     -> the result table of the C handle's request (see src/client.c)
 --   wait(seconds)       -> returns once that much time has passed
 --   clock()             -> seconds, monotonic
@@ -78,7 +79,8 @@ function A.run(c, op, method, url, body, shape, s)
   local now = clock()
   local deadline = s.deadline and (now + s.deadline) or huge
   local bucket = c._bucket
-  local want_object = shape ~= NONE
+  -- ("exact": the answer's numbers but int64 integers as json.raw, the client's exact_numbers)
+  local want_object = shape ~= NONE and (s.exact_numbers and "exact" or true)
   local attempt, err = 0, nil
   while true do
     attempt = attempt + 1

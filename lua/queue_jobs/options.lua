@@ -38,6 +38,7 @@ O.DEFAULTS = {
   rate_limit = 240,         -- requests per minute (token bucket); false: no pacing
   burst = 1,                -- requests that may go at once before pacing starts
   max_body = 64 * 1024 * 1024, -- bytes of a response body (kind "too_large" above)
+  exact_numbers = false,    -- true: numbers in answers but int64 integers come as json.raw
   ca_file = nil,            -- CA bundle for TLS verification
   proxy = nil,              -- proxy URL (curl's proxy environment variables also work)
   allow_http = false,       -- true: plain http:// to hosts other than loopback
@@ -121,6 +122,7 @@ local RULES = {
   { "backoff_base", seconds() }, { "backoff_max", seconds() },
   { "max_retry_after", seconds(true) }, { "rate_limit", rate },
   { "burst", integer(1, 1000000) }, { "max_body", integer(1, 1 << 40) },
+  { "exact_numbers", boolean },
   { "ca_file", text }, { "proxy", text }, { "user_agent", text }, { "engine", engine },
 }
 local RULE = {}
