@@ -49,6 +49,31 @@ describe("salad-jobs wait, results, get, list, cancel, secret", function()
     assert.matches("results: 6 jobs: 6 succeeded, 0 failed, 0 cancelled", err)
   end)
 
+  it("prints numbers as the server wrote them: beyond int64, 2.50, 1E2, -0", function()
+    emu = cli.start()
+    local f = cli.write_lines { '{"input": {"big": 12345678901234567890, "f": 2.50, "e": 1E2, "z": -0}}' }
+    local code, out, err = cli.run(emu, { "submit", "--queue", Q, "--no-journal", f })
+    assert.are.equal(0, code, err)
+    local id = cli.jsonl(out)[1].id
+    -- the output, sent as text through the control API
+    local st = helpers.http("POST", emu.root .. "/_emulator/jobs/" .. id .. "/status", {
+      headers = { ["Content-Type"] = "application/json" },
+      body = '{"status": "succeeded", "output": {"n": 98765432109876543210, "p": 0.10}}' })
+    assert.are.equal(200, st)
+    local input = '"input":{"big":12345678901234567890,"e":1E2,"f":2.50,"z":-0}'
+    local output = '"output":{"n":98765432109876543210,"p":0.10}'
+    for _, args in ipairs { { "get", "--queue", Q, id }, { "list", "--queue", Q },
+      { "wait", "--queue", Q, id } } do
+      local c, o, e = cli.run(emu, args)
+      assert.are.equal(0, c, e)
+      assert.is_truthy(o:find(input, 1, true), args[1] .. ": " .. o)
+      assert.is_truthy(o:find(output, 1, true), args[1] .. ": " .. o)
+    end
+    local c, o = cli.run(emu, { "results", "--queue", Q, id })
+    assert.are.equal(0, c)
+    assert.is_truthy(o:find('"status":"succeeded",' .. output, 1, true), o)
+  end)
+
   it("wait: prints each job once it ends, from submit's output or ids; 1 when one did not succeed", function()
     emu = cli.start()
     local _, _, out, ids = submitted(4)

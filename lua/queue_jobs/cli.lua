@@ -152,10 +152,11 @@ local function wrap_driver(cx, client, stop)
   }
 end
 
---- cx:client([engine], stop) -> client | nil, 2: the client of the global options and the
--- environment (the error said). stop: a signal raises INTERRUPTED from its waits and
--- requests (commands that have nothing to finish).
-function Cx:client(engine, stop)
+--- cx:client([engine], stop, exact) -> client | nil, 2: the client of the global options and
+-- the environment (the error said). stop: a signal raises INTERRUPTED from its waits and
+-- requests (commands that have nothing to finish). exact: the answers' numbers that are not
+-- int64 integers stay as their text (exact_numbers), for commands that print jobs.
+function Cx:client(engine, stop, exact)
   local o = self.opts
   if not self.key or self.key == "" then
     return nil, self:usage("no API key: set SALAD_API_KEY, or pass --api-key-file FILE")
@@ -165,7 +166,7 @@ function Cx:client(engine, stop)
     organization_name = o.organization or os.getenv("SALAD_ORGANIZATION"),
     project_name = o.project or os.getenv("SALAD_PROJECT"),
     timeout = o.request_timeout, retries = o.retries,
-    rate_limit = o.rate_limit,
+    rate_limit = o.rate_limit, exact_numbers = exact or nil,
   }
   if not client then return nil, self:usage(tostring(err.message or err)) end
   wrap_driver(self, client, stop)

@@ -1,6 +1,6 @@
 --- queue_jobs.cli.jobs: salad-jobs wait, results, get, list, cancel and secret (docs/cli.md).
 -- Each prints JSON lines on stdout and its problems on stderr. A signal ends them at the next
--- request's end or during a wait (cx:client(nil, true)), with 128 + the signal.
+-- request's end or during a wait (cx:client(nil, true, true)), with 128 + the signal.
 local core = require "queue_jobs.core"
 local journal_mod = require "queue_jobs.journal"
 local progress_mod = require "queue_jobs.cli.progress"
@@ -104,7 +104,7 @@ local function follow(results)
     local queue, st = cx:need(o.queue, "--queue")
     if not queue then return st end
     -- the client first: its key is then known, and redacted from what reading the ids says
-    local client, cst = cx:client(nil, true)
+    local client, cst = cx:client(nil, true, true)
     if not client then return cst end
     local ids, line = ids_of(o, pos)
     if not ids then
@@ -164,7 +164,7 @@ local function each_id(op)
     local queue, st = cx:need(o.queue, "--queue")
     if not queue then return st end
     if #pos == 0 then return cx:usage(cx.command .. " needs job ids") end
-    local client, cst = cx:client(nil, true)
+    local client, cst = cx:client(nil, true, true)
     if not client then return cst end
     local status = 0   -- the worst: 2 (an id that is not one) over 1 (a request that failed)
     for _, id in ipairs(pos) do
@@ -191,7 +191,7 @@ local function list(cx, o, pos)
   local queue, st = cx:need(o.queue, "--queue")
   if not queue then return st end
   if #pos > 0 then return cx:usage("list takes no arguments") end
-  local client, cst = cx:client(nil, true)
+  local client, cst = cx:client(nil, true, true)
   if not client then return cst end
   local n = 0
   for job, err in client:jobs { queue_name = queue } do
@@ -210,7 +210,7 @@ end
 
 local function secret(cx, _, pos)
   if #pos > 0 then return cx:usage("secret takes no arguments") end
-  local client, cst = cx:client(nil, true)
+  local client, cst = cx:client(nil, true, true)
   if not client then return cst end
   local s, err = client:webhook_secret()
   client:close()
