@@ -154,31 +154,9 @@ local function part_unpaced()
   assert(status == 201, "the emulator's create answered " .. tostring(status))
   emu:stop()
   emu = nil
-  assert(not canned:find("[%$'\\]"), "the canned body would need escaping in nginx.conf")
 
   local dir = tls.tmpdir()
-  local nginx, port = tls.start_nginx(dir, function(p)
-    return ([[
-worker_processes auto;
-daemon off;
-pid %s/nginx.pid;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path %s/tmp;
-  keepalive_requests 10000000;
-  keepalive_timeout 120s;
-  server {
-    listen 127.0.0.1:%d;
-    location / {
-      default_type application/json;
-      add_header Location "/organizations/acme-corp/projects/dev-env/queues/fifo-queue/jobs/x";
-      return 201 '%s';
-    }
-  }
-}
-]]):format(dir, dir, p, canned)
-  end, { "127.0.0.1" })
+  local nginx, port = tls.start_canned(dir, canned)
   local url = "http://127.0.0.1:" .. port .. "/api/public"
   local ok, err = pcall(function()
     local wrk = helpers.find_exe("wrk", { "/usr/bin/wrk" })

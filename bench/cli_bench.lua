@@ -242,30 +242,8 @@ local function start_nginx()
     { json = { input = { prompt = "a cat", seed = 0, steps = { 1, 2, 3 } }, metadata = { id = "bench" } } })
   emu:stop()
   assert(status == 201, "the emulator's create answered " .. tostring(status))
-  assert(not canned:find("[%$'\\]"), "the canned body would need escaping in nginx.conf")
   local port
-  nginx, port = tls.start_nginx(DIR, function(p)
-    return ([[
-worker_processes auto;
-daemon off;
-pid %s/nginx.pid;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path %s/tmp;
-  keepalive_requests 10000000;
-  keepalive_timeout 120s;
-  server {
-    listen 127.0.0.1:%d;
-    location / {
-      default_type application/json;
-      add_header Location "/organizations/acme-corp/projects/dev-env/queues/fifo-queue/jobs/x";
-      return 201 '%s';
-    }
-  }
-}
-]]):format(DIR, DIR, p, canned)
-  end, { "127.0.0.1" })
+  nginx, port = tls.start_canned(DIR, canned)
   URL = "http://127.0.0.1:" .. port .. "/api/public"
 end
 

@@ -97,4 +97,34 @@ function M.start_nginx(dir, conf, addresses)
   error("nginx did not start: " .. last, 2)
 end
 
+--- start_canned(dir, body) -> process, port: nginx on 127.0.0.1 answering every request,
+-- over kept-alive connections, with 201 and the JSON text body (a created job), as the
+-- benchmarks' peer server (bench/bulk_bench.lua, bench/cli_bench.lua). body must need no
+-- escaping in nginx.conf.
+function M.start_canned(dir, body)
+  assert(not body:find("[%$'\\]"), "the canned body would need escaping in nginx.conf")
+  return M.start_nginx(dir, function(p)
+    return ([[
+worker_processes auto;
+daemon off;
+pid %s/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path %s/tmp;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  server {
+    listen 127.0.0.1:%d;
+    location / {
+      default_type application/json;
+      add_header Location "/organizations/acme-corp/projects/dev-env/queues/fifo-queue/jobs/x";
+      return 201 '%s';
+    }
+  }
+}
+]]):format(dir, dir, p, body)
+  end, { "127.0.0.1" })
+end
+
 return M
