@@ -27,8 +27,8 @@ have() { command -v "$1" >/dev/null 2>&1; }
 header() { printf '#include <%s>\n' "$1" | "$CC" -E -I"$LUA_INCDIR" -I"$CURL_INCDIR" -x c - >/dev/null 2>&1; }
 lua_module() { "$LUA" -e "require '$1'" >/dev/null 2>&1; }
 fuzzer_runtime() { have clang && [ -f "$(clang -print-file-name="libclang_rt.fuzzer-$(uname -m).a")" ]; }
-nginx() { have nginx || [ -x /usr/sbin/nginx ]; }
-haproxy() { have haproxy || [ -x /usr/sbin/haproxy ]; }
+has_nginx() { have nginx || [ -x /usr/sbin/nginx ]; }
+has_haproxy() { have haproxy || [ -x /usr/sbin/haproxy ]; }
 
 # need DEBIAN-PACKAGE WHAT PROBE...: WHAT is missing unless the probe succeeds.
 missing_pkgs=""
@@ -58,8 +58,8 @@ probe() {
   need lua-cqueues "cqueues for $LUA (the engine's cqueues host example and its spec)" lua_module cqueues
   need binutils "readelf (the packaging spec)" have readelf
   need openssl "openssl (the TLS specs; pending without it)" have openssl
-  need nginx-light "nginx (the TLS specs, pending without it; make bench-emulator)" nginx
-  need haproxy "haproxy (the HAProxy spec, on Lua 5.3; pending without it)" haproxy
+  need nginx-light "nginx (the TLS specs, pending without it; make bench-emulator)" has_nginx
+  need haproxy "haproxy (the HAProxy spec, on Lua 5.3; pending without it)" has_haproxy
   need wrk "wrk (make bench-bulk: the bulk benchmark's peer; its ratio is left out without it)" have wrk
   need time "GNU time (make bench-cli: a command's peak memory)" test -x /usr/bin/time
   need curl "curl (the example session of docs/emulator.md; make bench-cli: the curl loop)" have curl
