@@ -35,6 +35,7 @@ LUAMOD_API int luaopen_queue_jobs_core(lua_State *L) {
   qj_webhook_open(L);
   qj_fileio_open(L);
   qj_signal_open(L);
+  qj_digest_open(L);
   lua_pushliteral(L, QJ_VERSION);
   lua_setfield(L, -2, "_VERSION");
   return 1;

@@ -107,6 +107,10 @@ int qj_fileio_open(lua_State *L);
  * Registers core.signals_catch and core.signals_caught. */
 int qj_signal_open(lua_State *L);
 
+/* ---- a digest of a journal's item (digest.c) ---------------------------------------------
+ * Registers core.digest. */
+int qj_digest_open(lua_State *L);
+
 /* ---- error objects (error.c) ----------------------------------------------------------
  * Pushes a new error table {kind = kind, message = message} with the queue_jobs.error
  * metatable. Callers add fields with lua_setfield. */

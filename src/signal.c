@@ -3,8 +3,12 @@
  * takes no new line, a wait stops sleeping) and exits with 128 + the signal's number after
  * flushing what it wrote; a second one ends the process at once, with the same status.
  *
- *   core.signals_catch()   installs the handlers (again: harmless). For a program's main
- *                          script only: a library embedded in a host leaves its signals alone.
+ *   core.signals_catch()   installs the handlers (again: harmless), and ignores SIGPIPE, so
+ *                          that a write to a closed pipe (`salad-jobs submit | head -1`) fails
+ *                          with EPIPE, which the command takes as a first signal, instead of
+ *                          killing it with the creates in flight unrecorded. For a program's
+ *                          main script only: a library embedded in a host leaves its signals
+ *                          alone.
  *   core.signals_caught() -> the number of the first signal caught, or nil
  *
  * The handler only stores the number (a sig_atomic_t) or calls _exit, both async-signal-safe.
@@ -38,6 +42,8 @@ static int signals_catch(lua_State *L) {
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
     if (sigaction(sigs[i], &sa, NULL) != 0) return luaL_error(L, "signals_catch: sigaction failed");
   }
+  sa.sa_handler = SIG_IGN;
+  if (sigaction(SIGPIPE, &sa, NULL) != 0) return luaL_error(L, "signals_catch: sigaction failed");
   return 0;
 }
 

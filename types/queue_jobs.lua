@@ -60,8 +60,8 @@
 ---| "too_large"        # an answer larger than `max_body`, or one that would make too many Lua values.
 ---| "invalid_signature" # `webhook.verify`: a header missing or malformed, the timestamp out of tolerance, or no signature matching.
 ---| "task"             # `task:result()`: the task's function raised (`value` is what it raised, `traceback` where), or its engine was closed first.
----| "journal"          # a bulk create's journal cannot be opened, read, written, or is in use by another run.
----| "ambiguous"        # `create_many` with `reconcile = false`: an item an earlier run sent without an answer on record.
+---| "journal"          # a bulk create's journal cannot be opened, read, written, or is in use by another run; or an item changed since the journal recorded it (`item`).
+---| "ambiguous"        # `create_many`: an item that may or may not exist (not resolved by the look-up, or `reconcile = false`).
 
 ---What every failure returns as its second value (`nil, err`). `tostring(err)` is
 ---`err.message`, so `assert(client:create{...})` prints one readable line. Every string of
@@ -182,31 +182,42 @@
 ---The options of `client:create_many(items, opts)`.
 ---@class queue_jobs.CreateManyOptions
 ---@field concurrency? integer Creates in flight at once, 1..1000. Default: 8.
----@field on_result? fun(i: integer, job: queue_jobs.Job?, err: queue_jobs.Error?) Called once per item (not for skipped ones); then `results` is not kept.
+---@field on_result? fun(i: integer, job: queue_jobs.Job?, err: queue_jobs.Error?, found: boolean?) Called once per item with an outcome (not for skipped or not-tried ones); `found` is true for a job found by the look-up; then `results` is not kept.
 ---@field on_skipped? fun(i: integer, id: string) Called once per item that the journal shows an earlier run created, with that job's id.
 ---@field progress? boolean|fun(p: queue_jobs.BulkProgress) A function called after each item, or `true` for a line on stderr when it is a terminal.
 ---@field journal? string A file that records each item sent and created; a re-run with it skips the created items and looks for the ones sent without an answer.
 ---@field journal_sync? boolean fsync the journal after each record (survives a crash of the machine, not only of the process). Default: false.
 ---@field reconcile? boolean Tag each job's metadata with the batch item key and look ambiguous creates up by it before sending them again. Default: true.
+---@field settle? number Seconds after an ambiguous item's last attempt before the second look-up that may send it again, 0..3600. Default: 10.
+---@field stop? fun(): boolean Called before each item is taken and while the look-up waits: true stops the run (`stopped = "stopped"`).
+---@field digest? fun(i: integer, item: table): string? The digest the journal keeps of item i (16 hex digits); default: of its input, metadata and webhook, keys sorted.
 
 ---What a `progress` function gets after each item.
 ---@class queue_jobs.BulkProgress
 ---@field done integer Items with an outcome so far.
 ---@field total? integer The number of items (nil for an iterator).
 ---@field created integer
+---@field found integer
 ---@field failed integer
 ---@field skipped integer
 ---@field ambiguous integer
+---@field not_tried integer
 ---@field seconds number Since the start.
 ---@field rate? number Items a second.
 ---@field eta? number Seconds left (nil without a total).
 
 ---What `client:create_many` returns.
 ---@class queue_jobs.BulkReport
----@field created integer Items created by this call (ambiguous ones found included).
+---@field created integer Items this call created (a 2xx job).
+---@field found integer Items whose answer was ambiguous, found by the look-up.
 ---@field failed integer Items refused or failed for good (`err.item` is the index).
 ---@field skipped integer Items the journal holds from an earlier run.
----@field ambiguous integer Items that may or may not exist (only with `reconcile = false`, or when looking them up failed).
+---@field ambiguous integer Items that may or may not exist (not resolved: `reconcile = false`, the look-up failed, or the run stopped first).
+---@field not_tried integer Items taken but not sent because the run stopped.
+---@field untried integer[] Their indexes.
+---@field rate_limited integer 429 answers the call got (each slowed the batch).
+---@field stopped? "unreachable"|"stopped" Why the run stopped taking items, when it did.
+---@field cause? queue_jobs.Error With `stopped = "unreachable"`: the last connection failure.
 ---@field requests integer Requests the client made during the call.
 ---@field seconds number How long the call took.
 ---@field results? table<integer, queue_jobs.Job|queue_jobs.Error> Each item's job or error, by index (not kept with `on_result`).

@@ -70,6 +70,14 @@ local function answer(h, max_values, op, r, shape)
   return v
 end
 
+-- An error that ends an operation before its next attempt went out. For a create that is
+-- never retried unsafely, every earlier attempt was retried because it surely made no job,
+-- so none was made: sent = false says so (queue_jobs.outcome reads it).
+local function unsent(method, s, err)
+  if method == "POST" and not s.retry_unsafe then err.sent = false end
+  return err
+end
+
 --- Runs one operation of client c (its handle _h, driver _driver, bucket _bucket, random
 -- _random and _max_values) with settings s. Returns the decoded value (true for NONE) or
 -- nil, err.
@@ -91,7 +99,7 @@ function A.run(c, op, method, url, body, shape, s)
           bucket:refund()
           err = err or { kind = "timeout", message = op .. ": the deadline would pass while pacing to rate_limit" }
           err.retryable = false
-          return finish(h, err, attempt - 1)
+          return finish(h, unsent(method, s, err), attempt - 1)
         end
         wait(pause)
         now = clock()
@@ -100,7 +108,7 @@ function A.run(c, op, method, url, body, shape, s)
     local left = deadline - now
     if left <= 0 then
       err = err or { kind = "timeout", message = op .. ": deadline passed", retryable = false }
-      return finish(h, err, attempt - 1)
+      return finish(h, unsent(method, s, err), attempt - 1)
     end
     local timeout, ctimeout = s.timeout, s.connect_timeout
     if left < timeout then timeout = left end

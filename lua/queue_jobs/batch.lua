@@ -6,16 +6,22 @@
 --
 -- The key is one of the 20 properties the API allows, so an item whose metadata has 20
 -- already is refused before anything is sent. find() lists the queue's jobs and picks out
--- those keys: found means created; not found means not created, as far as the list shows.
+-- those keys: found means created; not found means not visible in the list yet (the bulk
+-- create decides when to believe it: queue_jobs.bulk).
 local errors = require "queue_jobs.errors"
+local outcome = require "queue_jobs.outcome"
 
 local type, pairs = type, pairs
 local fmt = string.format
+local is_job = outcome.is_job
 
 local B = {}
 
 --- The metadata property that carries the batch item key.
 B.KEY = "queue_jobs_batch_item"
+
+--- Jobs a list request of the look-up asks for (the API's largest page).
+B.PAGE_SIZE = 100
 
 --- key(batch, i) -> "<batch>:<i>"
 function B.key(batch, i)
@@ -50,27 +56,38 @@ function B.tag(op, metadata, batch, i)
   return out
 end
 
---- find(client, args, wanted) -> {[key] = job} | nil, err: lists the jobs of args.queue_name
--- (args: its queue_name, organization_name, project_name and call options) and picks out
--- those whose batch item key is a key of wanted (a set). Stops once every key is found.
+--- find(client, args, wanted) -> {[key] = job}, pages | nil, err: one scan of the jobs of
+-- args.queue_name (args: its queue_name, organization_name, project_name and call options)
+-- that picks out those whose batch item key is a key of wanted (a set) and whose id is a
+-- job id. It reads page after page until every key is found or a page is empty: never
+-- stopping at a short page, since a service may serve fewer jobs than page_size on any
+-- page, and a job listed late may land on any of them. pages: the list requests it made.
 function B.find(client, args, wanted)
   local left = 0
   for _ in pairs(wanted) do left = left + 1 end
   local found = {}
-  if left == 0 then return found end
+  if left == 0 then return found, 0 end
   local list = {}
   for k, v in pairs(args) do list[k] = v end
-  list.page_size = 100
-  for job, err in client:jobs(list) do
-    if not job then return nil, err end
-    local m = job.metadata
-    local key = type(m) == "table" and m[B.KEY]
-    if type(key) == "string" and wanted[key] and not found[key] then
-      found[key], left = job, left - 1
-      if left == 0 then break end
+  list.page_size = B.PAGE_SIZE
+  local page = 0
+  while true do
+    page = page + 1
+    list.page = page
+    local res, err = client:list(list)
+    if not res then return nil, err end
+    local items = res.items
+    if #items == 0 then return found, page end
+    for n = 1, #items do
+      local job = items[n]
+      local m = job.metadata
+      local key = type(m) == "table" and m[B.KEY]
+      if type(key) == "string" and wanted[key] and not found[key] and is_job(job) then
+        found[key], left = job, left - 1
+        if left == 0 then return found, page end
+      end
     end
   end
-  return found
 end
 
 return B

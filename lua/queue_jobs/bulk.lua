@@ -1,38 +1,62 @@
---- queue_jobs.bulk: client:create_many, many creates in flight on an engine
--- (docs/client.md, "Bulk create").
+--- queue_jobs.bulk: client:create_many, many creates in flight on an engine, each item's job
+-- made exactly once (docs/client.md, "Bulk create").
 --
 -- `concurrency` tasks of the client's engine (or of a private engine, for a client without
 -- one) pull items from the array or the iterator one at a time, so memory holds the items in
--- flight, not the batch. Each item:
---   1. is skipped when the journal holds its job already;
---   2. gets the batch item key in a copy of its metadata (queue_jobs.batch), unless
---      reconcile = false;
---   3. when an earlier run sent it without an answer on record, is looked for among the
---      queue's jobs first;
---   4. is created: the journal records it as sent just before its POST goes out (after the
---      checks and the pacing, so an item refused before that is not ambiguous on a re-run),
---      and records its job before on_result hears of it.
--- A create that may or may not have made a job (sent, then a timeout, a dropped connection
--- or a 5xx) is ambiguous: it is looked for by its key, and sent again only when it is not
--- found (3 rounds at most); with reconcile = false it is reported, never sent again.
+-- flight, not the batch. A run goes through these steps:
+--   1. With a journal that has records, the items it covers are read first and each is
+--      checked against its digest: a changed item ends the call (kind "journal") before
+--      anything is sent. Items the journal shows created are skipped (on_skipped);
+--      the others wait to be sent first, the ambiguous ones to be looked up.
+--   2. Each item gets the batch item key in a copy of its metadata (queue_jobs.batch), unless
+--      reconcile = false, and is created. The journal records it as sent just before its POST
+--      goes out, then its outcome (queue_jobs.outcome): created, not created, or ambiguous.
+--      A 429 slows the whole run (below) and the item is sent again until its deadline; a
+--      not-created failure fails it; an ambiguous one waits for step 3.
+--   3. Once every item has been tried, the ambiguous ones are resolved together: one scan of
+--      their queue's jobs finds those that exist by their key; those missing wait until
+--      `settle` seconds have passed since their last attempt, and a second scan looks again.
+--      Only an item missing from both is sent again (then 3 rounds at most). With
+--      reconcile = false an ambiguous item is reported, never sent again.
+-- The run stops taking items when opts.stop() says so, or when UNREACHABLE connection
+-- failures in a row show that the server cannot be reached ("unreachable"): the creates in
+-- flight end and are recorded, ambiguous ones are left to a re-run's look-up, and the report
+-- says why it stopped and which items were taken but not tried.
+--
+-- Pace: every request of a run goes through the run's own pacing on top of the client's
+-- rate_limit, which stays the ceiling. A 429 halves the run's rate (at most once a second)
+-- and holds every request until its Retry-After has passed; each success raises it again by
+-- a little (additive increase, multiplicative decrease), so that two runs on one key share
+-- the service's limit and both finish.
 local core = require "queue_jobs.core"
 local engine_mod = require "queue_jobs.engine"
 local journal_mod = require "queue_jobs.journal"
 local batch = require "queue_jobs.batch"
+local outcome = require "queue_jobs.outcome"
 local errors = require "queue_jobs.errors"
+local policy = require "queue_jobs.policy"
 
 local type, pairs, next, tostring, error, pcall = type, pairs, next, tostring, error, pcall
 local co_running = coroutine.running
-local fmt, floor, mtype = string.format, math.floor, math.type
+local fmt, floor, mtype, huge, max, min = string.format, math.floor, math.type, math.huge,
+  math.max, math.min
 local invalid, fail = errors.invalid, errors.fail
 
 local B = {}
 
 local OPTIONS = { concurrency = true, on_result = true, on_skipped = true, progress = true,
-  journal = true, journal_sync = true, reconcile = true }
+  journal = true, journal_sync = true, reconcile = true, settle = true, stop = true,
+  digest = true }
 
--- The rounds of create and look-up an ambiguous item gets.
+-- The rounds of look-up and create an ambiguous item gets.
 B.ROUNDS = 3
+-- Connection failures in a row (no answer between them) that stop a run as unreachable.
+B.UNREACHABLE = 8
+-- The slowest pace a run falls to after 429s, requests a second.
+B.MIN_RATE = 0.05
+-- What each success adds to a slowed run's rate, in requests a second per request a second
+-- of the rate (about 0.5 requests a second more each second).
+B.INCREASE = 0.5
 
 -- The items as a function returning the next index and item (nil at the end), and their
 -- count when known.
@@ -66,8 +90,7 @@ local function source_of(items)
   end, nil
 end
 
--- The options, checked: concurrency, reconcile, on_result, progress (a function or nil),
--- journal (a path or nil), journal_sync; or nil, err.
+-- The options, checked; or nil, err.
 local function check_options(opts, red)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
@@ -79,22 +102,27 @@ local function check_options(opts, red)
     end
   end
   local o = { concurrency = opts.concurrency or 8, reconcile = opts.reconcile ~= false,
-    on_result = opts.on_result, journal = opts.journal, journal_sync = opts.journal_sync }
+    on_result = opts.on_result, journal = opts.journal, journal_sync = opts.journal_sync,
+    settle = opts.settle or 10 }
   if mtype(o.concurrency) ~= "integer" or o.concurrency < 1 or o.concurrency > 1000 then
     return nil, invalid("create_many", "concurrency", "must be an integer within 1..1000 (got " ..
       red:redact(tostring(opts.concurrency)) .. ")")
+  end
+  if type(o.settle) ~= "number" or o.settle ~= o.settle or o.settle < 0 or o.settle > 3600 then
+    return nil, invalid("create_many", "settle", "must be a number of seconds within 0..3600 (got " ..
+      red:redact(tostring(opts.settle)) .. ")")
   end
   for _, name in ipairs { "reconcile", "journal_sync" } do
     if opts[name] ~= nil and type(opts[name]) ~= "boolean" then
       return nil, invalid("create_many", name, "must be a boolean (got " .. type(opts[name]) .. ")")
     end
   end
-  for _, name in ipairs { "on_result", "on_skipped" } do
+  for _, name in ipairs { "on_result", "on_skipped", "stop", "digest" } do
     if opts[name] ~= nil and type(opts[name]) ~= "function" then
       return nil, invalid("create_many", name, "must be a function (got " .. type(opts[name]) .. ")")
     end
   end
-  o.on_skipped = opts.on_skipped
+  o.on_skipped, o.stop, o.digest = opts.on_skipped, opts.stop, opts.digest
   if o.journal ~= nil and (type(o.journal) ~= "string" or o.journal == "") then
     return nil, invalid("create_many", "journal", "must be a file name (got " .. type(o.journal) .. ")")
   end
@@ -109,18 +137,26 @@ local function check_options(opts, red)
   return o
 end
 
--- A create's error that leaves open whether the job was made: the request went out, then
--- no answer came (a timeout, a dropped connection) or a 5xx did.
-local function ambiguous_error(err)
-  local kind = err.kind
-  if kind == "network" or kind == "timeout" then return err.sent ~= false end
-  return kind == "http" and type(err.status) == "number" and err.status >= 500
+-- The digest of an item as the journal keeps it (docs/client.md, "The journal"): of its
+-- input, metadata and webhook, keys sorted, so that the same item gives the same digest in
+-- any run; nil for an item that cannot be encoded (it fails before it is sent).
+local DIGEST_OPTS = { sort_keys = true }
+local function item_digest(_, it)
+  if type(it) ~= "table" then return nil end
+  local text = core.json.encode({ input = it.input, metadata = it.metadata,
+    webhook = it.webhook }, DIGEST_OPTS)
+  return text and core.digest(text) or nil
 end
 
--- ---- the run --------------------------------------------------------------------------------
+-- ---- outcomes -------------------------------------------------------------------------------
 
--- An item's outcome: counted, recorded, and given to on_result (or kept in results).
-local function outcome(run, i, what, job, err)
+local function journal_or_raise(ok, err)
+  if not ok then error({ fatal = err }, 0) end
+end
+
+-- An item's outcome: counted and given to on_result (or kept in results). what: "created",
+-- "found", "failed", "ambiguous" or "skipped".
+local function report_outcome(run, i, what, job, err)
   local r = run.report
   if err then
     err.item = i
@@ -130,7 +166,7 @@ local function outcome(run, i, what, job, err)
   run.done = run.done + 1
   if what ~= "skipped" then   -- a skipped item is on_skipped's (item), never on_result's
     if run.on_result then
-      run.on_result(i, job, err)
+      run.on_result(i, job, err, what == "found" or nil)
     else
       r.results[i] = job or err
     end
@@ -139,102 +175,396 @@ local function outcome(run, i, what, job, err)
   if p then p(run) end
 end
 
--- A job that exists: recorded in the journal, then reported.
-local function created(run, i, job)
+-- A job that exists (created, or found by the look-up): recorded, then reported.
+local function exists(run, i, job, how)
   local j = run.journal
-  if j then
-    local ok, err = j:mark_created(i, job.id)
-    if not ok then error({ fatal = err }, 0) end
+  if j then journal_or_raise(j:mark_created(i, job.id)) end
+  report_outcome(run, i, how, job)
+end
+
+-- An item taken but not tried because the run stopped (nothing of it reached the server).
+local function not_tried(run, i)
+  local r = run.report
+  r.not_tried = r.not_tried + 1
+  r.untried[#r.untried + 1] = i
+  run.done = run.done + 1
+end
+
+-- ---- pace -----------------------------------------------------------------------------------
+
+local function new_pace(s)
+  local ceiling = s.rate_limit and s.rate_limit / 60 or huge
+  return { rate = ceiling, ceiling = ceiling, next_at = -huge, hold = -huge, dropped = -huge,
+    sends = {}, n = 0 }
+end
+
+-- Waits, through wait, until the run may send its next request.
+local function pace(run, wait)
+  local p, now = run.pace, run.clock()
+  local t = now
+  if p.hold > t then t = p.hold end
+  if p.rate < huge then
+    if p.next_at > t then t = p.next_at end
+    p.next_at = t + 1 / p.rate
   end
-  outcome(run, i, "created", job)
+  p.n = p.n + 1
+  p.sends[(p.n - 1) % 16 + 1] = t
+  if t > now then wait(t - now) end
 end
 
--- The item whose create this coroutine is about to send: its POST is recorded as sent by the
--- counting driver (create_many), just before it goes out.
-local function sending(run, i)
-  if run.journal then run.sending[co_running()] = i end
+-- The run's pace of late (requests a second), from its last 16 requests; nil if unknown.
+local function recent_rate(p)
+  local k = min(p.n, 16)
+  if k < 2 then return nil end
+  local newest, oldest = p.sends[(p.n - 1) % 16 + 1], p.sends[(p.n - k) % 16 + 1]
+  if newest <= oldest then return nil end
+  return (k - 1) / (newest - oldest)
 end
 
--- The arguments that list the item's queue (for finding it by its key).
-local function list_args(args)
-  return { queue_name = args.queue_name, organization_name = args.organization_name,
-    project_name = args.project_name }
-end
-
--- Looks for the item's job by its key: the job, or false when it is not there, or nil, err.
-local function look_up(run, args, key)
-  local found, err = batch.find(run.client, list_args(args), { [key] = true })
-  if not found then return nil, err end
-  return found[key] or false
-end
-
-local function item(run, i, it)
-  local j = run.journal
-  if j and j.created[i] then
-    if run.on_skipped then run.on_skipped(i, j.created[i]) end
-    return outcome(run, i, "skipped")
+-- What an answer says of the run's pace and reach.
+local function observe(run, res)
+  local p, status = run.pace, res.status
+  if status then
+    run.streak = 0
+    if status == 429 then
+      local r, now = run.report, run.clock()
+      r.rate_limited = r.rate_limited + 1
+      local ra = policy.retry_after(res.retry_after, os.time())
+      if ra and ra > 0 then p.hold = max(p.hold, now + min(ra, run.settings.max_retry_after)) end
+      if now - p.dropped >= 1 then
+        p.dropped = now
+        p.rate = max(B.MIN_RATE, min(p.rate, recent_rate(p) or p.rate, p.ceiling) / 2)
+      end
+    elseif status >= 200 and status < 300 and p.rate < p.ceiling then
+      p.rate = min(p.ceiling, p.rate + B.INCREASE / p.rate)
+    end
+  elseif (res.error == "network" or res.error == "timeout") and res.sent == false then
+    run.streak = run.streak + 1
+    if run.streak >= B.UNREACHABLE and not run.stopped then run.stopped = "unreachable" end
   end
+end
+
+-- Puts item e at the end of the run's queue (taken before the source's next item).
+local function push(run, e)
+  local q = run.queue
+  q.last = q.last + 1
+  q[q.last] = e
+end
+
+-- ---- one item -------------------------------------------------------------------------------
+
+-- The ambiguous item waits for the look-up (or, with reconcile = false, is reported).
+local function defer(run, e, err)
+  if not e.key then
+    return report_outcome(run, e.i, "ambiguous", nil, err or core.error { kind = "ambiguous",
+      retryable = false, message = "create: an earlier run sent it without an answer on " ..
+      "record (reconcile = false: not looked for, not sent again)" })
+  end
+  e.err = err
+  run.deferred[#run.deferred + 1] = e
+end
+
+-- Sends item e (its create arguments e.args) until it is created, surely not created, or
+-- ambiguous; the journal records each outcome.
+local function send(run, e)
+  local i, args, j, s = e.i, e.args, run.journal, run.settings
+  if e.own_deadline == nil then e.own_deadline = args.deadline or false end
+  local deadline = run.clock() + (e.own_deadline or s.deadline or huge)
+  local me = co_running()
+  while true do
+    if run.stopped == "unreachable" then return not_tried(run, i) end
+    local left = deadline - run.clock()
+    if left < huge then args.deadline = max(left, 0.001) end
+    local mark = { i = i, digest = e.digest }
+    run.sending[me] = mark
+    local job, err = run.client:create(args)
+    run.sending[me] = nil
+    e.last = run.clock()
+    local class = outcome.of(job, err)
+    if class == "created" then return exists(run, i, job, "created") end
+    if class == "invalid" then return report_outcome(run, i, "failed", nil, err) end
+    if class == "ambiguous" then
+      e.sends = (e.sends or 0) + 1
+      if j and mark.sent then journal_or_raise(j:mark_ambiguous(i)) end
+      if job ~= nil then   -- (its id is not shown: it could be anything, the key included)
+        err = core.error { kind = "ambiguous", retryable = false, status = 201,
+          message = "create: the answer is not a job (its id is not a job id): it may have " ..
+          "been created" }
+      end
+      return defer(run, e, err)
+    end
+    -- not created: a 429 is sent again until the item's deadline, anything else fails
+    if j and mark.sent then journal_or_raise(j:mark_not_created(i)) end
+    if outcome.connection_failure(err) then
+      run.cause = err
+      if run.stopped == "unreachable" then return not_tried(run, i) end
+      -- (tried again later, twice at most: a run that goes on reaching nothing stops
+      -- instead, with this item not tried)
+      e.refused = (e.refused or 0) + 1
+      if e.refused <= 2 then return push(run, e) end
+    end
+    local now = run.clock()
+    local ra = err.retry_after or 0
+    if err.status ~= 429 or now + ra >= deadline or (run.stop and run.stop()) then
+      if err.status == 429 then err.message = err.message .. " (rate limited until its deadline)" end
+      return report_outcome(run, i, "failed", nil, err)
+    end
+  end
+end
+
+-- Item i as taken: checked, tagged, then sent or deferred.
+local function item(run, e)
+  local i, it, j = e.i, e.it, run.journal
+  e.it = nil
+  if j and j.created[i] then return end   -- (skipped in step 1)
   if type(it) ~= "table" then
-    return outcome(run, i, "failed", nil, invalid("create", "item", "must be a table of create " ..
-      "arguments (got " .. type(it) .. ")"))
+    return report_outcome(run, i, "failed", nil, invalid("create", "item", "must be a table " ..
+      "of create arguments (got " .. type(it) .. ")"))
   end
   local args = {}
   for k, v in next, it do args[k] = v end
-  local key
+  args.retry_unsafe = false   -- (an ambiguous create is looked up, never sent again blindly)
   if run.reconcile then
     local m, err = batch.tag("create", it.metadata, run.batch, i)
-    if not m then return outcome(run, i, "failed", nil, err) end
-    args.metadata, key = m, batch.key(run.batch, i)
+    if not m then return report_outcome(run, i, "failed", nil, err) end
+    args.metadata, e.key = m, batch.key(run.batch, i)
   end
-  if j and j.ambiguous[i] then   -- an earlier run sent it and heard nothing back
-    if not key then
-      return outcome(run, i, "ambiguous", nil, core.error { kind = "ambiguous",
-        retryable = false, message = "create: an earlier run sent it without an answer on " ..
-        "record (reconcile = false: not looked for, not sent again)" })
-    end
-    local job, err = look_up(run, args, key)
-    if job then return created(run, i, job) end
-    if job == nil then return outcome(run, i, "ambiguous", nil, err) end
+  e.args = args
+  if j and j.ambiguous[i] then   -- an earlier run sent it and heard nothing settled back
+    e.last = run.started
+    return defer(run, e)
   end
-  local last
-  for _ = 1, B.ROUNDS do
-    sending(run, i)
-    local job, err = run.client:create(args)
-    run.sending[co_running()] = nil
-    if job then return created(run, i, job) end
-    if not ambiguous_error(err) then return outcome(run, i, "failed", nil, err) end
-    last = err
-    if not key then return outcome(run, i, "ambiguous", nil, err) end
-    local found, ferr = look_up(run, args, key)
-    if found then return created(run, i, found) end
-    if found == nil then return outcome(run, i, "ambiguous", nil, ferr) end
+  return send(run, e)
+end
+
+-- The source's next item ({i, it, digest}), or nil once it ends or the run stops.
+local function pull(run)
+  if run.stopped or run.ended then return nil end
+  if run.stop and run.stop() then
+    run.stopped = "stopped"
+    return nil
   end
-  return outcome(run, i, "ambiguous", nil, last)
+  local i, it = run.next()
+  if i == nil then
+    run.ended = true
+    return nil
+  end
+  local e = { i = i, it = it }
+  if run.journal then e.digest = run.digest(i, it) end
+  return e
+end
+
+-- The next item to work on: first those held back (step 1) or to be sent again (step 3),
+-- then the source's; nil once there is none or the run stops.
+local function take(run)
+  local q = run.queue
+  if q.first <= q.last and not run.stopped then
+    local e = q[q.first]
+    q[q.first], q.first = nil, q.first + 1
+    return e
+  end
+  return pull(run)
 end
 
 -- A worker: takes the next item until there is none, or the run must stop. Its coroutine
--- belongs to the run while it works (the bulk driver counts its requests).
+-- belongs to the run while it works (the bulk driver counts and paces its requests).
 local function worker(run)
   local co, runs = co_running(), run.runs
   if runs[co] == nil then runs[co] = run end
-  while not run.stop do
-    local ok, i, it = pcall(run.next)
-    if not ok then   -- the caller's iterator raised: the run ends with that error
-      run.stop, run.raised = true, run.raised or i
+  while not run.halt do
+    local ok, e = pcall(take, run)
+    if not ok then   -- the caller's iterator (or digest) raised: the run ends with that error
+      run.halt, run.raised = true, run.raised or e
       return
     end
-    if i == nil then return end
-    local ok2, e = pcall(item, run, i, it)
+    if e == nil then return end
+    local ok2, err = pcall(e.args and send or item, run, e)
     if not ok2 then
-      run.stop = true
-      if type(e) == "table" and e.fatal then
-        run.fatal = run.fatal or e.fatal
+      run.halt = true
+      if type(err) == "table" and err.fatal then
+        run.fatal = run.fatal or err.fatal
       else
-        run.raised = run.raised or e   -- on_result, progress or a client call raised
+        run.raised = run.raised or err   -- on_result, progress or a client call raised
       end
       return
     end
   end
+end
+
+-- ---- step 1: the journal's items ------------------------------------------------------------
+
+-- Reads the items the journal covers (up to its largest index), checks each one it recorded
+-- as sent against its digest, skips the created ones and holds back the others. nil, err
+-- (kind "journal") for an item that changed. (An item the source no longer gives is not a
+-- change: a re-run may take a part of the batch.)
+local function replay(run)
+  local j = run.journal
+  local skipped = {}
+  while true do
+    local e = pull(run)
+    if e == nil then break end
+    local i = e.i
+    local d = j.digest[i]
+    if d and e.digest ~= d then
+      return nil, core.error { kind = "journal", retryable = false, item = i,
+        message = fmt("journal %s: item %d changed since the run that wrote the journal " ..
+          "(its digest differs); nothing was sent (to start over, remove the journal or give " ..
+          "another one)", j.path, i) }
+    end
+    if j.created[i] then skipped[#skipped + 1] = i else push(run, e) end
+    if i >= j.max then break end
+  end
+  j.digest = nil   -- (checked: no longer needed)
+  for n = 1, #skipped do
+    local i = skipped[n]
+    if run.on_skipped then run.on_skipped(i, j.created[i]) end
+    report_outcome(run, i, "skipped")
+  end
+  return true
+end
+
+-- ---- step 3: resolving the ambiguous items --------------------------------------------------
+
+-- Waits through wait until the clock reaches t, or the run is told to stop.
+local function wait_until(run, wait, t)
+  while true do
+    if run.stop and run.stop() then
+      run.stopped = "stopped"
+      return false
+    end
+    local left = t - run.clock()
+    if left <= 0 then return true end
+    wait(min(left, 0.25))
+  end
+end
+
+-- The deferred items by their queue (organization, project and queue name).
+local function by_queue(list)
+  local groups, order = {}, {}
+  for n = 1, #list do
+    local e = list[n]
+    local a = e.args
+    local id = fmt("%s\0%s\0%s", tostring(a.organization_name), tostring(a.project_name),
+      tostring(a.queue_name))
+    local g = groups[id]
+    if not g then
+      g = { args = { queue_name = a.queue_name, organization_name = a.organization_name,
+        project_name = a.project_name }, items = {} }
+      groups[id], order[#order + 1] = g, id
+    end
+    g.items[#g.items + 1] = e
+  end
+  local out = {}
+  for n = 1, #order do out[n] = groups[order[n]] end
+  return out
+end
+
+-- One scan for the items of group g still missing: the found ones exist; returns the ones
+-- still missing, or nil, err.
+local function scan(run, g, missing)
+  local wanted = {}
+  for n = 1, #missing do wanted[missing[n].key] = missing[n] end
+  local found, err = batch.find(run.client, g.args, wanted)
+  if not found then return nil, err end
+  local left = {}
+  for n = 1, #missing do
+    local e = missing[n]
+    local job = found[e.key]
+    if job then exists(run, e.i, job, "found") else left[#left + 1] = e end
+  end
+  return left
+end
+
+-- Reports the items of list as ambiguous: why (a text) they stay so.
+local function unresolved(run, list, why)
+  for n = 1, #list do
+    local e = list[n]
+    report_outcome(run, e.i, "ambiguous", nil, core.error { kind = "ambiguous", retryable = false,
+      message = "create: it may have been created: " .. why })
+  end
+end
+
+-- Resolves the deferred items (step 3): found ones exist; the ones missing from both scans
+-- go back on the queue to be sent again, or, sent ROUNDS times already, stay ambiguous.
+local function resolve(run, wait)
+  local list = run.deferred
+  run.deferred = {}
+  for _, g in ipairs(by_queue(list)) do
+    local missing, err = scan(run, g, g.items)
+    if missing and #missing > 0 then
+      local latest = -huge
+      for n = 1, #missing do latest = max(latest, missing[n].last or run.started) end
+      if not wait_until(run, wait, latest + run.settle) then
+        unresolved(run, missing, "not looked up again (the run stopped); a re-run with its " ..
+          "journal looks it up")
+        missing = {}
+      else
+        local still
+        still, err = scan(run, g, missing)
+        if not still then unresolved(run, missing, "the look-up failed: " .. tostring(err.message)) end
+        missing = still or {}
+      end
+    elseif not missing then
+      unresolved(run, g.items, "the look-up failed: " .. tostring(err.message))
+      missing = {}
+    end
+    for n = 1, #missing do
+      local e = missing[n]
+      if (e.sends or 0) < B.ROUNDS then
+        push(run, e)
+      else
+        unresolved(run, { e }, fmt("sent %d times without a settled answer, and not in the " ..
+          "queue's list (%s)", e.sends, e.err and tostring(e.err.message) or "no answer"))
+      end
+    end
+  end
+end
+
+-- Runs n workers on eng, this task one of them, until every item is taken and done.
+local function workers(run, eng, n, wait)
+  local tasks = {}
+  for k = 1, n - 1 do tasks[k] = eng:spawn(worker, run) end
+  worker(run)
+  local function busy()
+    for k = 1, #tasks do if not tasks[k]:done() then return true end end
+  end
+  while busy() do wait(0.02) end
+  for k = 1, #tasks do   -- a task that ended with an error of its own (the engine closed)
+    local _, terr = tasks[k]:result()
+    if terr then run.raised = run.raised or terr end
+  end
+end
+
+-- The whole run, inside a task of eng (steps 1 to 3).
+local function coordinate(run, eng, n, wait)
+  if run.journal and run.journal.max > 0 then
+    local ok, err = replay(run)
+    if not ok then
+      run.fatal, run.before_sending = err, true
+      return
+    end
+  end
+  workers(run, eng, n, wait)
+  while #run.deferred > 0 and not run.halt and not run.stopped do
+    resolve(run, wait)
+    if run.queue.first <= run.queue.last and not run.stopped then workers(run, eng, n, wait) end
+  end
+  if run.halt then return end
+  -- stopped: what is left was taken but not tried, or stays ambiguous for a re-run
+  unresolved(run, run.deferred, "not looked up (the run stopped); a re-run with its journal " ..
+    "looks it up")
+  run.deferred = {}
+  local q = run.queue
+  for k = q.first, q.last do
+    local e = q[k]
+    q[k] = nil
+    if e.sends then
+      unresolved(run, { e }, "not sent again (the run stopped)")
+    else
+      not_tried(run, e.i)
+    end
+  end
+  q.first, q.last = 1, 0
 end
 
 -- ---- progress -------------------------------------------------------------------------------
@@ -245,8 +575,9 @@ local function progress_of(run)
   local r, secs = run.report, run.clock() - run.started
   local rate = secs > 0 and run.done / secs or nil
   local eta = run.total and rate and rate > 0 and (run.total - run.done) / rate or nil
-  return { done = run.done, total = run.total, created = r.created, failed = r.failed,
-    skipped = r.skipped, ambiguous = r.ambiguous, seconds = secs, rate = rate, eta = eta }
+  return { done = run.done, total = run.total, created = r.created, found = r.found,
+    failed = r.failed, skipped = r.skipped, ambiguous = r.ambiguous, not_tried = r.not_tried,
+    seconds = secs, rate = rate, eta = eta }
 end
 
 -- One line on stderr (a terminal), redrawn in place at most 10 times a second.
@@ -255,9 +586,10 @@ local function progress_line(run, final)
   if not final and run.drawn and now - run.drawn < 0.1 then return end
   run.drawn = now
   local p = progress_of(run)
-  local text = fmt("create_many: %d%s done, %d created, %d failed, %d skipped, %d ambiguous, %.1f/s%s",
-    p.done, p.total and ("/" .. p.total) or "", p.created, p.failed, p.skipped, p.ambiguous,
-    p.rate or 0, p.eta and fmt(", ETA %ds", floor(p.eta + 0.5)) or "")
+  local text = fmt("create_many: %d%s done, %d created, %d found, %d failed, %d skipped, " ..
+    "%d ambiguous, %.1f/s%s", p.done, p.total and ("/" .. p.total) or "", p.created, p.found,
+    p.failed, p.skipped, p.ambiguous, p.rate or 0,
+    p.eta and fmt(", ETA %ds", floor(p.eta + 0.5)) or "")
   io.stderr:write("\r\27[K", text, final and "\n" or "")
   io.stderr:flush()
 end
@@ -266,29 +598,32 @@ end
 
 -- A client's driver once create_many has run on it: the client's own driver (base; for a
 -- client without an engine, a private engine's driver while a call runs), through which each
--- coroutine working for a run has its requests counted in that run's report, and an item's
--- POST recorded as sent in the journal just before it goes out. Installed once per client,
--- so that runs going on at the same time (in tasks of one engine) never undo each other.
+-- coroutine working for a run has its requests counted and paced by that run, what they got
+-- observed (429s, connection failures), and an item's POST recorded as sent in the journal
+-- just before it goes out. Installed once per client, so that runs going on at the same time
+-- (in tasks of one engine) never undo each other.
 local function bulk_driver(client)
   local b = client._bulk
   if b then return b end
   b = { base = client._driver, runs = setmetatable({}, { __mode = "k" }) }
+  local function wait(seconds) return b.base.wait(seconds) end
   b.driver = {
     clock = b.base.clock,
-    wait = function(seconds) return b.base.wait(seconds) end,
+    wait = wait,
     transfer = function(hh, method, ...)
       local co = co_running()
       local run = b.runs[co]
-      if run then
-        run.report.requests = run.report.requests + 1
-        local i = method == "POST" and run.sending[co]
-        if i then   -- the item's create goes out now: on record first
-          run.sending[co] = nil
-          local ok, jerr = run.journal:mark_sent(i)
-          if not ok then error({ fatal = jerr }, 0) end
-        end
+      if not run then return b.base.transfer(hh, method, ...) end
+      run.report.requests = run.report.requests + 1
+      pace(run, wait)
+      local mark = method == "POST" and run.sending[co]
+      if mark and not mark.sent then   -- the item's create goes out now: on record first
+        mark.sent = true
+        if run.journal then journal_or_raise(run.journal:mark_sent(mark.i, mark.digest)) end
       end
-      return b.base.transfer(hh, method, ...)
+      local res = b.base.transfer(hh, method, ...)
+      observe(run, res)
+      return res
     end,
   }
   client._bulk, client._driver = b, b.driver
@@ -296,6 +631,15 @@ local function bulk_driver(client)
 end
 
 -- ---- create_many ----------------------------------------------------------------------------
+
+-- A random batch id of this call's own (without a journal).
+local function new_batch(clock)
+  local f = io.open("/dev/urandom", "rb")
+  local b = f and f:read(8)
+  if f then f:close() end
+  return b and #b == 8 and (b:gsub(".", function(c) return fmt("%02x", c:byte()) end)) or
+    fmt("%x%x", floor(clock() * 1e6), floor(os.time()))
+end
 
 --- client:create_many(items [, opts]) -> report | nil, err (docs/client.md, "Bulk create")
 function B.create_many(client, items, opts)
@@ -308,25 +652,21 @@ function B.create_many(client, items, opts)
   if not o then return fail(h, err) end
   local j
   if o.journal then
-    j, err = journal_mod.open(o.journal, { sync = o.journal_sync })
+    j, err = journal_mod.open(o.journal, { sync = o.journal_sync,
+      redact = function(text) return h:redact(text) end })
     if not j then return fail(h, err) end
   end
   local s = client._settings
   local next_item, total = source_of(items)
-  local report = { created = 0, failed = 0, skipped = 0, ambiguous = 0, requests = 0,
-    seconds = 0, results = not o.on_result and {} or nil }
-  local run = { client = client, journal = j, reconcile = o.reconcile, on_result = o.on_result,
-    on_skipped = o.on_skipped, report = report, next = next_item, total = total, done = 0, clock = s.clock,
-    started = s.clock(), batch = j and j.batch or nil,
-    sending = setmetatable({}, { __mode = "k" }) }
-  run.runs = bulk_driver(client).runs
-  if not run.batch then   -- without a journal: a batch id of this call's own
-    local f = io.open("/dev/urandom", "rb")
-    local b = f and f:read(8)
-    if f then f:close() end
-    run.batch = b and #b == 8 and (b:gsub(".", function(c) return fmt("%02x", c:byte()) end)) or
-      fmt("%x%x", floor(s.clock() * 1e6), floor(os.time()))
-  end
+  local report = { created = 0, found = 0, failed = 0, skipped = 0, ambiguous = 0,
+    not_tried = 0, untried = {}, rate_limited = 0, requests = 0, seconds = 0,
+    results = not o.on_result and {} or nil }
+  local run = { client = client, settings = s, journal = j, reconcile = o.reconcile,
+    on_result = o.on_result, on_skipped = o.on_skipped, stop = o.stop, settle = o.settle,
+    digest = o.digest or item_digest, report = report, next = next_item, total = total,
+    done = 0, clock = s.clock, started = s.clock(), batch = j and j.batch or new_batch(s.clock),
+    sending = setmetatable({}, { __mode = "k" }), queue = { first = 1, last = 0 },
+    deferred = {}, streak = 0, pace = new_pace(s) }
   if o.progress == "line" then
     run.progress = progress_line
   elseif o.progress then
@@ -334,46 +674,43 @@ function B.create_many(client, items, opts)
     run.progress = function(r) fn(progress_of(r)) end
   end
 
-  -- the engine: the client's, or a private one for this call (the bulk driver's base)
+  -- the engine: the client's, or a private one for this call (the bulk driver's base). A
+  -- coroutine that is no task of the client's engine, inside one of its steps, cannot step
+  -- it: it gets a private engine too, and blocks like every other method there.
   local eng, own = client.engine, false
   local b = bulk_driver(client)
+  run.runs = b.runs
   local saved = b.base
-  if not eng then
-    eng, own = engine_mod.new { max_connections = o.concurrency }, true
+  local yieldable, inside = false, false
+  if eng then yieldable, inside = engine_mod.in_task(eng) end
+  if inside and not yieldable then
+    if j then j:close() end
+    return fail(h, invalid("create_many", "call", "cannot run here: inside a task of the " ..
+      "client's engine that cannot yield (a metamethod or a C function's callback)"))
+  end
+  if not eng or (not inside and eng._stepping) then
+    eng, own, yieldable = engine_mod.new { max_connections = o.concurrency }, true, false
     b.base = engine_mod.driver(eng, h, s.sleep, s.clock)
   end
   local me = co_running()
   local outer = b.runs[me]   -- a run this call is nested in (from its on_result)
 
   local ok, e = pcall(function()
-    local tasks = {}
-    local yieldable, inside = engine_mod.in_task(eng)
-    if inside and not yieldable then
-      error(invalid("create_many", "call", "cannot run here: inside a task of the client's " ..
-        "engine that cannot yield (a metamethod or a C function's callback)"), 0)
-    end
     if yieldable then
-      for k = 1, o.concurrency - 1 do tasks[k] = eng:spawn(worker, run) end
       b.runs[me] = run
-      worker(run)   -- this task is a worker too, then waits for the others
+      coordinate(run, eng, o.concurrency, b.driver.wait)
       b.runs[me] = outer
-      local function busy()
-        for k = 1, #tasks do if not tasks[k]:done() then return true end end
-      end
-      while busy() do b.driver.wait(0.02) end
     else
-      for k = 1, o.concurrency do tasks[k] = eng:spawn(worker, run) end
-      local function busy()
-        for k = 1, #tasks do if not tasks[k]:done() then return true end end
-      end
-      while busy() do eng:step(eng:timeout() or 1) end
-    end
-    for k = 1, #tasks do   -- a task that ended with an error of its own (the engine closed)
-      local _, terr = tasks[k]:result()
+      local task = eng:spawn(function()
+        b.runs[co_running()] = run
+        coordinate(run, eng, o.concurrency, b.driver.wait)
+      end)
+      while not task:done() do eng:step(eng:timeout() or 1) end
+      local _, terr = task:result()
       if terr then run.raised = run.raised or terr end
     end
   end)
-  if not ok then run.stop = true end   -- the workers spawned already take no more items
+  if not ok then run.halt = true end   -- the workers spawned already take no more items
   b.runs[me] = outer
   b.base = saved
   if own then eng:close() end
@@ -386,8 +723,16 @@ function B.create_many(client, items, opts)
   end
   if run.raised then error(run.raised, 0) end
   if run.fatal then
-    run.fatal.report = report
+    if not run.before_sending then run.fatal.report = report end
     return fail(h, run.fatal)
+  end
+  if run.stopped then
+    report.stopped = run.stopped
+    local c = run.cause
+    if run.stopped == "unreachable" and c then   -- (a copy: the item's own error may be reported too)
+      report.cause = fail(h, core.error { kind = c.kind, retryable = false, curl_code = c.curl_code,
+        message = tostring(c.message):gsub("^create_many: item %d+: ", "") })
+    end
   end
   return report
 end

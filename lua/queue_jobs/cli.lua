@@ -182,10 +182,15 @@ function Cx:need(value, flag, env)
 end
 
 --- cx:write(line) -> true | nil: a line on stdout, the key redacted (a server could echo it
--- into a job). A failed write is said once and remembered (cx.write_error): the command then
--- ends with status 1 at least.
+-- into a job), written and flushed whole, so that a kill between two lines never leaves a
+-- line cut in two. A failed write (a closed pipe too: the command ignores SIGPIPE, so the
+-- write fails with EPIPE instead of killing it) is said once and remembered
+-- (cx.write_error): the command then ends with status 1 at least.
 function Cx:write(line)
-  local ok, err = io.stdout:write(self:redact(line), "\n")
+  if self.write_error then return nil end
+  local out = io.stdout
+  local ok, err = out:write(self:redact(line) .. "\n")
+  if ok then ok, err = out:flush() end
   if ok then return true end
   self:write_failed(err)
 end

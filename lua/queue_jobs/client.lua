@@ -230,7 +230,8 @@ function Client:webhook_secret(a)
 end
 
 --- for job [, err] in client:jobs{queue_name, page_size?, page?} do ... end
--- Lazily fetches every page. On a failure the iterator yields false, err once, then stops.
+-- Lazily fetches every page, up to the first empty one. On a failure the iterator yields
+-- false, err once, then stops.
 function Client:jobs(a)
   local s, err = prepare(self, "jobs", a, LIST_NAMES, list_url)
   if s then err = nil end
@@ -249,10 +250,8 @@ function Client:jobs(a)
       return false, err
     end
     if items == nil or i > #items then
-      if items ~= nil and #items < page_size then
-        done = true
-        return nil
-      end
+      -- (the end is an empty page, never a short one: a service may serve fewer jobs than
+      -- page_size on any page, docs/client.md)
       args.page, args.page_size = page, page_size
       local res, lerr = self:list(args)
       if not res then

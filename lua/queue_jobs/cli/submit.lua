@@ -18,6 +18,10 @@ local encode = core.json.encode
 
 local S = { commands = {} }
 
+-- The exit status when standard output cannot be written (a closed pipe: `| head -1`), as a
+-- shell reports a command killed by SIGPIPE (128 + 13).
+S.OUTPUT_CLOSED = 141
+
 local OPTIONS = {
   queue = { takes = "string", arg = "QUEUE", help = "the queue (required)" },
   ["input-only"] = { help = "each line is a job's input itself, not {\"input\": ...}" },
@@ -153,28 +157,23 @@ local function submit(cx, o, pos)
   local p = progress_mod.new { what = "submit", unit = "lines", clock = core.monotime }
   cx.progress = p
   local total = p.on and path ~= "-" and count_lines(path) or nil
-  local c = { created = 0, failed = 0, resumed = 0, blank = 0, lines = 0 }
+  local c = { created = 0, found = 0, failed = 0, ambiguous = 0, resumed = 0, blank = 0, lines = 0 }
   local function draw(final)
     if not p.on then return end   -- (no terminal: not even the counts' text is made)
     p.free = c.resumed + c.blank
-    p:draw(c.created + c.failed + c.resumed + c.blank, total, {
-      c.created .. " created", c.failed .. " failed", c.resumed .. " resumed" }, final)
+    p:draw(c.created + c.found + c.failed + c.ambiguous + c.resumed + c.blank, total, {
+      c.created .. " created", c.found .. " found", c.failed .. " failed",
+      c.resumed .. " resumed" }, final)
   end
-  local input_only, stopped, read_error = o.input_only, false, nil
+  local input_only, read_error = o.input_only, nil
   local check_opts = { input_only = input_only }
+  local line_digest   -- the digest of the line next_item returned last (the journal's)
 
   local function next_item()
     while true do
-      if cx.interrupted() then
-        stopped = true
-        return nil
-      end
-      if cx.write_error then return nil end   -- (said; the journal holds what was done)
       local text, rerr = fh:read("l")
       if text == nil then
-        if rerr then
-          if cx.interrupted() then stopped = true else read_error = rerr end
-        end
+        if rerr and not cx.interrupted() then read_error = rerr end
         return nil
       end
       local n = c.lines + 1
@@ -182,6 +181,7 @@ local function submit(cx, o, pos)
       local proto, why = jsonl.item(text, n, check_opts)
       if proto then
         proto.queue_name = queue
+        line_digest = journal and core.digest(text) or nil
         return n, proto
       end
       if proto == false then
@@ -198,10 +198,19 @@ local function submit(cx, o, pos)
   local task = eng:spawn(function()
     return client:create_many(next_item, {
       concurrency = concurrency, journal = journal, journal_sync = o.journal_sync or nil,
-      on_result = function(i, job, e)
-        if job then
+      digest = function() return line_digest end,
+      -- a first signal, or an output that cannot be written, stops the run at a safe point
+      stop = function() return cx.interrupted() ~= nil or cx.write_error ~= nil end,
+      on_result = function(i, job, e, found)
+        if found then
+          c.found = c.found + 1
+          cx:write(fmt('{"line":%d,"id":%s,"found":true}', i, encode(job.id)))
+        elseif job then
           c.created = c.created + 1
           cx:write(fmt('{"line":%d,"id":%s,"status":%s}', i, encode(job.id), encode(job.status)))
+        elseif e.kind == "ambiguous" then
+          c.ambiguous = c.ambiguous + 1
+          cx:say(failure(i, e, input_only))
         else
           c.failed = c.failed + 1
           cx:say(failure(i, e, input_only))
@@ -232,16 +241,30 @@ local function submit(cx, o, pos)
     return 2
   end
   if not o.quiet then
-    cx:say(fmt("submit: %d lines: %d created, %d resumed from the journal, %d failed " ..
-      "(%d requests, %.1f s)", c.lines, c.created, c.resumed, c.failed, report.requests,
-      report.seconds))
+    cx:say(fmt("submit: %d lines: %d created, %d found by the look-up, %d resumed from the " ..
+      "journal, %d failed, %d ambiguous, %d not tried (%d requests, %d rate limited, %.1f s)",
+      c.lines, c.created, c.found, c.resumed, c.failed, c.ambiguous, report.not_tried,
+      report.requests, report.rate_limited, report.seconds))
   end
-  if stopped then
-    cx:say(fmt("interrupted after line %d%s", c.lines, journal and
-      ": the same command resumes from the journal" or ""))
-    return 128 + (cx.interrupted() or 2)
+  local resume = journal and ": the same command resumes from the journal" or
+    " (no journal: a re-run sends every line again)"
+  if report.stopped == "unreachable" then
+    cx:say(fmt("stopped: the server cannot be reached (%s); %d lines taken were not sent, and " ..
+      "none after line %d was read%s", report.cause and tostring(report.cause.message) or
+      "connection failures", report.not_tried, c.lines, resume))
+    return 1
   end
-  return c.failed > 0 and 1 or 0
+  if report.stopped then
+    if cx.interrupted() then
+      cx:say(fmt("interrupted after line %d%s", c.lines, resume))
+      return 128 + cx.interrupted()
+    end
+    if cx.write_error then
+      cx:say(fmt("stopped after line %d: the output cannot be written%s", c.lines, resume))
+      return S.OUTPUT_CLOSED
+    end
+  end
+  return (c.failed > 0 or c.ambiguous > 0 or report.not_tried > 0) and 1 or 0
 end
 
 S.commands.submit = {
@@ -252,11 +275,15 @@ S.commands.submit = {
     "Creates a job for each line of FILE (default: standard input). A line is",
     '{"input": ..., "metadata": {...}, "webhook": "https://..."} (input required), or with',
     "--input-only the input itself; a blank line is skipped. Prints one JSON line per job:",
-    '{"line": N, "id": "...", "status": "pending"}; a line created by an earlier run (from',
-    'the journal) is printed as {"line": N, "id": "...", "resumed": true}. A bad line is',
-    "reported on stderr with its number and JSONPath, and nothing is sent for it.",
-    "Exit status: 0 every line created, 1 some failed, 2 bad usage or an unreadable file,",
-    "130 interrupted (Ctrl-C; the journal is complete: run the same command to resume).",
+    '{"line": N, "id": "...", "status": "pending"}; a line whose job was found by the',
+    'look-up after an uncertain answer is printed {"line": N, "id": "...", "found": true},',
+    'and a line created by an earlier run (from the journal) {"line": N, "id": "...",',
+    '"resumed": true}. A bad line is reported on stderr with its number and JSONPath, and',
+    "nothing is sent for it.",
+    "Exit status: 0 every line created, 1 some failed or were not tried (the server could",
+    "not be reached: the run stops), 2 bad usage, an unreadable file or a file changed since",
+    "its journal was written, 130 interrupted (Ctrl-C; the journal is complete: run the same",
+    "command to resume), 141 the output was closed (as Ctrl-C).",
   },
   run = submit,
 }
