@@ -19,12 +19,15 @@
 -- app:next_job(i) -> token, id, url, input | nil: for the instance of the i-th --worker,
 --   dispatches the oldest pending job of its queue (it becomes running, with a `started`
 --   event) and gives what the host POSTs: the job's id, the worker's URL and the input's
---   exact text; token names this attempt for report. nil when no job is pending.
--- app:report(token, id, status, body, over, err): the outcome of that attempt. status
---   is the worker's HTTP status, or 0 when the call failed (err says why, for the log);
---   body is the response body (nil when empty), over true when it exceeded
---   MAX_OUTPUT (then body is nil). A report for a job that is gone or is no longer in that
---   attempt (reset, forgotten, finished through the control API) changes nothing.
+--   exact text; token names this attempt for report. nil when no job is pending: the
+--   instance is idle until host.worker_ready(i) says a job of its queue became pending.
+-- app:report(token, id, status, body, over, err, json): the outcome of that attempt.
+--   status is the worker's HTTP status, or 0 when the call failed (err says why, for the
+--   log); body is the response body (nil when empty), over true when it exceeded
+--   MAX_OUTPUT (then body is nil); json true when the host found body to be one JSON text
+--   (emulator/jsoncheck.c: the app does not decode it). A report for a job that is gone or
+--   is no longer in that attempt (reset, forgotten, finished through the control API)
+--   changes nothing.
 -- app:refuse(path, status, detail) -> res: a request the HTTP layer refuses before its
 --   method is known (its target is too long, it has too many query parameters,
 --   libmicrohttpd cannot parse it).
@@ -198,6 +201,7 @@ local function create_job(self, req, qkey, _, org, project, queue)
   local job
   job, err = self.store:create(qkey, input, metadata, webhook)
   if not job then return problem(413, err, path) end
+  self:job_pending(qkey)
   local c = self.counters
   c.creates_accepted = c.creates_accepted + 1
   local location = "/organizations/" .. org .. "/projects/" .. project .. "/queues/" .. queue ..
@@ -573,6 +577,11 @@ function App.new(opts)
     json_decode = json_decode, array = json_array, notify = host.deliveries_changed,
     counters = function() return self.counters end }
   self.dispatched = 0   -- attempts dispatched so far (never reset: a token stays unique)
+  -- The idle instances of each queue (qkey -> list of --worker indices, the last one idle
+  -- first): an instance is idle from a next_job that found nothing until a job of its
+  -- queue becomes pending and it is the one woken. Kept across resets.
+  self.idle = {}
+  self.ready = host.worker_ready or function() end
   return self
 end
 
@@ -607,32 +616,54 @@ end
 ---------------------------------------------------------------------------------------------
 -- The worker (--worker): the host's threads ask for jobs and report what the worker said.
 
--- SaladCloud's job queue worker: at most 4 attempts; 408, 429, 5xx and a failed call
--- reject an attempt; an output of at most 10 MB (the host stops reading beyond it).
+-- SaladCloud's job queue worker: at most 4 attempts; 408, 429, 500 to 599 and a failed
+-- call reject an attempt, any other status completes the job; an output of at most 10 MB
+-- (the host stops reading beyond it).
 App.MAX_ATTEMPTS = 4
 App.MAX_OUTPUT = 10000000
 
 local function rejects(status)
-  return status == 0 or status == 408 or status == 429 or status >= 500
+  return status == 0 or status == 408 or status == 429 or (status >= 500 and status <= 599)
 end
 
--- The output a worker's body gives: the body itself when it is JSON (its exact bytes), a
--- JSON string of it when it is other UTF-8 text (an empty body gives ""), else nil.
-local function output_of(body)
-  body = body or ""
-  if body ~= "" and json_decode(body) ~= nil then return body end
-  return json_encode(body)   -- nil for bytes that are not UTF-8
+-- The output a worker's body gives: the body itself when it is JSON (its exact bytes, as
+-- the host checked them), a JSON string of it when it is other UTF-8 text (an empty body
+-- gives ""), else nil.
+local function output_of(body, json)
+  if json and body then return body end
+  return json_encode(body or "")   -- nil for bytes that are not UTF-8
 end
 
 local function worker_log(self, id, what)
   if self.config.verbose then io.stderr:write(format("worker %s %s\n", id, what)) end
 end
 
+--- app:job_pending(qkey): a job of the queue qkey became pending: the idle instance of
+-- that queue that went idle last (if any) is woken to take it. Other instances sleep on.
+function App:job_pending(qkey)
+  local idle = self.idle[qkey]
+  local i = idle and idle[#idle]
+  if i then
+    idle[#idle] = nil
+    self.ready(i)
+  end
+end
+
 function App:next_job(i)
   local w = self.config.workers[i]
   local store = self.store
   local job = w and store:next_pending(w.qkey)
-  if not job then return nil end
+  if not job then
+    if w then
+      local idle = self.idle[w.qkey]
+      if not idle then
+        idle = {}
+        self.idle[w.qkey] = idle
+      end
+      idle[#idle + 1] = i
+    end
+    return nil
+  end
   store:set_status(job, "running")
   self.dispatched = self.dispatched + 1
   job.dispatch = self.dispatched
@@ -645,7 +676,7 @@ function App:next_job(i)
   return job.dispatch, job.id, w.url, job.input
 end
 
-function App:report(token, id, status, body, over, err)
+function App:report(token, id, status, body, over, err, json)
   local c, store = self.counters, self.store
   local job = store:get(id)
   if not job or job.status ~= "running" or job.dispatch ~= token then
@@ -659,12 +690,13 @@ function App:report(token, id, status, body, over, err)
       format("answered %d: rejected", status))
     if job.attempts < App.MAX_ATTEMPTS then
       store:requeue(job)
+      self:job_pending(job.qkey)
     else
       store:set_status(job, "failed")
     end
     return
   end
-  local output = not over and output_of(body)
+  local output = not over and output_of(body, json)
   worker_log(self, id, format("answered %d%s", status,
     over and ": output over 10 MB, failed" or not output and ": output not UTF-8, failed" or ""))
   if not output or not store:set_status(job, "succeeded", output) then

@@ -56,8 +56,9 @@ Options:
   --max-connections N   connections served at once; one more closes the one idle
                         the longest, or itself when none is idle (default 1000)
   --webhook-secret S    the webhook secret key that GET /api/public/organizations/
-                        ORG/webhook-secret-key answers (every organization), as
-                        base64 of 24 to 128 bytes, with or without whsec_
+                        ORG/webhook-secret-key answers (every organization): 44
+                        to 172 base64 characters (^[+/=0-9A-Za-z]{44,172}$, as
+                        the API's spec says), with or without whsec_
                         (default: 32 random bytes, made at start)
   --worker ORG/PROJ/Q=URL
                         run the queue's jobs through your worker at URL (http://
@@ -212,11 +213,13 @@ function M.parse(args)
       cfg.max_connections, err = integer(opt, value(), 1, 100000)
     elseif opt == "--webhook-secret" then
       local v = (value() or ""):gsub("^whsec_", "")
-      local why = policy.secret_problem(v)
+      -- The spec's WebhookSecretKey.secret_key is ^[+/=0-9A-Za-z]{44,172}$: the key served
+      -- must match it, and be base64 the signing can decode (queue_jobs.policy).
+      local why = #v < 44 and ("has %d characters"):format(#v) or policy.secret_problem(v)
       if why then
         -- the value is not repeated: it may be a real key, or one typed almost right
-        err = "--webhook-secret needs base64 of 24 to 128 bytes (32 to 172 characters, the" ..
-          " whsec_ prefix optional): the value given " .. why
+        err = "--webhook-secret needs 44 to 172 base64 characters (^[+/=0-9A-Za-z]{44,172}$," ..
+          " the whsec_ prefix optional): the value given " .. why
       else
         cfg.webhook_secret = v
       end

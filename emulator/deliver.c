@@ -30,12 +30,14 @@ struct qj_emu_deliverers {
   int loopback_only;
   char ca_file[4096];         /* "" for the system's CA certificates */
   int started;                /* threads running (to be joined) */
+  int signalled;              /* qj_emu_deliverers_signal ran */
   pthread_t thread[QJ_EMU_DELIVERERS];
+  qj_emu_poster poster[QJ_EMU_DELIVERERS];  /* each thread's (made before the threads) */
 };
 
 /* POSTs d; returns the HTTP status, or 0 with *error set. */
-static long deliver(qj_emu_deliverers *ds, CURL *c, const qj_emu_delivery *d, char *errbuf,
-                    const char **error) {
+static long deliver(qj_emu_deliverers *ds, qj_emu_poster *pp, const qj_emu_delivery *d,
+                    char *errbuf, const char **error) {
   char id[320], ts[64], sig[160];
   const char *headers[3] = {id, ts, sig};
   qj_emu_post p;
@@ -53,35 +55,34 @@ static long deliver(qj_emu_deliverers *ds, CURL *c, const qj_emu_delivery *d, ch
   p.loopback_only = ds->loopback_only;
   p.ca_file = ds->ca_file[0] ? ds->ca_file : NULL;
   p.stop = &ds->stop;
-  if (qj_emu_post_perform(c, &p, errbuf, &status, error) != CURLE_OK) return 0;
+  if (qj_emu_post_perform(pp, &p, errbuf, &status, error) != CURLE_OK) return 0;
   if (status <= 0) *error = "no HTTP status";
   return status;
 }
 
+struct thread_arg {
+  qj_emu_deliverers *ds;
+  qj_emu_poster *poster;
+};
+
 static void *run(void *arg) {
-  qj_emu_deliverers *ds = (qj_emu_deliverers *)arg;
+  qj_emu_deliverers *ds = ((struct thread_arg *)arg)->ds;
+  qj_emu_poster *pp = ((struct thread_arg *)arg)->poster;
   char errbuf[CURL_ERROR_SIZE];
   qj_emu_delivery d;
-  CURL *c = curl_easy_init();
-  if (c == NULL) {
-    fputs("salad-queue-emulator: webhooks: curl_easy_init failed\n", stderr);
-    return NULL;
-  }
+  free(arg);
   while (!atomic_load(&ds->stop)) {
     unsigned long seen = qj_emu_vm_changes(ds->vm, QJ_EMU_DELIVERIES);
     const char *error = NULL;
     long wait_ms, status;
     if (!qj_emu_vm_next_delivery(ds->vm, &d, &wait_ms)) {
-      /* at most a second at a time, so that a stop is seen */
-      qj_emu_vm_wait(ds->vm, QJ_EMU_DELIVERIES, seen,
-                     wait_ms < 0 || wait_ms > 1000 ? 1000 : wait_ms);
+      qj_emu_vm_wait(ds->vm, QJ_EMU_DELIVERIES, seen, wait_ms);
       continue;
     }
-    status = deliver(ds, c, &d, errbuf, &error);
+    status = deliver(ds, pp, &d, errbuf, &error);
     if (!atomic_load(&ds->stop)) qj_emu_vm_delivered(ds->vm, d.token, status, error);
     free(d.mem);
   }
-  curl_easy_cleanup(c);
   return NULL;
 }
 
@@ -103,7 +104,19 @@ qj_emu_deliverers *qj_emu_deliverers_start(qj_emu_vm *vm, const qj_emu_config *c
   memcpy(ds->ca_file, cfg->ca_file, sizeof ds->ca_file);
   atomic_init(&ds->stop, 0);
   for (; ds->started < QJ_EMU_DELIVERERS; ds->started++) {
-    if (pthread_create(&ds->thread[ds->started], NULL, run, ds) != 0) {
+    struct thread_arg *ta = malloc(sizeof *ta);
+    qj_emu_poster *pp = &ds->poster[ds->started];
+    if (ta == NULL || !qj_emu_poster_init(pp)) {
+      free(ta);
+      fputs("salad-queue-emulator: webhooks: cannot make curl's handles\n", stderr);
+      qj_emu_deliverers_stop(ds);
+      return NULL;
+    }
+    ta->ds = ds;
+    ta->poster = pp;
+    if (pthread_create(&ds->thread[ds->started], NULL, run, ta) != 0) {
+      free(ta);
+      qj_emu_poster_cleanup(pp);
       fputs("salad-queue-emulator: webhooks: cannot start a thread\n", stderr);
       qj_emu_deliverers_stop(ds);
       return NULL;
@@ -112,12 +125,23 @@ qj_emu_deliverers *qj_emu_deliverers_start(qj_emu_vm *vm, const qj_emu_config *c
   return ds;
 }
 
+void qj_emu_deliverers_signal(qj_emu_deliverers *ds) {
+  int i;
+  if (ds == NULL || ds->signalled) return;
+  ds->signalled = 1;
+  atomic_store(&ds->stop, 1);
+  for (i = 0; i < ds->started; i++) qj_emu_poster_wake(&ds->poster[i]);
+  qj_emu_vm_wake(ds->vm, QJ_EMU_DELIVERIES);
+}
+
 void qj_emu_deliverers_stop(qj_emu_deliverers *ds) {
   int i;
   if (ds == NULL) return;
-  atomic_store(&ds->stop, 1);
-  qj_emu_vm_wake(ds->vm, QJ_EMU_DELIVERIES);
-  for (i = 0; i < ds->started; i++) pthread_join(ds->thread[i], NULL);
+  qj_emu_deliverers_signal(ds);
+  for (i = 0; i < ds->started; i++) {
+    pthread_join(ds->thread[i], NULL);
+    qj_emu_poster_cleanup(&ds->poster[i]);
+  }
   free(ds);
   curl_global_cleanup();
 }

@@ -11,6 +11,7 @@
  *             libcurl, outside the Lua state's lock (no Lua at all in it)
  *   deliver.c the threads that POST signed webhooks to their receivers, the same way
  *   post.c    one POST with libcurl, for worker.c and deliver.c (post.h)
+ *   jsoncheck.c  whether a worker's answer is JSON, checked without building any value
  *
  * Exported names carry the prefix qj_emu_; everything else is static.
  */
@@ -130,7 +131,16 @@ typedef struct qj_emu_outcome {
   const char *body;
   size_t body_len;
   int too_large;              /* the body exceeded QJ_EMU_MAX_OUTPUT (then body is NULL) */
+  int json;                   /* the body is one JSON text (qj_emu_json_check) */
 } qj_emu_outcome;
+
+/* jsoncheck.c: 1 when the n bytes at s are one JSON text (RFC 8259, any depth, any number;
+ * strings of well-formed UTF-8, a \u escape of a surrogate only in a pair), else 0 (also
+ * when out of memory). Builds no value; no Lua. */
+int qj_emu_json_check(const char *s, size_t n);
+
+/* --worker instances, at most. */
+#define QJ_EMU_MAX_WORKERS 1000
 
 /* A worker's output, at most (emulator/app.lua's App.MAX_OUTPUT). */
 #define QJ_EMU_MAX_OUTPUT 10000000
@@ -162,13 +172,14 @@ int qj_emu_vm_next_delivery(qj_emu_vm *vm, qj_emu_delivery *d, long *wait_ms);
  * the call failed (thread-safe). */
 void qj_emu_vm_delivered(qj_emu_vm *vm, long long token, long status, const char *error);
 
-/* The host's threads wait on counts of changes, one per kind of work: QJ_EMU_JOBS grows
- * after every request to the Lua logic (a job may be pending), QJ_EMU_DELIVERIES when a
- * webhook delivery starts to wait. */
-enum { QJ_EMU_JOBS = 0, QJ_EMU_DELIVERIES = 1 };
+/* The host's threads wait on counts of changes: QJ_EMU_DELIVERIES grows when a webhook
+ * delivery starts to wait (the delivery threads wait on it), and count i (from 1) when the
+ * Lua logic has a job for the instance of the i-th --worker (emulator/app.lua wakes one idle
+ * instance per job that becomes pending, no other). */
+enum { QJ_EMU_DELIVERIES = 0 };
 /* The count of changes of that kind (thread-safe). */
 unsigned long qj_emu_vm_changes(qj_emu_vm *vm, int which);
-/* Waits until that count differs from seen, or ms milliseconds pass. */
+/* Waits until that count differs from seen, or ms milliseconds pass (ms < 0: no limit). */
 void qj_emu_vm_wait(qj_emu_vm *vm, int which, unsigned long seen, long ms);
 /* Grows that count and wakes its waiters. */
 void qj_emu_vm_wake(qj_emu_vm *vm, int which);
@@ -177,7 +188,10 @@ void qj_emu_vm_wake(qj_emu_vm *vm, int which);
 typedef struct qj_emu_workers qj_emu_workers;
 /* Starts cfg->nworkers threads (instances 1..n); NULL (message on stderr) on failure. */
 qj_emu_workers *qj_emu_workers_start(qj_emu_vm *vm, const qj_emu_config *cfg);
-/* Stops them (a worker call in progress is cut within a second) and joins them. */
+/* Tells them to stop and cuts the worker calls in progress at once (returns without
+ * waiting), so that every pool of threads stops at the same time. */
+void qj_emu_workers_signal(qj_emu_workers *ws);
+/* Signals them (if not done yet) and joins them. */
 void qj_emu_workers_stop(qj_emu_workers *ws);
 
 /* deliver.c: the threads that deliver webhooks (QJ_EMU_DELIVERERS of them, so a receiver
@@ -186,7 +200,10 @@ void qj_emu_workers_stop(qj_emu_workers *ws);
 typedef struct qj_emu_deliverers qj_emu_deliverers;
 /* Starts them; NULL (message on stderr) on failure. */
 qj_emu_deliverers *qj_emu_deliverers_start(qj_emu_vm *vm, const qj_emu_config *cfg);
-/* Stops them (a delivery in progress is cut within a second) and joins them. */
+/* Tells them to stop and cuts the deliveries in progress at once (returns without
+ * waiting). */
+void qj_emu_deliverers_signal(qj_emu_deliverers *ds);
+/* Signals them (if not done yet) and joins them. */
 void qj_emu_deliverers_stop(qj_emu_deliverers *ds);
 
 /* glob.c: adds glob (the compiler of fault path globs) and glob_max to the table on the

@@ -81,10 +81,14 @@ int main(int argc, char **argv) {
   while (sigwait(&stop_signals, &sig) != 0) {
   }
 
+  /* Every pool is told at once, and a call in progress is cut at once, so the stop takes
+   * as long as the slowest pool, not the sum of them. */
   qj_emu_vm_stop(vm);
+  qj_emu_workers_signal(workers);
+  qj_emu_deliverers_signal(deliverers);
+  qj_emu_server_stop(srv);
   qj_emu_workers_stop(workers);
   qj_emu_deliverers_stop(deliverers);
-  qj_emu_server_stop(srv);
   qj_emu_vm_close(vm);
   return 0;
 }

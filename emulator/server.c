@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -422,6 +423,25 @@ static void *on_target(void *cls, const char *target, struct MHD_Connection *mhd
   return r;
 }
 
+/* MHD_get_connection_values' iterator: whether the Content-Length headers differ (RFC 9112
+ * section 6.3: a message with differing lengths is unrecoverable; libmicrohttpd reads the
+ * first). */
+struct lengths {
+  const char *first;
+  int differ;
+};
+
+static enum MHD_Result each_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+  struct lengths *l = (struct lengths *)cls;
+  (void)kind;
+  if (key == NULL || value == NULL || strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+    return MHD_YES;
+  if (l->first == NULL) l->first = value;
+  else if (strcmp(l->first, value) != 0) l->differ = 1;
+  return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -434,8 +454,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   if (r == NULL) return MHD_NO;                   /* its state could not be made */
   if (!r->started) {                              /* headers are in: the first call */
     const char *cl;
+    struct lengths lengths = {NULL, 0};
     r->started = 1;
     if (r->answered) return MHD_NO;               /* refused directly: close */
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, each_length, &lengths);
+    if (lengths.differ) {                         /* before the body: no job is made */
+      refuse(srv, r, 400, "The request has Content-Length headers that differ.");
+      return MHD_NO;
+    }
     set_phase(srv, r->conn, PHASE_BODY);
     cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL) {

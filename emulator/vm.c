@@ -4,8 +4,9 @@
  * (emulator.app) with its host: the functions of this file, glob.c's globs and the core's
  * clock. A request goes to app:handle as a table, and its answer comes back as a table
  * (both described in emulator/app.lua), copied out into a qj_emu_response. The --worker
- * threads (worker.c) enter it through qj_emu_vm_next and qj_emu_vm_report, and wait on the
- * count of changes that every request grows. Every entry into the state holds vm->lock and
+ * threads (worker.c) enter it through qj_emu_vm_next and qj_emu_vm_report, and each waits
+ * on its own count of changes, which the Lua logic grows (host.worker_ready) when it has a
+ * job for that instance. Every entry into the state holds vm->lock and
  * runs under lua_pcall, so a Lua error (even a memory error) never unwinds through
  * libmicrohttpd or libcurl.
  */
@@ -41,10 +42,10 @@ struct qj_emu_vm {
   int next_delivery_ref;        /* and next_delivery, */
   int delivered_ref;            /* and delivered */
   struct signal {               /* counts of changes, for the host's threads to wait on: */
-    pthread_mutex_t lock;       /* [QJ_EMU_JOBS] for the worker threads, */
-    pthread_cond_t cond;        /* [QJ_EMU_DELIVERIES] for the delivery threads */
+    pthread_mutex_t lock;       /* [QJ_EMU_DELIVERIES] for the delivery threads, */
+    pthread_cond_t cond;        /* [i] for the instance of the i-th --worker */
     unsigned long count;
-  } signals[2];
+  } signals[1 + QJ_EMU_MAX_WORKERS];
   int nsignals;                 /* how many are initialised */
   unsigned char pool[512];      /* random bytes for v4 UUIDs (used under the lock) */
   size_t pool_pos;
@@ -125,9 +126,18 @@ static int host_deliveries_changed(lua_State *L) {
   return 0;
 }
 
+/* host.worker_ready(i): the instance of the i-th --worker has a job waiting (wakes it). */
+static int host_worker_ready(lua_State *L) {
+  lua_Integer i = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, i >= 1 && i <= QJ_EMU_MAX_WORKERS, 1, "no such instance");
+  qj_emu_vm_wake(host_vm(L), (int)i);
+  return 0;
+}
+
 static const luaL_Reg host_funcs[] = {
   {"uuid4", host_uuid4},
   {"deliveries_changed", host_deliveries_changed},
+  {"worker_ready", host_worker_ready},
   {"random_bytes", host_random_bytes},
   {"timestamp", host_timestamp},
   {NULL, NULL}
@@ -221,7 +231,7 @@ qj_emu_vm *qj_emu_vm_new(void) {
   vm->host_ref = vm->app_ref = vm->handle_ref = vm->refuse_ref = vm->request_ref = LUA_NOREF;
   vm->next_ref = vm->report_ref = vm->next_delivery_ref = vm->delivered_ref = LUA_NOREF;
   atomic_init(&vm->stopping, 0);
-  for (; vm->nsignals < 2; vm->nsignals++) {
+  for (; vm->nsignals < 1 + QJ_EMU_MAX_WORKERS; vm->nsignals++) {
     struct signal *sg = &vm->signals[vm->nsignals];
     if (pthread_mutex_init(&sg->lock, NULL) != 0) break;
     if (pthread_cond_init(&sg->cond, NULL) != 0) {
@@ -229,7 +239,7 @@ qj_emu_vm *qj_emu_vm_new(void) {
       break;
     }
   }
-  if (vm->nsignals < 2 || pthread_mutex_init(&vm->lock, NULL) != 0) {
+  if (vm->nsignals < 1 + QJ_EMU_MAX_WORKERS || pthread_mutex_init(&vm->lock, NULL) != 0) {
     fputs("salad-queue-emulator: cannot create the emulator's locks\n", stderr);
     destroy_signals(vm);
     free(vm);
@@ -319,7 +329,8 @@ static int vm_configure(lua_State *L) {
   a->cfg->max_connections = (unsigned int)luaL_checkinteger(L, -1);
   lua_getfield(L, -6, "workers");
   luaL_checktype(L, -1, LUA_TTABLE);
-  if (lua_rawlen(L, -1) > 1000) return luaL_error(L, "--worker: at most 1000 instances");
+  if (lua_rawlen(L, -1) > QJ_EMU_MAX_WORKERS)
+    return luaL_error(L, "--worker: at most %d instances", QJ_EMU_MAX_WORKERS);
   a->cfg->nworkers = (int)lua_rawlen(L, -1);
   lua_getfield(L, -7, "webhook_timeout");
   a->cfg->webhook_timeout = (double)luaL_checknumber(L, -1);
@@ -612,8 +623,6 @@ static void fixed_answer(qj_emu_response *rs, int status, const char *body, size
 
 void qj_emu_vm_stop(qj_emu_vm *vm) {
   atomic_store(&vm->stopping, 1);
-  qj_emu_vm_wake(vm, QJ_EMU_JOBS);
-  qj_emu_vm_wake(vm, QJ_EMU_DELIVERIES);
 }
 
 /* Request text on stderr, with bytes outside printable ASCII and backslashes as \xHH, so
@@ -654,7 +663,6 @@ void qj_emu_vm_handle(qj_emu_vm *vm, const qj_emu_request *rq, qj_emu_response *
   }
   lua_settop(L, 0);
   pthread_mutex_unlock(&vm->lock);
-  qj_emu_vm_wake(vm, QJ_EMU_JOBS);
   if (rs->action != QJ_EMU_ACT_DROP && rs->mem == NULL)
     fixed_answer(rs, 500, internal_error, sizeof internal_error - 1);
 }
@@ -681,6 +689,12 @@ void qj_emu_vm_wake(qj_emu_vm *vm, int which) {
 void qj_emu_vm_wait(qj_emu_vm *vm, int which, unsigned long seen, long ms) {
   struct signal *sg = &vm->signals[which];
   struct timespec until;
+  if (ms < 0) {
+    pthread_mutex_lock(&sg->lock);
+    while (sg->count == seen) pthread_cond_wait(&sg->cond, &sg->lock);
+    pthread_mutex_unlock(&sg->lock);
+    return;
+  }
   clock_gettime(CLOCK_REALTIME, &until);
   until.tv_sec += ms / 1000;
   until.tv_nsec += (ms % 1000) * 1000000L;
@@ -801,7 +815,8 @@ struct report_args {
   const qj_emu_outcome *o;
 };
 
-/* Protected: app:report(token, id, status, body, too_large, error). */
+/* Protected: app:report(token, id, status, body, too_large, error, json). The body's text is
+ * only copied here: worker.c checked whether it is JSON before taking the lock. */
 static int vm_report(lua_State *L) {
   struct report_args *a = (struct report_args *)lua_touserdata(L, 1);
   qj_emu_vm *vm = (qj_emu_vm *)lua_touserdata(L, 2);
@@ -814,7 +829,8 @@ static int vm_report(lua_State *L) {
   if (o->body_len > 0) lua_pushlstring(L, o->body, o->body_len); else lua_pushnil(L);
   lua_pushboolean(L, o->too_large);
   if (o->error) lua_pushstring(L, o->error); else lua_pushnil(L);
-  lua_call(L, 7, 0);
+  lua_pushboolean(L, o->json);
+  lua_call(L, 8, 0);
   return 0;
 }
 
@@ -822,7 +838,7 @@ void qj_emu_vm_report(qj_emu_vm *vm, const qj_emu_work *w, const qj_emu_outcome 
   struct report_args a;
   a.w = w;
   a.o = o;
-  if (host_call(vm, vm_report, &a, "the worker's report") != 0) qj_emu_vm_wake(vm, QJ_EMU_JOBS);
+  host_call(vm, vm_report, &a, "the worker's report");
 }
 
 /* ---- the delivery threads' entry points (deliver.c) --------------------------------- */

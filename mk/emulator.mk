@@ -18,7 +18,8 @@ ASAN_EMU     := $(VDIR_asan)/salad-queue-emulator
 
 EMU_BENCH    := $(BUILD)/bench/emulator_bench
 
-.PHONY: emulator install-emulator uninstall-emulator bench-emulator bench-emulator-rss
+.PHONY: emulator install-emulator uninstall-emulator bench-emulator bench-emulator-rss \
+        bench-emulator-worker
 
 all: $(EMU)
 emulator: $(EMU)
@@ -70,6 +71,15 @@ $(EMU_BENCH): bench/emulator_bench.c
 
 bench-emulator: deps $(EMU) $(EMU_BENCH)
 	sh bench/emulator_bench.sh $(EMU) $(EMU_BENCH) $(BENCH_CREATES) $(BENCH_CONNS)
+	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bench/emulator_bench_worker.lua $(EMU) $(EMU_BENCH)
+
+# The --worker part alone (bench/emulator_bench_worker.lua): API latency while a worker
+# answers 10 MB, GET list with 1,000 idle instances against none (goal: ratio >= 0.8),
+# 2,000 instant jobs through 1,000 instances (goal: under 5 s), the stop with calls hung.
+# BENCH_WORKER_PARTS picks parts ("big idle jobs stop"); BENCH_STRICT=1 fails on a goal
+# missed.
+bench-emulator-worker: deps $(EMU) $(EMU_BENCH)
+	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bench/emulator_bench_worker.lua $(EMU) $(EMU_BENCH)
 
 bench-emulator-rss: deps $(EMU)
 	BENCH_PART=rss sh bench/emulator_bench.sh $(EMU)

@@ -255,17 +255,18 @@ describe("emulator.app with an injected host", function()
         assert.are.equal(GIVEN, secret_of(app))
         assert.is_nil(host.random_calls)
       end
-      -- the bounds: base64 of 24 bytes (32 characters) and of 128 (172 characters), and the
+      -- the bounds: 44 characters (base64 of 31 to 33 bytes) and 172 (of 128 bytes), and the
       -- tails of 1 and 2 bytes
-      for _, given in ipairs { ("A"):rep(32), ("A"):rep(168) .. "AAA=", ("A"):rep(32) .. "AA==",
-          ("A"):rep(32) .. "AAA=", ("+/9z"):rep(11) } do
+      for _, given in ipairs { ("A"):rep(44), ("A"):rep(168) .. "AAA=", ("A"):rep(40) .. "AA==",
+          ("A"):rep(40) .. "AAA=", ("+/9z"):rep(11) } do
         assert.are.equal(given, secret_of((new_app { "--webhook-secret", given })))
       end
     end)
 
-    it("refuses a --webhook-secret that is not base64 of 24..128 bytes, without repeating it", function()
+    it("refuses a --webhook-secret that is not 44..172 base64 characters, without repeating it", function()
       local bad = {
         "", "whsec_", ("A"):rep(28), ("A"):rep(176),
+        ("A"):rep(32), ("A"):rep(40), ("A"):rep(36) .. "AAA=",   -- base64 of 24 to 30 bytes
         ("A"):rep(172),                                   -- 129 bytes
         ("A"):rep(43),                                    -- not a multiple of 4
         ("A"):rep(43) .. "!", ("A"):rep(42) .. "-_",       -- not the base64 alphabet
@@ -275,7 +276,7 @@ describe("emulator.app with an injected host", function()
       for _, given in ipairs(bad) do
         local app, err = App.new { args = { "--webhook-secret", given }, host = fake_host() }
         assert.is_nil(app, given)
-        assert.matches("^%-%-webhook%-secret needs base64 of 24 to 128 bytes", err)
+        assert.matches("^%-%-webhook%-secret needs 44 to 172 base64 characters", err)
         if #given >= 8 then
           assert.is_nil(err:find(given, 1, true), err)
           assert.is_nil(err:find(given:sub(5, 12), 1, true), err)
@@ -284,11 +285,11 @@ describe("emulator.app with an injected host", function()
       local _, err = App.new { args = { "--webhook-secret" }, host = fake_host() }
       assert.matches("^%-%-webhook%-secret needs", err)
       _, err = App.new { args = { "--webhook-secret", ("A"):rep(28) }, host = fake_host() }
-      assert.are.equal("--webhook-secret needs base64 of 24 to 128 bytes (32 to 172 characters," ..
-        " the whsec_ prefix optional): the value given has 28 characters", err)
+      assert.are.equal("--webhook-secret needs 44 to 172 base64 characters" ..
+        " (^[+/=0-9A-Za-z]{44,172}$, the whsec_ prefix optional): the value given has 28 characters", err)
       _, err = App.new { args = { "--webhook-secret", ("A"):rep(43) .. "!" }, host = fake_host() }
-      assert.are.equal("--webhook-secret needs base64 of 24 to 128 bytes (32 to 172 characters," ..
-        " the whsec_ prefix optional): the value given has a character outside A-Z, a-z, 0-9," ..
+      assert.are.equal("--webhook-secret needs 44 to 172 base64 characters" ..
+        " (^[+/=0-9A-Za-z]{44,172}$, the whsec_ prefix optional): the value given has a character outside A-Z, a-z, 0-9," ..
         " '+' and '/' (at 44)", err)
     end)
 
@@ -549,16 +550,18 @@ describe("emulator.app with an injected host", function()
     it("keeps a JSON body exactly; other UTF-8 as a string; fails bytes that are not UTF-8 and bodies over 10 MB", function()
       local app = new_app { "--worker", W }
       local cases = {
-        { 200, ' {"a" : 1.0} ', false, "succeeded", ' {"a" : 1.0} ' },
+        { 200, ' {"a" : 1.0} ', false, "succeeded", ' {"a" : 1.0} ', true },
         { 404, "not found", false, "succeeded", '"not found"' },
         { 204, nil, false, "succeeded", '""' },
         { 200, "\255", false, "failed", nil },
         { 200, nil, true, "failed", nil },
+        { 200, "[1.50]", false, "succeeded", "[1.50]", true },     -- the host said: JSON
+        { 200, "[1.50]", false, "succeeded", '"[1.50]"', false }, -- the host said: not JSON
       }
       for i, c in ipairs(cases) do
         api(app, "POST", JOBS, '{"input":1}')
         local token, id = app:next_job(1)
-        app:report(token, id, c[1], c[2], c[3])
+        app:report(token, id, c[1], c[2], c[3], nil, c[6])
         local body = text(api(app, "GET", JOBS .. "/" .. uuid(i)))
         assert.are.equal(c[4], decode(body).status)
         if c[5] then
@@ -574,21 +577,21 @@ describe("emulator.app with an injected host", function()
       api(app, "POST", JOBS, '{"input":1}')
       local token, id = app:next_job(1)
       control(app, "POST", "/jobs/" .. id .. "/status", '{"status":"succeeded","output":7}')
-      app:report(token, id, 200, '"late"', false)
+      app:report(token, id, 200, '"late"', false, nil, true)
       assert.are.equal(7, job(app, 1).output)
       api(app, "POST", JOBS, '{"input":2}')
       local t2, id2 = app:next_job(1)
       app:report(t2, id2, 500, nil, false)
       local t3 = app:next_job(1)
-      app:report(t2, id2, 200, '"stale"', false)      -- the first attempt's token
+      app:report(t2, id2, 200, '"stale"', false, nil, true)      -- the first attempt's token
       assert.are.equal("running", job(app, 2).status)
-      app:report(t3, id2, 200, '"fresh"', false)
+      app:report(t3, id2, 200, '"fresh"', false, nil, true)
       assert.are.equal("fresh", job(app, 2).output)
       api(app, "POST", JOBS, '{"input":3}')
       local t4, id4 = app:next_job(1)
       assert.are.equal(2, counters(app).worker_ignored)
       control(app, "POST", "/reset")
-      app:report(t4, id4, 200, "{}", false)
+      app:report(t4, id4, 200, "{}", false, nil, true)
       assert.are.equal(1, counters(app).worker_ignored)   -- counted since the reset
     end)
   end)
@@ -597,7 +600,7 @@ describe("emulator.app with an injected host", function()
     local qj = require "queue_jobs"
     local Webhooks = require "emulator.webhooks"
     local HOOK = "http://127.0.0.1:9/hook"
-    local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw2B6JjFMkB3Q="
 
     local function new_job(app, webhook)
       local body = webhook and ('{"input":1,"webhook":' .. encode(webhook) .. '}') or '{"input":1}'
@@ -657,10 +660,10 @@ describe("emulator.app with an injected host", function()
       control(app, "POST", "/jobs/" .. b .. "/status", '{"status":"failed"}')
       take()
       local token, id = app:next_job(1)     -- the job without a webhook
-      app:report(token, id, 200, '{"ok":true}', false)
+      app:report(token, id, 200, '{"ok":true}', false, nil, true)
       assert.is_nil(app:next_delivery())
       token, id = app:next_job(1)           -- c
-      app:report(token, id, 200, '{"ok":true}', false)
+      app:report(token, id, 200, '{"ok":true}', false, nil, true)
       take()
       assert.are.same({ "queue.job.succeeded " .. a, "queue.job.failed " .. b,
         "queue.job.succeeded " .. c }, types)

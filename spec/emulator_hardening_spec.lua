@@ -461,13 +461,44 @@ describe("salad-queue-emulator HTTP refusals", function()
     assert_problem_response(rs[1], 400)
   end)
 
-  it("leaves only refusals before the request line is read to libmicrohttpd, well-formed", function()
-    -- an unsupported HTTP version and a request line longer than libmicrohttpd's buffer
-    for _, req in ipairs { "GET / HTTP/2.0\r\nHost: x\r\n\r\n",
-      "GET /" .. ("a"):rep(70000) .. " HTTP/1.1\r\nHost: x\r\n\r\n" } do
-      local rs = exchange(emu, req)
+  it("answers differing Content-Length headers with 400 ProblemDetails before the body, and makes no job", function()
+    emu:reset()
+    local body = '{"input":1}'
+    local key = "Salad-Api-Key: " .. emu.api_key .. "\r\n"
+    for _, lengths in ipairs { { #body, 5 }, { 5, #body }, { #body, #body + 1, #body } } do
+      local head = POST .. key
+      for _, n in ipairs(lengths) do head = head .. "Content-Length: " .. n .. "\r\n" end
+      local rs, why = exchange(emu, head .. "\r\n" .. body)
       assert.are.equal(1, #rs)
-      assert.is_true(rs[1].status == 505 or rs[1].status == 414, tostring(rs[1].status))
+      assert.are.equal("closed", why, table.concat(lengths, ","))
+      local p = assert_problem_response(rs[1], 400)
+      assert.are.equal("The request has Content-Length headers that differ.", p.detail)
+    end
+    local c = emu:counters()
+    assert.are.same({ 0, 0, 3 }, { c.creates_accepted, c.jobs_stored, c.requests.other })
+    -- the same length twice is one length (RFC 9112 section 6.3)
+    local rs = exchange(emu, POST .. key .. "Content-Length: " .. #body .. "\r\ncontent-length: " ..
+      #body .. "\r\nConnection: close\r\n\r\n" .. body)
+    assert.are.equal(201, rs[1].status)
+  end)
+
+  it("leaves only refusals before the request line is parsed to libmicrohttpd, as docs/emulator.md lists them", function()
+    -- no method and target: closed with no answer
+    for _, req in ipairs { "GARBAGE\r\n\r\n", " GET / HTTP/1.1\r\n\r\n" } do
+      local got, why = helpers.raw(emu.root, req)
+      assert.are.same({ "", "closed" }, { got, why }, req)
+    end
+    -- an HTTP version missing or malformed (400), other than 1.x (505), a request line
+    -- longer than libmicrohttpd's buffer (414): its own short HTML answers
+    for _, case in ipairs { { "GET /\r\n\r\n", 400 }, { "GET / FOO/1.1\r\n\r\n", 400 },
+        { "GET / HTTP/1.1 x\r\n\r\n", 400 }, { "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505 },
+        { "GET /" .. ("a"):rep(70000) .. " HTTP/1.1\r\nHost: x\r\n\r\n", 414 } } do
+      local rs, why = exchange(emu, case[1])
+      assert.are.equal(1, #rs)
+      assert.are.equal("closed", why)
+      assert.are.equal(case[2], rs[1].status)
+      assert.is_nil(rs[1].headers["content-type"])
+      assert.matches("^<html>", rs[1].body)
     end
   end)
 end)

@@ -11,7 +11,7 @@ local qj = require "queue_jobs"
 local decode = helpers.decode
 local JOBS = helpers.JOBS
 local QUEUE = "acme-corp/dev-env/fifo-queue"
-local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw2B6JjFMkB3Q="
 
 if not (tls.NGINX and tls.OPENSSL) then
   describe("salad-queue-emulator over https://", function()

@@ -8,7 +8,7 @@ local qj = require "queue_jobs"
 
 local decode = helpers.decode
 local JOBS = helpers.JOBS
-local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw2B6JjFMkB3Q="
 local QUEUE = "acme-corp/dev-env/fifo-queue"
 
 local servers, emus = {}, {}
