@@ -274,10 +274,7 @@ static int dec_exact_number(dec *d, const unsigned char *s, const unsigned char 
     return dec_fail(d, s, "number out of range");
   if (dec_count(d)) return -1;
   if (!lua_checkstack(L, 2)) return dec_fail(d, s, "Lua stack overflow");
-  lua_newuserdatauv(L, 0, 1);
-  lua_pushlstring(L, (const char *)s, (size_t)(q - s));
-  (void)lua_setiuservalue(L, -2, 1);
-  luaL_setmetatable(L, QJ_RAW_MT);
+  qj_raw_push(L, (const char *)s, (size_t)(q - s), 0);
   return 0;
 }
 

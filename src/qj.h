@@ -183,6 +183,19 @@ enum { QJ_DEC_OTHER = 0, QJ_DEC_OBJECT = 1, QJ_DEC_TOO_LARGE = -1, QJ_DEC_TIMEOU
  * errors. */
 int qj_json_decode_object(lua_State *L, const char *s, size_t n, int arraymt, qj_buf *b,
                           const qj_dec_limits *lim);
+/* A json.raw value (json.c): a full userdata with no user value, whose own memory holds the
+ * text, so nothing in Lua (debug.setuservalue included) can reach or change it. depth: the
+ * levels of arrays and objects the text nests (0 for a number), which the encoder counts
+ * with the levels around the value, as it counts a table's. qj_raw_push pushes a new one
+ * (text s[0..n), checked by the caller); qj_raw_test returns the one at idx, or NULL. */
+typedef struct qj_raw {
+  size_t len;
+  int depth;
+  char text[];
+} qj_raw;
+qj_raw *qj_raw_push(lua_State *L, const char *s, size_t n, int depth);
+qj_raw *qj_raw_test(lua_State *L, int idx);
+
 /* For the client: encodes {"input":..,"metadata":..,"webhook":..} (nil members left out)
  * from arguments 1..3, like json.encode of that table; same upvalues and results. */
 int qj_json_encode_job(lua_State *L);
