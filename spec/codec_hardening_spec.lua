@@ -81,6 +81,74 @@ describe("a json.raw value is immutable", function()
 end)
 
 ---------------------------------------------------------------------------------------------
+describe("the decode budget counts what numbers keep", function()
+  -- The client's budget: max_body / 16 values for an answer of at most max_body bytes
+  -- (docs/client.md, "Limits": about 5 x max_body of Lua memory at most).
+  local MAX_BODY = 1024 * 1024
+  local BUDGET = MAX_BODY // 16
+
+  -- The largest text of items (each costing `cost` values) that fits both bounds.
+  local function fill(item, cost)
+    local parts, len, i = {}, 2, 0
+    while true do
+      local m = item(i + 1)
+      if len + #m + 1 > MAX_BODY or (i + 1) * cost + 1 > BUDGET then break end
+      i = i + 1
+      parts[i] = m
+      len = len + #m + 1
+    end
+    return "[" .. table.concat(parts, ",") .. "]"
+  end
+
+  -- Lua memory (KiB) that the decoded value of text holds, or nil and the error.
+  local function held(text, exact)
+    collectgarbage()
+    collectgarbage()
+    local before = collectgarbage("count")
+    local v, err = json.decode(text, { max_values = BUDGET, exact_numbers = exact })
+    if v == nil then return nil, err end
+    collectgarbage()
+    collectgarbage()
+    local kib = collectgarbage("count") - before
+    assert(v) -- held until now
+    return kib
+  end
+
+  it("counts a raw number by the length of its text", function()
+    local long = "0." .. ("0"):rep(37) .. "1" -- 40 bytes: 1 + 40 / 16 = 3 values
+    local v, err = json.decode("[" .. long .. "]", { exact_numbers = true, max_values = 3 })
+    assert.is_nil(v)
+    assert.equal("too_large", err.kind)
+    assert.matches("numbers counted by their size %(max_values%)", err.message)
+    v = json.decode("[" .. long .. "]", { exact_numbers = true, max_values = 4 })
+    assert.equal(long, tostring(v[1]))
+  end)
+
+  it("keeps an answer within 5 x max_body of Lua memory, with exact_numbers or without", function()
+    local cases = {
+      -- distinct numbers as json.raw: 7.4 x before (each counted as one value)
+      { fill(function(i) return "1." .. i end, 1), true },
+      { fill(function(i) return "0." .. ("0"):rep(30) .. i end, 3), true },
+      -- integers, floats and literals in arrays: 7.9 x and 9.3 x before (free)
+      { fill(function() return "0" end, 0.5) },
+      { fill(function() return "0.5" end, 0.5) },
+      { fill(function() return "true" end, 0.5) },
+      { fill(function() return "[" .. ("0,"):rep(22) .. "0]" end, 1 + 23 / 2) },
+      -- the containers and strings the budget always counted
+      { fill(function() return "[]" end, 1) },
+      { fill(function(i) return ('{"%x":0}'):format(i) end, 2) },
+    }
+    for i, c in ipairs(cases) do
+      local kib, err = held(c[1], c[2])
+      assert(kib, "case " .. i .. ": " .. tostring(err))
+      assert(kib * 1024 <= 5 * MAX_BODY,
+        ("case %d: %.0f KiB for max_body %d KiB (%.2f x)"):format(i, kib, MAX_BODY // 1024,
+          kib * 1024 / MAX_BODY))
+    end
+  end)
+end)
+
+---------------------------------------------------------------------------------------------
 describe("webhook.sign and verify take the same timestamps", function()
   local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
   local ID, BODY = "msg_p5jXN8AQM9LWM0D4loKWxJek", '{"test": 2432232314}'

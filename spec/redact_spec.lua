@@ -215,7 +215,7 @@ describe("salad-jobs: altered echoes on stdout and stderr", function()
     local code, out2, err = cli.run(nil, { "--verbose", "get", "--queue", cli.Q, job.id }, env)
     srv.stop()
     assert.matches("%[REDACTED%]", out)             -- the job was printed, its notes redacted
-    assert.equal(select(2, out:gsub("%[REDACTED%]", "")), #fs)
+    assert.equal(#fs, select(2, out:gsub("%[REDACTED%]", "")))
     assert_clean(out, cli.KEY, "stdout")
     assert.equal(1, code)
     assert.matches("refused: %[REDACTED%]", err)    -- the 400's detail reached stderr

@@ -10,6 +10,8 @@
  * The matcher walks the key and the text together and accepts, at each character of the key,
  * either the byte itself or one escape that decodes to it. Where both could apply (a key that
  * itself contains '\', '%' or '&') it tries the escape first and backtracks, within a budget.
+ * It may also echo the key altered: a part of it, in another case, or encoded (see "altered
+ * echoes" below); both searches run and the earlier echo wins.
  * Keys shorter than QJ_REDACT_MIN bytes match ordinary words and are never searched for.
  *
  *   core.redact(key, s) -> s with every echo of key replaced by "[REDACTED]"

@@ -124,7 +124,9 @@ int qj_hex_digit(unsigned c);
 
 /* ---- the API key: redaction and fingerprint (key.c) --------------------------------------
  * qj_redact_next finds the first echo of key in s[0..n) at or after from (the key itself,
- * trimmed, or escaped as JSON, percent-encoding or HTML would escape it): returns its offset
+ * trimmed, or escaped as JSON, percent-encoding or HTML would escape it; or altered: 12 bytes
+ * of it in a row in any ASCII case, 16 characters of its hex, base64 or base64url, key.c):
+ * returns its offset
  * and sets *len, or returns n when there is none (always for keys shorter than
  * QJ_REDACT_MIN). qj_redact_copy writes s with each echo replaced by QJ_REDACTED into dst,
  * cut to dstsz - 1 bytes after the replacing, NUL-terminated; no Lua. qj_redact_buf does the
