@@ -546,7 +546,9 @@ describe("core.redact, the matcher behind every redaction", function()
   end)
 
   it("leaves other text alone, and keys shorter than 8 bytes", function()
-    assert.equal("qjk_7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7j", redact(KEY, "qjk_7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7j"))
+    -- pieces of 11 bytes (runs of 12 and more are echoes: spec/redact_spec.lua)
+    assert.equal("qjk_7Fh2LmQ 9xT4vB8nR3w Y6zK1pD5sA0 cE2gH7jU",
+      redact(KEY, "qjk_7Fh2LmQ 9xT4vB8nR3w Y6zK1pD5sA0 cE2gH7jU"))
     assert.equal("a \\u00zz %zz &#; &bogus; \\", redact(KEY, "a \\u00zz %zz &#; &bogus; \\"))
     assert.equal("secret secret", redact("secret", "secret secret"))
     -- an escape that decodes to no character (a lone surrogate) matches nothing

@@ -4,6 +4,7 @@
  */
 #include "qj.h"
 
+#include <stddef.h>
 #include <string.h>
 
 /* queue_jobs.array(t): marks t as a JSON array (so an empty t encodes as []) and returns it. */
@@ -20,12 +21,47 @@ static int json_array(lua_State *L) {
   return 1;
 }
 
+qj_raw *qj_raw_push(lua_State *L, const char *s, size_t n, int depth) {
+  qj_raw *r = (qj_raw *)lua_newuserdatauv(L, offsetof(qj_raw, text) + n + 1, 0);
+  r->len = n;
+  r->depth = depth;
+  if (n > 0) memcpy(r->text, s, n);
+  r->text[n] = '\0';
+  luaL_setmetatable(L, QJ_RAW_MT);
+  return r;
+}
+
+qj_raw *qj_raw_test(lua_State *L, int idx) {
+  return (qj_raw *)luaL_testudata(L, idx, QJ_RAW_MT);
+}
+
+/* The deepest nesting of arrays and objects in valid JSON text s[0..n): brackets outside
+ * strings (a string's escapes skip the byte after each backslash). */
+static int text_depth(const char *s, size_t n) {
+  size_t i;
+  int depth = 0, most = 0, in_string = 0;
+  for (i = 0; i < n; i++) {
+    char c = s[i];
+    if (in_string) {
+      if (c == '\\') i++;
+      else if (c == '"') in_string = 0;
+    } else if (c == '"') {
+      in_string = 1;
+    } else if (c == '[' || c == '{') {
+      if (++depth > most) most = depth;
+    } else if (c == ']' || c == '}') {
+      depth--;
+    }
+  }
+  return most;
+}
+
 /* json.raw(text) -> raw | nil, err: one JSON value as text, which json.encode (and create's
  * body) write as it is, byte for byte, instead of encoding a Lua value: data that must not
  * pass through Lua's numbers (an integer beyond int64, 2.50 kept as written). The text is
  * checked as json.decode checks it (the error is decode's), and the JSON whitespace around
- * it is left out. A full userdata (immutable from Lua) whose user value is the text;
- * tostring(raw) gives the text. Upvalue 1: json.decode. */
+ * it is left out. A qj_raw (qj.h): the text inside the userdata, out of Lua's reach, with the
+ * depth of its nesting; tostring(raw) gives the text. Upvalue 1: json.decode. */
 static int json_raw(lua_State *L) {
   static const char ws[] = " \t\r\n";
   size_t n, a = 0;
@@ -44,16 +80,13 @@ static int json_raw(lua_State *L) {
   }
   while (a < n && strchr(ws, s[a]) != NULL && s[a] != '\0') a++;
   while (n > a && strchr(ws, s[n - 1]) != NULL && s[n - 1] != '\0') n--;
-  lua_newuserdatauv(L, 0, 1);
-  lua_pushlstring(L, s + a, n - a);
-  (void)lua_setiuservalue(L, -2, 1);
-  luaL_setmetatable(L, QJ_RAW_MT);
+  qj_raw_push(L, s + a, n - a, text_depth(s + a, n - a));
   return 1;
 }
 
 static int raw_tostring(lua_State *L) {
-  luaL_checkudata(L, 1, QJ_RAW_MT);
-  lua_getiuservalue(L, 1, 1);
+  qj_raw *r = (qj_raw *)luaL_checkudata(L, 1, QJ_RAW_MT);
+  lua_pushlstring(L, r->text, r->len);
   return 1;
 }
 

@@ -15,9 +15,9 @@
  * string with escapes and copies it out, with no Lua allocation in between, so no finalizer
  * can run while the buffer holds bytes still needed.
  *
- * Limits: max_depth (nesting), max_values (arrays, objects and strings made, keys included;
- * numbers, booleans and null make no Lua object) and a deadline, read on the clock once
- * every DEC_TICK values so that it costs nothing measurable.
+ * Limits: max_depth (nesting), max_values (arrays, objects and strings made, keys included,
+ * and numbers by what they take: see dec_count_numbers) and a deadline, read on the clock
+ * once every DEC_TICK values so that it costs nothing measurable.
  */
 #define _GNU_SOURCE 1
 #include <locale.h>
@@ -41,7 +41,9 @@ typedef struct dec {
   int arraymt;                          /* stack index of the array metatable */
   int bufidx;                           /* index of a reusable buffer to take, or 0: use b */
   qj_buf *b;                            /* for strings with escapes */
-  size_t made, max_made;                /* arrays, objects, strings made; the most allowed */
+  size_t made, max_made;                /* values of the budget spent (arrays, objects,
+                                           strings, numbers by their cost); the most allowed */
+  unsigned scalars;                     /* numbers, booleans, nulls in arrays not yet counted */
   unsigned tick;                        /* values left before the clock is read again */
   double deadline;                      /* qj_monotime() seconds, or 0 */
   int stop;                             /* QJ_DEC_TOO_LARGE or QJ_DEC_TIMEOUT, else 0 */
@@ -88,6 +90,24 @@ static int dec_unexpected(dec *d, const char *wanted) {
 QJ_INLINE int dec_count(dec *d) {
   if (QJ_LIKELY(d->made++ < d->max_made)) return 0;
   snprintf(d->msg, sizeof d->msg, "more than %zu arrays, objects and strings (max_values)",
+           d->max_made);
+  d->stop = QJ_DEC_TOO_LARGE;
+  return dec_fail(d, d->p, d->msg);
+}
+
+/* What numbers cost (docs/client.md, "Limits": about 80 bytes of Lua memory per value of the
+ * budget). A json.raw number is a userdata holding its text: one value, and one more per
+ * RAW_BYTES_PER_VALUE bytes of text. A number, boolean or null in an array takes an array
+ * slot of 16 bytes, up to 32 where the array has grown by doubling (past DEC_BATCH items):
+ * SCALARS_PER_VALUE of them cost one value (in an object, the key's string already counts). */
+#define RAW_BYTES_PER_VALUE 16
+#define SCALARS_PER_VALUE   2
+
+/* units more values of the budget, for numbers: -1 when that is more than max_values. */
+static int dec_count_numbers(dec *d, size_t units) {
+  d->made += units;
+  if (QJ_LIKELY(d->made <= d->max_made)) return 0;
+  snprintf(d->msg, sizeof d->msg, "more than %zu values, numbers counted by their size (max_values)",
            d->max_made);
   d->stop = QJ_DEC_TOO_LARGE;
   return dec_fail(d, d->p, d->msg);
@@ -267,17 +287,14 @@ static const double pow10_exact[23] = {
  * json.raw value (json.c), which json.encode writes back as it is. mag: its magnitude as
  * dec_number reckons it (0 for a zero); a number out of a double's range is refused as
  * without the option, so that the value is one json.raw would take. One value of the
- * max_values budget, as a string is. */
+ * max_values budget, and one more per RAW_BYTES_PER_VALUE bytes of its text. */
 static int dec_exact_number(dec *d, const unsigned char *s, const unsigned char *q, int64_t mag) {
   lua_State *L = d->L;
   if (mag > 309 || (mag == 309 && isinf(strtod_l((const char *)s, NULL, c_locale))))
     return dec_fail(d, s, "number out of range");
-  if (dec_count(d)) return -1;
+  if (dec_count_numbers(d, 1 + (size_t)(q - s) / RAW_BYTES_PER_VALUE)) return -1;
   if (!lua_checkstack(L, 2)) return dec_fail(d, s, "Lua stack overflow");
-  lua_newuserdatauv(L, 0, 1);
-  lua_pushlstring(L, (const char *)s, (size_t)(q - s));
-  (void)lua_setiuservalue(L, -2, 1);
-  luaL_setmetatable(L, QJ_RAW_MT);
+  qj_raw_push(L, (const char *)s, (size_t)(q - s), 0);
   return 0;
 }
 
@@ -405,7 +422,12 @@ static int dec_array(dec *d) {
   if (dec_enter(d)) return -1;
   if (*d->p != ']') {
     for (;;) {
+      size_t before = d->made;
       if (dec_value(d) || DEC_TICKED(d)) return -1;
+      if (d->made == before && ++d->scalars == SCALARS_PER_VALUE) { /* made no Lua object */
+        d->scalars = 0;
+        if (dec_count_numbers(d, 1)) return -1;
+      }
       if (made) lua_rawseti(L, base + 1, ++n);
       else if (++n == DEC_BATCH) {
         array_make(L, base, n, n);
@@ -535,6 +557,7 @@ static void dec_init(dec *d, lua_State *L, int arraymt, int bufidx, qj_buf *b) {
   d->raw_members = 0;
   d->exact_numbers = 0;
   d->made = 0;
+  d->scalars = 0;
   d->max_made = (size_t)-1;
   d->tick = DEC_TICK;
   d->deadline = 0;

@@ -502,18 +502,19 @@ static int enc_value(enc *e) {
       return 0;
     }
     break;
-  case LUA_TUSERDATA: /* json.raw(text): its text, as it is (json.c checked it) */
-    if (!lua_checkstack(L, 2 + QJ_SPARE_SLOTS)) return enc_fail(e, "Lua stack overflow");
-    if (luaL_testudata(L, -1, QJ_RAW_MT) != NULL) {
-      size_t n;
-      const char *s;
-      lua_getiuservalue(L, -1, 1);
-      s = lua_tolstring(L, -1, &n);
-      qj_buf_add(L, e->b, s, n);
-      lua_pop(L, 1);
+  case LUA_TUSERDATA: { /* json.raw(text): its text, as it is (json.c checked it) */
+    const qj_raw *r = qj_raw_test(L, -1);
+    if (r != NULL) {
+      /* its levels count after the ones around it, as a table's would (enc_table) */
+      if (r->depth > 0 && e->depth - e->base + r->depth > e->max_depth) {
+        snprintf(e->msg, sizeof e->msg, "nesting deeper than %d levels", e->max_depth);
+        return enc_fail(e, e->msg);
+      }
+      qj_buf_add(L, e->b, r->text, r->len);
       return 0;
     }
     break;
+  }
   default:
     break;
   }

@@ -10,11 +10,15 @@
  * The matcher walks the key and the text together and accepts, at each character of the key,
  * either the byte itself or one escape that decodes to it. Where both could apply (a key that
  * itself contains '\', '%' or '&') it tries the escape first and backtracks, within a budget.
+ * It may also echo the key altered: a part of it, in another case, or encoded (see "altered
+ * echoes" below); both searches run and the earlier echo wins.
  * Keys shorter than QJ_REDACT_MIN bytes match ordinary words and are never searched for.
  *
  *   core.redact(key, s) -> s with every echo of key replaced by "[REDACTED]"
  *   core.key_fingerprint(k) -> 16 hex digits (FNV-1a 64; never the key itself)
  */
+#include <stdlib.h>
+
 #include "qj.h"
 
 #define BUDGET_PER_BYTE 8 /* matching steps allowed per byte of the key, per start position */
@@ -131,11 +135,11 @@ static int is_blank(unsigned char c) { return c == ' ' || c == '\t'; }
 /* Bytes that may start an escape. */
 static const unsigned char escape_start[256] = {['\\'] = 1, ['%'] = 1, ['&'] = 1};
 
-size_t qj_redact_next(const char *key, size_t keylen, const char *s, size_t n, size_t from,
-                      size_t *len) {
-  uc *k = (uc *)key, *kend = k + keylen, *t, *tend, *p, *end = (uc *)s + n;
+/* The first echo of the key as it is, trimmed or escaped, at or after from (see the top). */
+static size_t escaped_next(uc *k, size_t keylen, uc *s, size_t n, size_t from, size_t *len) {
+  uc *kend = k + keylen, *t, *tend, *p, *end = s + n;
+  unsigned char stop[256]; /* bytes that may start an echo */
   int trimmed;
-  if (keylen < QJ_REDACT_MIN) return n;
   /* the trimmed key, when it differs and is still long enough to search for */
   t = k;
   tend = kend;
@@ -144,10 +148,13 @@ size_t qj_redact_next(const char *key, size_t keylen, const char *s, size_t n, s
   trimmed = (t != k || tend != kend) && (size_t)(tend - t) >= QJ_REDACT_MIN;
   /* escapes only lengthen an echo: text shorter than the shortest one holds none */
   if (n - from < (trimmed ? (size_t)(tend - t) : keylen)) return n;
-  for (p = (uc *)s + from; p < end; p++) {
+  memcpy(stop, escape_start, sizeof stop);
+  stop[k[0]] = stop[t[0]] = 1;
+  for (p = s + from; p < end; p++) {
     uc *m = NULL, *m2 = NULL;
     long budget;
-    if (*p != k[0] && *p != t[0] && !escape_start[*p]) continue; /* most bytes */
+    while (!stop[*p]) /* most bytes; the text ends in a stop, or the loop checks the end */
+      if (++p == end) return n;
     if (*p == k[0] || escape_start[*p]) {
       budget = (long)keylen * BUDGET_PER_BYTE + 64;
       m = match(k, kend, p, end, &budget);
@@ -159,18 +166,268 @@ size_t qj_redact_next(const char *key, size_t keylen, const char *s, size_t n, s
     if (m2 != NULL && (m == NULL || m2 > m)) m = m2;
     if (m != NULL) {
       *len = (size_t)(m - p);
-      return (size_t)(p - (uc *)s);
+      return (size_t)(p - s);
     }
   }
   return n;
 }
 
+/* ---- altered echoes: runs of the key, or of its encodings, in any ASCII case ----------------
+ * A server may also echo part of the key ("invalid key sk-ab..."), change its case, or encode
+ * it (a token in a log line, an Authorization value). An altered echo is, in the text folded
+ * to lower case (ASCII letters only), a run of at least KEY_RUN bytes of the folded key (the
+ * whole key when it is shorter), or of at least ENC_RUN characters of one of its encodings
+ * (the whole encoding when it is shorter): hex, and base64 and base64url, each as the key's
+ * own encoding and at the two other alignments it takes inside a longer one (after 1 or 2
+ * other bytes, as in "user:key"), the characters that depend on the key alone.
+ *
+ * The patterns' GRAM-byte substrings go into a hash table. The text is sampled every `stride`
+ * bytes, stride being the shortest run minus GRAM plus one, so that every run long enough
+ * holds a whole sample: most samples cost a load, a fold, a multiply and one empty slot. A
+ * sample found in the table is grown both ways against each place it occurs in a pattern.
+ * The table holds the key's bytes: it is wiped before it is freed. */
+
+#define GRAM    8  /* bytes per sample */
+#define KEY_RUN 12 /* the shortest run of the key that counts as an echo */
+#define ENC_RUN 16 /* the shortest run of an encoding that counts as an echo */
+#define NPAT    8  /* the key, hex, and base64 and base64url at 3 alignments */
+
+typedef struct pattern {
+  const unsigned char *p; /* folded */
+  size_t len, minrun;
+} pattern;
+
+typedef struct altered {
+  pattern pat[NPAT];
+  int npat;
+  size_t stride, shortest, mask;
+  uint64_t *gram;  /* slot: a GRAM-byte substring, folded ... */
+  uint32_t *where; /* ... and (pattern << 28 | offset) + 1 in it; 0: an empty slot */
+  unsigned char *mem;
+  size_t memsize;
+} altered;
+
+/* The first 8 bytes at p with the ASCII capitals made small, as one word (SWAR: a byte's
+ * high bit is set in `upper` when it is 'A'..'Z'). */
+QJ_INLINE uint64_t fold8(const unsigned char *p) {
+  const uint64_t ones = UINT64_C(0x0101010101010101), highs = ones * 0x80;
+  uint64_t x, h, upper;
+  memcpy(&x, p, 8);
+  h = x & ~highs;
+  upper = (h + ones * (0x80 - 'A')) & ~(h + ones * (0x80 - 'Z' - 1)) & ~x & highs;
+  return x | (upper >> 2);
+}
+
+QJ_INLINE unsigned char fold1(unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+QJ_INLINE size_t slot_of(const altered *a, uint64_t g) {
+  return (size_t)((g * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & a->mask;
+}
+
+/* memset that the compiler cannot drop as a dead store (the barrier says the bytes are read). */
+static void wipe(unsigned char *p, size_t n) {
+  memset(p, 0, n);
+#if defined(__GNUC__)
+  __asm__ __volatile__("" : : "r"(p) : "memory");
+#endif
+}
+
+/* base64 of in[0..n) in the alphabet abc, with no padding, folded, at out; returns its length. */
+static size_t b64(const unsigned char *in, size_t n, const char *abc, unsigned char *out) {
+  size_t i, o = 0;
+  for (i = 0; i + 2 < n; i += 3) {
+    unsigned long v = (unsigned long)in[i] << 16 | (unsigned long)in[i + 1] << 8 | in[i + 2];
+    out[o++] = (unsigned char)abc[v >> 18];
+    out[o++] = (unsigned char)abc[(v >> 12) & 63];
+    out[o++] = (unsigned char)abc[(v >> 6) & 63];
+    out[o++] = (unsigned char)abc[v & 63];
+  }
+  if (i < n) {
+    unsigned long v = (unsigned long)in[i] << 16 | (i + 1 < n ? (unsigned long)in[i + 1] << 8 : 0);
+    out[o++] = (unsigned char)abc[v >> 18];
+    out[o++] = (unsigned char)abc[(v >> 12) & 63];
+    if (i + 1 < n) out[o++] = (unsigned char)abc[(v >> 6) & 63];
+  }
+  for (i = 0; i < o; i++) out[i] = fold1(out[i]);
+  return o;
+}
+
+static void add_pattern(altered *a, const unsigned char *p, size_t len, size_t run) {
+  int i;
+  if (len < GRAM) return;
+  for (i = 0; i < a->npat; i++) /* base64url is base64 when the key makes neither + nor / */
+    if (a->pat[i].len == len && memcmp(a->pat[i].p, p, len) == 0) return;
+  a->pat[a->npat].p = p;
+  a->pat[a->npat].len = len;
+  a->pat[a->npat].minrun = run < len ? run : len;
+  a->npat++;
+}
+
+/* Builds the patterns and their table for key[0..keylen), keylen >= QJ_REDACT_MIN. Returns 0,
+ * or -1 when there is no memory (or the key is absurdly long). */
+static int altered_init(altered *a, const unsigned char *k, size_t keylen) {
+  static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  size_t b64max = (keylen + 2) / 3 * 4 + 4, text, slots = 64, i, j;
+  unsigned char *o, *tmp;
+  int al, pi;
+  memset(a, 0, sizeof *a);
+  if (keylen > ((size_t)1 << 20)) return -1;
+  /* folded copies: the key, its hex, 6 base64 forms; then a scratch copy of 2 + key bytes */
+  text = keylen + 2 * keylen + 6 * b64max + keylen + 2;
+  while (slots < 2 * text) slots *= 2; /* text: more than the substrings there are */
+  a->memsize = slots * (sizeof(uint64_t) + sizeof(uint32_t)) + text;
+  a->mem = (unsigned char *)calloc(1, a->memsize);
+  if (a->mem == NULL) return -1;
+  a->gram = (uint64_t *)a->mem;
+  a->where = (uint32_t *)(a->mem + slots * sizeof(uint64_t));
+  a->mask = slots - 1;
+  o = a->mem + slots * (sizeof(uint64_t) + sizeof(uint32_t));
+  { /* the key's runs: of the trimmed key (blanks around it are no secret) */
+    size_t lead = 0, kn = keylen;
+    while (lead < kn && is_blank(k[lead])) lead++;
+    while (kn > lead && is_blank(k[kn - 1])) kn--;
+    if (kn - lead < QJ_REDACT_MIN) lead = 0, kn = keylen;
+    for (i = lead; i < kn; i++) o[i - lead] = fold1(k[i]);
+    add_pattern(a, o, kn - lead, KEY_RUN);
+  }
+  o += keylen;
+  for (i = 0; i < keylen; i++) {
+    o[2 * i] = (unsigned char)"0123456789abcdef"[k[i] >> 4];
+    o[2 * i + 1] = (unsigned char)"0123456789abcdef"[k[i] & 15];
+  }
+  add_pattern(a, o, 2 * keylen, ENC_RUN);
+  o += 2 * keylen;
+  tmp = o + 6 * b64max; /* 0, 1 or 2 zero bytes, then the key */
+  for (al = 0; al < 3; al++) {
+    for (pi = 0; pi < 2; pi++) {
+      size_t n, skip = al == 0 ? 0 : (size_t)al + 1; /* the characters the zeros touch */
+      tmp[0] = tmp[1] = 0;
+      memcpy(tmp + 2, k, keylen);
+      n = b64(tmp + 2 - al, keylen + (size_t)al, pi ? url : std, o);
+      if (al != 0 && (keylen + (size_t)al) % 3 != 0) n--; /* the last one takes what follows */
+      if (al == 0 || n - skip >= ENC_RUN) add_pattern(a, o + skip, n - skip, ENC_RUN);
+      o += b64max;
+    }
+  }
+  wipe(tmp, keylen + 2);
+  a->stride = (size_t)-1;
+  a->shortest = (size_t)-1;
+  for (pi = 0; pi < a->npat; pi++) {
+    const pattern *pt = &a->pat[pi];
+    if (pt->minrun - GRAM + 1 < a->stride) a->stride = pt->minrun - GRAM + 1;
+    if (pt->minrun < a->shortest) a->shortest = pt->minrun;
+    for (j = 0; j + GRAM <= pt->len; j++) {
+      uint64_t g;
+      size_t h;
+      memcpy(&g, pt->p + j, GRAM);
+      h = slot_of(a, g);
+      while (a->where[h] != 0) h = (h + 1) & a->mask;
+      a->gram[h] = g;
+      a->where[h] = ((uint32_t)pi << 28 | (uint32_t)j) + 1;
+    }
+  }
+  return 0;
+}
+
+static void altered_free(altered *a) {
+  if (a->mem != NULL) {
+    wipe(a->mem, a->memsize);
+    free(a->mem);
+    a->mem = NULL;
+  }
+}
+
+/* The first altered echo at or after from: its offset (and *len), or n. */
+static size_t altered_next(const altered *a, uc *s, size_t n, size_t from, size_t *len) {
+  size_t p;
+  if (n < from + a->shortest) return n;
+  for (p = from; p + GRAM <= n; p += a->stride) {
+    uint64_t g = fold8(s + p);
+    size_t h = slot_of(a, g), lo = n, hi = 0;
+    for (; a->where[h] != 0; h = (h + 1) & a->mask) {
+      const pattern *pt;
+      size_t b, e, j, je;
+      if (QJ_LIKELY(a->gram[h] != g)) continue;
+      pt = &a->pat[(a->where[h] - 1) >> 28];
+      j = (a->where[h] - 1) & 0x0FFFFFFF;
+      for (b = p; b > from && j > 0 && fold1(s[b - 1]) == pt->p[j - 1]; b--) j--;
+      je = ((a->where[h] - 1) & 0x0FFFFFFF) + GRAM;
+      for (e = p + GRAM; e < n && je < pt->len && fold1(s[e]) == pt->p[je]; e++) je++;
+      if (e - b >= pt->minrun) {
+        if (b < lo) lo = b;
+        if (e > hi) hi = e;
+      }
+    }
+    if (lo < n) {
+      *len = hi - lo;
+      return lo;
+    }
+  }
+  return n;
+}
+
+/* ---- every echo ------------------------------------------------------------------------------ */
+
+typedef struct redactor {
+  uc *key;
+  size_t keylen;
+  altered alt;
+  int failed; /* no memory for the table: every text counts as all echo */
+} redactor;
+
+static void redactor_init(redactor *r, const char *key, size_t keylen) {
+  r->key = (uc *)key;
+  r->keylen = keylen;
+  r->failed = keylen >= QJ_REDACT_MIN && altered_init(&r->alt, r->key, keylen) != 0;
+}
+
+/* The first echo at or after from, or n; when two overlap, the earlier one grown to the end
+ * of both. */
+static size_t redactor_next(const redactor *r, const char *text, size_t n, size_t from,
+                            size_t *len) {
+  uc *s = (uc *)text;
+  size_t a, alen = 0, b, blen = 0;
+  if (r->keylen < QJ_REDACT_MIN || from >= n) return n;
+  if (r->failed) {
+    *len = n - from;
+    return from;
+  }
+  a = escaped_next(r->key, r->keylen, s, n, from, &alen);
+  b = altered_next(&r->alt, s, n, from, &blen);
+  if (b < a || (b == a && blen > alen)) {
+    size_t t = a, tl = alen;
+    a = b, alen = blen;
+    b = t, blen = tl;
+  }
+  if (a < n && b < n && b <= a + alen && b + blen > a + alen) alen = b + blen - a;
+  *len = alen;
+  return a;
+}
+
+static void redactor_free(redactor *r) {
+  if (r->keylen >= QJ_REDACT_MIN && !r->failed) altered_free(&r->alt);
+}
+
+size_t qj_redact_next(const char *key, size_t keylen, const char *s, size_t n, size_t from,
+                      size_t *len) {
+  redactor r;
+  size_t at;
+  if (keylen < QJ_REDACT_MIN || from >= n || n - from < QJ_REDACT_MIN) return n; /* no echo */
+  redactor_init(&r, key, keylen);
+  at = redactor_next(&r, s, n, from, len);
+  redactor_free(&r);
+  return at;
+}
+
 size_t qj_redact_copy(const char *key, size_t keylen, const char *s, size_t n, char *dst,
                       size_t dstsz) {
   size_t from = 0, o = 0;
+  redactor r;
   if (dstsz == 0) return 0;
+  redactor_init(&r, key, keylen);
   while (from < n && o + 1 < dstsz) {
-    size_t mlen = 0, at = qj_redact_next(key, keylen, s, n, from, &mlen);
+    size_t mlen = 0, at = redactor_next(&r, s, n, from, &mlen);
     const char *piece = s + from;
     size_t pn = at - from, room = dstsz - 1 - o;
     if (pn > room) pn = room;
@@ -183,6 +440,7 @@ size_t qj_redact_copy(const char *key, size_t keylen, const char *s, size_t n, c
     o += pn;
     from = at + mlen;
   }
+  redactor_free(&r);
   dst[o] = '\0';
   return o;
 }
@@ -190,13 +448,23 @@ size_t qj_redact_copy(const char *key, size_t keylen, const char *s, size_t n, c
 void qj_redact_buf(lua_State *L, qj_buf *b, const char *key, size_t keylen, const char *s,
                    size_t n) {
   size_t from = 0, mlen = 0, at;
+  char *o;
+  redactor r;
+  /* room for the worst case first (every echo is at least QJ_REDACT_MIN bytes long and
+   * becomes QJ_REDACTED), so that nothing raises while the table is held */
   b->len = 0;
-  while ((at = qj_redact_next(key, keylen, s, n, from, &mlen)) < n) {
-    qj_buf_add(L, b, s + from, at - from);
-    qj_buf_add(L, b, QJ_REDACTED, sizeof QJ_REDACTED - 1);
+  o = qj_buf_reserve(L, b, n + n / QJ_REDACT_MIN * (sizeof QJ_REDACTED - 1) + 1);
+  redactor_init(&r, key, keylen);
+  while ((at = redactor_next(&r, s, n, from, &mlen)) < n) {
+    memcpy(o, s + from, at - from);
+    o += at - from;
+    memcpy(o, QJ_REDACTED, sizeof QJ_REDACTED - 1);
+    o += sizeof QJ_REDACTED - 1;
     from = at + mlen;
   }
-  qj_buf_add(L, b, s + from, n - from);
+  redactor_free(&r);
+  if (n > from) memcpy(o, s + from, n - from);
+  b->len = (size_t)(o - b->p) + (n - from);
 }
 
 /* core.redact(key, s) */

@@ -128,7 +128,9 @@ int qj_hex_digit(unsigned c);
 
 /* ---- the API key: redaction and fingerprint (key.c) --------------------------------------
  * qj_redact_next finds the first echo of key in s[0..n) at or after from (the key itself,
- * trimmed, or escaped as JSON, percent-encoding or HTML would escape it): returns its offset
+ * trimmed, or escaped as JSON, percent-encoding or HTML would escape it; or altered: 12 bytes
+ * of it in a row in any ASCII case, 16 characters of its hex, base64 or base64url, key.c):
+ * returns its offset
  * and sets *len, or returns n when there is none (always for keys shorter than
  * QJ_REDACT_MIN). qj_redact_copy writes s with each echo replaced by QJ_REDACTED into dst,
  * cut to dstsz - 1 bytes after the replacing, NUL-terminated; no Lua. qj_redact_buf does the
@@ -187,6 +189,19 @@ enum { QJ_DEC_OTHER = 0, QJ_DEC_OBJECT = 1, QJ_DEC_TOO_LARGE = -1, QJ_DEC_TIMEOU
  * errors. */
 int qj_json_decode_object(lua_State *L, const char *s, size_t n, int arraymt, qj_buf *b,
                           const qj_dec_limits *lim);
+/* A json.raw value (json.c): a full userdata with no user value, whose own memory holds the
+ * text, so nothing in Lua (debug.setuservalue included) can reach or change it. depth: the
+ * levels of arrays and objects the text nests (0 for a number), which the encoder counts
+ * with the levels around the value, as it counts a table's. qj_raw_push pushes a new one
+ * (text s[0..n), checked by the caller); qj_raw_test returns the one at idx, or NULL. */
+typedef struct qj_raw {
+  size_t len;
+  int depth;
+  char text[];
+} qj_raw;
+qj_raw *qj_raw_push(lua_State *L, const char *s, size_t n, int depth);
+qj_raw *qj_raw_test(lua_State *L, int idx);
+
 /* For the client: encodes {"input":..,"metadata":..,"webhook":..} (nil members left out)
  * from arguments 1..3, like json.encode of that table; same upvalues and results. */
 int qj_json_encode_job(lua_State *L);

@@ -8,7 +8,7 @@ local errors = require "queue_jobs.errors"
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 local time = os.time
-local floor = math.floor
+local tointeger, math_type = math.tointeger, math.type
 local make_error, c_sign, c_verify, json_decode = core.error, core.webhook_sign,
   core.webhook_verify, core.json.decode
 
@@ -153,10 +153,10 @@ function W.sign(secret, id, timestamp, body)
   if type(secret) ~= "string" then bad_type("sign", 1, "string", secret) end
   if type(id) ~= "string" then bad_type("sign", 2, "string", id) end
   if type(body) ~= "string" then bad_type("sign", 4, "string", body) end
-  local ts = timestamp
-  if type(ts) == "number" and ts >= 0 and ts < 1e15 and floor(ts) == ts then
-    ts = ("%d"):format(ts)
-  end
+  -- an integer, or a float with an integer's value, from 0 to math.maxinteger: its digits,
+  -- as verify reads them (1..19 digits, which every such integer has)
+  local ts = type(timestamp) == "number" and tointeger(timestamp) or timestamp
+  if math_type(ts) == "integer" and ts >= 0 then ts = ("%d"):format(ts) end
   if type(ts) ~= "string" or not ts:find("^%d+$") or #ts > 19 then
     return argument_error("webhook.sign", "timestamp", "must be Unix seconds: an integer, or 1..19 digits")
   end
