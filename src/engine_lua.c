@@ -8,7 +8,9 @@
  *       transfer of its own, and returns at once; a request that cannot start is done
  *   core:drive(wait_s)                 -> { request, ... } that finished, or nil
  *       waits at most wait_s (0: not at all), lets curl act, then lists what ended
- *   core:wake_at(at|nil)               the caller's next deadline (core.monotime seconds)
+ *   core:wake_at(at|nil)               the caller's next deadline (core.monotime seconds);
+ *                                      nothing once closed
+ *   core:is_open()                     -> false once closed (by close or by the collector)
  *   core:curl_timeout()                -> seconds to curl's timer, or nil
  *   core:stats()                       -> {requests = n, connects = n, in_flight = n}
  *   core:close(), __gc                 aborts what is in flight; safe to call twice
@@ -255,10 +257,18 @@ static int eng_drive(lua_State *L) {
   return 1;
 }
 
+/* A no-op once closed: a finalizer may close the engine as this call begins (its stack
+ * growing), and what the caller wanted woken is gone. */
 static int eng_wake_at(lua_State *L) {
-  qj_eng *g = check_eng(L);
-  qj_engine_wake_at(g->e, lua_isnoneornil(L, 2) ? -1.0 : (double)luaL_checknumber(L, 2));
+  qj_eng *g = (qj_eng *)luaL_checkudata(L, 1, QJ_ENGINE_MT);
+  double at = lua_isnoneornil(L, 2) ? -1.0 : (double)luaL_checknumber(L, 2);
+  if (g->e != NULL) qj_engine_wake_at(g->e, at);
   return 0;
+}
+
+static int eng_is_open(lua_State *L) {
+  lua_pushboolean(L, ((qj_eng *)luaL_checkudata(L, 1, QJ_ENGINE_MT))->e != NULL);
+  return 1;
 }
 
 static int eng_curl_timeout(lua_State *L) {
@@ -333,6 +343,7 @@ int qj_engine_open(lua_State *L) {
   static const luaL_Reg eng_methods[] = {
       {"fd", eng_fd}, {"start", eng_start}, {"drive", eng_drive}, {"wake_at", eng_wake_at},
       {"curl_timeout", eng_curl_timeout}, {"stats", eng_stats}, {"close", eng_gc},
+      {"is_open", eng_is_open},
       {NULL, NULL}};
   static const luaL_Reg eng_meta[] = {
       {"__gc", eng_gc}, {"__close", eng_gc}, {"__tostring", eng_tostring}, {NULL, NULL}};

@@ -15,6 +15,7 @@ local type, pairs, next, tostring = type, pairs, next, tostring
 local setmetatable, getmetatable, error = setmetatable, getmetatable, error
 local min, huge = math.min, math.huge
 local fmt = string.format
+local co_running = coroutine.running
 local http_open, scan_keys = core.http_open, core.check_keys
 local invalid, fail = errors.invalid, errors.fail
 local run, OBJECT, LIST, NONE, SECRET = attempt.run, attempt.OBJECT, attempt.LIST, attempt.NONE,
@@ -27,8 +28,10 @@ Client.__index = Client
 Client.__name = "queue_jobs.client"
 C.Client = Client
 
+local WEAK_KEYS = { __mode = "k" }
+
 -- The clients made by C.new and not closed yet (weak keys): check_args's fast path.
-local open_clients = setmetatable({}, { __mode = "k" })
+local open_clients = setmetatable({}, WEAK_KEYS)
 
 local function check_self(self, op, level)
   level = level or 3
@@ -143,16 +146,27 @@ end
 
 -- ---- running an operation ----------------------------------------------------------------
 
+-- Whether a call of the client runs that may still go on: _calls counts them by coroutine
+-- (weak keys: a coroutine collected takes its calls along), and engine.stranded tells the
+-- calls that never can (a dead coroutine, a task of an engine that was collected).
+local function running(self)
+  for co in next, self._calls do
+    if not engine.stranded(co) then return true end
+  end
+  return false
+end
+
 -- Runs an operation. A close() while a call of this client runs (a finalizer's) waits until
 -- the last call ends, so that call can still redact its errors with the key. An error
 -- raised inside the call (the caller's sleep or clock, memory, or on Lua 5.3 a finalizer's)
 -- ends the call too, then goes on up: the count stays true, and a close() meanwhile happens.
 local function perform(self, op, method, url, body, shape, s)
-  self._busy = self._busy + 1
+  local co, calls = co_running(), self._calls
+  calls[co] = (calls[co] or 0) + 1
   local ok, v, err = pcall(run, self, op, method, url, body, shape, s)
-  local busy = self._busy - 1
-  self._busy = busy
-  if busy == 0 and self._closed then self._h:close() end
+  local n = (calls[co] or 1) - 1
+  calls[co] = n > 0 and n or nil
+  if self._closed and not running(self) then self._h:close() end
   if not ok then error(v, 0) end
   if v == nil then return nil, err end
   return v
@@ -403,15 +417,16 @@ function Client:wait_many(a)
   return tracking.wait_many(self, a, s, timeout, interval, wanted, n)
 end
 
---- client:close(): closes the connection; safe to call twice. Also __close and __gc. While a
--- call of the client runs (a finalizer closing it), the connection closes when that call ends.
+--- client:close(): closes the connection; safe to call twice. Also __close. While a call of
+-- the client runs (a finalizer closing it), the connection closes when that call ends; a
+-- call that can never end (its engine was collected) does not hold it open.
 function Client:close()
   if getmetatable(self) ~= Client then
     error("bad argument #1 to 'close' (queue_jobs.client expected, got " .. type(self) .. ")", 2)
   end
   open_clients[self] = nil
   self._closed = true
-  if self._busy == 0 then self._h:close() end
+  if not running(self) then self._h:close() end
 end
 
 --- client:stats() -> {requests = n, connects = n, open = bool, http_version = "1.1" | "2" | ...}:
@@ -422,7 +437,14 @@ function Client:stats()
 end
 
 Client.__close = Client.close
-Client.__gc = Client.close
+
+-- The collector closes the connection at once: a call that runs keeps its client reachable,
+-- so the calls a collected client still counts are in coroutines that are garbage too.
+function Client:__gc()
+  open_clients[self] = nil
+  self._closed = true
+  self._h:close()
+end
 
 function Client:__tostring()
   return fmt("queue_jobs.client (%s): %s", self._closed and "closed" or "open",
@@ -454,7 +476,7 @@ function C.new(op, opts)
     engine = s.engine,
     _random = s.random,
     _max_values = max_values(s.max_body),
-    _busy = 0,
+    _calls = setmetatable({}, WEAK_KEYS), -- coroutine -> calls of this client running in it
     _closed = false,
     _urls = {},
     _nurls = 0,

@@ -31,9 +31,12 @@ local Task = {}
 Task.__index = Task
 Task.__name = "queue_jobs.task"
 
--- What the driver yields with, so that step tells its own yields from the task's own.
-local TOKEN = setmetatable({}, { __name = "queue_jobs.engine.token" })
+-- What the driver yields with, so that step tells its own yields from the task's own. A
+-- function: `==` on it never calls a metamethod, whatever a task yields.
+local function TOKEN() end
 local CLOSED = "queue_jobs.engine: the engine was closed"
+-- A task's error value when the engine was closed before the task ended.
+local ENDED = setmetatable({}, { __name = "queue_jobs.engine.closed" })
 
 -- The task each coroutine runs (weak keys), for every engine: the driver's "am I in a task?".
 local task_of = setmetatable({}, { __mode = "k" })
@@ -53,6 +56,19 @@ function E.in_task(engine)
   local task = task_of[co_running()]
   local inside = task ~= nil and task._engine == engine
   return inside and co_yieldable(), inside
+end
+
+--- E.stranded(co) -> true when a client call running in coroutine co can never go on: co is
+-- dead, or it is a task that is done (its engine's close left it) or whose engine was
+-- collected (its C side closed by the collector, with no close to resume the task). A
+-- client's close does not wait for such calls (queue_jobs.client).
+function E.stranded(co)
+  if co_status(co) == "dead" then return true end
+  local task = task_of[co]
+  if not task then return false end
+  if task._done then return true end
+  local eng = task._engine
+  return not eng._closed and not eng._c:is_open()
 end
 
 local function check(self, name)
@@ -85,10 +101,14 @@ function E.new(opts)
     _c = core.engine_open(n),
     _tasks = {},      -- unfinished tasks -> true
     _ntasks = 0,
-    _ready = {},      -- tasks to resume at the next step, in order: { task, ... }
+    _head = false,    -- the tasks to resume at the next step: a list through task._next
+    _tail = false,
+    _cur = false,     -- the task step is about to resume (back to the list if that raises)
     _waiting = {},    -- request -> the task waiting for it
     _timers = {},     -- a binary heap of { at, task } by at
     _closed = false,
+    _closing = false,
+    _shut = false,
     _stepping = false,
   }, Engine)
 end
@@ -124,46 +144,68 @@ local function heap_pop(h)
 end
 
 -- ---- tasks ----------------------------------------------------------------------------------
+--
+-- Lua 5.3 raises a finalizer's error wherever the collector runs (5.4 only warns), and so may
+-- any allocation inside a step. So the engine's records change only by writes to fields and
+-- keys, which never run the collector (making a table, a closure or a string, a
+-- concatenation, a call that grows the stack or a C function that makes a value may): from a
+-- resume's return to the record of how the task ended or where it waits, and from taking a
+-- task off what it waited for to putting it in the ready list, there is no allocation and no
+-- call. Whatever raises, each unfinished task is in exactly one place (the ready list, a
+-- request's waiting list, the timers, or the task step was resuming), and a task whose
+-- coroutine is dead is done with its result.
 
 local function task_error(msg, co)
   return make_error { kind = "task", message = "task: " .. msg, retryable = false,
     traceback = co and debug.traceback(co) or nil }
 end
 
-local function finish(self, task, ok, ...)
-  task._done = true
-  self._tasks[task] = nil
-  self._ntasks = self._ntasks - 1
-  if ok then
-    task._results = pack(...)
-  else
-    local e = ...
-    local msg = e
-    if type(e) ~= "string" then   -- a __tostring may raise, or give no string
-      local done, text = pcall(tostring, e)
-      msg = done and type(text) == "string" and text or "(" .. type(e) .. " error value)"
-    end
-    task._err = task_error(msg, task._co)
-    task._err.value = e
+-- The error of a failed task, made when first asked for (making it allocates).
+local function failure(task)
+  local e = task._e
+  if e == ENDED then return task_error("the engine was closed") end
+  local msg = e
+  if type(e) ~= "string" then   -- a __tostring may raise, or give no string
+    local done, text = pcall(tostring, e)
+    msg = done and type(text) == "string" and text or "(" .. type(e) .. " error value)"
   end
+  local err = task_error(msg, task._co)
+  err.value = e
+  return err
 end
 
--- Resumes a task with the given values, and records what it yielded for or how it ended.
+-- Ends a task that the engine's close ends. No allocation.
+local function end_closed(self, task)
+  if task._done then return end
+  task._done, task._failed, task._e = true, true, ENDED
+  self._tasks[task] = nil
+  self._ntasks = self._ntasks - 1
+end
+
+-- Resumes a task with the given values, then records (no allocation, no call) how it ended
+-- or, for its own yield, puts it at the end of the ready list; the driver's yields have put
+-- it in _waiting or the timers before yielding.
 local function resume(self, task, ...)
+  local ok, a = co_resume(task._co, ...)
+  self._cur = false
   task._started = true
-  local co = task._co
-  local r = pack(co_resume(co, ...))
-  if co_status(co) == "dead" then
-    return finish(self, task, unpack(r, 1, r.n))
+  if not ok then                 -- it raised a (or its coroutine was dead already)
+    task._done, task._failed, task._e = true, true, a
+  elseif task._results then      -- its function returned: the coroutine's last act kept them
+    task._done = true
+  elseif a ~= TOKEN then         -- its own yield: it goes on at the next step
+    if not task._queued then
+      task._queued = true
+      local tail = self._tail
+      if tail then tail._next = task else self._head = task end
+      self._tail = task
+    end
+    return
+  else
+    return
   end
-  if not r[1] then return end -- cannot happen: a live coroutine resumed without error
-  if r[2] ~= TOKEN then
-    -- the task's own yield: it goes on at the next step
-    self._ready[#self._ready + 1] = task
-  elseif r[3] == "sleep" then
-    heap_push(self._timers, r[4], task)
-  end
-  -- else it waits for a request: _waiting says which
+  self._tasks[task] = nil
+  self._ntasks = self._ntasks - 1
 end
 
 --- engine:spawn(fn, ...) -> task: fn(...) runs in a coroutine from the next step on.
@@ -172,15 +214,26 @@ function Engine:spawn(fn, ...)
   if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
     error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
   end
+  -- Everything is made first: a finalizer run meanwhile may close the engine, or on 5.3
+  -- raise, which leaves nothing half done.
   local args = pack(...)
-  local task
-  local co = co_create(function() return fn(unpack(args, 1, args.n)) end)
-  task = setmetatable({ _co = co, _engine = self, _done = false }, Task)
+  local task = setmetatable({ _co = false, _engine = self, _done = false, _failed = false,
+    _e = false, _err = false, _results = false, _started = false, _queued = false,
+    _next = false }, Task)
+  local co = co_create(function() task._results = pack(fn(unpack(args, 1, args.n))) end)
+  task._co = co
   task_of[co] = task
+  if not self._stepping then self._c:wake_at(0) end
+  if self._closed then -- by a finalizer, just now: ended as close ends a task not started
+    task._done, task._failed, task._e = true, true, ENDED
+    return task
+  end
   self._tasks[task] = true
   self._ntasks = self._ntasks + 1
-  self._ready[#self._ready + 1] = task
-  if not self._stepping then self._c:wake_at(0) end
+  task._queued = true
+  local tail = self._tail
+  if tail then tail._next = task else self._head = task end
+  self._tail = task
   return task
 end
 
@@ -194,13 +247,20 @@ end
 function Task:result()
   if getmetatable(self) ~= Task then error("bad argument #1 to 'result' (queue_jobs.task expected)", 2) end
   if not self._done then error("task:result: the task is not done (see task:done())", 2) end
-  if self._err then return nil, self._err end
+  if self._failed then
+    local err = self._err
+    if not err then
+      err = failure(self)
+      self._err = err
+    end
+    return nil, err
+  end
   local r = self._results
   return unpack(r, 1, r.n)
 end
 
 function Task:__tostring()
-  return "queue_jobs.task (" .. (self._done and (self._err and "failed" or "done") or "running") .. ")"
+  return "queue_jobs.task (" .. (self._done and (self._failed and "failed" or "done") or "running") .. ")"
 end
 
 -- ---- the host's side ------------------------------------------------------------------------
@@ -221,7 +281,7 @@ end
 -- ready, nil when there is none.
 function Engine:timeout()
   check(self, "timeout")
-  if self._ready[1] then return 0 end
+  if self._head then return 0 end
   local t = self._c:curl_timeout()
   local top = self._timers[1]
   if top then
@@ -233,11 +293,15 @@ function Engine:timeout()
 end
 
 -- One step: waits at most `seconds` (less when a timer comes first), lets curl act, then
--- resumes every task that can go on.
+-- resumes every task that was ready when the resumes began; those that become ready
+-- meanwhile go at the next step. Should anything raise (on 5.3, a finalizer), every task is
+-- still where it was or where it went (see "tasks" above), and Engine:step puts the one it
+-- was about to resume back at the head of the ready list.
 local function step(self, seconds)
-  local c, ready, timers = self._c, self._ready, self._timers
+  self._stepping = true
+  local c, timers = self._c, self._timers
   local wait = seconds
-  if ready[1] then
+  if self._head then
     wait = 0
   elseif timers[1] then
     local left = timers[1][1] - monotime()
@@ -247,58 +311,66 @@ local function step(self, seconds)
   if done then
     local waiting = self._waiting
     for i = 1, #done do
-      local task = waiting[done[i]]
-      waiting[done[i]] = nil
-      if task then ready[#ready + 1] = task end
+      local req = done[i]
+      local task = waiting[req]
+      if task then
+        waiting[req] = nil
+        if not task._queued then
+          task._queued = true
+          local tail = self._tail
+          if tail then tail._next = task else self._head = task end
+          self._tail = task
+        end
+      end
     end
   end
   local now = monotime()
   while timers[1] and timers[1][1] <= now do
-    ready[#ready + 1] = heap_pop(timers)[2]
-  end
-  -- the tasks ready now; those that become ready meanwhile go at the next step. Should a
-  -- resume raise (memory), the tasks not resumed yet stay ready for the next step.
-  self._ready = {}
-  for i = 1, #ready do
-    local task = ready[i]
-    if not task._done and not self._closing then
-      local ok, err = pcall(resume, self, task)
-      if not ok then
-        local again = self._ready
-        for k = i + 1, #ready do again[#again + 1] = ready[k] end
-        error(err, 0)
-      end
+    local task = heap_pop(timers)[2]
+    if not task._queued then
+      task._queued = true
+      local tail = self._tail
+      if tail then tail._next = task else self._head = task end
+      self._tail = task
     end
+  end
+  local last = self._tail
+  while last and not self._closing do
+    local task = self._head
+    self._head = task._next
+    if not self._head then self._tail = false end
+    task._next, task._queued = false, false
+    if not task._done then
+      self._cur = task
+      resume(self, task)
+    end
+    if task == last then break end
   end
 end
 
 -- Closes the engine's C side and lets every task unwind: each is resumed, and the driver
 -- raises CLOSED in it, so its client calls end as a raised error would end them (the
 -- client's count of running calls comes back down). A task that goes on yielding is left.
--- A task that has not started never runs: it ends with the error at once.
+-- A task that has not started never runs: it ends with the error at once. Nothing here
+-- allocates before every task is done, so should something raise (a finalizer's error, on
+-- 5.3), close again finishes the work.
 local function shut(self)
   self._closed = true
   self._c:close()
-  self._waiting, self._timers, self._ready = {}, {}, {}
-  for task in next, self._tasks do
-    if not task._started then
-      self._tasks[task] = nil
-      self._ntasks = self._ntasks - 1
-      task._done, task._err = true, task_error("the engine was closed")
-    end
+  self._head, self._tail, self._cur = false, false, false
+  local tasks = self._tasks
+  for task in next, tasks do
+    if not task._started then end_closed(self, task) end
   end
   for _ = 1, 3 do
-    if not next(self._tasks) then break end
-    local list = {}
-    for task in next, self._tasks do list[#list + 1] = task end
-    for i = 1, #list do
-      if not list[i]._done then pcall(resume, self, list[i]) end
+    if not next(tasks) then break end
+    for task in next, tasks do
+      if not task._done then pcall(resume, self, task) end
     end
   end
-  for task in next, self._tasks do
-    task._done, task._err = true, task_error("the engine was closed")
-  end
-  self._tasks, self._ntasks = {}, 0
+  for task in next, tasks do end_closed(self, task) end
+  self._shut = true
+  self._waiting, self._timers = {}, {}
 end
 
 --- engine:step([seconds]) -> true: does what is ready; waits at most `seconds` (default 0,
@@ -313,20 +385,30 @@ function Engine:step(seconds)
   if self._stepping or (running and running._engine == self) then
     error("engine:step: called from inside a task of this engine or a step", 2)
   end
-  self._stepping = true
   local ok, err = pcall(step, self, seconds)
   self._stepping = false
+  local cur = self._cur
+  if cur then -- something raised before its resume: it goes first at the next step
+    self._cur = false
+    if not cur._done and not cur._queued then
+      cur._queued = true
+      cur._next = self._head
+      self._head = cur
+      if not self._tail then self._tail = cur end
+    end
+  end
   if self._closing then
     shut(self)
   elseif ok then
     local top = self._timers[1]
-    self._c:wake_at(self._ready[1] and 0 or (top and top[1]) or nil)
+    self._c:wake_at(self._head and 0 or (top and top[1]) or nil)
   end
   if not ok then error(err, 0) end
   return true
 end
 
---- engine:loop() -> true: steps until every task is done (blocking; for scripts).
+--- engine:loop() -> true: steps until every task is done (blocking; for scripts). An error
+-- a step raises (on Lua 5.3, a finalizer's) goes on up; loop may be called again.
 function Engine:loop()
   check(self, "loop")
   while self._ntasks > 0 and not self._closed do
@@ -340,9 +422,9 @@ end
 -- it happens when that step ends.
 function Engine:close()
   if getmetatable(self) ~= Engine then error("bad argument #1 to 'close' (queue_jobs.engine expected)", 2) end
-  if self._closed or self._closing then return end
+  if self._shut then return end
   local running = task_of[co_running()]
-  if self._stepping or (running and running._engine == self) then
+  if (running and running._engine == self) or (self._stepping and not self._closed) then
     self._closing = true
     return
   end
@@ -399,7 +481,8 @@ function E.driver(engine, h, sleep, clock)
     wait = function(seconds)
       local task = in_task()
       if not task then return sleep(seconds) end
-      co_yield(TOKEN, "sleep", monotime() + seconds)
+      heap_push(engine._timers, monotime() + seconds, task)
+      co_yield(TOKEN, "sleep")
       if engine._closed or engine._closing then error(CLOSED, 0) end
     end,
   }
