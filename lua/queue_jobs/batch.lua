@@ -9,11 +9,9 @@
 -- those keys: found means created; not found means not visible in the list yet (the bulk
 -- create decides when to believe it: queue_jobs.bulk).
 local errors = require "queue_jobs.errors"
-local outcome = require "queue_jobs.outcome"
 
 local type, pairs = type, pairs
 local fmt = string.format
-local is_job = outcome.is_job
 
 local B = {}
 
@@ -58,10 +56,11 @@ end
 
 --- find(client, args, wanted) -> {[key] = job}, pages | nil, err: one scan of the jobs of
 -- args.queue_name (args: its queue_name, organization_name, project_name and call options)
--- that picks out those whose batch item key is a key of wanted (a set) and whose id is a
--- job id. It reads page after page until every key is found or a page is empty: never
--- stopping at a short page, since a service may serve fewer jobs than page_size on any
--- page, and a job listed late may land on any of them. pages: the list requests it made.
+-- that picks out those whose batch item key is a key of wanted (a set). It reads page after
+-- page until every key is found or a page is empty: never stopping at a short page, since a
+-- service may serve fewer jobs than page_size on any page, and a job listed late may land
+-- on any of them. pages: the list requests it made. (A job found whose id is not a job id is
+-- returned as it is: it exists, but its id is not to be recorded.)
 function B.find(client, args, wanted)
   local left = 0
   for _ in pairs(wanted) do left = left + 1 end
@@ -82,7 +81,7 @@ function B.find(client, args, wanted)
       local job = items[n]
       local m = job.metadata
       local key = type(m) == "table" and m[B.KEY]
-      if type(key) == "string" and wanted[key] and not found[key] and is_job(job) then
+      if type(key) == "string" and wanted[key] and not found[key] then
         found[key], left = job, left - 1
         if left == 0 then return found, page end
       end

@@ -36,7 +36,8 @@ local outcome = require "queue_jobs.outcome"
 local errors = require "queue_jobs.errors"
 local policy = require "queue_jobs.policy"
 
-local type, pairs, next, tostring, error, pcall = type, pairs, next, tostring, error, pcall
+local type, pairs, next, tostring, error, pcall, select = type, pairs, next, tostring, error,
+  pcall, select
 local co_running = coroutine.running
 local fmt, floor, mtype, huge, max, min = string.format, math.floor, math.type, math.huge,
   math.max, math.min
@@ -470,7 +471,15 @@ local function scan(run, g, missing)
   for n = 1, #missing do
     local e = missing[n]
     local job = found[e.key]
-    if job then exists(run, e.i, job, "found") else left[#left + 1] = e end
+    if not job then
+      left[#left + 1] = e
+    elseif outcome.is_job(job) then
+      exists(run, e.i, job, "found")
+    else   -- it exists, so it is never sent again; but its id cannot be recorded (or shown)
+      report_outcome(run, e.i, "ambiguous", nil, core.error { kind = "ambiguous",
+        retryable = false, message = "create: it exists in the queue's list, but its id is " ..
+        "not a job id (not recorded)" })
+    end
   end
   return left
 end
@@ -730,8 +739,8 @@ function B.create_many(client, items, opts)
     report.stopped = run.stopped
     local c = run.cause
     if run.stopped == "unreachable" and c then   -- (a copy: the item's own error may be reported too)
-      report.cause = fail(h, core.error { kind = c.kind, retryable = false, curl_code = c.curl_code,
-        message = tostring(c.message):gsub("^create_many: item %d+: ", "") })
+      report.cause = select(2, fail(h, core.error { kind = c.kind, retryable = false, curl_code = c.curl_code,
+        message = tostring(c.message):gsub("^create_many: item %d+: ", "") }))
     end
   end
   return report
