@@ -1,5 +1,5 @@
 --- make bench-bulk: bulk create, many-job tracking and the engine (docs/benchmarks.md,
--- "Bulk create, tracking and the engine"). Five parts, each printing one line with its
+-- "Bulk create, tracking and the engine"). Six parts, each printing one line with its
 -- figure, its target and PASS or MISS:
 --   unpaced   client:create_many at concurrency 32 (pacing off) against nginx answering a
 --             canned 201 job, against wrk -c32 -t2 on the same nginx and sequential
@@ -14,6 +14,8 @@
 --             an engine driven by luv (as examples/engine_luv.lua drives it): the largest gap
 --   memory    create_many over an iterator of QJ_BENCH_ITEMS (1,000,000) items, concurrency
 --             16, on_result given: resident memory after the first 10,000 and at the end
+--   lookup    a re-run whose journal leaves 16 items ambiguous in a queue of
+--             QJ_BENCH_LOOKUP_JOBS (20,000) jobs: its list requests against 2 x pages + 2
 -- A missed target is reported, not fatal; something broken (a create that failed, a count
 -- that does not add up, a server that does not start) ends the run with status 1.
 --
@@ -117,7 +119,7 @@ end
 local PARTS = {}
 do
   local want = os.getenv("QJ_BENCH_PARTS") or ""
-  for _, p in ipairs { "unpaced", "paced", "tracking", "host", "memory" } do
+  for _, p in ipairs { "unpaced", "paced", "tracking", "host", "memory", "lookup" } do
     PARTS[p] = want == "" or ("," .. want .. ","):find("," .. p .. ",", 1, true) ~= nil
   end
 end
@@ -442,6 +444,43 @@ local function part_memory()
     math.max(peak, final), growth, verdict(growth < 10240), (N - FIRST) / (t_end - t_first), FIRST))
 end
 
+
+-- 6. The look-up's budget: a re-run whose journal leaves 16 items ambiguous (8 made, their
+-- outcome lost; 8 never sent) in a queue of Q jobs; its list requests against 2 x pages + 2.
+local function part_lookup()
+  local JOBS = env_number("QJ_BENCH_LOOKUP_JOBS", 20000)
+  start_emulator { "--max-jobs", tostring(JOBS + 100) }
+  local client = client_for(emu.url, { rate_limit = false })
+  local journal = os.tmpname()
+  os.remove(journal)
+  local list = {}
+  for i = 1, JOBS do list[i] = item(i) end
+  local rep, err = client:create_many(list, { concurrency = 16, journal = journal })
+  if not check_report("lookup: create", rep, err, JOBS) then return client:close() end
+  local text = helpers.read_file(journal)
+  for i = 1001, 1008 do text = text:gsub("\nc " .. i .. " [%x-]+\n", "\n") end
+  for i = JOBS + 1, JOBS + 8 do
+    list[i] = item(i)
+    text = text .. fmt("s %d %s\n", i, core.digest(queue_jobs.json.encode({ input = list[i].input,
+      metadata = list[i].metadata, webhook = list[i].webhook }, { sort_keys = true })))
+  end
+  helpers.write_file(journal, text)
+  local before = emu:counters().requests.list_jobs
+  local t0 = now()
+  rep, err = client:create_many(list, { concurrency = 16, journal = journal, settle = 0.2 })
+  local secs = now() - t0
+  client:close()
+  os.remove(journal)
+  if not rep or rep.found ~= 8 or rep.created ~= 8 or rep.skipped ~= JOBS - 8 then
+    return broken("lookup: the re-run did not resolve the 16 items: " .. tostring(err or
+      fmt("found %d, created %d, skipped %d", rep.found, rep.created, rep.skipped)))
+  end
+  local lists = emu:counters().requests.list_jobs - before
+  local goal = 2 * math.ceil(JOBS / 100) + 2
+  report_line(fmt("lookup: a re-run resolving 16 ambiguous items in a queue of %d jobs: %d list " ..
+    "requests (target <= %d) %s, %.1f s", JOBS, lists, goal, verdict(lists <= goal), secs))
+end
+
 ---------------------------------------------------------------------------------------------
 do
   local p = io.popen("nproc 2>/dev/null")
@@ -455,6 +494,7 @@ local ok, err = pcall(function()
   if PARTS.tracking then part_tracking() end
   if PARTS.host then part_host() end
   if PARTS.memory then part_memory() end
+  if PARTS.lookup then part_lookup() end
 end)
 if emu then emu:stop() end
 if not ok then broken(tostring(err)) end
