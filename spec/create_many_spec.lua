@@ -433,6 +433,22 @@ describe("client:create_many", function()
     other:close()
   end)
 
+  it("blocks in a coroutine that is no task of its engine, inside one of its tasks (as every method does)", function()
+    start()
+    local eng = qj.engine()
+    local ec = engine_client(eng)
+    local out
+    eng:spawn(function()
+      out = { pcall(coroutine.wrap(function() return ec:create_many(items(6), { concurrency = 3 }) end)) }
+    end)
+    eng:loop()
+    assert.is_true(out[1], tostring(out[2]))
+    assert.are.equal(6, out[2].created)
+    assert.are.equal(6, emu:counters().creates_accepted)
+    ec:close()
+    eng:close()
+  end)
+
   it("never shows the key in an error", function()
     for _, err in ipairs(all_errors) do helpers.assert_no_leak(err, KEY) end
     assert.is_true(#all_errors > 5)
