@@ -59,7 +59,7 @@ describe("salad-jobs submit", function()
       assert.are.equal("r" .. l.line, job.metadata.row)
     end
     assert.are.equal(25, emu:counters().creates_accepted)
-    assert.matches("submit: 25 lines: 25 created, 0 resumed from the journal, 0 failed", err)
+    assert.matches("submit: 25 lines: 25 created, 0 found by the look%-up, 0 resumed from the journal, 0 failed, 0 ambiguous, 0 not tried", err)
     assert.is_truthy(helpers.read_file(f .. ".journal"))      -- the default journal
   end)
 
@@ -342,7 +342,7 @@ describe("salad-jobs submit", function()
     assert.is_true(ok, why)
     local ts = helpers.read_file(typescript)
     local draws = {}
-    for done, created in ts:gmatch("\r\27%[Ksubmit: (%d+)/60 lines, (%d+) created, 0 failed, 0 resumed, [%d.]+/s") do
+    for done, created in ts:gmatch("\r\27%[Ksubmit: (%d+)/60 lines, (%d+) created, 0 found, 0 failed, 0 resumed, [%d.]+/s") do
       draws[#draws + 1] = tonumber(done)
       assert.are.equal(done, created)
     end
