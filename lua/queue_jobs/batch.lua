@@ -60,8 +60,9 @@ end
 -- page until every key is found or a page is empty: never stopping at a short page, since a
 -- service may serve fewer jobs than page_size on any page, and a job listed late may land
 -- on any of them. pages: the list requests it made. (A job found whose id is not a job id is
--- returned as it is: it exists, but its id is not to be recorded.)
-function B.find(client, args, wanted)
+-- returned as it is: it exists, but its id is not to be recorded.) stop, when given, is
+-- asked before each page: true ends the scan with nil, err.
+function B.find(client, args, wanted, stop)
   local left = 0
   for _ in pairs(wanted) do left = left + 1 end
   local found = {}
@@ -73,6 +74,9 @@ function B.find(client, args, wanted)
   while true do
     page = page + 1
     list.page = page
+    if stop and stop() then
+      return nil, { kind = "stopped", message = "the look-up stopped (the run was told to stop)" }
+    end
     local res, err = client:list(list)
     if not res then return nil, err end
     local items = res.items

@@ -191,6 +191,15 @@ local function not_tried(run, i)
   run.done = run.done + 1
 end
 
+-- Reports the items of list as ambiguous: why (a text) they stay so.
+local function unresolved(run, list, why)
+  for n = 1, #list do
+    local e = list[n]
+    report_outcome(run, e.i, "ambiguous", nil, core.error { kind = "ambiguous", retryable = false,
+      message = "create: it may have been created: " .. why })
+  end
+end
+
 -- ---- pace -----------------------------------------------------------------------------------
 
 local function new_pace(s)
@@ -273,7 +282,10 @@ local function send(run, e)
   local deadline = run.clock() + (e.own_deadline or s.deadline or huge)
   local me = co_running()
   while true do
-    if run.stopped == "unreachable" then return not_tried(run, i) end
+    if run.stopped == "unreachable" then
+      if e.sends then return unresolved(run, { e }, "not sent again (the run stopped)") end
+      return not_tried(run, i)
+    end
     local left = deadline - run.clock()
     if left < huge then args.deadline = max(left, 0.001) end
     local mark = { i = i, digest = e.digest }
@@ -298,7 +310,10 @@ local function send(run, e)
     if j and mark.sent then journal_or_raise(j:mark_not_created(i)) end
     if outcome.connection_failure(err) then
       run.cause = err
-      if run.stopped == "unreachable" then return not_tried(run, i) end
+      if run.stopped == "unreachable" then
+        if e.sends then return unresolved(run, { e }, "not sent again (the run stopped)") end
+        return not_tried(run, i)
+      end
       -- (tried again later, twice at most: a run that goes on reaching nothing stops
       -- instead, with this item not tried)
       e.refused = (e.refused or 0) + 1
@@ -306,7 +321,12 @@ local function send(run, e)
     end
     local now = run.clock()
     local ra = err.retry_after or 0
-    if err.status ~= 429 or now + ra >= deadline or (run.stop and run.stop()) then
+    if err.status == 429 and run.stop and run.stop() then
+      run.stopped = "stopped"
+      if e.sends then return unresolved(run, { e }, "not sent again (the run stopped)") end
+      return not_tried(run, i)
+    end
+    if err.status ~= 429 or now + ra >= deadline then
       if err.status == 429 then err.message = err.message .. " (rate limited until its deadline)" end
       return report_outcome(run, i, "failed", nil, err)
     end
@@ -465,7 +485,7 @@ end
 local function scan(run, g, missing)
   local wanted = {}
   for n = 1, #missing do wanted[missing[n].key] = missing[n] end
-  local found, err = batch.find(run.client, g.args, wanted)
+  local found, err = batch.find(run.client, g.args, wanted, run.stop)
   if not found then return nil, err end
   local left = {}
   for n = 1, #missing do
@@ -484,14 +504,6 @@ local function scan(run, g, missing)
   return left
 end
 
--- Reports the items of list as ambiguous: why (a text) they stay so.
-local function unresolved(run, list, why)
-  for n = 1, #list do
-    local e = list[n]
-    report_outcome(run, e.i, "ambiguous", nil, core.error { kind = "ambiguous", retryable = false,
-      message = "create: it may have been created: " .. why })
-  end
-end
 
 -- Resolves the deferred items (step 3): found ones exist; the ones missing from both scans
 -- go back on the queue to be sent again, or, sent ROUNDS times already, stay ambiguous.
@@ -544,8 +556,22 @@ local function workers(run, eng, n, wait)
   end
 end
 
--- The whole run, inside a task of eng (steps 1 to 3).
+-- The whole run, inside a task of eng (steps 1 to 3); a journal that fails outside a worker
+-- (in the look-up or the replay) ends it as in a worker.
+local run_all
 local function coordinate(run, eng, n, wait)
+  local ok, err = pcall(run_all, run, eng, n, wait)
+  if not ok then
+    run.halt = true
+    if type(err) == "table" and err.fatal then
+      run.fatal = run.fatal or err.fatal
+    else
+      run.raised = run.raised or err
+    end
+  end
+end
+
+function run_all(run, eng, n, wait)
   if run.journal and run.journal.max > 0 then
     local ok, err = replay(run)
     if not ok then
