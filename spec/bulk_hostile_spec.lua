@@ -111,6 +111,44 @@ describe("create_many against a hostile queue", function()
     assert.are.equal(20, q.log().total)
   end)
 
+  it("stops within a few pace waits when told to, while 429s slow the batch, and fails no item for them", function()
+    local creates = {}
+    for k = 1, 300 do creates[k] = { status = 429, retry_after = 1, none = true } end
+    q = hostile.start { creates = creates }
+    local c = client(q.url, { retries = 1 })
+    local t0 = require("queue_jobs.core").monotime()
+    local stop_at = t0 + 3
+    local r = assert(c:create_many(items(16), { concurrency = 16,
+      stop = function() return require("queue_jobs.core").monotime() >= stop_at end }))
+    local took = require("queue_jobs.core").monotime() - t0
+    c:close()
+    assert.are.equal("stopped", r.stopped)
+    assert.are.same({ 0, 0, 0 }, { r.created, r.failed, r.ambiguous })
+    assert.are.equal(16, r.not_tried)
+    assert.is_true(r.rate_limited > 0)
+    -- (it went on for 239 s when the pace booked slots ahead and never looked at stop)
+    assert.is_true(took < 60, took)
+  end)
+
+  it("returns a journal that fails during the look-up as nil, err (kind journal)", function()
+    q = hostile.start { creates = { [1] = { status = 500 } } }
+    local c = client(q.url)
+    local journal = require "queue_jobs.journal"
+    local saved = journal.mark_created
+    journal.mark_created = function(j)
+      return nil, require("queue_jobs.core").error { kind = "journal", message = "journal " ..
+        j.path .. ": No space left on device" }
+    end
+    local ok, r, err = pcall(c.create_many, c, items(1), { journal = tmp(), settle = 0 })
+    journal.mark_created = saved
+    c:close()
+    assert.is_true(ok, tostring(r))
+    assert.is_nil(r)
+    assert.are.equal("journal", err.kind)
+    assert.matches("No space left on device", err.message)
+    assert.are.equal(1, q.log().total)
+  end)
+
   it("resolves ambiguous items of a re-run together, within 2 x pages + 2 list requests", function()
     q = hostile.start {}
     local c = client(q.url)

@@ -75,7 +75,7 @@ function B.find(client, args, wanted, stop)
     page = page + 1
     list.page = page
     if stop and stop() then
-      return nil, { kind = "stopped", message = "the look-up stopped (the run was told to stop)" }
+      return nil, { message = "the look-up stopped (the run was told to stop)" }
     end
     local res, err = client:list(list)
     if not res then return nil, err end

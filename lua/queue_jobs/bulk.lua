@@ -202,24 +202,34 @@ end
 
 -- ---- pace -----------------------------------------------------------------------------------
 
+-- A run's pace: unpaced (rate huge: the client's bucket alone paces it) until a 429, then
+-- a rate that halves at each 429 (at most once a second) and grows back by a little with
+-- each success, unpaced again once it reaches the client's rate_limit (or 1,000 a second).
 local function new_pace(s)
-  local ceiling = s.rate_limit and s.rate_limit / 60 or huge
-  return { rate = ceiling, ceiling = ceiling, next_at = -huge, hold = -huge, dropped = -huge,
-    sends = {}, n = 0 }
+  return { rate = huge, ceiling = min(s.rate_limit and s.rate_limit / 60 or huge, 1000),
+    last = -huge, hold = -huge, dropped = -huge, sends = {}, n = 0 }
 end
 
--- Waits, through wait, until the run may send its next request.
-local function pace(run, wait)
-  local p, now = run.pace, run.clock()
-  local t = now
-  if p.hold > t then t = p.hold end
-  if p.rate < huge then
-    if p.next_at > t then t = p.next_at end
-    p.next_at = t + 1 / p.rate
+-- Waits, through wait, until the run may send its next request: the hold of a Retry-After
+-- has passed, and 1 / rate since the run's last request, at the rate as it is when the wait
+-- ends (it waits in slices of 0.25 s at most, so that a rate raised meanwhile, or a stop, is
+-- seen, and no slot is booked far ahead). Returns nil when the request may go; "stopped"
+-- when the run is told to stop; "paced" when the wait would pass the request's deadline,
+-- left seconds away (nil: none).
+local function pace(run, wait, left)
+  local p, start = run.pace, run.clock()
+  while true do
+    local now = run.clock()
+    local t = max(p.hold, p.last + 1 / p.rate)
+    if t <= now then
+      p.last, p.n = now, p.n + 1
+      p.sends[(p.n - 1) % 16 + 1] = now
+      return nil
+    end
+    if run.stop and run.stop() then return "stopped" end
+    if left and t - start >= left then return "paced" end
+    wait(min(t - now, 0.25))
   end
-  p.n = p.n + 1
-  p.sends[(p.n - 1) % 16 + 1] = t
-  if t > now then wait(t - now) end
 end
 
 -- The run's pace of late (requests a second), from its last 16 requests; nil if unknown.
@@ -243,13 +253,14 @@ local function observe(run, res)
       if ra and ra > 0 then p.hold = max(p.hold, now + min(ra, run.settings.max_retry_after)) end
       if now - p.dropped >= 1 then
         p.dropped = now
-        p.rate = max(B.MIN_RATE, min(p.rate, recent_rate(p) or p.rate, p.ceiling) / 2)
+        p.rate = max(B.MIN_RATE, min(p.rate, recent_rate(p) or p.ceiling, p.ceiling) / 2)
       end
-    elseif status >= 200 and status < 300 and p.rate < p.ceiling then
-      p.rate = min(p.ceiling, p.rate + B.INCREASE / p.rate)
+    elseif status >= 200 and status < 300 and p.rate < huge then
+      p.rate = p.rate + B.INCREASE / p.rate
+      if p.rate >= p.ceiling then p.rate = huge end
     end
   elseif (res.error == "network" or res.error == "timeout") and res.sent == false then
-    run.streak = run.streak + 1
+    run.streak, run.cause_res = run.streak + 1, res
     if run.streak >= B.UNREACHABLE and not run.stopped then run.stopped = "unreachable" end
   end
 end
@@ -293,6 +304,15 @@ local function send(run, e)
     local job, err = run.client:create(args)
     run.sending[me] = nil
     e.last = run.clock()
+    if err and err.kind == "stopped" then   -- the run's pace held it back: nothing was sent
+      run.stopped = run.stopped or "stopped"
+      if e.sends then return unresolved(run, { e }, "not sent again (the run stopped)") end
+      return not_tried(run, i)
+    elseif err and err.kind == "paced" then
+      return report_outcome(run, i, "failed", nil, core.error { kind = "http", status = 429,
+        retryable = false, message = "create: HTTP 429 Too Many Requests: not sent: waiting " ..
+        "for the batch's pace would pass its deadline (rate limited until its deadline)" })
+    end
     local class = outcome.of(job, err)
     if class == "created" then return exists(run, i, job, "created") end
     if class == "invalid" then return report_outcome(run, i, "failed", nil, err) end
@@ -641,22 +661,32 @@ local function bulk_driver(client)
   local b = client._bulk
   if b then return b end
   b = { base = client._driver, runs = setmetatable({}, { __mode = "k" }) }
-  local function wait(seconds) return b.base.wait(seconds) end
+  -- the driver of the run this coroutine works for, or the client's own
+  local function base_of(run) return run and run.base or b.base end
+  local function wait(seconds) return base_of(b.runs[co_running()]).wait(seconds) end
   b.driver = {
     clock = b.base.clock,
     wait = wait,
-    transfer = function(hh, method, ...)
+    transfer = function(hh, method, url, body, timeout, ctimeout, want_object, left)
       local co = co_running()
       local run = b.runs[co]
-      if not run then return b.base.transfer(hh, method, ...) end
+      if not run then
+        return b.base.transfer(hh, method, url, body, timeout, ctimeout, want_object, left)
+      end
       run.report.requests = run.report.requests + 1
-      pace(run, wait)
+      local held = pace(run, wait, left)
+      if held then   -- (no request: the attempt loop gets a failure that sent nothing)
+        run.report.requests = run.report.requests - 1
+        return { error = held, sent = false,
+          message = held == "stopped" and "not sent: the run was told to stop" or
+            "not sent: waiting for the batch's pace would pass the deadline" }
+      end
       local mark = method == "POST" and run.sending[co]
       if mark and not mark.sent then   -- the item's create goes out now: on record first
         mark.sent = true
         if run.journal then journal_or_raise(run.journal:mark_sent(mark.i, mark.digest)) end
       end
-      local res = b.base.transfer(hh, method, ...)
+      local res = run.base.transfer(hh, method, url, body, timeout, ctimeout, want_object, left)
       observe(run, res)
       return res
     end,
@@ -709,13 +739,13 @@ function B.create_many(client, items, opts)
     run.progress = function(r) fn(progress_of(r)) end
   end
 
-  -- the engine: the client's, or a private one for this call (the bulk driver's base). A
-  -- coroutine that is no task of the client's engine, inside one of its steps, cannot step
-  -- it: it gets a private engine too, and blocks like every other method there.
+  -- the engine: the client's, or a private one for this call, whose driver is then this
+  -- run's (run.base; other calls of the client keep the client's own). A coroutine that is
+  -- no task of the client's engine, inside one of its steps, cannot step it: it gets a
+  -- private engine too, and blocks like every other method there.
   local eng, own = client.engine, false
   local b = bulk_driver(client)
-  run.runs = b.runs
-  local saved = b.base
+  run.runs, run.base = b.runs, b.base
   local yieldable, inside = false, false
   if eng then yieldable, inside = engine_mod.in_task(eng) end
   if inside and not yieldable then
@@ -725,7 +755,7 @@ function B.create_many(client, items, opts)
   end
   if not eng or (not inside and eng._stepping) then
     eng, own, yieldable = engine_mod.new { max_connections = o.concurrency }, true, false
-    b.base = engine_mod.driver(eng, h, s.sleep, s.clock)
+    run.base = engine_mod.driver(eng, h, s.sleep, s.clock)
   end
   local me = co_running()
   local outer = b.runs[me]   -- a run this call is nested in (from its on_result)
@@ -747,7 +777,6 @@ function B.create_many(client, items, opts)
   end)
   if not ok then run.halt = true end   -- the workers spawned already take no more items
   b.runs[me] = outer
-  b.base = saved
   if own then eng:close() end
   if j then j:close() end
   if run.progress == progress_line then progress_line(run, true) end
@@ -763,7 +792,9 @@ function B.create_many(client, items, opts)
   end
   if run.stopped then
     report.stopped = run.stopped
-    local c = run.cause
+    local c = run.cause or (run.cause_res and { kind = run.cause_res.error,
+      curl_code = run.cause_res.curl_code, message = run.cause_res.error .. ": " ..
+      tostring(run.cause_res.message) })
     if run.stopped == "unreachable" and c then   -- (a copy: the item's own error may be reported too)
       report.cause = select(2, fail(h, core.error { kind = c.kind, retryable = false, curl_code = c.curl_code,
         message = tostring(c.message):gsub("^create_many: item %d+: ", "") }))
