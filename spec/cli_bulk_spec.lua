@@ -206,7 +206,7 @@ describe("salad-jobs submit, in bulk", function()
     for _, p in ipairs { pa, pb } do
       local failed, ambiguous, not_tried, rl = p.stderr:match(
         "submit: 150 lines: %d+ created, %d+ found by the look%-up, %d+ resumed from the journal, " ..
-        "(%d+) failed, (%d+) ambiguous, (%d+) not tried %(%d+ requests, (%d+) rate limited")
+        "(%d+) failed, (%d+) ambiguous, (%d+) not tried, 0 blank %(%d+ requests, (%d+) rate limited")
       assert.is_truthy(failed, p.stderr)
       assert.are.equal("0", failed, p.stderr)
       assert.are.equal("0", ambiguous, p.stderr)

@@ -242,9 +242,9 @@ local function submit(cx, o, pos)
   end
   if not o.quiet then
     cx:say(fmt("submit: %d lines: %d created, %d found by the look-up, %d resumed from the " ..
-      "journal, %d failed, %d ambiguous, %d not tried (%d requests, %d rate limited, %.1f s)",
-      c.lines, c.created, c.found, c.resumed, c.failed, c.ambiguous, report.not_tried,
-      report.requests, report.rate_limited, report.seconds))
+      "journal, %d failed, %d ambiguous, %d not tried, %d blank (%d requests, %d rate limited, " ..
+      "%.1f s)", c.lines, c.created, c.found, c.resumed, c.failed, c.ambiguous, report.not_tried,
+      c.blank, report.requests, report.rate_limited, report.seconds))
   end
   local resume = journal and ": the same command resumes from the journal" or
     " (no journal: a re-run sends every line again)"
