@@ -34,18 +34,7 @@ describe("salad-jobs submit, in bulk", function()
   end
 
   -- every job of the queue, read through the emulator: {[n] = count}, total
-  local function jobs_by_n(key)
-    local c = assert(require("queue_jobs").client { api_key = key or KEY, base_url = emu.url,
-      organization_name = cli.ORG, project_name = cli.PROJ, rate_limit = false })
-    local count, total = {}, 0
-    for job, err in c:jobs { queue_name = Q } do
-      assert(job, err)
-      count[job.input.n] = (count[job.input.n] or 0) + 1
-      total = total + 1
-    end
-    c:close()
-    return count, total
-  end
+  local function jobs_by_n(key) return cli.jobs_by_n(emu, key) end
 
   -- the number of records of a kind ("c", "s"...) in a journal's text
   local function records(journal, kind)

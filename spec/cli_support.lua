@@ -90,6 +90,21 @@ function M.jsonl(text)
   return out
 end
 
+--- jobs_by_n(emu [, key]) -> {[n] = count}, total: every job of the queue M.Q, read through
+-- the emulator with key (default M.KEY), counted by its input's n.
+function M.jobs_by_n(emu, key)
+  local c = assert(require("queue_jobs").client { api_key = key or M.KEY, base_url = emu.url,
+    organization_name = M.ORG, project_name = M.PROJ, rate_limit = false })
+  local count, total = {}, 0
+  for job, err in c:jobs { queue_name = M.Q } do
+    assert(job, err)
+    count[job.input.n] = (count[job.input.n] or 0) + 1
+    total = total + 1
+  end
+  c:close()
+  return count, total
+end
+
 --- start(args) -> an emulator that takes M.KEY.
 function M.start(args)
   local all = { "--api-key", M.KEY }

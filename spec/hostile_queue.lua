@@ -24,6 +24,7 @@
 -- compared with the client's settle, and the counts are what the specs assert.
 local helpers = require "helpers"
 local wire = require "wire"
+local serialize = require("scripted").serialize
 
 local read_file, write_file = helpers.read_file, helpers.write_file
 
@@ -132,15 +133,6 @@ while true do
 end
 ]==]
 
-local function serialize(v)
-  if type(v) == "string" then return ("%q"):format(v) end
-  if type(v) ~= "table" then return tostring(v) end
-  local parts = {}
-  for k, x in pairs(v) do
-    parts[#parts + 1] = "[" .. serialize(k) .. "] = " .. serialize(x)
-  end
-  return "{" .. table.concat(parts, ", ") .. "}"
-end
 
 --- start(script) -> q: q.url (the API's base URL), q:log() (its events: {posts = n,
 -- lists = n, jobs = {[key] = count}, total = n, ids = {id, ...}}), q:stop().

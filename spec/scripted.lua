@@ -61,6 +61,8 @@ while true do
 end
 ]]
 
+--- serialize(v) -> Lua source of v (strings, numbers, booleans and tables of them), for a
+-- child server's script (also spec/hostile_queue.lua's).
 local function serialize(v)
   if type(v) == "string" then return ("%q"):format(v) end
   if type(v) ~= "table" then return tostring(v) end
@@ -99,6 +101,8 @@ function M.start(script)
   end
   return w
 end
+
+M.serialize = serialize
 
 --- headers(req) -> the headers of a recorded request (from requests()), by lower-case name.
 function M.headers(req)

@@ -194,6 +194,8 @@ local function resume(self, task, ...)
   elseif task._results then      -- its function returned: the coroutine's last act kept them
     task._done = true
   elseif a ~= TOKEN then         -- its own yield: it goes on at the next step
+    -- (the ready list's append is written out here and below, not called: a call is a point
+    -- where a hook may raise, spec/engine_hardening_spec.lua raises at each one)
     if not task._queued then
       task._queued = true
       local tail = self._tail
