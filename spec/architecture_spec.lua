@@ -66,4 +66,21 @@ describe("the architecture", function()
       end
     end
   end)
+
+  it("lists every make target in make help (mk/help.txt), and no other", function()
+    local defined, listed = {}, {}
+    local files = lines_of("ls " .. root .. "/Makefile " .. root .. "/mk/*.mk")
+    for _, f in ipairs(files) do
+      for line in (read(f) or ""):gmatch("[^\n]+") do
+        local name = line:match("^([%l][%w%-]*)%s*:") -- a rule (not VAR := or VAR ?=)
+        if name and not line:match("^[%w%-]+%s*[:?+]=") then defined[name] = true end
+      end
+    end
+    for line in assert(read(root .. "/mk/help.txt")):gmatch("[^\n]+") do
+      local name = line:match("^  ([%l][%w%-]*)  ")
+      if name then listed[name] = true end
+    end
+    for name in pairs(defined) do assert.is_true(listed[name], name .. " is not in mk/help.txt") end
+    for name in pairs(listed) do assert.is_true(defined[name], name .. " is no target") end
+  end)
 end)
