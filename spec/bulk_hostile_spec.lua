@@ -149,6 +149,86 @@ describe("create_many against a hostile queue", function()
     assert.are.equal(1, q.log().total)
   end)
 
+  it("never sends again an ambiguous item of a run that went without the key (reconcile = false)", function()
+    q = hostile.start { creates = { [1] = { status = 500 } } }
+    local c = client(q.url)
+    local path = tmp()
+    local r = assert(c:create_many(items(1), { journal = path, reconcile = false }))
+    assert.are.equal(1, r.ambiguous)
+    r = assert(c:create_many(items(1), { journal = path, settle = 0 }))   -- reconcile = true
+    c:close()
+    assert.are.same({ 0, 0, 1 }, { r.created, r.found, r.ambiguous })
+    assert.matches("without its batch item key", r.results[1].message)
+    assert.are.equal(1, q.log().total)   -- (it made a second job when the run went keyed)
+  end)
+
+  it("delays, never fails, items that had no 429 of their own behind a Retry-After longer than the deadline", function()
+    q = hostile.start { creates = { [2] = { status = 429, retry_after = 4, none = true } } }
+    local c = client(q.url, { deadline = 2, retries = 0 })
+    local r = assert(c:create_many(items(6), { concurrency = 2 }))
+    c:close()
+    -- (the one that got the 429 may fail at its deadline; none of the others may)
+    assert.is_true(r.failed <= 1, r.failed)
+    assert.are.equal(6 - r.failed, r.created)
+    assert.are.equal(6 - r.failed, q.log().total)
+  end)
+
+  it("keeps going past the client's deadline for an item whose own deadline is false", function()
+    local creates = {}
+    for k = 1, 3 do creates[k] = { status = 429, retry_after = 1, none = true } end
+    q = hostile.start { creates = creates }
+    local c = client(q.url, { deadline = 1.5, retries = 0 })
+    local list = items(1)
+    list[1].deadline = false
+    local r = assert(c:create_many(list, { concurrency = 1 }))
+    c:close()
+    assert.are.same({ 1, 0 }, { r.created, r.failed })
+  end)
+
+  it("stops within a second while creates wait for the client's rate_limit, sending none of them", function()
+    q = hostile.start {}
+    local c = client(q.url, { rate_limit = 12 })   -- one create every 5 s
+    local core = require "queue_jobs.core"
+    local t0 = core.monotime()
+    local r = assert(c:create_many(items(4), { concurrency = 4,
+      stop = function() return core.monotime() - t0 >= 1 end }))
+    local took = core.monotime() - t0
+    c:close()
+    assert.are.equal("stopped", r.stopped)
+    assert.are.same({ 1, 3 }, { r.created, r.not_tried })
+    assert.are.equal(1, q.log().posts)
+    assert.is_true(took < 4.5, took)   -- (it went on for 20 s, sending 4)
+  end)
+
+  it("keeps fewer creates in flight than the client's bucket lets go in half a deadline", function()
+    q = hostile.start {}
+    local c = client(q.url, { rate_limit = 240, deadline = 2 })
+    local r = assert(c:create_many(items(20), { concurrency = 20 }))
+    c:close()
+    assert.are.same({ 20, 0 }, { r.created, r.failed })   -- (11 failed, unsent, at 20)
+  end)
+
+  it("reports a stop during the look-up as a stop", function()
+    q = hostile.start { lag = 100, creates = { [2] = { status = 500 } } }
+    local c = client(q.url)
+    local r = assert(c:create_many(items(3), { concurrency = 1, settle = 30,
+      stop = function() return q.log().lists > 0 end }))
+    c:close()
+    assert.are.equal("stopped", r.stopped)
+    assert.are.same({ 2, 1 }, { r.created, r.ambiguous })
+    assert.are.equal(3, q.log().total)
+  end)
+
+  it("ends a scan whose server ignores page, leaving the item ambiguous", function()
+    q = hostile.start { ignore_page = true, creates = { [2] = { late = 100 } } }
+    local c = client(q.url)
+    local r = assert(c:create_many(items(3), { concurrency = 1, settle = 0 }))
+    c:close()
+    assert.are.same({ 2, 1 }, { r.created, r.ambiguous })
+    assert.matches("repeats page 1", r.results[2].message)
+    assert.are.equal(3, q.log().total)
+  end)
+
   it("resolves ambiguous items of a re-run together, within 2 x pages + 2 list requests", function()
     q = hostile.start {}
     local c = client(q.url)

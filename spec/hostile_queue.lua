@@ -6,6 +6,7 @@
 --   page_cap = n      a list page holds at most n jobs, whatever page_size asks (page p is
 --                     jobs (p-1)*n+1 .. p*n of the capped size), so pages are short before
 --                     the end
+--   ignore_page = true  every list request gets page 1, whatever page it asks for
 --   creates[k] = r    how the k-th create (POST) is answered, the job made first unless said:
 --       { late = s }              no answer ever (the client times out); the job is committed
 --                                 s seconds after the request arrived, and listed lag later
@@ -68,6 +69,7 @@ end
 local function now() return socket.gettime() end
 local function list(conn, path)
   local page = tonumber(path:match("[?&]page=(%d+)")) or 1
+  if script.ignore_page then page = 1 end
   local size = tonumber(path:match("[?&]page_size=(%d+)")) or 100
   if cap and size > cap then size = cap end
   log("list " .. page)

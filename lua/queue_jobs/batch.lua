@@ -70,17 +70,24 @@ function B.find(client, args, wanted, stop)
   local list = {}
   for k, v in pairs(args) do list[k] = v end
   list.page_size = B.PAGE_SIZE
-  local page = 0
+  local page, prev_first, prev_last, prev_n = 0, nil, nil, nil
   while true do
     page = page + 1
     list.page = page
     if stop and stop() then
-      return nil, { message = "the look-up stopped (the run was told to stop)" }
+      return nil, { stopped = true, message = "the look-up stopped (the run was told to stop)" }
     end
     local res, err = client:list(list)
     if not res then return nil, err end
     local items = res.items
     if #items == 0 then return found, page end
+    -- a server that ignores page serves the same page again: the scan would never end
+    local first, last = items[1].id, items[#items].id
+    if page > 1 and first == prev_first and last == prev_last and #items == prev_n then
+      return nil, { message = fmt("list page %d repeats page %d (the server ignores page)",
+        page, page - 1) }
+    end
+    prev_first, prev_last, prev_n = first, last, #items
     for n = 1, #items do
       local job = items[n]
       local m = job.metadata

@@ -219,6 +219,7 @@ end
 local function pace(run, wait, left)
   local p, start = run.pace, run.clock()
   while true do
+    if run.stop and run.stop() then return "stopped" end
     local now = run.clock()
     local t = max(p.hold, p.last + 1 / p.rate)
     if t <= now then
@@ -226,7 +227,6 @@ local function pace(run, wait, left)
       p.sends[(p.n - 1) % 16 + 1] = now
       return nil
     end
-    if run.stop and run.stop() then return "stopped" end
     if left and t - start >= left then return "paced" end
     wait(min(t - now, 0.25))
   end
@@ -285,18 +285,40 @@ local function defer(run, e, err)
   run.deferred[#run.deferred + 1] = e
 end
 
+-- Waits through wait until the clock reaches t, or the run is told to stop.
+local function wait_until(run, wait, t)
+  while true do
+    if run.stop and run.stop() then
+      run.stopped = "stopped"
+      return false
+    end
+    local left = t - run.clock()
+    if left <= 0 then return true end
+    wait(min(left, 0.25))
+  end
+end
+
+-- Item e was not sent (again) because the run stopped: not tried, or, when it may exist
+-- already (an earlier attempt was ambiguous: e.sends), still ambiguous.
+local function not_sent(run, e)
+  if e.sends then return unresolved(run, { e }, "not sent again (the run stopped)") end
+  return not_tried(run, e.i)
+end
+
 -- Sends item e (its create arguments e.args) until it is created, surely not created, or
--- ambiguous; the journal records each outcome.
+-- ambiguous; the journal records each outcome. Its deadline (its own, or the client's)
+-- runs from its first attempt that got an answer of 429; until then a wait for the batch's
+-- pace (a Retry-After longer than the deadline, say) only delays it.
 local function send(run, e)
   local i, args, j, s = e.i, e.args, run.journal, run.settings
-  if e.own_deadline == nil then e.own_deadline = args.deadline or false end
-  local deadline = run.clock() + (e.own_deadline or s.deadline or huge)
+  if e.own_deadline == nil then
+    if args.deadline == false then e.own_deadline = huge else e.own_deadline = args.deadline or false end
+  end
+  local span = e.own_deadline or s.deadline or huge
+  local deadline = run.clock() + span
   local me = co_running()
   while true do
-    if run.stopped == "unreachable" then
-      if e.sends then return unresolved(run, { e }, "not sent again (the run stopped)") end
-      return not_tried(run, i)
-    end
+    if run.stopped then return not_sent(run, e) end
     local left = deadline - run.clock()
     if left < huge then args.deadline = max(left, 0.001) end
     local mark = { i = i, digest = e.digest }
@@ -304,51 +326,51 @@ local function send(run, e)
     local job, err = run.client:create(args)
     run.sending[me] = nil
     e.last = run.clock()
-    if err and err.kind == "stopped" then   -- the run's pace held it back: nothing was sent
+    local held = err and (err.kind == "stopped" or err.kind == "paced") and err.kind
+    if held == "stopped" then   -- the run's pace held it back: nothing was sent
       run.stopped = run.stopped or "stopped"
-      if e.sends then return unresolved(run, { e }, "not sent again (the run stopped)") end
-      return not_tried(run, i)
-    elseif err and err.kind == "paced" then
+      return not_sent(run, e)
+    elseif held == "paced" and not e.limited then   -- no 429 of its own yet: it waits
+      local p = run.pace
+      if not wait_until(run, run.wait, max(p.hold, p.last + 1 / p.rate)) then return not_sent(run, e) end
+      deadline = run.clock() + span
+    elseif held == "paced" then
       return report_outcome(run, i, "failed", nil, core.error { kind = "http", status = 429,
-        retryable = false, message = "create: HTTP 429 Too Many Requests: not sent: waiting " ..
-        "for the batch's pace would pass its deadline (rate limited until its deadline)" })
-    end
-    local class = outcome.of(job, err)
-    if class == "created" then return exists(run, i, job, "created") end
-    if class == "invalid" then return report_outcome(run, i, "failed", nil, err) end
-    if class == "ambiguous" then
-      e.sends = (e.sends or 0) + 1
-      if j and mark.sent then journal_or_raise(j:mark_ambiguous(i)) end
-      if job ~= nil then   -- (its id is not shown: it could be anything, the key included)
-        err = core.error { kind = "ambiguous", retryable = false, status = 201,
-          message = "create: the answer is not a job (its id is not a job id): it may have " ..
-          "been created" }
+        retryable = false, message = "create: HTTP 429 Too Many Requests: not sent again: " ..
+        "waiting for the batch's pace would pass its deadline (rate limited until its deadline)" })
+    else
+      local class = outcome.of(job, err)
+      if class == "created" then return exists(run, i, job, "created") end
+      if class == "invalid" then return report_outcome(run, i, "failed", nil, err) end
+      if class == "ambiguous" then
+        e.sends = (e.sends or 0) + 1
+        if j and mark.sent then journal_or_raise(j:mark_ambiguous(i)) end
+        if job ~= nil then   -- (its id is not shown: it could be anything, the key included)
+          err = core.error { kind = "ambiguous", retryable = false, status = 201,
+            message = "create: the answer is not a job (its id is not a job id): it may have " ..
+            "been created" }
+        end
+        return defer(run, e, err)
       end
-      return defer(run, e, err)
-    end
-    -- not created: a 429 is sent again until the item's deadline, anything else fails
-    if j and mark.sent then journal_or_raise(j:mark_not_created(i)) end
-    if outcome.connection_failure(err) then
-      run.cause = err
-      if run.stopped == "unreachable" then
-        if e.sends then return unresolved(run, { e }, "not sent again (the run stopped)") end
-        return not_tried(run, i)
+      -- not created: a 429 is sent again until the item's deadline, anything else fails
+      if j and mark.sent then journal_or_raise(j:mark_not_created(i)) end
+      if outcome.connection_failure(err) then
+        run.cause = err
+        if run.stopped then return not_sent(run, e) end
+        -- (tried again later, twice at most: a run that goes on reaching nothing stops
+        -- instead, with this item not tried)
+        e.refused = (e.refused or 0) + 1
+        if e.refused <= 2 then return push(run, e) end
       end
-      -- (tried again later, twice at most: a run that goes on reaching nothing stops
-      -- instead, with this item not tried)
-      e.refused = (e.refused or 0) + 1
-      if e.refused <= 2 then return push(run, e) end
-    end
-    local now = run.clock()
-    local ra = err.retry_after or 0
-    if err.status == 429 and run.stop and run.stop() then
-      run.stopped = "stopped"
-      if e.sends then return unresolved(run, { e }, "not sent again (the run stopped)") end
-      return not_tried(run, i)
-    end
-    if err.status ~= 429 or now + ra >= deadline then
-      if err.status == 429 then err.message = err.message .. " (rate limited until its deadline)" end
-      return report_outcome(run, i, "failed", nil, err)
+      if err.status == 429 then e.limited = true end
+      if err.status == 429 and run.stop and run.stop() then
+        run.stopped = "stopped"
+        return not_sent(run, e)
+      end
+      if err.status ~= 429 or run.clock() + (err.retry_after or 0) >= deadline then
+        if err.status == 429 then err.message = err.message .. " (rate limited until its deadline)" end
+        return report_outcome(run, i, "failed", nil, err)
+      end
     end
   end
 end
@@ -372,7 +394,10 @@ local function item(run, e)
   end
   e.args = args
   if j and j.ambiguous[i] then   -- an earlier run sent it and heard nothing settled back
-    e.last = run.started
+    -- (sends = 0: it may exist, so a stop never reports it as not tried; unkeyed: a run
+    -- with reconcile = false sent items of this journal without their key, so this one, if
+    -- the look-up misses it, may exist all the same: it is never sent again)
+    e.last, e.sends, e.unkeyed = run.started, 0, j.unkeyed
     return defer(run, e)
   end
   return send(run, e)
@@ -466,18 +491,6 @@ end
 
 -- ---- step 3: resolving the ambiguous items --------------------------------------------------
 
--- Waits through wait until the clock reaches t, or the run is told to stop.
-local function wait_until(run, wait, t)
-  while true do
-    if run.stop and run.stop() then
-      run.stopped = "stopped"
-      return false
-    end
-    local left = t - run.clock()
-    if left <= 0 then return true end
-    wait(min(left, 0.25))
-  end
-end
 
 -- The deferred items by their queue (organization, project and queue name).
 local function by_queue(list)
@@ -525,6 +538,16 @@ local function scan(run, g, missing)
 end
 
 
+-- Why a scan failed, for the items it leaves ambiguous; a scan stopped by the run's stop
+-- stops the run.
+local function lookup_failed(run, err)
+  if err.stopped or err.kind == "stopped" then
+    run.stopped = "stopped"
+    return "not looked up (the run stopped); a re-run with its journal looks it up"
+  end
+  return "the look-up failed: " .. tostring(err.message)
+end
+
 -- Resolves the deferred items (step 3): found ones exist; the ones missing from both scans
 -- go back on the queue to be sent again, or, sent ROUNDS times already, stay ambiguous.
 local function resolve(run, wait)
@@ -542,16 +565,19 @@ local function resolve(run, wait)
       else
         local still
         still, err = scan(run, g, missing)
-        if not still then unresolved(run, missing, "the look-up failed: " .. tostring(err.message)) end
+        if not still then unresolved(run, missing, lookup_failed(run, err)) end
         missing = still or {}
       end
     elseif not missing then
-      unresolved(run, g.items, "the look-up failed: " .. tostring(err.message))
+      unresolved(run, g.items, lookup_failed(run, err))
       missing = {}
     end
     for n = 1, #missing do
       local e = missing[n]
-      if (e.sends or 0) < B.ROUNDS then
+      if e.unkeyed then
+        unresolved(run, { e }, "an earlier run sent it without its batch item key " ..
+          "(reconcile = false), so the look-up cannot find it: it is never sent again")
+      elseif (e.sends or 0) < B.ROUNDS then
         push(run, e)
       else
         unresolved(run, { e }, fmt("sent %d times without a settled answer, and not in the " ..
@@ -663,7 +689,19 @@ local function bulk_driver(client)
   b = { base = client._driver, runs = setmetatable({}, { __mode = "k" }) }
   -- the driver of the run this coroutine works for, or the client's own
   local function base_of(run) return run and run.base or b.base end
-  local function wait(seconds) return base_of(b.runs[co_running()]).wait(seconds) end
+  -- a wait of a run's coroutine (a backoff, the client's bucket) goes in slices of 0.25 s at
+  -- most, and ends early when the run is told to stop (its next request is then held back)
+  local function wait(seconds)
+    local run = b.runs[co_running()]
+    local base = base_of(run)
+    if not (run and run.stop) then return base.wait(seconds) end
+    local t = run.clock() + seconds
+    while not run.stop() do
+      local left = t - run.clock()
+      if left <= 0 then return end
+      base.wait(min(left, 0.25))
+    end
+  end
   b.driver = {
     clock = b.base.clock,
     wait = wait,
@@ -720,8 +758,21 @@ function B.create_many(client, items, opts)
     j, err = journal_mod.open(o.journal, { sync = o.journal_sync,
       redact = function(text) return h:redact(text) end })
     if not j then return fail(h, err) end
+    if not o.reconcile and not j.unkeyed then   -- on record before any item goes unkeyed
+      local ok, uerr = j:mark_unkeyed()
+      if not ok then
+        j:close()
+        return fail(h, uerr)
+      end
+    end
   end
   local s = client._settings
+  -- no more creates in flight than the client's bucket lets go in half a deadline, so that
+  -- none waits for the bucket past its deadline (docs/client.md, "Bulk create")
+  if s.rate_limit and s.deadline then
+    local cap = max(1, s.burst or 1, floor(s.rate_limit / 60 * s.deadline / 2))
+    if o.concurrency > cap then o.concurrency = cap end
+  end
   local next_item, total = source_of(items)
   local report = { created = 0, found = 0, failed = 0, skipped = 0, ambiguous = 0,
     not_tried = 0, untried = {}, rate_limited = 0, requests = 0, seconds = 0,
@@ -746,6 +797,9 @@ function B.create_many(client, items, opts)
   local eng, own = client.engine, false
   local b = bulk_driver(client)
   run.runs, run.base = b.runs, b.base
+  -- the run's own waits (for its tasks, the look-up's settle, the pace) are its base
+  -- driver's, never cut short by stop: those that must end at a stop look at it themselves
+  run.wait = function(seconds) return run.base.wait(seconds) end
   local yieldable, inside = false, false
   if eng then yieldable, inside = engine_mod.in_task(eng) end
   if inside and not yieldable then
@@ -763,12 +817,12 @@ function B.create_many(client, items, opts)
   local ok, e = pcall(function()
     if yieldable then
       b.runs[me] = run
-      coordinate(run, eng, o.concurrency, b.driver.wait)
+      coordinate(run, eng, o.concurrency, run.wait)
       b.runs[me] = outer
     else
       local task = eng:spawn(function()
         b.runs[co_running()] = run
-        coordinate(run, eng, o.concurrency, b.driver.wait)
+        coordinate(run, eng, o.concurrency, run.wait)
       end)
       while not task:done() do eng:step(eng:timeout() or 1) end
       local _, terr = task:result()

@@ -13,6 +13,9 @@
 --                                    server, or the server said no (queue_jobs.outcome)
 --   a <index>                        item <index> may have been created: its answer was
 --                                    ambiguous, and no look-up has settled it yet
+--   u                                a run with reconcile = false used the journal: its
+--                                    items went without the batch item key, so a look-up
+--                                    cannot find them (an ambiguous one is never sent again)
 --
 -- An "s" is written before the create is sent, and the outcome once its answer came, before
 -- the caller hears of it; the last records of an item say where it stands. On a re-run an
@@ -71,6 +74,8 @@ local function read_records(j, text)
       local version, batch = line:match(HEADER)
       if not version then return nil, "line 1 is not a queue_jobs journal header" end
       j.version, j.batch = tonumber(version), batch
+    elseif line == "u" then
+      j.unkeyed = true
     else
       local kind, index, rest = line:match("^([scna]) ([1-9]%d*)(.*)$")
       index = index and #index <= 15 and tonumber(index)
@@ -112,7 +117,8 @@ end
 -- the journal at path, or creates it. journal.batch is the batch's id; journal.created[i]
 -- the job id of every item an earlier run created (or found); journal.ambiguous[i] true for
 -- every item an earlier run sent without a settled answer; journal.not_created[i] true for
--- every item whose last attempt surely made no job; journal.digest[i] the digest recorded
+-- every item whose last attempt surely made no job; journal.unkeyed true when a run with
+-- reconcile = false used it; journal.digest[i] the digest recorded
 -- with item i's last "s" (nil in a version 1 journal); journal.max the largest index on
 -- record. With sync, every record is also fsync'ed; redact(text) -> text is applied to
 -- every record before it is written.
@@ -221,6 +227,14 @@ end
 --- journal:mark_ambiguous(i) -> true | nil, err: item i may exist; a re-run looks for it.
 function J:mark_ambiguous(i)
   return self:write(format("a %d\n", i))
+end
+
+--- journal:mark_unkeyed() -> true | nil, err: a run that sends its items without the batch
+-- item key (reconcile = false) uses the journal.
+function J:mark_unkeyed()
+  local ok, err = self:write("u\n")
+  if ok then self.unkeyed = true end
+  return ok, err
 end
 
 --- journal:close(): closes the file (and releases its lock). Closing twice is harmless.

@@ -43,9 +43,11 @@ function O.of(job, err)
 end
 
 --- connection_failure(err) -> whether err is a failure to reach the server at all (a
--- not-created network error or timeout): what counts toward stopping a run as unreachable.
+-- not-created network error or timeout that curl reported; not the client's own pacing or
+-- deadline, which sent nothing either): what counts toward stopping a run as unreachable.
 function O.connection_failure(err)
-  return (err.kind == "network" or err.kind == "timeout") and err.sent == false
+  return (err.kind == "network" or err.kind == "timeout") and err.sent == false and
+    err.curl_code ~= nil
 end
 
 return O
