@@ -24,7 +24,8 @@
 -- says why it stopped and which items were taken but not tried.
 --
 -- Pace: every request of a run goes through the run's own pacing on top of the client's
--- rate_limit, which stays the ceiling. A 429 halves the run's rate (at most once a second)
+-- rate_limit, which stays the ceiling; until its first 429 a run is paced by the client's
+-- bucket alone. A 429 halves the run's rate (at most once a second)
 -- and holds every request until its Retry-After has passed; each success raises it again by
 -- a little (additive increase, multiplicative decrease), so that two runs on one key share
 -- the service's limit and both finish.
