@@ -265,7 +265,17 @@ local function part_tracking()
   local SPREAD = env_number("QJ_BENCH_FINISH_SECONDS", 5)   -- the finisher's span
   local INTERVAL = 0.5
   start_emulator { "--max-jobs", tostring(N + 10) }
-  local client = client_for(emu.url, { rate_limit = false })
+  -- wait_many's sweeps are counted at its pauses: each pause ends a sweep, and the last
+  -- sweep ends without one. The pause is the client's `sleep` (a blocking client's wait),
+  -- counted here once the creates are done.
+  local sweeps, unfinished_gets, finished, tracking = 1, N, 0, false
+  local client = client_for(emu.url, { rate_limit = false, sleep = function(seconds)
+    if tracking then
+      sweeps = sweeps + 1
+      unfinished_gets = unfinished_gets + (N - finished)
+    end
+    return require("queue_jobs.core").sleep(seconds)
+  end })
   local ids = {}
   local rep, err = client:create_many(items_of(N), { concurrency = 16,
     on_result = function(i, job) if job then ids[i] = job.id end end })
@@ -284,17 +294,7 @@ local function part_tracking()
   helpers.write_file(file, table.concat(order, "\n") .. "\n")
   local before = emu:counters().requests
 
-  -- wait_many's sweeps are counted at its pauses: each pause ends a sweep, and the last
-  -- sweep ends without one. The pause is the client's driver's `wait`
-  -- (lua/queue_jobs/tracking.lua), wrapped here in a table of this client's own.
-  local sweeps, unfinished_gets, finished = 1, N, 0
-  local driver = client._driver
-  client._driver = setmetatable({ wait = function(...)
-    sweeps = sweeps + 1
-    unfinished_gets = unfinished_gets + (N - finished)
-    return driver.wait(...)
-  end }, { __index = driver })
-
+  tracking = true
   local finisher = helpers.spawn { argv = { helpers.LUA, arg[0], "finisher", emu.root, file,
     tostring(SPREAD) } }
   local t0 = now()
@@ -303,7 +303,6 @@ local function part_tracking()
   local dt = now() - t0
   local code = finisher:wait()
   os.remove(file)
-  client._driver = driver
   client:close()
   if not done then return broken("tracking: wait_many failed: " .. tostring(werr)) end
   local count = 0

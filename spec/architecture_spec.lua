@@ -1,5 +1,6 @@
 -- The invariants of ARCHITECTURE.md that a machine can check: the transfer layer calls no Lua,
--- every Lua file compiles on the Lua at hand, and comments point only inside the repository.
+-- every Lua file compiles on the Lua at hand, the Lua layers require only the ones below them
+-- and read no other module's private fields, and comments point only inside the repository.
 local helpers = require "helpers"
 
 local root = os.getenv("QJ_ROOT") or "."
@@ -63,6 +64,66 @@ describe("the architecture", function()
           if line:find("^#+ ") and line:find(section, 1, true) then found = true break end
         end
         assert(found, ('%s cites the section "%s" of %s, which has no such heading'):format(f, section, cited))
+      end
+    end
+  end)
+
+  -- The layers of ARCHITECTURE.md's table, bottom first: module name -> layer number, from
+  -- the Lua files each row names (a name without a directory is in the directory of the one
+  -- before it in its row; cli/x.lua is under lua/queue_jobs/). queue_jobs.core is the binding.
+  local function layers()
+    local of, n = { ["queue_jobs.core"] = 0 }, 0
+    for row in assert(read(root .. "/ARCHITECTURE.md")):gmatch("\n(| [^\n]+)") do
+      local files = row:match("^| [^|]+ | ([^|]+) |")
+      if files and files:find("%.lua`") then
+        n = n + 1
+        local dir
+        for f in files:gmatch("`([%w_./-]+%.lua)`") do
+          if f:find("^lua/") then
+            dir = f:match("^(.*)/[^/]+$")
+          elseif f:find("^cli/") then
+            f = "lua/queue_jobs/" .. f
+          else
+            f = dir .. "/" .. f
+          end
+          of[f:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/", ".")] = n
+        end
+      end
+    end
+    return of
+  end
+
+  it("has every Lua module in one layer of ARCHITECTURE.md, requiring none of a layer above", function()
+    local of = layers()
+    local files = lines_of("cd " .. root .. " && git ls-files -- 'lua/*.lua'")
+    assert.is_true(#files > 20)
+    for _, f in ipairs(files) do
+      local name = f:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/", ".")
+      local mine = of[name]
+      assert(mine, f .. " is in no layer of ARCHITECTURE.md's table")
+      for req in assert(read(root .. "/" .. f)):gmatch('require%s*%(?%s*"(queue_jobs[%w_.]*)"') do
+        local theirs = of[req]
+        assert(theirs, f .. " requires " .. req .. ", which is in no layer")
+        assert(theirs <= mine, ("%s (layer %d) requires %s, of a layer above (%d)"):format(
+          f, mine, req, theirs))
+      end
+    end
+  end)
+
+  it("has no Lua module that reads another's private (_-prefixed) fields", function()
+    local files = lines_of("cd " .. root .. " && git ls-files -- 'lua/*.lua' 'emulator/*.lua'")
+    local texts, own = {}, {}
+    for _, f in ipairs(files) do
+      local text = assert(read(root .. "/" .. f)):gsub("%-%-[^\n]*", "")   -- code, not comments
+      texts[f], own[f] = text, {}
+      -- a field a module makes: assigned (x._name = ...) or in a constructor (_name = ...)
+      for name in text:gmatch("[%.%s{,](_[%a][%w_]*)%s*=[^=]") do own[f][name] = true end
+    end
+    for _, f in ipairs(files) do
+      for name in texts[f]:gmatch("[%w_%]%)]%.(_[%a][%w_]*)") do
+        if name ~= "_VERSION" and name:sub(2, 2) ~= "_" then
+          assert(own[f][name], f .. " reads ." .. name .. ", a field it does not make")
+        end
       end
     end
   end)

@@ -4,10 +4,11 @@
 local attempt = require "queue_jobs.attempt"
 local errors = require "queue_jobs.errors"
 local options = require "queue_jobs.options"
+local context = require "queue_jobs.context"
 
 local KEY = "sk-attempt-SECRET-7f3a9c21"
 
--- A client-shaped table whose driver answers transfers from `script` (result tables, as the
+-- A client's context (queue_jobs.context) whose driver answers transfers from `script` (result tables, as the
 -- C handle's request returns them) and advances a fake clock on each wait.
 local function scripted(script, opts)
   local log = { transfers = {}, waits = {} }
@@ -18,11 +19,11 @@ local function scripted(script, opts)
       log.waits[#log.waits + 1] = s
       now = now + s
     end,
-    transfer = function(h, method, url, body, timeout, ctimeout, want_object, decode_left)
+    transfer = function(h, req)
       assert.equal("handle", h.name)
-      log.transfers[#log.transfers + 1] = { method = method, url = url, body = body,
-        timeout = timeout, connect_timeout = ctimeout, want_object = want_object,
-        decode_left = decode_left }
+      log.transfers[#log.transfers + 1] = { method = req.method, url = req.url, body = req.body,
+        timeout = req.timeout, connect_timeout = req.connect_timeout, want_object = req.want,
+        decode_left = req.decode_left }
       local r = table.remove(script, 1)
       assert(r, "the loop asked for more transfers than scripted")
       now = now + (r.takes or 0)
@@ -33,9 +34,14 @@ local function scripted(script, opts)
   for k, v in pairs(opts or {}) do o[k] = v end
   local s = assert(options.client("client", o, errors.key_redactor(KEY)))
   local red = errors.key_redactor(KEY)
-  local c = { _h = { name = "handle", redact = red.redact }, _driver = driver,
-    _random = function() return 0.5 end, _max_values = 4096 }
+  local c = context.new({ name = "handle", redact = red.redact }, s, nil, "scripted", driver)
+  c.random, c.max_values = function() return 0.5 end, 4096
   return c, s, log
+end
+
+-- attempt.run with the request's description made of method, url and body.
+local function run(cx, op, method, url, body, shape, s)
+  return attempt.run(cx, op, { method = method, url = url, body = body }, shape, s)
 end
 
 local JOB = { id = "7dcd6922-50e9-4d56-89b5-91cde26f0211", status = "pending" }
@@ -43,7 +49,7 @@ local JOB = { id = "7dcd6922-50e9-4d56-89b5-91cde26f0211", status = "pending" }
 describe("the attempt loop", function()
   it("retries a GET after a 503, waiting the backoff through the driver", function()
     local c, s, log = scripted { { status = 503, body = "" }, { status = 200, value = JOB } }
-    local v = assert(attempt.run(c, "get", "GET", "http://x/jobs/1", nil, attempt.OBJECT, s))
+    local v = assert(run(c, "get", "GET", "http://x/jobs/1", nil, attempt.OBJECT, s))
     assert.equal(JOB, v)
     assert.equal(2, #log.transfers)
     assert.same({ 0.25 }, log.waits) -- 0.5 * min(backoff_max, backoff_base * 2^0)
@@ -55,10 +61,10 @@ describe("the attempt loop", function()
   it("waits what Retry-After asks, and not past max_retry_after", function()
     local c, s, log = scripted { { status = 429, body = "", retry_after = "3" },
       { status = 201, value = JOB } }
-    assert(attempt.run(c, "create", "POST", "http://x/jobs", "{}", attempt.OBJECT, s))
+    assert(run(c, "create", "POST", "http://x/jobs", "{}", attempt.OBJECT, s))
     assert.same({ 3 }, log.waits)
     c, s, log = scripted({ { status = 429, body = "", retry_after = "400" } }, { deadline = false })
-    local v, err = attempt.run(c, "create", "POST", "http://x/jobs", "{}", attempt.OBJECT, s)
+    local v, err = run(c, "create", "POST", "http://x/jobs", "{}", attempt.OBJECT, s)
     assert.is_nil(v)
     assert.equal(400, err.retry_after)
     assert.same({}, log.waits)
@@ -67,7 +73,7 @@ describe("the attempt loop", function()
   it("never retries a create that may have been sent, and says so", function()
     local c, s, log = scripted { { error = "network", message = "connection reset", sent = true,
       curl_code = 56 } }
-    local v, err = attempt.run(c, "create", "POST", "http://x/jobs", "{}", attempt.OBJECT, s)
+    local v, err = run(c, "create", "POST", "http://x/jobs", "{}", attempt.OBJECT, s)
     assert.is_nil(v)
     assert.equal("create: network: connection reset (not retried: the job may have been created)",
       err.message)
@@ -79,7 +85,7 @@ describe("the attempt loop", function()
     local c, s, log = scripted({ { status = 500, body = "", takes = 3 },
       { status = 500, body = "", takes = 3 }, { status = 200, value = JOB } },
       { deadline = 5, backoff_base = 0.5 })
-    local v, err = attempt.run(c, "get", "GET", "http://x/jobs/1", nil, attempt.OBJECT, s)
+    local v, err = run(c, "get", "GET", "http://x/jobs/1", nil, attempt.OBJECT, s)
     assert.is_nil(v)
     assert.equal(2, #log.transfers)
     assert.equal(5, log.transfers[1].timeout)
@@ -89,7 +95,7 @@ describe("the attempt loop", function()
 
   it("redacts the key from what a server sends back, through the handle", function()
     local c, s = scripted { { status = 400, body = "bad key " .. KEY, content_type = "text/plain" } }
-    local _, err = attempt.run(c, "get", "GET", "http://x/jobs/1", nil, attempt.OBJECT, s)
+    local _, err = run(c, "get", "GET", "http://x/jobs/1", nil, attempt.OBJECT, s)
     assert.equal("get: HTTP 400 Bad Request: bad key [REDACTED]", err.message)
   end)
 
@@ -97,9 +103,9 @@ describe("the attempt loop", function()
     -- decoded arrays carry the array metatable, as the C core's decoder gives them
     local c, s = scripted { { status = 200, value = { items = require("queue_jobs").array { false } } },
       { status = 200, body = "[1]" } }
-    local _, e1 = attempt.run(c, "list", "GET", "http://x/jobs", nil, attempt.LIST, s)
+    local _, e1 = run(c, "list", "GET", "http://x/jobs", nil, attempt.LIST, s)
     assert.matches("item 1 is not a job object", e1.message)
-    local _, e2 = attempt.run(c, "get", "GET", "http://x/jobs/1", nil, attempt.OBJECT, s)
+    local _, e2 = run(c, "get", "GET", "http://x/jobs/1", nil, attempt.OBJECT, s)
     assert.matches("response is not a JSON object", e2.message)
   end)
 end)

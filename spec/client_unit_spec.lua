@@ -6,6 +6,8 @@ local helpers = require "helpers"
 
 local KEY = "sk_unit-SECRET-7f3a9c1e0b"
 local UUID = "7dcd6922-50e9-4d56-89b5-91cde26f0211"
+-- A request description (handle:request's argument) of a GET to loopback.
+local GET_LOCAL = { method = "GET", url = "http://127.0.0.1/", timeout = 1, connect_timeout = 1 }
 
 -- A loopback port where nothing listens.
 local DEAD = "http://127.0.0.1:" .. helpers.free_port() .. "/api/public"
@@ -167,7 +169,7 @@ describe("queue_jobs client: misuse raises", function()
     h:close()
     h:close()
     assert.equal("queue_jobs.http (closed)", tostring(h))
-    assert.has_error(function() h:request("GET", "http://127.0.0.1/", nil, 1, 1) end,
+    assert.has_error(function() h:request(GET_LOCAL) end,
       "attempt to use a closed client")
     collectgarbage()
     collectgarbage()
@@ -175,9 +177,12 @@ describe("queue_jobs client: misuse raises", function()
 
   it("the C handle refuses bad methods, URLs with NUL and a key with CR/LF", function()
     local h = core.http_open { api_key = "k", allow_http = true }
-    assert.has_error(function() h:request("PUT", "http://127.0.0.1/", nil, 1, 1) end)
-    assert.has_error(function() h:request("GET", "http://127.0.0.1/\0x", nil, 1, 1) end)
-    assert.has_error(function() h:request("GET", "http://127.0.0.1/", nil, 0, 1) end)
+    assert.has_error(function() h:request { method = "PUT", url = "http://127.0.0.1/", timeout = 1,
+      connect_timeout = 1 } end)
+    assert.has_error(function() h:request { method = "GET", url = "http://127.0.0.1/\0x", timeout = 1,
+      connect_timeout = 1 } end)
+    assert.has_error(function() h:request { method = "GET", url = "http://127.0.0.1/", timeout = 0,
+      connect_timeout = 1 } end)
     h:close()
     assert.has_error(function() core.http_open { api_key = "a\r\nX-Evil: 1" } end,
       "http_open: the API key contains CR or LF")
@@ -232,7 +237,7 @@ describe("queue_jobs client: options", function()
 
   it("the C handle refuses plain http unless allowed (defence in depth)", function()
     local h = core.http_open { api_key = "k" }
-    local r = h:request("GET", DEAD, nil, 1, 1)
+    local r = h:request { method = "GET", url = DEAD, timeout = 1, connect_timeout = 1 }
     assert.is_nil(r.status)
     assert.equal("invalid_argument", r.error)
     assert.matches("[Pp]rotocol", r.message)

@@ -170,7 +170,8 @@ describe("queue_jobs client on the wire", function()
     assert(c:get { queue_name = "q1", id = UUID })
     assert(c:list { queue_name = "q2", page = 2 })
     assert(c:create { queue_name = "q2", input = 3 })
-    local r = c._h:request("POST", url:gsub(":%d+/", ":99999/", 1), "{}", 5, 5)
+    local r = c._h:request { method = "POST", url = (url:gsub(":%d+/", ":99999/", 1)), body = "{}",
+      timeout = 5, connect_timeout = 5 }
     assert.is_nil(r.status)
     assert.equal("invalid_argument", r.error)
     assert.matches("URL rejected", r.message)
@@ -193,7 +194,7 @@ describe("queue_jobs client on the wire", function()
     local c = client(url)
     assert(c:list { queue_name = "q1" })
     for _, bad in ipairs { "?page=9", "/absolute-path", "other/jobs", "" } do
-      local r = c._h:request("GET", bad, nil, 5, 5)
+      local r = c._h:request { method = "GET", url = bad, timeout = 5, connect_timeout = 5 }
       assert.is_nil(r.status, bad)
       assert.equal("invalid_argument", r.error, bad)
       assert.matches("URL rejected", r.message)

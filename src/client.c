@@ -3,15 +3,18 @@
  *
  *   core.http_open{api_key = k, user_agent = s, ca_file = s, proxy = s, max_body = n,
  *                  allow_http = bool, noproxy = bool}              -> handle
- *   handle:request(method, url, body|nil, timeout_s, connect_timeout_s [, want_object
- *                  [, decode_left_s]])                              -> one result table:
+ *   handle:request(req)                                             -> one result table:
+ *       req, the request's description: {method = "GET" | "POST" | "DELETE", url = s,
+ *           body = s (a POST's), timeout = s, connect_timeout = s (seconds), want = nil |
+ *           true | "exact", decode_left = s | nil, info = bool}
  *       {status = n, body = s | value = t, content_type = s, retry_after = s, location = s}
- *           an answer; with want_object a 2xx answer that is a JSON object comes decoded, as
+ *           an answer; with want a 2xx answer that is a JSON object comes decoded, as
  *           `value`, straight from the transfer's buffer (any other answer as `body`); with
- *           want_object the string "exact", its numbers but int64 integers come as json.raw
- *           values (the client's exact_numbers).
+ *           want "exact", its numbers but int64 integers come as json.raw values (the
+ *           client's exact_numbers). With info, either table also holds bytes_sent,
+ *           bytes_received and http_version (when an answer came).
  *           Decoding makes at most max(max_body / 16, 4096) arrays, objects and strings and
- *           stops decode_left_s seconds after the call began. The header values have the key
+ *           stops decode_left seconds after the call began. The header values have the key
  *           redacted; each is absent when the answer had none (Location: only for a 3xx).
  *       {error = kind, message = s, sent = bool, curl_code = n}
  *           no answer that can be used: kind is network | timeout | too_large | decode |
@@ -170,10 +173,63 @@ static int result_gc(lua_State *L) {
   return 0;
 }
 
-static long to_ms(lua_State *L, int idx, const char *what) {
-  lua_Number s = luaL_checknumber(L, idx);
-  luaL_argcheck(L, s > 0 && s < 1e9, idx, what);
+/* Field `name` of the request description at idx, as milliseconds (1 at least). */
+static long field_ms(lua_State *L, int idx, const char *name) {
+  lua_Number s;
+  int isnum;
+  lua_getfield(L, idx, name);
+  s = lua_tonumberx(L, -1, &isnum);
+  lua_pop(L, 1);
+  if (!isnum || !(s > 0 && s < 1e9))
+    luaL_error(L, "request: %s must be a positive number of seconds", name);
   return s * 1000 < 1 ? 1L : (long)(s * 1000);
+}
+
+void qj_http_read_request(lua_State *L, int idx, qj_http_req *q) {
+  static const char *const methods[] = {"GET", "POST", "DELETE", NULL};
+  const char *m;
+  int i;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "method");
+  m = lua_tostring(L, -1);
+  lua_pop(L, 1); /* the table keeps every string read here alive */
+  for (i = 0; m != NULL && methods[i] != NULL && strcmp(methods[i], m) != 0; i++) {}
+  if (m == NULL || methods[i] == NULL) luaL_error(L, "request: method must be GET, POST or DELETE");
+  q->m = (qj_method)i;
+  lua_getfield(L, idx, "url");
+  q->url = lua_tolstring(L, -1, &q->urllen);
+  lua_pop(L, 1);
+  if (q->url == NULL) luaL_error(L, "request: url must be a string");
+  if (strlen(q->url) != q->urllen) luaL_error(L, "request: URL contains a NUL byte");
+  q->body = NULL;
+  q->bodylen = 0;
+  if (q->m == QJ_POST) {
+    lua_getfield(L, idx, "body");
+    q->body = lua_tolstring(L, -1, &q->bodylen);
+    lua_pop(L, 1);
+    if (q->body == NULL) luaL_error(L, "request: a POST needs a body string");
+  }
+  q->timeout = field_ms(L, idx, "timeout");
+  q->ctimeout = field_ms(L, idx, "connect_timeout");
+}
+
+int qj_http_read_decoding(lua_State *L, int idx, double start, size_t max_values,
+                          qj_dec_limits *lim, int *info) {
+  int want, t;
+  lim->max_values = max_values;
+  lim->max_depth = QJ_MAX_DEPTH + 3; /* a list page: {"items": [{"input": <1000 levels>}]} */
+  lim->deadline = 0;
+  t = lua_getfield(L, idx, "want");
+  want = lua_toboolean(L, -1);
+  lim->exact_numbers = t == LUA_TSTRING; /* "exact" */
+  if (lua_getfield(L, idx, "decode_left") != LUA_TNIL) {
+    lua_Number left = lua_tonumber(L, -1);
+    lim->deadline = start + (left > 0 ? left : 0) + 1e-9;
+  }
+  lua_getfield(L, idx, "info");
+  *info = lua_toboolean(L, -1);
+  lua_pop(L, 3);
+  return want;
 }
 
 /* Sets field of the table on top to value, unless value is empty. */
@@ -186,7 +242,7 @@ static void set_string(lua_State *L, const char *field, const char *value) {
 /* Pushes the result table of a failure. */
 void qj_http_push_failure(lua_State *L, const char *kind, const char *message, int sent,
                          int curl_code) {
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 7);
   set_string(L, "error", kind);
   lua_pushstring(L, message); /* never left out, even if empty */
   lua_setfield(L, -2, "message");
@@ -217,7 +273,7 @@ void qj_http_push_answer(lua_State *L, const qj_result *r, int want_object, size
       return;
     }
   }
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 8);
   lua_pushinteger(L, r->status);
   lua_setfield(L, -2, "status");
   if (got == QJ_DEC_OBJECT) {
@@ -232,42 +288,40 @@ void qj_http_push_answer(lua_State *L, const qj_result *r, int want_object, size
   set_string(L, "location", r->location);
 }
 
+void qj_http_push_info(lua_State *L, const qj_result *r) {
+  lua_pushinteger(L, (lua_Integer)r->bytes_sent);
+  lua_setfield(L, -2, "bytes_sent");
+  lua_pushinteger(L, (lua_Integer)r->bytes_received);
+  lua_setfield(L, -2, "bytes_received");
+  if (r->http_version != NULL) {
+    lua_pushstring(L, r->http_version);
+    lua_setfield(L, -2, "http_version");
+  }
+}
+
 static int http_request(lua_State *L) {
-  static const char *const methods[] = {"GET", "POST", "DELETE", NULL};
   qj_http *h = check_open(L);
-  qj_method m = (qj_method)luaL_checkoption(L, 2, NULL, methods);
-  size_t urllen, bodylen = 0;
-  const char *url = luaL_checklstring(L, 3, &urllen);
-  const char *body = NULL;
-  long timeout = to_ms(L, 5, "timeout must be positive");
-  long ctimeout = to_ms(L, 6, "connect timeout must be positive");
-  int want_object = lua_toboolean(L, 7);
   double start = qj_monotime();
+  qj_http_req q;
   qj_dec_limits lim;
   qj_result *r;
+  int want, info;
 
-  luaL_argcheck(L, strlen(url) == urllen, 3, "URL contains a NUL byte");
-  if (m == QJ_POST) body = luaL_checklstring(L, 4, &bodylen);
-  lim.max_values = h->max_values;
-  lim.max_depth = QJ_MAX_DEPTH + 3; /* a list page: {"items": [{"input": <1000 levels>}]} */
-  lim.deadline = 0;
-  lim.exact_numbers = lua_type(L, 7) == LUA_TSTRING; /* want_object "exact" */
-  if (!lua_isnoneornil(L, 8)) {
-    lua_Number left = luaL_checknumber(L, 8);
-    lim.deadline = start + (left > 0 ? left : 0) + 1e-9;
-  }
-  lua_settop(L, 8);
-  r = (qj_result *)lua_newuserdatauv(L, sizeof *r, 0); /* slot 9 */
+  qj_http_read_request(L, 2, &q);
+  want = qj_http_read_decoding(L, 2, start, h->max_values, &lim, &info);
+  lua_settop(L, 2);
+  r = (qj_result *)lua_newuserdatauv(L, sizeof *r, 0); /* slot 3 */
   r->body = NULL;
   r->cap = 0;
   luaL_setmetatable(L, QJ_RESULT_MT);
   if (h->t == NULL) return luaL_error(L, "attempt to use a closed client"); /* by a finalizer */
   qj_result_init(h->t, r);
-  qj_transfer_run(h->t, m, url, urllen, body, bodylen, timeout, ctimeout, r);
+  qj_transfer_run(h->t, q.m, q.url, q.urllen, q.body, q.bodylen, q.timeout, q.ctimeout, r);
 
   /* From here on Lua values are made (finalizers may run and use h): read only r. */
   if (r->error != NULL) qj_http_push_failure(L, r->error, r->message, r->sent, r->curl_code);
-  else qj_http_push_answer(L, r, want_object, h->max_values, &lim);
+  else qj_http_push_answer(L, r, want, h->max_values, &lim);
+  if (info) qj_http_push_info(L, r);
   qj_result_done(h->t, r); /* h->t is NULL if a finalizer closed the client meanwhile */
   return 1;
 }

@@ -31,6 +31,22 @@ void qj_http_push_failure(lua_State *L, const char *kind, const char *message, i
                           int curl_code);
 void qj_http_push_answer(lua_State *L, const qj_result *r, int want_object, size_t max_values,
                          const qj_dec_limits *lim);
+/* Adds bytes_sent, bytes_received and http_version of r to the result table on top. */
+void qj_http_push_info(lua_State *L, const qj_result *r);
+
+/* A request's description (handle:request's argument, see client.c), read from the table at
+ * idx; its strings stay alive as long as that table does. Raises on a bad field. */
+typedef struct qj_http_req {
+  qj_method m;
+  const char *url, *body;
+  size_t urllen, bodylen;
+  long timeout, ctimeout; /* milliseconds */
+} qj_http_req;
+void qj_http_read_request(lua_State *L, int idx, qj_http_req *q);
+/* What to make of the answer, from the same table: returns want (0 for none) and sets lim
+ * (exact numbers, the decoding deadline counted from start) and *info. */
+int qj_http_read_decoding(lua_State *L, int idx, double start, size_t max_values,
+                          qj_dec_limits *lim, int *info);
 
 /* Sets core.engine_open in table -1 (engine_lua.c; after qj_client_open, whose handles its
  * requests take, and qj_json_open, whose array metatable its results use). */

@@ -3,7 +3,7 @@
  *
  *   core.engine_open(max_connections)  -> engine core (QJ_ENGINE_MT)
  *   core:fd()                          -> the descriptor to poll for reading
- *   core:start(handle, method, url, body|nil, timeout_s, connect_timeout_s) -> request
+ *   core:start(handle, req) -> request (req: handle:request's description, client.c)
  *       starts one request of a client's handle (client.c) on the multi handle, on a
  *       transfer of its own, and returns at once; a request that cannot start is done
  *   core:drive(wait_s)                 -> { request, ... } that finished, or nil
@@ -15,7 +15,7 @@
  *   core:stats()                       -> {requests = n, connects = n, in_flight = n}
  *   core:close(), __gc                 aborts what is in flight; safe to call twice
  *   request:done()                     -> boolean
- *   request:result(want_object, decode_left_s) -> the result table of handle:request
+ *   request:result(req) -> the result table of handle:request (its want, decode_left, info)
  *
  * Ownership. A request is a userdata: it owns its result (the body curl writes into) and,
  * while curl has it, its transfer; its user value is the client's handle, kept alive so the
@@ -151,12 +151,6 @@ static int eng_fd(lua_State *L) {
   return 1;
 }
 
-static long to_ms(lua_State *L, int idx, const char *what) {
-  lua_Number s = luaL_checknumber(L, idx);
-  luaL_argcheck(L, s > 0 && s < 1e9, idx, what);
-  return s * 1000 < 1 ? 1L : (long)(s * 1000);
-}
-
 /* Sets map[q] (the engine core's user value) to the value on top (popped). */
 static void map_set(lua_State *L, int engidx, qj_req *q) {
   lua_getiuservalue(L, engidx, 1);
@@ -166,30 +160,23 @@ static void map_set(lua_State *L, int engidx, qj_req *q) {
 }
 
 static int eng_start(lua_State *L) {
-  static const char *const methods[] = {"GET", "POST", "DELETE", NULL};
   qj_eng *g = check_eng(L);
   qj_http *h = (qj_http *)luaL_checkudata(L, 2, QJ_HTTP_MT);
-  qj_method m = (qj_method)luaL_checkoption(L, 3, NULL, methods);
-  size_t urllen, bodylen = 0;
-  const char *url = luaL_checklstring(L, 4, &urllen);
-  const char *body = NULL;
-  long timeout = to_ms(L, 6, "timeout must be positive");
-  long ctimeout = to_ms(L, 7, "connect timeout must be positive");
+  qj_http_req d;
   char err[160];
   qj_transfer *t;
   qj_req *q;
-  luaL_argcheck(L, strlen(url) == urllen, 4, "URL contains a NUL byte");
-  if (m == QJ_POST) body = luaL_checklstring(L, 5, &bodylen);
-  lua_settop(L, 7);
-  q = (qj_req *)lua_newuserdatauv(L, sizeof *q, 1); /* slot 8 */
+  qj_http_read_request(L, 3, &d);
+  lua_settop(L, 3);
+  q = (qj_req *)lua_newuserdatauv(L, sizeof *q, 1); /* slot 4 */
   memset(q, 0, sizeof *q);
   q->state = REQ_DONE;
   q->h = h;
   q->start = qj_monotime();
   luaL_setmetatable(L, QJ_REQUEST_MT);
   lua_pushvalue(L, 2);
-  lua_setiuservalue(L, 8, 1);
-  lua_pushvalue(L, 8);
+  lua_setiuservalue(L, 4, 1);
+  lua_pushvalue(L, 4);
   map_set(L, 1, q); /* may run a finalizer: look again at what it may have closed */
   if (g->e == NULL) return luaL_error(L, "attempt to use a closed engine");
   t = qj_http_take(h, err, sizeof err);
@@ -202,15 +189,16 @@ static int eng_start(lua_State *L) {
   /* PIPEWAIT over https: a request waits for a connection being set up, which may turn out
    * to multiplex (HTTP/2 is offered over TLS only), rather than open one more; curl knows
    * after the TLS handshake. Over plain http it would wait for a first answer for nothing. */
-  if (qj_transfer_start(t, m, url, urllen, body, bodylen, timeout, ctimeout, 1, &q->r) &&
+  if (qj_transfer_start(t, d.m, d.url, d.urllen, d.body, d.bodylen, d.timeout, d.ctimeout, 1,
+                        &q->r) &&
       curl_easy_setopt(qj_transfer_easy(t), CURLOPT_PIPEWAIT,
-                       (long)(urllen > 6 && memcmp(url, "https:", 6) == 0)) == CURLE_OK &&
+                       (long)(d.urllen > 6 && memcmp(d.url, "https:", 6) == 0)) == CURLE_OK &&
       qj_engine_add(g->e, qj_transfer_easy(t), q)) {
     q->t = t;
     q->eng = g;
     q->state = REQ_FLIGHT;
     link_req(q, &g->flight);
-    lua_settop(L, 8);
+    lua_settop(L, 4);
     return 1;
   }
   if (q->r.error == NULL) { /* the multi handle refused it */
@@ -220,7 +208,7 @@ static int eng_start(lua_State *L) {
   qj_http_give(h, t);
   lua_pushnil(L);
   map_set(L, 1, q);
-  lua_settop(L, 8);
+  lua_settop(L, 4);
   return 1;
 }
 
@@ -318,23 +306,18 @@ static int req_done(lua_State *L) {
 
 static int req_result(lua_State *L) {
   qj_req *q = (qj_req *)luaL_checkudata(L, 1, QJ_REQUEST_MT);
-  int want_object = lua_toboolean(L, 2);
   qj_dec_limits lim;
+  int want, info;
   if (q->state != REQ_DONE)
     return luaL_error(L, q->state == REQ_FLIGHT ? "the request is still in flight"
                                                 : "the request's result was taken already");
-  lim.max_values = qj_http_max_values(q->h);
-  lim.max_depth = QJ_MAX_DEPTH + 3; /* as handle:request's (client.c) */
-  lim.deadline = 0;
-  lim.exact_numbers = lua_type(L, 2) == LUA_TSTRING; /* want_object "exact", as there */
-  if (!lua_isnoneornil(L, 3)) {
-    lua_Number left = luaL_checknumber(L, 3);
-    lim.deadline = q->start + (left > 0 ? left : 0) + 1e-9;
-  }
-  lua_settop(L, 3);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  want = qj_http_read_decoding(L, 2, q->start, qj_http_max_values(q->h), &lim, &info);
+  lua_settop(L, 2);
   q->state = REQ_TAKEN; /* q stays on the stack (slot 1): no finalizer can free it here */
   if (q->r.error != NULL) qj_http_push_failure(L, q->r.error, q->r.message, q->r.sent, q->r.curl_code);
-  else qj_http_push_answer(L, &q->r, want_object, lim.max_values, &lim);
+  else qj_http_push_answer(L, &q->r, want, lim.max_values, &lim);
+  if (info) qj_http_push_info(L, &q->r);
   qj_result_done(NULL, &q->r);
   return 1;
 }

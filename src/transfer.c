@@ -338,6 +338,8 @@ void qj_result_init(qj_transfer *t, qj_result *r) {
   r->error = NULL;
   r->sent = r->curl_code = 0;
   r->too_large = r->oom = r->redirect = 0;
+  r->bytes_sent = r->bytes_received = 0;
+  r->http_version = NULL;
   r->alloc = t->alloc;
   r->ud = t->ud;
   r->message[0] = r->content_type[0] = r->retry_after[0] = r->location[0] = '\0';
@@ -496,7 +498,16 @@ void qj_transfer_finish(qj_transfer *t, CURLcode rc, qj_result *r) {
   curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &nconn);
   t->requests++;
   t->connects += nconn;
-  t->http_version = http_version_name(c);
+  t->http_version = r->http_version = http_version_name(c);
+  {
+    long reqsize = 0, hdrsize = 0;
+    curl_off_t up = 0;
+    curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &reqsize);
+    curl_easy_getinfo(c, CURLINFO_HEADER_SIZE, &hdrsize);
+    if (t->is_post) curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &up);
+    r->bytes_sent = (long long)reqsize + (long long)up;
+    r->bytes_received = (long long)hdrsize + (long long)r->len;
+  }
   if (r->body != NULL) r->body[r->len] = '\0';
   if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
   /* was any byte of the request possibly sent? on_prereq runs just before sending */

@@ -57,6 +57,8 @@ typedef struct qj_result {
   int sent;
   int curl_code;
   int too_large, oom, redirect; /* while the transfer runs */
+  long long bytes_sent, bytes_received; /* headers and bodies, as curl counted them */
+  const char *http_version;             /* static: of the answer, or NULL */
   qj_alloc_fn alloc;
   void *ud;
   char message[CURL_ERROR_SIZE + 64];

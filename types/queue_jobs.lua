@@ -121,6 +121,7 @@
 ---@field sleep? fun(seconds: number) Sleeps (for tests). Default: `nanosleep`.
 ---@field random? fun(): number A random number in [0, 1), for jitter (for tests). Default: `math.random`.
 ---@field engine? queue_jobs.Engine Inside a task of this engine, every method yields to it instead of blocking; outside any task it blocks as usual. Default: none.
+---@field on_event? fun(ev: queue_jobs.Event) Called for every request, response, retry and pacing wait of the client's calls, blocking or in an engine alike; an error it raises is counted in `client:stats()` and never changes the call's outcome. Default: none.
 
 ---The options every method takes besides its own arguments, checked by the client options'
 ---rules; each replaces the client's setting for this call.
@@ -239,6 +240,25 @@
 ---@field connects integer Connections opened.
 ---@field open boolean Whether the client is open.
 ---@field http_version? "1.0"|"1.1"|"2"|"3" The HTTP version of the last answer; nil before any request, or when the last request got no answer.
+---@field hook_errors? integer With an `on_event` hook: how many times it raised (each error was dropped).
+---@field hook_error? string The message of the last error `on_event` raised, with the key redacted.
+
+---What the client's `on_event` hook gets (docs/client.md, "Events").
+---@class queue_jobs.Event
+---@field type "request"|"response"|"retry"|"pace" `request` before each attempt; `response` after it; `retry` before the wait for the next attempt; `pace` before a pacing wait.
+---@field op string The operation: `create`, `get`, `list`, `cancel`, `webhook_secret` (`wait`, `jobs`, `wait_many` and `create_many` make `get`, `list` and `create` requests).
+---@field method "GET"|"POST"|"DELETE" The request's method.
+---@field url string The request's URL (never holding the key).
+---@field attempt? integer The attempt, from 1 (every event of one attempt has the same); nil for create_many's own pace.
+---@field status? integer `response`: the answer's status; `retry`: the status that is retried.
+---@field error? queue_jobs.ErrorKind `response`: why no answer came (`network`, `timeout`, ...); `retry`: the same.
+---@field message? string `response` without an answer: the failure's message.
+---@field ms? integer `response`: milliseconds from the attempt's start to its end.
+---@field bytes_sent? integer `response`: bytes sent (headers and body), as libcurl counted them.
+---@field bytes_received? integer `response`: bytes received (headers and body).
+---@field http_version? "1.0"|"1.1"|"2"|"3" `response`: the answer's HTTP version.
+---@field wait? number `retry` and `pace`: seconds the call waits now.
+---@field reason? string `retry`: the status (as text, `"503"`) or the error kind; `pace`: `"rate_limit"` (the client's bucket) or `"batch"` (create_many's pace after 429s).
 
 ---What `queue_jobs.stats()` returns: the default clients of `queue_jobs.create` together.
 ---@class queue_jobs.DefaultStats

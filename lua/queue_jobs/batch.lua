@@ -13,23 +13,23 @@ local errors = require "queue_jobs.errors"
 local type, pairs = type, pairs
 local fmt = string.format
 
-local B = {}
+local Batch = {}
 
 --- The metadata property that carries the batch item key.
-B.KEY = "queue_jobs_batch_item"
+Batch.KEY = "queue_jobs_batch_item"
 
 --- Jobs a list request of the look-up asks for (the API's largest page).
-B.PAGE_SIZE = 100
+Batch.PAGE_SIZE = 100
 
 --- key(batch, i) -> "<batch>:<i>"
-function B.key(batch, i)
+function Batch.key(batch, i)
   return batch .. ":" .. fmt("%d", i)
 end
 
 --- tag(op, metadata, batch, i) -> metadata with the batch item key (a new table; the item's
 -- own is left as it is) | nil, err (invalid_argument, path "metadata"): the metadata already
 -- has 20 properties, or the key itself, or is not a table with string keys.
-function B.tag(op, metadata, batch, i)
+function Batch.tag(op, metadata, batch, i)
   local out, n = {}, 0
   if metadata ~= nil then
     if type(metadata) ~= "table" then
@@ -39,8 +39,8 @@ function B.tag(op, metadata, batch, i)
       if type(k) ~= "string" then
         return nil, errors.invalid(op, "metadata", "must be a JSON object (a table with string keys)")
       end
-      if k == B.KEY then
-        return nil, errors.invalid(op, "metadata." .. B.KEY, "is the batch item key of a bulk " ..
+      if k == Batch.KEY then
+        return nil, errors.invalid(op, "metadata." .. Batch.KEY, "is the batch item key of a bulk " ..
           "create: it is set by create_many (or pass reconcile = false)")
       end
       out[k], n = v, n + 1
@@ -48,9 +48,9 @@ function B.tag(op, metadata, batch, i)
   end
   if n >= 20 then
     return nil, errors.invalid(op, "metadata", fmt("has %d properties: a bulk create adds its " ..
-      "batch item key (%s), and the API allows 20 (or pass reconcile = false)", n, B.KEY))
+      "batch item key (%s), and the API allows 20 (or pass reconcile = false)", n, Batch.KEY))
   end
-  out[B.KEY] = B.key(batch, i)
+  out[Batch.KEY] = Batch.key(batch, i)
   return out
 end
 
@@ -62,14 +62,14 @@ end
 -- on any of them. pages: the list requests it made. (A job found whose id is not a job id is
 -- returned as it is: it exists, but its id is not to be recorded.) stop, when given, is
 -- asked before each page: true ends the scan with nil, err.
-function B.find(client, args, wanted, stop)
+function Batch.find(client, args, wanted, stop)
   local left = 0
   for _ in pairs(wanted) do left = left + 1 end
   local found = {}
   if left == 0 then return found, 0 end
   local list = {}
   for k, v in pairs(args) do list[k] = v end
-  list.page_size = B.PAGE_SIZE
+  list.page_size = Batch.PAGE_SIZE
   local page, prev_first, prev_last, prev_n = 0, nil, nil, nil
   while true do
     page = page + 1
@@ -91,7 +91,7 @@ function B.find(client, args, wanted, stop)
     for n = 1, #items do
       local job = items[n]
       local m = job.metadata
-      local key = type(m) == "table" and m[B.KEY]
+      local key = type(m) == "table" and m[Batch.KEY]
       if type(key) == "string" and wanted[key] and not found[key] then
         found[key], left = job, left - 1
         if left == 0 then return found, page end
@@ -100,4 +100,4 @@ function B.find(client, args, wanted, stop)
   end
 end
 
-return B
+return Batch

@@ -36,6 +36,7 @@ local batch = require "queue_jobs.batch"
 local outcome = require "queue_jobs.outcome"
 local errors = require "queue_jobs.errors"
 local policy = require "queue_jobs.policy"
+local context = require "queue_jobs.context"
 
 local type, pairs, next, tostring, error, pcall, select = type, pairs, next, tostring, error,
   pcall, select
@@ -44,21 +45,21 @@ local fmt, floor, mtype, huge, max, min = string.format, math.floor, math.type, 
   math.max, math.min
 local invalid, fail = errors.invalid, errors.fail
 
-local B = {}
+local Bulk = {}
 
 local OPTIONS = { concurrency = true, on_result = true, on_skipped = true, progress = true,
   journal = true, journal_sync = true, reconcile = true, settle = true, stop = true,
   digest = true }
 
 -- The rounds of look-up and create an ambiguous item gets.
-B.ROUNDS = 3
+Bulk.ROUNDS = 3
 -- Connection failures in a row (no answer between them) that stop a run as unreachable.
-B.UNREACHABLE = 8
+Bulk.UNREACHABLE = 8
 -- The slowest pace a run falls to after 429s, requests a second.
-B.MIN_RATE = 0.05
+Bulk.MIN_RATE = 0.05
 -- What each success adds to a slowed run's rate, in requests a second per request a second
 -- of the rate (about 0.5 requests a second more each second).
-B.INCREASE = 0.5
+Bulk.INCREASE = 0.5
 
 -- The items as a function returning the next index and item (nil at the end), and their
 -- count when known.
@@ -216,8 +217,8 @@ end
 -- ends (it waits in slices of 0.25 s at most, so that a rate raised meanwhile, or a stop, is
 -- seen, and no slot is booked far ahead). Returns nil when the request may go; "stopped"
 -- when the run is told to stop; "paced" when the wait would pass the request's deadline,
--- left seconds away (nil: none).
-local function pace(run, wait, left)
+-- left seconds away (nil: none). told(seconds), if given, hears of the first wait.
+local function pace(run, wait, left, told)
   local p, start = run.pace, run.clock()
   while true do
     if run.stop and run.stop() then return "stopped" end
@@ -229,6 +230,10 @@ local function pace(run, wait, left)
       return nil
     end
     if left and t - start >= left then return "paced" end
+    if told then
+      told(t - now)
+      told = nil
+    end
     wait(min(t - now, 0.25))
   end
 end
@@ -254,15 +259,15 @@ local function observe(run, res)
       if ra and ra > 0 then p.hold = max(p.hold, now + min(ra, run.settings.max_retry_after)) end
       if now - p.dropped >= 1 then
         p.dropped = now
-        p.rate = max(B.MIN_RATE, min(p.rate, recent_rate(p) or p.ceiling, p.ceiling) / 2)
+        p.rate = max(Bulk.MIN_RATE, min(p.rate, recent_rate(p) or p.ceiling, p.ceiling) / 2)
       end
     elseif status >= 200 and status < 300 and p.rate < huge then
-      p.rate = p.rate + B.INCREASE / p.rate
+      p.rate = p.rate + Bulk.INCREASE / p.rate
       if p.rate >= p.ceiling then p.rate = huge end
     end
   elseif (res.error == "network" or res.error == "timeout") and res.sent == false then
     run.streak, run.cause_res = run.streak + 1, res
-    if run.streak >= B.UNREACHABLE and not run.stopped then run.stopped = "unreachable" end
+    if run.streak >= Bulk.UNREACHABLE and not run.stopped then run.stopped = "unreachable" end
   end
 end
 
@@ -578,7 +583,7 @@ local function resolve(run, wait)
       if e.unkeyed then
         unresolved(run, { e }, "an earlier run sent it without its batch item key " ..
           "(reconcile = false), so the look-up cannot find it: it is never sent again")
-      elseif (e.sends or 0) < B.ROUNDS then
+      elseif (e.sends or 0) < Bulk.ROUNDS then
         push(run, e)
       else
         unresolved(run, { e }, fmt("sent %d times without a settled answer, and not in the " ..
@@ -678,16 +683,17 @@ end
 
 -- ---- the bulk driver ------------------------------------------------------------------------
 
--- A client's driver once create_many has run on it: the client's own driver (base; for a
--- client without an engine, a private engine's driver while a call runs), through which each
--- coroutine working for a run has its requests counted and paced by that run, what they got
--- observed (429s, connection failures), and an item's POST recorded as sent in the journal
--- just before it goes out. Installed once per client, so that runs going on at the same time
--- (in tasks of one engine) never undo each other.
-local function bulk_driver(client)
-  local b = client._bulk
+-- The "bulk" layer of a client's driver stack (queue_jobs.context), pushed the first time
+-- create_many runs on the client: over the driver below it (base; for a client without an
+-- engine, a private engine's driver while a call runs), each coroutine working for a run has
+-- its requests counted and paced by that run, what they got observed (429s, connection
+-- failures), and an item's POST recorded as sent in the journal just before it goes out.
+-- Pushed once per client, so that runs going on at the same time (in tasks of one engine)
+-- never undo each other; a coroutine that works for no run goes straight to base.
+local function bulk_layer(cx)
+  local b = cx.bulk
   if b then return b end
-  b = { base = client._driver, runs = setmetatable({}, { __mode = "k" }) }
+  b = { runs = setmetatable({}, { __mode = "k" }) }
   -- the driver of the run this coroutine works for, or the client's own
   local function base_of(run) return run and run.base or b.base end
   -- a wait of a run's coroutine (a backoff, the client's bucket) goes in slices of 0.25 s at
@@ -703,34 +709,38 @@ local function bulk_driver(client)
       base.wait(min(left, 0.25))
     end
   end
-  b.driver = {
-    clock = b.base.clock,
-    wait = wait,
-    transfer = function(hh, method, url, body, timeout, ctimeout, want_object, left)
-      local co = co_running()
-      local run = b.runs[co]
-      if not run then
-        return b.base.transfer(hh, method, url, body, timeout, ctimeout, want_object, left)
-      end
-      run.report.requests = run.report.requests + 1
-      local held = pace(run, wait, left)
-      if held then   -- (no request: the attempt loop gets a failure that sent nothing)
-        run.report.requests = run.report.requests - 1
-        return { error = held, sent = false,
-          message = held == "stopped" and "not sent: the run was told to stop" or
-            "not sent: waiting for the batch's pace would pass the deadline" }
-      end
-      local mark = method == "POST" and run.sending[co]
-      if mark and not mark.sent then   -- the item's create goes out now: on record first
-        mark.sent = true
-        if run.journal then journal_or_raise(run.journal:mark_sent(mark.i, mark.digest)) end
-      end
-      local res = run.base.transfer(hh, method, url, body, timeout, ctimeout, want_object, left)
-      observe(run, res)
-      return res
-    end,
-  }
-  client._bulk, client._driver = b, b.driver
+  context.push(cx, "bulk", function(below)
+    b.base = below
+    return {
+      clock = below.clock,
+      wait = wait,
+      transfer = function(hh, req)
+        local co = co_running()
+        local run = b.runs[co]
+        if not run then return below.transfer(hh, req) end
+        run.report.requests = run.report.requests + 1
+        local held = pace(run, wait, req.decode_left, cx.on_event and function(seconds)
+          context.emit(cx, { type = "pace", op = "create", method = req.method,
+            url = req.shown, wait = seconds, reason = "batch" })
+        end)
+        if held then   -- (no request: the attempt loop gets a failure that sent nothing)
+          run.report.requests = run.report.requests - 1
+          return { error = held, sent = false,
+            message = held == "stopped" and "not sent: the run was told to stop" or
+              "not sent: waiting for the batch's pace would pass the deadline" }
+        end
+        local mark = req.method == "POST" and run.sending[co]
+        if mark and not mark.sent then   -- the item's create goes out now: on record first
+          mark.sent = true
+          if run.journal then journal_or_raise(run.journal:mark_sent(mark.i, mark.digest)) end
+        end
+        local res = run.base.transfer(hh, req)
+        observe(run, res)
+        return res
+      end,
+    }
+  end)
+  cx.bulk = b
   return b
 end
 
@@ -746,8 +756,8 @@ local function new_batch(clock)
 end
 
 --- client:create_many(items [, opts]) -> report | nil, err (docs/client.md, "Bulk create")
-function B.create_many(client, items, opts)
-  local h = client._h
+function Bulk.create_many(client, cx, items, opts)
+  local h = cx.h
   if type(items) ~= "table" and type(items) ~= "function" then
     return fail(h, invalid("create_many", "items", "must be an array of create arguments or an " ..
       "iterator function (got " .. type(items) .. ")"))
@@ -767,7 +777,7 @@ function B.create_many(client, items, opts)
       end
     end
   end
-  local s = client._settings
+  local s = cx.settings
   -- no more creates in flight than the client's bucket lets go in half a deadline, so that
   -- none waits for the bucket past its deadline (docs/client.md, "Bulk create")
   if s.rate_limit and s.deadline then
@@ -796,7 +806,7 @@ function B.create_many(client, items, opts)
   -- no task of the client's engine, inside one of its steps, cannot step it: it gets a
   -- private engine too, and blocks like every other method there.
   local eng, own = client.engine, false
-  local b = bulk_driver(client)
+  local b = bulk_layer(cx)
   run.runs, run.base = b.runs, b.base
   -- the run's own waits (for its tasks, the look-up's settle, the pace) are its base
   -- driver's, never cut short by stop: those that must end at a stop look at it themselves
@@ -808,7 +818,7 @@ function B.create_many(client, items, opts)
     return fail(h, invalid("create_many", "call", "cannot run here: inside a task of the " ..
       "client's engine that cannot yield (a metamethod or a C function's callback)"))
   end
-  if not eng or (not inside and eng._stepping) then
+  if not eng or (not inside and engine_mod.stepping(eng)) then
     eng, own, yieldable = engine_mod.new { max_connections = o.concurrency }, true, false
     run.base = engine_mod.driver(eng, h, s.sleep, s.clock)
   end
@@ -858,4 +868,4 @@ function B.create_many(client, items, opts)
   return report
 end
 
-return B
+return Bulk

@@ -14,12 +14,12 @@ local args = require "queue_jobs.cli.args"
 local pcall, tostring, error, pairs, ipairs = pcall, tostring, error, pairs, ipairs
 local fmt = string.format
 
-local C = {}
+local Cli = {}
 
-C.USAGE = 2
+Cli.USAGE = 2
 
 --- The options every command takes (before or after the command's name).
-C.GLOBAL = {
+Cli.GLOBAL = {
   organization = { takes = "string", arg = "ORG", help = "the organization (default: $SALAD_ORGANIZATION)" },
   project = { takes = "string", arg = "PROJECT", help = "the project (default: $SALAD_PROJECT)" },
   ["base-url"] = { takes = "string", arg = "URL",
@@ -53,7 +53,7 @@ local function usage_text()
   lines[#lines + 1] = ""
   lines[#lines + 1] = "salad-jobs COMMAND --help: a command's own options. Exit status: 0 done, " ..
     "1 some failed, 2 bad usage or input, 130 interrupted."
-  return args.help(lines, C.GLOBAL)
+  return args.help(lines, Cli.GLOBAL)
 end
 
 -- ---- the context ------------------------------------------------------------------------
@@ -106,7 +106,7 @@ end
 --- cx:usage(text) -> 2, after saying text and where help is.
 function Cx:usage(text)
   self:say(text .. fmt(" (see: salad-jobs %s--help)", self.command and (self.command .. " ") or ""))
-  return C.USAGE
+  return Cli.USAGE
 end
 
 --- cx:interrupted() -> the signal caught (2 for SIGINT), or nil.
@@ -116,40 +116,39 @@ end
 
 -- Raised (as this table) by a driver that saw a signal, caught by main.
 local INTERRUPTED = setmetatable({}, { __tostring = function() return "interrupted" end })
-C.INTERRUPTED = INTERRUPTED
+Cli.INTERRUPTED = INTERRUPTED
 
--- The client's driver, seen from the command line: each request written on stderr with
--- --verbose (its URL has no key; the line is redacted anyway), and, when `stop` is set, a
--- signal ends the command at the next request's end or during a wait (waits go in slices,
--- since a blocking sleep does not end at a signal). (client._driver is the client's own,
--- queue_jobs.attempt's "driver": this module is the client's neighbour in this repository.)
-local function wrap_driver(cx, client, stop)
-  local d = client._driver
-  local clock, base_wait, base_transfer = d.clock, d.wait, d.transfer
-  local verbose = cx.opts.verbose
-  client._driver = {
-    clock = clock,
-    transfer = function(hh, method, url, ...)
-      local t0 = clock()
-      local res = base_transfer(hh, method, url, ...)
-      if verbose then
-        cx:say(fmt("%s %s -> %s (%d ms)", method, (url:gsub("//[^/@]*@", "//")),
-          res.status or (tostring(res.error) .. ": " .. tostring(res.message)),
-          math.floor((clock() - t0) * 1000 + 0.5)))
-      end
-      if stop and cx.interrupted() then error(INTERRUPTED, 0) end
-      return res
-    end,
-    wait = not stop and base_wait or function(seconds)
+-- The client options through which the command line watches its client, all public
+-- (docs/client.md): with --verbose an on_event hook that writes each answer (or failure) of
+-- a request on stderr (its URL has no key; the line is redacted anyway); when `stop` is set,
+-- a clock and a sleep that raise INTERRUPTED once a signal was caught, so that a signal ends
+-- the command at its next wait (waits go in slices, since a blocking sleep does not end at a
+-- signal) or when the next request or poll begins.
+local function watching(cx, o, stop)
+  if cx.opts.verbose then
+    o.on_event = function(ev)
+      if ev.type ~= "response" then return end
+      cx:say(fmt("%s %s -> %s (%d ms)", ev.method, ev.url,
+        ev.status or (tostring(ev.error) .. ": " .. tostring(ev.message)), ev.ms))
+    end
+  end
+  if stop then
+    local monotime, sleep = core.monotime, core.sleep
+    local function clock()
+      if cx.interrupted() then error(INTERRUPTED, 0) end
+      return monotime()
+    end
+    o.clock = clock
+    o.sleep = function(seconds)
       local deadline = clock() + seconds
       while true do
-        if cx.interrupted() then error(INTERRUPTED, 0) end
         local left = deadline - clock()
         if left <= 0 then return end
-        base_wait(left < 0.2 and left or 0.2)
+        sleep(left < 0.2 and left or 0.2)
       end
-    end,
-  }
+    end
+  end
+  return o
 end
 
 --- cx:client([engine], stop, exact) -> client | nil, 2: the client of the global options and
@@ -161,15 +160,14 @@ function Cx:client(engine, stop, exact)
   if not self.key or self.key == "" then
     return nil, self:usage("no API key: set SALAD_API_KEY, or pass --api-key-file FILE")
   end
-  local client, err = queue_jobs.client {
+  local client, err = queue_jobs.client(watching(self, {
     api_key = self.key, base_url = o.base_url, engine = engine,
     organization_name = o.organization or os.getenv("SALAD_ORGANIZATION"),
     project_name = o.project or os.getenv("SALAD_PROJECT"),
     timeout = o.request_timeout, retries = o.retries,
     rate_limit = o.rate_limit, exact_numbers = exact or nil,
-  }
+  }, stop))
   if not client then return nil, self:usage(tostring(err.message or err)) end
-  wrap_driver(self, client, stop)
   return client
 end
 
@@ -213,9 +211,9 @@ local function read_key(path)
 end
 
 --- main(argv) -> exit status.
-function C.main(argv)
+function Cli.main(argv)
   local cx = setmetatable({ key = os.getenv("SALAD_API_KEY"), opts = {} }, Cx)
-  local gopts, _, at = args.parse(argv, 1, C.GLOBAL, true)
+  local gopts, _, at = args.parse(argv, 1, Cli.GLOBAL, true)
   if not gopts then return cx:usage(_) end
   local name = argv[at]
   if not name then
@@ -224,7 +222,7 @@ function C.main(argv)
       return 0
     end
     io.stderr:write(usage_text())
-    return C.USAGE
+    return Cli.USAGE
   end
   local entry
   for _, c in ipairs(COMMANDS) do
@@ -237,7 +235,7 @@ function C.main(argv)
   cx.command = name
   local cmd = require(entry[2])
   local spec = cmd.commands[name]
-  local options = args.merge(C.GLOBAL, spec.options)
+  local options = args.merge(Cli.GLOBAL, spec.options)
   local opts, pos = args.parse(argv, at + 1, options)
   if not opts then return cx:usage(pos) end
   for k, v in pairs(gopts) do
@@ -273,4 +271,4 @@ function C.main(argv)
   return status
 end
 
-return C
+return Cli

@@ -1,6 +1,9 @@
 --- queue_jobs.client: the client object and its operations. Each operation checks its
 -- arguments (queue_jobs.validate, queue_jobs.options), builds its URL and body, and hands the
 -- request to the attempt loop (queue_jobs.attempt), which runs it through the client's driver.
+-- What the attempt loop, wait's and wait_many's polls (queue_jobs.tracking) and create_many
+-- (queue_jobs.bulk) need of the client is its context (queue_jobs.context): they get it,
+-- never the client's own fields.
 local core = require "queue_jobs.core"
 local attempt = require "queue_jobs.attempt"
 local engine = require "queue_jobs.engine"
@@ -10,10 +13,10 @@ local errors = require "queue_jobs.errors"
 local options = require "queue_jobs.options"
 local policy = require "queue_jobs.policy"
 local validate = require "queue_jobs.validate"
+local context = require "queue_jobs.context"
 
-local type, pairs, next, tostring = type, pairs, next, tostring
+local type, pairs, next = type, pairs, next
 local setmetatable, getmetatable, error = setmetatable, getmetatable, error
-local min, huge = math.min, math.huge
 local fmt = string.format
 local co_running = coroutine.running
 local http_open, scan_keys = core.http_open, core.check_keys
@@ -21,16 +24,16 @@ local invalid, fail = errors.invalid, errors.fail
 local run, OBJECT, LIST, NONE, SECRET = attempt.run, attempt.OBJECT, attempt.LIST, attempt.NONE,
   attempt.SECRET
 
-local C = {}
+local Clients = {}
 
 local Client = {}
 Client.__index = Client
 Client.__name = "queue_jobs.client"
-C.Client = Client
+Clients.Client = Client
 
 local WEAK_KEYS = { __mode = "k" }
 
--- The clients made by C.new and not closed yet (weak keys): check_args's fast path.
+-- The clients made by Clients.new and not closed yet (weak keys): check_args's fast path.
 local open_clients = setmetatable({}, WEAK_KEYS)
 
 local function check_self(self, op, level)
@@ -59,7 +62,7 @@ end
 local CHANGES_SETTINGS = "changes settings"
 local CALL_OPTIONS = { organization_name = true, project_name = true }
 for _, k in pairs(options.CALL) do CALL_OPTIONS[k] = CHANGES_SETTINGS end
-C.CALL_OPTIONS = CALL_OPTIONS
+Clients.CALL_OPTIONS = CALL_OPTIONS
 
 -- The argument names of an operation: its own (true) and the call options.
 local function arg_names(own)
@@ -69,8 +72,8 @@ local function arg_names(own)
   return names
 end
 
-C.CREATE_ARGS = { queue_name = true, input = true, metadata = true, webhook = true }
-local CREATE_NAMES = arg_names(C.CREATE_ARGS)
+Clients.CREATE_ARGS = { queue_name = true, input = true, metadata = true, webhook = true }
+local CREATE_NAMES = arg_names(Clients.CREATE_ARGS)
 local GET_NAMES = arg_names { queue_name = true, id = true }
 local LIST_NAMES = arg_names { queue_name = true, page = true, page_size = true }
 -- wait's own `timeout` is the whole wait; the other call options go to each poll
@@ -79,7 +82,7 @@ local WAIT_MANY_NAMES = arg_names { queue_name = true, ids = true, interval = tr
 -- webhook_secret: the call options but project_name, since the key is the organization's
 local SECRET_NAMES = arg_names {}
 SECRET_NAMES.project_name = nil
-C.WEBHOOK_SECRET_ARGS = SECRET_NAMES
+Clients.WEBHOOK_SECRET_ARGS = SECRET_NAMES
 
 -- Every key of args must be one the operation knows. Returns an error, or nil and whether an
 -- option that changes the call's settings was given.
@@ -160,10 +163,10 @@ end
 -- the last call ends, so that call can still redact its errors with the key. An error
 -- raised inside the call (the caller's sleep or clock, memory, or on Lua 5.3 a finalizer's)
 -- ends the call too, then goes on up: the count stays true, and a close() meanwhile happens.
-local function perform(self, op, method, url, body, shape, s)
+local function perform(self, op, req, shape, s)
   local co, calls = co_running(), self._calls
   calls[co] = (calls[co] or 0) + 1
-  local ok, v, err = pcall(run, self, op, method, url, body, shape, s)
+  local ok, v, err = pcall(run, self._cx, op, req, shape, s)
   local n = (calls[co] or 1) - 1
   calls[co] = n > 0 and n or nil
   if self._closed and not running(self) then self._h:close() end
@@ -207,7 +210,7 @@ function Client:create(a)
   local body
   body, err = validate.create_body("create", a)
   if not body then return fail(h, err) end
-  return perform(self, "create", "POST", url, body, OBJECT, s)
+  return perform(self, "create", { method = "POST", url = url, body = body }, OBJECT, s)
 end
 
 -- An operation that sends no body: its name, method, argument names, URL and answer shape.
@@ -215,7 +218,7 @@ local function operation(op, method, names, make_url, shape)
   return function(self, a)
     local s, url = prepare(self, op, a, names, make_url)
     if not s then return nil, url end
-    return perform(self, op, method, url, nil, shape, s)
+    return perform(self, op, { method = method, url = url }, shape, s)
   end
 end
 
@@ -238,7 +241,7 @@ function Client:webhook_secret(a)
   if a == nil then a = NO_ARGS end
   local s, url = prepare(self, "webhook_secret", a, SECRET_NAMES, secret_url)
   if not s then return nil, url end
-  local v, err = perform(self, "webhook_secret", "GET", url, nil, SECRET, s)
+  local v, err = perform(self, "webhook_secret", { method = "GET", url = url }, SECRET, s)
   if v == nil then return nil, err end
   return "whsec_" .. v.secret_key
 end
@@ -284,116 +287,63 @@ function Client:jobs(a)
   end
 end
 
-local TERMINAL = { succeeded = true, failed = true, cancelled = true }
+-- ---- wait and wait_many ---------------------------------------------------------------
 
---- client:wait{queue_name, id, timeout = 600, interval = 1, max_interval = 15, ...call options}
--- Polls with growing intervals until the job is succeeded, failed or cancelled (returns the
--- job) or until `timeout` seconds have passed (nil, err of kind "timeout", err.job the last
--- job seen). The call options other than timeout (connect_timeout, retries, deadline,
--- retry_unsafe, organization_name, project_name) apply to each poll; a poll's deadline is
--- also cut to the time the wait has left.
-function Client:wait(a)
-  check_args(self, "wait", a)
+-- The start of wait and wait_many: their arguments checked the same way. `timeout` is the
+-- whole wait's, so the call options (which go to each request) see it as not given; then
+-- the call's settings, the wait's timeout and its first interval (defaults given). Returns
+-- the settings, timeout and interval, or nil, err (redacted).
+local function wait_args(self, op, a, names, default_timeout, default_interval)
+  check_args(self, op, a)
   local h = self._h
-  -- `timeout` is checked here as wait's own, so the call options see it as not given
   local t = {}
   for k, v in next, a do t[k] = v end
   t.timeout = nil
-  local err, given = unknown_argument("wait", t, WAIT_NAMES)
+  local err, given = unknown_argument(op, t, names)
   if err then return fail(h, err) end
-  local s
-  s, err = options.call("wait", t, given, self._settings, h)
+  local s, timeout, interval
+  s, err = options.call(op, t, given, self._settings, h)
   if not s then return fail(h, err) end
-  local timeout, interval, max_interval
-  timeout, err = options.seconds("wait", "timeout", a.timeout or 600, h)
+  timeout, err = options.seconds(op, "timeout", a.timeout or default_timeout, h)
   if not timeout then return fail(h, err) end
-  interval, err = options.seconds("wait", "interval", a.interval or 1, h)
+  interval, err = options.seconds(op, "interval", a.interval or default_interval, h)
   if not interval then return fail(h, err) end
-  max_interval, err = options.seconds("wait", "max_interval", a.max_interval or 15, h)
+  return s, timeout, interval
+end
+
+--- client:wait{queue_name, id, timeout = 600, interval = 1, max_interval = 15, ...call options}
+-- -> job | nil, err: the arguments are checked here, the polls are queue_jobs.tracking's.
+function Client:wait(a)
+  local s, timeout, interval = wait_args(self, "wait", a, WAIT_NAMES, 600, 1)
+  if not s then return nil, timeout end
+  local h = self._h
+  local max_interval, err = options.seconds("wait", "max_interval", a.max_interval or 15, h)
   if not max_interval then return fail(h, err) end
   local _
   _, err = job_url(self, "wait", a)
   if err then return fail(h, err) end
-  local driver = self._driver
-  local clock, pause = driver.clock, driver.wait
-  local deadline = clock() + timeout
-  local get_args = { queue_name = a.queue_name, id = a.id, organization_name = a.organization_name,
-    project_name = a.project_name, connect_timeout = a.connect_timeout, retries = a.retries,
-    retry_unsafe = a.retry_unsafe }
-  local poll_deadline = s.deadline or huge
-  local polls, last = 0, nil
-  -- wait's own timeout: err.job is the last job seen (nil when no poll was answered)
-  local function timed_out(cause)
-    local msg = last and fmt("wait: job %s is still %s after %.3g s", a.id,
-      policy.one_line(tostring(last.status), 40), timeout)
-      or fmt("wait: no answer about job %s within %.3g s (%s)", a.id, timeout,
-        cause and cause.message or "deadline")
-    return fail(h, { kind = "timeout", retryable = false, attempts = polls, job = last,
-      message = msg })
-  end
-  while true do
-    local left = deadline - clock()
-    left = left > 0 and left or 1e-3
-    get_args.deadline = min(left, poll_deadline)
-    local job, gerr = self:get(get_args)
-    polls = polls + 1
-    if not job then
-      -- a poll that wait's deadline cut short ends the wait, not the job (curl counts
-      -- whole milliseconds, so allow it to stop a little before the deadline)
-      if gerr.kind == "timeout" and deadline - clock() < 0.05 then return timed_out(gerr) end
-      gerr.message = gerr.message:gsub("^get:", "wait:")
-      return nil, gerr
-    end
-    last = job
-    if TERMINAL[job.status] then return job end
-    left = deadline - clock()
-    if left <= 0 then return timed_out() end
-    pause(min(interval, left))
-    interval = min(interval * 1.5, max_interval)
-  end
+  return tracking.wait(self, self._cx, a, s, timeout, interval, max_interval)
 end
 
--- ---- create_many -------------------------------------------------------------------------
-
---- client:create_many(items [, {concurrency, on_result, progress, journal, journal_sync,
--- reconcile}]) -> report | nil, err: many creates in flight at once (queue_jobs.bulk).
-function Client:create_many(items, opts)
-  check_self(self, "create_many")
-  return bulk.create_many(self, items, opts)
-end
-
--- ---- wait_many ---------------------------------------------------------------------------
-
--- wait_many's arguments: the settings of each request, its timeout and interval, and the ids
--- as a map from the lower-case id to the id as given (and their count); or nil, err.
-local function wait_many_args(self, a)
-  check_args(self, "wait_many", a)
+--- client:wait_many{queue_name, ids, timeout = 3600, interval = 5, on_job = fn, ...call options}
+-- -> {[id] = job} | nil, err: the arguments are checked here, the sweeps are
+-- queue_jobs.tracking's.
+function Client:wait_many(a)
+  local s, timeout, interval = wait_args(self, "wait_many", a, WAIT_MANY_NAMES, 3600, 5)
+  if not s then return nil, timeout end
   local h = self._h
-  local t = {}
-  for k, v in next, a do t[k] = v end
-  t.timeout = nil   -- wait_many's own: the whole wait; the call options go to each request
-  local err, given = unknown_argument("wait_many", t, WAIT_MANY_NAMES)
-  if err then return fail(h, err) end
-  local s, timeout, interval
-  s, err = options.call("wait_many", t, given, self._settings, h)
-  if not s then return fail(h, err) end
-  timeout, err = options.seconds("wait_many", "timeout", a.timeout or 3600, h)
-  if not timeout then return fail(h, err) end
-  interval, err = options.seconds("wait_many", "interval", a.interval or 5, h)
-  if not interval then return fail(h, err) end
   if a.on_job ~= nil and type(a.on_job) ~= "function" then
     return fail(h, invalid("wait_many", "on_job", "must be a function (got " .. type(a.on_job) .. ")"))
   end
-  local _
-  _, err = jobs_url(self, "wait_many", a)
-  if err then return fail(h, err) end
+  local _, uerr = jobs_url(self, "wait_many", a)
+  if uerr then return fail(h, uerr) end
   local ids = a.ids
   if type(ids) ~= "table" then
     return fail(h, invalid("wait_many", "ids", "must be an array of job ids (got " .. type(ids) .. ")"))
   end
   local wanted, n = {}, 0
   for i = 1, #ids do
-    err = validate.id("wait_many", ids[i], h)
+    local err = validate.id("wait_many", ids[i], h)
     if err then
       err.path = fmt("ids[%d]", i)
       err.message = err.message:gsub("^wait_many: id ", "wait_many: " .. err.path .. " ")
@@ -405,16 +355,16 @@ local function wait_many_args(self, a)
       n = n + 1
     end
   end
-  return s, timeout, interval, wanted, n
+  return tracking.wait_many(self, self._cx, a, s, timeout, interval, wanted, n)
 end
 
---- client:wait_many{queue_name, ids, timeout = 3600, interval = 5, on_job = fn, ...call options}
--- -> {[id] = job} | nil, err: the arguments are checked here, the sweeps are
--- queue_jobs.tracking's.
-function Client:wait_many(a)
-  local s, timeout, interval, wanted, n = wait_many_args(self, a)
-  if not s then return nil, timeout end
-  return tracking.wait_many(self, a, s, timeout, interval, wanted, n)
+-- ---- create_many -------------------------------------------------------------------------
+
+--- client:create_many(items [, {concurrency, on_result, progress, journal, journal_sync,
+-- reconcile, ...}]) -> report | nil, err: many creates in flight at once (queue_jobs.bulk).
+function Client:create_many(items, opts)
+  check_self(self, "create_many")
+  return bulk.create_many(self, self._cx, items, opts)
 end
 
 --- client:close(): closes the connection; safe to call twice. Also __close. While a call of
@@ -429,11 +379,26 @@ function Client:close()
   if not running(self) then self._h:close() end
 end
 
---- client:stats() -> {requests = n, connects = n, open = bool, http_version = "1.1" | "2" | ...}:
--- counters of the connection and the HTTP version of the last answer.
+--- client:stats() -> {requests = n, connects = n, open = bool, http_version = "1.1" | "2" | ...,
+-- hook_errors = n, hook_error = s}: counters of the connection, the HTTP version of the last
+-- answer, and (a client with on_event) the errors the hook raised (the last one's message,
+-- redacted).
 function Client:stats()
   check_self(self, "stats")
-  return self._h:stats()
+  local st, cx = self._h:stats(), self._cx
+  if cx.on_event then st.hook_errors, st.hook_error = cx.hook_errors, cx.hook_error end
+  return st
+end
+
+--- Clients.reusable(client, key) -> whether the client is open and was made with that key
+-- (queue_jobs.default_clients keeps clients by their options and key).
+function Clients.reusable(c, key)
+  return not c._closed and c._h:is_open() and c._h:same_key(key)
+end
+
+--- Clients.counters(client) -> the counters of its connection (client:stats()'s, closed too).
+function Clients.counters(c)
+  return c._h:stats()
 end
 
 Client.__close = Client.close
@@ -451,39 +416,36 @@ function Client:__tostring()
     self._h:redact(self.base_url))
 end
 
--- The most arrays, objects and strings that decoding one answer may make (the C core's rule).
-local function max_values(max_body)
-  local n = max_body // 16
-  return n < 4096 and 4096 or n
-end
-
 --- A new client from options (op names the public function for messages), or nil, err.
-function C.new(op, opts)
+function Clients.new(op, opts)
   local red = errors.key_redactor(options.key(opts))
   local s, key = options.client(op, opts, red)
   if not s then return fail(red, key) end
   local h = http_open { api_key = key, user_agent = s.user_agent, ca_file = s.ca_file,
     proxy = s.proxy, max_body = s.max_body, allow_http = s.http, noproxy = s.noproxy }
   key = nil -- luacheck: ignore 311 (a dead store on purpose: this frame holds the key no longer)
+  local bucket = s.rate_limit and policy.bucket(s.rate_limit, s.burst, s.clock()) or nil
+  local cx
+  if s.engine then
+    cx = context.new(h, s, bucket, "engine", engine.driver(s.engine, h, s.sleep, s.clock))
+  else
+    cx = context.new(h, s, bucket, "blocking", attempt.blocking(h, s.sleep, s.clock))
+  end
   local self = setmetatable({
     base_url = s.base_url,
     organization_name = s.organization_name,
     project_name = s.project_name,
+    engine = s.engine,
     _h = h,
     _settings = s,
-    _driver = s.engine and engine.driver(s.engine, h, s.sleep, s.clock) or
-      attempt.blocking(h, s.sleep, s.clock),
-    engine = s.engine,
-    _random = s.random,
-    _max_values = max_values(s.max_body),
+    _cx = cx,
     _calls = setmetatable({}, WEAK_KEYS), -- coroutine -> calls of this client running in it
     _closed = false,
     _urls = {},
     _nurls = 0,
   }, Client)
-  if s.rate_limit then self._bucket = policy.bucket(s.rate_limit, s.burst, s.clock()) end
   open_clients[self] = true
   return self
 end
 
-return C
+return Clients

@@ -9,9 +9,9 @@ local options = require "queue_jobs.options"
 local type, next, pairs, ipairs, tostring, error = type, next, pairs, ipairs, tostring, error
 local sort, concat = table.sort, table.concat
 
-local D = {}
+local Defaults = {}
 
-D.MAX = 8
+Defaults.MAX = 8
 local clients = {}  -- cache key -> client
 local last_use = {} -- cache key -> use counter
 local uses = 0
@@ -19,7 +19,7 @@ local uses = 0
 -- The client for cache key ck (nil: none can be cached), made from copts when needed.
 local function get(ck, key, copts)
   local c = ck and clients[ck]
-  if c and not (c._h:is_open() and not c._closed and c._h:same_key(key)) then c = nil end
+  if c and not client.reusable(c, key) then c = nil end
   if c == nil then
     local err
     c, err = client.new("create", copts)
@@ -30,7 +30,7 @@ local function get(ck, key, copts)
         n = n + 1
         if oldest == nil or last_use[k] < last_use[oldest] then oldest = k end
       end
-      if n >= D.MAX and clients[ck] == nil then
+      if n >= Defaults.MAX and clients[ck] == nil then
         clients[oldest]:close()
         clients[oldest], last_use[oldest] = nil, nil
       end
@@ -46,7 +46,7 @@ end
 
 --- queue_jobs.create{...}: splits the arguments into the create's and the client options,
 -- then creates through the default client of those options.
-function D.create(a)
+function Defaults.create(a)
   if type(a) ~= "table" then
     error("bad argument #1 to 'create' (table expected, got " .. (a == nil and "no value" or type(a)) .. ")", 3)
   end
@@ -77,10 +77,10 @@ function D.create(a)
 end
 
 --- {clients = n, requests = n, connects = n} of the default clients.
-function D.stats()
+function Defaults.stats()
   local out = { clients = 0, requests = 0, connects = 0 }
   for _, c in pairs(clients) do
-    local st = c._h:stats()
+    local st = client.counters(c)
     out.clients = out.clients + 1
     out.requests = out.requests + st.requests
     out.connects = out.connects + st.connects
@@ -89,11 +89,11 @@ function D.stats()
 end
 
 --- Closes every default client.
-function D.close()
+function Defaults.close()
   for k, c in pairs(clients) do
     c:close()
     clients[k], last_use[k] = nil, nil
   end
 end
 
-return D
+return Defaults

@@ -1,7 +1,7 @@
 --- queue_jobs.engine: many requests in flight without blocking the host (docs/engine.md).
 -- An engine runs tasks (functions in coroutines) and drives their requests on libcurl's
 -- multi interface (src/engine.c, bound by src/engine_lua.c). A client made with
--- `engine = engine` has this module's driver (E.driver): inside a task of its engine, a
+-- `engine = engine` has this module's driver (Engines.driver): inside a task of its engine, a
 -- transfer starts a request and yields until it ends, and a wait yields on a timer; outside
 -- any task both block as the blocking driver does. The attempt loop (queue_jobs.attempt) is
 -- the same for both.
@@ -21,7 +21,7 @@ local mtype = math.type
 local fmt = string.format
 local monotime, make_error = core.monotime, core.error
 
-local E = {}
+local Engines = {}
 
 local Engine = {}
 Engine.__index = Engine
@@ -43,26 +43,32 @@ local task_of = setmetatable({}, { __mode = "k" })
 
 local serial = 0 -- engines made so far, for their text
 
---- E.is(v) -> true when v is an engine.
-function E.is(v)
+--- Engines.is(v) -> true when v is an engine.
+function Engines.is(v)
   return getmetatable(v) == Engine
 end
 
---- E.in_task(engine) -> yieldable, inside: whether the code running now is a task of engine
+--- Engines.in_task(engine) -> yieldable, inside: whether the code running now is a task of engine
 -- that may yield, and whether it is a task of engine at all (client:create_many runs inside
 -- such a task, and drives the engine itself elsewhere; inside one that cannot yield, it can
 -- do neither).
-function E.in_task(engine)
+function Engines.in_task(engine)
   local task = task_of[co_running()]
   local inside = task ~= nil and task._engine == engine
   return inside and co_yieldable(), inside
 end
 
---- E.stranded(co) -> true when a client call running in coroutine co can never go on: co is
+--- Engines.stepping(engine) -> true while a step of engine runs (a task's code, a finalizer
+-- during the step): a coroutine that is none of its tasks must not step it then.
+function Engines.stepping(engine)
+  return engine._stepping
+end
+
+--- Engines.stranded(co) -> true when a client call running in coroutine co can never go on: co is
 -- dead, or it is a task that is done (its engine's close left it) or whose engine was
 -- collected (its C side closed by the collector, with no close to resume the task). A
 -- client's close does not wait for such calls (queue_jobs.client).
-function E.stranded(co)
+function Engines.stranded(co)
   if co_status(co) == "dead" then return true end
   local task = task_of[co]
   if not task then return false end
@@ -79,7 +85,7 @@ local function check(self, name)
 end
 
 --- queue_jobs.engine{max_connections = 8} -> engine
-function E.new(opts)
+function Engines.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
     error("bad argument #1 to 'engine' (table expected, got " .. type(opts) .. ")", 3)
@@ -451,10 +457,10 @@ end
 
 -- ---- the driver of a client made with engine = engine --------------------------------------
 
---- E.driver(engine, h, sleep, clock) -> the attempt loop's driver (see queue_jobs.attempt):
+--- Engines.driver(engine, h, sleep, clock) -> the attempt loop's driver (see queue_jobs.attempt):
 -- inside a task of `engine` its transfer and wait yield to the engine; anywhere else they
 -- are the blocking driver's (h:request, sleep).
-function E.driver(engine, h, sleep, clock)
+function Engines.driver(engine, h, sleep, clock)
   local request = h.request
   -- The task running now, when it is one of this engine's and may yield here (a finalizer
   -- that runs inside a task may not: its calls block).
@@ -467,18 +473,16 @@ function E.driver(engine, h, sleep, clock)
   end
   return {
     clock = clock,
-    transfer = function(hh, method, url, body, timeout, ctimeout, want_object, decode_left)
+    transfer = function(hh, req)
       local task = in_task()
-      if not task then
-        return request(hh, method, url, body, timeout, ctimeout, want_object, decode_left)
-      end
-      local req = engine._c:start(hh, method, url, body, timeout, ctimeout)
-      if not req:done() then
-        engine._waiting[req] = task
+      if not task then return request(hh, req) end
+      local r = engine._c:start(hh, req)
+      if not r:done() then
+        engine._waiting[r] = task
         co_yield(TOKEN, "request")
         if engine._closed or engine._closing then error(CLOSED, 0) end
       end
-      return req:result(want_object, decode_left)
+      return r:result(req)
     end,
     wait = function(seconds)
       local task = in_task()
@@ -490,4 +494,4 @@ function E.driver(engine, h, sleep, clock)
   }
 end
 
-return E
+return Engines

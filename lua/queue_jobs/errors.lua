@@ -9,17 +9,17 @@ local type, next, pairs, ipairs, tostring = type, next, pairs, ipairs, tostring
 local fmt = string.format
 local make_error, core_redact = core.error, core.redact
 
-local E = {}
+local Errors = {}
 
 --- An invalid_argument error: "op: path msg".
-function E.invalid(op, path, msg)
+function Errors.invalid(op, path, msg)
   return make_error { kind = "invalid_argument", message = op .. ": " .. path .. " " .. msg,
     path = path, retryable = false }
 end
 
 --- A redactor for a key that has no C handle yet (client options, queue_jobs.create): an
 -- object with :redact(s), like the handle. Keys that are not strings redact nothing.
-function E.key_redactor(key)
+function Errors.key_redactor(key)
   if type(key) ~= "string" then key = "" end
   return { redact = function(_, s) return core_redact(key, s) end }
 end
@@ -49,16 +49,16 @@ local function redact(red, v, seen)
   end
   return v
 end
-E.redact = redact
+Errors.redact = redact
 
 --- nil, and the error with the key out of it (red: a handle or a key_redactor).
-function E.fail(red, err)
+function Errors.fail(red, err)
   return nil, make_error(redact(red, err))
 end
 
 --- A value for a message: a string quoted (its first 40 bytes, after the key is redacted out
 -- of all of it), a number as it is, anything else by its type.
-function E.show(v, red)
+function Errors.show(v, red)
   if type(v) == "string" then return fmt("%q", policy.one_line(red:redact(v), 40)) end
   if type(v) == "number" then return tostring(v) end
   return type(v)
@@ -67,7 +67,7 @@ end
 local HTTP_FIELDS = { "title", "detail", "type", "instance", "errors" }
 
 --- The error of a non-2xx answer. body, ctype and location have the key redacted already.
-function E.http(op, status, body, ctype, location, max_values)
+function Errors.http(op, status, body, ctype, location, max_values)
   local p = policy.problem(body, max_values)
   local reason = policy.REASONS[status] or "error"
   local what = p.detail or p.title or p.snippet
@@ -88,7 +88,7 @@ end
 
 --- The error of a 2xx answer that is not what the operation expects. body: the text with the
 -- key redacted, or "" when there is nothing to show.
-function E.decode(op, status, body, ctype, why)
+function Errors.decode(op, status, body, ctype, why)
   return { kind = "decode", status = status, content_type = ctype,
     message = fmt("%s: %s (HTTP %d%s)%s", op, why, status,
       ctype and (", " .. policy.one_line(ctype, 60)) or "",
@@ -96,4 +96,4 @@ function E.decode(op, status, body, ctype, why)
     snippet = body ~= "" and policy.one_line(body) or nil }
 end
 
-return E
+return Errors

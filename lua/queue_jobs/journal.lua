@@ -38,13 +38,13 @@ local core = require "queue_jobs.core"
 
 local tonumber, format, open = tonumber, string.format, io.open
 
-local J = {}
-J.__index = J
+local Journal = {}
+Journal.__index = Journal
 
 local HEADER = "^queue_jobs journal ([12]) (%x+)$"
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 local MAX_ID = 128   -- bytes of a job id in a version 1 record
-J.MAX_INDEX = 999999999999999   -- the largest item index a record holds (15 digits)
+Journal.MAX_INDEX = 999999999999999   -- the largest item index a record holds (15 digits)
 
 -- A batch id: 16 hex digits from the kernel's random source (or, without it, the clock).
 local function new_batch()
@@ -110,7 +110,7 @@ end
 
 local function new(path, sync, redact)
   return setmetatable({ path = path, sync = sync or false, redact = redact, state = {},
-    digest = {}, created = {}, ambiguous = {}, not_created = {}, max = 0, version = 2 }, J)
+    digest = {}, created = {}, ambiguous = {}, not_created = {}, max = 0, version = 2 }, Journal)
 end
 
 --- open(path [, {sync = false, redact = fn}]) -> journal | nil, err (kind "journal"): opens
@@ -122,7 +122,7 @@ end
 -- with item i's last "s" (nil in a version 1 journal); journal.max the largest index on
 -- record. With sync, every record is also fsync'ed; redact(text) -> text is applied to
 -- every record before it is written.
-function J.open(path, opts)
+function Journal.open(path, opts)
   if type(path) ~= "string" or path == "" then
     error("bad argument #1 to 'journal.open' (a file name expected)", 2)
   end
@@ -176,7 +176,7 @@ end
 --- read(path) -> {batch, created = {[i] = job id}} | nil, err (kind "journal"): what the
 -- journal at path records, read without locking or changing it (a run may be writing it: its
 -- last line, when cut, is left out). For the ids of a batch's jobs (salad-jobs wait).
-function J.read(path)
+function Journal.read(path)
   local f, err = open(path, "rb")
   if not f then return fail(path, err) end
   local text = f:read("a") or ""
@@ -189,7 +189,7 @@ function J.read(path)
 end
 
 -- Appends text (redacted), flushed (and fsync'ed with sync). true, or nil and an error.
-function J:write(text)
+function Journal:write(text)
   local f = self.file
   if not f then return fail(self.path, "it is closed") end
   if self.redact then text = self.redact(text) end
@@ -202,7 +202,7 @@ end
 
 --- journal:mark_sent(i, digest) -> true | nil, err: item i is about to be sent; digest (16
 -- hex digits, or nil) is of what is sent.
-function J:mark_sent(i, digest)
+function Journal:mark_sent(i, digest)
   if digest ~= nil and not (type(digest) == "string" and #digest == 16 and digest:find("^%x+$")) then
     return fail(self.path, "a digest must be 16 hex digits")
   end
@@ -210,7 +210,7 @@ function J:mark_sent(i, digest)
 end
 
 --- journal:mark_created(i, id) -> true | nil, err: item i exists as job id (a UUID).
-function J:mark_created(i, id)
+function Journal:mark_created(i, id)
   if type(id) ~= "string" or not id:find(UUID) then
     return fail(self.path, "a job id must be a UUID")
   end
@@ -220,29 +220,29 @@ function J:mark_created(i, id)
 end
 
 --- journal:mark_not_created(i) -> true | nil, err: item i's last attempt made no job.
-function J:mark_not_created(i)
+function Journal:mark_not_created(i)
   return self:write(format("n %d\n", i))
 end
 
 --- journal:mark_ambiguous(i) -> true | nil, err: item i may exist; a re-run looks for it.
-function J:mark_ambiguous(i)
+function Journal:mark_ambiguous(i)
   return self:write(format("a %d\n", i))
 end
 
 --- journal:mark_unkeyed() -> true | nil, err: a run that sends its items without the batch
 -- item key (reconcile = false) uses the journal.
-function J:mark_unkeyed()
+function Journal:mark_unkeyed()
   local ok, err = self:write("u\n")
   if ok then self.unkeyed = true end
   return ok, err
 end
 
 --- journal:close(): closes the file (and releases its lock). Closing twice is harmless.
-function J:close()
+function Journal:close()
   if self.file then
     self.file:close()
     self.file = nil
   end
 end
 
-return J
+return Journal

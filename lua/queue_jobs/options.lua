@@ -12,17 +12,17 @@ local fmt, os_getenv = string.format, os.getenv
 local invalid, show, check_int, is_name = errors.invalid, errors.show, validate.int,
   validate.is_name
 
-local O = {}
+local Options = {}
 
 local DEFAULT_BASE_URL = "https://api.salad.com/api/public"
 
 --- The largest number of seconds any timeout, deadline or single wait may be (about 11.6
 -- days; libcurl counts timeouts in milliseconds in a long, 32 bits on some systems).
-O.MAX_SECONDS = 1e6
-local MAX_SECONDS = O.MAX_SECONDS
+Options.MAX_SECONDS = 1e6
+local MAX_SECONDS = Options.MAX_SECONDS
 
 --- Every client option and its default (copied into each client's settings).
-O.DEFAULTS = {
+Options.DEFAULTS = {
   api_key = nil,            -- default: env SALAD_API_KEY
   base_url = nil,           -- default: env SALAD_BASE_URL, then DEFAULT_BASE_URL
   organization_name = nil,  -- default for every call
@@ -47,8 +47,9 @@ O.DEFAULTS = {
   sleep = core.sleep,       -- sleep(seconds)
   random = math.random,     -- random() in [0, 1), for jitter
   engine = nil,             -- a queue_jobs.engine: the client's calls yield inside its tasks
+  on_event = nil,           -- on_event(ev): each request, response, retry and pacing wait
 }
-local DEFAULTS = O.DEFAULTS
+local DEFAULTS = Options.DEFAULTS
 
 -- ---- the rules ---------------------------------------------------------------------------
 -- A rule checks one value: rule(op, field, v, red) -> value | nil, err.
@@ -67,7 +68,7 @@ local function seconds(zero_ok, false_ok)
 end
 
 --- The rule of a positive number of seconds: rule(op, field, v, red) -> v | nil, err.
-O.seconds = seconds()
+Options.seconds = seconds()
 
 local function integer(lo, hi)
   return function(op, field, v, red) return check_int(op, field, v, lo, hi, red) end
@@ -111,7 +112,7 @@ local function text(op, field, v)
 end
 
 -- The options a single call may give that change its settings, in the order they are checked.
-O.CALL = { "timeout", "connect_timeout", "retries", "deadline", "retry_unsafe" }
+Options.CALL = { "timeout", "connect_timeout", "retries", "deadline", "retry_unsafe" }
 
 -- Every option with a value rule, in the order queue_jobs.client checks them (the key,
 -- base_url, allow_http and proxy come first, in client(), since they depend on each other).
@@ -133,13 +134,14 @@ local TYPES = {
   api_key = "string", base_url = "string", organization_name = "string", project_name = "string",
   ca_file = "string", proxy = "string", user_agent = "string",
   clock = "function", sleep = "function", random = "function", engine = "table",
+  on_event = "function",
 }
 
 --- Every option queue_jobs.client knows.
-O.CLIENT = {}
-for k in pairs(DEFAULTS) do O.CLIENT[k] = true end
-for k in pairs(TYPES) do O.CLIENT[k] = true end
-local CLIENT = O.CLIENT
+Options.CLIENT = {}
+for k in pairs(DEFAULTS) do Options.CLIENT[k] = true end
+for k in pairs(TYPES) do Options.CLIENT[k] = true end
+local CLIENT = Options.CLIENT
 
 -- ---- hosts and URLs ----------------------------------------------------------------------
 
@@ -169,14 +171,14 @@ end
 -- ---- checking ------------------------------------------------------------------------------
 
 --- The key of a client: given, or from the environment.
-function O.key(opts)
+function Options.key(opts)
   local key = opts.api_key
   if key == nil then key = os_getenv("SALAD_API_KEY") end
   return key
 end
 
 --- The base URL of a client as given, or from the environment (nil when neither).
-function O.base_url(opts)
+function Options.base_url(opts)
   local base = opts.base_url
   if base == nil then base = os_getenv("SALAD_BASE_URL") end
   return base
@@ -184,7 +186,7 @@ end
 
 --- Checks client options: returns the settings and the key, or nil, err. The settings hold
 -- every option but the key, and base_url normalised, http (plain http is used) and noproxy.
-function O.client(op, opts, red)
+function Options.client(op, opts, red)
   for k in next, opts do
     if not CLIENT[k] then
       return nil, invalid(op, tostring(k), "is not an option of queue_jobs.client")
@@ -200,14 +202,14 @@ function O.client(op, opts, red)
     s[k] = v
   end
   -- the key: given or from the environment; never echoed in any message
-  local key = O.key(opts)
+  local key = Options.key(opts)
   if key == nil or key == "" then
     return nil, invalid(op, "api_key", "is required (give api_key or set SALAD_API_KEY)")
   end
   if key:find("[\r\n]") then return nil, invalid(op, "api_key", "must not contain CR or LF") end
   if key:find("%c") then return nil, invalid(op, "api_key", "must not contain control characters") end
   s.api_key = nil
-  local base = O.base_url(opts)
+  local base = Options.base_url(opts)
   if base == nil or base == "" then base = DEFAULT_BASE_URL end
   local url, scheme, host = parse_base_url(base)
   if not url then return nil, invalid(op, "base_url", scheme) end
@@ -239,11 +241,11 @@ end
 
 --- The settings of one call: base itself when the call gives none of the CALL options
 -- (given: what core.check_keys flagged), else a copy with the given ones checked and set.
-function O.call(op, a, given, base, red)
+function Options.call(op, a, given, base, red)
   if not given then return base end
   local t = {}
   for k, v in next, base do t[k] = v end
-  for _, f in ipairs(O.CALL) do
+  for _, f in ipairs(Options.CALL) do
     local v = a[f]
     if v ~= nil then
       local ok, err = RULE[f](op, f, v, red)
@@ -254,4 +256,4 @@ function O.call(op, a, given, base, red)
   return t
 end
 
-return O
+return Options

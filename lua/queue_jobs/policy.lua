@@ -11,10 +11,10 @@ local fmt = string.format
 local json_decode = core.json.decode
 local array_mt = core.array_mt
 
-local P = {}
+local Policy = {}
 
 -- Statuses that GET and DELETE retry (docs/client.md, "Retries").
-P.RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true,
+Policy.RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true,
   [504] = true }
 
 -- curl codes that say the request can never succeed as configured: never retried.
@@ -27,12 +27,12 @@ local FATAL_CURL = { [1] = "unsent", [3] = true, [58] = true, [60] = true, [77] 
 -- {kind = k, sent = bool, curl_code = n} for a failure; unsafe: the retry_unsafe opt-in.
 -- POST creates a job: it is retried only where the job surely was not created (the request
 -- never went out, or a 429), unless the caller opted in to wider retries.
-function P.retryable(method, r, unsafe)
+function Policy.retryable(method, r, unsafe)
   local status = r.status
   if status then
-    if method ~= "POST" then return P.RETRY_STATUS[status] == true end
+    if method ~= "POST" then return Policy.RETRY_STATUS[status] == true end
     if status == 429 then return true end
-    return unsafe == true and P.RETRY_STATUS[status] == true
+    return unsafe == true and Policy.RETRY_STATUS[status] == true
   end
   local kind = r.kind
   if kind ~= "network" and kind ~= "timeout" then return false end
@@ -43,7 +43,7 @@ function P.retryable(method, r, unsafe)
 end
 
 --- Full jitter: a uniform delay in [0, min(cap, base * 2^(retry-1))).
-function P.backoff(retry, base, cap, random)
+function Policy.backoff(retry, base, cap, random)
   local ceiling = min(cap, base * 2 ^ (retry - 1))
   return ceiling * random()
 end
@@ -68,11 +68,11 @@ local function epoch(y, mon, d, hh, mm, ss)
   if not m or d < 1 or d > 31 or hh > 23 or mm > 59 or ss > 60 then return nil end
   return days_from_civil(y, m, d) * 86400 + hh * 3600 + mm * 60 + ss
 end
-P.epoch = epoch
+Policy.epoch = epoch
 
 --- Seconds to wait from a Retry-After value (delta-seconds or an HTTP-date), or nil when
 -- it is absent or unreadable. now: the wall clock in seconds since the epoch (os.time()).
-function P.retry_after(value, now)
+function Policy.retry_after(value, now)
   if type(value) ~= "string" then return nil end
   local secs = value:match("^%s*(%d+)%s*$")
   if secs then
@@ -112,7 +112,7 @@ end
 local Bucket = {}
 Bucket.__index = Bucket
 
-function P.bucket(per_minute, burst, now)
+function Policy.bucket(per_minute, burst, now)
   return setmetatable({ rate = per_minute / 60, burst = burst, tokens = burst, t = now }, Bucket)
 end
 
@@ -132,7 +132,7 @@ end
 
 -- ---- readable text from error bodies -------------------------------------------------------
 
-P.REASONS = {
+Policy.REASONS = {
   [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
   [405] = "Method Not Allowed", [408] = "Request Timeout", [409] = "Conflict",
   [413] = "Content Too Large", [414] = "URI Too Long", [415] = "Unsupported Media Type",
@@ -145,7 +145,7 @@ P.REASONS = {
 local SNIPPET = 200
 
 --- One readable line of at most ~200 bytes of valid UTF-8 from any text (HTML included).
-function P.one_line(s, limit)
+function Policy.one_line(s, limit)
   limit = limit or SNIPPET
   s = s:sub(1, 8192)
   if s:find("<", 1, true) then
@@ -178,7 +178,7 @@ local PD_FIELDS = { "title", "detail", "type", "instance" }
 -- The body is read for what it is, whatever its Content-Type says (a proxy's HTML page may
 -- come labelled as JSON). max_values bounds the decoding (see json.decode); a body over it
 -- gets a snippet only.
-function P.problem(body, max_values)
+function Policy.problem(body, max_values)
   local out = {}
   if body == nil or body == "" then return out end
   local first = body:match("^%s*(.)")
@@ -186,13 +186,13 @@ function P.problem(body, max_values)
     local ok, v = pcall(json_decode, body, max_values and { max_values = max_values } or nil)
     if ok and type(v) == "table" and getmetatable(v) ~= array_mt then
       for _, f in ipairs(PD_FIELDS) do
-        if type(v[f]) == "string" then out[f] = P.one_line(v[f], 2000) end
+        if type(v[f]) == "string" then out[f] = Policy.one_line(v[f], 2000) end
       end
       if type(v.errors) == "table" then out.errors = v.errors end
       if out.title or out.detail then return out end
     end
   end
-  out.snippet = P.one_line(body)
+  out.snippet = Policy.one_line(body)
   if out.snippet == "" then out.snippet = nil end
   return out
 end
@@ -203,7 +203,7 @@ end
 -- base64 (A-Z, a-z, 0-9, '+', '/', padded with '=' to a multiple of 4) of 24 to 128 bytes,
 -- so 32 to 172 characters; SaladCloud's are 44 to 172. The reason never quotes s: it names
 -- what is wrong and where.
-function P.secret_problem(s)
+function Policy.secret_problem(s)
   local n = #s
   if n < 32 or n > 172 then return fmt("has %d characters", n) end
   local text = s:match("^(.-)=?=?$")
@@ -218,4 +218,4 @@ function P.secret_problem(s)
   return nil
 end
 
-return P
+return Policy

@@ -13,19 +13,19 @@ local scan_keys, encode_job, make_error = core.check_keys, core.encode_job, core
 local array_mt, empty_array, null = core.array_mt, core.empty_array, core.null
 local invalid, show = errors.invalid, errors.show
 
-local V = {}
+local Validate = {}
 
-function V.is_name(s)
+function Validate.is_name(s)
   return type(s) == "string" and #s >= 2 and #s <= 63 and s:find("^[a-z][a-z0-9%-]*[a-z0-9]$") ~= nil
 end
-local is_name = V.is_name
+local is_name = Validate.is_name
 
-V.NAME_RULE = "must be 2..63 characters of a-z, 0-9 and '-', starting with a letter and" ..
+Validate.NAME_RULE = "must be 2..63 characters of a-z, 0-9 and '-', starting with a letter and" ..
   " ending with a letter or digit"
-local NAME_RULE = V.NAME_RULE
+local NAME_RULE = Validate.NAME_RULE
 
 --- An organization, project or queue name: nil when good, else the error.
-function V.name(op, field, v, red)
+function Validate.name(op, field, v, red)
   if v == nil then
     return invalid(op, field, "is required (give it to this call or to queue_jobs.client{})")
   end
@@ -38,7 +38,7 @@ local function is_uuid(s)
 end
 
 --- A job id (a UUID): nil when good, else the error.
-function V.id(op, v, red)
+function Validate.id(op, v, red)
   if v == nil then return invalid(op, "id", "is required (a job id, a UUID)") end
   if not is_uuid(v) then
     return invalid(op, "id", "must be a UUID like 7dcd6922-50e9-4d56-89b5-91cde26f0211 (got " ..
@@ -47,7 +47,7 @@ function V.id(op, v, red)
 end
 
 --- An integer within lo..hi: the integer, or nil, err.
-function V.int(op, field, v, lo, hi, red)
+function Validate.int(op, field, v, lo, hi, red)
   local i = tointeger(v)
   if i == nil or i < lo or i > hi then
     return nil, invalid(op, field, fmt("must be an integer within %d..%d (got %s)", lo, hi,
@@ -55,10 +55,10 @@ function V.int(op, field, v, lo, hi, red)
   end
   return i
 end
-local check_int = V.int
+local check_int = Validate.int
 
 --- page and page_size of list and jobs (each nil when not given), or nil, nil, err.
-function V.pages(op, a, red)
+function Validate.pages(op, a, red)
   local page, page_size = a.page, a.page_size
   local err
   if page ~= nil then
@@ -73,7 +73,7 @@ function V.pages(op, a, red)
 end
 
 --- The body of a create, or nil, err (with the JSON path of bad input).
-function V.create_body(op, a)
+function Validate.create_body(op, a)
   local input, metadata, webhook = a.input, a.metadata, a.webhook
   if input == nil then
     return nil, invalid(op, "input", "is required (any JSON value; queue_jobs.null for null)")
@@ -114,7 +114,7 @@ function V.create_body(op, a)
 end
 
 --- Why a decoded list answer is not {"items": [job object, ...]}, or nil when it is.
-function V.list_problem(v)
+function Validate.list_problem(v)
   local items = v.items
   if type(items) ~= "table" or getmetatable(items) == nil and next(items) ~= nil then
     return "response has no items array"
@@ -130,7 +130,7 @@ end
 
 --- Why a decoded answer of the webhook secret key is not {"secret_key": "<base64>"}, or nil
 -- when it is. The reason never quotes the value: a key a little wrong is still a secret.
-function V.secret_problem(v)
+function Validate.secret_problem(v)
   local key = v.secret_key
   if key == nil then return "response has no secret_key" end
   if type(key) ~= "string" then
@@ -146,26 +146,26 @@ local function pct(s)
 end
 
 --- The jobs URL of a queue under base, or nil, err.
-function V.jobs_url(op, base, org, proj, queue, red)
-  local err = V.name(op, "organization_name", org, red) or
-    V.name(op, "project_name", proj, red) or V.name(op, "queue_name", queue, red)
+function Validate.jobs_url(op, base, org, proj, queue, red)
+  local err = Validate.name(op, "organization_name", org, red) or
+    Validate.name(op, "project_name", proj, red) or Validate.name(op, "queue_name", queue, red)
   if err then return nil, err end
   return base .. "/organizations/" .. pct(org) .. "/projects/" .. pct(proj) ..
     "/queues/" .. pct(queue) .. "/jobs"
 end
 
 --- The URL of an organization's webhook secret key under base, or nil, err.
-function V.secret_url(op, base, org, red)
-  local err = V.name(op, "organization_name", org, red)
+function Validate.secret_url(op, base, org, red)
+  local err = Validate.name(op, "organization_name", org, red)
   if err then return nil, err end
   return base .. "/organizations/" .. pct(org) .. "/webhook-secret-key"
 end
 
 --- The URL of one job under a jobs URL, or nil, err.
-function V.job_url(op, jobs, id, red)
-  local err = V.id(op, id, red)
+function Validate.job_url(op, jobs, id, red)
+  local err = Validate.id(op, id, red)
   if err then return nil, err end
   return jobs .. "/" .. pct(id:lower())
 end
 
-return V
+return Validate

@@ -12,10 +12,10 @@ local tointeger, math_type = math.tointeger, math.type
 local make_error, c_sign, c_verify, json_decode = core.error, core.webhook_sign,
   core.webhook_verify, core.json.decode
 
-local W = {}
+local Webhook = {}
 
 --- The default tolerance, in seconds, between a delivery's timestamp and now (either way).
-W.TOLERANCE = 300
+Webhook.TOLERANCE = 300
 
 local HEADERS = { ["webhook-id"] = "id", ["webhook-timestamp"] = "timestamp",
   ["webhook-signature"] = "signature" }
@@ -102,12 +102,12 @@ end
 -- decoded by the exact codec. err.kind: "invalid_signature" (a header missing or malformed,
 -- the timestamp out of tolerance, no signature matching), "invalid_argument" (the secret,
 -- the options) or "decode" (signed correctly, but not JSON).
-function W.verify(secret, headers, body, opts)
+function Webhook.verify(secret, headers, body, opts)
   if type(secret) ~= "string" then bad_type("verify", 1, "string", secret) end
   if type(headers) ~= "table" then bad_type("verify", 2, "table", headers) end
   if type(body) ~= "string" then bad_type("verify", 3, "string", body) end
   if opts ~= nil and type(opts) ~= "table" then bad_type("verify", 4, "table or nil", opts) end
-  local tolerance, now = W.TOLERANCE, nil
+  local tolerance, now = Webhook.TOLERANCE, nil
   if opts then
     for k in pairs(opts) do
       if not OPTIONS[k] then
@@ -149,7 +149,7 @@ end
 --- webhook.sign(secret, id, timestamp, body) -> "v1,<base64>" | nil, err
 -- timestamp: Unix seconds, an integer or its digits. What verify refuses (an empty id or one
 -- over 256 bytes, a timestamp that is not 1..19 digits, a bad secret) is an invalid_argument.
-function W.sign(secret, id, timestamp, body)
+function Webhook.sign(secret, id, timestamp, body)
   if type(secret) ~= "string" then bad_type("sign", 1, "string", secret) end
   if type(id) ~= "string" then bad_type("sign", 2, "string", id) end
   if type(body) ~= "string" then bad_type("sign", 4, "string", body) end
@@ -168,4 +168,4 @@ function W.sign(secret, id, timestamp, body)
   return sig
 end
 
-return W
+return Webhook
