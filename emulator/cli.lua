@@ -1,6 +1,7 @@
 --- emulator.cli: command-line options of salad-queue-emulator.
 -- parse(args) returns a config table, or nil and a one-line error. The C host reads
 -- port, bind, max_body and help from it; the Lua side keeps the rest.
+local constants = require "queue_jobs.constants"
 local policy = require "queue_jobs.policy"
 
 local M = {}
@@ -87,12 +88,8 @@ POST /_emulator/reset.
 See docs/emulator.md.
 ]]
 
-local NAME = "^[a-z][a-z0-9-]*[a-z0-9]$"
-
---- True when s is a valid organization, project or queue name.
-function M.valid_name(s)
-  return type(s) == "string" and #s >= 2 and #s <= 63 and s:find(NAME) ~= nil
-end
+--- True when s is a valid organization, project or queue name (the client's rule).
+M.valid_name = constants.is_name
 
 --- worker(v): the value of --worker, ORG/PROJECT/QUEUE=URL, as {qkey =, url =}; or nil
 -- and why. The names follow the API's rules; the URL is http:// or https://, a host, then

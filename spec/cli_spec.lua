@@ -2,7 +2,7 @@
 -- a JSONL line as a job with the JSONPath of what is wrong in it, and the progress line.
 local args = require "queue_jobs.cli.args"
 local jsonl = require "queue_jobs.cli.jsonl"
-local progress = require "queue_jobs.cli.progress"
+local progress = require "queue_jobs.progress"
 
 describe("salad-jobs' command line (queue_jobs.cli.args)", function()
   local OPTS = { queue = { takes = "string" }, concurrency = { takes = "count" },
@@ -112,7 +112,7 @@ describe("a submit line as a job (queue_jobs.cli.jsonl)", function()
   end)
 end)
 
-describe("the progress line (queue_jobs.cli.progress)", function()
+describe("the progress line (queue_jobs.progress)", function()
   local function fake()
     local buf = {}
     return { write = function(self, ...) for _, s in ipairs { ... } do buf[#buf + 1] = s end return self end,

@@ -3,8 +3,11 @@
 -- argument (standard input). A problem is returned as one line, which salad-jobs prints
 -- before exiting with status 2; it names the option, and quotes no value it was given (the
 -- value could be a key typed in the wrong place).
+local constants = require "queue_jobs.constants"
+
 local tonumber, pairs, ipairs, select = tonumber, pairs, ipairs, select
 local fmt, mtype = string.format, math.type
+local RETRIES_MAX, SECONDS_MAX = constants.RETRIES_MAX, constants.SECONDS_MAX
 
 local A = {}
 
@@ -21,12 +24,16 @@ A.TAKES = {
   end,
   retries = function(s)
     local n = tonumber(s)
-    if mtype(n) ~= "integer" or n < 0 or n > 100 then return nil, "an integer within 0..100" end
+    if mtype(n) ~= "integer" or n < 0 or n > RETRIES_MAX then
+      return nil, fmt("an integer within 0..%d", RETRIES_MAX)
+    end
     return n
   end,
   seconds = function(s)
     local n = tonumber(s)
-    if not n or not (n > 0 and n <= 1e6) then return nil, "a number of seconds in (0, 1000000]" end
+    if not n or not (n > 0 and n <= SECONDS_MAX) then
+      return nil, fmt("a number of seconds in (0, %d]", SECONDS_MAX)
+    end
     return n
   end,
   rate = function(s)    -- requests a minute, or none
