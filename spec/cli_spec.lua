@@ -45,6 +45,42 @@ describe("salad-jobs' command line (queue_jobs.cli.args)", function()
       assert.is_nil(why:find("hunter2", 1, true))
     end
   end)
+
+  it("takes options that check their own values, repeat into lists and end the reading, " ..
+     "in another program's words (the emulator's)", function()
+    local function even(v, opt)
+      local n = math.tointeger(tonumber(v or ""))
+      if not n or n % 2 ~= 0 then return nil, opt .. " wants an even number, got " .. tostring(v) end
+      return n
+    end
+    local O = { help = { ends = true }, n = { check = even }, tag = { check = even, list = true, key = "tags" },
+      quiet = {} }
+    local STYLE = { unknown = function(a) return ("unknown option %q"):format(a) end,
+      no_value = function(opt, a) return opt .. " takes no value, got " .. a end }
+    assert.are.same({ n = 4, tags = { 2, 6 }, quiet = true },
+      (args.parse({ "--tag", "2", "--n=4", "--quiet", "--tag=6" }, 1, O, nil, STYLE)))
+    assert.are.same({ n = 2, help = true }, (args.parse({ "--n", "2", "--help", "--n", "odd" }, 1, O, nil, STYLE)))
+    assert.are.same({ help = true }, (args.parse({ "-h", "--bogus" }, 1, O, nil, STYLE)))
+    local cases = {
+      { { "--n", "3" }, "--n wants an even number, got 3" },
+      { { "--n" }, "--n wants an even number, got nil" },   -- a missing value goes to the check
+      { { "--quiet=1" }, "--quiet takes no value, got --quiet=1" },
+      { { "--bogus=1" }, 'unknown option "--bogus=1"' },
+      { { "word" }, 'unknown option "word"' },
+      { { "--" }, 'unknown option "--"' },
+      { { "-" }, 'unknown option "-"' },
+      { { "-x" }, 'unknown option "-x"' },
+      { { "--n", "3", "--help" }, "--n wants an even number, got 3" },
+    }
+    for _, c in ipairs(cases) do
+      local o, why = args.parse(c[1], 1, O, nil, STYLE)
+      assert.is_nil(o)
+      assert.are.equal(c[2], why)
+    end
+    -- without a style, the same table reads as salad-jobs reads its own
+    assert.are.equal("--quiet takes no value", select(2, args.parse({ "--quiet=1" }, 1, O)))
+    assert.are.same({ "word" }, select(2, args.parse({ "word" }, 1, O)))
+  end)
 end)
 
 describe("a submit line as a job (queue_jobs.cli.jsonl)", function()
