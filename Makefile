@@ -68,7 +68,8 @@ ASAN_SO    := $(VDIR_asan)/queue_jobs/core.so
 TEST_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" QJ_ROOT="$(CURDIR)" LUA="$(LUA)" \
            QJ_BUILD="$(BUILD)"
 
-# Each part of the project adds its own rules in mk/<part>.mk and extends these lists.
+# Each part of the project adds its own rules in mk/*.mk (each file named for what it holds:
+# docs/building.md lists them) and extends these lists; long shell programs live in tools/.
 TEST_DEPS       :=
 BENCH_TARGETS   := bench-json
 INSTALL_TARGETS :=

@@ -1,6 +1,8 @@
 --- emulator.cli: command-line options of salad-queue-emulator.
 -- parse(args) returns a config table, or nil and a one-line error. The C host reads
 -- port, bind, max_body and help from it; the Lua side keeps the rest.
+local constants = require "queue_jobs.constants"
+local cli_args = require "queue_jobs.cli.args"
 local policy = require "queue_jobs.policy"
 
 local M = {}
@@ -87,12 +89,8 @@ POST /_emulator/reset.
 See docs/emulator.md.
 ]]
 
-local NAME = "^[a-z][a-z0-9-]*[a-z0-9]$"
-
---- True when s is a valid organization, project or queue name.
-function M.valid_name(s)
-  return type(s) == "string" and #s >= 2 and #s <= 63 and s:find(NAME) ~= nil
-end
+--- True when s is a valid organization, project or queue name (the client's rule).
+M.valid_name = constants.is_name
 
 --- worker(v): the value of --worker, ORG/PROJECT/QUEUE=URL, as {qkey =, url =}; or nil
 -- and why. The names follow the API's rules; the URL is http:// or https://, a host, then
@@ -112,19 +110,25 @@ function M.worker(v)
   return { qkey = qkey, url = url }
 end
 
-local function integer(opt, v, min, max)
-  if not v or not v:find("^%d+$") or #v > 12 then
-    return nil, ("%s needs an integer, got %q"):format(opt, v or "")
+-- The checks of the options' values: check(value, "--name") -> the value | nil, the problem
+-- (value is nil when the option came last, with none).
+
+--- An integer within min..max, as decimal digits.
+local function integer(min, max)
+  return function(v, opt)
+    if not v or not v:find("^%d+$") or #v > 12 then
+      return nil, ("%s needs an integer, got %q"):format(opt, v or "")
+    end
+    local n = math.tointeger(tonumber(v))
+    if not n or n < min or n > max then
+      return nil, ("%s must be between %d and %d, got %s"):format(opt, min, max, v)
+    end
+    return n
   end
-  local n = math.tointeger(tonumber(v))
-  if not n or n < min or n > max then
-    return nil, ("%s must be between %d and %d, got %s"):format(opt, min, max, v)
-  end
-  return n
 end
 
 -- Seconds as decimal digits (at most 3 after the point), from 0.01 to 3600.
-local function seconds(opt, v)
+local function seconds(v, opt)
   local n = v and v:find("^%d+%.?%d?%d?%d?$") and #v <= 8 and tonumber(v)
   if not n or n < 0.01 or n > 3600 then
     return nil, ("%s needs seconds from 0.01 to 3600 (decimal), got %q"):format(opt, v or "")
@@ -134,11 +138,11 @@ end
 
 -- The delays of --webhook-retries: "none", or 1 to 20 seconds (as seconds() reads them)
 -- separated by commas.
-local function delays(opt, v)
+local function delays(v, opt)
   if v == "none" then return {} end
   local list = {}
   for piece in ((v or "") .. ","):gmatch("([^,]*),") do
-    local n, err = seconds(opt, piece)
+    local n, err = seconds(piece, opt)
     if not n then
       return nil, ("%s needs \"none\" or seconds separated by commas, got %q (%s)")
         :format(opt, v or "", err)
@@ -149,115 +153,106 @@ local function delays(opt, v)
   return list
 end
 
+local function bind(v)
+  if not v or v == "" then return nil, "--bind needs an address" end
+  return v
+end
+
+local function api_key(k)
+  if not k or k == "" or k:find("[%c]") then
+    return nil, "--api-key needs a non-empty key without control characters"
+  end
+  return k
+end
+
+local function queue(v)
+  v = v or ""
+  local o, p, q = v:match("^([^/]+)/([^/]+)/([^/]+)$")
+  if not (o and M.valid_name(o) and M.valid_name(p) and M.valid_name(q)) then
+    return nil, ("--queue needs organization/project/queue with valid names, got %q"):format(v)
+  end
+  return v
+end
+
+local function webhook_secret(v)
+  v = (v or ""):gsub("^whsec_", "")
+  -- The spec's WebhookSecretKey.secret_key is ^[+/=0-9A-Za-z]{44,172}$: the key served
+  -- must match it, and be base64 the signing can decode (queue_jobs.policy).
+  local why = #v < 44 and ("has %d characters"):format(#v) or policy.secret_problem(v)
+  if why then
+    -- the value is not repeated: it may be a real key, or one typed almost right
+    return nil, "--webhook-secret needs 44 to 172 base64 characters (^[+/=0-9A-Za-z]{44,172}$," ..
+      " the whsec_ prefix optional): the value given " .. why
+  end
+  return v
+end
+
+local function ca_file(v)
+  v = v or ""
+  local f = v ~= "" and io.open(v, "rb")
+  if not f then return nil, ("--ca-file needs a readable file, got %q"):format(v) end
+  f:close()
+  if #v > 4095 then return nil, "--ca-file: the path is too long" end
+  return v
+end
+
+-- The options, as queue_jobs.cli.args reads them (each field of the config is the option's
+-- name with its dashes as underscores, or its key). --help ends the reading: what follows it
+-- is not looked at.
+M.OPTIONS = {
+  help = { ends = true },
+  port = { check = integer(0, 65535) },
+  bind = { check = bind },
+  ["api-key"] = { check = api_key, list = true, key = "api_keys" },
+  queue = { check = queue, list = true, key = "queues" },
+  ["rate-limit"] = { check = integer(1, 1000000000) },
+  ["max-jobs"] = { check = integer(1, 1000000000) },
+  ["max-store-bytes"] = { check = integer(4096, 999999999999) },
+  ["max-body"] = { check = integer(1, 1073741824) },
+  ["header-timeout"] = { check = seconds },
+  ["body-timeout"] = { check = seconds },
+  ["max-connections"] = { check = integer(1, 100000) },
+  ["webhook-secret"] = { check = webhook_secret },
+  worker = { check = M.worker, list = true, key = "workers" },
+  ["webhook-retries"] = { check = delays },
+  ["webhook-timeout"] = { check = seconds },
+  ["ca-file"] = { check = ca_file },
+  ["allow-remote-webhooks"] = {},
+  verbose = {},
+}
+
+-- How the emulator words what is not one of its options, and a flag given a value.
+local STYLE = {
+  unknown = function(a) return ("unknown option %q"):format(a) end,
+  no_value = function(opt, a) return ("%s takes no value, got %q"):format(opt, a) end,
+}
+
 --- parse(args): args is the list of command-line arguments (without the program name).
 function M.parse(args)
-  local D = M.DEFAULTS
-  local cfg = {
-    port = D.port, bind = D.bind, rate_limit = D.rate_limit, max_jobs = D.max_jobs,
-    max_store_bytes = D.max_store_bytes, max_body = D.max_body, verbose = D.verbose,
-    header_timeout = D.header_timeout, body_timeout = D.body_timeout,
-    max_connections = D.max_connections, webhook_retries = D.webhook_retries,
-    webhook_timeout = D.webhook_timeout, allow_remote_webhooks = D.allow_remote_webhooks,
-  }
-  local keys, queues, workers = {}, nil, {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local opt, val = a:match("^(%-%-[%w-]+)=(.*)$")
-    if not opt then opt = a end
-    local function value()
-      if val then return val end
-      i = i + 1
-      return args[i]
-    end
-    local err
-    if val and (opt == "--help" or opt == "--verbose" or opt == "--allow-remote-webhooks") then
-      return nil, ("%s takes no value, got %q"):format(opt, a)
-    elseif opt == "--help" or opt == "-h" then
-      cfg.help = M.USAGE
-      return cfg
-    elseif opt == "--port" then
-      cfg.port, err = integer(opt, value(), 0, 65535)
-    elseif opt == "--bind" then
-      cfg.bind = value()
-      if not cfg.bind or cfg.bind == "" then err = "--bind needs an address" end
-    elseif opt == "--api-key" then
-      local k = value()
-      if not k or k == "" or k:find("[%c]") then
-        err = "--api-key needs a non-empty key without control characters"
-      else
-        keys[#keys + 1] = k
-      end
-    elseif opt == "--queue" then
-      local v = value() or ""
-      local o, p, q = v:match("^([^/]+)/([^/]+)/([^/]+)$")
-      if not (o and M.valid_name(o) and M.valid_name(p) and M.valid_name(q)) then
-        err = ("--queue needs organization/project/queue with valid names, got %q"):format(v)
-      else
-        queues = queues or {}
-        queues[v] = true
-      end
-    elseif opt == "--rate-limit" then
-      cfg.rate_limit, err = integer(opt, value(), 1, 1000000000)
-    elseif opt == "--max-jobs" then
-      cfg.max_jobs, err = integer(opt, value(), 1, 1000000000)
-    elseif opt == "--max-store-bytes" then
-      cfg.max_store_bytes, err = integer(opt, value(), 4096, 999999999999)
-    elseif opt == "--max-body" then
-      cfg.max_body, err = integer(opt, value(), 1, 1073741824)
-    elseif opt == "--header-timeout" then
-      cfg.header_timeout, err = seconds(opt, value())
-    elseif opt == "--body-timeout" then
-      cfg.body_timeout, err = seconds(opt, value())
-    elseif opt == "--max-connections" then
-      cfg.max_connections, err = integer(opt, value(), 1, 100000)
-    elseif opt == "--webhook-secret" then
-      local v = (value() or ""):gsub("^whsec_", "")
-      -- The spec's WebhookSecretKey.secret_key is ^[+/=0-9A-Za-z]{44,172}$: the key served
-      -- must match it, and be base64 the signing can decode (queue_jobs.policy).
-      local why = #v < 44 and ("has %d characters"):format(#v) or policy.secret_problem(v)
-      if why then
-        -- the value is not repeated: it may be a real key, or one typed almost right
-        err = "--webhook-secret needs 44 to 172 base64 characters (^[+/=0-9A-Za-z]{44,172}$," ..
-          " the whsec_ prefix optional): the value given " .. why
-      else
-        cfg.webhook_secret = v
-      end
-    elseif opt == "--worker" then
-      local worker
-      worker, err = M.worker(value())
-      workers[#workers + 1] = worker
-    elseif opt == "--webhook-retries" then
-      cfg.webhook_retries, err = delays(opt, value())
-    elseif opt == "--webhook-timeout" then
-      cfg.webhook_timeout, err = seconds(opt, value())
-    elseif opt == "--ca-file" then
-      local v = value() or ""
-      local f = v ~= "" and io.open(v, "rb")
-      if not f then
-        err = ("--ca-file needs a readable file, got %q"):format(v)
-      elseif #v > 4095 then
-        f:close()
-        err = "--ca-file: the path is too long"
-      else
-        f:close()
-        cfg.ca_file = v
-      end
-    elseif opt == "--allow-remote-webhooks" then
-      cfg.allow_remote_webhooks = true
-    elseif opt == "--verbose" then
-      cfg.verbose = true
-    else
-      err = ("unknown option %q"):format(a)
-    end
-    if err then return nil, err end
-    i = i + 1
+  local opts, err = cli_args.parse(args, 1, M.OPTIONS, nil, STYLE)
+  if not opts then return nil, err end
+  local cfg = {}
+  for k, v in pairs(M.DEFAULTS) do
+    if k ~= "api_keys" then cfg[k] = v end
   end
+  for k, v in pairs(opts) do cfg[k] = v end
+  cfg.api_keys, cfg.queues, cfg.workers = nil, nil, nil
+  if opts.help then
+    cfg.help = M.USAGE
+    return cfg
+  end
+  local keys = opts.api_keys or {}
   if #keys == 0 then
-    for j, k in ipairs(D.api_keys) do keys[j] = k end
+    for j, k in ipairs(M.DEFAULTS.api_keys) do keys[j] = k end
   end
   cfg.api_keys = keys
+  local queues
+  for _, q in ipairs(opts.queues or {}) do
+    queues = queues or {}
+    queues[q] = true
+  end
   cfg.queues = queues
+  local workers = opts.workers or {}
   for _, w in ipairs(workers) do
     if queues and not queues[w.qkey] then
       return nil, ("--worker names the queue %s, which no --queue gives"):format(w.qkey)

@@ -8,10 +8,12 @@
 -- What a job costs (job.bytes, counted against max_bytes): the length of its four texts
 -- plus JOB_OVERHEAD for the rest (its tables, id, times and events: Lua counts about
 -- 1.1 KiB for a pending job and 1.4 KiB for a finished one).
+local constants = require "queue_jobs.constants"
+
 local M = {}
 M.__index = M
 
-local FINAL = { succeeded = true, failed = true, cancelled = true }
+local FINAL = constants.TERMINAL   -- succeeded, failed, cancelled
 M.FINAL = FINAL
 
 M.JOB_OVERHEAD = 1536

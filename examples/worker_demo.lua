@@ -1,4 +1,4 @@
---- The client's part of `make demo-worker` (mk/demo.mk), which first starts the webhook
+--- The client's part of `make demo-worker` (tools/demo_worker.sh), which first starts the webhook
 -- receiver (examples/webhook_receiver.lua), the worker (examples/worker.lua) and the emulator
 -- running the queue's jobs through that worker. This script creates one job through the
 -- client, with the receiver as its webhook; waits until the worker has run it; prints the

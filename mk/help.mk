@@ -1,13 +1,6 @@
 # make help: every target, one line each (mk/help.txt; spec/architecture_spec.lua checks that
 # it lists every target the Makefile and mk/*.mk define, and no other).
-# make unit: the specs that start no server and reach no network, for a quick round.
-.PHONY: help unit
+.PHONY: help
 
 help:
 	@cat mk/help.txt
-
-UNIT_SPECS ?= spec/architecture_spec.lua spec/attempt_spec.lua spec/cli_spec.lua \
-              spec/client_policy_spec.lua spec/client_unit_spec.lua spec/emulator_app_spec.lua \
-              spec/journal_spec.lua spec/json_spec.lua spec/types_spec.lua
-unit: deps all
-	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) $(BUSTED) $(UNIT_SPECS)

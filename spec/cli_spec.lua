@@ -2,7 +2,7 @@
 -- a JSONL line as a job with the JSONPath of what is wrong in it, and the progress line.
 local args = require "queue_jobs.cli.args"
 local jsonl = require "queue_jobs.cli.jsonl"
-local progress = require "queue_jobs.cli.progress"
+local progress = require "queue_jobs.progress"
 
 describe("salad-jobs' command line (queue_jobs.cli.args)", function()
   local OPTS = { queue = { takes = "string" }, concurrency = { takes = "count" },
@@ -44,6 +44,42 @@ describe("salad-jobs' command line (queue_jobs.cli.args)", function()
       assert.are.equal(c[2], why)
       assert.is_nil(why:find("hunter2", 1, true))
     end
+  end)
+
+  it("takes options that check their own values, repeat into lists and end the reading, " ..
+     "in another program's words (the emulator's)", function()
+    local function even(v, opt)
+      local n = math.tointeger(tonumber(v or ""))
+      if not n or n % 2 ~= 0 then return nil, opt .. " wants an even number, got " .. tostring(v) end
+      return n
+    end
+    local O = { help = { ends = true }, n = { check = even }, tag = { check = even, list = true, key = "tags" },
+      quiet = {} }
+    local STYLE = { unknown = function(a) return ("unknown option %q"):format(a) end,
+      no_value = function(opt, a) return opt .. " takes no value, got " .. a end }
+    assert.are.same({ n = 4, tags = { 2, 6 }, quiet = true },
+      (args.parse({ "--tag", "2", "--n=4", "--quiet", "--tag=6" }, 1, O, nil, STYLE)))
+    assert.are.same({ n = 2, help = true }, (args.parse({ "--n", "2", "--help", "--n", "odd" }, 1, O, nil, STYLE)))
+    assert.are.same({ help = true }, (args.parse({ "-h", "--bogus" }, 1, O, nil, STYLE)))
+    local cases = {
+      { { "--n", "3" }, "--n wants an even number, got 3" },
+      { { "--n" }, "--n wants an even number, got nil" },   -- a missing value goes to the check
+      { { "--quiet=1" }, "--quiet takes no value, got --quiet=1" },
+      { { "--bogus=1" }, 'unknown option "--bogus=1"' },
+      { { "word" }, 'unknown option "word"' },
+      { { "--" }, 'unknown option "--"' },
+      { { "-" }, 'unknown option "-"' },
+      { { "-x" }, 'unknown option "-x"' },
+      { { "--n", "3", "--help" }, "--n wants an even number, got 3" },
+    }
+    for _, c in ipairs(cases) do
+      local o, why = args.parse(c[1], 1, O, nil, STYLE)
+      assert.is_nil(o)
+      assert.are.equal(c[2], why)
+    end
+    -- without a style, the same table reads as salad-jobs reads its own
+    assert.are.equal("--quiet takes no value", select(2, args.parse({ "--quiet=1" }, 1, O)))
+    assert.are.same({ "word" }, select(2, args.parse({ "word" }, 1, O)))
   end)
 end)
 
@@ -112,7 +148,7 @@ describe("a submit line as a job (queue_jobs.cli.jsonl)", function()
   end)
 end)
 
-describe("the progress line (queue_jobs.cli.progress)", function()
+describe("the progress line (queue_jobs.progress)", function()
   local function fake()
     local buf = {}
     return { write = function(self, ...) for _, s in ipairs { ... } do buf[#buf + 1] = s end return self end,

@@ -4,6 +4,7 @@
 -- an invalid_argument error whose quoted values have the key redacted (red: the client's
 -- handle or a key_redactor).
 local core = require "queue_jobs.core"
+local constants = require "queue_jobs.constants"
 local errors = require "queue_jobs.errors"
 local policy = require "queue_jobs.policy"
 
@@ -15,13 +16,11 @@ local invalid, show = errors.invalid, errors.show
 
 local Validate = {}
 
-function Validate.is_name(s)
-  return type(s) == "string" and #s >= 2 and #s <= 63 and s:find("^[a-z][a-z0-9%-]*[a-z0-9]$") ~= nil
-end
+-- The name rule is queue_jobs.constants'; validate's users keep asking validate for it.
+Validate.is_name = constants.is_name
 local is_name = Validate.is_name
 
-Validate.NAME_RULE = "must be 2..63 characters of a-z, 0-9 and '-', starting with a letter and" ..
-  " ending with a letter or digit"
+Validate.NAME_RULE = constants.NAME_RULE
 local NAME_RULE = Validate.NAME_RULE
 
 --- An organization, project or queue name: nil when good, else the error.

@@ -2,8 +2,9 @@
 -- Each prints JSON lines on stdout and its problems on stderr. A signal ends them at the next
 -- request's end or during a wait (cx:client(nil, true, true)), with 128 + the signal.
 local core = require "queue_jobs.core"
+local constants = require "queue_jobs.constants"
 local journal_mod = require "queue_jobs.journal"
-local progress_mod = require "queue_jobs.cli.progress"
+local progress_mod = require "queue_jobs.progress"
 
 local fmt = string.format
 local encode, decode, null = core.json.encode, core.json.decode, core.null
@@ -114,7 +115,8 @@ local function follow(results)
     local p = progress_mod.new { what = results and "results" or "wait", unit = "jobs",
       clock = core.monotime }
     cx.progress = p
-    local count = { succeeded = 0, failed = 0, cancelled = 0 }
+    local count = {}   -- per terminal status (succeeded, failed, cancelled)
+    for status in pairs(constants.TERMINAL) do count[status] = 0 end
     local done = 0
     local function on_job(job)
       done = done + 1
@@ -138,7 +140,7 @@ local function follow(results)
       end
     end
     local jobs, err = client:wait_many { queue_name = queue, ids = ids, on_job = on_job,
-      timeout = o.timeout or 1e6, interval = o.interval }
+      timeout = o.timeout or constants.SECONDS_MAX, interval = o.interval }
     client:close()
     io.stdout:flush()
     p:clear()

@@ -9,9 +9,9 @@
 -- exits at once (src/signal.c), which the journal also survives.
 local core = require "queue_jobs.core"
 local queue_jobs = require "queue_jobs"
-local validate = require "queue_jobs.validate"
+local constants = require "queue_jobs.constants"
 local jsonl = require "queue_jobs.cli.jsonl"
-local progress_mod = require "queue_jobs.cli.progress"
+local progress_mod = require "queue_jobs.progress"
 
 local fmt = string.format
 local encode = core.json.encode
@@ -25,7 +25,8 @@ S.OUTPUT_CLOSED = 141
 local OPTIONS = {
   queue = { takes = "string", arg = "QUEUE", help = "the queue (required)" },
   ["input-only"] = { help = "each line is a job's input itself, not {\"input\": ...}" },
-  concurrency = { takes = "count", arg = "N", help = "creates in flight at once, 1..1000 (default 8)" },
+  concurrency = { takes = "count", arg = "N", help = fmt("creates in flight at once, 1..%d (default %d)",
+    constants.CONCURRENCY_MAX, constants.CONCURRENCY_DEFAULT) },
   journal = { takes = "string", arg = "FILE",
     help = "the journal a re-run resumes from (default: FILE.journal; none for standard input)" },
   ["no-journal"] = { help = "keep no journal (a re-run creates every line again)" },
@@ -137,10 +138,12 @@ local function submit(cx, o, pos)
   if o.check then return check(cx, fh, o, path) end
   local queue, st = cx:need(o.queue, "--queue")
   if not queue then return st end
-  if not validate.is_name(queue) then return cx:usage("--queue " .. validate.NAME_RULE) end
+  if not constants.is_name(queue) then return cx:usage("--queue " .. constants.NAME_RULE) end
   local journal = not o.no_journal and (o.journal or (path ~= "-" and path .. ".journal")) or nil
-  local concurrency = o.concurrency or 8
-  if concurrency > 1000 then return cx:usage("--concurrency must be an integer within 1..1000") end
+  local concurrency = o.concurrency or constants.CONCURRENCY_DEFAULT
+  if concurrency > constants.CONCURRENCY_MAX then
+    return cx:usage(fmt("--concurrency must be an integer within 1..%d", constants.CONCURRENCY_MAX))
+  end
 
   local eng = queue_jobs.engine { max_connections = concurrency }
   local client, cst = cx:client(eng)

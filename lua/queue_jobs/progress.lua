@@ -1,6 +1,8 @@
---- queue_jobs.cli.progress: salad-jobs' progress line on stderr, redrawn in place at most 10
--- times a second, only when stderr is a terminal (docs/cli.md, "Progress"). A pipe or a file
--- gets nothing from here.
+--- queue_jobs.progress: the progress line on a terminal, redrawn in place at most 10 times a
+-- second, of salad-jobs (docs/cli.md, "Progress") and of create_many's progress = true
+-- (bulk.lua): "what: done/total unit, the counts, the rate, the ETA". Only when the stream is
+-- a terminal (or `on` says so): a pipe or a file gets nothing from here. Below bulk and the
+-- command line, it requires only the core.
 local core = require "queue_jobs.core"
 
 local fmt, floor = string.format, math.floor
@@ -17,15 +19,16 @@ local function duration(s)
 end
 P.duration = duration
 
---- new{what, unit, stream, clock, on} -> a progress line, or one that draws nothing when the
--- stream (default io.stderr) is not a terminal (on: whether it draws, instead of asking the
--- stream). what: the command ("submit"); unit: what is counted ("lines", "jobs").
+--- new{what, unit, stream, clock, on, started} -> a progress line, or one that draws nothing
+-- when the stream (default io.stderr) is not a terminal (on: whether it draws, instead of
+-- asking the stream). what: the command ("submit"); unit: what is counted ("lines", "jobs");
+-- started: the clock's time the rate counts from (default: now).
 function P.new(o)
   local stream = o.stream or io.stderr
   local on = o.on
   if on == nil then on = core.isatty(stream) end
   return setmetatable({ what = o.what, unit = o.unit, stream = stream, clock = o.clock,
-    on = on, started = o.clock(), drawn = nil, shown = false }, P)
+    on = on, started = o.started or o.clock(), drawn = nil, shown = false }, P)
 end
 
 --- p:draw(done, total, parts [, final]): "submit: 500/1000 lines, 480 created, 2 failed,
