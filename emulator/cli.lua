@@ -5,9 +5,9 @@ local constants = require "queue_jobs.constants"
 local cli_args = require "queue_jobs.cli.args"
 local policy = require "queue_jobs.policy"
 
-local M = {}
+local EmulatorCli = {}
 
-M.DEFAULTS = {
+EmulatorCli.DEFAULTS = {
   port = 8787,
   bind = "127.0.0.1",
   api_keys = { "salad-emulator-key" },
@@ -26,7 +26,7 @@ M.DEFAULTS = {
   verbose = false,
 }
 
-M.USAGE = [[
+EmulatorCli.USAGE = [[
 Usage: salad-queue-emulator [options]
 
 A local emulator of SaladCloud's Job Queue API (the jobs paths and the webhook
@@ -90,16 +90,16 @@ See docs/emulator.md.
 ]]
 
 --- True when s is a valid organization, project or queue name (the client's rule).
-M.valid_name = constants.is_name
+EmulatorCli.valid_name = constants.is_name
 
 --- worker(v): the value of --worker, ORG/PROJECT/QUEUE=URL, as {qkey =, url =}; or nil
 -- and why. The names follow the API's rules; the URL is http:// or https://, a host, then
 -- anything but spaces and control characters.
-function M.worker(v)
+function EmulatorCli.worker(v)
   v = v or ""
   local qkey, url = v:match("^([^=]*)=(.*)$")
   local o, p, q = (qkey or ""):match("^([^/]+)/([^/]+)/([^/]+)$")
-  if not (o and M.valid_name(o) and M.valid_name(p) and M.valid_name(q)) then
+  if not (o and EmulatorCli.valid_name(o) and EmulatorCli.valid_name(p) and EmulatorCli.valid_name(q)) then
     return nil, ("--worker needs organization/project/queue=URL with valid names, got %q"):format(v)
   end
   local scheme_ok = url:find("^[Hh][Tt][Tt][Pp][Ss]?://[^/?#%s]") ~= nil
@@ -168,7 +168,7 @@ end
 local function queue(v)
   v = v or ""
   local o, p, q = v:match("^([^/]+)/([^/]+)/([^/]+)$")
-  if not (o and M.valid_name(o) and M.valid_name(p) and M.valid_name(q)) then
+  if not (o and EmulatorCli.valid_name(o) and EmulatorCli.valid_name(p) and EmulatorCli.valid_name(q)) then
     return nil, ("--queue needs organization/project/queue with valid names, got %q"):format(v)
   end
   return v
@@ -199,7 +199,7 @@ end
 -- The options, as queue_jobs.cli.args reads them (each field of the config is the option's
 -- name with its dashes as underscores, or its key). --help ends the reading: what follows it
 -- is not looked at.
-M.OPTIONS = {
+EmulatorCli.OPTIONS = {
   help = { ends = true },
   port = { check = integer(0, 65535) },
   bind = { check = bind },
@@ -213,7 +213,7 @@ M.OPTIONS = {
   ["body-timeout"] = { check = seconds },
   ["max-connections"] = { check = integer(1, 100000) },
   ["webhook-secret"] = { check = webhook_secret },
-  worker = { check = M.worker, list = true, key = "workers" },
+  worker = { check = EmulatorCli.worker, list = true, key = "workers" },
   ["webhook-retries"] = { check = delays },
   ["webhook-timeout"] = { check = seconds },
   ["ca-file"] = { check = ca_file },
@@ -228,22 +228,22 @@ local STYLE = {
 }
 
 --- parse(args): args is the list of command-line arguments (without the program name).
-function M.parse(args)
-  local opts, err = cli_args.parse(args, 1, M.OPTIONS, nil, STYLE)
+function EmulatorCli.parse(args)
+  local opts, err = cli_args.parse(args, 1, EmulatorCli.OPTIONS, nil, STYLE)
   if not opts then return nil, err end
   local cfg = {}
-  for k, v in pairs(M.DEFAULTS) do
+  for k, v in pairs(EmulatorCli.DEFAULTS) do
     if k ~= "api_keys" then cfg[k] = v end
   end
   for k, v in pairs(opts) do cfg[k] = v end
   cfg.api_keys, cfg.queues, cfg.workers = nil, nil, nil
   if opts.help then
-    cfg.help = M.USAGE
+    cfg.help = EmulatorCli.USAGE
     return cfg
   end
   local keys = opts.api_keys or {}
   if #keys == 0 then
-    for j, k in ipairs(M.DEFAULTS.api_keys) do keys[j] = k end
+    for j, k in ipairs(EmulatorCli.DEFAULTS.api_keys) do keys[j] = k end
   end
   cfg.api_keys = keys
   local queues
@@ -262,4 +262,4 @@ function M.parse(args)
   return cfg
 end
 
-return M
+return EmulatorCli

@@ -10,21 +10,21 @@ local core = require "queue_jobs.core"
 local json, decode_members = core.json, core.decode_members
 local mtype = math.type
 
-local M = {}
-M.__index = M
+local Faults = {}
+Faults.__index = Faults
 
-M.MAX_WILDCARDS = 16     -- `*` or `**` (a run of stars counts once)
-M.MAX_PENDING = 100
+Faults.MAX_WILDCARDS = 16     -- `*` or `**` (a run of stars counts once)
+Faults.MAX_PENDING = 100
 
 --- new(host): host.glob(pattern) compiles a path glob (an object with :match(path)) of at
 -- most host.glob_max bytes.
-function M.new(host)
-  local self = setmetatable({ host = host }, M)
+function Faults.new(host)
+  local self = setmetatable({ host = host }, Faults)
   self:reset()
   return self
 end
 
-function M:reset()
+function Faults:reset()
   self.list = {}
   self.next_id = 1
 end
@@ -85,7 +85,7 @@ end
 --- add(spec): spec holds the members of the body of POST /_emulator/faults as their JSON
 -- texts (core.decode_members). Returns the stored fault, or nil and a reason. A fault's
 -- body and retry_after are kept as the texts sent, and listed so.
-function M:add(spec)
+function Faults:add(spec)
   local f = spec.fault and decode_members(spec.fault)
   if not f then
     return nil, "'fault' must be an object with a 'kind'"
@@ -107,12 +107,12 @@ function M:add(spec)
       return nil, ("'path' must be a glob on the request path of 1 to %d bytes"):format(host.glob_max)
     end
     local _, wildcards = path:gsub("%*+", "")
-    if wildcards > M.MAX_WILDCARDS then
-      return nil, ("'path' has %d wildcards; at most %d are allowed"):format(wildcards, M.MAX_WILDCARDS)
+    if wildcards > Faults.MAX_WILDCARDS then
+      return nil, ("'path' has %d wildcards; at most %d are allowed"):format(wildcards, Faults.MAX_WILDCARDS)
     end
   end
-  if #self.list >= M.MAX_PENDING then
-    return nil, ("%d faults are pending already, the most there may be"):format(M.MAX_PENDING)
+  if #self.list >= Faults.MAX_PENDING then
+    return nil, ("%d faults are pending already, the most there may be"):format(Faults.MAX_PENDING)
   end
   if count == nil then count = 1 end
   if not int_in(count, 1, 1000000000) then
@@ -159,7 +159,7 @@ function M:add(spec)
 end
 
 --- take(method, path): consumes and returns the first fault matching this request, if any.
-function M:take(method, path)
+function Faults:take(method, path)
   local list = self.list
   for i = 1, #list do
     local e = list[i]
@@ -184,7 +184,7 @@ end
 
 --- describe(entry): the JSON text of a stored fault, as listed: what was given, with the
 -- count left.
-function M.describe(e)
+function Faults.describe(e)
   local f = e.fault
   local sorted = { sort_keys = true }
   local fault = with_texts(assert(json.encode({ kind = f.kind, status = f.status, ms = f.ms }, sorted)),
@@ -194,10 +194,10 @@ function M.describe(e)
 end
 
 --- pending(): the JSON text of {"items": [fault, ...]}, the faults still pending.
-function M:pending()
+function Faults:pending()
   local out = {}
-  for i, e in ipairs(self.list) do out[i] = M.describe(e) end
+  for i, e in ipairs(self.list) do out[i] = Faults.describe(e) end
   return '{"items":[' .. table.concat(out, ",") .. "]}"
 end
 
-return M
+return Faults

@@ -10,25 +10,25 @@
 -- 1.1 KiB for a pending job and 1.4 KiB for a finished one).
 local constants = require "queue_jobs.constants"
 
-local M = {}
-M.__index = M
+local Store = {}
+Store.__index = Store
 
 local FINAL = constants.TERMINAL   -- succeeded, failed, cancelled
-M.FINAL = FINAL
+Store.FINAL = FINAL
 
-M.JOB_OVERHEAD = 1536
+Store.JOB_OVERHEAD = 1536
 
 --- new(opts): opts.max_jobs, opts.max_bytes, opts.uuid (function returning a v4 UUID
 -- string), opts.now (function returning an RFC 3339 timestamp), opts.on_final (nil, or a
 -- function called with a job just after it became succeeded, failed or cancelled).
-function M.new(opts)
+function Store.new(opts)
   local self = setmetatable({ max_jobs = opts.max_jobs, max_bytes = opts.max_bytes,
-    uuid = opts.uuid, now = opts.now, on_final = opts.on_final or function() end }, M)
+    uuid = opts.uuid, now = opts.now, on_final = opts.on_final or function() end }, Store)
   self:reset()
   return self
 end
 
-function M:reset()
+function Store:reset()
   self.jobs = {}        -- id -> job
   self.queues = {}      -- "org/project/queue" -> { ids = {[i] = id}, head = 1, tail = 0 }
   self.order = {}       -- [i] = id, creation order overall
@@ -54,7 +54,7 @@ end
 
 --- pieces(job, out, n): appends the pieces of the job's JSON to out after index n and
 -- returns the new n. The pieces joined are the job, as GET answers it.
-function M.pieces(job, out, n)
+function Store.pieces(job, out, n)
   out[n + 1], out[n + 2], out[n + 3], n = job.head, job.input, job.middle, n + 3
   if job.output then
     out[n + 1], out[n + 2], n = ',"output":', job.output, n + 2
@@ -64,7 +64,7 @@ function M.pieces(job, out, n)
 end
 
 --- pieces_of(job): the pieces of the job's JSON, as a new list.
-function M.pieces_of(job)
+function Store.pieces_of(job)
   if job.output then
     return { job.head, job.input, job.middle, ',"output":', job.output, job.tail }
   end
@@ -79,10 +79,10 @@ local function event(job, action, time)
 end
 
 local function cost(input, metadata, webhook, output)
-  return #input + #(metadata or "") + #(webhook or "") + #(output or "") + M.JOB_OVERHEAD
+  return #input + #(metadata or "") + #(webhook or "") + #(output or "") + Store.JOB_OVERHEAD
 end
 
-function M:evict_oldest()
+function Store:evict_oldest()
   local id = self.order[self.head]
   self.order[self.head] = nil
   self.head = self.head + 1
@@ -100,7 +100,7 @@ end
 -- Forgets the oldest jobs until `more` bytes fit in max_bytes. With `keep` (a job id), only
 -- jobs older than that job may go, and none goes unless that is enough. Returns true when
 -- the bytes fit. more must be at most max_bytes.
-function M:make_room(more, keep)
+function Store:make_room(more, keep)
   if self.bytes + more <= self.max_bytes then return true end
   if keep then
     local older, order, jobs = 0, self.order, self.jobs
@@ -122,7 +122,7 @@ end
 --- create(qkey, input, metadata, webhook): the three last are JSON texts (or nil).
 -- Returns the job, or nil and a reason when the job alone is larger than max_bytes (then
 -- nothing is forgotten).
-function M:create(qkey, input, metadata, webhook)
+function Store:create(qkey, input, metadata, webhook)
   local bytes = cost(input, metadata, webhook)
   if bytes > self.max_bytes then return nil, too_big(self, bytes) end
   if self.count >= self.max_jobs then self:evict_oldest() end
@@ -153,7 +153,7 @@ function M:create(qkey, input, metadata, webhook)
 end
 
 --- get(id [, qkey]): the job, when it exists (and belongs to queue qkey when given).
-function M:get(id, qkey)
+function Store:get(id, qkey)
   local job = self.jobs[id]
   if job and (qkey == nil or job.qkey == qkey) then return job end
   return nil
@@ -161,12 +161,12 @@ end
 
 --- page(qkey, page, size, out, n): appends that page's jobs (oldest first) to out after
 -- index n as pieces, with "," between jobs; returns the new n.
-function M:page(qkey, page, size, out, n)
+function Store:page(qkey, page, size, out, n)
   local q = self.queues[qkey]
   if not q then return n end
   local first = q.head + (page - 1) * size
   local last = math.min(first + size - 1, q.tail)
-  local ids, jobs, pieces = q.ids, self.jobs, M.pieces
+  local ids, jobs, pieces = q.ids, self.jobs, Store.pieces
   for i = first, last do
     if i > first then out[n + 1], n = ",", n + 1 end
     n = pieces(jobs[ids[i]], out, n)
@@ -177,7 +177,7 @@ end
 --- cancel(job): a pending job becomes cancelled (with an event). As on SaladCloud, a job
 -- cannot be cancelled once dispatched: a running job runs on, and a job in a final state
 -- is left as it is. Returns true when it changed.
-function M:cancel(job)
+function Store:cancel(job)
   if job.status ~= "pending" then return false end
   job.status = "cancelled"
   event(job, "cancelled", self.now())
@@ -189,7 +189,7 @@ end
 --- next_pending(qkey): the oldest pending job of the queue, or nil. The queue keeps a
 -- cursor (q.scan) below which no job is pending, so that each job that has left pending
 -- is passed over once, not at every call; requeue moves it back.
-function M:next_pending(qkey)
+function Store:next_pending(qkey)
   local q = self.queues[qkey]
   if not q then return nil end
   local ids, jobs = q.ids, self.jobs
@@ -206,7 +206,7 @@ end
 --- requeue(job): a running job goes back to pending (a worker's attempt was rejected),
 -- in its place: it is the next one dispatched again, as the oldest. No event is added; the
 -- update_time is now.
-function M:requeue(job)
+function Store:requeue(job)
   job.status = "pending"
   job.update_time = self.now()
   local q = self.queues[job.qkey]
@@ -221,7 +221,7 @@ local ACTION = { running = "started", succeeded = "succeeded", failed = "failed"
 -- true, or nil, why and an HTTP status: 409 when the job is already final, 413 when the
 -- output does not fit in max_bytes even after forgetting every older job. A running job
 -- set to running again is left as it is (no event, the same update_time).
-function M:set_status(job, status, output)
+function Store:set_status(job, status, output)
   if FINAL[job.status] then
     return nil, ("job %s is already %s"):format(job.id, job.status), 409
   end
@@ -249,4 +249,4 @@ function M:set_status(job, status, output)
   return true
 end
 
-return M
+return Store

@@ -18,12 +18,12 @@
 -- deliveries; a delivery's body is kept only while it waits or is in flight.
 local format, concat = string.format, table.concat
 
-local W = {}
-W.__index = W
+local Webhooks = {}
+Webhooks.__index = Webhooks
 
-W.MAX_WAITING = 1000
-W.MAX_WAITING_BYTES = 256 * 1024 * 1024
-W.MAX_LOG = 10000
+Webhooks.MAX_WAITING = 1000
+Webhooks.MAX_WAITING_BYTES = 256 * 1024 * 1024
+Webhooks.MAX_LOG = 10000
 
 local TYPES = { succeeded = "queue.job.succeeded", failed = "queue.job.failed",
   cancelled = "queue.job.canceled" }
@@ -34,15 +34,15 @@ local TYPES = { succeeded = "queue.job.succeeded", failed = "queue.job.failed",
 -- retry; counters() returns the app's counters (a new table after each reset);
 -- job_json(job) -> the pieces of the job's JSON; array(t) marks t as a JSON array;
 -- notify() tells the host that a delivery waits.
-function W.new(opts)
-  local self = setmetatable({}, W)
+function Webhooks.new(opts)
+  local self = setmetatable({}, Webhooks)
   for k, v in pairs(opts) do self[k] = v end
   self.token = 0   -- attempts dispatched so far (never reset: a token stays unique)
   self:reset()
   return self
 end
 
-function W:reset()
+function Webhooks:reset()
   self.log = {}       -- [i] = delivery, oldest first, from log_head
   self.log_head, self.log_tail = 1, 0
   self.waiting = {}   -- deliveries waiting for an attempt, oldest first (MAX_WAITING at most)
@@ -67,19 +67,19 @@ local function loopback_host(url)
   end
   return nil
 end
-W.loopback_host = loopback_host
+Webhooks.loopback_host = loopback_host
 
 -- A URL for the log: without user:password@.
 local function shown(url)
   return (url:gsub("^([^:]+://)[^/?#]*@", "%1"))
 end
-W.shown = shown
+Webhooks.shown = shown
 
 local function add_log(self, d)
   local tail = self.log_tail + 1
   self.log_tail = tail
   self.log[tail] = d
-  while tail - self.log_head + 1 > W.MAX_LOG do
+  while tail - self.log_head + 1 > Webhooks.MAX_LOG do
     local old = self.log[self.log_head]
     if old.state == "waiting" or old.state == "sending" then break end
     self.log[self.log_head] = nil
@@ -102,7 +102,7 @@ local function finish(self, d, state, reason)
 end
 
 --- event(job): the job has just become final; makes its delivery if it has a webhook.
-function W:event(job)
+function Webhooks:event(job)
   if not job.webhook then return end
   local url = self.json_decode(job.webhook)
   local id = "msg_" .. self.uuid():gsub("%-", "")
@@ -118,7 +118,7 @@ function W:event(job)
   end
   local body = '{"type":"' .. d.type .. '","timestamp":"' .. job.update_time .. '","data":' ..
     concat(self.job_json(job)) .. "}"
-  if self.pending >= W.MAX_WAITING or self.pending_bytes + #body > W.MAX_WAITING_BYTES then
+  if self.pending >= Webhooks.MAX_WAITING or self.pending_bytes + #body > Webhooks.MAX_WAITING_BYTES then
     return finish(self, d, "dropped", format("%d deliveries (%d bytes) were waiting already",
       self.pending, self.pending_bytes))
   end
@@ -130,7 +130,7 @@ end
 
 --- next() -> token, url, id, timestamp, signature, body: the oldest attempt that is due,
 -- signed now; or nil and the seconds until the next one is due (nil: none waits).
-function W:next()
+function Webhooks:next()
   local waiting, now = self.waiting, self.monotime()
   local soonest
   for i = 1, #waiting do
@@ -154,7 +154,7 @@ end
 --- report(token, status, err) -> the delivery | nil: what the receiver answered to that
 -- attempt (status 0 when the call failed, err saying why). A report for an attempt
 -- forgotten by a reset changes nothing (and returns nil).
-function W:report(token, status, err)
+function Webhooks:report(token, status, err)
   local d = self.in_flight[token]
   if not d then return end
   self.in_flight[token] = nil
@@ -187,7 +187,7 @@ end
 
 --- log_pieces(job_id) -> a list of strings: {"deliveries": [...]}, oldest first; only the
 -- job's when job_id is given.
-function W:log_pieces(job_id)
+function Webhooks:log_pieces(job_id)
   local out, n = { '{"deliveries":[' }, 1
   for i = self.log_head, self.log_tail do
     local d = self.log[i]
@@ -199,4 +199,4 @@ function W:log_pieces(job_id)
   return out
 end
 
-return W
+return Webhooks

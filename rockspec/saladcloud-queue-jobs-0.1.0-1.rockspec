@@ -70,6 +70,7 @@ build = {
     ["queue_jobs.cli.jsonl"] = "lua/queue_jobs/cli/jsonl.lua",
     ["queue_jobs.cli.submit"] = "lua/queue_jobs/cli/submit.lua",
     ["queue_jobs.constants"] = "lua/queue_jobs/constants.lua",
+    ["queue_jobs.context"] = "lua/queue_jobs/context.lua",
     ["queue_jobs.default_clients"] = "lua/queue_jobs/default_clients.lua",
     ["queue_jobs.engine"] = "lua/queue_jobs/engine.lua",
     ["queue_jobs.errors"] = "lua/queue_jobs/errors.lua",

@@ -5,8 +5,8 @@
  *                  allow_http = bool, noproxy = bool}              -> handle
  *   handle:request(req)                                             -> one result table:
  *       req, the request's description: {method = "GET" | "POST" | "DELETE", url = s,
- *           body = s (a POST's), timeout = s, connect_timeout = s (seconds), want = nil |
- *           true | "exact", decode_left = s | nil, info = bool}
+ *           body = s (a POST's), timeout = s, connect_timeout = s (seconds), want = false |
+ *           true | "exact", decode_left = s | false, info = bool}
  *       {status = n, body = s | value = t, content_type = s, retry_after = s, location = s}
  *           an answer; with want a 2xx answer that is a JSON object comes decoded, as
  *           `value`, straight from the transfer's buffer (any other answer as `body`); with
@@ -211,10 +211,13 @@ void qj_http_read_request(lua_State *L, int idx, qj_http_req *q) {
   }
   q->timeout = field_ms(L, idx, "timeout");
   q->ctimeout = field_ms(L, idx, "connect_timeout");
+  lua_getfield(L, idx, "info");
+  q->info = lua_toboolean(L, -1);
+  lua_pop(L, 1);
 }
 
 int qj_http_read_decoding(lua_State *L, int idx, double start, size_t max_values,
-                          qj_dec_limits *lim, int *info) {
+                          qj_dec_limits *lim) {
   int want, t;
   lim->max_values = max_values;
   lim->max_depth = QJ_MAX_DEPTH + 3; /* a list page: {"items": [{"input": <1000 levels>}]} */
@@ -222,13 +225,11 @@ int qj_http_read_decoding(lua_State *L, int idx, double start, size_t max_values
   t = lua_getfield(L, idx, "want");
   want = lua_toboolean(L, -1);
   lim->exact_numbers = t == LUA_TSTRING; /* "exact" */
-  if (lua_getfield(L, idx, "decode_left") != LUA_TNIL) {
+  if (lua_getfield(L, idx, "decode_left") == LUA_TNUMBER) { /* false or nil: no deadline */
     lua_Number left = lua_tonumber(L, -1);
     lim->deadline = start + (left > 0 ? left : 0) + 1e-9;
   }
-  lua_getfield(L, idx, "info");
-  *info = lua_toboolean(L, -1);
-  lua_pop(L, 3);
+  lua_pop(L, 2);
   return want;
 }
 
@@ -305,10 +306,10 @@ static int http_request(lua_State *L) {
   qj_http_req q;
   qj_dec_limits lim;
   qj_result *r;
-  int want, info;
+  int want;
 
   qj_http_read_request(L, 2, &q);
-  want = qj_http_read_decoding(L, 2, start, h->max_values, &lim, &info);
+  want = qj_http_read_decoding(L, 2, start, h->max_values, &lim);
   lua_settop(L, 2);
   r = (qj_result *)lua_newuserdatauv(L, sizeof *r, 0); /* slot 3 */
   r->body = NULL;
@@ -316,12 +317,13 @@ static int http_request(lua_State *L) {
   luaL_setmetatable(L, QJ_RESULT_MT);
   if (h->t == NULL) return luaL_error(L, "attempt to use a closed client"); /* by a finalizer */
   qj_result_init(h->t, r);
+  r->want_info = q.info;
   qj_transfer_run(h->t, q.m, q.url, q.urllen, q.body, q.bodylen, q.timeout, q.ctimeout, r);
 
   /* From here on Lua values are made (finalizers may run and use h): read only r. */
   if (r->error != NULL) qj_http_push_failure(L, r->error, r->message, r->sent, r->curl_code);
   else qj_http_push_answer(L, r, want, h->max_values, &lim);
-  if (info) qj_http_push_info(L, r);
+  if (q.info) qj_http_push_info(L, r);
   qj_result_done(h->t, r); /* h->t is NULL if a finalizer closed the client meanwhile */
   return 1;
 }

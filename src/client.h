@@ -41,12 +41,13 @@ typedef struct qj_http_req {
   const char *url, *body;
   size_t urllen, bodylen;
   long timeout, ctimeout; /* milliseconds */
+  int info;               /* sizes and HTTP version wanted in the result */
 } qj_http_req;
 void qj_http_read_request(lua_State *L, int idx, qj_http_req *q);
 /* What to make of the answer, from the same table: returns want (0 for none) and sets lim
- * (exact numbers, the decoding deadline counted from start) and *info. */
+ * (exact numbers, the decoding deadline counted from start). */
 int qj_http_read_decoding(lua_State *L, int idx, double start, size_t max_values,
-                          qj_dec_limits *lim, int *info);
+                          qj_dec_limits *lim);
 
 /* Sets core.engine_open in table -1 (engine_lua.c; after qj_client_open, whose handles its
  * requests take, and qj_json_open, whose array metatable its results use). */

@@ -15,7 +15,8 @@
  *   core:stats()                       -> {requests = n, connects = n, in_flight = n}
  *   core:close(), __gc                 aborts what is in flight; safe to call twice
  *   request:done()                     -> boolean
- *   request:result(req) -> the result table of handle:request (its want, decode_left, info)
+ *   request:result(req) -> the result table of handle:request (req's want and decode_left;
+ *                          sizes and HTTP version when the req given to start asked for them)
  *
  * Ownership. A request is a userdata: it owns its result (the body curl writes into) and,
  * while curl has it, its transfer; its user value is the client's handle, kept alive so the
@@ -186,6 +187,7 @@ static int eng_start(lua_State *L) {
     return luaL_error(L, "%s", err);
   }
   qj_result_init(t, &q->r);
+  q->r.want_info = d.info;
   /* PIPEWAIT over https: a request waits for a connection being set up, which may turn out
    * to multiplex (HTTP/2 is offered over TLS only), rather than open one more; curl knows
    * after the TLS handshake. Over plain http it would wait for a first answer for nothing. */
@@ -307,17 +309,17 @@ static int req_done(lua_State *L) {
 static int req_result(lua_State *L) {
   qj_req *q = (qj_req *)luaL_checkudata(L, 1, QJ_REQUEST_MT);
   qj_dec_limits lim;
-  int want, info;
+  int want;
   if (q->state != REQ_DONE)
     return luaL_error(L, q->state == REQ_FLIGHT ? "the request is still in flight"
                                                 : "the request's result was taken already");
   luaL_checktype(L, 2, LUA_TTABLE);
-  want = qj_http_read_decoding(L, 2, q->start, qj_http_max_values(q->h), &lim, &info);
+  want = qj_http_read_decoding(L, 2, q->start, qj_http_max_values(q->h), &lim);
   lua_settop(L, 2);
   q->state = REQ_TAKEN; /* q stays on the stack (slot 1): no finalizer can free it here */
   if (q->r.error != NULL) qj_http_push_failure(L, q->r.error, q->r.message, q->r.sent, q->r.curl_code);
   else qj_http_push_answer(L, &q->r, want, lim.max_values, &lim);
-  if (info) qj_http_push_info(L, &q->r);
+  if (q->r.want_info) qj_http_push_info(L, &q->r);
   qj_result_done(NULL, &q->r);
   return 1;
 }

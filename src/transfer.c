@@ -340,6 +340,7 @@ void qj_result_init(qj_transfer *t, qj_result *r) {
   r->too_large = r->oom = r->redirect = 0;
   r->bytes_sent = r->bytes_received = 0;
   r->http_version = NULL;
+  r->want_info = 0;
   r->alloc = t->alloc;
   r->ud = t->ud;
   r->message[0] = r->content_type[0] = r->retry_after[0] = r->location[0] = '\0';
@@ -499,7 +500,7 @@ void qj_transfer_finish(qj_transfer *t, CURLcode rc, qj_result *r) {
   t->requests++;
   t->connects += nconn;
   t->http_version = r->http_version = http_version_name(c);
-  {
+  if (r->want_info) {
     long reqsize = 0, hdrsize = 0;
     curl_off_t up = 0;
     curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &reqsize);

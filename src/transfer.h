@@ -59,6 +59,8 @@ typedef struct qj_result {
   int too_large, oom, redirect; /* while the transfer runs */
   long long bytes_sent, bytes_received; /* headers and bodies, as curl counted them */
   const char *http_version;             /* static: of the answer, or NULL */
+  int want_info;                        /* set by the caller after qj_result_init: fill the
+                                           two byte counts when the transfer finishes */
   qj_alloc_fn alloc;
   void *ud;
   char message[CURL_ERROR_SIZE + 64];

@@ -36,6 +36,8 @@ local batch = require "queue_jobs.batch"
 local outcome = require "queue_jobs.outcome"
 local errors = require "queue_jobs.errors"
 local policy = require "queue_jobs.policy"
+local constants = require "queue_jobs.constants"
+local progress_mod = require "queue_jobs.progress"
 local context = require "queue_jobs.context"
 
 local type, pairs, next, tostring, error, pcall, select = type, pairs, next, tostring, error,
@@ -104,11 +106,12 @@ local function check_options(opts, red)
       return nil, invalid("create_many", tostring(k), "is not an option of create_many")
     end
   end
-  local o = { concurrency = opts.concurrency or 8, reconcile = opts.reconcile ~= false,
+  local o = { concurrency = opts.concurrency or constants.CONCURRENCY_DEFAULT, reconcile = opts.reconcile ~= false,
     on_result = opts.on_result, journal = opts.journal, journal_sync = opts.journal_sync,
     settle = opts.settle or 10 }
-  if mtype(o.concurrency) ~= "integer" or o.concurrency < 1 or o.concurrency > 1000 then
-    return nil, invalid("create_many", "concurrency", "must be an integer within 1..1000 (got " ..
+  if mtype(o.concurrency) ~= "integer" or o.concurrency < 1 or o.concurrency > constants.CONCURRENCY_MAX then
+    return nil, invalid("create_many", "concurrency", "must be an integer within 1.." ..
+      constants.CONCURRENCY_MAX .. " (got " ..
       red:redact(tostring(opts.concurrency)) .. ")")
   end
   if type(o.settle) ~= "number" or o.settle ~= o.settle or o.settle < 0 or o.settle > 3600 then
@@ -667,18 +670,12 @@ local function progress_of(run)
     seconds = secs, rate = rate, eta = eta }
 end
 
--- One line on stderr (a terminal), redrawn in place at most 10 times a second.
+-- One line on stderr (a terminal), redrawn in place at most 10 times a second
+-- (queue_jobs.progress: salad-jobs draws the same line).
 local function progress_line(run, final)
-  local now = run.clock()
-  if not final and run.drawn and now - run.drawn < 0.1 then return end
-  run.drawn = now
-  local p = progress_of(run)
-  local text = fmt("create_many: %d%s done, %d created, %d found, %d failed, %d skipped, " ..
-    "%d ambiguous, %.1f/s%s", p.done, p.total and ("/" .. p.total) or "", p.created, p.found,
-    p.failed, p.skipped, p.ambiguous, p.rate or 0,
-    p.eta and fmt(", ETA %ds", floor(p.eta + 0.5)) or "")
-  io.stderr:write("\r\27[K", text, final and "\n" or "")
-  io.stderr:flush()
+  local r = run.report
+  run.line:draw(run.done, run.total, { r.created .. " created", r.found .. " found",
+    r.failed .. " failed", r.skipped .. " skipped", r.ambiguous .. " ambiguous" }, final)
 end
 
 -- ---- the bulk driver ------------------------------------------------------------------------
@@ -755,35 +752,25 @@ local function new_batch(clock)
     fmt("%x%x", floor(clock() * 1e6), floor(os.time()))
 end
 
---- client:create_many(items [, opts]) -> report | nil, err (docs/client.md, "Bulk create")
-function Bulk.create_many(client, cx, items, opts)
-  local h = cx.h
-  if type(items) ~= "table" and type(items) ~= "function" then
-    return fail(h, invalid("create_many", "items", "must be an array of create arguments or an " ..
-      "iterator function (got " .. type(items) .. ")"))
-  end
-  local o, err = check_options(opts, h)
-  if not o then return fail(h, err) end
-  local j
-  if o.journal then
-    j, err = journal_mod.open(o.journal, { sync = o.journal_sync,
-      redact = function(text) return h:redact(text) end })
-    if not j then return fail(h, err) end
-    if not o.reconcile and not j.unkeyed then   -- on record before any item goes unkeyed
-      local ok, uerr = j:mark_unkeyed()
-      if not ok then
-        j:close()
-        return fail(h, uerr)
-      end
+-- The journal of a run with options o, opened (and marked unkeyed first when the run makes
+-- no batch keys): j, or nil, err; nil, nil without one.
+local function open_journal(o, h)
+  if not o.journal then return nil end
+  local j, err = journal_mod.open(o.journal, { sync = o.journal_sync,
+    redact = function(text) return h:redact(text) end })
+  if not j then return nil, err end
+  if not o.reconcile and not j.unkeyed then   -- on record before any item goes unkeyed
+    local ok, uerr = j:mark_unkeyed()
+    if not ok then
+      j:close()
+      return nil, uerr
     end
   end
-  local s = cx.settings
-  -- no more creates in flight than the client's bucket lets go in half a deadline, so that
-  -- none waits for the bucket past its deadline (docs/client.md, "Bulk create")
-  if s.rate_limit and s.deadline then
-    local cap = max(1, s.burst or 1, floor(s.rate_limit / 60 * s.deadline / 2))
-    if o.concurrency > cap then o.concurrency = cap end
-  end
+  return j
+end
+
+-- A new run of client (settings s) over items with options o and journal j (or nil).
+local function new_run(client, s, items, o, j)
   local next_item, total = source_of(items)
   local report = { created = 0, found = 0, failed = 0, skipped = 0, ambiguous = 0,
     not_tried = 0, untried = {}, rate_limited = 0, requests = 0, seconds = 0,
@@ -796,10 +783,87 @@ function Bulk.create_many(client, cx, items, opts)
     deferred = {}, streak = 0, pace = new_pace(s) }
   if o.progress == "line" then
     run.progress = progress_line
+    run.line = progress_mod.new { what = "create_many", unit = "done", stream = io.stderr,
+      clock = run.clock, started = run.started, on = true }
   elseif o.progress then
     local fn = o.progress
     run.progress = function(r) fn(progress_of(r)) end
   end
+  return run
+end
+
+-- Runs the run's workers to the end: on the client's engine, yielding, when this is one of
+-- its tasks; else on that engine or a private one (then the run's base driver), stepped here
+-- until they are done. Returns pcall's ok and error.
+local function execute(run, eng, concurrency, yieldable, b)
+  local me = co_running()
+  local outer = b.runs[me]   -- a run this call is nested in (from its on_result)
+  local ok, e = pcall(function()
+    if yieldable then
+      b.runs[me] = run
+      coordinate(run, eng, concurrency, run.wait)
+      b.runs[me] = outer
+    else
+      local task = eng:spawn(function()
+        b.runs[co_running()] = run
+        coordinate(run, eng, concurrency, run.wait)
+      end)
+      while not task:done() do eng:step(eng:timeout() or 1) end
+      local _, terr = task:result()
+      if terr then run.raised = run.raised or terr end
+    end
+  end)
+  if not ok then run.halt = true end   -- the workers spawned already take no more items
+  b.runs[me] = outer
+  return ok, e
+end
+
+-- The report of a run that ended (ok, e: execute's), or nil, err; raises what the run's
+-- code raised.
+local function outcome_of(run, h, ok, e)
+  local report = run.report
+  if not ok then
+    if type(e) == "table" and e.kind == "invalid_argument" then return fail(h, e) end
+    error(e, 0)
+  end
+  if run.raised then error(run.raised, 0) end
+  if run.fatal then
+    if not run.before_sending then run.fatal.report = report end
+    return fail(h, run.fatal)
+  end
+  if run.stopped then
+    report.stopped = run.stopped
+    local c = run.cause or (run.cause_res and { kind = run.cause_res.error,
+      curl_code = run.cause_res.curl_code, message = run.cause_res.error .. ": " ..
+      tostring(run.cause_res.message) })
+    if run.stopped == "unreachable" and c then   -- (a copy: the item's own error may be reported too)
+      report.cause = select(2, fail(h, core.error { kind = c.kind, retryable = false, curl_code = c.curl_code,
+        message = tostring(c.message):gsub("^create_many: item %d+: ", "") }))
+    end
+  end
+  return report
+end
+
+--- client:create_many(items [, opts]) -> report | nil, err (docs/client.md, "Bulk create")
+function Bulk.create_many(client, cx, items, opts)
+  local h = cx.h
+  if type(items) ~= "table" and type(items) ~= "function" then
+    return fail(h, invalid("create_many", "items", "must be an array of create arguments or an " ..
+      "iterator function (got " .. type(items) .. ")"))
+  end
+  local o, err = check_options(opts, h)
+  if not o then return fail(h, err) end
+  local j
+  j, err = open_journal(o, h)
+  if err then return fail(h, err) end
+  local s = cx.settings
+  -- no more creates in flight than the client's bucket lets go in half a deadline, so that
+  -- none waits for the bucket past its deadline (docs/client.md, "Bulk create")
+  if s.rate_limit and s.deadline then
+    local cap = max(1, s.burst or 1, floor(s.rate_limit / 60 * s.deadline / 2))
+    if o.concurrency > cap then o.concurrency = cap end
+  end
+  local run = new_run(client, s, items, o, j)
 
   -- the engine: the client's, or a private one for this call, whose driver is then this
   -- run's (run.base; other calls of the client keep the client's own). A coroutine that is
@@ -822,50 +886,12 @@ function Bulk.create_many(client, cx, items, opts)
     eng, own, yieldable = engine_mod.new { max_connections = o.concurrency }, true, false
     run.base = engine_mod.driver(eng, h, s.sleep, s.clock)
   end
-  local me = co_running()
-  local outer = b.runs[me]   -- a run this call is nested in (from its on_result)
-
-  local ok, e = pcall(function()
-    if yieldable then
-      b.runs[me] = run
-      coordinate(run, eng, o.concurrency, run.wait)
-      b.runs[me] = outer
-    else
-      local task = eng:spawn(function()
-        b.runs[co_running()] = run
-        coordinate(run, eng, o.concurrency, run.wait)
-      end)
-      while not task:done() do eng:step(eng:timeout() or 1) end
-      local _, terr = task:result()
-      if terr then run.raised = run.raised or terr end
-    end
-  end)
-  if not ok then run.halt = true end   -- the workers spawned already take no more items
-  b.runs[me] = outer
+  local ok, e = execute(run, eng, o.concurrency, yieldable, b)
   if own then eng:close() end
   if j then j:close() end
   if run.progress == progress_line then progress_line(run, true) end
-  report.seconds = s.clock() - run.started
-  if not ok then
-    if type(e) == "table" and e.kind == "invalid_argument" then return fail(h, e) end
-    error(e, 0)
-  end
-  if run.raised then error(run.raised, 0) end
-  if run.fatal then
-    if not run.before_sending then run.fatal.report = report end
-    return fail(h, run.fatal)
-  end
-  if run.stopped then
-    report.stopped = run.stopped
-    local c = run.cause or (run.cause_res and { kind = run.cause_res.error,
-      curl_code = run.cause_res.curl_code, message = run.cause_res.error .. ": " ..
-      tostring(run.cause_res.message) })
-    if run.stopped == "unreachable" and c then   -- (a copy: the item's own error may be reported too)
-      report.cause = select(2, fail(h, core.error { kind = c.kind, retryable = false, curl_code = c.curl_code,
-        message = tostring(c.message):gsub("^create_many: item %d+: ", "") }))
-    end
-  end
-  return report
+  run.report.seconds = s.clock() - run.started
+  return outcome_of(run, h, ok, e)
 end
 
 return Bulk

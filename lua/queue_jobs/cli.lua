@@ -10,6 +10,7 @@
 local core = require "queue_jobs.core"
 local queue_jobs = require "queue_jobs"
 local args = require "queue_jobs.cli.args"
+local constants = require "queue_jobs.constants"
 
 local pcall, tostring, error, pairs, ipairs = pcall, tostring, error, pairs, ipairs
 local fmt = string.format
@@ -30,7 +31,8 @@ Cli.GLOBAL = {
   ["request-timeout"] = { takes = "seconds", arg = "SECONDS", help = "seconds per request (default 60)" },
   retries = { takes = "retries", arg = "N", help = "further attempts of a request that may be retried (default 3)" },
   ["rate-limit"] = { takes = "rate", arg = "N",
-    help = 'requests a minute, for the whole command (default 240, the API\'s; "none": no pacing)' },
+    help = 'requests a minute, for the whole command (default ' .. constants.RATE_LIMIT_DEFAULT ..
+      ', the API\'s; "none": no pacing)' },
   verbose = { help = "each request on stderr: method, URL, status, milliseconds" },
   quiet = { help = "no summary line on stderr" },
   help = {},

@@ -13,6 +13,7 @@ local errors = require "queue_jobs.errors"
 local options = require "queue_jobs.options"
 local policy = require "queue_jobs.policy"
 local validate = require "queue_jobs.validate"
+local constants = require "queue_jobs.constants"
 local context = require "queue_jobs.context"
 
 local type, pairs, next = type, pairs, next
@@ -175,6 +176,13 @@ local function perform(self, op, req, shape, s)
   return v
 end
 
+-- A request's description (queue_jobs.attempt) with every field the attempt loop sets
+-- already there, so that setting them never grows the table.
+local function request(method, url)
+  return { method = method, url = url, timeout = 0, connect_timeout = 0, want = false,
+    decode_left = false, info = false }
+end
+
 -- The start of get, cancel and list: the argument names, the call options and the URL.
 -- Returns the settings and the URL, or nil, err (redacted).
 local function prepare(self, op, a, names, make_url)
@@ -210,7 +218,8 @@ function Client:create(a)
   local body
   body, err = validate.create_body("create", a)
   if not body then return fail(h, err) end
-  return perform(self, "create", { method = "POST", url = url, body = body }, OBJECT, s)
+  return perform(self, "create", { method = "POST", url = url, body = body, timeout = 0,
+    connect_timeout = 0, want = false, decode_left = false, info = false }, OBJECT, s)
 end
 
 -- An operation that sends no body: its name, method, argument names, URL and answer shape.
@@ -218,7 +227,7 @@ local function operation(op, method, names, make_url, shape)
   return function(self, a)
     local s, url = prepare(self, op, a, names, make_url)
     if not s then return nil, url end
-    return perform(self, op, { method = method, url = url }, shape, s)
+    return perform(self, op, request(method, url), shape, s)
   end
 end
 
@@ -241,7 +250,7 @@ function Client:webhook_secret(a)
   if a == nil then a = NO_ARGS end
   local s, url = prepare(self, "webhook_secret", a, SECRET_NAMES, secret_url)
   if not s then return nil, url end
-  local v, err = perform(self, "webhook_secret", { method = "GET", url = url }, SECRET, s)
+  local v, err = perform(self, "webhook_secret", request("GET", url), SECRET, s)
   if v == nil then return nil, err end
   return "whsec_" .. v.secret_key
 end
@@ -252,7 +261,7 @@ end
 function Client:jobs(a)
   local s, err = prepare(self, "jobs", a, LIST_NAMES, list_url)
   if s then err = nil end
-  local page, page_size = 1, 100
+  local page, page_size = 1, constants.PAGE_SIZE_MAX
   if not err then
     local p, ps = validate.pages("jobs", a, self._h)
     page, page_size = p or page, ps or page_size

@@ -5,12 +5,13 @@
 local core = require "queue_jobs.core"
 local errors = require "queue_jobs.errors"
 local validate = require "queue_jobs.validate"
+local constants = require "queue_jobs.constants"
 local engine_mod = require "queue_jobs.engine"
 
 local type, next, pairs, ipairs, tostring = type, next, pairs, ipairs, tostring
 local fmt, os_getenv = string.format, os.getenv
 local invalid, show, check_int, is_name = errors.invalid, errors.show, validate.int,
-  validate.is_name
+  constants.is_name
 
 local Options = {}
 
@@ -18,7 +19,7 @@ local DEFAULT_BASE_URL = "https://api.salad.com/api/public"
 
 --- The largest number of seconds any timeout, deadline or single wait may be (about 11.6
 -- days; libcurl counts timeouts in milliseconds in a long, 32 bits on some systems).
-Options.MAX_SECONDS = 1e6
+Options.MAX_SECONDS = constants.SECONDS_MAX
 local MAX_SECONDS = Options.MAX_SECONDS
 
 --- Every client option and its default (copied into each client's settings).
@@ -35,7 +36,7 @@ Options.DEFAULTS = {
   backoff_max = 30,
   max_retry_after = 300,    -- seconds: a longer Retry-After ends the operation with the error
   retry_unsafe = false,     -- true: also retry creates after 5xx/timeouts (may duplicate jobs)
-  rate_limit = 240,         -- requests per minute (token bucket); false: no pacing
+  rate_limit = constants.RATE_LIMIT_DEFAULT, -- requests per minute (token bucket); false: none
   burst = 1,                -- requests that may go at once before pacing starts
   max_body = 64 * 1024 * 1024, -- bytes of a response body (kind "too_large" above)
   exact_numbers = false,    -- true: numbers in answers but int64 integers come as json.raw
@@ -92,7 +93,7 @@ end
 
 local function name(op, field, v, red)
   if v ~= nil and not is_name(v) then
-    return nil, invalid(op, field, validate.NAME_RULE .. " (got " .. show(v, red) .. ")")
+    return nil, invalid(op, field, constants.NAME_RULE .. " (got " .. show(v, red) .. ")")
   end
   return v
 end
@@ -118,7 +119,8 @@ Options.CALL = { "timeout", "connect_timeout", "retries", "deadline", "retry_uns
 -- base_url, allow_http and proxy come first, in client(), since they depend on each other).
 local RULES = {
   { "organization_name", name }, { "project_name", name },
-  { "timeout", seconds() }, { "connect_timeout", seconds() }, { "retries", integer(0, 100) },
+  { "timeout", seconds() }, { "connect_timeout", seconds() },
+  { "retries", integer(0, constants.RETRIES_MAX) },
   { "deadline", seconds(false, true) }, { "retry_unsafe", boolean },
   { "backoff_base", seconds() }, { "backoff_max", seconds() },
   { "max_retry_after", seconds(true) }, { "rate_limit", rate },

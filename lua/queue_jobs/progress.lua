@@ -7,8 +7,8 @@ local core = require "queue_jobs.core"
 
 local fmt, floor = string.format, math.floor
 
-local P = {}
-P.__index = P
+local Progress = {}
+Progress.__index = Progress
 
 --- duration(s) -> "42s", "3m07s", "2h05m".
 local function duration(s)
@@ -17,18 +17,18 @@ local function duration(s)
   if s < 3600 then return fmt("%dm%02ds", s // 60, s % 60) end
   return fmt("%dh%02dm", s // 3600, s % 3600 // 60)
 end
-P.duration = duration
+Progress.duration = duration
 
 --- new{what, unit, stream, clock, on, started} -> a progress line, or one that draws nothing
 -- when the stream (default io.stderr) is not a terminal (on: whether it draws, instead of
 -- asking the stream). what: the command ("submit"); unit: what is counted ("lines", "jobs");
 -- started: the clock's time the rate counts from (default: now).
-function P.new(o)
+function Progress.new(o)
   local stream = o.stream or io.stderr
   local on = o.on
   if on == nil then on = core.isatty(stream) end
   return setmetatable({ what = o.what, unit = o.unit, stream = stream, clock = o.clock,
-    on = on, started = o.started or o.clock(), drawn = nil, shown = false }, P)
+    on = on, started = o.started or o.clock(), drawn = nil, shown = false }, Progress)
 end
 
 --- p:draw(done, total, parts [, final]): "submit: 500/1000 lines, 480 created, 2 failed,
@@ -36,7 +36,7 @@ end
 -- {"480 created", ...}. The rate counts done - p.free (items that cost nothing: lines a
 -- journal had done already). Redrawn at most 10 times a second, and always when final (which
 -- ends the line).
-function P:draw(done, total, parts, final)
+function Progress:draw(done, total, parts, final)
   if not self.on then return end
   local now = self.clock()
   if not final and self.drawn and now - self.drawn < 0.1 then return end
@@ -57,11 +57,11 @@ function P:draw(done, total, parts, final)
 end
 
 --- p:clear(): wipes a line drawn and not ended (before another message is written).
-function P:clear()
+function Progress:clear()
   if self.on and self.shown then
     self.stream:write("\r\27[K")
     self.shown = false
   end
 end
 
-return P
+return Progress

@@ -3,6 +3,7 @@
 -- (queue_jobs.client) and use only the client's own operations (get, list) and the clock and
 -- wait of the driver in its context (queue_jobs.context), so inside a task of the client's
 -- engine they yield like any other call.
+local constants = require "queue_jobs.constants"
 local errors = require "queue_jobs.errors"
 local policy = require "queue_jobs.policy"
 
@@ -13,7 +14,7 @@ local fail = errors.fail
 
 local Tracking = {}
 
-local TERMINAL = { succeeded = true, failed = true, cancelled = true }
+local TERMINAL, PAGE = constants.TERMINAL, constants.PAGE_SIZE_MAX
 
 -- The arguments of each request of a wait: the queue's and the call options but timeout
 -- (the whole wait's) and deadline (set for each request).
@@ -87,7 +88,7 @@ function Tracking.wait_many(self, cx, a, s, timeout, interval, wanted, n)
   local deadline = clock() + timeout
   local req_deadline = s.deadline or huge
   local base = request_args(a)
-  local get_args, list_args = {}, { page_size = 100 }
+  local get_args, list_args = {}, { page_size = PAGE }
   for k, v in pairs(base) do get_args[k], list_args[k] = v, v end
   local done, list_cost, total = {}, nil, n
 
@@ -136,7 +137,7 @@ function Tracking.wait_many(self, cx, a, s, timeout, interval, wanted, n)
             if TERMINAL[job.status] then seen_final(lid, job) end
           end
         end
-        if #items < 100 then break end   -- the end of the queue
+        if #items < PAGE then break end   -- the end of the queue
       end
       list_cost = pages + (start_n - found)
     end

@@ -10,10 +10,10 @@ local tonumber, pairs, ipairs, select = tonumber, pairs, ipairs, select
 local fmt, mtype = string.format, math.type
 local RETRIES_MAX, SECONDS_MAX = constants.RETRIES_MAX, constants.SECONDS_MAX
 
-local A = {}
+local Args = {}
 
 -- The kinds of value an option takes: kind(text) -> value | nil, what was expected.
-A.TAKES = {
+Args.TAKES = {
   string = function(s)
     if s == "" then return nil, "a non-empty value" end
     return s
@@ -46,7 +46,7 @@ A.TAKES = {
 }
 
 --- parse(argv, first, options [, stop [, style]]) -> opts, positional, next | nil, problem.
--- options maps each long name to {takes = "string" | "count" | ... (A.TAKES), or check =
+-- options maps each long name to {takes = "string" | "count" | ... (Args.TAKES), or check =
 -- function(value, "--name") -> v | nil, problem (the option words its own problem, and is
 -- given nil when the value is missing); neither: a flag, no value; key = the field of opts
 -- (default: the name, its dashes as underscores); list = true: each time it is given, its
@@ -56,7 +56,7 @@ A.TAKES = {
 -- emulator/cli.lua) changes what the problems say: {unknown = function(arg) -> problem, for
 -- every argument that is not a known --option (an argument alone, `--` and `-x` too); no_value
 -- = function("--name", arg) -> problem, for a flag given a value}.
-function A.parse(argv, first, options, stop, style)
+function Args.parse(argv, first, options, stop, style)
   local opts, pos = {}, {}
   local unknown = style and style.unknown
   local i, n = first, #argv
@@ -92,7 +92,7 @@ function A.parse(argv, first, options, stop, style)
           v, problem = o.check(value, "--" .. name)
           if v == nil then return nil, problem end
         else
-          v, problem = A.TAKES[o.takes](value)
+          v, problem = Args.TAKES[o.takes](value)
           if v == nil then return nil, fmt("--%s must be %s", name, problem) end
         end
       else
@@ -124,7 +124,7 @@ function A.parse(argv, first, options, stop, style)
 end
 
 --- merge(...) -> one table of options from several.
-function A.merge(...)
+function Args.merge(...)
   local out = {}
   for k = 1, select("#", ...) do
     for name, o in pairs((select(k, ...))) do out[name] = o end
@@ -133,7 +133,7 @@ function A.merge(...)
 end
 
 --- help(lines, options) -> the text of a --help: the lines, then each option with its help.
-function A.help(lines, options)
+function Args.help(lines, options)
   local names = {}
   for name, o in pairs(options) do
     if o.help then names[#names + 1] = name end
@@ -149,4 +149,4 @@ function A.help(lines, options)
   return table.concat(out, "\n") .. "\n"
 end
 
-return A
+return Args

@@ -13,7 +13,7 @@ local type, next, tostring = type, next, tostring
 local fmt, byte, find, sub = string.format, string.byte, string.find, string.sub
 local decode, raw, decode_members = core.json.decode, core.json.raw, core.decode_members
 
-local L = {}
+local Jsonl = {}
 
 local FIELDS = { input = true, metadata = true, webhook = true }
 
@@ -22,7 +22,7 @@ local function member(path, key)
   if find(key, "^[%a_][%w_]*$") then return path .. "." .. key end
   return path .. "[" .. core.json.encode(key) .. "]"
 end
-L.member = member
+Jsonl.member = member
 
 -- The end of the JSON string that starts at text[i] (a quote): the index of its closing
 -- quote, or nil when the text ends first.
@@ -39,7 +39,7 @@ end
 --- path_at(text, at) -> the JSONPath of the value that byte `at` of text (JSON, maybe bad
 -- from some byte on) lies in or follows: "$" at the top, "$.input.a[2]" inside. Read from the
 -- text's start, as a decoder reads it; what follows `at` does not matter.
-function L.path_at(text, at)
+function Jsonl.path_at(text, at)
   local stack, n = {}, 0   -- per open container: {array, index} or {object, key, state}
   local i = 1
   while i < at do
@@ -82,7 +82,7 @@ end
 
 --- why(err) -> an invalid_argument error's message without its "op: path " start, nor the
 -- library's advice to pass reconcile = false (an option of create_many, not of salad-jobs).
-function L.why(err)
+function Jsonl.why(err)
   local m, p = err.message, err.path
   if p then
     local _, e = find(m, ": " .. p .. " ", 1, true)
@@ -93,7 +93,7 @@ end
 
 --- path_of(err, input_only) -> the JSONPath of a create's invalid_argument error: its path
 -- (metadata, input.x...) from the line's root.
-function L.path_of(err, input_only)
+function Jsonl.path_of(err, input_only)
   local p = err.path
   if not p or p == "" then return "$" end
   if input_only then
@@ -108,7 +108,7 @@ local function bad_json(text, n, err)
   local at = math.type(err.offset) == "integer" and err.offset or #text + 1   -- where it stops
   local why = tostring(err.message):gsub("^json%.%a+: ", ""):gsub(
     " at line %d+, column (%d+) %(byte %d+%)$", " (column %1)")
-  return nil, bad(n, L.path_at(text, at), why)
+  return nil, bad(n, Jsonl.path_at(text, at), why)
 end
 
 --- item(text, n, opts) -> prototype | false (a blank line) | nil, message: line n of the
@@ -117,7 +117,7 @@ end
 -- metadata's size, the webhook, the input's encoding) and, with opts.reconcile, room in the
 -- metadata for the batch item key. The input is the line's own text (json.raw): it is sent
 -- byte for byte as written, never through Lua's numbers, and so are the metadata's values.
-function L.item(text, n, opts)
+function Jsonl.item(text, n, opts)
   if n == 1 and sub(text, 1, 3) == "\239\187\191" then text = sub(text, 4) end   -- a UTF-8 BOM
   if not find(text, "[^ \t\r\n]") then return false end
   local proto
@@ -156,9 +156,9 @@ function L.item(text, n, opts)
   if opts.full then
     local ok, e = validate.create_body("create", proto)
     if ok and opts.reconcile then ok, e = batch.tag("create", proto.metadata, "0", n) end
-    if not ok then return nil, bad(n, L.path_of(e, opts.input_only), L.why(e)) end
+    if not ok then return nil, bad(n, Jsonl.path_of(e, opts.input_only), Jsonl.why(e)) end
   end
   return proto
 end
 
-return L
+return Jsonl

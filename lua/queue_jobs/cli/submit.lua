@@ -121,70 +121,64 @@ local function journal_elsewhere(cx, client, journal, queue)
   return 1
 end
 
-local function submit(cx, o, pos)
-  if #pos > 1 then return cx:usage("submit takes one file (or - for standard input)") end
-  if o.journal and o.no_journal then return cx:usage("--journal and --no-journal exclude each other") end
-  local path = pos[1] or "-"
-  local fh, oerr
-  if path == "-" then
-    fh = io.stdin
-  else
-    fh, oerr = io.open(path, "rb")
-    if not fh then
-      cx:say(fmt("cannot read %s: %s", cx.shown(path, "the file"), (oerr:gsub("^.*: ", ""))))
-      return 2
-    end
-  end
-  if o.check then return check(cx, fh, o, path) end
+-- The file to read (path, "-" for standard input), opened: fh, or nil and the exit status.
+local function open_input(cx, path)
+  if path == "-" then return io.stdin end
+  local fh, oerr = io.open(path, "rb")
+  if fh then return fh end
+  cx:say(fmt("cannot read %s: %s", cx.shown(path, "the file"), (oerr:gsub("^.*: ", ""))))
+  return nil, 2
+end
+
+-- The run's settings from the options: {queue, journal, concurrency}, or nil and the exit
+-- status (the usage error said).
+local function settings(cx, o, path)
   local queue, st = cx:need(o.queue, "--queue")
-  if not queue then return st end
-  if not constants.is_name(queue) then return cx:usage("--queue " .. constants.NAME_RULE) end
-  local journal = not o.no_journal and (o.journal or (path ~= "-" and path .. ".journal")) or nil
+  if not queue then return nil, st end
+  if not constants.is_name(queue) then return nil, cx:usage("--queue " .. constants.NAME_RULE) end
   local concurrency = o.concurrency or constants.CONCURRENCY_DEFAULT
   if concurrency > constants.CONCURRENCY_MAX then
-    return cx:usage(fmt("--concurrency must be an integer within 1..%d", constants.CONCURRENCY_MAX))
+    return nil, cx:usage(fmt("--concurrency must be an integer within 1..%d",
+      constants.CONCURRENCY_MAX))
   end
+  return { queue = queue, concurrency = concurrency,
+    journal = not o.no_journal and (o.journal or (path ~= "-" and path .. ".journal")) or nil }
+end
 
-  local eng = queue_jobs.engine { max_connections = concurrency }
-  local client, cst = cx:client(eng)
-  if not client then return cst end
-  if journal then
-    local elsewhere = journal_elsewhere(cx, client, journal, queue)
-    if elsewhere then
-      client:close()
-      eng:close()
-      return elsewhere
-    end
-  end
-
+-- The counts of a run (c), and its progress line redrawn from them.
+local function counter(cx, path)
   local p = progress_mod.new { what = "submit", unit = "lines", clock = core.monotime }
   cx.progress = p
   local total = p.on and path ~= "-" and count_lines(path) or nil
   local c = { created = 0, found = 0, failed = 0, ambiguous = 0, resumed = 0, blank = 0, lines = 0 }
-  local function draw(final)
+  function c.draw(final)
     if not p.on then return end   -- (no terminal: not even the counts' text is made)
     p.free = c.resumed + c.blank
     p:draw(c.created + c.found + c.failed + c.ambiguous + c.resumed + c.blank, total, {
       c.created .. " created", c.found .. " found", c.failed .. " failed",
       c.resumed .. " resumed" }, final)
   end
-  local input_only, read_error = o.input_only, nil
-  local check_opts = { input_only = input_only }
-  local line_digest   -- the digest of the line next_item returned last (the journal's)
+  return c, p
+end
 
-  local function next_item()
+-- create_many's items from the file's lines: next_item() -> line number, create arguments
+-- (bad and blank lines counted and said on the way); c.read_error is set by a failed read,
+-- c.digest is the journal's digest of the line returned last.
+local function line_reader(cx, fh, o, run, c)
+  local check_opts = { input_only = o.input_only }
+  return function()
     while true do
       local text, rerr = fh:read("l")
       if text == nil then
-        if rerr and not cx.interrupted() then read_error = rerr end
+        if rerr and not cx.interrupted() then c.read_error = rerr end
         return nil
       end
       local n = c.lines + 1
       c.lines = n
       local proto, why = jsonl.item(text, n, check_opts)
       if proto then
-        proto.queue_name = queue
-        line_digest = journal and core.digest(text) or nil
+        proto.queue_name = run.queue
+        c.digest = run.journal and core.digest(text) or nil
         return n, proto
       end
       if proto == false then
@@ -193,54 +187,52 @@ local function submit(cx, o, pos)
         c.failed = c.failed + 1
         cx:say(why)
       end
-      draw()
+      c.draw()
     end
   end
+end
 
-  local report, err
-  local task = eng:spawn(function()
-    return client:create_many(next_item, {
-      concurrency = concurrency, journal = journal, journal_sync = o.journal_sync or nil,
-      digest = function() return line_digest end,
-      -- a first signal, or an output that cannot be written, stops the run at a safe point
-      stop = function() return cx.interrupted() ~= nil or cx.write_error ~= nil end,
-      on_result = function(i, job, e, found)
-        if found then
-          c.found = c.found + 1
-          cx:write(fmt('{"line":%d,"id":%s,"found":true}', i, encode(job.id)))
-        elseif job then
-          c.created = c.created + 1
-          cx:write(fmt('{"line":%d,"id":%s,"status":%s}', i, encode(job.id), encode(job.status)))
-        elseif e.kind == "ambiguous" then
-          c.ambiguous = c.ambiguous + 1
-          cx:say(failure(i, e, input_only))
-        else
-          c.failed = c.failed + 1
-          cx:say(failure(i, e, input_only))
-        end
-        draw()
-      end,
-      on_skipped = function(i, id)
-        c.resumed = c.resumed + 1
-        cx:write(fmt('{"line":%d,"id":%s,"resumed":true}', i, encode(id)))
-        draw()
-      end,
-    })
-  end)
-  eng:loop()
-  report, err = task:result()
-  eng:close()
-  client:close()
-  if fh ~= io.stdin then fh:close() end
-  io.stdout:flush()
-  p:clear()
+-- create_many's options: each item's outcome printed (stdout) or said (stderr) and counted.
+local function many_options(cx, o, run, c, next_item)
+  local input_only = o.input_only
+  return next_item, {
+    concurrency = run.concurrency, journal = run.journal, journal_sync = o.journal_sync or nil,
+    digest = function() return c.digest end,
+    -- a first signal, or an output that cannot be written, stops the run at a safe point
+    stop = function() return cx.interrupted() ~= nil or cx.write_error ~= nil end,
+    on_result = function(i, job, e, found)
+      if found then
+        c.found = c.found + 1
+        cx:write(fmt('{"line":%d,"id":%s,"found":true}', i, encode(job.id)))
+      elseif job then
+        c.created = c.created + 1
+        cx:write(fmt('{"line":%d,"id":%s,"status":%s}', i, encode(job.id), encode(job.status)))
+      elseif e.kind == "ambiguous" then
+        c.ambiguous = c.ambiguous + 1
+        cx:say(failure(i, e, input_only))
+      else
+        c.failed = c.failed + 1
+        cx:say(failure(i, e, input_only))
+      end
+      c.draw()
+    end,
+    on_skipped = function(i, id)
+      c.resumed = c.resumed + 1
+      cx:write(fmt('{"line":%d,"id":%s,"resumed":true}', i, encode(id)))
+      c.draw()
+    end,
+  }
+end
+
+-- The exit status of a run that ended (report, or nil and err), the summary said.
+local function ending(cx, o, path, run, c, report, err)
   if not report then
     cx:say(tostring(err.message or err))
     if err.kind == "invalid_argument" or (err.kind == "journal" and not err.report) then return 2 end
     return 1
   end
-  if read_error then
-    cx:say(fmt("cannot read %s: %s", cx.shown(path, "the file"), tostring(read_error)))
+  if c.read_error then
+    cx:say(fmt("cannot read %s: %s", cx.shown(path, "the file"), tostring(c.read_error)))
     return 2
   end
   if not o.quiet then
@@ -249,7 +241,7 @@ local function submit(cx, o, pos)
       "%.1f s)", c.lines, c.created, c.found, c.resumed, c.failed, c.ambiguous, report.not_tried,
       c.blank, report.requests, report.rate_limited, report.seconds))
   end
-  local resume = journal and ": the same command resumes from the journal" or
+  local resume = run.journal and ": the same command resumes from the journal" or
     " (no journal: a re-run sends every line again)"
   if report.stopped == "unreachable" then
     cx:say(fmt("stopped: the server cannot be reached (%s); %d lines taken were not sent, and " ..
@@ -268,6 +260,43 @@ local function submit(cx, o, pos)
     end
   end
   return (c.failed > 0 or c.ambiguous > 0 or report.not_tried > 0) and 1 or 0
+end
+
+local function submit(cx, o, pos)
+  if #pos > 1 then return cx:usage("submit takes one file (or - for standard input)") end
+  if o.journal and o.no_journal then return cx:usage("--journal and --no-journal exclude each other") end
+  local path = pos[1] or "-"
+  local fh, st = open_input(cx, path)
+  if not fh then return st end
+  if o.check then return check(cx, fh, o, path) end
+  local run
+  run, st = settings(cx, o, path)
+  if not run then return st end
+
+  local eng = queue_jobs.engine { max_connections = run.concurrency }
+  local client, cst = cx:client(eng)
+  if not client then return cst end
+  if run.journal then
+    local elsewhere = journal_elsewhere(cx, client, run.journal, run.queue)
+    if elsewhere then
+      client:close()
+      eng:close()
+      return elsewhere
+    end
+  end
+
+  local c, p = counter(cx, path)
+  local task = eng:spawn(function()
+    return client:create_many(many_options(cx, o, run, c, line_reader(cx, fh, o, run, c)))
+  end)
+  eng:loop()
+  local report, err = task:result()
+  eng:close()
+  client:close()
+  if fh ~= io.stdin then fh:close() end
+  io.stdout:flush()
+  p:clear()
+  return ending(cx, o, path, run, c, report, err)
 end
 
 S.commands.submit = {
