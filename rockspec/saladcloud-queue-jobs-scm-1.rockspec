@@ -31,7 +31,6 @@ build = {
       sources = {
         "src/args.c",
         "src/buf.c",
-        "src/client.c",
         "src/clock.c",
         "src/core.c",
         "src/digest.c",
@@ -40,6 +39,7 @@ build = {
         "src/engine_lua.c",
         "src/error.c",
         "src/fileio.c",
+        "src/http.c",
         "src/json.c",
         "src/json_decode.c",
         "src/json_encode.c",

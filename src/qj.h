@@ -99,6 +99,11 @@ int qj_clock_open(lua_State *L);
  * Registers core.webhook_sign and core.webhook_verify. */
 int qj_webhook_open(lua_State *L);
 
+/* ---- the engine's Lua object (engine_lua.c over engine.c) -------------------------------
+ * Registers core.engine_open (after qj_http_open, whose handles its requests take, and
+ * qj_json_open, whose array metatable its results use). */
+int qj_engine_lua_open(lua_State *L);
+
 /* ---- file handles for the batch journal (fileio.c) --------------------------------------
  * Registers core.file_sync, core.file_lock, core.file_truncate and core.isatty. */
 int qj_fileio_open(lua_State *L);

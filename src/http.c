@@ -1,5 +1,5 @@
 /*
- * The client's C handle: the Lua binding of the transfer layer (transfer.c).
+ * The HTTP handle, the client's C handle: the Lua binding of the transfer layer (transfer.c).
  *
  *   core.http_open{api_key = k, user_agent = s, ca_file = s, proxy = s, max_body = n,
  *                  allow_http = bool, noproxy = bool}              -> handle
@@ -30,7 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "client.h"
+#include "http.h"
 #include "transfer.h"
 
 #define DEFAULT_MAX_BODY (64u * 1024u * 1024u)
@@ -344,7 +344,7 @@ static int http_isopen(lua_State *L) {
   return 1;
 }
 
-int qj_client_open(lua_State *L) {
+int qj_http_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"redact", http_redact}, {"same_key", http_same_key}, {"stats", http_stats},
       {"is_open", http_isopen}, {"close", http_gc}, {NULL, NULL}};
