@@ -16,7 +16,7 @@
  *       {error = kind, message = s, sent = bool, curl_code = n}
  *           no answer that can be used: kind is network | timeout | too_large | decode |
  *           invalid_argument; sent tells whether any byte of the request may have gone out.
- *   handle:redact(s)   -> s with every echo of the key replaced (see key.c)
+ *   handle:redact(s)   -> s with every echo of the key replaced (see redact.c)
  *   handle:same_key(k) -> boolean (constant time)
  *   handle:stats()     -> {requests = n, connects = n, open = bool, http_version = s|nil}
  *   handle:is_open()   -> boolean
@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "redact.h"
 #include "transfer.h"
 
 #define DEFAULT_MAX_BODY (64u * 1024u * 1024u)
@@ -274,7 +275,7 @@ static int http_request(lua_State *L) {
 
 /* ---- the key ------------------------------------------------------------------------------ */
 
-/* handle:redact(s): s with every echo of the key replaced (see key.c). */
+/* handle:redact(s): s with every echo of the key replaced (see redact.c). */
 static int http_redact(lua_State *L) {
   qj_http *h = (qj_http *)luaL_checkudata(L, 1, QJ_HTTP_MT);
   size_t n, mlen, keylen;
