@@ -41,12 +41,12 @@ struct qj_emu_vm {
   int report_ref;               /* and report, */
   int next_delivery_ref;        /* and next_delivery, */
   int delivered_ref;            /* and delivered */
-  struct signal {               /* counts of changes, for the host's threads to wait on: */
+  struct change_counter {       /* counts of changes, for the host's threads to wait on: */
     pthread_mutex_t lock;       /* [QJ_EMU_DELIVERIES] for the delivery threads, */
     pthread_cond_t cond;        /* [i] for the instance of the i-th --worker */
     unsigned long count;
-  } signals[1 + QJ_EMU_MAX_WORKERS];
-  int nsignals;                 /* how many are initialised */
+  } counters[1 + QJ_EMU_MAX_WORKERS];
+  int ncounters;                /* how many are initialised */
   unsigned char pool[512];      /* random bytes for v4 UUIDs (used under the lock) */
   size_t pool_pos;
 };
@@ -213,11 +213,11 @@ static int vm_init(lua_State *L) {
   return 0;
 }
 
-static void destroy_signals(qj_emu_vm *vm) {
-  while (vm->nsignals > 0) {
-    struct signal *sg = &vm->signals[--vm->nsignals];
-    pthread_cond_destroy(&sg->cond);
-    pthread_mutex_destroy(&sg->lock);
+static void destroy_counters(qj_emu_vm *vm) {
+  while (vm->ncounters > 0) {
+    struct change_counter *cc = &vm->counters[--vm->ncounters];
+    pthread_cond_destroy(&cc->cond);
+    pthread_mutex_destroy(&cc->lock);
   }
 }
 
@@ -231,17 +231,17 @@ qj_emu_vm *qj_emu_vm_new(void) {
   vm->host_ref = vm->app_ref = vm->handle_ref = vm->refuse_ref = vm->request_ref = LUA_NOREF;
   vm->next_ref = vm->report_ref = vm->next_delivery_ref = vm->delivered_ref = LUA_NOREF;
   atomic_init(&vm->stopping, 0);
-  for (; vm->nsignals < 1 + QJ_EMU_MAX_WORKERS; vm->nsignals++) {
-    struct signal *sg = &vm->signals[vm->nsignals];
-    if (pthread_mutex_init(&sg->lock, NULL) != 0) break;
-    if (pthread_cond_init(&sg->cond, NULL) != 0) {
-      pthread_mutex_destroy(&sg->lock);
+  for (; vm->ncounters < 1 + QJ_EMU_MAX_WORKERS; vm->ncounters++) {
+    struct change_counter *cc = &vm->counters[vm->ncounters];
+    if (pthread_mutex_init(&cc->lock, NULL) != 0) break;
+    if (pthread_cond_init(&cc->cond, NULL) != 0) {
+      pthread_mutex_destroy(&cc->lock);
       break;
     }
   }
-  if (vm->nsignals < 1 + QJ_EMU_MAX_WORKERS || pthread_mutex_init(&vm->lock, NULL) != 0) {
+  if (vm->ncounters < 1 + QJ_EMU_MAX_WORKERS || pthread_mutex_init(&vm->lock, NULL) != 0) {
     fputs("salad-queue-emulator: cannot create the emulator's locks\n", stderr);
-    destroy_signals(vm);
+    destroy_counters(vm);
     free(vm);
     return NULL;
   }
@@ -249,7 +249,7 @@ qj_emu_vm *qj_emu_vm_new(void) {
   if (vm->L == NULL) {
     fputs("salad-queue-emulator: cannot create the Lua state\n", stderr);
     pthread_mutex_destroy(&vm->lock);
-    destroy_signals(vm);
+    destroy_counters(vm);
     free(vm);
     return NULL;
   }
@@ -270,7 +270,7 @@ void qj_emu_vm_close(qj_emu_vm *vm) {
   if (vm == NULL) return;
   lua_close(vm->L);
   pthread_mutex_destroy(&vm->lock);
-  destroy_signals(vm);
+  destroy_counters(vm);
   free(vm);
 }
 
@@ -670,29 +670,29 @@ void qj_emu_vm_handle(qj_emu_vm *vm, const qj_emu_request *rq, qj_emu_response *
 /* ---- the worker's entry points (worker.c) ------------------------------------------- */
 
 unsigned long qj_emu_vm_changes(qj_emu_vm *vm, int which) {
-  struct signal *sg = &vm->signals[which];
+  struct change_counter *cc = &vm->counters[which];
   unsigned long n;
-  pthread_mutex_lock(&sg->lock);
-  n = sg->count;
-  pthread_mutex_unlock(&sg->lock);
+  pthread_mutex_lock(&cc->lock);
+  n = cc->count;
+  pthread_mutex_unlock(&cc->lock);
   return n;
 }
 
 void qj_emu_vm_wake(qj_emu_vm *vm, int which) {
-  struct signal *sg = &vm->signals[which];
-  pthread_mutex_lock(&sg->lock);
-  sg->count++;
-  pthread_cond_broadcast(&sg->cond);
-  pthread_mutex_unlock(&sg->lock);
+  struct change_counter *cc = &vm->counters[which];
+  pthread_mutex_lock(&cc->lock);
+  cc->count++;
+  pthread_cond_broadcast(&cc->cond);
+  pthread_mutex_unlock(&cc->lock);
 }
 
 void qj_emu_vm_wait(qj_emu_vm *vm, int which, unsigned long seen, long ms) {
-  struct signal *sg = &vm->signals[which];
+  struct change_counter *cc = &vm->counters[which];
   struct timespec until;
   if (ms < 0) {
-    pthread_mutex_lock(&sg->lock);
-    while (sg->count == seen) pthread_cond_wait(&sg->cond, &sg->lock);
-    pthread_mutex_unlock(&sg->lock);
+    pthread_mutex_lock(&cc->lock);
+    while (cc->count == seen) pthread_cond_wait(&cc->cond, &cc->lock);
+    pthread_mutex_unlock(&cc->lock);
     return;
   }
   clock_gettime(CLOCK_REALTIME, &until);
@@ -702,11 +702,11 @@ void qj_emu_vm_wait(qj_emu_vm *vm, int which, unsigned long seen, long ms) {
     until.tv_sec++;
     until.tv_nsec -= 1000000000L;
   }
-  pthread_mutex_lock(&sg->lock);
-  while (sg->count == seen) {
-    if (pthread_cond_timedwait(&sg->cond, &sg->lock, &until) != 0) break;
+  pthread_mutex_lock(&cc->lock);
+  while (cc->count == seen) {
+    if (pthread_cond_timedwait(&cc->cond, &cc->lock, &until) != 0) break;
   }
-  pthread_mutex_unlock(&sg->lock);
+  pthread_mutex_unlock(&cc->lock);
 }
 
 /* Runs f(args, vm) in the Lua state under the lock and lua_pcall, for a host thread.

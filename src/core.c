@@ -2,7 +2,7 @@
 #define _GNU_SOURCE
 
 #include "qj.h"
-#include "client.h"
+#include "http.h"
 
 #include <dlfcn.h>
 
@@ -30,8 +30,8 @@ LUAMOD_API int luaopen_queue_jobs_core(lua_State *L) {
   qj_key_open(L);
   qj_args_open(L);
   qj_json_open(L);
-  qj_client_open(L);
-  qj_engine_open(L);
+  qj_http_open(L);
+  qj_engine_lua_open(L);
   qj_webhook_open(L);
   qj_fileio_open(L);
   qj_signal_open(L);

@@ -6,7 +6,7 @@
  * (qj_engine_wake_at), so the one descriptor, qj_engine_fd, is readable whenever there is
  * something to do. curl's callbacks only record: transfers end in qj_engine_drive, and the
  * caller learns of them afterwards through qj_engine_next_done. The Lua binding is
- * engine_lua.c.
+ * engine_lua.c, whose qj_engine_lua (the engine core Lua sees) holds one qj_engine.
  */
 #ifndef QJ_ENGINE_H
 #define QJ_ENGINE_H

@@ -3,8 +3,8 @@
  *
  *   core.engine_open(max_connections)  -> engine core (QJ_ENGINE_MT)
  *   core:fd()                          -> the descriptor to poll for reading
- *   core:start(handle, req) -> request (req: handle:request's description, client.c)
- *       starts one request of a client's handle (client.c) on the multi handle, on a
+ *   core:start(handle, req) -> request (req: handle:request's description, http.c)
+ *       starts one request of a client's handle (http.c) on the multi handle, on a
  *       transfer of its own, and returns at once; a request that cannot start is done
  *   core:drive(wait_s)                 -> { request, ... } that finished, or nil
  *       waits at most wait_s (0: not at all), lets curl act, then lists what ended
@@ -18,6 +18,10 @@
  *   request:result(req) -> the result table of handle:request (req's want and decode_left;
  *                          sizes and HTTP version when the req given to start asked for them)
  *
+ * Names. What Lua calls the engine core (QJ_ENGINE_MT) is a qj_engine_lua here, a userdata
+ * that holds a qj_engine: the C core of engine.c (the multi handle and its epoll descriptor),
+ * which knows no Lua. Its functions are engine_lua_*, the C core's qj_engine_*.
+ *
  * Ownership. A request is a userdata: it owns its result (the body curl writes into) and,
  * while curl has it, its transfer; its user value is the client's handle, kept alive so the
  * transfer can go back to it. The engine core keeps every request that curl has, or that has
@@ -30,7 +34,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "client.h"
+#include "http.h"
 #include "engine.h"
 
 #define QJ_ENGINE_MT "queue_jobs.engine_core"
@@ -39,21 +43,22 @@
 enum { REQ_FLIGHT = 1, REQ_DONE = 2, REQ_TAKEN = 3 };
 
 typedef struct qj_req qj_req;
-typedef struct qj_eng qj_eng;
+typedef struct qj_engine_lua qj_engine_lua;
 
 struct qj_req {
   qj_result r;
   qj_transfer *t;   /* while curl has it */
   qj_http *h;       /* the handle (the user value keeps it) */
-  qj_eng *eng;      /* while in one of the engine's lists */
-  qj_req **list;    /* which: &eng->flight or &eng->done */
+  qj_engine_lua *engine_lua; /* while in one of its lists */
+  qj_req **list;    /* which: &engine_lua->flight or &engine_lua->done */
   qj_req *prev, *next;
   int state;
   double start;     /* when it started (core.monotime): decoding's deadline counts from it */
 };
 
-struct qj_eng {
-  qj_engine *e;     /* NULL once closed */
+/* The engine core as Lua sees it, over the C core (engine.c). */
+struct qj_engine_lua {
+  qj_engine *e;     /* the C core; NULL once closed */
   qj_req *flight;   /* curl has them */
   qj_req *done;     /* finished, not yet handed out by drive */
   long requests, connects;
@@ -80,7 +85,7 @@ static void link_req(qj_req *q, qj_req **list) {
 
 /* curl is done with q (rc), or it is aborted (abort_msg): the result is filled, the transfer
  * goes back to the handle, and q moves to the done list. No Lua. */
-static void finish_req(qj_eng *g, qj_req *q, CURLcode rc, const char *abort_msg) {
+static void finish_req(qj_engine_lua *g, qj_req *q, CURLcode rc, const char *abort_msg) {
   CURL *easy = qj_transfer_easy(q->t);
   long nconn = 0;
   curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &nconn);
@@ -102,13 +107,13 @@ static void finish_req(qj_eng *g, qj_req *q, CURLcode rc, const char *abort_msg)
 }
 
 /* Aborts what curl has, lets go of every request, frees the multi handle. No Lua. */
-static void shutdown_eng(qj_eng *g) {
+static void shutdown_engine_lua(qj_engine_lua *g) {
   if (g->e == NULL) return;
   while (g->flight != NULL) finish_req(g, g->flight, CURLE_ABORTED_BY_CALLBACK, "the engine was closed");
   while (g->done != NULL) {
     qj_req *q = g->done;
     unlink_req(q);
-    q->eng = NULL;
+    q->engine_lua = NULL;
   }
   qj_engine_free(g->e);
   g->e = NULL;
@@ -116,27 +121,27 @@ static void shutdown_eng(qj_eng *g) {
 
 /* ---- the engine core ------------------------------------------------------------------- */
 
-static qj_eng *check_eng(lua_State *L) {
-  qj_eng *g = (qj_eng *)luaL_checkudata(L, 1, QJ_ENGINE_MT);
+static qj_engine_lua *check_engine_lua(lua_State *L) {
+  qj_engine_lua *g = (qj_engine_lua *)luaL_checkudata(L, 1, QJ_ENGINE_MT);
   if (g->e == NULL) luaL_error(L, "attempt to use a closed engine");
   return g;
 }
 
-static int eng_gc(lua_State *L) {
-  shutdown_eng((qj_eng *)luaL_checkudata(L, 1, QJ_ENGINE_MT));
+static int engine_lua_gc(lua_State *L) {
+  shutdown_engine_lua((qj_engine_lua *)luaL_checkudata(L, 1, QJ_ENGINE_MT));
   return 0;
 }
 
-static int eng_open(lua_State *L) {
+static int engine_lua_open(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
   lua_Alloc alloc;
   void *ud;
   char err[160];
-  qj_eng *g;
+  qj_engine_lua *g;
   luaL_argcheck(L, n >= 1 && n <= 100000, 1, "max_connections must be 1..100000");
   if (!qj_transfer_global_init()) return luaL_error(L, "engine: curl_global_init failed");
   /* closed and owning nothing until the multi handle exists */
-  g = (qj_eng *)lua_newuserdatauv(L, sizeof *g, 1);
+  g = (qj_engine_lua *)lua_newuserdatauv(L, sizeof *g, 1);
   memset(g, 0, sizeof *g);
   luaL_setmetatable(L, QJ_ENGINE_MT);
   lua_newtable(L);
@@ -147,8 +152,8 @@ static int eng_open(lua_State *L) {
   return 1;
 }
 
-static int eng_fd(lua_State *L) {
-  lua_pushinteger(L, qj_engine_fd(check_eng(L)->e));
+static int engine_lua_fd(lua_State *L) {
+  lua_pushinteger(L, qj_engine_fd(check_engine_lua(L)->e));
   return 1;
 }
 
@@ -160,8 +165,8 @@ static void map_set(lua_State *L, int engidx, qj_req *q) {
   lua_pop(L, 1);
 }
 
-static int eng_start(lua_State *L) {
-  qj_eng *g = check_eng(L);
+static int engine_lua_start(lua_State *L) {
+  qj_engine_lua *g = check_engine_lua(L);
   qj_http *h = (qj_http *)luaL_checkudata(L, 2, QJ_HTTP_MT);
   qj_http_req d;
   char err[160];
@@ -197,7 +202,7 @@ static int eng_start(lua_State *L) {
                        (long)(d.urllen > 6 && memcmp(d.url, "https:", 6) == 0)) == CURLE_OK &&
       qj_engine_add(g->e, qj_transfer_easy(t), q)) {
     q->t = t;
-    q->eng = g;
+    q->engine_lua = g;
     q->state = REQ_FLIGHT;
     link_req(q, &g->flight);
     lua_settop(L, 4);
@@ -214,8 +219,8 @@ static int eng_start(lua_State *L) {
   return 1;
 }
 
-static int eng_drive(lua_State *L) {
-  qj_eng *g = check_eng(L);
+static int engine_lua_drive(lua_State *L) {
+  qj_engine_lua *g = check_engine_lua(L);
   lua_Number wait = luaL_optnumber(L, 2, 0);
   CURL *easy;
   void *owner;
@@ -237,7 +242,7 @@ static int eng_drive(lua_State *L) {
   while (g->done != NULL && i < n) {  /* no allocation in the loop (the array is sized) */
     q = g->done;
     unlink_req(q);
-    q->eng = NULL;
+    q->engine_lua = NULL;
     lua_rawgetp(L, 3, q);
     lua_rawseti(L, 2, ++i);
     lua_pushnil(L);
@@ -249,27 +254,27 @@ static int eng_drive(lua_State *L) {
 
 /* A no-op once closed: a finalizer may close the engine as this call begins (its stack
  * growing), and what the caller wanted woken is gone. */
-static int eng_wake_at(lua_State *L) {
-  qj_eng *g = (qj_eng *)luaL_checkudata(L, 1, QJ_ENGINE_MT);
+static int engine_lua_wake_at(lua_State *L) {
+  qj_engine_lua *g = (qj_engine_lua *)luaL_checkudata(L, 1, QJ_ENGINE_MT);
   double at = lua_isnoneornil(L, 2) ? -1.0 : (double)luaL_checknumber(L, 2);
   if (g->e != NULL) qj_engine_wake_at(g->e, at);
   return 0;
 }
 
-static int eng_is_open(lua_State *L) {
-  lua_pushboolean(L, ((qj_eng *)luaL_checkudata(L, 1, QJ_ENGINE_MT))->e != NULL);
+static int engine_lua_is_open(lua_State *L) {
+  lua_pushboolean(L, ((qj_engine_lua *)luaL_checkudata(L, 1, QJ_ENGINE_MT))->e != NULL);
   return 1;
 }
 
-static int eng_curl_timeout(lua_State *L) {
-  double s = qj_engine_curl_timeout(check_eng(L)->e);
+static int engine_lua_curl_timeout(lua_State *L) {
+  double s = qj_engine_curl_timeout(check_engine_lua(L)->e);
   if (s < 0) return 0;
   lua_pushnumber(L, (lua_Number)s);
   return 1;
 }
 
-static int eng_stats(lua_State *L) {
-  qj_eng *g = (qj_eng *)luaL_checkudata(L, 1, QJ_ENGINE_MT);
+static int engine_lua_stats(lua_State *L) {
+  qj_engine_lua *g = (qj_engine_lua *)luaL_checkudata(L, 1, QJ_ENGINE_MT);
   lua_createtable(L, 0, 3);
   lua_pushinteger(L, (lua_Integer)g->requests);
   lua_setfield(L, -2, "requests");
@@ -280,8 +285,8 @@ static int eng_stats(lua_State *L) {
   return 1;
 }
 
-static int eng_tostring(lua_State *L) {
-  qj_eng *g = (qj_eng *)luaL_checkudata(L, 1, QJ_ENGINE_MT);
+static int engine_lua_tostring(lua_State *L) {
+  qj_engine_lua *g = (qj_engine_lua *)luaL_checkudata(L, 1, QJ_ENGINE_MT);
   lua_pushfstring(L, "queue_jobs.engine_core (%s)", g->e != NULL ? "open" : "closed");
   return 1;
 }
@@ -290,10 +295,11 @@ static int eng_tostring(lua_State *L) {
 
 static int req_gc(lua_State *L) {
   qj_req *q = (qj_req *)luaL_checkudata(L, 1, QJ_REQUEST_MT);
-  if (q->eng != NULL) {
-    if (q->state == REQ_FLIGHT) finish_req(q->eng, q, CURLE_ABORTED_BY_CALLBACK, "aborted");
+  if (q->engine_lua != NULL) {
+    if (q->state == REQ_FLIGHT)
+      finish_req(q->engine_lua, q, CURLE_ABORTED_BY_CALLBACK, "aborted");
     unlink_req(q);
-    q->eng = NULL;
+    q->engine_lua = NULL;
   }
   q->state = REQ_TAKEN;
   qj_result_done(NULL, &q->r);
@@ -324,17 +330,18 @@ static int req_result(lua_State *L) {
   return 1;
 }
 
-int qj_engine_open(lua_State *L) {
-  static const luaL_Reg eng_methods[] = {
-      {"fd", eng_fd}, {"start", eng_start}, {"drive", eng_drive}, {"wake_at", eng_wake_at},
-      {"curl_timeout", eng_curl_timeout}, {"stats", eng_stats}, {"close", eng_gc},
-      {"is_open", eng_is_open},
+int qj_engine_lua_open(lua_State *L) {
+  static const luaL_Reg engine_lua_methods[] = {
+      {"fd", engine_lua_fd}, {"start", engine_lua_start}, {"drive", engine_lua_drive},
+      {"wake_at", engine_lua_wake_at}, {"curl_timeout", engine_lua_curl_timeout},
+      {"stats", engine_lua_stats}, {"close", engine_lua_gc}, {"is_open", engine_lua_is_open},
       {NULL, NULL}};
-  static const luaL_Reg eng_meta[] = {
-      {"__gc", eng_gc}, {"__close", eng_gc}, {"__tostring", eng_tostring}, {NULL, NULL}};
+  static const luaL_Reg engine_lua_meta[] = {
+      {"__gc", engine_lua_gc}, {"__close", engine_lua_gc}, {"__tostring", engine_lua_tostring},
+      {NULL, NULL}};
   if (luaL_newmetatable(L, QJ_ENGINE_MT)) {
-    luaL_setfuncs(L, eng_meta, 0);
-    luaL_newlib(L, eng_methods);
+    luaL_setfuncs(L, engine_lua_meta, 0);
+    luaL_newlib(L, engine_lua_methods);
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
@@ -352,7 +359,7 @@ int qj_engine_open(lua_State *L) {
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
-  lua_pushcfunction(L, eng_open);
+  lua_pushcfunction(L, engine_lua_open);
   lua_setfield(L, -2, "engine_open");
   return 0;
 }

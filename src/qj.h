@@ -99,6 +99,11 @@ int qj_clock_open(lua_State *L);
  * Registers core.webhook_sign and core.webhook_verify. */
 int qj_webhook_open(lua_State *L);
 
+/* ---- the engine's Lua object (engine_lua.c over engine.c) -------------------------------
+ * Registers core.engine_open (after qj_http_open, whose handles its requests take, and
+ * qj_json_open, whose array metatable its results use). */
+int qj_engine_lua_open(lua_State *L);
+
 /* ---- file handles for the batch journal (fileio.c) --------------------------------------
  * Registers core.file_sync, core.file_lock, core.file_truncate and core.isatty. */
 int qj_fileio_open(lua_State *L);
@@ -126,21 +131,10 @@ size_t qj_utf8_put(unsigned char *o, unsigned long cp);
 /* The value of a hex digit (either case), or -1. */
 int qj_hex_digit(unsigned c);
 
-/* ---- the API key: redaction and fingerprint (key.c) --------------------------------------
- * qj_redact_next finds the first echo of key in s[0..n) at or after from (the key itself,
- * trimmed, or escaped as JSON, percent-encoding or HTML would escape it; or altered: 12 bytes
- * of it in a row in any ASCII case, 16 characters of its hex, base64 or base64url, key.c):
- * returns its offset
- * and sets *len, or returns n when there is none (always for keys shorter than
- * QJ_REDACT_MIN). qj_redact_copy writes s with each echo replaced by QJ_REDACTED into dst,
- * cut to dstsz - 1 bytes after the replacing, NUL-terminated; no Lua. qj_redact_buf does the
- * same into b, without making any Lua value (no finalizer can run while it reads key). */
-#define QJ_REDACTED "[REDACTED]"
-#define QJ_REDACT_MIN 8
-size_t qj_redact_next(const char *key, size_t keylen, const char *s, size_t n, size_t from,
-                      size_t *len);
-size_t qj_redact_copy(const char *key, size_t keylen, const char *s, size_t n, char *dst,
-                      size_t dstsz);
+/* ---- the API key in Lua (key_lua.c, over redact.c and its redact.h) ------------------------
+ * qj_redact_buf writes s[0..n) with each echo of key replaced by QJ_REDACTED into b (as
+ * qj_redact_write, redact.h), without making any Lua value (no finalizer can run while it
+ * reads key). */
 void qj_redact_buf(lua_State *L, qj_buf *b, const char *key, size_t keylen, const char *s,
                    size_t n);
 int qj_key_open(lua_State *L); /* sets core.redact and core.key_fingerprint in table -1 */

@@ -9,7 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "qj.h" /* the key's redaction and QJ_BUF_KEEP; no Lua function is called here */
+#include "qj.h" /* QJ_VERSION and QJ_BUF_KEEP; no Lua function is called here */
+#include "redact.h"
 #include "transfer.h"
 
 struct qj_transfer {

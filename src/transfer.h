@@ -7,7 +7,7 @@
  * qj_transfer_run performs one request and describes what happened in a qj_result, which owns
  * the body it read. Nothing here calls Lua, so the same code can serve a blocking call and,
  * later, requests that finish inside curl's multi interface, outside any Lua call. The Lua
- * binding (client.c) turns a qj_result into one result table.
+ * binding (http.c) turns a qj_result into one result table.
  */
 #ifndef QJ_TRANSFER_H
 #define QJ_TRANSFER_H

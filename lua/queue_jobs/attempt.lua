@@ -6,7 +6,7 @@
 -- it does (docs/client.md, "Events").
 --
 -- A driver is a table of functions:
---   transfer(h, req) -> the result table of the C handle's request (see src/client.c); req
+--   transfer(h, req) -> the result table of the C handle's request (see src/http.c); req
 --     is the request's description: method, url, body, and for this attempt timeout,
 --     connect_timeout, want (nil, true, or "exact" for json.raw numbers), decode_left, info
 --   wait(seconds)    -> returns once that much time has passed

@@ -2,7 +2,7 @@
 -- (queue_jobs.client) makes one per client and hands it to the attempt loop, to wait_many's
 -- sweeps (queue_jobs.tracking) and to create_many (queue_jobs.bulk); none of them reads the
 -- client's own fields. Its fields:
---   h           the HTTP handle (core.http_open, src/client.c): requests, redaction, stats
+--   h           the HTTP handle (core.http_open, src/http.c): requests, redaction, stats
 --   settings    the client's settings (queue_jobs.options.client)
 --   bucket      the client's token bucket (queue_jobs.policy.bucket), or nil
 --   clock       the client's monotonic clock
@@ -19,7 +19,7 @@ local type, tostring, pcall = type, tostring, pcall
 local Context = {}
 
 -- The most arrays, objects and strings that decoding one answer may make (the C core's rule,
--- src/client.c: max_body / 16, 4,096 at least).
+-- src/http.c: max_body / 16, 4,096 at least).
 local function max_values(max_body)
   local n = max_body // 16
   return n < 4096 and 4096 or n

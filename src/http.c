@@ -1,5 +1,5 @@
 /*
- * The client's C handle: the Lua binding of the transfer layer (transfer.c).
+ * The HTTP handle, the client's C handle: the Lua binding of the transfer layer (transfer.c).
  *
  *   core.http_open{api_key = k, user_agent = s, ca_file = s, proxy = s, max_body = n,
  *                  allow_http = bool, noproxy = bool}              -> handle
@@ -19,7 +19,7 @@
  *       {error = kind, message = s, sent = bool, curl_code = n}
  *           no answer that can be used: kind is network | timeout | too_large | decode |
  *           invalid_argument; sent tells whether any byte of the request may have gone out.
- *   handle:redact(s)   -> s with every echo of the key replaced (see key.c)
+ *   handle:redact(s)   -> s with every echo of the key replaced (see redact.c)
  *   handle:same_key(k) -> boolean (constant time)
  *   handle:stats()     -> {requests = n, connects = n, open = bool, http_version = s|nil}
  *   handle:is_open()   -> boolean
@@ -33,7 +33,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "client.h"
+#include "http.h"
+#include "redact.h"
 #include "transfer.h"
 
 #define DEFAULT_MAX_BODY (64u * 1024u * 1024u)
@@ -330,7 +331,7 @@ static int http_request(lua_State *L) {
 
 /* ---- the key ------------------------------------------------------------------------------ */
 
-/* handle:redact(s): s with every echo of the key replaced (see key.c). */
+/* handle:redact(s): s with every echo of the key replaced (see redact.c). */
 static int http_redact(lua_State *L) {
   qj_http *h = (qj_http *)luaL_checkudata(L, 1, QJ_HTTP_MT);
   size_t n, mlen, keylen;
@@ -400,7 +401,7 @@ static int http_isopen(lua_State *L) {
   return 1;
 }
 
-int qj_client_open(lua_State *L) {
+int qj_http_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"redact", http_redact}, {"same_key", http_same_key}, {"stats", http_stats},
       {"is_open", http_isopen}, {"close", http_gc}, {NULL, NULL}};

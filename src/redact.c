@@ -1,7 +1,8 @@
 /*
- * The API key outside the transfer: finding it in text a server sent back, so that it can be
- * replaced before any of that text is cut, reformatted or shown (the key appears in no error,
- * ARCHITECTURE.md), and a fingerprint that names a key without showing it.
+ * The API key outside the transfer, with no Lua in it: finding it in text a server sent back,
+ * so that it can be replaced before any of that text is cut, reformatted or shown (the key
+ * appears in no error, ARCHITECTURE.md). transfer.c redacts header values with it; the Lua
+ * bindings are key_lua.c (core.redact, the key's fingerprint) and http.c (handle:redact).
  *
  * A server may echo the key as it was sent, or changed the way servers change text:
  *   - trimmed: a key with spaces or tabs at either end arrives without them;
@@ -13,13 +14,11 @@
  * It may also echo the key altered: a part of it, in another case, or encoded (see "altered
  * echoes" below); both searches run and the earlier echo wins.
  * Keys shorter than QJ_REDACT_MIN bytes match ordinary words and are never searched for.
- *
- *   core.redact(key, s) -> s with every echo of key replaced by "[REDACTED]"
- *   core.key_fingerprint(k) -> 16 hex digits (FNV-1a 64; never the key itself)
  */
 #include <stdlib.h>
 
-#include "qj.h"
+#include "qj.h" /* qj_hex_digit, qj_utf8_put, QJ_INLINE: no Lua function is called here */
+#include "redact.h"
 
 #define BUDGET_PER_BYTE 8 /* matching steps allowed per byte of the key, per start position */
 
@@ -445,15 +444,10 @@ size_t qj_redact_copy(const char *key, size_t keylen, const char *s, size_t n, c
   return o;
 }
 
-void qj_redact_buf(lua_State *L, qj_buf *b, const char *key, size_t keylen, const char *s,
-                   size_t n) {
+size_t qj_redact_write(const char *key, size_t keylen, const char *s, size_t n, char *dst) {
   size_t from = 0, mlen = 0, at;
-  char *o;
+  char *o = dst;
   redactor r;
-  /* room for the worst case first (every echo is at least QJ_REDACT_MIN bytes long and
-   * becomes QJ_REDACTED), so that nothing raises while the table is held */
-  b->len = 0;
-  o = qj_buf_reserve(L, b, n + n / QJ_REDACT_MIN * (sizeof QJ_REDACTED - 1) + 1);
   redactor_init(&r, key, keylen);
   while ((at = redactor_next(&r, s, n, from, &mlen)) < n) {
     memcpy(o, s + from, at - from);
@@ -464,43 +458,5 @@ void qj_redact_buf(lua_State *L, qj_buf *b, const char *key, size_t keylen, cons
   }
   redactor_free(&r);
   if (n > from) memcpy(o, s + from, n - from);
-  b->len = (size_t)(o - b->p) + (n - from);
-}
-
-/* core.redact(key, s) */
-static int redact(lua_State *L) {
-  size_t kn, n;
-  const char *key = luaL_checklstring(L, 1, &kn);
-  const char *s = luaL_checklstring(L, 2, &n);
-  size_t mlen;
-  qj_buf *b;
-  if (qj_redact_next(key, kn, s, n, 0, &mlen) >= n) {
-    lua_settop(L, 2);
-    return 1;
-  }
-  b = qj_buf_new(L, n + 16); /* both strings stay anchored as arguments */
-  qj_redact_buf(L, b, key, kn, s, n);
-  lua_pushlstring(L, b->p, b->len);
-  return 1;
-}
-
-static int key_fingerprint(lua_State *L) {
-  size_t n, i;
-  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
-  uint64_t x = 14695981039346656037u;
-  char hex[17];
-  for (i = 0; i < n; i++) {
-    x ^= s[i];
-    x *= 1099511628211u;
-  }
-  for (i = 0; i < 16; i++) hex[i] = "0123456789abcdef"[(x >> (60 - 4 * i)) & 15];
-  lua_pushlstring(L, hex, 16);
-  return 1;
-}
-
-int qj_key_open(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-      {"redact", redact}, {"key_fingerprint", key_fingerprint}, {NULL, NULL}};
-  luaL_setfuncs(L, funcs, 0);
-  return 0;
+  return (size_t)(o - dst) + (n - from);
 }

@@ -1,6 +1,7 @@
-/* The client's C handle, the Lua binding of the transfer layer (client.c). */
-#ifndef QJ_CLIENT_H
-#define QJ_CLIENT_H
+/* The HTTP handle (core.http_open), the Lua binding of the transfer layer (http.c); the
+ * Lua client holds one. */
+#ifndef QJ_HTTP_H
+#define QJ_HTTP_H
 
 #include "qj.h"
 
@@ -9,7 +10,7 @@
 
 /* Sets core.http_open in table -1 (after qj_json_open: its requests decode with the array
  * metatable). Runs curl_global_init once per process (pthread_once). */
-int qj_client_open(lua_State *L);
+int qj_http_open(lua_State *L);
 
 /* ---- for the engine's requests (engine_lua.c) ------------------------------------------ */
 #include "transfer.h"
@@ -23,7 +24,7 @@ qj_transfer *qj_http_take(qj_http *h, char *err, size_t errsz);
 /* Gives it back once curl is done with it: kept idle, or freed when h is closed or has enough. */
 void qj_http_give(qj_http *h, qj_transfer *t);
 size_t qj_http_max_values(const qj_http *h);
-/* The one result table of a request, as handle:request returns it (see client.c): a failure
+/* The one result table of a request, as handle:request returns it (see http.c): a failure
  * (kind, message, sent, curl code), or the answer of r, decoded when want_object asks and
  * it can be. The caller must be a C closure whose upvalues 1 and 2 are the array metatable
  * and a qj_buf userdata, as handle:request's are. */
@@ -34,7 +35,7 @@ void qj_http_push_answer(lua_State *L, const qj_result *r, int want_object, size
 /* Adds bytes_sent, bytes_received and http_version of r to the result table on top. */
 void qj_http_push_info(lua_State *L, const qj_result *r);
 
-/* A request's description (handle:request's argument, see client.c), read from the table at
+/* A request's description (handle:request's argument, see http.c), read from the table at
  * idx; its strings stay alive as long as that table does. Raises on a bad field. */
 typedef struct qj_http_req {
   qj_method m;
@@ -48,9 +49,5 @@ void qj_http_read_request(lua_State *L, int idx, qj_http_req *q);
  * (exact numbers, the decoding deadline counted from start). */
 int qj_http_read_decoding(lua_State *L, int idx, double start, size_t max_values,
                           qj_dec_limits *lim);
-
-/* Sets core.engine_open in table -1 (engine_lua.c; after qj_client_open, whose handles its
- * requests take, and qj_json_open, whose array metatable its results use). */
-int qj_engine_open(lua_State *L);
 
 #endif
