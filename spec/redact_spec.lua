@@ -161,6 +161,30 @@ describe("errors: altered echoes in err.message and err.detail", function()
 end)
 
 ---------------------------------------------------------------------------------------------
+-- A transfer builds its matcher of the key once and keeps it for every answer it reads
+-- (src/transfer.c): every header value of every answer on the connection is still searched.
+describe("errors: altered echoes in header values", function()
+  it("are redacted from the Content-Type of each answer on one connection, in turn", function()
+    local fs, responses = forms(KEY), {}
+    for _, f in ipairs(fs) do
+      responses[#responses + 1] = response(400, "Bad Request",
+        { "Content-Type: text/plain; key=" .. f[2] }, "no")
+    end
+    local url, srv = serve(responses)
+    local c = client(url)
+    for _, f in ipairs(fs) do
+      local _, err = c:get { queue_name = "fifo", id = UUID }
+      assert.equal(400, err.status)
+      assert.matches("%[REDACTED%]", err.content_type, f[1])
+      assert_clean(err, KEY, "Content-Type, " .. f[1])
+    end
+    assert.equal(1, c:stats().connects)
+    c:close()
+    srv.finish()
+  end)
+end)
+
+---------------------------------------------------------------------------------------------
 describe("create_many: altered echoes in on_result's errors", function()
   it("are redacted", function()
     local fs = forms(KEY)

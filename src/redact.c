@@ -419,14 +419,11 @@ size_t qj_redact_next(const char *key, size_t keylen, const char *s, size_t n, s
   return at;
 }
 
-size_t qj_redact_copy(const char *key, size_t keylen, const char *s, size_t n, char *dst,
-                      size_t dstsz) {
+/* qj_redact_copy's work with a redactor made already. */
+static size_t copy_with(const redactor *r, const char *s, size_t n, char *dst, size_t dstsz) {
   size_t from = 0, o = 0;
-  redactor r;
-  if (dstsz == 0) return 0;
-  redactor_init(&r, key, keylen);
   while (from < n && o + 1 < dstsz) {
-    size_t mlen = 0, at = redactor_next(&r, s, n, from, &mlen);
+    size_t mlen = 0, at = redactor_next(r, s, n, from, &mlen);
     const char *piece = s + from;
     size_t pn = at - from, room = dstsz - 1 - o;
     if (pn > room) pn = room;
@@ -439,9 +436,47 @@ size_t qj_redact_copy(const char *key, size_t keylen, const char *s, size_t n, c
     o += pn;
     from = at + mlen;
   }
-  redactor_free(&r);
   dst[o] = '\0';
   return o;
+}
+
+size_t qj_redact_copy(const char *key, size_t keylen, const char *s, size_t n, char *dst,
+                      size_t dstsz) {
+  size_t o;
+  redactor r;
+  if (dstsz == 0) return 0;
+  redactor_init(&r, key, keylen);
+  o = copy_with(&r, s, n, dst, dstsz);
+  redactor_free(&r);
+  return o;
+}
+
+struct qj_redactor {
+  redactor r;
+};
+
+qj_redactor *qj_redactor_new(const char *key, size_t keylen) {
+  qj_redactor *x;
+  if (keylen < QJ_REDACT_MIN) return NULL;
+  x = (qj_redactor *)calloc(1, sizeof *x);
+  if (x == NULL) return NULL;
+  redactor_init(&x->r, key, keylen);
+  if (x->r.failed) { /* no memory for its table: each call tries again (qj_redact_copy) */
+    free(x);
+    return NULL;
+  }
+  return x;
+}
+
+size_t qj_redactor_copy(const qj_redactor *x, const char *s, size_t n, char *dst, size_t dstsz) {
+  if (dstsz == 0) return 0;
+  return copy_with(&x->r, s, n, dst, dstsz);
+}
+
+void qj_redactor_free(qj_redactor *x) {
+  if (x == NULL) return;
+  redactor_free(&x->r);
+  free(x);
 }
 
 size_t qj_redact_write(const char *key, size_t keylen, const char *s, size_t n, char *dst) {

@@ -27,4 +27,13 @@ size_t qj_redact_copy(const char *key, size_t keylen, const char *s, size_t n, c
                       size_t dstsz);
 size_t qj_redact_write(const char *key, size_t keylen, const char *s, size_t n, char *dst);
 
+/* The same matcher made once for a key that is used many times (a transfer's, for every header
+ * value it keeps): its table of the key's runs is built at qj_redactor_new and wiped at
+ * qj_redactor_free. The redactor points at key, which must outlive it. NULL when the key is
+ * shorter than QJ_REDACT_MIN or there is no memory: then call qj_redact_copy. */
+typedef struct qj_redactor qj_redactor;
+qj_redactor *qj_redactor_new(const char *key, size_t keylen);
+size_t qj_redactor_copy(const qj_redactor *x, const char *s, size_t n, char *dst, size_t dstsz);
+void qj_redactor_free(qj_redactor *x);
+
 #endif

@@ -22,6 +22,7 @@ struct qj_transfer {
   struct curl_slist *hdr_nobody; /* headers for GET and DELETE */
   char *key;                     /* private copy for redaction; wiped when freed */
   size_t keylen;
+  qj_redactor *red;              /* the key's matcher, made once (NULL: made at each use) */
   qj_result *r;                  /* where curl writes, only while curl_easy_perform runs */
   char *spare;                   /* a body buffer kept between requests */
   size_t spare_cap, max_body;
@@ -99,7 +100,8 @@ static void take_header(const qj_transfer *t, const char *line, size_t n, const 
   while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n' || line[n - 1] == ' ' ||
                    line[n - 1] == '\t'))
     n--;
-  qj_redact_copy(t->key, t->keylen, line, n, dst, dstsz);
+  if (t->red != NULL) qj_redactor_copy(t->red, line, n, dst, dstsz);
+  else qj_redact_copy(t->key, t->keylen, line, n, dst, dstsz);
 }
 
 static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
@@ -180,6 +182,7 @@ void qj_transfer_free(qj_transfer *t) {
   forget_url(t);
   if (t->hdr_body != NULL) free_headers(t->hdr_body);
   if (t->hdr_nobody != NULL) free_headers(t->hdr_nobody);
+  qj_redactor_free(t->red); /* (it points at the key: first) */
   if (t->key != NULL) {
     wipe(t->key, t->keylen);
     t->alloc(t->ud, t->key, t->keylen + 1, 0);
@@ -269,6 +272,7 @@ qj_transfer *qj_transfer_new(const qj_transfer_opts *o, qj_alloc_fn alloc, void 
   memcpy(t->key, o->api_key, o->keylen);
   t->key[o->keylen] = '\0';
   t->keylen = o->keylen;
+  t->red = qj_redactor_new(t->key, t->keylen); /* NULL is fine: take_header makes one */
   t->opts = *o;
   if (!copy_text(t, &t->ua, o->user_agent, o->ualen) ||
       !copy_text(t, &t->ca_file, o->ca_file, o->ca_file ? strlen(o->ca_file) : 0) ||
