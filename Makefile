@@ -112,7 +112,7 @@ check: deps $(ASAN_SO) $(TEST_DEPS)
 VALGRIND_SPECS ?= spec/json_spec.lua spec/client_unit_spec.lua spec/client_policy_spec.lua \
                   spec/client_wire_spec.lua spec/client_hostile_spec.lua spec/json_hardening_spec.lua \
                   spec/attempt_spec.lua spec/emulator_app_spec.lua spec/webhook_spec.lua \
-                  spec/engine_spec.lua spec/cli_spec.lua
+                  spec/engine_spec.lua spec/cli_spec.lua spec/client_events_spec.lua
 valgrind: deps all $(TEST_DEPS)
 	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" valgrind -q --error-exitcode=99 --leak-check=full \
 	  --errors-for-leak-kinds=definite $(LUA) $(BUSTED) --exclude-tags=heavy $(VALGRIND_SPECS)
