@@ -198,7 +198,7 @@ describe("queue_jobs client over TLS (nginx in front of the emulator)", function
       for line in ((read_file(tmp .. "/access.log") or "") .. "\n"):gmatch("([^\n]*)\n") do
         if line:find(pattern) then return line end
       end
-    end, 5)
+    end, 30)
   end
 
   setup(function()

@@ -88,7 +88,7 @@ function M.start_nginx(dir, conf, addresses)
         if not helpers.can_connect(a, port) then return nil end
       end
       return p:alive() and "up" or "dead"
-    end, 10)
+    end, 30)
     if state == "up" then return p, port end
     p:stop()
     last = (read_file(errlog) or "") .. (read_file(out) or "")
