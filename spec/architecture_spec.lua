@@ -1,6 +1,6 @@
 -- The invariants of ARCHITECTURE.md that a machine can check: the transfer layer calls no Lua,
 -- every Lua file compiles on the Lua at hand, and comments point only inside the repository.
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 local root = os.getenv("QJ_ROOT") or "."
 local read = helpers.read_file

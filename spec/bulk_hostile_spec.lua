@@ -1,12 +1,12 @@
--- create_many against a hostile queue (spec/hostile_queue.lua) that behaves as a real service
+-- create_many against a hostile queue (spec/support/hostile_queue.lua) that behaves as a real service
 -- may: lists that lag behind creates, pages capped short of page_size, a create committed
 -- after the client's timeout, 408/500/garbage/oversized answers after the job was made, 429s
 -- with Retry-After, an id that is the API key. Every item is counted at the server: no
 -- duplicate, none lost, no item reported failed that exists. Then the look-up's budget on a
 -- re-run, and a re-run after only not-created failures (no list request at all).
 local qj = require "queue_jobs"
-local hostile = require "hostile_queue"
-local helpers = require "helpers"
+local hostile = require "support.hostile_queue"
+local helpers = require "support.helpers"
 
 local KEY = "sk-hostile-bulk-key-0123456789abcdefXYZ"
 local Q = "q-hostile"

@@ -2,8 +2,8 @@
 -- once (a kill -9 half way, then a re-run), bad lines named by line and JSONPath with nothing
 -- sent for them, every exit status, Ctrl-C, the progress line under a pseudo-terminal and
 -- nowhere else, and the key in nothing the command writes.
-local helpers = require "helpers"
-local cli = require "cli_support"
+local helpers = require "support.helpers"
+local cli = require "support.cli"
 
 local json = helpers.json
 local q = helpers.shell_quote
@@ -364,7 +364,7 @@ describe("salad-jobs submit", function()
   it("never writes the key: not with --verbose, not in errors, not when a server echoes it", function()
     emu = cli.start()
     -- a server that answers every create with a 400 whose body holds the key it was sent
-    local scripted = require "scripted"
+    local scripted = require "support.scripted"
     local srv = scripted.start { default = { status = 400, type = "application/problem+json",
       body = json.encode { title = "Bad Request", status = 400,
         detail = "the key " .. KEY .. " is not welcome" } } }

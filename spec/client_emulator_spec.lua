@@ -2,7 +2,7 @@
 -- rule counted at the emulator, pacing, wait and jobs.
 local qj = require "queue_jobs"
 local core = require "queue_jobs.core"
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 local KEY = "sk-integration-SECRET-9c2f41d0"
 local ORG, PROJ, Q = "acme-corp", "dev-env", "fifo-queue"

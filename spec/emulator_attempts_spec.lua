@@ -5,9 +5,8 @@
 -- 599 reject; idle instances cost no CPU time per API request; a stop is quick with a
 -- worker call and a delivery both hung. Time is measured only with generous bounds, far
 -- from what the code does (the goals themselves are in make bench-emulator).
-local helpers = require "helpers"
-local scripted = require "scripted"
-local wire = require "wire"
+local helpers = require "support.helpers"
+local scripted = require "support.scripted"
 local core = require "queue_jobs.core"
 
 local decode, read_file, write_file = helpers.decode, helpers.read_file, helpers.write_file
@@ -22,7 +21,7 @@ local OTHER = "/organizations/acme-corp/projects/dev-env/queues/other-queue/jobs
 -- and a later one is read and the connection closed without an answer; "first": the very
 -- first request is answered so, and every later one is read and dropped. Each request read
 -- is logged as a line "CONNECTION-NUMBER REQUEST-NUMBER-ON-IT".
-local KEEPALIVE = wire.LISTEN .. [[
+local KEEPALIVE = scripted.LISTEN .. [[
 local mode, logpath = arg[1], arg[2]
 srv:settimeout(0)
 local conns, count, total, nconn = {}, {}, 0, 0

@@ -1,7 +1,7 @@
 -- salad-queue-emulator under hostile and careless clients: bad options, hostile
 -- fault globs, memory per job, exact numbers, query limits, HTTP edges, idle connections.
--- Raw requests go over LuaSocket (spec/helpers.lua); every emulator listens on 127.0.0.1.
-local helpers = require "helpers"
+-- Raw requests go over LuaSocket (spec/support/helpers.lua); every emulator listens on 127.0.0.1.
+local helpers = require "support.helpers"
 local socket = require "socket"
 
 -- One emulator for the enclosing describe block: started in its setup, stopped in its

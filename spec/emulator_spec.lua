@@ -1,5 +1,5 @@
--- salad-queue-emulator, driven over loopback with LuaSocket (spec/helpers.lua).
-local helpers = require "helpers"
+-- salad-queue-emulator, driven over loopback with LuaSocket (spec/support/helpers.lua).
+local helpers = require "support.helpers"
 local socket = require "socket"
 local core = require "queue_jobs.core"
 

@@ -5,7 +5,7 @@
 -- examples/haproxy_engine.lua creates a job per request on an engine, without blocking. Pending when haproxy is
 -- missing (Debian: haproxy) or embeds another Lua than the one running the specs (a module
 -- is built for one Lua): `make test LUA_VERSION=5.3` runs it.
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 local json = require "queue_jobs".json
 
 local HAPROXY = helpers.find_exe("haproxy", { "/usr/sbin/haproxy" })

@@ -2,7 +2,7 @@
 -- the double range, the depth rule shared by json.encode and create's body, and the decode
 -- budget (max_values, deadline) that bounds what one decode may build.
 local core = require "queue_jobs.core"
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 local json = core.json
 
 local SORTED = { sort_keys = true }

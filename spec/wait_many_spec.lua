@@ -2,8 +2,8 @@
 -- failing request, and what each sweep costs, counted at the emulator (its list and get
 -- requests). Jobs are moved with the control API, or run by a --worker.
 local qj = require "queue_jobs"
-local helpers = require "helpers"
-local scripted = require "scripted"
+local helpers = require "support.helpers"
+local scripted = require "support.scripted"
 
 local KEY = "sk-wait-many-SECRET-5e1f"
 local ORG, PROJ, Q = "acme-corp", "dev-env", "fifo-queue"

@@ -2,7 +2,7 @@
 -- assertions several specs share, HTTP over loopback with LuaSocket (not the queue_jobs
 -- client), and the emulator on an ephemeral port with its control API.
 --
---   local helpers = require "helpers"
+--   local helpers = require "support.helpers"
 --   local emu = helpers.start_emulator{ args = { "--rate-limit", "600" } }
 --   local status, body, headers = helpers.http("GET", emu.url .. "/organizations/...",
 --     { headers = { ["Salad-Api-Key"] = emu.api_key } })

@@ -4,7 +4,7 @@
 -- receiver. Both are pending when nginx or openssl is missing (Debian: nginx-light,
 -- openssl). Tools and nginx run without the sanitizer preload of `make check`: they are not
 -- instrumented (an uninstrumented mktemp or rm would report its own leaks and abort).
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 local q, read_file, write_file = helpers.shell_quote, helpers.read_file, helpers.write_file
 local run = helpers.shell
