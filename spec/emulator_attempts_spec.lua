@@ -282,8 +282,9 @@ describe("salad-queue-emulator: the worker's answers", function()
     end
     assert.are.equal("succeeded", status)
     -- a bound far above what the answer costs the lock now (a copy of its text: about
-    -- 0.01 s); decoding it into Lua values under the lock held every request 0.55 s
-    assert.is_true(worst < 0.3, ("an API request waited %.3f s"):format(worst))
+    -- 0.01 s), with room for a loaded machine under ASan; decoding it into Lua values under
+    -- the lock held every request 0.55 s (several times that under ASan)
+    assert.is_true(worst < 0.45, ("an API request waited %.3f s"):format(worst))
   end)
 end)
 
