@@ -25,7 +25,7 @@
 --                                                                      helper process)
 local queue_jobs = require "queue_jobs"
 local core = require "queue_jobs.core"
-local helpers = require "helpers"   -- spec/helpers.lua: processes and the emulator
+local helpers = require "support.helpers"   -- spec/support/helpers.lua: processes and the emulator
 
 local now = core.monotime
 local fmt = string.format
@@ -141,7 +141,7 @@ end
 ---------------------------------------------------------------------------------------------
 -- 1. Unpaced throughput against a canned 201.
 local function part_unpaced()
-  local tls = require "tls"   -- spec/tls.lua: nginx in its own prefix on a free port
+  local tls = require "support.tls"   -- spec/support/tls.lua: nginx in its own prefix on a free port
   local ROUNDS = env_number("QJ_BENCH_ROUNDS", 3)
   local MANY = env_number("QJ_BENCH_UNPACED", 20000)
   local SEQ = env_number("QJ_BENCH_SEQUENTIAL", 5000)

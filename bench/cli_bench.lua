@@ -27,7 +27,7 @@
 -- (SALAD_API_KEY="$(cat FILE)"), so it is on no command line and printed nowhere.
 local queue_jobs = require "queue_jobs"
 local core = require "queue_jobs.core"
-local helpers = require "helpers"   -- spec/helpers.lua: processes and the emulator
+local helpers = require "support.helpers"   -- spec/support/helpers.lua: processes and the emulator
 local socket = require "socket"
 
 local now = core.monotime
@@ -232,7 +232,7 @@ end
 ---------------------------------------------------------------------------------------------
 -- nginx answering a canned 201 job (as bench/bulk_bench.lua's unpaced part)
 
-local tls = require "tls"   -- spec/tls.lua: nginx in its own prefix on a free port
+local tls = require "support.tls"   -- spec/support/tls.lua: nginx in its own prefix on a free port
 local nginx
 
 local function start_nginx()

@@ -16,7 +16,7 @@ if arg[1] == "--creates" then
   return
 end
 
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 local n1, n2 = tonumber(arg[1] or 1000), tonumber(arg[2] or 3000)
 local emu = helpers.start_emulator { args = { "--max-jobs", "1000" } }
 

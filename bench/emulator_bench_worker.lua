@@ -10,9 +10,9 @@
 --   stop:  SIGTERM with a worker call and a webhook delivery both hung: seconds to exit,
 --          the worst of 5 (the promise: under a second).
 -- usage: lua bench/emulator_bench_worker.lua EMULATOR LOADGEN (with the specs' LUA_PATH)
-local helpers = require "helpers"
-local scripted = require "scripted"
-local tls = require "tls"
+local helpers = require "support.helpers"
+local scripted = require "support.scripted"
+local tls = require "support.tls"
 local core = require "queue_jobs.core"
 
 local EMU, LOADGEN = assert(arg[1], "usage: EMULATOR LOADGEN"), assert(arg[2])

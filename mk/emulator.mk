@@ -13,7 +13,7 @@ EMU_GEN      := $(BUILD)/emulator/embedded.c
 EMU_CFLAGS    = $(CFLAGS) $(WARN) -I$(LUA_INCDIR) -I$(CURL_INCDIR) -Iemulator -Isrc
 EMU_LDLIBS    = $(LUA_LIB) $(MHD_LIBS) -L$(CURL_LIBDIR) -lcurl -lcrypto -lpthread -lm -ldl
 
-# The sanitizer variant, used by `make check` (spec/helpers.lua picks it when QJ_SANITIZED=1).
+# The sanitizer variant, used by `make check` (spec/support/helpers.lua picks it when QJ_SANITIZED=1).
 ASAN_EMU     := $(VDIR_asan)/salad-queue-emulator
 
 EMU_BENCH    := $(BUILD)/bench/emulator_bench

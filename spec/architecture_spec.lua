@@ -1,7 +1,7 @@
 -- The invariants of ARCHITECTURE.md that a machine can check: the transfer layer calls no Lua,
 -- every Lua file compiles on the Lua at hand, the Lua layers require only the ones below them
 -- and read no other module's private fields, and comments point only inside the repository.
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 local root = os.getenv("QJ_ROOT") or "."
 local read = helpers.read_file

@@ -2,7 +2,7 @@
 -- queue's jobs on the emulator (over several list pages).
 local qj = require "queue_jobs"
 local batch = require "queue_jobs.batch"
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 describe("queue_jobs.batch", function()
   it("tags a copy of the metadata with the batch item key", function()

@@ -2,8 +2,8 @@
 -- real command against a closed port, an edited input file, kill -9 with stdout in a file,
 -- a closed stdout (`| head -1`) and two submitters on one rate-limited key. Each spec counts
 -- the jobs at the emulator: none twice, none lost. Loopback only, servers on port 0.
-local helpers = require "helpers"
-local cli = require "cli_support"
+local helpers = require "support.helpers"
+local cli = require "support.cli"
 local cjson = require "cjson"
 local socket = require "socket"
 

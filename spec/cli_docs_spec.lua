@@ -3,8 +3,8 @@
 -- `salad-jobs` there is bin/salad-jobs on this run's Lua, given --rate-limit none (the page's
 -- commands pace at the API's 240 a minute, over four minutes for 1,000 creates; the emulator
 -- is not rate limited).
-local helpers = require "helpers"
-local cli = require "cli_support"
+local helpers = require "support.helpers"
+local cli = require "support.cli"
 
 local q = helpers.shell_quote
 local root = os.getenv("QJ_ROOT") or "."

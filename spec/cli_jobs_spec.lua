@@ -1,7 +1,7 @@
 -- salad-jobs wait, results, get, list, cancel and secret (docs/cli.md): the real command
 -- against the emulator, with the jobs moved by its control API.
-local helpers = require "helpers"
-local cli = require "cli_support"
+local helpers = require "support.helpers"
+local cli = require "support.cli"
 
 local Q = cli.Q
 
@@ -189,7 +189,7 @@ describe("salad-jobs wait, results, get, list, cancel, secret", function()
 
   it("never prints the key, not even when a server echoes it into a job, and not a short key", function()
     emu = cli.start()
-    local scripted = require "scripted"
+    local scripted = require "support.scripted"
     local short = "k3y"
     local job = { id = "11111111-1111-4111-8111-111111111111", status = "pending", input = {
       note = "your key is " .. cli.KEY .. " and " .. short }, events = {}, create_time =

@@ -2,8 +2,8 @@
 -- once (a kill -9 half way, then a re-run), bad lines named by line and JSONPath with nothing
 -- sent for them, every exit status, Ctrl-C, the progress line under a pseudo-terminal and
 -- nowhere else, and the key in nothing the command writes.
-local helpers = require "helpers"
-local cli = require "cli_support"
+local helpers = require "support.helpers"
+local cli = require "support.cli"
 
 local json = helpers.json
 local q = helpers.shell_quote
@@ -231,8 +231,15 @@ describe("salad-jobs submit", function()
     local w = assert(io.open(fifo, "w"))
     w:write('{"input": 1}\n', '{"input": 2}\n')
     w:flush()
-    assert.truthy(helpers.wait_for(function() return p:getpid() ~= nil end, 10))
-    os.execute("sleep 0.3")
+    assert.truthy(helpers.wait_for(function() return p:getpid() ~= nil end, 30))
+    -- the signal comes once it waits for line 3: blocked in read(0, ...), which Linux shows
+    -- in /proc/PID/syscall as "0 0x0 ..." (polled, not a fixed sleep: on a loaded machine
+    -- under ASan the interpreter may take longer than any fixed time to start)
+    assert.truthy(helpers.wait_for(function()
+      local sc = helpers.read_file("/proc/" .. p:getpid() .. "/syscall")
+      return sc and sc:match("^0 0x0 ") or not p:alive()
+    end, 30, 0.02), "it never waited for standard input")
+    assert.is_true(p:alive())
     p:signal("INT")
     os.execute("sleep 0.3")
     assert.is_true(p:alive())          -- reading standard input, which has no more yet
@@ -357,7 +364,7 @@ describe("salad-jobs submit", function()
   it("never writes the key: not with --verbose, not in errors, not when a server echoes it", function()
     emu = cli.start()
     -- a server that answers every create with a 400 whose body holds the key it was sent
-    local scripted = require "scripted"
+    local scripted = require "support.scripted"
     local srv = scripted.start { default = { status = 400, type = "application/problem+json",
       body = json.encode { title = "Bad Request", status = 400,
         detail = "the key " .. KEY .. " is not welcome" } } }

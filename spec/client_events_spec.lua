@@ -8,9 +8,9 @@ local UUID = "7dcd6922-50e9-4d56-89b5-91cde26f0211"
 local JOB = '{"id":"' .. UUID .. '","input":{"x":1},"status":"pending","events":[],' ..
   '"create_time":"2024-01-20T01:02:48.4787553+00:00","update_time":"2024-01-20T01:02:48.4787553+00:00"}'
 
-local helpers = require "helpers"
-local wire = require "wire"
-local hostile = require "hostile_queue"
+local helpers = require "support.helpers"
+local wire = require "support.scripted"
+local hostile = require "support.hostile_queue"
 local serve, response = wire.serve, wire.response
 
 local JSON = { "Content-Type: application/json" }

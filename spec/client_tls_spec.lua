@@ -8,9 +8,9 @@
 -- openssl, the proxy stand-in) run without the sanitizer preload of `make check`: they are
 -- not instrumented, and only the client core is under test.
 local qj = require "queue_jobs"
-local helpers = require "helpers"
-local wire = require "wire"
-local tls = require "tls"
+local helpers = require "support.helpers"
+local scripted = require "support.scripted"
+local tls = require "support.tls"
 
 local KEY = "sk-tls-SECRET-4b1d9e7a2c"
 local ORG, PROJ = "acme-corp", "dev-env"
@@ -46,7 +46,7 @@ local PROXY_JOB = '{"id":"0b9bc41c-3a51-4a0b-9d2e-1f5c7e3d2a10","input":{"seed":
   '"2026-11-29T05:36:29.6521534+00:00"}],"create_time":"2026-11-29T05:36:29.6521534+00:00",' ..
   '"update_time":"2026-11-29T05:36:29.6521534+00:00"}'
 
-local PROXY_SCRIPT = wire.LISTEN .. [=[
+local PROXY_SCRIPT = scripted.LISTEN .. [=[
 local job = arg[1]
 local c = srv:accept()
 if not c then io.stdout:write("ERROR no connection\n") os.exit(1) end
@@ -198,7 +198,7 @@ describe("queue_jobs client over TLS (nginx in front of the emulator)", function
       for line in ((read_file(tmp .. "/access.log") or "") .. "\n"):gmatch("([^\n]*)\n") do
         if line:find(pattern) then return line end
       end
-    end, 5)
+    end, 30)
   end
 
   setup(function()

@@ -2,7 +2,7 @@
 -- retry/pacing loop with an injected clock against a port where nothing listens.
 local qj = require "queue_jobs"
 local core = require "queue_jobs.core"
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 local KEY = "sk_unit-SECRET-7f3a9c1e0b"
 local UUID = "7dcd6922-50e9-4d56-89b5-91cde26f0211"

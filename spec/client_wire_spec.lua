@@ -10,9 +10,9 @@ local JOB = '{"id":"' .. UUID .. '","input":{"x":1},"status":"pending","events":
   '"create_time":"2024-01-20T01:02:48.4787553+00:00","update_time":"2024-01-20T01:02:48.4787553+00:00",' ..
   '"webhook":"https://example.com/hook"}'
 
-local helpers = require "helpers"
-local wire = require "wire"
-local serve, response, request_lines = wire.serve, wire.response, wire.request_lines
+local helpers = require "support.helpers"
+local scripted = require "support.scripted"
+local serve, response, request_lines = scripted.serve, scripted.response, scripted.request_lines
 
 local function client(url, extra)
   local o = { api_key = KEY, base_url = url, organization_name = "acme-corp", project_name = "dev-env",
@@ -68,7 +68,7 @@ describe("queue_jobs client on the wire", function()
   end)
 
   it("accepts a gzip-compressed answer", function()
-    local gz = wire.gzip(JOB)
+    local gz = scripted.gzip(JOB)
     local url, srv = serve { response(200, "OK", { "Content-Type: application/json", "Content-Encoding: gzip" }, gz) }
     local c = client(url)
     local job = assert(c:get { queue_name = "fifo", id = UUID })

@@ -3,7 +3,7 @@
 -- exact_numbers, and webhook.sign takes every timestamp verify takes.
 local qj = require "queue_jobs"
 local core = require "queue_jobs.core"
-local scripted = require "scripted"
+local scripted = require "support.scripted"
 local json = core.json
 
 local function nest(n, inner) return ("["):rep(n) .. (inner or "") .. ("]"):rep(n) end

@@ -4,7 +4,7 @@
 -- connection, a 503) resolved by the batch item key; bad items and options; pacing; and the
 -- same call inside a task of an engine.
 local qj = require "queue_jobs"
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 local KEY = "sk-create-many-SECRET-77aa"
 local ORG, PROJ, Q = "acme-corp", "dev-env", "fifo-queue"

@@ -2,7 +2,7 @@
 -- of the README and docs/*.md runs against the emulator, the links between the pages lead
 -- somewhere, the README's LuaRocks command installs the module as typed, and the changelog
 -- and the release rockspec name the module's version.
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 local socket = require "socket"
 
 local root = os.getenv("QJ_ROOT") or "."

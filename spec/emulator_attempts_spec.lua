@@ -5,9 +5,8 @@
 -- 599 reject; idle instances cost no CPU time per API request; a stop is quick with a
 -- worker call and a delivery both hung. Time is measured only with generous bounds, far
 -- from what the code does (the goals themselves are in make bench-emulator).
-local helpers = require "helpers"
-local scripted = require "scripted"
-local wire = require "wire"
+local helpers = require "support.helpers"
+local scripted = require "support.scripted"
 local core = require "queue_jobs.core"
 
 local decode, read_file, write_file = helpers.decode, helpers.read_file, helpers.write_file
@@ -22,7 +21,7 @@ local OTHER = "/organizations/acme-corp/projects/dev-env/queues/other-queue/jobs
 -- and a later one is read and the connection closed without an answer; "first": the very
 -- first request is answered so, and every later one is read and dropped. Each request read
 -- is logged as a line "CONNECTION-NUMBER REQUEST-NUMBER-ON-IT".
-local KEEPALIVE = wire.LISTEN .. [[
+local KEEPALIVE = scripted.LISTEN .. [[
 local mode, logpath = arg[1], arg[2]
 srv:settimeout(0)
 local conns, count, total, nconn = {}, {}, 0, 0
@@ -283,8 +282,9 @@ describe("salad-queue-emulator: the worker's answers", function()
     end
     assert.are.equal("succeeded", status)
     -- a bound far above what the answer costs the lock now (a copy of its text: about
-    -- 0.01 s); decoding it into Lua values under the lock held every request 0.55 s
-    assert.is_true(worst < 0.3, ("an API request waited %.3f s"):format(worst))
+    -- 0.01 s), with room for a loaded machine under ASan; decoding it into Lua values under
+    -- the lock held every request 0.55 s (several times that under ASan)
+    assert.is_true(worst < 0.45, ("an API request waited %.3f s"):format(worst))
   end)
 end)
 
@@ -333,7 +333,7 @@ describe("salad-queue-emulator: idle instances and the stop", function()
     assert.is_true(spent < 0.6, ("300 requests cost %.2f s of CPU time"):format(spent))
   end)
 
-  it("stops within a second with a worker call and a webhook delivery both hung", function()
+  it("stops at once with a worker call and a webhook delivery both hung", function()
     local hook = start_worker { default = { hang = true } }
     local w = start_worker { default = { hang = true } }
     local emu = start { "--worker", QUEUE .. "=" .. w.url, "--webhook-timeout", "30" }
@@ -348,6 +348,7 @@ describe("salad-queue-emulator: idle instances and the stop", function()
     local code, how = emu:stop()
     local took = monotime() - t0
     assert.are.same({ 0, "exit" }, { code, how })
-    assert.is_true(took < 0.9, ("the stop took %.3f s"):format(took))
+    -- (pool after pool, the stop took up to 2 s; 1.5 s holds under ASan on a loaded machine)
+    assert.is_true(took < 1.5, ("the stop took %.3f s"):format(took))
   end)
 end)

@@ -1,7 +1,7 @@
 -- salad-queue-emulator under hostile and careless clients: bad options, hostile
 -- fault globs, memory per job, exact numbers, query limits, HTTP edges, idle connections.
--- Raw requests go over LuaSocket (spec/helpers.lua); every emulator listens on 127.0.0.1.
-local helpers = require "helpers"
+-- Raw requests go over LuaSocket (spec/support/helpers.lua); every emulator listens on 127.0.0.1.
+local helpers = require "support.helpers"
 local socket = require "socket"
 
 -- One emulator for the enclosing describe block: started in its setup, stopped in its
@@ -18,13 +18,15 @@ local function emulator_for_block(opts)
   end })
 end
 
--- Stops emu with SIGTERM, checks it exited with status 0 within a second, closes conns.
+-- Stops emu with SIGTERM, checks it exited with status 0 promptly, closes conns. Promptly:
+-- within 5 s, a bound that holds under ASan on a loaded machine and is still under what a
+-- stop that waited for its connections would take (the 10 s header timeout, a 60 s delay).
 local function assert_quick_stop(emu, conns)
   local t0 = socket.gettime()
   assert.are.equal(0, (emu:stop()), emu.stderr)
   local took = socket.gettime() - t0
   for _, c in ipairs(conns) do c:close() end
-  assert.is_true(took < 1, ("stopped after %.2f s"):format(took))
+  assert.is_true(took < 5, ("stopped after %.2f s"):format(took))
 end
 
 describe("salad-queue-emulator options", function()
@@ -224,7 +226,7 @@ describe("salad-queue-emulator fault globs", function()
     assert.are.equal(0, (emu:stop()), emu.stderr)
   end)
 
-  it("stop within a second of SIGTERM while hostile globs are being matched", function()
+  it("stop promptly on SIGTERM while hostile globs are being matched", function()
     local emu = helpers.start_emulator()
     -- the longest globs allowed, that never match, as many as allowed: every request
     -- costs the most matching there can be
@@ -524,7 +526,10 @@ end)
 
 describe("salad-queue-emulator idle and slow connections", function()
   -- Sends `bytes` one byte every `every` seconds until the server closes the connection;
-  -- returns the seconds it took (or nil if it stayed open for `limit` seconds).
+  -- returns the seconds it took (or nil if it stayed open for `limit` seconds). The bounds
+  -- below hold under ASan on a loaded machine: about the timeout given at least (0.45 s for
+  -- 0.5 s), and under 8 s, less than the defaults of the other timeouts (header 10 s, body
+  -- 60 s), so that the one given is the one that acted.
   local function trickle(conn, bytes, every, limit)
     local t0 = socket.gettime()
     local i = 0
@@ -542,10 +547,10 @@ describe("salad-queue-emulator idle and slow connections", function()
   it("closes a connection whose request line and headers trickle past --header-timeout", function()
     local emu = helpers.start_emulator { args = { "--header-timeout", "0.5" } }
     local conn = assert(helpers.connect(emu.url))
-    local took = trickle(conn, "GET " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nX-Slow: " .. ("a"):rep(200), 0.05, 5)
+    local took = trickle(conn, "GET " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nX-Slow: " .. ("a"):rep(200), 0.05, 30)
     conn:close()
-    assert.is_not_nil(took, "still open after 5 s")
-    assert.is_true(took >= 0.45 and took < 2, ("closed after %.2f s"):format(took))
+    assert.is_not_nil(took, "still open after 30 s")
+    assert.is_true(took >= 0.45 and took < 8, ("closed after %.2f s"):format(took))
     -- an idle keep-alive connection is closed after the same time
     conn = assert(helpers.connect(emu.url))
     assert.are.equal(401, (conn:request("GET", helpers.API .. helpers.JOBS)))
@@ -553,7 +558,7 @@ describe("salad-queue-emulator idle and slow connections", function()
     local got, why = conn:read_all()
     conn:close()
     assert.are.same({ "", "closed" }, { got, why })
-    assert.is_true(socket.gettime() - t0 < 2)
+    assert.is_true(socket.gettime() - t0 < 8)   -- the 0.5 s, not the socket's own 10 s
     assert.are.equal(0, (emu:stop()), emu.stderr)
   end)
 
@@ -562,10 +567,10 @@ describe("salad-queue-emulator idle and slow connections", function()
     local conn = assert(helpers.connect(emu.url))
     assert(conn.sock:send("POST " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nHost: x\r\n" ..
       "Content-Length: 1000\r\n\r\n"))
-    local took = trickle(conn, '{"input":"' .. ("a"):rep(900), 0.05, 5)
+    local took = trickle(conn, '{"input":"' .. ("a"):rep(900), 0.05, 30)
     conn:close()
-    assert.is_not_nil(took, "still open after 5 s")
-    assert.is_true(took >= 0.45 and took < 2, ("closed after %.2f s"):format(took))
+    assert.is_not_nil(took, "still open after 30 s")
+    assert.is_true(took >= 0.45 and took < 8, ("closed after %.2f s"):format(took))
     assert.are.equal(0, emu:counters().creates_accepted)
     assert.are.equal(0, (emu:stop()), emu.stderr)
   end)
@@ -594,7 +599,7 @@ describe("salad-queue-emulator idle and slow connections", function()
     end
     local status = emu:request("GET", helpers.JOBS)   -- a fourth connection is served
     assert.are.equal(200, status)
-    idle[1].sock:settimeout(2)
+    idle[1].sock:settimeout(10)
     assert.are.equal("closed", select(2, idle[1].sock:receive(1)))
     for i = 2, 3 do
       assert.are.equal(401, (idle[i]:request("GET", helpers.API .. helpers.JOBS)))
@@ -602,8 +607,10 @@ describe("salad-queue-emulator idle and slow connections", function()
     for i = 1, 3 do idle[i]:close() end
     -- with every connection busy, a new one is closed at once (once the server has seen the
     -- connections above go, the fault's control connection included: they count till then)
-    emu:fault { count = 3, fault = { kind = "delay", ms = 1500 } }
-    assert.truthy(helpers.wait_for(function() return server_sockets(emu.port) == 0 end, 5))
+    -- (held 5 s: time enough, on a loaded machine, for the fourth connection below to be
+    -- made and closed while the three are still busy)
+    emu:fault { count = 3, fault = { kind = "delay", ms = 5000 } }
+    assert.truthy(helpers.wait_for(function() return server_sockets(emu.port) == 0 end, 30))
     local busy = {}
     for i = 1, 3 do
       busy[i] = assert(helpers.connect(emu.url))
@@ -611,9 +618,9 @@ describe("salad-queue-emulator idle and slow connections", function()
     end
     -- (the control API would need a fourth connection: the log says when all three are in)
     assert.truthy(helpers.wait_for(function()
-      return select(2, helpers.read_file(emu.err):gsub("delayed 1500 ms", "")) == 3
-    end, 5))
-    local got, why = helpers.raw(emu.root, "GET " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nHost: x\r\n\r\n", 1)
+      return select(2, helpers.read_file(emu.err):gsub("delayed 5000 ms", "")) == 3
+    end, 30))
+    local got, why = helpers.raw(emu.root, "GET " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nHost: x\r\n\r\n", 3)
     assert.are.same({ "", "closed" }, { got, why })
     for i = 1, 3 do
       assert.are.equal(401, (busy[i]:read_response()))
@@ -622,7 +629,7 @@ describe("salad-queue-emulator idle and slow connections", function()
     assert.are.equal(0, (emu:stop()), emu.stderr)
   end)
 
-  it("stops within a second of SIGTERM with idle, slow and busy connections", function()
+  it("stops promptly on SIGTERM with idle, slow and busy connections", function()
     local emu = helpers.start_emulator()
     emu:fault { fault = { kind = "delay", ms = 60000 } }
     local conns = {}
@@ -630,7 +637,7 @@ describe("salad-queue-emulator idle and slow connections", function()
     assert(conns[1]:send_request("GET", helpers.API .. helpers.JOBS))
     assert(conns[2].sock:send("GET " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nX-Slow: a"))
     assert(conns[3].sock:send("POST " .. helpers.API .. helpers.JOBS .. " HTTP/1.1\r\nContent-Length: 99\r\n\r\n{"))
-    assert.truthy(helpers.wait_for(function() return emu:counters().faults_fired == 1 end, 5))
+    assert.truthy(helpers.wait_for(function() return emu:counters().faults_fired == 1 end, 30))
     assert_quick_stop(emu, conns)
   end)
 

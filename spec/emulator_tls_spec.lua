@@ -1,11 +1,11 @@
 -- salad-queue-emulator over https://: a --worker and a webhook receiver behind nginx, which
--- terminates TLS on loopback with a certificate of a CA made for this run (spec/tls.lua), in
--- front of scripted servers (spec/scripted.lua). With --ca-file the emulator trusts that CA;
+-- terminates TLS on loopback with a certificate of a CA made for this run (spec/support/tls.lua), in
+-- front of scripted servers (spec/support/scripted.lua). With --ca-file the emulator trusts that CA;
 -- without it, the same certificate is refused: the job fails at the worker and the
 -- delivery fails, with curl's verification error in the log.
-local helpers = require "helpers"
-local scripted = require "scripted"
-local tls = require "tls"
+local helpers = require "support.helpers"
+local scripted = require "support.scripted"
+local tls = require "support.tls"
 local qj = require "queue_jobs"
 
 local decode = helpers.decode

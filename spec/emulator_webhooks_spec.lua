@@ -1,9 +1,9 @@
 -- salad-queue-emulator's webhook deliveries, end to end: the real binary, receivers that are
--- scripted LuaSocket servers on loopback (spec/scripted.lua) recording every request byte
+-- scripted LuaSocket servers on loopback (spec/support/scripted.lua) recording every request byte
 -- for byte, and queue_jobs.webhook.verify checking what they got. Nothing here measures
 -- time: a slow receiver is one that waits for a gate file the spec writes when it is done.
-local helpers = require "helpers"
-local scripted = require "scripted"
+local helpers = require "support.helpers"
+local scripted = require "support.scripted"
 local qj = require "queue_jobs"
 
 local decode = helpers.decode

@@ -1,9 +1,9 @@
--- salad-queue-emulator --worker: jobs run through a scripted worker (spec/scripted.lua), a
+-- salad-queue-emulator --worker: jobs run through a scripted worker (spec/support/scripted.lua), a
 -- LuaSocket child process on loopback that records every request (head and body, byte for
 -- byte) before it answers from its script. Nothing here measures time: a slow worker is one
 -- that waits for a gate file the spec writes when it is done with the API.
-local helpers = require "helpers"
-local scripted = require "scripted"
+local helpers = require "support.helpers"
+local scripted = require "support.scripted"
 
 local decode, write_file = helpers.decode, helpers.write_file
 
@@ -12,7 +12,7 @@ local JOBS = helpers.JOBS
 
 local workers = {}
 
--- A worker on loopback, answering from its script (spec/scripted.lua).
+-- A worker on loopback, answering from its script (spec/support/scripted.lua).
 local function start_worker(script)
   local w = scripted.start(script)
   workers[#workers + 1] = w

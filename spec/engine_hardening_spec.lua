@@ -5,7 +5,7 @@
 -- server answers: the client's requests go to a port where nothing listens (refused at once)
 -- or to a socket that never answers. No assertion is about time.
 local qj = require "queue_jobs"
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 local socket = require "socket"
 
 local KEY = "sk-engine-hardening-0c5b"

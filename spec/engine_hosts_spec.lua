@@ -3,7 +3,7 @@
 -- with its own poll() loop, built by make). Each creates its jobs with every
 -- create slowed down by the emulator, so that they are in flight together while the host's
 -- own timer or coroutine keeps running; the emulator counts each job once.
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 local root = os.getenv("QJ_ROOT") or "."
 local KEY = "sk-engine-hosts-SECRET-41c7"

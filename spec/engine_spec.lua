@@ -4,7 +4,7 @@
 -- outside tasks, close with requests in flight, finalizers that close things mid-step, and
 -- the key kept out of every error. No assertion is about time: waits are bounded loops.
 local qj = require "queue_jobs"
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 local KEY = "sk-engine-SECRET-5d1e7a93"
 local ORG, PROJ, Q = "acme-corp", "dev-env", "fifo-queue"

@@ -5,7 +5,7 @@
 -- examples/haproxy_engine.lua creates a job per request on an engine, without blocking. Pending when haproxy is
 -- missing (Debian: haproxy) or embeds another Lua than the one running the specs (a module
 -- is built for one Lua): `make test LUA_VERSION=5.3` runs it.
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 local json = require "queue_jobs".json
 
 local HAPROXY = helpers.find_exe("haproxy", { "/usr/sbin/haproxy" })
@@ -75,7 +75,7 @@ describe("queue_jobs inside HAProxy", function()
         QJ_SPEC_API_KEY = emu.api_key } }
     local up = helpers.wait_for(function()
       return helpers.can_connect("127.0.0.1", port) or not hx:alive()
-    end, 10)
+    end, 30)
     assert.is_true(up and hx:alive(), "haproxy did not start: " ..
       (helpers.read_file(hx.out) or "") .. (helpers.read_file(hx.err) or ""))
     local status, body = helpers.http("GET", ("http://127.0.0.1:%d/"):format(port))
@@ -102,7 +102,7 @@ describe("queue_jobs inside HAProxy", function()
     local socket = require "socket"
     local emu = helpers.start_emulator()
     emu:fault { method = "POST", path = "/api/public/organizations/*/projects/*/queues/*/jobs",
-      fault = { kind = "delay", ms = 1500 } }
+      fault = { kind = "delay", ms = 5000 } }
     local _, dir = helpers.shell("mktemp -d")
     dir = dir:match("%S+")
     local jobs_port, ping_port = helpers.free_port(), helpers.free_port()
@@ -134,19 +134,20 @@ frontend ping
     local up = helpers.wait_for(function()
       return (helpers.can_connect("127.0.0.1", jobs_port) and
         helpers.can_connect("127.0.0.1", ping_port)) or not hx:alive()
-    end, 10)
+    end, 30)
     assert.is_true(up and hx:alive(), "haproxy did not start: " ..
       (helpers.read_file(hx.out) or "") .. (helpers.read_file(hx.err) or ""))
-    -- a create, held 1.5 s by the emulator
+    -- a create, held 5 s by the emulator (time enough, on a loaded machine, for what follows
+    -- to happen while it is held)
     local body = '{"from": "haproxy", "big": 9007199254740993}'
     local conn = assert(socket.connect("127.0.0.1", jobs_port))
     assert(conn:send(("POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" ..
       "Content-Length: %d\r\nConnection: close\r\n\r\n%s"):format(#body, body)))
     assert.truthy(helpers.wait_for(function()
       return emu:counters().requests.create_job == 1
-    end, 10), "the create did not reach the emulator")
+    end, 30), "the create did not reach the emulator")
     -- meanwhile the other frontend answers, with the create still in flight
-    local status, pong = helpers.http("GET", ("http://127.0.0.1:%d/"):format(ping_port), { timeout = 1 })
+    local status, pong = helpers.http("GET", ("http://127.0.0.1:%d/"):format(ping_port), { timeout = 4 })
     assert.equal(200, status, pong)
     assert.equal("pong", pong)
     conn:settimeout(0)

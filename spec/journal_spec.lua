@@ -2,7 +2,7 @@
 -- a crash, a file that is not a journal, a journal in use by another run; and a writer
 -- killed with SIGKILL between records.
 local journal = require "queue_jobs.journal"
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 local read_file, write_file = helpers.read_file, helpers.write_file
 

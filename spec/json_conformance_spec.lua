@@ -1,6 +1,6 @@
 -- JSONTestSuite (../shared/JSONTestSuite/test_parsing or $JSON_TEST_SUITE), when present:
 -- every y_ accepted, every n_ rejected, no i_ crashes, accepted documents round-trip.
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 local root = os.getenv("QJ_ROOT") or "."
 
 local function find_suite()

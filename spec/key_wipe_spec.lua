@@ -3,7 +3,7 @@
 -- process runs with a free() hook (LD_PRELOAD) that counts the blocks freed while they
 -- still start with that header line. Pending under `make check`: ASan's allocator and an
 -- LD_PRELOAD'ed free cannot both be loaded.
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 local KEY = "sk-wipe-SECRET-4d2c9a"
 

@@ -1,7 +1,7 @@
 -- The build and the rock: what `make` and `luarocks make` produce, and that the rockspec,
 -- `make install` and the tree agree on the modules: every lua/**/*.lua file is a Lua module
 -- (its path mirrors its name) and every src/*.c file a source of queue_jobs.core.
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 local root = os.getenv("QJ_ROOT") or "."
 local q = helpers.shell_quote

@@ -6,11 +6,10 @@
 -- a row, in any case, and no 16 characters in a row of any of its encodings.
 local qj = require "queue_jobs"
 local core = require "queue_jobs.core"
-local helpers = require "helpers"
-local wire = require "wire"
-local scripted = require "scripted"
-local cli = require "cli_support"
-local serve, response = wire.serve, wire.response
+local helpers = require "support.helpers"
+local scripted = require "support.scripted"
+local cli = require "support.cli"
+local serve, response = scripted.serve, scripted.response
 
 local KEY = "qjk_7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU" -- 41 bytes, as in the issue
 local UUID = "7dcd6922-50e9-4d56-89b5-91cde26f0211"

@@ -4,7 +4,7 @@
 -- can be asked (functions, methods, client options, call options, create's arguments, error
 -- kinds) and one way where it can only be probed (the other methods' arguments, the JSON
 -- options). Also how it is installed: make install-types and every rockspec.
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 local root = os.getenv("QJ_ROOT") or "."
 local q = helpers.shell_quote

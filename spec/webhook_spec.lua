@@ -2,7 +2,7 @@
 -- Standard Webhooks' own test vector and the openssl command line; the rest tries to get a
 -- delivery that is not genuine accepted, or the secret into an error.
 local qj = require "queue_jobs"
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 local webhook = qj.webhook
 
 -- Standard Webhooks' test vector

@@ -3,7 +3,7 @@
 -- client; and examples/worker_demo.lua, the demo's client part, from the job to the
 -- receiver's verified delivery. Every process listens on port 0 of 127.0.0.1.
 local queue_jobs = require "queue_jobs"
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 local socket = require "socket"
 
 local json = queue_jobs.json

@@ -2,7 +2,7 @@
 -- assertions several specs share, HTTP over loopback with LuaSocket (not the queue_jobs
 -- client), and the emulator on an ephemeral port with its control API.
 --
---   local helpers = require "helpers"
+--   local helpers = require "support.helpers"
 --   local emu = helpers.start_emulator{ args = { "--rate-limit", "600" } }
 --   local status, body, headers = helpers.http("GET", emu.url .. "/organizations/...",
 --     { headers = { ["Salad-Api-Key"] = emu.api_key } })
@@ -20,8 +20,10 @@ local M = {}
 M.DEFAULT_API_KEY = "salad-emulator-key"
 M.API = "/api/public"
 M.JOBS = "/organizations/acme-corp/projects/dev-env/queues/fifo-queue/jobs"   -- under emu.url
-M.START_TIMEOUT = 10      -- seconds to wait for a process's first line
-M.STOP_TIMEOUT = 10       -- seconds to wait for it to exit after SIGTERM
+-- (limits of polls, not expected times: generous, so that they hold under ASan on a loaded
+-- machine; a process that starts or stops in time costs no more for them)
+M.START_TIMEOUT = 30      -- seconds to wait for a process's first line
+M.STOP_TIMEOUT = 30       -- seconds to wait for it to exit after SIGTERM
 
 local function root()
   return os.getenv("QJ_ROOT") or "."
@@ -88,9 +90,10 @@ function M.aggressive_gc(pause, stepmul)
   end
 end
 
---- Polls fn() every `step` seconds until it returns a true value or `timeout` passes.
+--- Polls fn() every `step` seconds until it returns a true value or `timeout` passes
+-- (default 30 s: a limit for a state to be reached, generous for a loaded machine).
 function M.wait_for(fn, timeout, step)
-  local deadline = socket.gettime() + (timeout or 10)
+  local deadline = socket.gettime() + (timeout or 30)
   repeat
     local v = fn()
     if v then return v end
@@ -665,10 +668,10 @@ function M.lsan_tracer_crash(text)
 end
 
 --- run_emulator(args [, timeout]): runs the binary to its end (with --port 0 first, so a
--- wrongly accepted option serves on a free port until `timeout` seconds, default 5, kill
+-- wrongly accepted option serves on a free port until `timeout` seconds, default 20, kill
 -- it) and returns its exit code and everything it wrote (stdout and stderr).
 function M.run_emulator(args, timeout)
-  local argv = { "timeout", "-s", "KILL", tostring(timeout or 5), M.emulator_path(), "--port", "0" }
+  local argv = { "timeout", "-s", "KILL", tostring(timeout or 20), M.emulator_path(), "--port", "0" }
   for _, a in ipairs(args) do argv[#argv + 1] = a end
   local _, out, code = M.run(argv, { stderr = true })
   return code, out

@@ -4,7 +4,7 @@
 -- receiver. Both are pending when nginx or openssl is missing (Debian: nginx-light,
 -- openssl). Tools and nginx run without the sanitizer preload of `make check`: they are not
 -- instrumented (an uninstrumented mktemp or rm would report its own leaks and abort).
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 local q, read_file, write_file = helpers.shell_quote, helpers.read_file, helpers.write_file
 local run = helpers.shell
@@ -88,7 +88,7 @@ function M.start_nginx(dir, conf, addresses)
         if not helpers.can_connect(a, port) then return nil end
       end
       return p:alive() and "up" or "dead"
-    end, 10)
+    end, 30)
     if state == "up" then return p, port end
     p:stop()
     last = (read_file(errlog) or "") .. (read_file(out) or "")

@@ -23,15 +23,15 @@
 -- request, "post" for each create received) to a file the spec reads with q:log(). It ends
 -- when the spec stops it. Nothing in it is timed by the specs: lag and late are only
 -- compared with the client's settle, and the counts are what the specs assert.
-local helpers = require "helpers"
-local wire = require "wire"
-local serialize = require("scripted").serialize
+local helpers = require "support.helpers"
+local scripted = require "support.scripted"
+local serialize = scripted.serialize
 
 local read_file, write_file = helpers.read_file, helpers.write_file
 
 local M = {}
 
-local SERVER = wire.LISTEN .. [==[
+local SERVER = scripted.LISTEN .. [==[
 local cjson = require "cjson"
 local script = dofile(arg[1])
 local logf = assert(io.open(arg[2], "a"))

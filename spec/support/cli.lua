@@ -1,7 +1,7 @@
 --- Runs bin/salad-jobs, the real command, against an emulator for the specs of the command
 -- line (spec/cli_*_spec.lua): its own interpreter, this process's module paths, and the
 -- settings in the environment as a user would give them.
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 local q = helpers.shell_quote
 local root = os.getenv("QJ_ROOT") or "."
