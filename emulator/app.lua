@@ -262,6 +262,7 @@ end
 -- requires one), current_queue_length the count of its pending jobs, container_groups empty
 -- (docs/emulator.md, "Queues").
 local function queue_json(self, r)
+  self.queues:shown(r)
   return assert(json_encode({ id = r.id, name = r.name, display_name = r.display_name or r.name,
     description = r.description, container_groups = empty_array,
     current_queue_length = self.store:pending(r.qkey), create_time = r.create_time,

@@ -25,12 +25,22 @@ local function split(qkey)
   return qkey:match("^([^/]+)/([^/]+)/([^/]+)$")
 end
 
+-- A queue's record. Its id and times are given when it is first shown (Queues:shown), so
+-- that a queue only named by job requests takes no UUID and no time from the host.
 local function record(self, qkey)
   local _, _, name = split(qkey)
-  local t = self.now()
   self.seq = self.seq + 1
-  return { qkey = qkey, name = name, id = self.uuid(), create_time = t, update_time = t,
-    seq = self.seq }
+  return { qkey = qkey, name = name, seq = self.seq }
+end
+
+--- shown(r) -> r, with its id and times given if it had none yet.
+function Queues:shown(r)
+  if not r.id then
+    r.id = self.uuid()
+    r.create_time = self.now()
+    r.update_time = r.create_time
+  end
+  return r
 end
 
 --- reset(): back to the start: the --queue queues alone have records.
@@ -80,7 +90,7 @@ function Queues:create(qkey, display_name, description)
     return nil, 400, ("The emulator keeps at most %d queues."):format(Queues.MAX)
   end
   if not self.records[qkey] then self.n = self.n + 1 end
-  local r = record(self, qkey)
+  local r = self:shown(record(self, qkey))
   r.display_name, r.description = display_name, description
   self.records[qkey] = r
   self.deleted[qkey] = nil
@@ -90,6 +100,7 @@ end
 
 --- update(r, display_name, description): each nil (not given), false (cleared) or a value.
 function Queues:update(r, display_name, description)
+  self:shown(r)
   if display_name ~= nil then r.display_name = display_name or nil end
   if description ~= nil then r.description = description or nil end
   r.update_time = self.now()
