@@ -67,8 +67,8 @@ describe("queue operations against the emulator", function()
     assert.is_nil(none)
     assert.are.equal(404, err.status)
     assert.are.same({}, assert(c:list_queues()).items)
-    _, err = c:delete_queue { queue_name = "batch-1" }
-    assert.are.equal(404, err.status)
+    local _, gone = c:delete_queue { queue_name = "batch-1" }
+    assert.are.equal(404, gone.status)
     -- made again, it is a new queue
     local again = assert(c:create_queue { queue_name = "batch-1" })
     assert.are_not.equal(q.id, again.id)
