@@ -44,10 +44,12 @@ local cli = require "emulator.cli"
 local Store = require "emulator.store"
 local Faults = require "emulator.faults"
 local Webhooks = require "emulator.webhooks"
+local Queues = require "emulator.queues"
 
 local job_json = Store.pieces_of
 local json_encode, json_decode, json_array = core.json.encode, core.json.decode, core.array
 local decode_members = core.decode_members
+local empty_array = core.empty_array
 local valid_name = cli.valid_name
 local new_bucket = policy.bucket
 local format, tointeger, ceil, concat = string.format, math.tointeger, math.ceil, table.concat
@@ -100,6 +102,10 @@ local function problem(status, detail, instance, headers)
     status = status, detail = limit(clean(detail), MAX_DETAIL),
     instance = limit(clean(instance), MAX_INSTANCE) }
   return reply(status, assert(json_encode(t)), PROBLEM, headers)
+end
+
+local function bad_name(what, path)
+  return problem(400, format("The %s name must match ^[a-z][a-z0-9-]{0,61}[a-z0-9]$.", what), path)
 end
 
 local function too_large(self, path)
@@ -248,6 +254,107 @@ local function delete_job(self, req, qkey, id)
 end
 
 ---------------------------------------------------------------------------------------------
+-- The queues API. A project's routes: handler(self, req, nil, nil, org, project); a queue's:
+-- handler(self, req, qkey, nil, org, project, queue), the queue known to exist. The rules on
+-- which queues exist are emulator/queues.lua's.
+
+-- A queue as the API's Queue: display_name is the name when none was given (the API
+-- requires one), current_queue_length the count of its pending jobs, container_groups empty
+-- (docs/emulator.md, "Queues").
+local function queue_json(self, r)
+  self.queues:shown(r)
+  return assert(json_encode({ id = r.id, name = r.name, display_name = r.display_name or r.name,
+    description = r.description, container_groups = empty_array,
+    current_queue_length = self.store:pending(r.qkey), create_time = r.create_time,
+    update_time = r.update_time }, { sort_keys = true }))
+end
+
+-- The rules of QueuePrototype and QueuePatch on display_name and description: a detail
+-- when the decoded value v breaks them, else nil.
+local function display_name_problem(v)
+  if type(v) ~= "string" or #v < 2 or #v > 63 or v:find("[^ ,%-.0-9A-Za-z]") then
+    return "The 'display_name' field must be 2 to 63 characters matching ^[ ,-.0-9A-Za-z]+$."
+  end
+end
+
+local function description_problem(v)
+  if type(v) ~= "string" or ulen(v) > 500 or v:find("[\r\n]") or v:find("\226\128[\168\169]") then
+    return "The 'description' field must be a string of at most 500 characters on one line."
+  end
+end
+
+-- The decoded fields of a queue body: {name =, display_name =, description =}, each nil when
+-- absent and false when null (allowed only when nullable), or nil and a detail.
+local function queue_fields(m, nullable)
+  local out = {}
+  for _, k in ipairs { "name", "display_name", "description" } do
+    local text = m[k]
+    if text == "null" then
+      if not nullable then return nil, format("The '%s' field may not be null.", k) end
+      out[k] = false
+    elseif text ~= nil then
+      out[k] = json_decode(text)
+    end
+  end
+  local why = out.display_name and display_name_problem(out.display_name) or
+    out.description and description_problem(out.description)
+  if why then return nil, why end
+  return out
+end
+
+local function list_queues(self, _, _, _, org, project)
+  local out, n = { '{"items":[' }, 1
+  for i, r in ipairs(self.queues:list(org .. "/" .. project)) do
+    out[n + 1], out[n + 2], n = i > 1 and "," or "", queue_json(self, r), n + 2
+  end
+  out[n + 1] = "]}"
+  return reply(200, out, JSON)
+end
+
+local function create_queue(self, req, _, _, org, project)
+  local path = req.path
+  local m, err = members(req.body, "a JSON object with a 'name' field")
+  if not m then return problem(400, err, path) end
+  local f
+  f, err = queue_fields(m, false)
+  if not f then return problem(400, err, path) end
+  if type(f.name) ~= "string" or not valid_name(f.name) then
+    return bad_name("queue", path)
+  end
+  local r, status
+  r, status, err = self.queues:create(org .. "/" .. project .. "/" .. f.name, f.display_name,
+    f.description)
+  if not r then return problem(status, err, path) end
+  return reply(201, queue_json(self, r), JSON, { "Location",
+    "/organizations/" .. org .. "/projects/" .. project .. "/queues/" .. f.name })
+end
+
+local function get_queue(self, _, qkey)
+  return reply(200, queue_json(self, self.queues:get(qkey)), JSON)
+end
+
+local function update_queue(self, req, qkey)
+  local path = req.path
+  local m, err = members(req.body, "a JSON object (a merge patch of the queue)")
+  if not m then return problem(400, err, path) end
+  local f
+  f, err = queue_fields(m, true)
+  if not f then return problem(400, err, path) end
+  if f.name ~= nil then return problem(400, "The 'name' of a queue cannot be changed.", path) end
+  local r = self.queues:get(qkey)
+  self.queues:update(r, f.display_name, f.description)
+  return reply(200, queue_json(self, r), JSON)
+end
+
+-- The queue and its jobs go (docs/emulator.md): no webhook for them, and a worker's report
+-- of one of them changes nothing.
+local function delete_queue(self, _, qkey)
+  self.queues:delete(qkey)
+  self.store:drop_queue(qkey)
+  return reply(202, "")
+end
+
+---------------------------------------------------------------------------------------------
 -- The organization's API: handler(self, req), with the name decoded and checked, and the
 -- organization known to exist.
 
@@ -348,13 +455,18 @@ local function route_table(list)
   return routes
 end
 
-local JOBS = "^/organizations/([^/]*)/projects/([^/]*)/queues/([^/]*)/jobs"
+local QUEUES = "^/organizations/([^/]*)/projects/([^/]*)/queues"
+local JOBS = QUEUES .. "/([^/]*)/jobs"
 
 -- A route whose shape captures only the organization is the organization's (its handler
--- gets no queue); the others capture organization, project, queue and maybe a job id.
+-- gets no queue), one that captures organization and project the project's; the others
+-- capture organization, project, queue and maybe a job id.
 local API_ROUTES = route_table {
   { JOBS .. "$", { "GET", list_jobs, "list_jobs" }, { "POST", create_job, "create_job" } },
   { JOBS .. "/([^/]+)$", { "GET", get_job, "get_job" }, { "DELETE", delete_job, "delete_job" } },
+  { QUEUES .. "$", { "GET", list_queues, "list_queues" }, { "POST", create_queue, "create_queue" } },
+  { QUEUES .. "/([^/]*)$", { "GET", get_queue, "get_queue" },
+    { "PATCH", update_queue, "update_queue" }, { "DELETE", delete_queue, "delete_queue" } },
   { "^/organizations/([^/]*)/webhook%-secret%-key$",
     { "GET", get_webhook_secret_key, "get_webhook_secret_key" } },
 }
@@ -387,7 +499,8 @@ local function new_counters()
     webhooks_attempts = 0, webhooks_delivered = 0, webhooks_failed = 0, webhooks_skipped = 0,
     webhooks_dropped = 0,
     requests = { create_job = 0, list_jobs = 0, get_job = 0, delete_job = 0,
-      get_webhook_secret_key = 0, other = 0 } }
+      get_webhook_secret_key = 0, list_queues = 0, create_queue = 0, get_queue = 0,
+      update_queue = 0, delete_queue = 0, other = 0 } }
 end
 
 -- Counts a request under /api/public under its route's counter (nil: "other").
@@ -433,9 +546,6 @@ local FAULT_ANSWERS = {
   html_502 = function() return reply(502, HTML_502, "text/html") end,
 }
 
-local function bad_name(what, path)
-  return problem(400, format("The %s name must match ^[a-z][a-z0-9-]{0,61}[a-z0-9]$.", what), path)
-end
 
 -- The answer of the API, after faults: key, rate limit, body size, path, method, names,
 -- queue (or organization), then the route's handler.
@@ -467,15 +577,28 @@ local function api_answer(self, req, route, entry, org, project, queue, id)
     end
     return entry.run(self, req)
   end
-  project, queue = unescape(project), unescape(queue)
+  project = unescape(project)
+  queue = queue and unescape(queue)
   local bad = not valid_name(org) and "organization" or not valid_name(project) and "project" or
-    not valid_name(queue) and "queue" or nil
+    queue and not valid_name(queue) and "queue" or nil
   if bad then return bad_name(bad, path) end
+  local orgs = self.orgs
+  if orgs and not orgs[org] then
+    return problem(404, format("The organization %s does not exist.", org), path)
+  end
+  if queue == nil then   -- the project's route
+    local pkey = org .. "/" .. project
+    if not self.queues:project_exists(pkey) then
+      return problem(404, format("The project %s does not exist.", pkey), path)
+    end
+    return entry.run(self, req, nil, nil, org, project)
+  end
   local qkey = org .. "/" .. project .. "/" .. queue
-  local queues = self.config.queues
-  if queues and not queues[qkey] then
+  local queues = self.queues
+  if not queues:exists(qkey) then
     return problem(404, format("The queue %s does not exist.", qkey), path)
   end
+  queues:get(qkey)   -- (its record, kept: list_queues lists it)
   return entry.run(self, req, qkey, id, org, project, queue)
 end
 
@@ -563,6 +686,7 @@ function App.new(opts)
     uuid = host.uuid4, now = host.timestamp,
     on_final = function(job) self.webhooks:event(job) end }
   self.faults = Faults.new(host)
+  self.queues = Queues.new { configured = cfg.queues, uuid = host.uuid4, now = host.timestamp }
   self.counters = new_counters()
   self.buckets = {}
   if cfg.queues then   -- with --queue, the organizations of those queues alone exist
@@ -585,10 +709,11 @@ function App.new(opts)
   return self
 end
 
---- app:reset(): forgets jobs, faults, counters and rate-limit state (the options and the
--- webhook secret key stay).
+--- app:reset(): forgets jobs, queues (but the --queue ones), faults, counters and rate-limit
+-- state (the options and the webhook secret key stay).
 function App:reset()
   self.store:reset()
+  self.queues:reset()
   self.faults:reset()
   self.webhooks:reset()
   self.counters = new_counters()

@@ -30,10 +30,13 @@ end
 
 function Store:reset()
   self.jobs = {}        -- id -> job
-  self.queues = {}      -- "org/project/queue" -> { ids = {[i] = id}, head = 1, tail = 0 }
-  self.order = {}       -- [i] = id, creation order overall
+  -- "org/project/queue" -> { ids = {[i] = id}, head = 1, tail = 0, pending = n }
+  self.queues = {}
+  self.order = {}       -- [i] = id, creation order overall (an id whose job was dropped with
+                        -- its queue stays until evict_oldest passes it)
   self.head, self.tail = 1, 0
   self.count = 0
+  self.holes = 0        -- ids in order whose job was dropped with its queue
   self.bytes = 0        -- the sum of job.bytes
 end
 
@@ -83,14 +86,19 @@ local function cost(input, metadata, webhook, output)
 end
 
 function Store:evict_oldest()
-  local id = self.order[self.head]
-  self.order[self.head] = nil
-  self.head = self.head + 1
-  local job = self.jobs[id]
-  self.jobs[id] = nil
+  local job
+  repeat   -- (past the ids of jobs dropped with their queue)
+    local id = self.order[self.head]
+    self.order[self.head] = nil
+    self.head = self.head + 1
+    job = self.jobs[id]
+    if not job then self.holes = self.holes - 1 end
+  until job
+  self.jobs[job.id] = nil
   self.count = self.count - 1
   self.bytes = self.bytes - job.bytes
   local q = self.queues[job.qkey]
+  if job.status == "pending" then q.pending = q.pending - 1 end
   -- The oldest job overall is also the oldest of its queue.
   q.ids[q.head] = nil
   q.head = q.head + 1
@@ -106,7 +114,8 @@ function Store:make_room(more, keep)
     local older, order, jobs = 0, self.order, self.jobs
     for i = self.head, self.tail do
       if order[i] == keep then break end
-      older = older + jobs[order[i]].bytes
+      local job = jobs[order[i]]
+      if job then older = older + job.bytes end
     end
     if self.bytes - older + more > self.max_bytes then return false end
   end
@@ -143,13 +152,47 @@ function Store:create(qkey, input, metadata, webhook)
   self.order[self.tail] = id
   local q = self.queues[qkey]
   if not q then
-    q = { ids = {}, head = 1, tail = 0, scan = 1 }
+    q = { ids = {}, head = 1, tail = 0, scan = 1, pending = 0 }
     self.queues[qkey] = q
   end
+  q.pending = q.pending + 1
   q.tail = q.tail + 1
   q.ids[q.tail] = id
   job.qindex = q.tail
   return job
+end
+
+--- pending(qkey): how many jobs of the queue are pending.
+function Store:pending(qkey)
+  local q = self.queues[qkey]
+  return q and q.pending or 0
+end
+
+--- drop_queue(qkey): forgets every job of the queue (its queue was deleted). No webhook is
+-- sent for them, and a worker's report of one of them changes nothing. Their ids stay in
+-- the overall order until evict_oldest passes them (each a string, no job).
+function Store:drop_queue(qkey)
+  local q = self.queues[qkey]
+  if not q then return end
+  local ids, jobs = q.ids, self.jobs
+  for i = q.head, q.tail do
+    local job = jobs[ids[i]]
+    jobs[job.id] = nil
+    self.count = self.count - 1
+    self.bytes = self.bytes - job.bytes
+  end
+  self.queues[qkey] = nil
+  self.holes = self.holes + (q.tail - q.head + 1)
+  if self.holes > self.count then   -- more dropped ids than jobs: the order made anew
+    local order, n = {}, 0
+    for i = self.head, self.tail do
+      if jobs[self.order[i]] then
+        n = n + 1
+        order[n] = self.order[i]
+      end
+    end
+    self.order, self.head, self.tail, self.holes = order, 1, n, 0
+  end
 end
 
 --- get(id [, qkey]): the job, when it exists (and belongs to queue qkey when given).
@@ -179,6 +222,8 @@ end
 -- is left as it is. Returns true when it changed.
 function Store:cancel(job)
   if job.status ~= "pending" then return false end
+  local q = self.queues[job.qkey]
+  q.pending = q.pending - 1
   job.status = "cancelled"
   event(job, "cancelled", self.now())
   render_middle(job)
@@ -210,6 +255,7 @@ function Store:requeue(job)
   job.status = "pending"
   job.update_time = self.now()
   local q = self.queues[job.qkey]
+  q.pending = q.pending + 1
   if job.qindex < q.scan then q.scan = job.qindex end
   render_middle(job)
 end
@@ -238,6 +284,8 @@ function Store:set_status(job, status, output)
   local t = self.now()
   if job.status == "pending" then
     event(job, "started", t)
+    local q = self.queues[job.qkey]
+    q.pending = q.pending - 1
   end
   if status ~= "running" then
     event(job, ACTION[status], t)

@@ -68,6 +68,7 @@ build = {
     ["queue_jobs.cli"] = "lua/queue_jobs/cli.lua",
     ["queue_jobs.cli.args"] = "lua/queue_jobs/cli/args.lua",
     ["queue_jobs.cli.jobs"] = "lua/queue_jobs/cli/jobs.lua",
+    ["queue_jobs.cli.queues"] = "lua/queue_jobs/cli/queues.lua",
     ["queue_jobs.cli.jsonl"] = "lua/queue_jobs/cli/jsonl.lua",
     ["queue_jobs.cli.submit"] = "lua/queue_jobs/cli/submit.lua",
     ["queue_jobs.constants"] = "lua/queue_jobs/constants.lua",

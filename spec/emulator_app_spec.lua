@@ -309,7 +309,8 @@ describe("emulator.app with an injected host", function()
       local c = counters(app)
       assert.are.equal(6, c.requests_total)
       assert.are.same({ create_job = 0, list_jobs = 0, get_job = 0, delete_job = 0,
-        get_webhook_secret_key = 4, other = 2 }, c.requests)
+        get_webhook_secret_key = 4, list_queues = 0, create_queue = 0, get_queue = 0,
+        update_queue = 0, delete_queue = 0, other = 2 }, c.requests)
       for _, res2 in ipairs { api(app, "GET", SECRET, nil, false), api(app, "GET", SECRET, nil, "wrong") } do
         assert.is_nil(text(res2):find(MADE, 1, true))
       end
@@ -494,7 +495,8 @@ describe("emulator.app with an injected host", function()
       assert.are.same({
         creates_accepted = 1, faults_fired = 0, jobs_stored = 1, rate_limited = 0,
         requests = { create_job = 2, delete_job = 1, get_job = 1, list_jobs = 1,
-          get_webhook_secret_key = 0, other = 1 },
+          get_webhook_secret_key = 0, list_queues = 0, create_queue = 0, get_queue = 0,
+          update_queue = 0, delete_queue = 0, other = 1 },
         requests_total = 6, store_bytes = app.store.bytes,
         worker_attempts = 0, worker_rejected = 0, worker_ignored = 0,
         webhooks_attempts = 0, webhooks_delivered = 0, webhooks_failed = 0,

@@ -406,7 +406,7 @@ describe("salad-queue-emulator", function()
       local job = create_ok(emu, 1)
       status, text, headers = emu:request("GET", jobs_path("other-queue") .. "/" .. job.id)
       assert_problem(status, 404, text, headers)
-      for _, path in ipairs { "/organizations/acme-corp", ORG_PROJ .. "/queues/q1", JOBS .. "/",
+      for _, path in ipairs { "/organizations/acme-corp", ORG_PROJ .. "/queues/q1/x", JOBS .. "/",
         JOBS .. "/" .. job.id .. "/x", "" } do
         status, text, headers = emu:request("GET", path)
         assert_problem(status, 404, text, headers)
@@ -622,7 +622,8 @@ describe("salad-queue-emulator", function()
       helpers.http("GET", emu.root .. "/not-api")        -- not counted
       local c = emu:counters()
       assert.are.same({ create_job = 4, list_jobs = 1, get_job = 1, delete_job = 1,
-        get_webhook_secret_key = 0, other = 2 }, c.requests)
+        get_webhook_secret_key = 0, list_queues = 0, create_queue = 0, get_queue = 0,
+        update_queue = 0, delete_queue = 0, other = 2 }, c.requests)
       assert.are.equal(9, c.requests_total)
       assert.are.equal(2, c.creates_accepted)
       assert.are.equal(0, c.faults_fired)
@@ -632,7 +633,8 @@ describe("salad-queue-emulator", function()
       emu:reset()
       c = emu:counters()
       assert.are.same({ create_job = 0, list_jobs = 0, get_job = 0, delete_job = 0,
-        get_webhook_secret_key = 0, other = 0 }, c.requests)
+        get_webhook_secret_key = 0, list_queues = 0, create_queue = 0, get_queue = 0,
+        update_queue = 0, delete_queue = 0, other = 0 }, c.requests)
       assert.are.equal(0, c.requests_total)
       assert.are.equal(0, c.creates_accepted)
       assert.are.equal(0, c.jobs_stored)

@@ -172,7 +172,10 @@ describe("the LuaLS definition file " .. TYPES, function()
       assert.is_truthy(refused, "the probe does not see a refused name")
       local classes = { create = "queue_jobs.CreateArgs", get = "queue_jobs.JobArgs",
         cancel = "queue_jobs.JobArgs", list = "queue_jobs.ListArgs", jobs = "queue_jobs.JobsArgs",
-        wait = "queue_jobs.WaitArgs", webhook_secret = "queue_jobs.WebhookSecretArgs" }
+        wait = "queue_jobs.WaitArgs", webhook_secret = "queue_jobs.WebhookSecretArgs",
+        list_queues = "queue_jobs.ListQueuesArgs", get_queue = "queue_jobs.QueueArgs",
+        delete_queue = "queue_jobs.QueueArgs", create_queue = "queue_jobs.QueueBodyArgs",
+        update_queue = "queue_jobs.QueueBodyArgs" }
       local call_options = fields(d, "queue_jobs.CallOptions")
       for op, class in pairs(classes) do
         local names = fields(d, class)

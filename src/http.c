@@ -4,8 +4,8 @@
  *   core.http_open{api_key = k, user_agent = s, ca_file = s, proxy = s, max_body = n,
  *                  allow_http = bool, noproxy = bool}              -> handle
  *   handle:request(req)                                             -> one result table:
- *       req, the request's description: {method = "GET" | "POST" | "DELETE", url = s,
- *           body = s (a POST's), timeout = s, connect_timeout = s (seconds), want = false |
+ *       req, the request's description: {method = "GET" | "POST" | "DELETE" | "PATCH",
+ *           url = s, body = s (a POST's or a PATCH's), timeout = s, connect_timeout = s (seconds), want = false |
  *           true | "exact", decode_left = s | false, info = bool}
  *       {status = n, body = s | value = t, content_type = s, retry_after = s, location = s}
  *           an answer; with want a 2xx answer that is a JSON object comes decoded, as
@@ -187,7 +187,8 @@ static long field_ms(lua_State *L, int idx, const char *name) {
 }
 
 void qj_http_read_request(lua_State *L, int idx, qj_http_req *q) {
-  static const char *const methods[] = {"GET", "POST", "DELETE", NULL};
+  /* in qj_method's order */
+  static const char *const methods[] = {"GET", "POST", "DELETE", "PATCH", NULL};
   const char *m;
   int i;
   luaL_checktype(L, idx, LUA_TTABLE);
@@ -195,7 +196,7 @@ void qj_http_read_request(lua_State *L, int idx, qj_http_req *q) {
   m = lua_tostring(L, -1);
   lua_pop(L, 1); /* the table keeps every string read here alive */
   for (i = 0; m != NULL && methods[i] != NULL && strcmp(methods[i], m) != 0; i++) {}
-  if (m == NULL || methods[i] == NULL) luaL_error(L, "request: method must be GET, POST or DELETE");
+  if (m == NULL || methods[i] == NULL) luaL_error(L, "request: method must be GET, POST, DELETE or PATCH");
   q->m = (qj_method)i;
   lua_getfield(L, idx, "url");
   q->url = lua_tolstring(L, -1, &q->urllen);
@@ -204,11 +205,11 @@ void qj_http_read_request(lua_State *L, int idx, qj_http_req *q) {
   if (strlen(q->url) != q->urllen) luaL_error(L, "request: URL contains a NUL byte");
   q->body = NULL;
   q->bodylen = 0;
-  if (q->m == QJ_POST) {
+  if (q->m == QJ_POST || q->m == QJ_PATCH) {
     lua_getfield(L, idx, "body");
     q->body = lua_tolstring(L, -1, &q->bodylen);
     lua_pop(L, 1);
-    if (q->body == NULL) luaL_error(L, "request: a POST needs a body string");
+    if (q->body == NULL) luaL_error(L, "request: a %s needs a body string", methods[i]);
   }
   q->timeout = field_ms(L, idx, "timeout");
   q->ctimeout = field_ms(L, idx, "connect_timeout");

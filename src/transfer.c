@@ -18,7 +18,8 @@ struct qj_transfer {
   CURLU *uh;                     /* the parsed URL of the last request (CURLOPT_CURLU) */
   char *url;                     /* ... and its text; NULL when uh holds nothing usable */
   size_t urllen;
-  struct curl_slist *hdr_body;   /* headers for requests with a JSON body */
+  struct curl_slist *hdr_body;   /* headers for requests with a JSON body (POST) */
+  struct curl_slist *hdr_patch;  /* headers for a JSON merge patch (PATCH) */
   struct curl_slist *hdr_nobody; /* headers for GET and DELETE */
   char *key;                     /* private copy for redaction; wiped when freed */
   size_t keylen;
@@ -27,6 +28,7 @@ struct qj_transfer {
   char *spare;                   /* a body buffer kept between requests */
   size_t spare_cap, max_body;
   int is_post, prereqs, refused_retry; /* per request: see on_prereq */
+  int has_body;                  /* per request: a POST or a PATCH (curl reads a body) */
   long requests, connects;
   const char *http_version;      /* static string of the last answer's version, or NULL */
   qj_alloc_fn alloc;
@@ -181,6 +183,7 @@ void qj_transfer_free(qj_transfer *t) {
   if (t->uh != NULL) curl_url_cleanup(t->uh);
   forget_url(t);
   if (t->hdr_body != NULL) free_headers(t->hdr_body);
+  if (t->hdr_patch != NULL) free_headers(t->hdr_patch);
   if (t->hdr_nobody != NULL) free_headers(t->hdr_nobody);
   qj_redactor_free(t->red); /* (it points at the key: first) */
   if (t->key != NULL) {
@@ -233,15 +236,15 @@ static const char *accept_encodings(void) {
  * lines of CURLOPT_USERAGENT and CURLOPT_ACCEPT_ENCODING anew for every request, a list entry
  * is written once. CURLOPT_ACCEPT_ENCODING stays set, since it is what makes curl decode the
  * answer, and a listed Accept-Encoding replaces the one it would add. */
-static int build_headers(qj_transfer *t, struct curl_slist **list, int with_body,
+static int build_headers(qj_transfer *t, struct curl_slist **list, const char *body_type,
                          const char *ua, size_t ualen) {
   const char *enc = accept_encodings();
   if (!add_header(t, list, "Salad-Api-Key: ", t->key, t->keylen)) return 0;
   if (!add_header(t, list, "Accept: application/json", "", 0)) return 0;
   if (!add_header(t, list, "User-Agent: ", ua, ualen)) return 0;
   if (*enc && !add_header(t, list, "Accept-Encoding: ", enc, strlen(enc))) return 0;
-  if (with_body) {
-    if (!add_header(t, list, "Content-Type: application/json", "", 0)) return 0;
+  if (body_type != NULL) {
+    if (!add_header(t, list, "Content-Type: ", body_type, strlen(body_type))) return 0;
     if (!add_header(t, list, "Expect:", "", 0)) return 0; /* no 100-continue stall */
   }
   return 1;
@@ -291,8 +294,9 @@ qj_transfer *qj_transfer_new(const qj_transfer_opts *o, qj_alloc_fn alloc, void 
     ua = dflt_ua;
     ualen = strlen(dflt_ua);
   }
-  if (!build_headers(t, &t->hdr_body, 1, ua, ualen) ||
-      !build_headers(t, &t->hdr_nobody, 0, ua, ualen)) {
+  if (!build_headers(t, &t->hdr_body, "application/json", ua, ualen) ||
+      !build_headers(t, &t->hdr_patch, "application/merge-patch+json", ua, ualen) ||
+      !build_headers(t, &t->hdr_nobody, NULL, ua, ualen)) {
     qj_transfer_free(t);
     snprintf(err, errsz, "not enough memory");
     return NULL;
@@ -470,6 +474,7 @@ int qj_transfer_start(qj_transfer *t, qj_method m, const char *url, size_t urlle
   CURL *c = t->curl;
   t->prereqs = t->refused_retry = 0;
   t->is_post = m == QJ_POST;
+  t->has_body = m == QJ_POST || m == QJ_PATCH;
   t->errbuf[0] = '\0';
   if (use_url(t, url, urllen, r) != CURLE_OK) { /* nothing was sent */
     t->http_version = NULL;
@@ -477,10 +482,11 @@ int qj_transfer_start(qj_transfer *t, qj_method m, const char *url, size_t urlle
   }
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
-  if (m == QJ_POST) {
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->hdr_body);
+  if (t->has_body) {
+    /* a PATCH is a POST with its method renamed: curl sends the body the same way */
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, m == QJ_POST ? t->hdr_body : t->hdr_patch);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m == QJ_PATCH ? "PATCH" : (char *)NULL);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
     if (!copy_body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     else if (curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, body) != CURLE_OK) {
@@ -500,7 +506,7 @@ void qj_transfer_finish(qj_transfer *t, CURLcode rc, qj_result *r) {
   CURL *c = t->curl;
   long nconn = 0;
   t->r = NULL;
-  if (t->is_post) curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL);
+  if (t->has_body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL);
   curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &nconn);
   t->requests++;
   t->connects += nconn;
@@ -510,7 +516,7 @@ void qj_transfer_finish(qj_transfer *t, CURLcode rc, qj_result *r) {
     curl_off_t up = 0;
     curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &reqsize);
     curl_easy_getinfo(c, CURLINFO_HEADER_SIZE, &hdrsize);
-    if (t->is_post) curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &up);
+    if (t->has_body) curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &up);
     r->bytes_sent = (long long)reqsize + (long long)up;
     r->bytes_received = (long long)hdrsize + (long long)r->len;
   }

@@ -34,7 +34,9 @@ typedef struct qj_transfer_opts {
   int noproxy;          /* no proxy at all, not even from the environment */
 } qj_transfer_opts;
 
-typedef enum { QJ_GET = 0, QJ_POST = 1, QJ_DELETE = 2 } qj_method;
+/* A request's method. POST and PATCH carry a body: a POST's is JSON, a PATCH's a JSON merge
+ * patch (RFC 7396, Content-Type application/merge-patch+json). */
+typedef enum { QJ_GET = 0, QJ_POST = 1, QJ_DELETE = 2, QJ_PATCH = 3 } qj_method;
 
 /* Failure kinds of a result (error != NULL), the error kinds of the client. */
 #define QJ_ERR_NETWORK  "network"
@@ -84,7 +86,7 @@ void qj_result_init(qj_transfer *t, qj_result *r);
  * QJ_BUF_KEEP bytes), or is freed. */
 void qj_result_done(qj_transfer *t, qj_result *r);
 
-/* Performs one request (body and bodylen for POST; timeouts in milliseconds) into r, which
+/* Performs one request (body and bodylen for POST and PATCH; timeouts in milliseconds) into r, which
  * qj_result_init prepared. URLs must be absolute; one the same as the previous request's is
  * not parsed again. */
 void qj_transfer_run(qj_transfer *t, qj_method m, const char *url, size_t urllen,

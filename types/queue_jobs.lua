@@ -49,6 +49,21 @@
 ---@class queue_jobs.JobList
 ---@field items queue_jobs.Job[] The jobs of the page; fewer than `page_size` on the last one.
 
+---A queue as the API returns it (create_queue, get_queue, update_queue, list_queues).
+---@class queue_jobs.Queue
+---@field id string The queue's identifier, a UUID.
+---@field name string The queue's name.
+---@field display_name string Its display name (the service gives one when none was set).
+---@field description? string Its description, when it has one.
+---@field current_queue_length? integer How many jobs wait in it: what SaladCloud's autoscaler acts on.
+---@field container_groups table[] The container groups that take its jobs (ContainerGroup objects).
+---@field create_time string When it was created, an RFC 3339 date-time.
+---@field update_time string When it last changed, an RFC 3339 date-time.
+
+---The project's queues: what `client:list_queues` returns.
+---@class queue_jobs.QueueList
+---@field items queue_jobs.Queue[] The queues (the API has no pages here).
+
 -- ---- errors ------------------------------------------------------------------------------
 
 ---@alias queue_jobs.ErrorKind
@@ -171,6 +186,20 @@
 ---@field deadline? number|false Seconds for the whole operation; `false`: none.
 ---@field retry_unsafe? boolean No effect here: a GET is retried by the GET rules anyway.
 
+---The arguments of `client:list_queues{...}`: the call options alone.
+---@class queue_jobs.ListQueuesArgs: queue_jobs.CallOptions
+
+---The arguments of `client:get_queue{...}` and `client:delete_queue{...}`.
+---@class queue_jobs.QueueArgs: queue_jobs.CallOptions
+---@field queue_name string The queue: 2..63 characters of a-z, 0-9 and '-', from a letter to a letter or digit.
+
+---The arguments of `client:create_queue{...}` and `client:update_queue{...}`. For an update,
+---a field not given stays as it is, and `queue_jobs.null` clears it (a JSON merge patch).
+---@class queue_jobs.QueueBodyArgs: queue_jobs.CallOptions
+---@field queue_name string The queue: 2..63 characters of a-z, 0-9 and '-', from a letter to a letter or digit.
+---@field display_name? string|lightuserdata 2..63 characters of A-Z, a-z, 0-9, space, ',', '-' and '.'.
+---@field description? string|lightuserdata At most 500 characters on one line (no line feed, carriage return, U+2028 or U+2029).
+
 ---The arguments of `client:wait{...}`. Here `timeout` is the whole wait; the other call
 ---options apply to each poll, whose deadline is also cut to the time the wait has left.
 ---@class queue_jobs.WaitArgs: queue_jobs.CallOptions
@@ -246,7 +275,7 @@
 ---What the client's `on_event` hook gets (docs/client.md, "Events").
 ---@class queue_jobs.Event
 ---@field type "request"|"response"|"retry"|"pace" `request` before each attempt; `response` after it; `retry` before the wait for the next attempt; `pace` before a pacing wait.
----@field op string The operation: `create`, `get`, `list`, `cancel`, `webhook_secret` (`wait`, `jobs`, `wait_many` and `create_many` make `get`, `list` and `create` requests).
+---@field op string The operation: `create`, `get`, `list`, `cancel`, `webhook_secret`, `list_queues`, `get_queue`, `create_queue`, `update_queue`, `delete_queue` (`wait`, `jobs`, `wait_many` and `create_many` make `get`, `list` and `create` requests).
 ---@field method "GET"|"POST"|"DELETE" The request's method.
 ---@field url string The request's URL (never holding the key).
 ---@field attempt? integer The attempt, from 1 (every event of one attempt has the same); nil for create_many's own pace.
@@ -339,6 +368,39 @@ function Client:create_many(items, opts) end
 ---@return string? secret `"whsec_"` and the key's base64
 ---@return queue_jobs.Error? err
 function Client:webhook_secret(args) end
+
+---Lists the project's queues. `client:list_queues()` is `client:list_queues{}`.
+---@param args? queue_jobs.ListQueuesArgs
+---@return queue_jobs.QueueList? queues `{ items = { queue, ... } }`
+---@return queue_jobs.Error? err
+function Client:list_queues(args) end
+
+---Gets a queue, with its `current_queue_length`.
+---@param args queue_jobs.QueueArgs
+---@return queue_jobs.Queue? queue
+---@return queue_jobs.Error? err
+function Client:get_queue(args) end
+
+---Creates a queue (POST; `queue_name` is its name). Retried as `create` is: a 429, or a
+---failure before anything was sent, unless `retry_unsafe`. A queue of that name already
+---there is an `http` error (the emulator answers 409).
+---@param args queue_jobs.QueueBodyArgs
+---@return queue_jobs.Queue? queue
+---@return queue_jobs.Error? err
+function Client:create_queue(args) end
+
+---Updates a queue's display name or description: a JSON merge patch (PATCH,
+---`application/merge-patch+json`); `queue_jobs.null` clears a field.
+---@param args queue_jobs.QueueBodyArgs
+---@return queue_jobs.Queue? queue
+---@return queue_jobs.Error? err
+function Client:update_queue(args) end
+
+---Deletes a queue (HTTP 202).
+---@param args queue_jobs.QueueArgs
+---@return true? ok
+---@return queue_jobs.Error? err
+function Client:delete_queue(args) end
 
 ---Counters of the connection.
 ---@return queue_jobs.ClientStats

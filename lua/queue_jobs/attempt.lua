@@ -26,10 +26,12 @@ local emit = context.emit
 
 local Attempt = {}
 
---- What an operation expects of a 2xx answer: a JSON object, a list of jobs, nothing, or a
--- webhook secret key (an object whose errors never show the answer, which may hold the key).
-Attempt.OBJECT, Attempt.LIST, Attempt.NONE, Attempt.SECRET = 1, 2, 3, 4
-local OBJECT, LIST, NONE, SECRET = Attempt.OBJECT, Attempt.LIST, Attempt.NONE, Attempt.SECRET
+--- What an operation expects of a 2xx answer: a JSON object, a list of jobs, nothing, a
+-- webhook secret key (an object whose errors never show the answer, which may hold the key),
+-- or a list of queues.
+Attempt.OBJECT, Attempt.LIST, Attempt.NONE, Attempt.SECRET, Attempt.QUEUES = 1, 2, 3, 4, 5
+local OBJECT, LIST, NONE, SECRET, QUEUES = Attempt.OBJECT, Attempt.LIST, Attempt.NONE,
+  Attempt.SECRET, Attempt.QUEUES
 
 --- The blocking driver of handle h: its request function as it is (called with h first),
 -- and the client's sleep and clock (real ones unless the options give others).
@@ -66,7 +68,9 @@ local function answer(h, max_values, op, r, shape)
   end
   local why
   if shape == LIST then
-    why = validate.list_problem(v)
+    why = validate.list_problem(v, "job")
+  elseif shape == QUEUES then
+    why = validate.list_problem(v, "queue")
   elseif shape == SECRET then
     why = validate.secret_problem(v)
   end
@@ -137,16 +141,22 @@ local function no_answer(op, res, cut)
     sent = res.sent, curl_code = res.curl_code }
 end
 
+-- Why a POST that failed that way is not tried again: what it may have made.
+local function unretried_post(op)
+  if op == "create_queue" then return " (not retried: the queue may have been created)" end
+  return " (not retried: the job may have been created)"
+end
+
 -- Whether attempt n's error err (of a request with that method and settings s) is tried
 -- again: nil and what to add to its message when it is not, or the wait before the next
 -- attempt and the time now.
-local function retry_wait(cx, method, s, err, n, deadline)
+local function retry_wait(cx, op, method, s, err, n, deadline)
   local can = retryable(method, err, s.retry_unsafe)
   err.retryable = can
   if not can then
     if method == "POST" and (err.kind == "network" or err.kind == "timeout" or
         (err.status and policy.RETRY_STATUS[err.status])) then
-      return nil, " (not retried: the job may have been created)"
+      return nil, unretried_post(op)
     end
     return nil, ""
   end
@@ -224,7 +234,7 @@ function Attempt.run(cx, op, req, shape, s)
         cx.max_values)
       err.retry_after = parse_retry_after(res.retry_after, os_time())
     end
-    local delay, why = retry_wait(cx, method, s, err, attempt, deadline)
+    local delay, why = retry_wait(cx, op, method, s, err, attempt, deadline)
     if not delay then
       err.message = err.message .. why
       return finish(h, err, attempt)

@@ -47,6 +47,7 @@ local COMMANDS = {
   { "list", "queue_jobs.cli.jobs", "print every job of a queue (every page)" },
   { "cancel", "queue_jobs.cli.jobs", "cancel jobs by id" },
   { "secret", "queue_jobs.cli.jobs", "print the organization's webhook secret key" },
+  { "queues", "queue_jobs.cli.queues", "list, get, create, update or delete the project's queues" },
 }
 
 local function usage_text()

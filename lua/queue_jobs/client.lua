@@ -22,8 +22,8 @@ local fmt = string.format
 local co_running = coroutine.running
 local http_open, scan_keys = core.http_open, core.check_keys
 local invalid, fail = errors.invalid, errors.fail
-local run, OBJECT, LIST, NONE, SECRET = attempt.run, attempt.OBJECT, attempt.LIST, attempt.NONE,
-  attempt.SECRET
+local run, OBJECT, LIST, NONE, SECRET, QUEUES = attempt.run, attempt.OBJECT, attempt.LIST,
+  attempt.NONE, attempt.SECRET, attempt.QUEUES
 
 local Clients = {}
 
@@ -84,6 +84,10 @@ local WAIT_MANY_NAMES = arg_names { queue_name = true, ids = true, interval = tr
 local SECRET_NAMES = arg_names {}
 SECRET_NAMES.project_name = nil
 Clients.WEBHOOK_SECRET_ARGS = SECRET_NAMES
+-- the queue operations' (a queue is named by queue_name, as in the job operations)
+local QUEUES_NAMES = arg_names {}
+local QUEUE_NAMES = arg_names { queue_name = true }
+local QUEUE_BODY_NAMES = arg_names { queue_name = true, display_name = true, description = true }
 
 -- Every key of args must be one the operation knows. Returns an error, or nil and whether an
 -- option that changes the call's settings was given.
@@ -241,6 +245,61 @@ Client.cancel = operation("cancel", "DELETE", GET_NAMES, job_url, NONE)
 Client.list = operation("list", "GET", LIST_NAMES, list_url, LIST)
 
 local NO_ARGS = {}
+
+-- ---- queues ------------------------------------------------------------------------------
+
+local function queues_url(self, op, a)
+  return validate.queues_url(op, self.base_url, a.organization_name or self.organization_name,
+    a.project_name or self.project_name, self._h)
+end
+
+local function queue_url(self, op, a)
+  return validate.queue_url(op, self.base_url, a.organization_name or self.organization_name,
+    a.project_name or self.project_name, a.queue_name, self._h)
+end
+
+-- An operation that sends a body: the URL as operation's, then the body make_body(op, a, h)
+-- builds (or nil, err).
+local function operation_with_body(op, method, names, make_url, make_body)
+  return function(self, a)
+    local s, url = prepare(self, op, a, names, make_url)
+    if not s then return nil, url end
+    local body, err = make_body(op, a, self._h)
+    if not body then return fail(self._h, err) end
+    return perform(self, op, { method = method, url = url, body = body, timeout = 0,
+      connect_timeout = 0, want = false, decode_left = false, info = false }, OBJECT, s)
+  end
+end
+
+--- client:list_queues{} -> {items = {queue, ...}} | nil, err (the project's queues, one
+-- answer: the API has no pages here). No argument is needed: client:list_queues() works.
+local list_queues = operation("list_queues", "GET", QUEUES_NAMES, queues_url, QUEUES)
+function Client:list_queues(a)
+  return list_queues(self, a == nil and NO_ARGS or a)
+end
+
+--- client:get_queue{queue_name} -> queue | nil, err
+Client.get_queue = operation("get_queue", "GET", QUEUE_NAMES, queue_url, OBJECT)
+
+--- client:create_queue{queue_name, display_name?, description?} -> queue | nil, err
+-- A POST: retried as create is (a 429, or a failure before anything was sent), unless
+-- retry_unsafe.
+local queue_body = validate.queue_body
+Client.create_queue = operation_with_body("create_queue", "POST", QUEUE_BODY_NAMES,
+  queues_url, function(op, a, h)
+    local err = validate.name(op, "queue_name", a.queue_name, h)
+    if err then return nil, err end
+    return queue_body(op, a, h)
+  end)
+
+--- client:update_queue{queue_name, display_name?, description?} -> queue | nil, err
+-- A JSON merge patch (PATCH, application/merge-patch+json): a field not given stays as it
+-- is, a field given as queue_jobs.null is cleared.
+Client.update_queue = operation_with_body("update_queue", "PATCH", QUEUE_BODY_NAMES, queue_url,
+  validate.queue_patch)
+
+--- client:delete_queue{queue_name} -> true | nil, err  (HTTP 202)
+Client.delete_queue = operation("delete_queue", "DELETE", QUEUE_NAMES, queue_url, NONE)
 
 --- client:webhook_secret{organization_name?} -> "whsec_..." | nil, err
 -- The organization's webhook secret key, with the whsec_ prefix that Standard Webhooks

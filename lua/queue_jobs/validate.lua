@@ -112,8 +112,9 @@ function Validate.create_body(op, a)
   return body
 end
 
---- Why a decoded list answer is not {"items": [job object, ...]}, or nil when it is.
-function Validate.list_problem(v)
+--- Why a decoded list answer is not {"items": [object, ...]}, or nil when it is. what names
+-- an item in the reason: "job" (list) or "queue" (list_queues).
+function Validate.list_problem(v, what)
   local items = v.items
   if type(items) ~= "table" or getmetatable(items) == nil and next(items) ~= nil then
     return "response has no items array"
@@ -121,7 +122,7 @@ function Validate.list_problem(v)
   for i = 1, #items do
     local job = items[i]
     if type(job) ~= "table" or getmetatable(job) ~= nil then
-      return fmt("response item %d is not a job object (got %s)", i,
+      return fmt("response item %d is not a %s object (got %s)", i, what or "job",
         getmetatable(job) ~= nil and "an array" or type(job))
     end
   end
@@ -140,6 +141,58 @@ function Validate.secret_problem(v)
   if why then return "response's secret_key is not base64 of 24 to 128 bytes: it " .. why end
 end
 
+-- ---- queues --------------------------------------------------------------------------
+
+-- A queue's display_name (QueuePrototype, QueuePatch): 2..63 characters of letters, digits,
+-- space, ',', '-' and '.' (the API's ^[ ,-.0-9A-Za-z]+$, where ",-." is a range of those three).
+local DISPLAY_NAME_RULE = "must be 2..63 characters of A-Z, a-z, 0-9, space, ',', '-' and '.'"
+
+local function display_name_problem(op, v, red)
+  if type(v) ~= "string" or #v < 2 or #v > 63 or v:find("[^ ,%-.0-9A-Za-z]") then
+    return invalid(op, "display_name", DISPLAY_NAME_RULE .. " (got " .. show(v, red) .. ")")
+  end
+end
+
+-- A queue's description: 0..500 characters of UTF-8 on one line (the API's ^.*$: no line
+-- feed, carriage return, U+2028 or U+2029).
+local function description_problem(op, v, red)
+  if type(v) ~= "string" then
+    return invalid(op, "description", "must be a string (got " .. show(v, red) .. ")")
+  end
+  local n = utf8_len(v)
+  if not n then return invalid(op, "description", "must be valid UTF-8") end
+  if n > 500 then
+    return invalid(op, "description", fmt("must be at most 500 characters (got %d)", n))
+  end
+  if v:find("[\r\n]") or v:find("\226\128[\168\169]") then
+    return invalid(op, "description", "must be one line (no line feed, carriage return, " ..
+      "U+2028 or U+2029)")
+  end
+end
+
+--- The body of create_queue (QueuePrototype: name, display_name?, description?), or nil,
+-- err. queue_name was checked with the URL; neither field may be null here.
+function Validate.queue_body(op, a, red)
+  local display_name, description = a.display_name, a.description
+  local err = display_name ~= nil and display_name_problem(op, display_name, red) or
+    description ~= nil and description_problem(op, description, red)
+  if err then return nil, err end
+  return (core.json.encode { name = a.queue_name, display_name = display_name,
+    description = description })
+end
+
+--- The body of update_queue (QueuePatch, a JSON merge patch: display_name?, description?,
+-- each a value or queue_jobs.null, which clears it), or nil, err.
+function Validate.queue_patch(op, a, red)
+  local display_name, description = a.display_name, a.description
+  local err = display_name ~= nil and display_name ~= null and
+      display_name_problem(op, display_name, red) or
+    description ~= nil and description ~= null and description_problem(op, description, red)
+  if err then return nil, err end
+  -- (an empty patch is a valid merge patch: it changes nothing and answers the queue)
+  return (core.json.encode { display_name = display_name, description = description })
+end
+
 local function pct(s)
   return (s:gsub("[^%w%-._~]", function(c) return fmt("%%%02X", c:byte()) end))
 end
@@ -151,6 +204,23 @@ function Validate.jobs_url(op, base, org, proj, queue, red)
   if err then return nil, err end
   return base .. "/organizations/" .. pct(org) .. "/projects/" .. pct(proj) ..
     "/queues/" .. pct(queue) .. "/jobs"
+end
+
+--- The queues URL of a project under base, or nil, err.
+function Validate.queues_url(op, base, org, proj, red)
+  local err = Validate.name(op, "organization_name", org, red) or
+    Validate.name(op, "project_name", proj, red)
+  if err then return nil, err end
+  return base .. "/organizations/" .. pct(org) .. "/projects/" .. pct(proj) .. "/queues"
+end
+
+--- The URL of a queue under base, or nil, err.
+function Validate.queue_url(op, base, org, proj, queue, red)
+  local url, err = Validate.queues_url(op, base, org, proj, red)
+  if not url then return nil, err end
+  err = Validate.name(op, "queue_name", queue, red)
+  if err then return nil, err end
+  return url .. "/" .. pct(queue)
 end
 
 --- The URL of an organization's webhook secret key under base, or nil, err.
