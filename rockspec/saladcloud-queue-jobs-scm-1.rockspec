@@ -60,6 +60,7 @@ build = {
     ["queue_jobs.batch"] = "lua/queue_jobs/batch.lua",
     ["queue_jobs.outcome"] = "lua/queue_jobs/outcome.lua",
     ["queue_jobs.bulk"] = "lua/queue_jobs/bulk.lua",
+    ["queue_jobs.cancel_many"] = "lua/queue_jobs/cancel_many.lua",
     ["queue_jobs.client"] = "lua/queue_jobs/client.lua",
     ["queue_jobs.cli"] = "lua/queue_jobs/cli.lua",
     ["queue_jobs.cli.args"] = "lua/queue_jobs/cli/args.lua",
