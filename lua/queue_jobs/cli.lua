@@ -45,7 +45,8 @@ local COMMANDS = {
   { "results", "queue_jobs.cli.jobs", "wait until jobs end; print each one's id, status and output" },
   { "get", "queue_jobs.cli.jobs", "print jobs by id" },
   { "list", "queue_jobs.cli.jobs", "print every job of a queue (every page)" },
-  { "cancel", "queue_jobs.cli.jobs", "cancel jobs by id" },
+  { "cancel", "queue_jobs.cli.jobs", "cancel jobs by id, or in bulk (a submit's journal, a file of ids)" },
+  { "resubmit", "queue_jobs.cli.resubmit", "create new jobs for a submit's lines whose jobs failed, once" },
   { "secret", "queue_jobs.cli.jobs", "print the organization's webhook secret key" },
 }
 
@@ -231,7 +232,7 @@ function Cli.main(argv)
     if c[1] == name then entry = c end
   end
   if not entry then
-    return cx:usage(fmt("%s is not a command (submit, wait, results, get, list, cancel, secret)",
+    return cx:usage(fmt("%s is not a command (submit, wait, results, get, list, cancel, resubmit, secret)",
       cx.shown(name, "the first argument")))
   end
   cx.command = name
