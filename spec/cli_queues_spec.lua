@@ -1,5 +1,5 @@
 -- salad-jobs queues (docs/cli.md): the real command against the emulator.
-local cli = require "cli_support"
+local cli = require "support.cli"
 
 describe("salad-jobs queues", function()
   local emu

@@ -3,7 +3,7 @@
 -- and only the named and created queues exist (--queue). docs/client.md, "Queues";
 -- docs/emulator.md, "Queues".
 local qj = require "queue_jobs"
-local helpers = require "helpers"
+local helpers = require "support.helpers"
 
 local KEY = "sk-queues-spec-7f3a91c2"
 local ORG, PROJ = "acme-corp", "dev-env"

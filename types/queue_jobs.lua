@@ -77,6 +77,8 @@
 ---| "task"             # `task:result()`: the task's function raised (`value` is what it raised, `traceback` where), or its engine was closed first.
 ---| "journal"          # a bulk create's journal cannot be opened, read, written, or is in use by another run; or an item changed since the journal recorded it (`item`).
 ---| "ambiguous"        # `create_many`: an item that may or may not exist (not resolved by the look-up, or `reconcile = false`).
+---| "not_cancelled"    # `cancel_many`: the service accepted a job's cancel (202), and the job was still pending when read again.
+---| "stopped"          # `cancel_many`: the run stopped after a job's cancel was sent, before the job was read again.
 
 ---What every failure returns as its second value (`nil, err`). `tostring(err)` is
 ---`err.message`, so `assert(client:create{...})` prints one readable line. Every string of
@@ -359,6 +361,41 @@ function Client:wait_many(args) end
 ---@return queue_jobs.BulkReport? report
 ---@return queue_jobs.Error? err kind `invalid_argument` (the options, the items) or `journal`
 function Client:create_many(items, opts) end
+
+---The arguments of `client:cancel_many{...}`.
+---@class queue_jobs.CancelManyArgs
+---@field queue_name string The queue of every job.
+---@field ids string[] The jobs' ids (UUIDs, any case); repeated ids count once.
+---@field concurrency? integer Jobs worked on at once, 1..256. Default: 8.
+---@field on_result? fun(id: string, class: "cancelled"|"not_cancellable"|"already_final"|"failed"|"not_tried", status?: string, err?: queue_jobs.Error) Called once per job with its class, the status last read (nil if none was) and, for `failed`, the error. Without it, `report.results` keeps them.
+---@field stop? fun(): boolean Polled between requests: true stops the run (the jobs not taken are `not_tried`).
+---@field organization_name? string
+---@field project_name? string
+
+---What `client:cancel_many` returns.
+---@class queue_jobs.CancelManyReport
+---@field total integer The jobs (repeated ids once).
+---@field cancelled integer Pending jobs this call cancelled.
+---@field not_cancellable integer Running jobs: the service accepts their cancel (202) and they run on.
+---@field already_final integer Jobs found succeeded, failed or cancelled (no cancel sent), or that ended meanwhile.
+---@field failed integer Jobs whose get or cancel failed (a 404: not in the queue); their errors in `errors`.
+---@field not_tried integer Jobs not worked on because the run stopped.
+---@field errors queue_jobs.Error[] The failed jobs' errors (`err.id` names the job).
+---@field results? table<string, {class: string, status?: string, error?: queue_jobs.Error}> Each job's outcome by id (not kept with `on_result`).
+---@field requests integer Requests the call made.
+---@field rate_limited integer 429 answers (each slowed the run).
+---@field seconds number How long the call took.
+---@field stopped? "unreachable"|"stopped" Why the run stopped, when it did.
+---@field cause? queue_jobs.Error With `stopped = "unreachable"`: the last connection failure.
+
+---Cancels many jobs, `concurrency` at once, paced as `create_many` (on the client's engine,
+---yielding inside one of its tasks, or blocking on a private one). Each job is read first: a
+---finished one is `already_final` and no cancel is sent; any other is cancelled and read
+---again, since the cancel's 202 says nothing of what happened to it.
+---@param args queue_jobs.CancelManyArgs
+---@return queue_jobs.CancelManyReport? report
+---@return queue_jobs.Error? err kind `invalid_argument` (nothing was sent)
+function Client:cancel_many(args) end
 
 ---The organization's webhook secret key, as `"whsec_" .. secret_key`: the form Standard
 ---Webhooks libraries take to verify the webhooks SaladCloud signs with it. An answer without

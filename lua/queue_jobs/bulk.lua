@@ -597,10 +597,12 @@ local function resolve(run, wait)
 end
 
 -- Runs n workers on eng, this task one of them, until every item is taken and done.
-local function workers(run, eng, n, wait)
+-- (fn: the worker, create_many's unless another bulk operation gives its own)
+local function workers(run, eng, n, wait, fn)
+  fn = fn or worker
   local tasks = {}
-  for k = 1, n - 1 do tasks[k] = eng:spawn(worker, run) end
-  worker(run)
+  for k = 1, n - 1 do tasks[k] = eng:spawn(fn, run) end
+  fn(run)
   local function busy()
     for k = 1, #tasks do if not tasks[k]:done() then return true end end
   end
@@ -792,21 +794,23 @@ local function new_run(client, s, items, o, j)
   return run
 end
 
--- Runs the run's workers to the end: on the client's engine, yielding, when this is one of
--- its tasks; else on that engine or a private one (then the run's base driver), stepped here
--- until they are done. Returns pcall's ok and error.
-local function execute(run, eng, concurrency, yieldable, b)
+-- Runs the run's workers to the end (body: coordinate, or another bulk operation's): on the
+-- client's engine, yielding, when this is one of its tasks; else on that engine or a private
+-- one (then the run's base driver), stepped here until they are done. Returns pcall's ok and
+-- error.
+local function execute(run, eng, concurrency, yieldable, b, body)
+  body = body or coordinate
   local me = co_running()
   local outer = b.runs[me]   -- a run this call is nested in (from its on_result)
   local ok, e = pcall(function()
     if yieldable then
       b.runs[me] = run
-      coordinate(run, eng, concurrency, run.wait)
+      body(run, eng, concurrency, run.wait)
       b.runs[me] = outer
     else
       local task = eng:spawn(function()
         b.runs[co_running()] = run
-        coordinate(run, eng, concurrency, run.wait)
+        body(run, eng, concurrency, run.wait)
       end)
       while not task:done() do eng:step(eng:timeout() or 1) end
       local _, terr = task:result()
@@ -844,6 +848,43 @@ local function outcome_of(run, h, ok, e)
   return report
 end
 
+-- No more requests in flight than the client's bucket lets go in half a deadline, so that
+-- none waits for the bucket past its deadline (docs/client.md, "Bulk create").
+local function concurrency_cap(s, concurrency)
+  if s.rate_limit and s.deadline then
+    local cap = max(1, s.burst or 1, floor(s.rate_limit / 60 * s.deadline / 2))
+    if concurrency > cap then return cap end
+  end
+  return concurrency
+end
+
+-- The engine a run works on: the client's, or a private one for this call, whose driver is
+-- then this run's (run.base; other calls of the client keep the client's own). A coroutine
+-- that is no task of the client's engine, inside one of its steps, cannot step it: it gets a
+-- private engine too, and blocks like every other method there. Returns the engine, whether
+-- it is the call's own, whether this coroutine may yield on it, and the bulk layer; or nil
+-- and an error (op: the operation's name) inside a task that cannot yield.
+local function engine_of(client, cx, run, concurrency, op)
+  local h, s = cx.h, cx.settings
+  local eng, own = client.engine, false
+  local b = bulk_layer(cx)
+  run.runs, run.base = b.runs, b.base
+  -- the run's own waits (for its tasks, the look-up's settle, the pace) are its base
+  -- driver's, never cut short by stop: those that must end at a stop look at it themselves
+  run.wait = function(seconds) return run.base.wait(seconds) end
+  local yieldable, inside = false, false
+  if eng then yieldable, inside = engine_mod.in_task(eng) end
+  if inside and not yieldable then
+    return nil, nil, nil, nil, invalid(op, "call", "cannot run here: inside a task of the " ..
+      "client's engine that cannot yield (a metamethod or a C function's callback)")
+  end
+  if not eng or (not inside and engine_mod.stepping(eng)) then
+    eng, own, yieldable = engine_mod.new { max_connections = concurrency }, true, false
+    run.base = engine_mod.driver(eng, h, s.sleep, s.clock)
+  end
+  return eng, own, yieldable, b
+end
+
 --- client:create_many(items [, opts]) -> report | nil, err (docs/client.md, "Bulk create")
 function Bulk.create_many(client, cx, items, opts)
   local h = cx.h
@@ -857,34 +898,12 @@ function Bulk.create_many(client, cx, items, opts)
   j, err = open_journal(o, h)
   if err then return fail(h, err) end
   local s = cx.settings
-  -- no more creates in flight than the client's bucket lets go in half a deadline, so that
-  -- none waits for the bucket past its deadline (docs/client.md, "Bulk create")
-  if s.rate_limit and s.deadline then
-    local cap = max(1, s.burst or 1, floor(s.rate_limit / 60 * s.deadline / 2))
-    if o.concurrency > cap then o.concurrency = cap end
-  end
+  o.concurrency = concurrency_cap(s, o.concurrency)
   local run = new_run(client, s, items, o, j)
-
-  -- the engine: the client's, or a private one for this call, whose driver is then this
-  -- run's (run.base; other calls of the client keep the client's own). A coroutine that is
-  -- no task of the client's engine, inside one of its steps, cannot step it: it gets a
-  -- private engine too, and blocks like every other method there.
-  local eng, own = client.engine, false
-  local b = bulk_layer(cx)
-  run.runs, run.base = b.runs, b.base
-  -- the run's own waits (for its tasks, the look-up's settle, the pace) are its base
-  -- driver's, never cut short by stop: those that must end at a stop look at it themselves
-  run.wait = function(seconds) return run.base.wait(seconds) end
-  local yieldable, inside = false, false
-  if eng then yieldable, inside = engine_mod.in_task(eng) end
-  if inside and not yieldable then
+  local eng, own, yieldable, b, eerr = engine_of(client, cx, run, o.concurrency, "create_many")
+  if not eng then
     if j then j:close() end
-    return fail(h, invalid("create_many", "call", "cannot run here: inside a task of the " ..
-      "client's engine that cannot yield (a metamethod or a C function's callback)"))
-  end
-  if not eng or (not inside and engine_mod.stepping(eng)) then
-    eng, own, yieldable = engine_mod.new { max_connections = o.concurrency }, true, false
-    run.base = engine_mod.driver(eng, h, s.sleep, s.clock)
+    return fail(h, eerr)
   end
   local ok, e = execute(run, eng, o.concurrency, yieldable, b)
   if own then eng:close() end
@@ -892,6 +911,77 @@ function Bulk.create_many(client, cx, items, opts)
   if run.progress == progress_line then progress_line(run, true) end
   run.report.seconds = s.clock() - run.started
   return outcome_of(run, h, ok, e)
+end
+
+
+-- ---- other bulk operations ------------------------------------------------------------------
+
+--- Bulk.paced(client, cx, op, opts, next_item, work) -> report | nil, err: another bulk
+-- operation (queue_jobs.cancel_many, queue_jobs.resubmit) on create_many's workers and pace.
+-- opts.concurrency workers on the client's engine (yielding, inside one of its tasks) or on a
+-- private one (blocking) call work(item, turn) for each item next_item() gives, until it
+-- gives nil, opts.stop() says so, or UNREACHABLE connection failures in a row stop the run.
+-- Their requests are paced as create_many's: the client's bucket, and a 429 slows the whole
+-- run and holds it for its Retry-After. A request the run's pace held back fails with kind
+-- "paced" (the wait would pass its deadline) or "stopped" (the run must stop); turn() waits
+-- for the pace's next slot and says whether the run goes on (false: it stops). Returns
+-- {requests, rate_limited, seconds, stopped = nil | "stopped" | "unreachable", cause};
+-- raises what next_item or work raised.
+function Bulk.paced(client, cx, op, opts, next_item, work)
+  local h, s = cx.h, cx.settings
+  local concurrency = concurrency_cap(s, opts.concurrency)
+  local report = { requests = 0, rate_limited = 0, seconds = 0 }
+  local run = { settings = s, clock = s.clock, started = s.clock(), stop = opts.stop,
+    streak = 0, sending = setmetatable({}, { __mode = "k" }), pace = new_pace(s),
+    report = report }
+  local eng, own, yieldable, b, eerr = engine_of(client, cx, run, concurrency, op)
+  if not eng then return fail(h, eerr) end
+  local function turn()
+    local p = run.pace
+    if run.stopped then return false end
+    if not wait_until(run, run.wait, max(p.hold, p.last + 1 / p.rate)) then return false end
+    return not run.stopped
+  end
+  local function one()
+    local co = co_running()
+    if run.runs[co] == nil then run.runs[co] = run end
+    while not run.halt and not run.stopped do
+      if run.stop and run.stop() then
+        run.stopped = "stopped"
+        return
+      end
+      local ok, it = pcall(next_item)
+      if not ok then
+        run.halt, run.raised = true, run.raised or it
+        return
+      end
+      if it == nil then return end
+      local ok2, err = pcall(work, it, turn)
+      if not ok2 then
+        run.halt, run.raised = true, run.raised or err
+        return
+      end
+    end
+  end
+  local ok, e = execute(run, eng, concurrency, yieldable, b, function(_, en, n, wait)
+    workers(run, en, n, wait, one)
+  end)
+  if own then eng:close() end
+  report.seconds = s.clock() - run.started
+  if not ok then
+    if type(e) == "table" and e.kind == "invalid_argument" then return fail(h, e) end
+    error(e, 0)
+  end
+  if run.raised then error(run.raised, 0) end
+  if run.stopped then
+    report.stopped = run.stopped
+    local c = run.cause_res
+    if run.stopped == "unreachable" and c then
+      report.cause = select(2, fail(h, core.error { kind = c.error, retryable = false,
+        curl_code = c.curl_code, message = c.error .. ": " .. tostring(c.message) }))
+    end
+  end
+  return report
 end
 
 return Bulk

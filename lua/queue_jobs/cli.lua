@@ -45,7 +45,8 @@ local COMMANDS = {
   { "results", "queue_jobs.cli.jobs", "wait until jobs end; print each one's id, status and output" },
   { "get", "queue_jobs.cli.jobs", "print jobs by id" },
   { "list", "queue_jobs.cli.jobs", "print every job of a queue (every page)" },
-  { "cancel", "queue_jobs.cli.jobs", "cancel jobs by id" },
+  { "cancel", "queue_jobs.cli.jobs", "cancel jobs by id, or in bulk (a submit's journal, a file of ids)" },
+  { "resubmit", "queue_jobs.cli.resubmit", "create new jobs for a submit's lines whose jobs failed, once" },
   { "secret", "queue_jobs.cli.jobs", "print the organization's webhook secret key" },
   { "queues", "queue_jobs.cli.queues", "list, get, create, update or delete the project's queues" },
 }
@@ -232,8 +233,10 @@ function Cli.main(argv)
     if c[1] == name then entry = c end
   end
   if not entry then
-    return cx:usage(fmt("%s is not a command (submit, wait, results, get, list, cancel, secret)",
-      cx.shown(name, "the first argument")))
+    local names = {}
+    for i, c in ipairs(COMMANDS) do names[i] = c[1] end
+    return cx:usage(fmt("%s is not a command (%s)", cx.shown(name, "the first argument"),
+      table.concat(names, ", ")))
   end
   cx.command = name
   local cmd = require(entry[2])

@@ -435,6 +435,17 @@ function Client:create_many(items, opts)
   return bulk.create_many(self, self._cx, items, opts)
 end
 
+-- ---- cancel_many -------------------------------------------------------------------------
+
+local cancel_many = require "queue_jobs.cancel_many"
+
+--- client:cancel_many{queue_name, ids, concurrency?, on_result?, stop?} -> report | nil, err:
+-- each job read, cancelled and read again, paced as create_many (queue_jobs.cancel_many).
+function Client:cancel_many(a)
+  check_args(self, "cancel_many", a)
+  return cancel_many.run(self, self._cx, a)
+end
+
 --- client:close(): closes the connection; safe to call twice. Also __close. While a call of
 -- the client runs (a finalizer closing it), the connection closes when that call ends; a
 -- call that can never end (its engine was collected) does not hold it open.

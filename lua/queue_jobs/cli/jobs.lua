@@ -1,4 +1,5 @@
---- queue_jobs.cli.jobs: salad-jobs wait, results, get, list, cancel and secret (docs/cli.md).
+--- queue_jobs.cli.jobs: salad-jobs wait, results, get, list, cancel (by id, or in bulk through
+-- client:cancel_many) and secret (docs/cli.md).
 -- Each prints JSON lines on stdout and its problems on stderr. A signal ends them at the next
 -- request's end or during a wait (cx:client(nil, true, true)), with 128 + the signal.
 local core = require "queue_jobs.core"
@@ -189,6 +190,85 @@ local function each_id(op)
   end
 end
 
+-- cancel --journal FILE / --ids FILE: the confirmation, asked on a terminal unless --yes.
+-- Without a terminal to ask on (standard input is not one, or it holds the ids) and without
+-- --yes, nothing is cancelled: true to go on, or false and the exit status.
+local function confirmed(cx, o, queue, n)
+  if o.yes then return true end
+  if o.ids == "-" or not core.isatty(io.stdin) then
+    cx:usage(fmt("cancel: %d jobs: give --yes to cancel them without a terminal to confirm on", n))
+    return false, 2
+  end
+  io.stderr:write(cx:redact(fmt("salad-jobs: cancel %d jobs of the queue %s? [y/N] ", n, queue)))
+  io.stderr:flush()
+  local answer = io.stdin:read("l")
+  if answer and (answer:lower() == "y" or answer:lower() == "yes") then return true end
+  cx:say("cancel: nothing was cancelled")
+  return false, 1
+end
+
+-- cancel in bulk (--journal, --ids): client:cancel_many, a JSON line per job and a summary.
+-- A signal, or an output that cannot be written, stops it between requests.
+local function cancel_bulk(cx, o, pos, queue)
+  local concurrency = o.concurrency or constants.CONCURRENCY_DEFAULT
+  if concurrency > constants.CONCURRENCY_MAX then
+    return cx:usage(fmt("--concurrency must be an integer within 1..%d", constants.CONCURRENCY_MAX))
+  end
+  local client, cst = cx:client(nil, false, true)
+  if not client then return cst end
+  local ids, line = ids_of(o, pos)
+  if not ids then
+    client:close()
+    return cx:usage((line:gsub("^no jobs to follow", "no jobs to cancel")))
+  end
+  local ok, st = confirmed(cx, o, queue, #ids)
+  if not ok then
+    client:close()
+    return st
+  end
+  local report, err = client:cancel_many { queue_name = queue, ids = ids, concurrency = concurrency,
+    stop = function() return cx.interrupted() ~= nil or cx.write_error ~= nil end,
+    on_result = function(id, class, status, e)
+      local n = line[id:lower()]
+      cx:write(fmt('{"id":%s%s,"result":%s%s%s}', encode(id), n and fmt(',"line":%d', n) or "",
+        encode(class), status and (',"status":' .. encode(status)) or "",
+        e and (',"error":' .. encode(tostring(e.message))) or ""))
+    end }
+  client:close()
+  if not report then
+    cx:say(err.message)
+    return err.kind == "invalid_argument" and 2 or 1
+  end
+  if not o.quiet then
+    cx:say(fmt("cancel: %d jobs: %d cancelled, %d not cancellable (running), %d already final, " ..
+      "%d failed, %d not tried (%d requests, %d rate limited, %.1f s)", report.total,
+      report.cancelled, report.not_cancellable, report.already_final, report.failed,
+      report.not_tried, report.requests, report.rate_limited, report.seconds))
+  end
+  if report.stopped == "unreachable" then
+    cx:say("stopped: the server cannot be reached (" ..
+      (report.cause and tostring(report.cause.message) or "connection failures") .. ")")
+  end
+  if cx.interrupted() then return 128 + cx.interrupted() end
+  local all = report.failed + report.not_tried + report.not_cancellable == 0
+  return all and 0 or 1
+end
+
+local each_cancel = each_id("cancel")
+
+-- cancel: by id one request at a time (as it always was), or in bulk with --journal / --ids.
+local function cancel(cx, o, pos)
+  local queue, st = cx:need(o.queue, "--queue")
+  if not queue then return st end
+  if not o.journal and not o.ids then
+    if o.yes or o.concurrency then
+      return cx:usage("--yes and --concurrency go with --journal or --ids")
+    end
+    return each_cancel(cx, o, pos)
+  end
+  return cancel_bulk(cx, o, pos, queue)
+end
+
 local function list(cx, o, pos)
   local queue, st = cx:need(o.queue, "--queue")
   if not queue then return st end
@@ -249,10 +329,27 @@ J.commands.get = { options = { queue = QUEUE }, run = each_id("get"), usage = {
   "Prints each job as a JSON line. Exit status: 0 all found, 1 some not, 2 bad usage.",
 } }
 
-J.commands.cancel = { options = { queue = QUEUE }, run = each_id("cancel"), usage = {
+J.commands.cancel = { options = {
+  queue = QUEUE,
+  journal = { takes = "string", arg = "FILE", help = "cancel the jobs a submit recorded in its journal FILE" },
+  ids = FOLLOW.ids,
+  yes = { help = "do not ask for confirmation (required without a terminal)" },
+  concurrency = { takes = "count", arg = "N",
+    help = fmt("jobs worked on at once with --journal or --ids, 1..%d (default %d)",
+      constants.CONCURRENCY_MAX, constants.CONCURRENCY_DEFAULT) },
+}, run = cancel, usage = {
   "usage: salad-jobs cancel --queue QUEUE ID...",
+  "       salad-jobs cancel --queue QUEUE [--journal FILE] [--ids FILE] [--yes] [--concurrency N] [ID...]",
   "",
-  "Cancels each job (prints nothing). Exit status: 0 all cancelled, 1 some not, 2 bad usage.",
+  "With ids alone: cancels each job (prints nothing). Exit status: 0 all cancelled, 1 some",
+  "not, 2 bad usage.",
+  "With --journal or --ids (- for standard input): asks for confirmation on a terminal unless",
+  "--yes (without a terminal, --yes is required), reads each job, cancels it and reads it",
+  'again, and prints {"id": ..., "line": N, "result": ..., "status": ...} per job, result one',
+  "of cancelled, not_cancellable (running: it runs on), already_final, failed (with",
+  '"error") or not_tried, then a summary on stderr. Exit status: 0 every job cancelled or',
+  "final already, 1 some running, failed or not tried, 2 bad usage (or no --yes without a",
+  "terminal), 130 interrupted.",
 } }
 
 J.commands.list = { options = { queue = QUEUE }, run = list, usage = {
