@@ -101,7 +101,7 @@ describe("the architecture", function()
       local name = f:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/", ".")
       local mine = of[name]
       assert(mine, f .. " is in no layer of ARCHITECTURE.md's table")
-      for req in assert(read(root .. "/" .. f)):gmatch('require%s*%(?%s*"(queue_jobs[%w_.]*)"') do
+      for _, req in assert(read(root .. "/" .. f)):gmatch('require%s*%(?%s*(["\'])(queue_jobs[%w_.]*)%1') do
         local theirs = of[req]
         assert(theirs, f .. " requires " .. req .. ", which is in no layer")
         assert(theirs <= mine, ("%s (layer %d) requires %s, of a layer above (%d)"):format(
@@ -119,10 +119,15 @@ describe("the architecture", function()
       -- a field a module makes: assigned (x._name = ...) or in a constructor (_name = ...)
       for name in text:gmatch("[%.%s{,](_[%a][%w_]*)%s*=[^=]") do own[f][name] = true end
     end
+    -- (a field is known by its name: a module that makes _x itself may read another's _x)
+    local reads = { "[%w_%]%)]%.(_[%a][%w_]*)", "%[%s*[\"'](_[%a][%w_]*)[\"']%s*%]",
+      "rawget%s*%(%s*[^,]+,%s*[\"'](_[%a][%w_]*)[\"']" }
     for _, f in ipairs(files) do
-      for name in texts[f]:gmatch("[%w_%]%)]%.(_[%a][%w_]*)") do
-        if name ~= "_VERSION" and name:sub(2, 2) ~= "_" then
-          assert(own[f][name], f .. " reads ." .. name .. ", a field it does not make")
+      for _, pattern in ipairs(reads) do
+        for name in texts[f]:gmatch(pattern) do
+          if name ~= "_VERSION" and name:sub(2, 2) ~= "_" then
+            assert(own[f][name], f .. " reads " .. name .. ", a field it does not make")
+          end
         end
       end
     end

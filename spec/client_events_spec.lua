@@ -205,6 +205,50 @@ describe("the client's on_event hook", function()
     assert.is_true(paces >= 1, shape(evs))
   end)
 
+  it("never hands the hook the key, in the URL or in a failure's message", function()
+    -- curl's message quotes the host it could not reach (*.localhost is loopback to curl),
+    -- and the host holds the key
+    local evs, hook = recorder()
+    local c = client("https://" .. KEY .. ".localhost:" .. helpers.free_port() .. "/api/public",
+      { on_event = hook, retries = 0 })
+    local _, err = c:get { queue_name = "q1", id = UUID }
+    c:close()
+    assert.equal("network", err.kind)
+    assert.equal("request response", (shape(evs):gsub("%d", "")))
+    helpers.assert_no_leak(evs, KEY)
+    assert.matches("%[REDACTED%]", evs[2].message)
+  end)
+
+  it("a slow hook counts against the deadline: no request goes out after it", function()
+    local dead = "http://127.0.0.1:" .. helpers.free_port() .. "/api/public"
+    local evs = {}
+    local c = client(dead, { deadline = 0.3, on_event = function(ev)
+      evs[#evs + 1] = ev
+      if ev.type == "request" then require("queue_jobs.core").sleep(0.5) end
+    end })
+    local _, err = c:get { queue_name = "q1", id = UUID }
+    assert.equal("timeout", err.kind)
+    assert.equal("request1", shape(evs))
+    assert.equal(0, c:stats().requests)
+    c:close()
+  end)
+
+  it("a clock that raises once the call's request went out raises where it would without a hook", function()
+    -- (salad-jobs' clock raises at Ctrl-C; without a hook, a create that got its answer reads
+    -- no clock before returning the job, and with one it returns the job too)
+    local url, srv = serve { response(201, "Created", JSON, JOB) }
+    local sent = false
+    local c = client(url, { clock = function()
+      if sent then error("interrupted", 0) end
+      return require("queue_jobs.core").monotime()
+    end, on_event = function(ev) if ev.type == "request" then sent = true end end })
+    local job = assert(c:create { queue_name = "q1", input = 1 })
+    assert.equal(UUID, job.id)
+    assert.has_error(function() c:create { queue_name = "q1", input = 2 } end, "interrupted")
+    c:close()
+    srv.finish()
+  end)
+
   it("is refused unless it is a function", function()
     local c, err = qj.client { api_key = KEY, on_event = "print" }
     assert.is_nil(c)

@@ -175,6 +175,41 @@ describe("queue_jobs client: misuse raises", function()
     collectgarbage()
   end)
 
+  -- A request description is read raw (no __index), its URL and body must be strings, and
+  -- they stay on the C stack while curl reads them: a number body once went out as a string
+  -- made on the stack and popped, an __index url as a string nothing kept (ASan: a
+  -- heap-use-after-free under curl once a collection ran in between).
+  it("the C handle reads a request description raw, and takes strings only", function()
+    local h = core.http_open { api_key = "k", allow_http = true }
+    local dead = "http://127.0.0.1:" .. helpers.free_port() .. "/x"
+    local function req(extra)
+      local t = { method = "POST", url = dead, body = "{}", timeout = 1, connect_timeout = 1 }
+      for k, v in pairs(extra) do t[k] = v end
+      return t
+    end
+    local function refused(t, msg)
+      local ok, err = pcall(h.request, h, t)
+      assert.is_false(ok)
+      assert.matches(msg, err, 1, true)
+    end
+    refused(req { body = 12345 }, "request: a POST needs a body string")
+    refused(req { url = 42 }, "request: url must be a string")
+    refused(setmetatable({ method = "GET", timeout = 1, connect_timeout = 1 },
+      { __index = function() collectgarbage() return dead .. "/" .. ("x"):rep(40) end }),
+      "request: url must be a string")
+    refused(req { timeout = "2" }, "request: timeout must be a positive number of seconds")
+    refused(req { connect_timeout = 0 / 0 }, "request: connect_timeout must be a positive number")
+    -- a description the collector runs through: the request goes out and fails as it should
+    for _ = 1, 20 do
+      local t = req { url = dead .. "/" .. ("y"):rep(40), body = ("{}"):rep(1) .. " " }
+      setmetatable(t, { __gc = function() end })
+      collectgarbage("step", 0)
+      local r = h:request(t)
+      assert.equal("network", r.error)
+    end
+    h:close()
+  end)
+
   it("the C handle refuses bad methods, URLs with NUL and a key with CR/LF", function()
     local h = core.http_open { api_key = "k", allow_http = true }
     assert.has_error(function() h:request { method = "PUT", url = "http://127.0.0.1/", timeout = 1,

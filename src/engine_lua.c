@@ -172,17 +172,17 @@ static int engine_lua_start(lua_State *L) {
   char err[160];
   qj_transfer *t;
   qj_req *q;
-  qj_http_read_request(L, 3, &d);
-  lua_settop(L, 3);
-  q = (qj_req *)lua_newuserdatauv(L, sizeof *q, 1); /* slot 4 */
+  qj_http_read_request(L, 3, &d); /* the URL and body in slots 4 and 5, till curl has them */
+  lua_settop(L, 5);
+  q = (qj_req *)lua_newuserdatauv(L, sizeof *q, 1); /* slot 6 */
   memset(q, 0, sizeof *q);
   q->state = REQ_DONE;
   q->h = h;
   q->start = qj_monotime();
   luaL_setmetatable(L, QJ_REQUEST_MT);
   lua_pushvalue(L, 2);
-  lua_setiuservalue(L, 4, 1);
-  lua_pushvalue(L, 4);
+  lua_setiuservalue(L, 6, 1);
+  lua_pushvalue(L, 6);
   map_set(L, 1, q); /* may run a finalizer: look again at what it may have closed */
   if (g->e == NULL) return luaL_error(L, "attempt to use a closed engine");
   t = qj_http_take(h, err, sizeof err);
@@ -205,7 +205,7 @@ static int engine_lua_start(lua_State *L) {
     q->engine_lua = g;
     q->state = REQ_FLIGHT;
     link_req(q, &g->flight);
-    lua_settop(L, 4);
+    lua_settop(L, 6);
     return 1;
   }
   if (q->r.error == NULL) { /* the multi handle refused it */
@@ -215,7 +215,7 @@ static int engine_lua_start(lua_State *L) {
   qj_http_give(h, t);
   lua_pushnil(L);
   map_set(L, 1, q);
-  lua_settop(L, 4);
+  lua_settop(L, 6);
   return 1;
 }
 

@@ -174,14 +174,21 @@ static int result_gc(lua_State *L) {
   return 0;
 }
 
-/* Field `name` of the request description at idx, as milliseconds (1 at least). */
-static long field_ms(lua_State *L, int idx, const char *name) {
-  lua_Number s;
-  int isnum;
-  lua_getfield(L, idx, name);
-  s = lua_tonumberx(L, -1, &isnum);
+/* Pushes field name of the table at t (an absolute index) without metamethods: a request
+ * description is a plain table, and reading it runs no Lua code. Returns its type. */
+static int raw_field(lua_State *L, int t, const char *name) {
+  lua_pushstring(L, name);
+  return lua_rawget(L, t);
+}
+
+/* Field name of the request description at t, a number of seconds, as milliseconds (1 at
+ * least). */
+static long field_ms(lua_State *L, int t, const char *name) {
+  lua_Number s = 0;
+  int ok = raw_field(L, t, name) == LUA_TNUMBER;
+  if (ok) s = lua_tonumber(L, -1);
   lua_pop(L, 1);
-  if (!isnum || !(s > 0 && s < 1e9))
+  if (!ok || !(s > 0 && s < 1e9))
     luaL_error(L, "request: %s must be a positive number of seconds", name);
   return s * 1000 < 1 ? 1L : (long)(s * 1000);
 }
@@ -191,43 +198,49 @@ void qj_http_read_request(lua_State *L, int idx, qj_http_req *q) {
   static const char *const methods[] = {"GET", "POST", "DELETE", "PATCH", NULL};
   const char *m;
   int i;
+  idx = lua_absindex(L, idx);
   luaL_checktype(L, idx, LUA_TTABLE);
-  lua_getfield(L, idx, "method");
-  m = lua_tostring(L, -1);
-  lua_pop(L, 1); /* the table keeps every string read here alive */
+  m = raw_field(L, idx, "method") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
   for (i = 0; m != NULL && methods[i] != NULL && strcmp(methods[i], m) != 0; i++) {}
   if (m == NULL || methods[i] == NULL) luaL_error(L, "request: method must be GET, POST, DELETE or PATCH");
+  lua_pop(L, 1); /* (compared only) */
   q->m = (qj_method)i;
-  lua_getfield(L, idx, "url");
-  q->url = lua_tolstring(L, -1, &q->urllen);
+  q->timeout = field_ms(L, idx, "timeout");
+  q->ctimeout = field_ms(L, idx, "connect_timeout");
+  raw_field(L, idx, "info");
+  q->info = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  if (q->url == NULL) luaL_error(L, "request: url must be a string");
+  /* Last, the strings curl reads: they stay on the stack, so that nothing can collect them
+   * while the request runs (the table may lose them meanwhile: a finalizer may change it). */
+  if (raw_field(L, idx, "url") != LUA_TSTRING) luaL_error(L, "request: url must be a string");
+  q->url = lua_tolstring(L, -1, &q->urllen);
   if (strlen(q->url) != q->urllen) luaL_error(L, "request: URL contains a NUL byte");
   q->body = NULL;
   q->bodylen = 0;
   if (q->m == QJ_POST || q->m == QJ_PATCH) {
-    lua_getfield(L, idx, "body");
+    if (raw_field(L, idx, "body") != LUA_TSTRING)
+      luaL_error(L, "request: a %s needs a body string", methods[i]);
     q->body = lua_tolstring(L, -1, &q->bodylen);
-    lua_pop(L, 1);
-    if (q->body == NULL) luaL_error(L, "request: a %s needs a body string", methods[i]);
+  } else {
+    lua_pushnil(L);
   }
-  q->timeout = field_ms(L, idx, "timeout");
-  q->ctimeout = field_ms(L, idx, "connect_timeout");
-  lua_getfield(L, idx, "info");
-  q->info = lua_toboolean(L, -1);
-  lua_pop(L, 1);
 }
 
 int qj_http_read_decoding(lua_State *L, int idx, double start, size_t max_values,
                           qj_dec_limits *lim) {
-  int want, t;
+  int want;
+  idx = lua_absindex(L, idx);
   lim->max_values = max_values;
   lim->max_depth = QJ_MAX_DEPTH + 3; /* a list page: {"items": [{"input": <1000 levels>}]} */
   lim->deadline = 0;
-  t = lua_getfield(L, idx, "want");
-  want = lua_toboolean(L, -1);
-  lim->exact_numbers = t == LUA_TSTRING; /* "exact" */
-  if (lua_getfield(L, idx, "decode_left") == LUA_TNUMBER) { /* false or nil: no deadline */
+  lim->exact_numbers = 0;
+  if (raw_field(L, idx, "want") == LUA_TSTRING) {
+    want = 1;
+    lim->exact_numbers = strcmp(lua_tostring(L, -1), "exact") == 0;
+  } else {
+    want = lua_toboolean(L, -1);
+  }
+  if (raw_field(L, idx, "decode_left") == LUA_TNUMBER) { /* false or nil: no deadline */
     lua_Number left = lua_tonumber(L, -1);
     lim->deadline = start + (left > 0 ? left : 0) + 1e-9;
   }
@@ -310,10 +323,10 @@ static int http_request(lua_State *L) {
   qj_result *r;
   int want;
 
-  qj_http_read_request(L, 2, &q);
+  qj_http_read_request(L, 2, &q); /* the URL and body in slots 3 and 4 */
   want = qj_http_read_decoding(L, 2, start, h->max_values, &lim);
-  lua_settop(L, 2);
-  r = (qj_result *)lua_newuserdatauv(L, sizeof *r, 0); /* slot 3 */
+  lua_settop(L, 4);
+  r = (qj_result *)lua_newuserdatauv(L, sizeof *r, 0); /* slot 5 */
   r->body = NULL;
   r->cap = 0;
   luaL_setmetatable(L, QJ_RESULT_MT);

@@ -36,7 +36,8 @@ void qj_http_push_answer(lua_State *L, const qj_result *r, int want_object, size
 void qj_http_push_info(lua_State *L, const qj_result *r);
 
 /* A request's description (handle:request's argument, see http.c), read from the table at
- * idx; its strings stay alive as long as that table does. Raises on a bad field. */
+ * idx without metamethods; raises on a bad field. It pushes the URL and the body (nil for
+ * none), which q points into: they must stay on the stack until curl has them. */
 typedef struct qj_http_req {
   qj_method m;
   const char *url, *body;

@@ -283,7 +283,7 @@
 ---@field attempt? integer The attempt, from 1 (every event of one attempt has the same); nil for create_many's own pace.
 ---@field status? integer `response`: the answer's status; `retry`: the status that is retried.
 ---@field error? queue_jobs.ErrorKind `response`: why no answer came (`network`, `timeout`, ...); `retry`: the same.
----@field message? string `response` without an answer: the failure's message.
+---@field message? string `response` without an answer: the failure's message, the key redacted.
 ---@field ms? integer `response`: milliseconds from the attempt's start to its end.
 ---@field bytes_sent? integer `response`: bytes sent (headers and body), as libcurl counted them.
 ---@field bytes_received? integer `response`: bytes received (headers and body).

@@ -110,10 +110,19 @@ local function emit_wait(cx, op, req, kind, attempt, seconds, err)
 end
 
 -- Tells the hook of an attempt's answer, or its failure.
+-- The clock read for an event: a clock that raises (salad-jobs' at Ctrl-C) raises where the
+-- call without a hook would, never here, so that a hook changes no call's outcome.
+local function event_time(cx)
+  local ok, t = pcall(cx.driver.clock)
+  return ok and t or nil
+end
+
 local function emit_response(cx, op, req, attempt, res, t0)
   local ev = event(cx, op, req, "response", attempt)
-  ev.status, ev.error, ev.message = res.status, res.error, res.message
-  ev.ms = floor((cx.driver.clock() - t0) * 1000 + 0.5)
+  -- (curl's message may quote a host name, which may hold the key)
+  ev.status, ev.error, ev.message = res.status, res.error, res.message and cx.h:redact(res.message)
+  local t1 = t0 and event_time(cx)
+  if t1 then ev.ms = floor((t1 - t0) * 1000 + 0.5) end
   ev.bytes_sent, ev.bytes_received, ev.http_version = res.bytes_sent, res.bytes_received,
     res.http_version
   emit(cx, ev)
@@ -197,6 +206,12 @@ function Attempt.run(cx, op, req, shape, s)
         return finish(h, unsent(method, s, err), attempt - 1)
       end
     end
+    local t0
+    if hooked then   -- (before the attempt's time is reckoned: a slow hook counts against it)
+      emit(cx, event(cx, op, req, "request", attempt))
+      t0 = event_time(cx)
+      now = t0 or now
+    end
     local left = deadline - now
     if left <= 0 then
       err = err or { kind = "timeout", message = op .. ": deadline passed", retryable = false }
@@ -207,11 +222,6 @@ function Attempt.run(cx, op, req, shape, s)
     if timeout < ctimeout then ctimeout = timeout end
     req.timeout, req.connect_timeout = timeout, ctimeout
     if left < huge then req.decode_left = left end
-    local t0
-    if hooked then
-      emit(cx, event(cx, op, req, "request", attempt))
-      t0 = clock()
-    end
     local res = transfer(h, req)
     if hooked then emit_response(cx, op, req, attempt, res, t0) end
     local status = res.status
