@@ -223,6 +223,8 @@
 ---@field settle? number Seconds after an ambiguous item's last attempt before the second look-up that may send it again, 0..3600. Default: 10.
 ---@field stop? fun(): boolean Called before each item is taken and while the look-up waits: true stops the run (`stopped = "stopped"`).
 ---@field digest? fun(i: integer, item: table): string? The digest the journal keeps of item i (16 hex digits); default: of its input, metadata and webhook, keys sorted.
+---@field max_queue_length? integer Backpressure: a create goes only while its queue holds fewer pending jobs than this (read with `get_queue`, plus the creates sent since). Default: none.
+---@field queue_poll? number Seconds between two readings of the queue's length at the most (and never more often than a tenth of `rate_limit` allows), in (0, 3600]. Default: 5.
 
 ---What a `progress` function gets after each item.
 ---@class queue_jobs.BulkProgress

@@ -51,7 +51,7 @@ local Bulk = {}
 
 local OPTIONS = { concurrency = true, on_result = true, on_skipped = true, progress = true,
   journal = true, journal_sync = true, reconcile = true, settle = true, stop = true,
-  digest = true }
+  digest = true, max_queue_length = true, queue_poll = true }
 
 -- The rounds of look-up and create an ambiguous item gets.
 Bulk.ROUNDS = 3
@@ -114,6 +114,16 @@ local function check_options(opts, red)
       constants.CONCURRENCY_MAX .. " (got " ..
       red:redact(tostring(opts.concurrency)) .. ")")
   end
+  local mql, poll = opts.max_queue_length, opts.queue_poll
+  if mql ~= nil and (mtype(mql) ~= "integer" or mql < 1) then
+    return nil, invalid("create_many", "max_queue_length", "must be a positive integer (got " ..
+      red:redact(tostring(mql)) .. ")")
+  end
+  if poll ~= nil and (type(poll) ~= "number" or not (poll > 0 and poll <= 3600)) then
+    return nil, invalid("create_many", "queue_poll", "must be a number of seconds within (0, 3600] (got " ..
+      red:redact(tostring(poll)) .. ")")
+  end
+  o.max_queue_length, o.queue_poll = mql, poll or 5
   if type(o.settle) ~= "number" or o.settle ~= o.settle or o.settle < 0 or o.settle > 3600 then
     return nil, invalid("create_many", "settle", "must be a number of seconds within 0..3600 (got " ..
       red:redact(tostring(opts.settle)) .. ")")
@@ -307,6 +317,54 @@ local function wait_until(run, wait, t)
   end
 end
 
+-- ---- backpressure ---------------------------------------------------------------------------
+
+-- With max_queue_length, a create goes only while its queue's length, as get_queue last read
+-- it, plus the creates sent since that reading, is under the bound (so the queue never holds
+-- more, whatever is in flight). The length is read again when the bound is reached, at most
+-- once per interval: queue_poll, and never more often than a tenth of the client's
+-- rate_limit allows. Returns true when the create may go, false when the run was told to
+-- stop meanwhile; a failure to read the length ends the run (its error, with the report).
+local function room(run, args)
+  local bp = run.backpressure
+  local key = (args.organization_name or "") .. "/" .. (args.project_name or "") .. "/" ..
+    tostring(args.queue_name)
+  local q = bp.queues[key]
+  if not q then
+    q = { len = nil, at = -huge, sent = 0, reading = false }
+    bp.queues[key] = q
+  end
+  while true do
+    if run.stop and run.stop() then
+      run.stopped = run.stopped or "stopped"
+      return false
+    end
+    if q.len and q.len + q.sent < bp.max then
+      q.sent = q.sent + 1
+      return true
+    end
+    local now = run.clock()
+    if not q.reading and now - q.at >= bp.interval then
+      q.reading = true   -- (one reading at a time: the other workers wait for it)
+      local queue, err = run.client:get_queue { queue_name = args.queue_name,
+        organization_name = args.organization_name, project_name = args.project_name }
+      q.reading, q.at = false, run.clock()
+      if not queue then
+        err.message = "create_many: max_queue_length: cannot read the queue's length: " ..
+          tostring(err.message)
+        error({ fatal = err }, 0)
+      end
+      q.len, q.sent = queue.current_queue_length, 0
+      if mtype(q.len) ~= "integer" then
+        error({ fatal = core.error { kind = "decode", retryable = false, message =
+          "create_many: max_queue_length: the queue's current_queue_length is not an integer" } }, 0)
+      end
+    else
+      run.wait(min(max(q.at + bp.interval - now, 0.01), 0.25))
+    end
+  end
+end
+
 -- Item e was not sent (again) because the run stopped: not tried, or, when it may exist
 -- already (an earlier attempt was ambiguous: e.sends), still ambiguous.
 local function not_sent(run, e)
@@ -330,6 +388,7 @@ local function send(run, e)
     if run.stopped then return not_sent(run, e) end
     local left = deadline - run.clock()
     if left < huge then args.deadline = max(left, 0.001) end
+    if run.backpressure and not room(run, args) then return not_sent(run, e) end
     local mark = { i = i, digest = e.digest }
     run.sending[me] = mark
     local job, err = run.client:create(args)
@@ -783,6 +842,10 @@ local function new_run(client, s, items, o, j)
     done = 0, clock = s.clock, started = s.clock(), batch = j and j.batch or new_batch(s.clock),
     sending = setmetatable({}, { __mode = "k" }), queue = { first = 1, last = 0 },
     deferred = {}, streak = 0, pace = new_pace(s) }
+  if o.max_queue_length then
+    run.backpressure = { max = o.max_queue_length, queues = {},
+      interval = max(o.queue_poll, s.rate_limit and 600 / s.rate_limit or 0) }
+  end
   if o.progress == "line" then
     run.progress = progress_line
     run.line = progress_mod.new { what = "create_many", unit = "done", stream = io.stderr,

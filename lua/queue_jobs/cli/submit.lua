@@ -32,6 +32,8 @@ local OPTIONS = {
   ["no-journal"] = { help = "keep no journal (a re-run creates every line again)" },
   ["journal-sync"] = { help = "fsync the journal after each record (it then survives a power cut)" },
   check = { help = "check every line and send nothing" },
+  ["max-queue-length"] = { takes = "count", arg = "N",
+    help = "send only while the queue holds fewer than N pending jobs (read every 5 s at most)" },
 }
 
 -- Lines in the file at path (for the progress line's total), or nil.
@@ -197,6 +199,7 @@ local function many_options(cx, o, run, c, next_item)
   local input_only = o.input_only
   return next_item, {
     concurrency = run.concurrency, journal = run.journal, journal_sync = o.journal_sync or nil,
+    max_queue_length = o.max_queue_length,
     digest = function() return c.digest end,
     -- a first signal, or an output that cannot be written, stops the run at a safe point
     stop = function() return cx.interrupted() ~= nil or cx.write_error ~= nil end,
