@@ -399,16 +399,18 @@ function json.raw(text) end
 ---Webhook signatures, the Standard Webhooks way (HMAC-SHA256 over `id.timestamp.body`).
 ---@class queue_jobs.Webhook
 ---@field TOLERANCE number The default tolerance, 300 seconds.
+---@field MAX_SECRETS integer The most secrets `verify` takes at once, 8.
 local webhook = {}
 
 ---Verifies a delivery and returns its payload, decoded by the exact codec. No error holds
----any part of the secret. Misuse (arguments of the wrong types) raises.
----@param secret string `whsec_<base64>` (as `client:webhook_secret` gives it) or the base64 alone.
+---any part of the secret, and with several secrets none says which was tried. Misuse
+---(arguments of the wrong types) raises.
+---@param secret string|string[] `whsec_<base64>` (as `client:webhook_secret` gives it) or the base64 alone; or an array of 1..8 of them, any one of which may match (during a rotation: the old secret and the new).
 ---@param headers table<string, string|string[]> The request's headers, names in any case.
 ---@param body string The raw body, byte for byte.
 ---@param opts? queue_jobs.VerifyOptions
 ---@return queue_jobs.json_value? payload
----@return queue_jobs.Error? err kind `invalid_signature`, `invalid_argument` (the secret, the options) or `decode` (signed, but not JSON)
+---@return queue_jobs.Error? err kind `invalid_signature`, `invalid_argument` (the secret, `secret[i]` in a list, the options) or `decode` (signed, but not JSON)
 function webhook.verify(secret, headers, body, opts) end
 
 ---Signs a delivery: the value of its `webhook-signature` header, `v1,<base64>`.
