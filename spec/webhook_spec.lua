@@ -273,8 +273,8 @@ describe("queue_jobs.webhook.verify with several secrets (a rotation)", function
     refused("invalid_argument", "^webhook%.verify: secret%[2%] is not base64", payload, err)
     assert.equal("secret[2]", err.path)
     helpers.assert_no_leak(err, bad:gsub("^whsec_", ""), 8)
-    _, err = webhook.verify({ bad, OLD }, signed_by(OLD), BODY, AT)
-    assert.equal("secret[1]", err.path)
+    local _, err1 = webhook.verify({ bad, OLD }, signed_by(OLD), BODY, AT)
+    assert.equal("secret[1]", err1.path)
   end)
 
   it("takes 1..8 secrets, and raises on one that is not a string", function()
@@ -283,8 +283,8 @@ describe("queue_jobs.webhook.verify with several secrets (a rotation)", function
     assert.equal("webhook.verify: secret must be an array of 1..8 secrets (got 0)", err.message)
     local nine = {}
     for i = 1, 9 do nine[i] = OTHER end
-    _, err = webhook.verify(nine, signed_by(OLD), BODY, AT)
-    assert.equal("webhook.verify: secret must be an array of 1..8 secrets (got 9)", err.message)
+    local _, err9 = webhook.verify(nine, signed_by(OLD), BODY, AT)
+    assert.equal("webhook.verify: secret must be an array of 1..8 secrets (got 9)", err9.message)
     nine[9] = nil
     nine[8] = OLD
     assert(webhook.verify(nine, signed_by(OLD), BODY, AT))

@@ -5,6 +5,7 @@
 -- message here quotes it.
 local core = require "queue_jobs.core"
 local errors = require "queue_jobs.errors"
+local replay_guard = require "queue_jobs.replay_guard"
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 local time = os.time
@@ -16,6 +17,10 @@ local Webhook = {}
 
 --- The default tolerance, in seconds, between a delivery's timestamp and now (either way).
 Webhook.TOLERANCE = 300
+
+--- webhook.replay_guard{capacity = 10000, ttl = 600, store?, clock?} -> guard | nil, err:
+-- guard:first(webhook_id) tells a delivery seen for the first time (queue_jobs.replay_guard).
+Webhook.replay_guard = replay_guard.new
 
 --- The most secrets verify takes at once (src/webhook.h's QJ_WH_MAX_KEYS).
 Webhook.MAX_SECRETS = 8
