@@ -8,7 +8,7 @@
 --   --help, app.config.help is the usage text and the app serves nothing).
 --   host.uuid4() -> a v4 UUID; host.timestamp() -> an RFC 3339 time; host.monotime() ->
 --   seconds on a monotonic clock; host.random_bytes(n) -> n random bytes (for the webhook
---   secret key made at start); host.glob(pattern) -> a fault glob with :match(path), and
+--   secret keys made at start and by rotations); host.glob(pattern) -> a fault glob with :match(path), and
 --   host.glob_max, the longest pattern it compiles (emulator/faults.lua).
 -- app:handle(req) -> res
 --   req.method; req.path, the raw (still percent-encoded) path without the query string;
@@ -358,10 +358,38 @@ end
 -- The organization's API: handler(self, req), with the name decoded and checked, and the
 -- organization known to exist.
 
--- One secret for every organization (the service keeps one per organization), kept across
--- resets; it is base64 text, so it needs no escaping in JSON.
+-- Standard base64 with padding (the webhook secret keys made at start and by
+-- a rotation).
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function base64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = a << 16 | (b or 0) << 8 | (c or 0)
+    local q = {}
+    for j = 1, 4 do
+      local k = n >> (6 * (4 - j)) & 63
+      q[j] = B64:sub(k + 1, k + 1)
+    end
+    if c == nil then q[4] = "=" end
+    if b == nil then q[3] = "=" end
+    out[#out + 1] = concat(q)
+  end
+  return concat(out)
+end
+
+-- One secret for every organization (the service keeps one per organization), the one
+-- emulator/webhooks.lua signs with; base64 text, so it needs no escaping in JSON.
 local function get_webhook_secret_key(self)
-  return reply(200, '{"secret_key":"' .. self.secret .. '"}', JSON)
+  return reply(200, '{"secret_key":"' .. self.webhooks.secret .. '"}', JSON)
+end
+
+-- A rotation: a new secret from 32 random bytes, which signs every delivery attempt from now
+-- on and which GET serves; the request's body, if any, is not read (the API defines none).
+-- A reset goes back to the secret of the start.
+local function update_webhook_secret_key(self)
+  self.webhooks:rotate(base64(self.host.random_bytes(32)))
+  return get_webhook_secret_key(self)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -468,7 +496,8 @@ local API_ROUTES = route_table {
   { QUEUES .. "/([^/]*)$", { "GET", get_queue, "get_queue" },
     { "PATCH", update_queue, "update_queue" }, { "DELETE", delete_queue, "delete_queue" } },
   { "^/organizations/([^/]*)/webhook%-secret%-key$",
-    { "GET", get_webhook_secret_key, "get_webhook_secret_key" } },
+    { "GET", get_webhook_secret_key, "get_webhook_secret_key" },
+    { "POST", update_webhook_secret_key, "update_webhook_secret_key" } },
 }
 
 local CONTROL_ROUTES = route_table {
@@ -499,7 +528,7 @@ local function new_counters()
     webhooks_attempts = 0, webhooks_delivered = 0, webhooks_failed = 0, webhooks_skipped = 0,
     webhooks_dropped = 0,
     requests = { create_job = 0, list_jobs = 0, get_job = 0, delete_job = 0,
-      get_webhook_secret_key = 0, list_queues = 0, create_queue = 0, get_queue = 0,
+      get_webhook_secret_key = 0, update_webhook_secret_key = 0, list_queues = 0, create_queue = 0, get_queue = 0,
       update_queue = 0, delete_queue = 0, other = 0 } }
 end
 
@@ -652,25 +681,6 @@ local function log(method, path, res)
     delay and format(" (delayed %d ms)", delay) or ""))
 end
 
--- Standard base64 with padding (the webhook secret key made at start).
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-local function base64(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = a << 16 | (b or 0) << 8 | (c or 0)
-    local q = {}
-    for j = 1, 4 do
-      local k = n >> (6 * (4 - j)) & 63
-      q[j] = B64:sub(k + 1, k + 1)
-    end
-    if c == nil then q[4] = "=" end
-    if b == nil then q[3] = "=" end
-    out[#out + 1] = concat(q)
-  end
-  return concat(out)
-end
-
 ---------------------------------------------------------------------------------------------
 
 --- App.new{args = {...}, host = host}: parses the command line and sets the emulator up.
@@ -710,12 +720,14 @@ function App.new(opts)
 end
 
 --- app:reset(): forgets jobs, queues (but the --queue ones), faults, counters and rate-limit
--- state (the options and the webhook secret key stay).
+-- state; the options stay, and the webhook secret key is the one of the start again (a
+-- rotation is forgotten).
 function App:reset()
   self.store:reset()
   self.queues:reset()
   self.faults:reset()
   self.webhooks:reset()
+  self.webhooks:rotate(self.secret)
   self.counters = new_counters()
   self.buckets = {}
 end

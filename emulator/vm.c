@@ -109,7 +109,7 @@ static int host_timestamp(lua_State *L) {
 }
 
 /* host.random_bytes(n) -> n bytes (0..256) from getrandom(2), the source /dev/urandom
- * reads (for the webhook secret key made at start). */
+ * reads (for the webhook secret keys made at start and by rotations). */
 static int host_random_bytes(lua_State *L) {
   unsigned char b[256];
   lua_Integer n = luaL_checkinteger(L, 1);

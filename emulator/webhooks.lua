@@ -4,7 +4,8 @@
 -- "queue.job.canceled", "timestamp": the job's update time, "data": the job as GET answers
 -- it}, made once, and a webhook-id ("msg_" and 32 hex digits) that every attempt keeps. The
 -- host's delivery threads (emulator/deliver.c) take the attempts that are due with next()
--- (each signed then, with a fresh timestamp) and give back what the receiver answered with
+-- (each signed then, with a fresh timestamp and the secret of that moment: rotate() changes
+-- it) and give back what the receiver answered with
 -- report(); a non-2xx answer or a failed call is retried after the delays of
 -- --webhook-retries. The log (log_pieces, for GET /_emulator/webhooks) keeps every
 -- delivery's attempts: times, statuses, errors, durations.
@@ -126,6 +127,12 @@ function Webhooks:event(job)
   self.pending, self.pending_bytes = self.pending + 1, self.pending_bytes + #body
   self.waiting[#self.waiting + 1] = d
   self.notify()
+end
+
+--- rotate(secret): signs every attempt from now on with that secret (base64), retries of
+-- earlier deliveries included; the attempts made before were signed with the one before.
+function Webhooks:rotate(secret)
+  self.secret = secret
 end
 
 --- next() -> token, url, id, timestamp, signature, body: the oldest attempt that is due,

@@ -156,6 +156,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     round_trip(&key, &parts[1], &parts[2], &parts[3], &parts[4], t);
     if (fuzzed_ok) round_trip(&fuzzed, &parts[1], &parts[2], &parts[3], &parts[4], t);
   }
+  /* 4. two secrets (a rotation): verify_keys accepts only a header that holds the signature
+   * of one of them, and a signature of the fuzzed one verifies in either order */
+  if (fuzzed_ok) {
+    qj_wh_secret pair[2], swapped[2];
+    char want2[QJ_WH_SIG_SIZE], sig[QJ_WH_SIG_SIZE];
+    pair[0] = key, pair[1] = fuzzed, swapped[0] = fuzzed, swapped[1] = key;
+    if (qj_wh_verify_keys(pair, 2, parts[1].p, parts[1].n, parts[2].p, parts[2].n, parts[3].p,
+                          parts[3].n, parts[4].p, parts[4].n, 300, t, msg, sizeof msg) == 0) {
+      if (qj_wh_sign(&key, parts[1].p, parts[1].n, parts[2].p, parts[2].n, parts[4].p,
+                     parts[4].n, want, msg, sizeof msg) != 0 ||
+          qj_wh_sign(&fuzzed, parts[1].p, parts[1].n, parts[2].p, parts[2].n, parts[4].p,
+                     parts[4].n, want2, msg, sizeof msg) != 0)
+        fail("sign failed");
+      if (!contains(parts[3].p, parts[3].n, want, strlen(want)) &&
+          !contains(parts[3].p, parts[3].n, want2, strlen(want2)))
+        fail("verify_keys accepted a header with neither secret's signature");
+    }
+    if (parts[1].n >= 1 && parts[1].n <= QJ_WH_MAX_ID && good_ts(&parts[2], &t)) {
+      if (qj_wh_sign(&fuzzed, parts[1].p, parts[1].n, parts[2].p, parts[2].n, parts[4].p,
+                     parts[4].n, sig, msg, sizeof msg) != 0)
+        fail("sign failed");
+      if (qj_wh_verify_keys(pair, 2, parts[1].p, parts[1].n, parts[2].p, parts[2].n, sig,
+                            strlen(sig), parts[4].p, parts[4].n, 0, t, msg, sizeof msg) != 0 ||
+          qj_wh_verify_keys(swapped, 2, parts[1].p, parts[1].n, parts[2].p, parts[2].n, sig,
+                            strlen(sig), parts[4].p, parts[4].n, 0, t, msg, sizeof msg) != 0)
+        fail("a signature of the second secret does not verify with both");
+    }
+    qj_wh_secret_wipe(&pair[0]);
+    qj_wh_secret_wipe(&pair[1]);
+    qj_wh_secret_wipe(&swapped[0]);
+    qj_wh_secret_wipe(&swapped[1]);
+  }
   qj_wh_secret_wipe(&key);
   qj_wh_secret_wipe(&fuzzed);
   return 0;

@@ -85,6 +85,7 @@ build = {
     ["queue_jobs.progress"] = "lua/queue_jobs/progress.lua",
     ["queue_jobs.tracking"] = "lua/queue_jobs/tracking.lua",
     ["queue_jobs.validate"] = "lua/queue_jobs/validate.lua",
+    ["queue_jobs.replay_guard"] = "lua/queue_jobs/replay_guard.lua",
     ["queue_jobs.webhook"] = "lua/queue_jobs/webhook.lua",
   },
   -- salad-jobs, the command line (docs/cli.md): LuaRocks wraps it in a launcher that runs it

@@ -395,6 +395,107 @@ describe("queue_jobs client against the emulator", function()
     end)
   end)
 
+  describe("rotate_webhook_secret", function()
+    local SECRET = "/api/public/organizations/*/webhook-secret-key"
+
+    local function served()
+      local status, text = emu:request("GET", "/organizations/" .. ORG .. "/webhook-secret-key")
+      assert.equal(200, status, text)
+      return helpers.decode(text).secret_key
+    end
+
+    it("returns a new whsec_ key, the one served from then on; blocking or in a task", function()
+      local old = served()
+      local new = keep(c:rotate_webhook_secret())
+      assert.matches("^whsec_", new)
+      assert.are_not.equal("whsec_" .. old, new)
+      assert.equal(new, "whsec_" .. served())
+      assert.equal(new, keep(c:webhook_secret {}))
+      local newer = keep(c:rotate_webhook_secret { organization_name = "other-org", retries = 1 })
+      assert.are_not.equal(new, newer)
+      assert.equal(newer, "whsec_" .. served())
+      local eng = qj.engine()
+      local ec = client { engine = eng }
+      local task = eng:spawn(function() return ec:rotate_webhook_secret {} end)
+      eng:loop()
+      local inside = keep(task:result())
+      assert.equal(inside, "whsec_" .. served())
+      ec:close()
+      eng:close()
+      assert.equal(3, count("update_webhook_secret_key"))
+    end)
+
+    it("refuses what is not its argument; nothing is sent", function()
+      local before = emu:counters()
+      for i, case in ipairs { { { project_name = PROJ }, "project_name" }, { { queue_name = Q }, "queue_name" },
+          { { organization_name = "Acme_Corp" }, "organization_name" }, { { timeout = -1 }, "timeout" } } do
+        local res, err = keep(c:rotate_webhook_secret(case[1]))
+        assert.is_nil(res, "case " .. i)
+        assert.equal("invalid_argument", err.kind, "case " .. i)
+        assert.equal(case[2], err.path, "case " .. i)
+      end
+      local _, err = keep(c:rotate_webhook_secret { project_name = PROJ })
+      assert.equal("rotate_webhook_secret: project_name is not an argument of rotate_webhook_secret", err.message)
+      assert.same(before, emu:counters())
+      local ok, msg = pcall(c.rotate_webhook_secret, c, 42)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'rotate_webhook_secret' %(table expected, got number%)", msg)
+    end)
+
+    it("is retried as a GET, though a POST: after 503s, and after a lost answer, which rotates twice", function()
+      emu:fault { method = "POST", path = SECRET, count = 2, fault = { kind = "status", status = 503 } }
+      local new = keep(c:rotate_webhook_secret {})
+      assert.equal(new, "whsec_" .. served())
+      assert.equal(2, count("faults_fired"))
+      assert.equal(3, count("update_webhook_secret_key"))
+      -- the answer cut off: the rotation happened, the retry rotates again, and the client
+      -- gets the secret that is current
+      emu:reset()
+      local start = served()
+      emu:fault { method = "POST", path = SECRET, count = 1, fault = { kind = "truncate" } }
+      local got = keep(c:rotate_webhook_secret {})
+      assert.equal(got, "whsec_" .. served())
+      assert.are_not.equal("whsec_" .. start, got)
+      assert.equal(2, count("update_webhook_secret_key"))
+      -- a 500 is retried too (create is not), and a 400 is not
+      emu:fault { method = "POST", path = SECRET, count = 1, fault = { kind = "status", status = 500 } }
+      assert.equal(keep(c:rotate_webhook_secret {}), "whsec_" .. served())
+      emu:fault { method = "POST", path = SECRET, count = 1, fault = { kind = "status", status = 400 } }
+      local res, err = keep(c:rotate_webhook_secret {})
+      assert.is_nil(res)
+      assert.equal(400, err.status)
+      assert.equal(1, err.attempts)
+      assert.is_false(err.retryable)
+    end)
+
+    it("decode: a 200 without a usable secret_key; the value never shows", function()
+      local value = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"   -- no padding
+      emu:fault { method = "POST", path = SECRET, count = 1,
+        fault = { kind = "status", status = 200, body = { secret_key = value } } }
+      local res, err = keep(c:rotate_webhook_secret {})
+      assert.is_nil(res)
+      assert.equal("decode", err.kind)
+      assert.matches("^rotate_webhook_secret: response's secret_key is not base64 of 24 to 128 bytes", err.message)
+      helpers.assert_no_leak(err, value, 8)
+      emu:fault { method = "POST", path = SECRET, count = 1, fault = { kind = "non_json" } }
+      res, err = keep(c:rotate_webhook_secret {})
+      assert.is_nil(res)
+      assert.equal("decode", err.kind)
+      assert.equal(2, count("update_webhook_secret_key"))   -- neither retried
+    end)
+
+    it("http: 401 for a wrong key, which appears nowhere; nothing rotates", function()
+      local before = served()
+      local wrong = client { api_key = KEY .. "-wrong" }
+      local res, err = keep(wrong:rotate_webhook_secret {})
+      wrong:close()
+      assert.is_nil(res)
+      assert.equal(401, err.status)
+      assert.equal("rotate_webhook_secret: HTTP 401 Unauthorized: The API key is not valid.", err.message)
+      assert.equal(before, served())
+    end)
+  end)
+
   describe("retry rules, counted at the emulator", function()
     it("POST is not retried after a 500", function()
       emu:fault { method = "POST", path = JOBS, count = 1, fault = { kind = "status", status = 500 } }

@@ -30,8 +30,8 @@ local function fake_host()
   function host.deliveries_changed() host.notified = (host.notified or 0) + 1 end
   function host.random_bytes(n) -- 0, 1, 2, ...: the secret made at start is known
     host.random_calls = (host.random_calls or 0) + 1
-    local b = {}
-    for i = 1, n do b[i] = string.char((i - 1) % 256) end
+    local b, from = {}, 7 * (host.random_calls - 1)   -- each call's bytes differ
+    for i = 1, n do b[i] = string.char((from + i - 1) % 256) end
     return table.concat(b)
   end
   function host.glob(pattern)
@@ -293,7 +293,7 @@ describe("emulator.app with an injected host", function()
         " '+' and '/' (at 44)", err)
     end)
 
-    it("needs the key; checks the organization's name; answers GET only; counts itself", function()
+    it("needs the key; checks the organization's name; answers GET and POST only; counts itself", function()
       local app = new_app()
       assert_problem(api(app, "GET", SECRET, nil, false), 401, "Unauthorized",
         "The Salad-Api-Key header is required.")
@@ -302,18 +302,48 @@ describe("emulator.app with an injected host", function()
       assert_problem(api(app, "GET", "/api/public/organizations/Acme/webhook-secret-key"), 400,
         "Bad Request", "The organization name must match ^[a-z][a-z0-9-]{0,61}[a-z0-9]$.")
       assert.are.equal(MADE, secret_of(app, "/api/public/organizations/%61cme-corp/webhook-secret-key"))
-      local res = api(app, "POST", SECRET, "{}")
-      assert_problem(res, 405, "Method Not Allowed", "The method POST is not allowed here.")
-      assert.are.equal("GET", header(res, "Allow"))
+      local res = api(app, "DELETE", SECRET)
+      assert_problem(res, 405, "Method Not Allowed", "The method DELETE is not allowed here.")
+      assert.are.equal("GET, POST", header(res, "Allow"))
       assert_problem(api(app, "GET", SECRET .. "/x"), 404, "Not Found", "No such resource.")
       local c = counters(app)
       assert.are.equal(6, c.requests_total)
       assert.are.same({ create_job = 0, list_jobs = 0, get_job = 0, delete_job = 0,
-        get_webhook_secret_key = 4, list_queues = 0, create_queue = 0, get_queue = 0,
+        get_webhook_secret_key = 4, update_webhook_secret_key = 0, list_queues = 0, create_queue = 0, get_queue = 0,
         update_queue = 0, delete_queue = 0, other = 2 }, c.requests)
       for _, res2 in ipairs { api(app, "GET", SECRET, nil, false), api(app, "GET", SECRET, nil, "wrong") } do
         assert.is_nil(text(res2):find(MADE, 1, true))
       end
+    end)
+
+    it("rotates on POST: a new secret that GET serves and later deliveries carry; a reset goes back", function()
+      local host = fake_host()
+      local app = assert(App.new { args = { "--api-key", KEY }, host = host })
+      assert.are.equal(MADE, secret_of(app))
+      assert_problem(api(app, "POST", SECRET, nil, false), 401, "Unauthorized",
+        "The Salad-Api-Key header is required.")
+      assert.are.equal(MADE, secret_of(app))   -- a refused POST rotates nothing
+      local res = api(app, "POST", SECRET)
+      assert.are.equal(200, res.status, text(res))
+      local new = decode(text(res)).secret_key
+      assert.are.equal(44, #new)
+      assert.are_not.equal(MADE, new)
+      assert.are.equal(new, secret_of(app))
+      assert.are.equal(new, app.webhooks.secret)   -- what the deliveries are signed with
+      res = api(app, "POST", SECRET, '{"ignored": true}')
+      local newer = decode(text(res)).secret_key
+      assert.are_not.equal(new, newer)
+      assert.are.equal(newer, secret_of(app))
+      assert.are.equal(3, counters(app).requests.update_webhook_secret_key)   -- the refused one too
+      app:reset()
+      assert.are.equal(MADE, secret_of(app))
+      -- with --webhook-secret, the reset goes back to the one given
+      local given = ("Zq9+"):rep(11)
+      app = assert(App.new { args = { "--api-key", KEY, "--webhook-secret", given }, host = fake_host() })
+      api(app, "POST", SECRET)
+      assert.are_not.equal(given, secret_of(app))
+      app:reset()
+      assert.are.equal(given, secret_of(app))
     end)
 
     it("with --queue, an organization that has none of the queues does not exist", function()
@@ -495,7 +525,7 @@ describe("emulator.app with an injected host", function()
       assert.are.same({
         creates_accepted = 1, faults_fired = 0, jobs_stored = 1, rate_limited = 0,
         requests = { create_job = 2, delete_job = 1, get_job = 1, list_jobs = 1,
-          get_webhook_secret_key = 0, list_queues = 0, create_queue = 0, get_queue = 0,
+          get_webhook_secret_key = 0, update_webhook_secret_key = 0, list_queues = 0, create_queue = 0, get_queue = 0,
           update_queue = 0, delete_queue = 0, other = 1 },
         requests_total = 6, store_bytes = app.store.bytes,
         worker_attempts = 0, worker_rejected = 0, worker_ignored = 0,

@@ -622,7 +622,7 @@ describe("salad-queue-emulator", function()
       helpers.http("GET", emu.root .. "/not-api")        -- not counted
       local c = emu:counters()
       assert.are.same({ create_job = 4, list_jobs = 1, get_job = 1, delete_job = 1,
-        get_webhook_secret_key = 0, list_queues = 0, create_queue = 0, get_queue = 0,
+        get_webhook_secret_key = 0, update_webhook_secret_key = 0, list_queues = 0, create_queue = 0, get_queue = 0,
         update_queue = 0, delete_queue = 0, other = 2 }, c.requests)
       assert.are.equal(9, c.requests_total)
       assert.are.equal(2, c.creates_accepted)
@@ -633,7 +633,7 @@ describe("salad-queue-emulator", function()
       emu:reset()
       c = emu:counters()
       assert.are.same({ create_job = 0, list_jobs = 0, get_job = 0, delete_job = 0,
-        get_webhook_secret_key = 0, list_queues = 0, create_queue = 0, get_queue = 0,
+        get_webhook_secret_key = 0, update_webhook_secret_key = 0, list_queues = 0, create_queue = 0, get_queue = 0,
         update_queue = 0, delete_queue = 0, other = 0 }, c.requests)
       assert.are.equal(0, c.requests_total)
       assert.are.equal(0, c.creates_accepted)

@@ -169,6 +169,64 @@ describe("salad-queue-emulator webhooks", function()
     assert.are.equal(3, #r.requests())
   end)
 
+  it("rotates: deliveries before carry the old secret's signature, later ones the new", function()
+    local r = serve { default = { status = 204 } }
+    local emu = start()
+    local client = qj.client { base_url = emu.url, api_key = emu.api_key,
+      organization_name = "acme-corp" }
+    local old = assert(client:webhook_secret())
+    assert.are.equal(SECRET, old)
+    local before = create(emu, r.url)
+    cancel(emu, before)
+    local req1 = wait_requests(r, 1)[1]
+    assert.are.equal("delivered", settled(emu, before).state)
+    local new = assert(client:rotate_webhook_secret())
+    assert.matches("^whsec_[%w+/]+=*$", new)
+    assert.are_not.equal(old, new)
+    assert.are.equal(new, assert(client:webhook_secret()))
+    local after = create(emu, r.url)
+    cancel(emu, after)
+    local req2 = wait_requests(r, 2)[2]
+    client:close()
+    local h1, h2 = headers_of(req1), headers_of(req2)
+    assert.are.equal(before, decode(req1.body).data.id)
+    assert.are.equal(after, decode(req2.body).data.id)
+    -- both secrets: both deliveries pass
+    assert(qj.webhook.verify({ new, old }, h1, req1.body))
+    assert(qj.webhook.verify({ new, old }, h2, req2.body))
+    -- the new one alone: the later passes, the earlier fails, and the error says no more
+    assert(qj.webhook.verify(new, h2, req2.body))
+    local payload, err = qj.webhook.verify({ new }, h1, req1.body)
+    assert.is_nil(payload)
+    assert.are.equal("invalid_signature", err.kind)
+    assert.are.equal("webhook.verify: no signature matches (1 v1 signature checked)", err.message)
+    -- the old one alone no longer verifies what comes after the rotation
+    assert.is_nil((qj.webhook.verify(old, h2, req2.body)))
+    assert.are.equal(1, emu:counters().requests.update_webhook_secret_key)
+  end)
+
+  it("signs each attempt with the secret of its moment: a retry after a rotation carries the new", function()
+    local r
+    r = serve(function(w) return { { status = 503, gate = w.gate }, default = { status = 204 } } end)
+    local emu = start()
+    local client = qj.client { base_url = emu.url, api_key = emu.api_key,
+      organization_name = "acme-corp" }
+    local id = create(emu, r.url)
+    cancel(emu, id)
+    wait_requests(r, 1)                          -- the first attempt, signed, waits at the gate
+    local new = assert(client:rotate_webhook_secret())
+    client:close()
+    r.open()
+    local reqs = wait_requests(r, 2)
+    assert.are.equal("delivered", settled(emu, id).state)
+    local h1, h2 = headers_of(reqs[1]), headers_of(reqs[2])
+    assert.are.equal(h1["webhook-id"], h2["webhook-id"])
+    assert(qj.webhook.verify(SECRET, h1, reqs[1].body))
+    assert.is_nil((qj.webhook.verify(new, h1, reqs[1].body)))
+    assert(qj.webhook.verify(new, h2, reqs[2].body))
+    assert.is_nil((qj.webhook.verify(SECRET, h2, reqs[2].body)))
+  end)
+
   it("a receiver that does not answer delays neither the API nor other deliveries", function()
     local slow = serve(function(s) return { { gate = s.gate } } end)
     local fast = serve { default = { status = 200 } }

@@ -129,6 +129,38 @@ describe("the LuaLS definition file " .. TYPES, function()
     end)
   end
 
+  it("has every field of queue_jobs.webhook that is not a function, and nothing it lacks", function()
+    local others = {}
+    for k, v in pairs(qj.webhook) do if type(v) ~= "function" then others[k] = true end end
+    assert_same_set(others, "queue_jobs.webhook (other fields)", fields(d, "queue_jobs.Webhook"),
+      TYPES .. " (---@field of queue_jobs.Webhook)")
+  end)
+
+  it("has every method and field of a replay guard, the options it takes and the store's contract", function()
+    local guard = assert(qj.webhook.replay_guard())
+    local methods = {}
+    for k, v in pairs(getmetatable(guard)) do
+      if type(v) == "function" and not k:find("^__") then methods[k] = true end
+    end
+    assert.is_truthy(methods.first)
+    assert_same_set(methods, "a replay guard's methods",
+      d.functions[local_of(d, "queue_jobs.ReplayGuard")] or {}, TYPES .. " (function ReplayGuard:*)")
+    local public = {}
+    for k in pairs(guard) do if not k:find("^_") then public[k] = true end end
+    assert_same_set(public, "a replay guard's fields", fields(d, "queue_jobs.ReplayGuard"),
+      TYPES .. " (---@field of queue_jobs.ReplayGuard)")
+    -- every option the types name is taken, and an unknown one is refused
+    for name in pairs(fields(d, "queue_jobs.ReplayGuardOptions")) do
+      local _, err = qj.webhook.replay_guard { [name] = false }
+      assert.is_not_nil(err, name)
+      assert.equal(name, err.path)
+      assert.is_nil(err.message:find("is not an option", 1, true), name .. " is refused as unknown")
+    end
+    local _, err = qj.webhook.replay_guard { no_such_option = 1 }
+    assert.equal("no_such_option", err.path)
+    assert.same({ get = true, set = true }, fields(d, "queue_jobs.ReplayStore"))
+  end)
+
   describe("the client", function()
     local c
     setup(function()
@@ -175,11 +207,12 @@ describe("the LuaLS definition file " .. TYPES, function()
         wait = "queue_jobs.WaitArgs", webhook_secret = "queue_jobs.WebhookSecretArgs",
         list_queues = "queue_jobs.ListQueuesArgs", get_queue = "queue_jobs.QueueArgs",
         delete_queue = "queue_jobs.QueueArgs", create_queue = "queue_jobs.QueueBodyArgs",
-        update_queue = "queue_jobs.QueueBodyArgs" }
+        update_queue = "queue_jobs.QueueBodyArgs",
+        rotate_webhook_secret = "queue_jobs.WebhookSecretArgs" }
       local call_options = fields(d, "queue_jobs.CallOptions")
       for op, class in pairs(classes) do
         local names = fields(d, class)
-        if op == "webhook_secret" then -- the call options but project_name, each its own field
+        if class == "queue_jobs.WebhookSecretArgs" then -- the call options but project_name, each its own field
           assert.same({}, d.classes[class].parents, class)
         else
           assert.same({ "queue_jobs.CallOptions" }, d.classes[class].parents, class)
@@ -201,8 +234,10 @@ describe("the LuaLS definition file " .. TYPES, function()
         fields(d, "queue_jobs.CreateArgs"), TYPES .. " (queue_jobs.CreateArgs)")
       assert_same_set(client.WEBHOOK_SECRET_ARGS, "queue_jobs.client.WEBHOOK_SECRET_ARGS",
         fields(d, "queue_jobs.WebhookSecretArgs"), TYPES .. " (queue_jobs.WebhookSecretArgs)")
-      local _, refused = refuses("webhook_secret", "project_name")
-      assert.is_truthy(refused, "webhook_secret takes a project_name")
+      for _, op in ipairs { "webhook_secret", "rotate_webhook_secret" } do
+        local _, refused = refuses(op, "project_name")
+        assert.is_truthy(refused, op .. " takes a project_name")
+      end
     end)
   end)
 

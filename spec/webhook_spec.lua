@@ -222,6 +222,79 @@ describe("queue_jobs.webhook.verify", function()
   end)
 end)
 
+describe("queue_jobs.webhook.verify with several secrets (a rotation)", function()
+  local OLD = SECRET
+  local NEW = "whsec_" .. ("Zq9+"):rep(11)   -- base64 of 33 bytes
+  local OTHER = "whsec_" .. ("Ab7/"):rep(8)
+
+  local function signed_by(secret, body)
+    return headers(assert(webhook.sign(secret, ID, TS, body or BODY)))
+  end
+
+  it("accepts a delivery that any one of them signed, in either order", function()
+    for _, list in ipairs { { OLD, NEW }, { NEW, OLD }, { OTHER, NEW, OLD }, { OLD } } do
+      local p = assert(webhook.verify(list, signed_by(OLD), BODY, AT))
+      assert.equal(2432232314, p.test)
+    end
+    assert(webhook.verify({ OLD, NEW }, signed_by(NEW), BODY, AT))
+    assert(webhook.verify({ OLD:sub(7), NEW:sub(7) }, signed_by(NEW), BODY, AT))
+  end)
+
+  it("refuses a delivery none signed, saying none matched and not which, with no secret in it", function()
+    local payload, err = webhook.verify({ NEW, OTHER }, signed_by(OLD), BODY, AT)
+    refused("invalid_signature",
+      "^webhook%.verify: no signature matches any of the 2 secrets %(1 v1 signature checked%)$",
+      payload, err)
+    for _, s in ipairs { NEW, OTHER } do helpers.assert_no_leak(err, s:gsub("^whsec_", ""), 8) end
+    -- a tampered body is refused by both secrets alike
+    refused("invalid_signature", "^webhook%.verify: no signature matches any of the 2 secrets",
+      webhook.verify({ OLD, NEW }, signed_by(OLD), BODY .. " ", AT))
+  end)
+
+  it("keeps the one-secret messages for a list of one and for a string", function()
+    local _, a = webhook.verify({ NEW }, signed_by(OLD), BODY, AT)
+    local _, b = webhook.verify(NEW, signed_by(OLD), BODY, AT)
+    assert.equal("webhook.verify: no signature matches (1 v1 signature checked)", a.message)
+    assert.equal(a.message, b.message)
+  end)
+
+  it("checks the timestamp and headers once, whatever the secrets", function()
+    refused("invalid_signature", "^webhook%.verify: the webhook%-timestamp is 301 s old",
+      webhook.verify({ OLD, NEW }, signed_by(OLD), BODY, { now = TS + 301 }))
+    local h = signed_by(OLD)
+    h["webhook-id"] = nil
+    refused("invalid_signature", "^webhook%.verify: the webhook%-id header is missing$",
+      webhook.verify({ OLD, NEW }, h, BODY, AT))
+  end)
+
+  it("names the secret that is malformed, wherever it stands, and never quotes it", function()
+    local bad = "whsec_" .. ("Zq9+"):rep(4) .. "*" .. ("Zq9+"):rep(5)
+    local payload, err = webhook.verify({ OLD, bad }, signed_by(OLD), BODY, AT)
+    refused("invalid_argument", "^webhook%.verify: secret%[2%] is not base64", payload, err)
+    assert.equal("secret[2]", err.path)
+    helpers.assert_no_leak(err, bad:gsub("^whsec_", ""), 8)
+    local _, err1 = webhook.verify({ bad, OLD }, signed_by(OLD), BODY, AT)
+    assert.equal("secret[1]", err1.path)
+  end)
+
+  it("takes 1..8 secrets, and raises on one that is not a string", function()
+    local _, err = webhook.verify({}, signed_by(OLD), BODY, AT)
+    assert.equal("invalid_argument", err.kind)
+    assert.equal("webhook.verify: secret must be an array of 1..8 secrets (got 0)", err.message)
+    local nine = {}
+    for i = 1, 9 do nine[i] = OTHER end
+    local _, err9 = webhook.verify(nine, signed_by(OLD), BODY, AT)
+    assert.equal("webhook.verify: secret must be an array of 1..8 secrets (got 9)", err9.message)
+    nine[9] = nil
+    nine[8] = OLD
+    assert(webhook.verify(nine, signed_by(OLD), BODY, AT))
+    assert.has_error(function() webhook.verify({ OLD, 7 }, signed_by(OLD), BODY, AT) end,
+      "bad argument #1 to 'verify' (secret[2] is a number, not a string)")
+    assert.has_error(function() webhook.verify(7, signed_by(OLD), BODY, AT) end,
+      "bad argument #1 to 'verify' (string or array of strings expected, got number)")
+  end)
+end)
+
 describe("examples/webhook_receiver.lua", function()
   it("answers 204 to a genuine delivery and prints it, 401 to a forged one, and never the secret", function()
     local secret = "whsec_" .. ("c2VjcmV0LXNhdXNhZ2Ut"):rep(2) .. "AAAA"

@@ -130,10 +130,25 @@ static int parse_ts(const char *ts, size_t n, double *out) {
 int qj_wh_verify(const qj_wh_secret *s, const char *id, size_t idlen, const char *ts,
                  size_t tslen, const char *sigs, size_t sigslen, const char *body,
                  size_t bodylen, double tolerance, double now, char *msg, size_t msgsize) {
-  char want[MAC_B64 + 1];
+  return qj_wh_verify_keys(s, 1, id, idlen, ts, tslen, sigs, sigslen, body, bodylen, tolerance,
+                           now, msg, msgsize);
+}
+
+/* Every key's MAC is computed and every v1 entry compared with each of them, whatever
+ * matched before: the time taken depends on the number of keys and entries, never on which
+ * key matched. */
+int qj_wh_verify_keys(const qj_wh_secret *keys, size_t nkeys, const char *id, size_t idlen,
+                      const char *ts, size_t tslen, const char *sigs, size_t sigslen,
+                      const char *body, size_t bodylen, double tolerance, double now,
+                      char *msg, size_t msgsize) {
+  char want[QJ_WH_MAX_KEYS][MAC_B64 + 1];
   double t;
-  size_t i = 0, entries = 0, v1 = 0;
+  size_t i = 0, k, entries = 0, v1 = 0;
   int match = 0;
+  if (nkeys == 0 || nkeys > QJ_WH_MAX_KEYS) {
+    snprintf(msg, msgsize, "1..%d secrets are needed", QJ_WH_MAX_KEYS);
+    return -1;
+  }
   if (idlen == 0) return say(msg, msgsize, "the webhook-id header is empty");
   if (idlen > QJ_WH_MAX_ID) {
     snprintf(msg, msgsize, "the webhook-id header is longer than %d bytes", QJ_WH_MAX_ID);
@@ -157,8 +172,12 @@ int qj_wh_verify(const qj_wh_secret *s, const char *id, size_t idlen, const char
              t - now, tolerance);
     return -1;
   }
-  if (mac_b64(s, id, idlen, ts, tslen, body, bodylen, want) != 0)
-    return say(msg, msgsize, "libcrypto could not compute HMAC-SHA256");
+  for (k = 0; k < nkeys; k++) {
+    if (mac_b64(&keys[k], id, idlen, ts, tslen, body, bodylen, want[k]) != 0) {
+      OPENSSL_cleanse(want, sizeof want);
+      return say(msg, msgsize, "libcrypto could not compute HMAC-SHA256");
+    }
+  }
   while (i < sigslen) {
     size_t start, end;
     const char *comma;
@@ -177,13 +196,18 @@ int qj_wh_verify(const qj_wh_secret *s, const char *id, size_t idlen, const char
     if (comma == NULL || comma - (sigs + start) != 2 || memcmp(sigs + start, "v1", 2) != 0)
       continue; /* another version, or not an entry: skipped */
     v1++;
-    if (end - start - 3 == MAC_B64 && CRYPTO_memcmp(comma + 1, want, MAC_B64) == 0) match = 1;
+    if (end - start - 3 != MAC_B64) continue;
+    for (k = 0; k < nkeys; k++) match |= CRYPTO_memcmp(comma + 1, want[k], MAC_B64) == 0;
   }
   OPENSSL_cleanse(want, sizeof want);
   if (match) return 0;
   if (entries == 0) return say(msg, msgsize, "the webhook-signature header is empty");
   if (v1 == 0) return say(msg, msgsize, "the webhook-signature header has no v1 signature");
-  snprintf(msg, msgsize, "no signature matches (%zu v1 signature%s checked)", v1,
-           v1 == 1 ? "" : "s");
+  if (nkeys == 1)
+    snprintf(msg, msgsize, "no signature matches (%zu v1 signature%s checked)", v1,
+             v1 == 1 ? "" : "s");
+  else
+    snprintf(msg, msgsize, "no signature matches any of the %zu secrets (%zu v1 signature%s "
+             "checked)", nkeys, v1, v1 == 1 ? "" : "s");
   return -1;
 }

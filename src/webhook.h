@@ -24,6 +24,8 @@
 #define QJ_WH_MAX_ID 256        /* bytes of webhook-id */
 #define QJ_WH_MAX_SIG_HEADER 8192 /* bytes of webhook-signature */
 #define QJ_WH_MAX_SIGS 32       /* entries of webhook-signature */
+/* Secrets verify_keys takes at once (during a rotation, a receiver holds two). */
+#define QJ_WH_MAX_KEYS 8
 
 typedef struct qj_wh_secret {
   unsigned char key[QJ_WH_SECRET_MAX];
@@ -48,5 +50,14 @@ int qj_wh_sign(const qj_wh_secret *s, const char *id, size_t idlen, const char *
 int qj_wh_verify(const qj_wh_secret *s, const char *id, size_t idlen, const char *ts,
                  size_t tslen, const char *sigs, size_t sigslen, const char *body,
                  size_t bodylen, double tolerance, double now, char *msg, size_t msgsize);
+
+/* Verifies a delivery against 1..QJ_WH_MAX_KEYS secrets, as qj_wh_verify does against one:
+ * good when a v1 signature matches any of them. Every secret is tried against every entry,
+ * each compare in constant time, and the message says that none matched, never which was
+ * tried; with one secret the messages are qj_wh_verify's. */
+int qj_wh_verify_keys(const qj_wh_secret *keys, size_t nkeys, const char *id, size_t idlen,
+                      const char *ts, size_t tslen, const char *sigs, size_t sigslen,
+                      const char *body, size_t bodylen, double tolerance, double now,
+                      char *msg, size_t msgsize);
 
 #endif

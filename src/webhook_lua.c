@@ -2,9 +2,11 @@
  *
  *   core.webhook_sign(secret, id, timestamp, body) -> "v1,<base64>" | nil, message
  *   core.webhook_verify(secret, id, timestamp, signatures, body, tolerance, now)
- *     -> true | nil, kind ("invalid_argument" for the secret, else "invalid_signature"), message
+ *     -> true | nil, kind ("invalid_argument" for the secret, else "invalid_signature"),
+ *        message, the secret (from 1) that did not decode (0: none)
  *
- * Every argument is a string but tolerance and now (numbers). The decoded secret lives on
+ * Every argument is a string but tolerance and now (numbers), and verify's secret, which may
+ * also be an array of 1..QJ_WH_MAX_KEYS strings (any one may match). The decoded secret lives on
  * the C stack and is wiped before the function returns; nothing here makes a Lua value
  * while it is there, so no error or finalizer can leave it behind.
  */
@@ -31,9 +33,30 @@ static int wh_sign(lua_State *L) {
   return 1;
 }
 
+/* Secret arg 1 as string pointers: a string, or an array of 1..QJ_WH_MAX_KEYS strings
+ * (webhook.lua has checked the types). Every pointer is taken before any secret is decoded:
+ * the table keeps its strings alive, and nothing here runs Lua code. Returns the count, or
+ * 0 when the array's length is out of range. */
+static size_t secret_texts(lua_State *L, const char **text, size_t *len) {
+  size_t n, i;
+  if (lua_type(L, 1) != LUA_TTABLE) {
+    text[0] = luaL_checklstring(L, 1, &len[0]);
+    return 1;
+  }
+  n = (size_t)lua_rawlen(L, 1);
+  if (n == 0 || n > QJ_WH_MAX_KEYS) return 0;
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, (lua_Integer)i + 1);
+    text[i] = lua_tolstring(L, -1, &len[i]);
+    lua_pop(L, 1);
+    luaL_argcheck(L, text[i] != NULL, 1, "secrets must be strings");
+  }
+  return n;
+}
+
 static int wh_verify(lua_State *L) {
-  size_t n, idlen, tslen, sigslen, bodylen;
-  const char *secret = luaL_checklstring(L, 1, &n);
+  size_t n, k, idlen, tslen, sigslen, bodylen, lens[QJ_WH_MAX_KEYS];
+  const char *texts[QJ_WH_MAX_KEYS];
   const char *id = luaL_checklstring(L, 2, &idlen);
   const char *ts = luaL_checklstring(L, 3, &tslen);
   const char *sigs = luaL_checklstring(L, 4, &sigslen);
@@ -41,18 +64,31 @@ static int wh_verify(lua_State *L) {
   double tolerance = (double)luaL_checknumber(L, 6);
   double now = (double)luaL_checknumber(L, 7);
   char msg[160];
-  const char *kind = "invalid_signature";
-  qj_wh_secret s;
-  int rc = qj_wh_secret_decode(secret, n, &s, msg, sizeof msg);
-  if (rc != 0) kind = "invalid_argument";
-  else rc = qj_wh_verify(&s, id, idlen, ts, tslen, sigs, sigslen, body, bodylen, tolerance,
-                         now, msg, sizeof msg);
-  qj_wh_secret_wipe(&s);
+  qj_wh_secret s[QJ_WH_MAX_KEYS];
+  size_t bad = 0; /* the secret (from 1) that did not decode */
+  int rc = 0;
+  n = secret_texts(L, texts, lens);
+  if (n == 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "invalid_argument");
+    lua_pushfstring(L, "the secrets must be 1..%d", QJ_WH_MAX_KEYS);
+    lua_pushinteger(L, 0);
+    return 4;
+  }
+  for (k = 0; k < n && rc == 0; k++) {
+    rc = qj_wh_secret_decode(texts[k], lens[k], &s[k], msg, sizeof msg);
+    if (rc != 0) bad = k + 1;
+  }
+  if (rc == 0)
+    rc = qj_wh_verify_keys(s, n, id, idlen, ts, tslen, sigs, sigslen, body, bodylen,
+                           tolerance, now, msg, sizeof msg);
+  for (k = 0; k < QJ_WH_MAX_KEYS; k++) qj_wh_secret_wipe(&s[k]);
   if (rc != 0) {
     lua_pushnil(L);
-    lua_pushstring(L, kind);
+    lua_pushstring(L, bad ? "invalid_argument" : "invalid_signature");
     lua_pushstring(L, msg);
-    return 3;
+    lua_pushinteger(L, (lua_Integer)bad);
+    return 4;
   }
   lua_pushboolean(L, 1);
   return 1;

@@ -178,7 +178,7 @@
 ---@field page? integer The first page to fetch, 1..2147483647. Default: 1.
 ---@field page_size? integer Jobs per page, 1..100. Default: 100.
 
----The arguments of `client:webhook_secret{...}`: the call options but `project_name` (the
+---The arguments of `client:webhook_secret{...}` and `client:rotate_webhook_secret{...}`: the call options but `project_name` (the
 ---key is the organization's), which it refuses.
 ---@class queue_jobs.WebhookSecretArgs
 ---@field organization_name? string The organization (default: the client's).
@@ -279,7 +279,7 @@
 ---What the client's `on_event` hook gets (docs/client.md, "Events").
 ---@class queue_jobs.Event
 ---@field type "request"|"response"|"retry"|"pace" `request` before each attempt; `response` after it; `retry` before the wait for the next attempt; `pace` before a pacing wait.
----@field op string The operation: `create`, `get`, `list`, `cancel`, `webhook_secret`, `list_queues`, `get_queue`, `create_queue`, `update_queue`, `delete_queue` (`wait`, `jobs`, `wait_many` and `create_many` make `get`, `list` and `create` requests).
+---@field op string The operation: `create`, `get`, `list`, `cancel`, `webhook_secret`, `rotate_webhook_secret`, `list_queues`, `get_queue`, `create_queue`, `update_queue`, `delete_queue` (`wait`, `jobs`, `wait_many` and `create_many` make `get`, `list` and `create` requests).
 ---@field method "GET"|"POST"|"DELETE" The request's method.
 ---@field url string The request's URL (never holding the key).
 ---@field attempt? integer The attempt, from 1 (every event of one attempt has the same); nil for create_many's own pace.
@@ -441,6 +441,15 @@ function Client:update_queue(args) end
 ---@return queue_jobs.Error? err
 function Client:delete_queue(args) end
 
+---Rotates the organization's webhook secret key (a POST, no body) and returns the new one
+---as `webhook_secret` does, with the same secrecy. Retried as a GET: a retry after a lost
+---answer rotates once more, and the key returned is the current one.
+---`client:rotate_webhook_secret()` is `client:rotate_webhook_secret{}`.
+---@param args? queue_jobs.WebhookSecretArgs
+---@return string? secret `"whsec_"` and the new key's base64
+---@return queue_jobs.Error? err
+function Client:rotate_webhook_secret(args) end
+
 ---Counters of the connection.
 ---@return queue_jobs.ClientStats
 function Client:stats() end
@@ -500,16 +509,18 @@ function json.raw(text) end
 ---Webhook signatures, the Standard Webhooks way (HMAC-SHA256 over `id.timestamp.body`).
 ---@class queue_jobs.Webhook
 ---@field TOLERANCE number The default tolerance, 300 seconds.
+---@field MAX_SECRETS integer The most secrets `verify` takes at once, 8.
 local webhook = {}
 
 ---Verifies a delivery and returns its payload, decoded by the exact codec. No error holds
----any part of the secret. Misuse (arguments of the wrong types) raises.
----@param secret string `whsec_<base64>` (as `client:webhook_secret` gives it) or the base64 alone.
+---any part of the secret, and with several secrets none says which was tried. Misuse
+---(arguments of the wrong types) raises.
+---@param secret string|string[] `whsec_<base64>` (as `client:webhook_secret` gives it) or the base64 alone; or an array of 1..8 of them, any one of which may match (during a rotation: the old secret and the new).
 ---@param headers table<string, string|string[]> The request's headers, names in any case.
 ---@param body string The raw body, byte for byte.
 ---@param opts? queue_jobs.VerifyOptions
 ---@return queue_jobs.json_value? payload
----@return queue_jobs.Error? err kind `invalid_signature`, `invalid_argument` (the secret, the options) or `decode` (signed, but not JSON)
+---@return queue_jobs.Error? err kind `invalid_signature`, `invalid_argument` (the secret, `secret[i]` in a list, the options) or `decode` (signed, but not JSON)
 function webhook.verify(secret, headers, body, opts) end
 
 ---Signs a delivery: the value of its `webhook-signature` header, `v1,<base64>`.
@@ -520,6 +531,39 @@ function webhook.verify(secret, headers, body, opts) end
 ---@return string? signature
 ---@return queue_jobs.Error? err kind `invalid_argument`, with `path`
 function webhook.sign(secret, id, timestamp, body) end
+
+---A cache several receivers share, for `webhook.replay_guard`: it keeps each id it is given
+---for `ttl` seconds, then forgets it.
+---@class queue_jobs.ReplayStore
+---@field get fun(id: string): any Truthy when the id is kept (seen within its ttl). An error is raised through `first`.
+---@field set fun(id: string, ttl: number): boolean? Keeps the id for ttl seconds; returns false when it was kept already (an atomic set-if-absent, as Redis's `SET id 1 NX EX ttl`), anything else when it was not.
+
+---The options of `webhook.replay_guard`.
+---@class queue_jobs.ReplayGuardOptions
+---@field capacity? integer Ids kept in memory at most, 1..1e8 (the oldest go first). Default: 10000.
+---@field ttl? number Seconds an id is remembered from its first sighting, (0, 1e9]. Default: 600.
+---@field store? queue_jobs.ReplayStore A shared cache that holds the ids instead of the guard's memory.
+---@field clock? fun(): number Seconds, monotonic. Default: the module's monotonic clock.
+
+---The webhook-ids a receiver has seen within a ttl.
+---@class queue_jobs.ReplayGuard
+---@field evicted integer Ids pushed out of memory before their ttl, the capacity being full.
+local ReplayGuard = {}
+
+---True the first time the id is seen within the ttl (and records it), false after. A store's error is raised.
+---@param webhook_id string The delivery's `webhook-id`.
+---@return boolean
+function ReplayGuard:first(webhook_id) end
+
+---Ids held in memory now (0 with a store).
+---@return integer
+function ReplayGuard:count() end
+
+---A guard that drops replayed deliveries: `guard:first(headers["webhook-id"])`.
+---@param opts? queue_jobs.ReplayGuardOptions
+---@return queue_jobs.ReplayGuard? guard
+---@return queue_jobs.Error? err kind `invalid_argument`, with `path` naming the option
+function webhook.replay_guard(opts) end
 
 -- ---- the engine --------------------------------------------------------------------------
 
@@ -593,7 +637,7 @@ function Task:result() end
 ---@class queue_jobs
 ---@field _VERSION string The module's version, `MAJOR.MINOR.PATCH`.
 ---@field json queue_jobs.JSON The exact JSON codec.
----@field webhook queue_jobs.Webhook Webhook signatures: verify and sign.
+---@field webhook queue_jobs.Webhook Webhook signatures: verify and sign; the replay guard.
 ---@field null lightuserdata JSON null: the same value as `cjson.null`.
 ---@field empty_array table A read-only empty table that encodes as `[]`.
 local queue_jobs = {}

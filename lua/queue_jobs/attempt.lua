@@ -8,7 +8,9 @@
 -- A driver is a table of functions:
 --   transfer(h, req) -> the result table of the C handle's request (see src/http.c); req
 --     is the request's description: method, url, body, and for this attempt timeout,
---     connect_timeout, want (nil, true, or "exact" for json.raw numbers), decode_left, info
+--     connect_timeout, want (nil, true, or "exact" for json.raw numbers), decode_left, info.
+--     (repeatable = true, which the driver ignores, marks a POST the loop retries as a GET:
+--     one whose repetition does no harm, as a rotation of the webhook secret.)
 --   wait(seconds)    -> returns once that much time has passed
 --   clock()          -> seconds, monotonic
 local core = require "queue_jobs.core"
@@ -191,7 +193,8 @@ function Attempt.run(cx, op, req, shape, s)
   local clock, wait, transfer = driver.clock, driver.wait, driver.transfer
   local now = clock()
   local deadline = s.deadline and (now + s.deadline) or huge
-  local hooked, method = cx.on_event ~= nil, req.method
+  -- (method: the retry rule, which is the method's unless the request is repeatable)
+  local hooked, method = cx.on_event ~= nil, req.repeatable and "GET" or req.method
   -- ("exact": the answer's numbers but int64 integers as json.raw, the client's exact_numbers)
   if shape ~= NONE then req.want = s.exact_numbers and "exact" or true end
   if hooked then req.info = true end

@@ -314,6 +314,22 @@ function Client:webhook_secret(a)
   return "whsec_" .. v.secret_key
 end
 
+--- client:rotate_webhook_secret{organization_name?} -> "whsec_..." | nil, err
+-- Makes the organization a new webhook secret key (POST on the same path) and returns it as
+-- webhook_secret does, with the same secrecy. The POST has no body. It is retried as GET is
+-- (repeatable): a retry after a lost answer rotates once more, which leaves the key the last
+-- answer gave the current one; see docs/client.md, "Retries".
+function Client:rotate_webhook_secret(a)
+  if a == nil then a = NO_ARGS end
+  local s, url = prepare(self, "rotate_webhook_secret", a, SECRET_NAMES, secret_url)
+  if not s then return nil, url end
+  local v, err = perform(self, "rotate_webhook_secret", { method = "POST", url = url, body = "",
+    repeatable = true, timeout = 0, connect_timeout = 0, want = false, decode_left = false,
+    info = false }, SECRET, s)
+  if v == nil then return nil, err end
+  return "whsec_" .. v.secret_key
+end
+
 --- for job [, err] in client:jobs{queue_name, page_size?, page?} do ... end
 -- Lazily fetches every page, up to the first empty one. On a failure the iterator yields
 -- false, err once, then stops.

@@ -5,6 +5,7 @@
 -- message here quotes it.
 local core = require "queue_jobs.core"
 local errors = require "queue_jobs.errors"
+local replay_guard = require "queue_jobs.replay_guard"
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 local time = os.time
@@ -16,6 +17,13 @@ local Webhook = {}
 
 --- The default tolerance, in seconds, between a delivery's timestamp and now (either way).
 Webhook.TOLERANCE = 300
+
+--- webhook.replay_guard{capacity = 10000, ttl = 600, store?, clock?} -> guard | nil, err:
+-- guard:first(webhook_id) tells a delivery seen for the first time (queue_jobs.replay_guard).
+Webhook.replay_guard = replay_guard.new
+
+--- The most secrets verify takes at once (src/webhook.h's QJ_WH_MAX_KEYS).
+Webhook.MAX_SECRETS = 8
 
 local HEADERS = { ["webhook-id"] = "id", ["webhook-timestamp"] = "timestamp",
   ["webhook-signature"] = "signature" }
@@ -97,13 +105,24 @@ local function header_values(headers)
 end
 
 --- webhook.verify(secret, headers, body [, {tolerance = 300, now = t}]) -> payload | nil, err
--- secret: "whsec_<base64>" or the base64 alone. headers: names in any case, each value a
+-- secret: "whsec_<base64>" or the base64 alone, or an array of 1..MAX_SECRETS of them (during
+-- a rotation: any one may match, and an error never says which was tried). headers: names in any case, each value a
 -- string or an array of strings. body: the raw bytes received. The payload is the body
 -- decoded by the exact codec. err.kind: "invalid_signature" (a header missing or malformed,
 -- the timestamp out of tolerance, no signature matching), "invalid_argument" (the secret,
 -- the options) or "decode" (signed correctly, but not JSON).
 function Webhook.verify(secret, headers, body, opts)
-  if type(secret) ~= "string" then bad_type("verify", 1, "string", secret) end
+  local many = type(secret) == "table"
+  if many then
+    for i = 1, #secret do
+      if type(secret[i]) ~= "string" then
+        error(("bad argument #1 to 'verify' (secret[%d] is a %s, not a string)"):format(i,
+          type(secret[i])), 2)
+      end
+    end
+  elseif type(secret) ~= "string" then
+    bad_type("verify", 1, "string or array of strings", secret)
+  end
   if type(headers) ~= "table" then bad_type("verify", 2, "table", headers) end
   if type(body) ~= "string" then bad_type("verify", 3, "string", body) end
   if opts ~= nil and type(opts) ~= "table" then bad_type("verify", 4, "table or nil", opts) end
@@ -125,15 +144,20 @@ function Webhook.verify(secret, headers, body, opts)
       return argument_error("webhook.verify", "now", "must be a Unix time in seconds (0..1e12)")
     end
   end
+  if many and (#secret == 0 or #secret > Webhook.MAX_SECRETS) then
+    return argument_error("webhook.verify", "secret", ("must be an array of 1..%d secrets (got %d)")
+      :format(Webhook.MAX_SECRETS, #secret))
+  end
   local id, ts, sig = header_values(headers)
   if id == nil then return signature_error(ts) end
   if not id then return signature_error("the webhook-id header is missing") end
   if not ts then return signature_error("the webhook-timestamp header is missing") end
   if not sig then return signature_error("the webhook-signature header is missing") end
-  local ok, kind, msg = c_verify(secret, id, ts, sig, body, tolerance, now or time())
+  local ok, kind, msg, bad = c_verify(secret, id, ts, sig, body, tolerance, now or time())
   if not ok then
     if kind == "invalid_argument" then
-      return argument_error("webhook.verify", "secret", (msg:gsub("^the secret ", "")))
+      return argument_error("webhook.verify", many and ("secret[%d]"):format(bad) or "secret",
+        (msg:gsub("^the secret ", "")))
     end
     return signature_error(msg)
   end
