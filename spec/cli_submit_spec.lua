@@ -145,7 +145,10 @@ describe("salad-jobs submit", function()
       if l.resumed then resumed = resumed + 1 end
     end
     for i = 1, 10000 do assert.is_true(seen[i], i) end
-    assert.is_true(resumed >= 3000 and resumed <= before, resumed .. " of " .. before)
+    -- the journal holds every create the emulator had accepted at the kill but those still
+    -- in flight, at most --concurrency (8): their answers had not come back (on a loaded
+    -- machine the kill can come while 8 are in flight, past the 3,000th)
+    assert.is_true(resumed >= before - 8 and resumed <= before, resumed .. " of " .. before)
     local count, total = jobs_by_n()
     assert.are.equal(10000, total)
     for i = 1, 10000 do assert.are.equal(1, count[i], i) end

@@ -102,7 +102,7 @@ describe("queue_jobs inside HAProxy", function()
     local socket = require "socket"
     local emu = helpers.start_emulator()
     emu:fault { method = "POST", path = "/api/public/organizations/*/projects/*/queues/*/jobs",
-      fault = { kind = "delay", ms = 5000 } }
+      fault = { kind = "delay", ms = 3000 } }
     local _, dir = helpers.shell("mktemp -d")
     dir = dir:match("%S+")
     local jobs_port, ping_port = helpers.free_port(), helpers.free_port()
@@ -137,8 +137,8 @@ frontend ping
     end, 30)
     assert.is_true(up and hx:alive(), "haproxy did not start: " ..
       (helpers.read_file(hx.out) or "") .. (helpers.read_file(hx.err) or ""))
-    -- a create, held 5 s by the emulator (time enough, on a loaded machine, for what follows
-    -- to happen while it is held)
+    -- a create, held 3 s by the emulator: time enough, on a loaded machine, for what follows
+    -- to happen while it is held, and under the 4 s HAProxy gives a Lua service by default
     local body = '{"from": "haproxy", "big": 9007199254740993}'
     local conn = assert(socket.connect("127.0.0.1", jobs_port))
     assert(conn:send(("POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" ..
@@ -147,7 +147,7 @@ frontend ping
       return emu:counters().requests.create_job == 1
     end, 30), "the create did not reach the emulator")
     -- meanwhile the other frontend answers, with the create still in flight
-    local status, pong = helpers.http("GET", ("http://127.0.0.1:%d/"):format(ping_port), { timeout = 4 })
+    local status, pong = helpers.http("GET", ("http://127.0.0.1:%d/"):format(ping_port), { timeout = 2 })
     assert.equal(200, status, pong)
     assert.equal("pong", pong)
     conn:settimeout(0)
