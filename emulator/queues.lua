@@ -110,12 +110,12 @@ end
 -- tombstone (so that it answers 404) until create_queue or a reset.
 function Queues:delete(qkey)
   if self.implicit then
-    self.deleted[qkey] = true
     if not self.records[qkey] then
       if self.n >= Queues.MAX then return end   -- (a tombstone that cannot be kept)
       self.n = self.n + 1
       self.records[qkey] = record(self, qkey)
     end
+    self.deleted[qkey] = true
     return
   end
   if self.records[qkey] then

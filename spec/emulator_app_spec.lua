@@ -846,3 +846,20 @@ describe("emulator.app with an injected host", function()
     end)
   end)
 end)
+
+-- The queue records are bounded (emulator.queues, Queues.MAX, tombstones included): deletes of
+-- names it has no room for once added to the set of deleted names without a bound.
+describe("emulator.queues", function()
+  it("keeps no more than MAX records, nor deleted names, whatever is deleted", function()
+    local Queues = require "emulator.queues"
+    local n = 0
+    local q = Queues.new { uuid = function() n = n + 1 return tostring(n) end,
+      now = function() return "t" end }
+    for i = 1, Queues.MAX do q:get("o/p/q" .. i) end
+    for i = 1, 20000 do q:delete("o/p/gone" .. i) end
+    local deleted = 0
+    for _ in pairs(q.deleted) do deleted = deleted + 1 end
+    assert.equal(Queues.MAX, q.n)
+    assert.is_true(deleted <= Queues.MAX, deleted .. " deleted names kept")
+  end)
+end)

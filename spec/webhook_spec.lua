@@ -293,6 +293,17 @@ describe("queue_jobs.webhook.verify with several secrets (a rotation)", function
     assert.has_error(function() webhook.verify(7, signed_by(OLD), BODY, AT) end,
       "bad argument #1 to 'verify' (string or array of strings expected, got number)")
   end)
+
+  -- The list is read raw on both sides: a __len that hid numbers after the first secret let
+  -- C make strings of them that nothing kept (ASan: heap-use-after-free in the decoding).
+  it("reads the list of secrets raw: a __len or __index cannot hide what the C side reads", function()
+    local lying = setmetatable({ OLD, 1234567890123, 2345678901234 }, { __len = function() return 1 end })
+    assert.has_error(function() webhook.verify(lying, signed_by(OLD), BODY, AT) end,
+      "bad argument #1 to 'verify' (secret[2] is a number, not a string)")
+    local proxy = setmetatable({}, { __len = function() return 2 end, __index = function() return OLD end })
+    local _, err = webhook.verify(proxy, signed_by(OLD), BODY, AT)
+    assert.equal("webhook.verify: secret must be an array of 1..8 secrets (got 0)", err.message)
+  end)
 end)
 
 describe("examples/webhook_receiver.lua", function()

@@ -33,8 +33,8 @@ static int wh_sign(lua_State *L) {
   return 1;
 }
 
-/* Secret arg 1 as string pointers: a string, or an array of 1..QJ_WH_MAX_KEYS strings
- * (webhook.lua has checked the types). Every pointer is taken before any secret is decoded:
+/* Secret arg 1 as string pointers: a string, or an array of 1..QJ_WH_MAX_KEYS strings, read
+ * raw (webhook.lua has checked the types the same way). Every pointer is taken before any secret is decoded:
  * the table keeps its strings alive, and nothing here runs Lua code. Returns the count, or
  * 0 when the array's length is out of range. */
 static size_t secret_texts(lua_State *L, const char **text, size_t *len) {
@@ -45,9 +45,10 @@ static size_t secret_texts(lua_State *L, const char **text, size_t *len) {
   }
   n = (size_t)lua_rawlen(L, 1);
   if (n == 0 || n > QJ_WH_MAX_KEYS) return 0;
-  for (i = 0; i < n; i++) {
-    lua_rawgeti(L, 1, (lua_Integer)i + 1);
-    text[i] = lua_tolstring(L, -1, &len[i]);
+  for (i = 0; i < n; i++) { /* strings only: a number made into one here would be kept by
+                               * nothing once popped */
+    int t = lua_rawgeti(L, 1, (lua_Integer)i + 1);
+    text[i] = t == LUA_TSTRING ? lua_tolstring(L, -1, &len[i]) : NULL;
     lua_pop(L, 1);
     luaL_argcheck(L, text[i] != NULL, 1, "secrets must be strings");
   }

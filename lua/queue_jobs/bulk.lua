@@ -321,20 +321,25 @@ end
 
 -- With max_queue_length, a create goes only while its queue's length, as get_queue last read
 -- it, plus the creates sent since that reading, is under the bound (so the queue never holds
--- more, whatever is in flight). The length is read again when the bound is reached, at most
--- once per interval: queue_poll, and never more often than a tenth of the client's
--- rate_limit allows. Returns true when the create may go, false when the run was told to
--- stop meanwhile; a failure to read the length ends the run (its error, with the report).
+-- more, whatever is in flight). A queue is known by its organization, project and name, the
+-- client's defaults filled in. The length is read again when the bound is reached; the
+-- readings of the whole run, every queue together, are at least `interval` apart: queue_poll,
+-- and never more often than a tenth of the client's rate_limit allows. Returns true when
+-- the create may go; false when the run was told to stop or ended meanwhile; nil, err when
+-- the queue cannot be read (err.item_only: because of the item itself, a bad name or no
+-- such queue).
 local function room(run, args)
-  local bp = run.backpressure
-  local key = (args.organization_name or "") .. "/" .. (args.project_name or "") .. "/" ..
-    tostring(args.queue_name)
+  local bp, client = run.backpressure, run.client
+  local org = args.organization_name or client.organization_name
+  local proj = args.project_name or client.project_name
+  local key = tostring(org) .. "/" .. tostring(proj) .. "/" .. tostring(args.queue_name)
   local q = bp.queues[key]
   if not q then
-    q = { len = nil, at = -huge, sent = 0, reading = false }
+    q = { len = nil, sent = 0 }
     bp.queues[key] = q
   end
   while true do
+    if run.halt or run.stopped then return false end
     if run.stop and run.stop() then
       run.stopped = run.stopped or "stopped"
       return false
@@ -344,23 +349,24 @@ local function room(run, args)
       return true
     end
     local now = run.clock()
-    if not q.reading and now - q.at >= bp.interval then
-      q.reading = true   -- (one reading at a time: the other workers wait for it)
-      local queue, err = run.client:get_queue { queue_name = args.queue_name,
-        organization_name = args.organization_name, project_name = args.project_name }
-      q.reading, q.at = false, run.clock()
+    if not bp.reading and now - bp.last >= bp.interval then
+      bp.reading = true   -- (one reading at a time: the other workers wait for it)
+      local queue, err = client:get_queue { queue_name = args.queue_name,
+        organization_name = org, project_name = proj }
+      bp.reading, bp.last = false, run.clock()
       if not queue then
-        err.message = "create_many: max_queue_length: cannot read the queue's length: " ..
+        err.item_only = err.kind == "invalid_argument" or err.status == 404
+        err.message = "max_queue_length: cannot read the queue's length: " ..
           tostring(err.message)
-        error({ fatal = err }, 0)
+        return nil, err
+      end
+      if mtype(queue.current_queue_length) ~= "integer" then
+        return nil, core.error { kind = "decode", retryable = false, message =
+          "max_queue_length: the queue's current_queue_length is not an integer" }
       end
       q.len, q.sent = queue.current_queue_length, 0
-      if mtype(q.len) ~= "integer" then
-        error({ fatal = core.error { kind = "decode", retryable = false, message =
-          "create_many: max_queue_length: the queue's current_queue_length is not an integer" } }, 0)
-      end
     else
-      run.wait(min(max(q.at + bp.interval - now, 0.01), 0.25))
+      run.wait(min(max(bp.last + bp.interval - now, 0.01), 0.25))
     end
   end
 end
@@ -388,7 +394,19 @@ local function send(run, e)
     if run.stopped then return not_sent(run, e) end
     local left = deadline - run.clock()
     if left < huge then args.deadline = max(left, 0.001) end
-    if run.backpressure and not room(run, args) then return not_sent(run, e) end
+    if run.backpressure then
+      local ok, rerr = room(run, args)
+      if ok == nil and rerr.item_only then   -- that item's queue: the item fails, not the run
+        rerr.retryable, rerr.item_only = false, nil
+        return report_outcome(run, i, "failed", nil, rerr)
+      elseif ok == nil then                   -- the run ends, this item not sent
+        rerr.item_only, rerr.message = nil, "create_many: " .. rerr.message
+        not_sent(run, e)
+        error({ fatal = rerr }, 0)
+      elseif not ok then
+        return not_sent(run, e)
+      end
+    end
     local mark = { i = i, digest = e.digest }
     run.sending[me] = mark
     local job, err = run.client:create(args)
@@ -843,7 +861,7 @@ local function new_run(client, s, items, o, j)
     sending = setmetatable({}, { __mode = "k" }), queue = { first = 1, last = 0 },
     deferred = {}, streak = 0, pace = new_pace(s) }
   if o.max_queue_length then
-    run.backpressure = { max = o.max_queue_length, queues = {},
+    run.backpressure = { max = o.max_queue_length, queues = {}, last = -huge, reading = false,
       interval = max(o.queue_poll, s.rate_limit and 600 / s.rate_limit or 0) }
   end
   if o.progress == "line" then

@@ -113,11 +113,12 @@ end
 -- the options) or "decode" (signed correctly, but not JSON).
 function Webhook.verify(secret, headers, body, opts)
   local many = type(secret) == "table"
-  if many then
-    for i = 1, #secret do
-      if type(secret[i]) ~= "string" then
+  if many then   -- (raw, as the C side reads it: no __len or __index can tell another story)
+    for i = 1, rawlen(secret) do
+      local v = rawget(secret, i)
+      if type(v) ~= "string" then
         error(("bad argument #1 to 'verify' (secret[%d] is a %s, not a string)"):format(i,
-          type(secret[i])), 2)
+          type(v)), 2)
       end
     end
   elseif type(secret) ~= "string" then
@@ -144,9 +145,9 @@ function Webhook.verify(secret, headers, body, opts)
       return argument_error("webhook.verify", "now", "must be a Unix time in seconds (0..1e12)")
     end
   end
-  if many and (#secret == 0 or #secret > Webhook.MAX_SECRETS) then
+  if many and (rawlen(secret) == 0 or rawlen(secret) > Webhook.MAX_SECRETS) then
     return argument_error("webhook.verify", "secret", ("must be an array of 1..%d secrets (got %d)")
-      :format(Webhook.MAX_SECRETS, #secret))
+      :format(Webhook.MAX_SECRETS, rawlen(secret)))
   end
   local id, ts, sig = header_values(headers)
   if id == nil then return signature_error(ts) end
