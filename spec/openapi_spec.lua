@@ -15,14 +15,14 @@ local PYTHON = os.getenv("PYTHON") or "python3"
 local QUEUES = "/organizations/acme-corp/projects/dev-env/queues"
 local SECRET = "/organizations/acme-corp/webhook-secret-key"
 
--- check(exchanges [, options]) -> exit code, the checker's stdout and stderr: the exchanges
--- written to a file and checked against the OpenAPI file.
-local function check(exchanges, options)
+-- check(exchanges [, options [, openapi]]) -> exit code, the checker's stdout and stderr: the
+-- exchanges written to a file and checked against the OpenAPI file (or the one at openapi).
+local function check(exchanges, options, openapi)
   local path = os.tmpname()
   helpers.write_file(path, assert(json.encode(exchanges)))
   local argv = { PYTHON, CHECKER }
   for _, o in ipairs(options or {}) do argv[#argv + 1] = o end
-  argv[#argv + 1] = OPENAPI
+  argv[#argv + 1] = openapi or OPENAPI
   argv[#argv + 1] = path
   local _, out, code = helpers.run(argv, { plain = true, stderr = true })
   os.remove(path)
@@ -204,5 +204,45 @@ describe("the emulator's answers against the OpenAPI file", function()
     -- and the same answer, unbroken, passes
     code, out = check { { name = "whole", operation_id = "get_queue", status = 200, content_type = ct, body = body } }
     assert.are.equal(0, code, out)
+  end)
+
+  it("reads OpenAPI 3.0's nullable as a type that admits null, and only there", function()
+    -- salad-cloud.yaml has nullable fields only in schemas no queue answer uses: a small
+    -- document of its own, found by method and path template.
+    local doc = os.tmpname()
+    helpers.write_file(doc, table.concat({
+      "openapi: 3.0.3",
+      "info: {title: t, version: '1'}",
+      "paths:",
+      "  /things/{id}:",
+      "    get:",
+      "      responses:",
+      "        '200':",
+      "          description: OK",
+      "          content:",
+      "            application/json:",
+      "              schema: {$ref: '#/components/schemas/Thing'}",
+      "components:",
+      "  schemas:",
+      "    Thing:",
+      "      type: object",
+      "      required: [note, kind]",
+      "      properties:",
+      "        note: {type: string, nullable: true}",
+      "        kind: {type: string, enum: [a, b], nullable: true}",
+      "        size: {type: integer}",
+    }, "\n") .. "\n")
+    local function thing(name, body)
+      return { name = name, method = "get", path = "/things/{id}", status = 200,
+        content_type = "application/json", body = body }
+    end
+    local code, out = check({ thing("nulls", '{"note":null,"kind":null}'),
+      thing("values", '{"note":"x","kind":"a"}'), thing("size-null", '{"note":"x","kind":"b","size":null}'),
+      thing("kind-c", '{"note":null,"kind":"c"}') }, nil, doc)
+    os.remove(doc)
+    assert.are.equal(1, code, out)
+    assert.matches("size-null GET /things/{id} 200 $.size: None is not of type 'integer'", out, 1, true)
+    assert.matches("kind-c GET /things/{id} 200 $.kind: 'c' is not one of", out, 1, true)
+    assert.matches("openapi_check: 4 exchanges, 2 violations", out, 1, true)
   end)
 end)

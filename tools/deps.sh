@@ -8,7 +8,8 @@
 #                             fails where something it needs is really missing)
 #   sh tools/deps.sh --strict make deps: the same, but fails when something stays missing
 # Environment (the Makefile passes them): LUA, LUA_VERSION, LUA_INCDIR, CURL_INCDIR, CC,
-# BUSTED, PYTHON; DEPS_APT=no never runs apt-get, even on Debian as root.
+# BUSTED; DEPS_APT=no never runs apt-get, even on Debian as root. PYTHON (python3 when unset)
+# is read from the environment, as spec/openapi_spec.lua reads it.
 # Fast when everything is present: no network, a few small probes.
 # nginx (the TLS/HTTP2 specs and the benchmarks' peer), wrk (the bulk benchmark's peer) and
 # haproxy (a host that embeds Lua 5.3) are only ever started by the project itself, on
