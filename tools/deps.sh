@@ -8,7 +8,8 @@
 #                             fails where something it needs is really missing)
 #   sh tools/deps.sh --strict make deps: the same, but fails when something stays missing
 # Environment (the Makefile passes them): LUA, LUA_VERSION, LUA_INCDIR, CURL_INCDIR, CC,
-# BUSTED; DEPS_APT=no never runs apt-get, even on Debian as root.
+# BUSTED; DEPS_APT=no never runs apt-get, even on Debian as root. PYTHON (python3 when unset)
+# is read from the environment, as spec/openapi_spec.lua reads it.
 # Fast when everything is present: no network, a few small probes.
 # nginx (the TLS/HTTP2 specs and the benchmarks' peer), wrk (the bulk benchmark's peer) and
 # haproxy (a host that embeds Lua 5.3) are only ever started by the project itself, on
@@ -20,12 +21,16 @@ LUA_INCDIR=${LUA_INCDIR:-/usr/include/lua$LUA_VERSION}
 CURL_INCDIR=${CURL_INCDIR:-/usr/include}
 CC=${CC:-cc}
 BUSTED=${BUSTED:-/usr/bin/busted}
+PYTHON=${PYTHON:-python3}
 strict=no
 [ "${1:-}" = --strict ] && strict=yes
 
 have() { command -v "$1" >/dev/null 2>&1; }
 header() { printf '#include <%s>\n' "$1" | "$CC" -E -I"$LUA_INCDIR" -I"$CURL_INCDIR" -x c - >/dev/null 2>&1; }
 lua_module() { "$LUA" -e "require '$1'" >/dev/null 2>&1; }
+# A Python module that imports in $PYTHON (what spec/openapi_spec.lua runs), not only a
+# command of that name.
+python_module() { "$PYTHON" -c "import $1" >/dev/null 2>&1; }
 fuzzer_runtime() { have clang && [ -f "$(clang -print-file-name="libclang_rt.fuzzer-$(uname -m).a")" ]; }
 has_nginx() { have nginx || [ -x /usr/sbin/nginx ]; }
 has_haproxy() { have haproxy || [ -x /usr/sbin/haproxy ]; }
@@ -56,6 +61,8 @@ probe() {
   need lua-cjson "lua-cjson for $LUA (the specs, make bench)" lua_module cjson
   need lua-luv "luv for $LUA (the engine's luv host example and its spec)" lua_module luv
   need lua-cqueues "cqueues for $LUA (the engine's cqueues host example and its spec)" lua_module cqueues
+  need python3-yaml "PyYAML for $PYTHON (tools/openapi_check.py, the OpenAPI spec)" python_module yaml
+  need python3-jsonschema "jsonschema for $PYTHON (tools/openapi_check.py, the OpenAPI spec)" python_module jsonschema
   need binutils "readelf (the packaging spec)" have readelf
   need openssl "openssl (the TLS specs; pending without it)" have openssl
   need nginx-light "nginx (the TLS specs, pending without it; make bench-emulator)" has_nginx
