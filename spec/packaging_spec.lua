@@ -112,6 +112,68 @@ describe("packaging", function()
     assert.same({}, left)
   end)
 
+  -- salad-jobs as a user runs it: `make install` into a prefix of its own (and staged with
+  -- DESTDIR, run from the staging directory), then --help and a real command against the
+  -- emulator, with a clean environment: no LUA_PATH, no LUA_CPATH, no sanitizer settings.
+  describe("an installed salad-jobs finds its own modules", function()
+    local helpers_emu, tmp
+    before_each(function()
+      local ok, out = run("mktemp -d")
+      tmp = assert(ok and out:match("^(/%S+)"), "mktemp -d failed")
+      helpers_emu = helpers.start_emulator()
+    end)
+    after_each(function()
+      helpers_emu:stop()
+      run("rm -rf " .. q(tmp))
+    end)
+
+    --- `make install` with the given variables (a make of its own, for this spec's Lua).
+    local function install(vars)
+      local lua = os.getenv("LUA") or "lua5.4"
+      local cmd = ("cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s install LUA=%s " ..
+        "LUA_VERSION=%s %s"):format(q(root), q(lua), _VERSION:match("%d+%.%d+"), vars)
+      local ok, out = run(cmd)
+      assert(ok, cmd .. ": " .. out)
+    end
+
+    --- salad-jobs at bin, run with nothing but PATH and HOME and the given variables.
+    local function salad_jobs(bin, args, env)
+      local words = { "env", "-i", "PATH=/usr/bin:/bin", "HOME=" .. tmp }
+      for k, v in pairs(env or {}) do words[#words + 1] = k .. "=" .. v end
+      words[#words + 1] = bin
+      for _, a in ipairs(args) do words[#words + 1] = a end
+      return helpers.shell(words)
+    end
+
+    local function check(bin)
+      local ok, out = salad_jobs(bin, { "--help" })
+      assert.is_true(ok, out)
+      assert.is_truthy(out:find("usage: salad-jobs [OPTIONS] COMMAND", 1, true), out)
+      local status, body = helpers_emu:request("POST", helpers.JOBS, { json = { input = { n = 1 } } })
+      assert.are.equal(201, status, body)
+      local id = helpers.decode(body).id
+      local ok2, got = salad_jobs(bin, { "get", "--queue", "fifo-queue", id }, {
+        SALAD_BASE_URL = helpers_emu.url, SALAD_API_KEY = helpers_emu.api_key,
+        SALAD_ORGANIZATION = "acme-corp", SALAD_PROJECT = "dev-env" })
+      assert.is_true(ok2, got)
+      local job = helpers.decode(got:match("^[^\n]+"))
+      assert.are.same({ id, "pending", 1 }, { job.id, job.status, job.input.n })
+    end
+
+    it("under a PREFIX", function()
+      install("PREFIX=" .. q(tmp .. "/prefix"))
+      check(tmp .. "/prefix/bin/salad-jobs")
+    end)
+
+    it("staged under DESTDIR, run from there, and moved elsewhere", function()
+      install("DESTDIR=" .. q(tmp .. "/stage") .. " PREFIX=/opt/salad")
+      check(tmp .. "/stage/opt/salad/bin/salad-jobs")
+      -- the whole prefix moved: it still finds its own modules
+      assert(run("mv " .. q(tmp .. "/stage/opt/salad") .. " " .. q(tmp .. "/moved")))
+      check(tmp .. "/moved/bin/salad-jobs")
+    end)
+  end)
+
   it("every rockspec installs salad-jobs", function()
     for _, rs in ipairs(lines_of("cd " .. q(root) .. " && ls rockspec/*.rockspec")) do
       local env = {}
