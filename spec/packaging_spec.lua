@@ -1,6 +1,7 @@
--- The build and the rock: what `make` and `luarocks make` produce, and that the rockspec,
--- `make install` and the tree agree on the modules: every lua/**/*.lua file is a Lua module
--- (its path mirrors its name) and every src/*.c file a source of queue_jobs.core.
+-- The build and the rock: what `make install` and `luarocks make` produce (the rock's build
+-- is the Makefile's rock-install, mk/rock.mk): every lua/**/*.lua file installed as the
+-- module its path names, an installed salad-jobs that finds its own modules, a checkout left
+-- as it was by luarocks make, and a command per Lua version.
 local helpers = require "support.helpers"
 
 local root = os.getenv("QJ_ROOT") or "."
@@ -25,14 +26,6 @@ local function files(dir, pattern)
   return lines_of(("cd %s && find %s -type f -name %s"):format(q(root), q(dir), q(pattern)))
 end
 
---- The rockspec, run as the Lua it is: its build.modules table.
-local function rockspec_modules()
-  local env = {}
-  local text = assert(helpers.read_file(root .. "/" .. ROCKSPEC))
-  assert(load(text, "=" .. ROCKSPEC, "t", env))()
-  return env.build.modules
-end
-
 --- The sorted lists a (named a_name) and b (b_name) hold the same items, or an assertion
 -- names the items only one holds.
 local function assert_same_list(a, a_name, b, b_name)
@@ -50,28 +43,37 @@ local function assert_same_list(a, a_name, b, b_name)
 end
 
 describe("packaging", function()
-  it("the rockspec lists every C source of the core under src/, and nothing else", function()
-    local sources = files("src", "*.c")
-    assert.is_true(#sources > 0)
-    local core = rockspec_modules()["queue_jobs.core"]
-    local listed = {}
-    for i, src in ipairs(core.sources) do listed[i] = src end
-    table.sort(listed)
-    assert_same_list(sources, "src/*.c", listed, ROCKSPEC .. " (queue_jobs.core)")
+  it("every rockspec builds and installs through the Makefile's rock-install target", function()
+    for _, rs in ipairs(lines_of("cd " .. q(root) .. " && ls rockspec/*.rockspec")) do
+      local env = {}
+      assert(loadfile(root .. "/" .. rs, "t", env))()
+      local build = env.build
+      assert.are.same({ "make", false, "rock-install" }, { build.type, build.build_pass, build.install_target }, rs)
+      assert.is_nil(build.install, rs)   -- the commands are rock-install's (versioned)
+      assert.are.same({ "$(LIBDIR)", "$(LUADIR)", "$(BINDIR)" }, { build.install_variables.INST_LIBDIR,
+        build.install_variables.INST_LUADIR, build.install_variables.INST_BINDIR }, rs)
+    end
   end)
 
-  it("the rockspec lists every Lua module under lua/, by the name its path gives, and nothing else", function()
-    local modules = files("lua", "*.lua")
-    assert.is_true(#modules > 0)
-    local listed = {}
-    for name, path in pairs(rockspec_modules()) do
-      if type(path) == "string" then
-        assert.equal("lua/" .. name:gsub("%.", "/") .. ".lua", path, "module " .. name)
-        listed[#listed + 1] = path
-      end
-    end
-    table.sort(listed)
-    assert_same_list(modules, "lua/**/*.lua", listed, ROCKSPEC)
+  it("luarocks make from the checkout leaves it as it was, and luarocks remove leaves no command", function()
+    local v = _VERSION:match("%d+%.%d+")
+    local ok, tree = run("mktemp -d")
+    tree = assert(ok and tree:match("^(/%S+)"), "mktemp -d failed")
+    local status = "cd " .. q(root) .. " && git status --porcelain --ignored"
+    local ok1, before = run(status)
+    assert(ok1, before)
+    local ok2, log = run(("cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL luarocks --lua-version %s " ..
+      "--tree %s make --deps-mode=none %s CURL_INCDIR=/usr/include/$(gcc -print-multiarch)")
+      :format(q(root), v, q(tree), ROCKSPEC))
+    local _, after = run(status)
+    local bins = lines_of("cd " .. q(tree) .. " && find bin -type f")
+    run(("luarocks --lua-version %s --tree %s remove saladcloud-queue-jobs"):format(v, q(tree)))
+    local left = lines_of("cd " .. q(tree) .. " && find . -type f ! -name manifest")
+    run("rm -rf " .. q(tree))
+    assert(ok2, log)
+    assert.are.equal(before, after)
+    assert.are.same(v == "5.4" and { "bin/salad-jobs", "bin/salad-jobs-5.4" } or { "bin/salad-jobs-" .. v }, bins)
+    assert.are.same({}, left)
   end)
 
   it("make install-lua installs every Lua module under lua/, and make uninstall removes them", function()
@@ -172,14 +174,6 @@ describe("packaging", function()
       assert(run("mv " .. q(tmp .. "/stage/opt/salad") .. " " .. q(tmp .. "/moved")))
       check(tmp .. "/moved/bin/salad-jobs")
     end)
-  end)
-
-  it("every rockspec installs salad-jobs", function()
-    for _, rs in ipairs(lines_of("cd " .. q(root) .. " && ls rockspec/*.rockspec")) do
-      local env = {}
-      assert(loadfile(root .. "/" .. rs, "t", env))()
-      assert.are.same({ ["salad-jobs"] = "bin/salad-jobs" }, env.build.install.bin, rs)
-    end
   end)
 
   it("builds a core that does not link liblua", function()
