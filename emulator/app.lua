@@ -40,6 +40,7 @@
 -- res.delay_ms, nil or how long the host holds the response back.
 local core = require "queue_jobs.core"
 local policy = require "queue_jobs.policy"
+local constants = require "queue_jobs.constants"
 local cli = require "emulator.cli"
 local Store = require "emulator.store"
 local Faults = require "emulator.faults"
@@ -417,6 +418,37 @@ local function set_job_status(self, req, id)
   return reply(200, job_json(job), JSON)
 end
 
+-- GET /_emulator/jobs[?queue=ORG/PROJECT/QUEUE][&status=STATUS]: the jobs stored, oldest
+-- first, each as GET answers it; an unknown parameter is refused (a typo never widens the
+-- list).
+local LIST_PARAMS = { queue = true, status = true }
+local STATUS_SET = {}
+for _, s in ipairs(constants.STATUSES) do STATUS_SET[s] = true end
+
+local function list_all_jobs(self, req)
+  local path, params = req.path, query_params(req.query)
+  for name in pairs(params) do
+    if not LIST_PARAMS[name] then
+      return problem(400, format("Unknown query parameter %q: use 'queue' or 'status'.", name), path)
+    end
+  end
+  local qkey = params.queue and query_unescape(params.queue)
+  if qkey then
+    local org, project, queue = qkey:match("^([^/]*)/([^/]*)/([^/]*)$")
+    if not (org and valid_name(org) and valid_name(project) and valid_name(queue)) then
+      return problem(400, "'queue' must be ORG/PROJECT/QUEUE, each a valid name.", path)
+    end
+  end
+  local status = params.status and query_unescape(params.status)
+  if status and not STATUS_SET[status] then
+    return problem(400, "'status' must be one of " .. concat(constants.STATUSES, ", ") .. ".", path)
+  end
+  local out = { '{"items":[' }
+  local n = self.store:select(qkey, status, out, 1)
+  out[n + 1] = "]}"
+  return reply(200, out, JSON)
+end
+
 local function add_fault(self, req)
   local m, err = members(req.body, "a JSON object with a 'fault' field")
   if not m then return problem(400, err, req.path) end
@@ -501,6 +533,7 @@ local API_ROUTES = route_table {
 }
 
 local CONTROL_ROUTES = route_table {
+  { "^/jobs$", { "GET", list_all_jobs } },
   { "^/jobs/([^/]+)/status$", { "POST", set_job_status } },
   { "^/faults$", { "GET", list_faults }, { "POST", add_fault }, { "DELETE", clear_faults } },
   { "^/counters$", { "GET", read_counters } },

@@ -217,6 +217,29 @@ function Store:page(qkey, page, size, out, n)
   return n
 end
 
+--- select(qkey, status, out, n): appends the jobs of queue qkey (every queue when nil) whose
+-- status is status (any when nil), oldest first, to out after index n as pieces, with ","
+-- between jobs; returns the new n. (The control API's list: GET /_emulator/jobs.)
+function Store:select(qkey, status, out, n)
+  local ids, first, last
+  if qkey then
+    local q = self.queues[qkey]
+    if not q then return n end
+    ids, first, last = q.ids, q.head, q.tail
+  else
+    ids, first, last = self.order, self.head, self.tail
+  end
+  local jobs, pieces, any = self.jobs, Store.pieces, false
+  for i = first, last do
+    local job = jobs[ids[i]]   -- (nil: an id of a job dropped with its queue)
+    if job and (status == nil or job.status == status) then
+      if any then out[n + 1], n = ",", n + 1 end
+      n, any = pieces(job, out, n), true
+    end
+  end
+  return n
+end
+
 --- cancel(job): a pending job becomes cancelled (with an event). As on SaladCloud, a job
 -- cannot be cancelled once dispatched: a running job runs on, and a job in a final state
 -- is left as it is. Returns true when it changed.

@@ -49,11 +49,14 @@ local other = assert(queue_jobs.create { organization_name = org, project_name =
   queue_name = queue, input = { prompt = "a dog" } })
 print(("queue_jobs.create: %s (%s)"):format(other.id, other.status))
 
--- errors are tables with kind, message, status, ProblemDetails fields ...; tostring gives the message
+-- errors are tables with kind, message, status, ProblemDetails fields ...; tostring gives the
+-- message. The two below are provoked on purpose, to show how an error looks.
 local _, err = client:get { queue_name = queue, id = "00000000-0000-4000-8000-000000000000" }
+print("on purpose, a get of a job that does not exist (the demo goes on):")
 print(("error: kind=%s status=%s retryable=%s\n       %s"):format(err.kind, err.status,
   err.retryable, err))
 local _, bad = client:create { queue_name = "Not_A_Queue", input = {} }
+print("on purpose, a create with a bad queue name (the demo goes on):")
 print(("error: kind=%s path=%s\n       %s"):format(bad.kind, bad.path, bad))
 client:close()
 queue_jobs.close()

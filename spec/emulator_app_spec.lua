@@ -513,6 +513,45 @@ describe("emulator.app with an injected host", function()
         404, "Not Found", "The job does not exist.")
     end)
 
+    it("lists the jobs stored, oldest first, by queue and status (GET /_emulator/jobs)", function()
+      local app = new_app()
+      local OTHER = JOBS:gsub("fifo%-queue", "other-queue")
+      api(app, "POST", JOBS, '{"input":1}')
+      api(app, "POST", OTHER, '{"input":2}')
+      api(app, "POST", JOBS, '{"input":3}')
+      control(app, "POST", "/jobs/" .. uuid(3) .. "/status", '{"status":"succeeded"}')
+      local function ids(query)
+        local res = app:handle { method = "GET", path = "/_emulator/jobs", query = query }
+        assert.are.equal(200, res.status, text(res))
+        assert.are.equal(JSON, res.content_type)
+        local out = {}
+        for i, job in ipairs(decode(text(res)).items) do out[i] = job.id end
+        return out, res
+      end
+      assert.are.same({ uuid(1), uuid(2), uuid(3) }, ids(nil))
+      assert.are.same({ uuid(1), uuid(3) }, ids("queue=acme-corp/dev-env/fifo-queue"))
+      assert.are.same({ uuid(1), uuid(3) }, ids("queue=acme-corp%2Fdev-env%2Ffifo-queue"))
+      assert.are.same({ uuid(1), uuid(2) }, ids("status=pending"))
+      assert.are.same({ uuid(1) }, ids("queue=acme-corp/dev-env/fifo-queue&status=pending"))
+      assert.are.same({ uuid(3) }, ids("status=succeeded&queue=acme-corp/dev-env/fifo-queue"))
+      assert.are.same({}, ids("queue=acme-corp/dev-env/no-queue"))
+      -- each item is the job as GET answers it
+      local _, res = ids("status=succeeded")
+      assert.are.equal('{"items":[' .. text(api(app, "GET", JOBS .. "/" .. uuid(3))) .. "]}", text(res))
+      -- not control requests of the API's counters
+      assert.are.equal(0, counters(app).requests.list_jobs)
+      for _, bad in ipairs { "status=done", "queue=acme-corp/dev-env", "queue=Acme/dev-env/q",
+        "page=2" } do
+        local r = app:handle { method = "GET", path = "/_emulator/jobs", query = bad }
+        assert_problem(r, 400, "Bad Request")
+      end
+      assert_problem(control(app, "POST", "/jobs"), 405, "Method Not Allowed")
+      api(app, "DELETE", OTHER .. "/" .. uuid(2))
+      assert.are.same({ uuid(2) }, ids("status=cancelled"))
+      control(app, "POST", "/reset")
+      assert.are.same({}, ids(nil))
+    end)
+
     it("counts requests by route, and resets everything", function()
       local app = new_app()
       api(app, "POST", JOBS, '{"input":1}')

@@ -1,6 +1,7 @@
--- The build and the rock: what `make` and `luarocks make` produce, and that the rockspec,
--- `make install` and the tree agree on the modules: every lua/**/*.lua file is a Lua module
--- (its path mirrors its name) and every src/*.c file a source of queue_jobs.core.
+-- The build and the rock: what `make install` and `luarocks make` produce (the rock's build
+-- is the Makefile's rock-install, mk/rock.mk): every lua/**/*.lua file installed as the
+-- module its path names, an installed salad-jobs that finds its own modules, a checkout left
+-- as it was by luarocks make, and a command per Lua version.
 local helpers = require "support.helpers"
 
 local root = os.getenv("QJ_ROOT") or "."
@@ -25,14 +26,6 @@ local function files(dir, pattern)
   return lines_of(("cd %s && find %s -type f -name %s"):format(q(root), q(dir), q(pattern)))
 end
 
---- The rockspec, run as the Lua it is: its build.modules table.
-local function rockspec_modules()
-  local env = {}
-  local text = assert(helpers.read_file(root .. "/" .. ROCKSPEC))
-  assert(load(text, "=" .. ROCKSPEC, "t", env))()
-  return env.build.modules
-end
-
 --- The sorted lists a (named a_name) and b (b_name) hold the same items, or an assertion
 -- names the items only one holds.
 local function assert_same_list(a, a_name, b, b_name)
@@ -50,28 +43,37 @@ local function assert_same_list(a, a_name, b, b_name)
 end
 
 describe("packaging", function()
-  it("the rockspec lists every C source of the core under src/, and nothing else", function()
-    local sources = files("src", "*.c")
-    assert.is_true(#sources > 0)
-    local core = rockspec_modules()["queue_jobs.core"]
-    local listed = {}
-    for i, src in ipairs(core.sources) do listed[i] = src end
-    table.sort(listed)
-    assert_same_list(sources, "src/*.c", listed, ROCKSPEC .. " (queue_jobs.core)")
+  it("every rockspec builds and installs through the Makefile's rock-install target", function()
+    for _, rs in ipairs(lines_of("cd " .. q(root) .. " && ls rockspec/*.rockspec")) do
+      local env = {}
+      assert(loadfile(root .. "/" .. rs, "t", env))()
+      local build = env.build
+      assert.are.same({ "make", false, "rock-install" }, { build.type, build.build_pass, build.install_target }, rs)
+      assert.is_nil(build.install, rs)   -- the commands are rock-install's (versioned)
+      assert.are.same({ "$(LIBDIR)", "$(LUADIR)", "$(BINDIR)" }, { build.install_variables.INST_LIBDIR,
+        build.install_variables.INST_LUADIR, build.install_variables.INST_BINDIR }, rs)
+    end
   end)
 
-  it("the rockspec lists every Lua module under lua/, by the name its path gives, and nothing else", function()
-    local modules = files("lua", "*.lua")
-    assert.is_true(#modules > 0)
-    local listed = {}
-    for name, path in pairs(rockspec_modules()) do
-      if type(path) == "string" then
-        assert.equal("lua/" .. name:gsub("%.", "/") .. ".lua", path, "module " .. name)
-        listed[#listed + 1] = path
-      end
-    end
-    table.sort(listed)
-    assert_same_list(modules, "lua/**/*.lua", listed, ROCKSPEC)
+  it("luarocks make from the checkout leaves it as it was, and luarocks remove leaves no command", function()
+    local v = _VERSION:match("%d+%.%d+")
+    local ok, tree = run("mktemp -d")
+    tree = assert(ok and tree:match("^(/%S+)"), "mktemp -d failed")
+    local status = "cd " .. q(root) .. " && git status --porcelain --ignored"
+    local ok1, before = run(status)
+    assert(ok1, before)
+    local ok2, log = run(("cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL luarocks --lua-version %s " ..
+      "--tree %s make --deps-mode=none %s CURL_INCDIR=/usr/include/$(gcc -print-multiarch)")
+      :format(q(root), v, q(tree), ROCKSPEC))
+    local _, after = run(status)
+    local bins = lines_of("cd " .. q(tree) .. " && find bin -type f")
+    run(("luarocks --lua-version %s --tree %s remove saladcloud-queue-jobs"):format(v, q(tree)))
+    local left = lines_of("cd " .. q(tree) .. " && find . -type f ! -name manifest")
+    run("rm -rf " .. q(tree))
+    assert(ok2, log)
+    assert.are.equal(before, after)
+    assert.are.same(v == "5.4" and { "bin/salad-jobs", "bin/salad-jobs-5.4" } or { "bin/salad-jobs-" .. v }, bins)
+    assert.are.same({}, left)
   end)
 
   it("make install-lua installs every Lua module under lua/, and make uninstall removes them", function()
@@ -112,12 +114,66 @@ describe("packaging", function()
     assert.same({}, left)
   end)
 
-  it("every rockspec installs salad-jobs", function()
-    for _, rs in ipairs(lines_of("cd " .. q(root) .. " && ls rockspec/*.rockspec")) do
-      local env = {}
-      assert(loadfile(root .. "/" .. rs, "t", env))()
-      assert.are.same({ ["salad-jobs"] = "bin/salad-jobs" }, env.build.install.bin, rs)
+  -- salad-jobs as a user runs it: `make install` into a prefix of its own (and staged with
+  -- DESTDIR, run from the staging directory), then --help and a real command against the
+  -- emulator, with a clean environment: no LUA_PATH, no LUA_CPATH, no sanitizer settings.
+  describe("an installed salad-jobs finds its own modules", function()
+    local helpers_emu, tmp
+    before_each(function()
+      local ok, out = run("mktemp -d")
+      tmp = assert(ok and out:match("^(/%S+)"), "mktemp -d failed")
+      helpers_emu = helpers.start_emulator()
+    end)
+    after_each(function()
+      helpers_emu:stop()
+      run("rm -rf " .. q(tmp))
+    end)
+
+    --- `make install` with the given variables (a make of its own, for this spec's Lua).
+    local function install(vars)
+      local lua = os.getenv("LUA") or "lua5.4"
+      local cmd = ("cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s install LUA=%s " ..
+        "LUA_VERSION=%s %s"):format(q(root), q(lua), _VERSION:match("%d+%.%d+"), vars)
+      local ok, out = run(cmd)
+      assert(ok, cmd .. ": " .. out)
     end
+
+    --- salad-jobs at bin, run with nothing but PATH and HOME and the given variables.
+    local function salad_jobs(bin, args, env)
+      local words = { "env", "-i", "PATH=/usr/bin:/bin", "HOME=" .. tmp }
+      for k, v in pairs(env or {}) do words[#words + 1] = k .. "=" .. v end
+      words[#words + 1] = bin
+      for _, a in ipairs(args) do words[#words + 1] = a end
+      return helpers.shell(words)
+    end
+
+    local function check(bin)
+      local ok, out = salad_jobs(bin, { "--help" })
+      assert.is_true(ok, out)
+      assert.is_truthy(out:find("usage: salad-jobs [OPTIONS] COMMAND", 1, true), out)
+      local status, body = helpers_emu:request("POST", helpers.JOBS, { json = { input = { n = 1 } } })
+      assert.are.equal(201, status, body)
+      local id = helpers.decode(body).id
+      local ok2, got = salad_jobs(bin, { "get", "--queue", "fifo-queue", id }, {
+        SALAD_BASE_URL = helpers_emu.url, SALAD_API_KEY = helpers_emu.api_key,
+        SALAD_ORGANIZATION = "acme-corp", SALAD_PROJECT = "dev-env" })
+      assert.is_true(ok2, got)
+      local job = helpers.decode(got:match("^[^\n]+"))
+      assert.are.same({ id, "pending", 1 }, { job.id, job.status, job.input.n })
+    end
+
+    it("under a PREFIX", function()
+      install("PREFIX=" .. q(tmp .. "/prefix"))
+      check(tmp .. "/prefix/bin/salad-jobs")
+    end)
+
+    it("staged under DESTDIR, run from there, and moved elsewhere", function()
+      install("DESTDIR=" .. q(tmp .. "/stage") .. " PREFIX=/opt/salad")
+      check(tmp .. "/stage/opt/salad/bin/salad-jobs")
+      -- the whole prefix moved: it still finds its own modules
+      assert(run("mv " .. q(tmp .. "/stage/opt/salad") .. " " .. q(tmp .. "/moved")))
+      check(tmp .. "/moved/bin/salad-jobs")
+    end)
   end)
 
   it("builds a core that does not link liblua", function()

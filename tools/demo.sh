@@ -16,5 +16,6 @@ url=$(head -n1 "$tmp/out")
 if [ -z "$url" ]; then echo "demo: the emulator did not start:" >&2; cat "$tmp/err" >&2; exit 1; fi
 echo "demo: emulator at $url"
 echo "demo: $lua $example"
+echo "demo: its last lines show two errors on purpose (a missing job, a bad queue name)"
 env SALAD_BASE_URL="$url" SALAD_API_KEY="$key" "$@" "$lua" "$example"
 echo "demo: done; emulator stopped"
