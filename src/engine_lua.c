@@ -2,7 +2,9 @@
  * The engine's Lua binding: the C side of lua/queue_jobs/engine.lua, over engine.c.
  *
  *   core.engine_open(max_connections)  -> engine core (QJ_ENGINE_MT)
- *   core:fd()                          -> the descriptor to poll for reading
+ *   core.engine_backend                -> "epoll" or "poll" (engine_backend.h)
+ *   core:fd()                          -> the descriptor to poll for reading, or nil when
+ *                                         the backend has none (poll)
  *   core:start(handle, req) -> request (req: handle:request's description, http.c)
  *       starts one request of a client's handle (http.c) on the multi handle, on a
  *       transfer of its own, and returns at once; a request that cannot start is done
@@ -19,7 +21,7 @@
  *                          sizes and HTTP version when the req given to start asked for them)
  *
  * Names. What Lua calls the engine core (QJ_ENGINE_MT) is a qj_engine_lua here, a userdata
- * that holds a qj_engine: the C core of engine.c (the multi handle and its epoll descriptor),
+ * that holds a qj_engine: the C core of engine.c (the multi handle and its backend),
  * which knows no Lua. Its functions are engine_lua_*, the C core's qj_engine_*.
  *
  * Ownership. A request is a userdata: it owns its result (the body curl writes into) and,
@@ -153,7 +155,9 @@ static int engine_lua_open(lua_State *L) {
 }
 
 static int engine_lua_fd(lua_State *L) {
-  lua_pushinteger(L, qj_engine_fd(check_engine_lua(L)->e));
+  int fd = qj_engine_fd(check_engine_lua(L)->e);
+  if (fd < 0) return 0;
+  lua_pushinteger(L, fd);
   return 1;
 }
 
@@ -228,7 +232,7 @@ static int engine_lua_drive(lua_State *L) {
   qj_req *q;
   int n = 0, i = 0;
   if (qj_engine_drive(g->e, wait) != 0)
-    return luaL_error(L, "engine: epoll_wait failed: %s", strerror(errno));
+    return luaL_error(L, "engine: waiting (%s) failed: %s", qj_engine_backend(), strerror(errno));
   while (qj_engine_next_done(g->e, &easy, &owner, &rc)) {
     if (owner == NULL) qj_engine_remove(g->e, easy); /* not ours: cannot happen */
     else finish_req(g, (qj_req *)owner, rc, NULL);
@@ -361,5 +365,7 @@ int qj_engine_lua_open(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, engine_lua_open);
   lua_setfield(L, -2, "engine_open");
+  lua_pushstring(L, qj_engine_backend());
+  lua_setfield(L, -2, "engine_backend");
   return 0;
 }

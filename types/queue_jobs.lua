@@ -583,6 +583,7 @@ function webhook.replay_guard(opts) end
 ---(`pollfd`, `events`, `timeout`), so `cqueues.poll(engine)` works as is.
 ---@class queue_jobs.Engine
 ---@field max_connections integer As made.
+---@field backend "epoll"|"poll" How it waits, chosen at build time: epoll on Linux, poll(2) elsewhere (no `pollfd()` there).
 local Engine = {}
 
 ---Runs `fn(...)` in a coroutine, from the next step on.
@@ -591,15 +592,16 @@ local Engine = {}
 ---@return queue_jobs.Task
 function Engine:spawn(fn, ...) end
 
----The descriptor to poll for reading: it is readable when `step` has work.
----@return integer fd
+---The descriptor to poll for reading: it is readable when `step` has work. On the poll backend there is none: nil and a message (step at `timeout()` instead).
+---@return integer? fd
+---@return string? message
 function Engine:pollfd() end
 
 ---The events to poll `pollfd()` for.
 ---@return "r"
 function Engine:events() end
 
----Seconds to the next timer (curl's, a task's backoff, pacing, Retry-After or `wait` poll), 0 when a task is ready; nil when there is none.
+---Seconds to the next timer (curl's, a task's backoff, pacing, Retry-After or `wait` poll), 0 when a task is ready; nil when there is none. On the poll backend, at most 0.01 while a task waits for its request.
 ---@return number?
 function Engine:timeout() end
 

@@ -1,6 +1,7 @@
 --- queue_jobs.engine: many requests in flight without blocking the host (docs/engine.md).
 -- An engine runs tasks (functions in coroutines) and drives their requests on libcurl's
--- multi interface (src/engine.c, bound by src/engine_lua.c). A client made with
+-- multi interface (src/engine.c over its backend, epoll or poll: src/engine_backend.h; bound
+-- by src/engine_lua.c). A client made with
 -- `engine = engine` has this module's driver (Engines.driver): inside a task of its engine, a
 -- transfer starts a request and yields until it ends, and a wait yields on a timer; outside
 -- any task both block as the blocking driver does. The attempt loop (queue_jobs.attempt) is
@@ -37,6 +38,13 @@ local function TOKEN() end
 local CLOSED = "queue_jobs.engine: the engine was closed"
 -- A task's error value when the engine was closed before the task ended.
 local ENDED = setmetatable({}, { __name = "queue_jobs.engine.closed" })
+-- The backend built in (src/engine_backend.h): "epoll" has a descriptor for the host to poll,
+-- "poll" has none, and its timeout() is at most POLL_INTERVAL while a request is in flight,
+-- so that a host stepping on timers alone sees answers (docs/engine.md, "Hosts").
+local BACKEND = core.engine_backend
+local POLL_INTERVAL = 0.01
+local NO_FD = "engine:pollfd: the " .. BACKEND .. " backend has no descriptor to poll; " ..
+  "step at engine:timeout() instead"
 
 -- The task each coroutine runs (weak keys), for every engine: the driver's "am I in a task?".
 local task_of = setmetatable({}, { __mode = "k" })
@@ -103,6 +111,7 @@ function Engines.new(opts)
   serial = serial + 1
   return setmetatable({
     max_connections = n,
+    backend = BACKEND,
     _serial = serial,
     _c = core.engine_open(n),
     _tasks = {},      -- unfinished tasks -> true
@@ -273,10 +282,13 @@ end
 
 -- ---- the host's side ------------------------------------------------------------------------
 
---- engine:pollfd() -> the descriptor that is readable when step has work.
+--- engine:pollfd() -> the descriptor that is readable when step has work; nil and a message
+-- on a backend that has none (poll).
 function Engine:pollfd()
   check(self, "pollfd")
-  return self._c:fd()
+  local fd = self._c:fd()
+  if fd then return fd end
+  return nil, NO_FD
 end
 
 --- engine:events() -> "r"
@@ -285,10 +297,8 @@ function Engine:events()
   return "r"
 end
 
---- engine:timeout() -> seconds to the next timer (curl's or a task's), 0 when a task is
--- ready, nil when there is none.
-function Engine:timeout()
-  check(self, "timeout")
+-- Seconds to the next timer (curl's or a task's), 0 when a task is ready, nil when none.
+local function next_timeout(self)
   if self._head then return 0 end
   local t = self._c:curl_timeout()
   local top = self._timers[1]
@@ -296,6 +306,18 @@ function Engine:timeout()
     local left = top[1] - monotime()
     if left < 0 then left = 0 end
     if not t or left < t then t = left end
+  end
+  return t
+end
+
+--- engine:timeout() -> seconds to the next timer (curl's or a task's), 0 when a task is
+-- ready, nil when there is none; on a backend without a descriptor, at most POLL_INTERVAL
+-- while a task waits for its request.
+function Engine:timeout()
+  check(self, "timeout")
+  local t = next_timeout(self)
+  if BACKEND ~= "epoll" and next(self._waiting) ~= nil and (not t or t > POLL_INTERVAL) then
+    return POLL_INTERVAL
   end
   return t
 end
@@ -420,7 +442,7 @@ end
 function Engine:loop()
   check(self, "loop")
   while self._ntasks > 0 and not self._closed do
-    self:step(self:timeout() or 1)
+    self:step(next_timeout(self) or 1) -- step waits on curl's sockets too, whatever the backend
   end
   return true
 end
