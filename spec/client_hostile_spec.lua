@@ -99,6 +99,38 @@ describe("a finalizer that re-enters the client during a call", function()
     srv.finish()
   end)
 
+  -- The handle lends one result to one request at a time: the nested request, which finds
+  -- it lent, must not write its status, headers or body into the one the outer request is
+  -- still reading.
+  it("keeps the nested request's status, headers and body out of the outer one's result", function()
+    local url, srv = serve {
+      response(200, "OK", { "Content-Type: application/json; charset=outer" }, big_job(UUID)),
+      response(201, "Created", { "Content-Type: application/json; charset=nested", "Retry-After: 7" },
+        job_json(UUID2)),
+    }
+    local c = client(url, { deadline = false })
+    local jobs = url .. "/organizations/acme-corp/projects/dev-env/queues/fifo/jobs/"
+    local function get(id)
+      return c._h:request { method = "GET", url = jobs .. id, timeout = 60, connect_timeout = 60,
+        want = true }
+    end
+    local probe, outer = with_finalizer(srv, function() return get(UUID2) end, function() return get(UUID) end)
+    assert.is_true(probe.ok, tostring(probe.result))
+    local nested = probe.result
+    assert.equal(201, nested.status, nested.message)
+    assert.equal("application/json; charset=nested", nested.content_type)
+    assert.equal("7", nested.retry_after)
+    assert.equal(UUID2, nested.value.id)
+    assert.equal(200, outer.status, outer.message)
+    assert.equal("application/json; charset=outer", outer.content_type)
+    assert.is_nil(outer.retry_after)
+    assert.equal(UUID, outer.value.id)
+    assert.equal(60000, #outer.value.input.items)
+    assert.equal("v31337", outer.value.input.items[31337].s)
+    c:close()
+    srv.finish()
+  end)
+
   it("can close the client while it decodes: the call still returns its answer", function()
     local url, srv = serve { response(200, "OK", JSON, big_job(UUID)) }
     local c = client(url, { deadline = false }) -- (a collector always at work is slow)

@@ -186,6 +186,55 @@ describe("queue_jobs client on the wire", function()
       "POST " .. base .. "q2/jobs", "POST " .. base .. "q2/jobs" }, lines)
   end)
 
+  -- The handle sets an option again only when it differs from the request before's (a loop
+  -- of creates sets its body alone): each request still goes with its own method, headers,
+  -- body and timeouts, whatever came before it on the same handle.
+  it("gives each request on one handle its own method, headers and body", function()
+    local answer = response(200, "OK", { "Content-Type: application/json" }, JOB)
+    local seq = { { "POST", '{"a":1}' }, { "GET" }, { "PATCH", '{"b":22}' }, { "DELETE" },
+      { "POST", '{"c":333}' }, { "POST", '{"d":4444}' }, { "GET" }, { "DELETE" },
+      { "PATCH", '{"e":55555}' }, { "GET" } }
+    local answers = {}
+    for i = 1, #seq do answers[i] = answer end
+    local url, srv = serve(answers)
+    local c = client(url)
+    for _, m in ipairs(seq) do
+      local r = c._h:request { method = m[1], url = url .. "/x", body = m[2], timeout = 5,
+        connect_timeout = 5 }
+      assert.equal(200, r.status, r.message)
+    end
+    c:close()
+    local log = srv.finish()
+    local i = 0
+    for block in log:gmatch("(.-)\n\n") do
+      i = i + 1
+      local m, body = seq[i][1], seq[i][2]
+      assert.matches("^" .. m .. " /api/public/x HTTP/1%.1", block)
+      local ctype = block:match("\n[Cc]ontent%-[Tt]ype: ([^\n]*)")
+      assert.equal(m == "POST" and "application/json" or m == "PATCH" and "application/merge-patch+json"
+        or nil, ctype, "request " .. i)
+      assert.equal(#(body or ""), tonumber(block:match("\nBODY%-BYTES: (%d+)")), "request " .. i)
+    end
+    assert.equal(#seq, i)
+  end)
+
+  it("gives each request on one handle its own timeout", function()
+    local gate = os.tmpname()
+    os.remove(gate)
+    local url, srv = serve { { status = 200, body = JOB, gate = gate }, { status = 200, body = JOB } }
+    local c = client(url)
+    -- the first answer is held back for a second: a 0.3 s timeout ends that request, and the
+    -- next one, given 20 s, gets its answer once the gate opens
+    assert(os.execute(("(sleep 1; touch %s) >/dev/null 2>&1 &"):format(gate)))
+    local r = c._h:request { method = "GET", url = url .. "/x", timeout = 0.3, connect_timeout = 0.3 }
+    assert.equal("timeout", r.error)
+    r = c._h:request { method = "GET", url = url .. "/x", timeout = 20, connect_timeout = 20 }
+    assert.equal(200, r.status, r.message)
+    c:close()
+    srv.finish()
+    os.remove(gate)
+  end)
+
   -- The parsed URL is reused, but a new one is never read relative to it, and a URL needs
   -- its scheme (none is guessed).
   it("a relative or empty URL after a good request is refused, not sent to the old host", function()

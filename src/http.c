@@ -28,7 +28,11 @@
  * The API key lives only in C memory (the transfer's header lists and its private copy),
  * wiped on close. Each request's result belongs to a userdata on the caller's stack, never to
  * the handle: making the Lua values of the answer may run a finalizer that uses the same
- * client again, or closes it, and that nested call gets a result of its own.
+ * client again, or closes it, and that nested call gets a result of its own. The handle
+ * keeps one such userdata (its user value) to lend to its requests one at a time, so that
+ * a request makes no userdata and no finalizer of its own: a request that finds it lent
+ * (the nested call above) makes its own, and a result whose request ended by an error is
+ * never lent again (its body is freed when the collector takes it).
  */
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +43,12 @@
 
 #define DEFAULT_MAX_BODY (64u * 1024u * 1024u)
 #define QJ_RESULT_MT "queue_jobs.result"
+
+/* A request's result as a userdata; lent is set while a request uses the handle's own. */
+typedef struct http_result {
+  qj_result r;
+  int lent;
+} http_result;
 
 /* A handle: its transfer for blocking requests, and idle copies of it for the engine's
  * requests (engine_lua.c), several of which may be in flight at once. */
@@ -153,7 +163,7 @@ static int http_open(lua_State *L) {
   o.noproxy = opt_flag(L, "noproxy");
 
   /* The handle starts closed, owning nothing; the collector can free it at any point. */
-  h = (qj_http *)lua_newuserdatauv(L, sizeof *h, 0);
+  h = (qj_http *)lua_newuserdatauv(L, sizeof *h, 1); /* the result it lends (http_result) */
   h->t = NULL;
   h->nidle = 0;
   h->requests = h->connects = 0;
@@ -169,9 +179,37 @@ static int http_open(lua_State *L) {
 /* ---- request ---------------------------------------------------------------------------- */
 
 static int result_gc(lua_State *L) {
-  qj_result *r = (qj_result *)luaL_checkudata(L, 1, QJ_RESULT_MT);
-  qj_result_done(NULL, r);
+  http_result *hr = (http_result *)luaL_checkudata(L, 1, QJ_RESULT_MT);
+  qj_result_done(NULL, &hr->r);
   return 0;
+}
+
+/* Pushes a result for one request of handle 1 and returns it, lent: the handle's own when no
+ * other request has it, else a new one. */
+static http_result *result_push(lua_State *L) {
+  http_result *hr = NULL;
+  if (lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA) {
+    hr = (http_result *)lua_touserdata(L, -1);
+    if (!hr->lent) {
+      hr->lent = 1;
+      return hr;
+    }
+  }
+  lua_pop(L, 1);
+  hr = (http_result *)lua_newuserdatauv(L, sizeof *hr, 0);
+  hr->r.body = NULL;
+  hr->r.cap = 0;
+  hr->lent = 2; /* (never lent again: it belongs to this request alone) */
+  luaL_setmetatable(L, QJ_RESULT_MT);
+  if (lua_getiuservalue(L, 1, 1) == LUA_TNIL) { /* the handle's first: it keeps it */
+    lua_pop(L, 1);
+    hr->lent = 1;
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 1);
+  } else {
+    lua_pop(L, 1);
+  }
+  return hr;
 }
 
 /* Pushes field name of the table at t (an absolute index) without metamethods: a request
@@ -320,17 +358,19 @@ static int http_request(lua_State *L) {
   double start = qj_monotime();
   qj_http_req q;
   qj_dec_limits lim;
+  http_result *hr;
   qj_result *r;
   int want;
 
   qj_http_read_request(L, 2, &q); /* the URL and body in slots 3 and 4 */
   want = qj_http_read_decoding(L, 2, start, h->max_values, &lim);
   lua_settop(L, 4);
-  r = (qj_result *)lua_newuserdatauv(L, sizeof *r, 0); /* slot 5 */
-  r->body = NULL;
-  r->cap = 0;
-  luaL_setmetatable(L, QJ_RESULT_MT);
-  if (h->t == NULL) return luaL_error(L, "attempt to use a closed client"); /* by a finalizer */
+  hr = result_push(L); /* slot 5 */
+  r = &hr->r;
+  if (h->t == NULL) { /* closed by a finalizer */
+    if (hr->lent == 1) hr->lent = 0;
+    return luaL_error(L, "attempt to use a closed client");
+  }
   qj_result_init(h->t, r);
   r->want_info = q.info;
   qj_transfer_run(h->t, q.m, q.url, q.urllen, q.body, q.bodylen, q.timeout, q.ctimeout, r);
@@ -340,6 +380,7 @@ static int http_request(lua_State *L) {
   else qj_http_push_answer(L, r, want, h->max_values, &lim);
   if (q.info) qj_http_push_info(L, r);
   qj_result_done(h->t, r); /* h->t is NULL if a finalizer closed the client meanwhile */
+  if (hr->lent == 1) hr->lent = 0; /* the handle's own, back for its next request */
   return 1;
 }
 

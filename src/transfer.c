@@ -29,6 +29,8 @@ struct qj_transfer {
   size_t spare_cap, max_body;
   int is_post, prereqs, refused_retry; /* per request: see on_prereq */
   int has_body;                  /* per request: a POST or a PATCH (curl reads a body) */
+  int set_method;                /* the method the handle is set up for (-1: none yet) */
+  long set_timeout, set_ctimeout; /* the timeouts it has (-1: none yet) */
   long requests, connects;
   const char *http_version;      /* static string of the last answer's version, or NULL */
   qj_alloc_fn alloc;
@@ -263,6 +265,8 @@ qj_transfer *qj_transfer_new(const qj_transfer_opts *o, qj_alloc_fn alloc, void 
     return NULL;
   }
   memset(t, 0, sizeof *t);
+  t->set_method = -1;
+  t->set_timeout = t->set_ctimeout = -1;
   t->alloc = alloc;
   t->ud = ud;
   t->max_body = o->max_body;
@@ -480,23 +484,37 @@ int qj_transfer_start(qj_transfer *t, qj_method m, const char *url, size_t urlle
     t->http_version = NULL;
     return 0;
   }
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
+  /* The handle keeps its options from one request to the next: only what changed is set
+   * again (a loop of creates sets the body alone). */
+  if (timeout_ms != t->set_timeout) {
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    t->set_timeout = timeout_ms;
+  }
+  if (connect_timeout_ms != t->set_ctimeout) {
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
+    t->set_ctimeout = connect_timeout_ms;
+  }
+  if ((int)m != t->set_method) {
+    CURLcode mc;
+    if (t->has_body) {
+      /* a PATCH is a POST with its method renamed: curl sends the body the same way */
+      curl_easy_setopt(c, CURLOPT_HTTPHEADER, m == QJ_POST ? t->hdr_body : t->hdr_patch);
+      curl_easy_setopt(c, CURLOPT_POST, 1L);
+      mc = curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m == QJ_PATCH ? "PATCH" : (char *)NULL);
+    } else {
+      curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->hdr_nobody);
+      curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+      mc = curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m == QJ_DELETE ? "DELETE" : (char *)NULL);
+    }
+    t->set_method = mc == CURLE_OK ? (int)m : -1; /* (no memory for the name: again next time) */
+  }
   if (t->has_body) {
-    /* a PATCH is a POST with its method renamed: curl sends the body the same way */
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, m == QJ_POST ? t->hdr_body : t->hdr_patch);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m == QJ_PATCH ? "PATCH" : (char *)NULL);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
     if (!copy_body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     else if (curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, body) != CURLE_OK) {
       fail(r, QJ_ERR_NETWORK, "not enough memory for the request body", 0, CURLE_OUT_OF_MEMORY);
       return 0;
     }
-  } else {
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->hdr_nobody);
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m == QJ_DELETE ? "DELETE" : (char *)NULL);
   }
   t->r = r;
   return 1;
