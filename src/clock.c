@@ -7,12 +7,11 @@
 #include <errno.h>
 #include <time.h>
 
+#include "monotime.h"
 #include "qj.h"
 
 double qj_monotime(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+  return qj_now_s();
 }
 
 static int monotime(lua_State *L) {

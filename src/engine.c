@@ -11,6 +11,7 @@
 
 #include "engine.h"
 #include "engine_backend.h"
+#include "monotime.h"
 
 struct qj_engine {
   CURLM *multi;
@@ -21,12 +22,6 @@ struct qj_engine {
   qj_alloc_fn alloc;
   void *ud;
 };
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Gives the backend the earlier of the two deadlines, or none. */
 static void rearm(qj_engine *e) {
@@ -45,7 +40,7 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
   qj_engine *e = (qj_engine *)userp;
   (void)multi;
-  e->curl_at = timeout_ms < 0 ? -1.0 : now_s() + (double)timeout_ms / 1000.0;
+  e->curl_at = timeout_ms < 0 ? -1.0 : qj_now_s() + (double)timeout_ms / 1000.0;
   rearm(e);
   return 0;
 }
@@ -124,7 +119,7 @@ void qj_engine_wake_at(qj_engine *e, double at) {
 double qj_engine_curl_timeout(const qj_engine *e) {
   double left;
   if (e->curl_at < 0) return -1.0;
-  left = e->curl_at - now_s();
+  left = e->curl_at - qj_now_s();
   return left > 0 ? left : 0.0;
 }
 
@@ -136,7 +131,7 @@ int qj_engine_drive(qj_engine *e, double wait_s) {
   n = qj_backend_wait(e->b, wait_s, ready, 64);
   if (n < 0) return -1;
   for (i = 0; i < n; i++) curl_multi_socket_action(e->multi, ready[i].fd, ready[i].act, &running);
-  if (e->curl_at >= 0 && e->curl_at <= now_s()) {
+  if (e->curl_at >= 0 && e->curl_at <= qj_now_s()) {
     e->curl_at = -1.0; /* curl sets it again (on_timer) if it still wants one */
     curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   }

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "monotime.h"
+
 struct qj_backend {
   struct pollfd *fds; /* the sockets curl watches, in no order */
   size_t n, cap;
@@ -26,12 +28,6 @@ struct qj_backend {
   qj_alloc_fn alloc;
   void *ud;
 };
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 void qj_backend_free(qj_backend *b) {
   if (b == NULL) return;
@@ -93,7 +89,7 @@ int qj_backend_wait(qj_backend *b, double wait_s, qj_ready *out, int max) {
   if (wait_s > 0) {
     double s = wait_s;
     if (b->at >= 0) {
-      double left = b->at - now_s();
+      double left = b->at - qj_now_s();
       if (left < s) s = left;
     }
     if (s > 0) ms = s >= 2e6 ? 2000000000 : (int)(s * 1000.0 + 0.999);
