@@ -375,3 +375,76 @@ describe("salad-jobs' command line conventions", function()
     end
   end)
 end)
+
+-- docs/cli.md's ```console blocks: each "$ " line run in order (sh, salad-jobs on PATH), what
+-- the others show compared with what it printed: the same cells, an id or a time standing
+-- for any id or time, and the columns of a table lined up.
+describe("docs/cli.md's console examples", function()
+  local ID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+  local TIME = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d[%d.]*[Z+-][%d:]*$"
+
+  -- The cells of a line (two spaces or more end one: a cell may hold one space) and where
+  -- each starts.
+  local function cells(line)
+    local out, starts, at = {}, {}, 1
+    while true do
+      local a = line:find("%S", at)
+      if not a then break end
+      local b = line:find("  ", a, true) or #line + 1
+      out[#out + 1], starts[#starts + 1] = line:sub(a, b - 1), a
+      at = b
+    end
+    return out, starts
+  end
+
+  local function same_line(want, got, where)
+    local w = cells(want)
+    local g, gs = cells(got)
+    assert.are.equal(#w, #g, where .. ": " .. got)
+    for i = 1, #w do
+      if w[i]:find(ID) then assert.matches(ID, g[i])
+      elseif w[i]:find(TIME) then assert.matches(TIME, g[i])
+      else assert.are.equal(w[i], g[i], where) end
+    end
+    return gs
+  end
+
+  after_each(function() cli.cleanup() rm_dirs() end)
+
+  it("run as written", function()
+    local emu = cli.start()
+    local dir = tmpdir()
+    helpers.write_file(dir .. "/salad-jobs", ("#!/bin/sh\nexec %s %s --rate-limit none \"$@\"\n")
+      :format(q(helpers.LUA), q(cli.BIN)))
+    assert(helpers.shell("chmod +x " .. q(dir .. "/salad-jobs")))
+    local text = assert(helpers.read_file(root .. "/docs/cli.md"))
+    local n = 0
+    for block in text:gmatch("\n```console\n(.-)\n```\n") do
+      local steps = {}
+      for line in (block .. "\n"):gmatch("([^\n]*)\n") do
+        if line:sub(1, 2) == "$ " then
+          steps[#steps + 1] = { cmd = line:sub(3), want = {} }
+        else
+          table.insert(steps[#steps].want, line)
+        end
+      end
+      for _, st in ipairs(steps) do
+        n = n + 1
+        local ok, out, code = helpers.run("cd " .. q(dir) .. " && " .. st.cmd,
+          { env = cli.env(emu, { PATH = dir .. ":" .. os.getenv("PATH") }), stderr = true })
+        assert.is_true(ok, st.cmd .. ": exit " .. tostring(code) .. ": " .. out)
+        local got = {}
+        for l in out:gmatch("[^\n]+") do got[#got + 1] = l end
+        assert.are.equal(#st.want, #got, st.cmd .. ":\n" .. out)
+        local header   -- a table's rows: lined up under its header
+        for i, want in ipairs(st.want) do
+          local starts = same_line(want, got[i], st.cmd)
+          if i == 1 then header = starts
+          elseif #starts == #header then assert.are.same(header, starts, st.cmd .. ": columns") end
+        end
+      end
+    end
+    assert.is_true(n >= 3, "the console examples")
+    assert.are.equal(0, emu:stop(), emu.stderr)
+  end)
+end)
