@@ -243,7 +243,7 @@ describe("salad-jobs' command line conventions", function()
     end
     -- the environment of a user with no SALAD_* settings: all from the profile
     local function bare(dir, extra)
-      local e = { XDG_CONFIG_HOME = dir, SALAD_API_KEY = false, SALAD_BASE_URL = false,
+      local e = { XDG_CONFIG_HOME = dir, HOME = dir, SALAD_API_KEY = false, SALAD_BASE_URL = false,
         SALAD_ORGANIZATION = false, SALAD_PROJECT = false }
       for k, v in pairs(extra or {}) do e[k] = v end
       return e
@@ -254,7 +254,7 @@ describe("salad-jobs' command line conventions", function()
       emu = cli.start()
       assert.are.equal(0, (cli.run(emu, { "queues", "create", Q })))
       local dir = tmpdir()
-      local keyfile = dir .. "/key"
+      local keyfile = dir .. "/key"   -- given as ~/key, HOME being dir
       local closed = "http://127.0.0.1:" .. helpers.free_port() .. "/api/public"
       helpers.write_file(keyfile, cli.KEY .. "\n")
       config(dir, table.concat({
@@ -269,7 +269,7 @@ describe("salad-jobs' command line conventions", function()
         "organization = " .. cli.ORG,
         "project = " .. cli.PROJ,
         "base_url = " .. emu.url,
-        "api_key_file = " .. keyfile,
+        "api_key_file = ~/key",
         "rate_limit = none",
       }, "\n") .. "\n", "644")
       -- [default]: its base URL, where nothing listens
@@ -357,8 +357,11 @@ describe("salad-jobs' command line conventions", function()
     local build = os.getenv("QJ_BUILD") or "build"
     -- (make, the core's build and man run without `make check`'s sanitizer settings: they are
     -- not instrumented; the page is made with the plain build's core)
-    local ok, out = helpers.shell(("cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s install-man " ..
-      "LUA=%s BUILD=%s PREFIX=/usr DESTDIR=%s"):format(q(root), q(helpers.LUA), q(build), q(dir)))
+    local made = (build:sub(1, 1) == "/" and build or (root .. "/" .. build)) .. "/salad-jobs.1"
+    helpers.shell("rm -f " .. q(made))   -- made again here, with a key set
+    local ok, out = helpers.shell(("cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL SALAD_API_KEY=%s " ..
+      "make -s install-man LUA=%s BUILD=%s PREFIX=/usr DESTDIR=%s"):format(q(root), q(cli.KEY),
+      q(helpers.LUA), q(build), q(dir)))
     assert.is_true(ok, out)
     local page = dir .. "/usr/share/man/man1/salad-jobs.1"
     local shown
@@ -378,6 +381,7 @@ describe("salad-jobs' command line conventions", function()
     for _, s in ipairs { "--summary-json", "-V, --version", "143 terminated", "config.ini", "SALAD_PROFILE" } do
       assert.truthy(shown:find(s, 1, true), s)
     end
+    assert.is_nil(shown:find(cli.KEY, 1, true))
   end)
 end)
 
