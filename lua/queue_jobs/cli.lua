@@ -6,9 +6,10 @@
 --
 -- Settings come from the flags, then the environment, then the profile of the config file
 -- (queue_jobs.cli.config: --profile, $SALAD_PROFILE, else [default]).
--- The key comes from SALAD_API_KEY, --api-key-file or the profile, never from argv (every user of the
--- machine can read a process's arguments), and every line written, to stdout or stderr,
--- passes through cx:redact first: errors, --verbose, the progress line and the jobs alike.
+-- The key comes from SALAD_API_KEY, --api-key-file or the profile, never from argv (every
+-- user of the machine can read a process's arguments), and every line written, to stdout or
+-- stderr, passes through cx:redact first: errors, --verbose, the progress line and the jobs
+-- alike.
 local core = require "queue_jobs.core"
 local queue_jobs = require "queue_jobs"
 local args = require "queue_jobs.cli.args"
@@ -274,18 +275,18 @@ end
 local function use_profile(cx, opts)
   local wanted = opts.profile or os.getenv("SALAD_PROFILE")
   if wanted == "" then wanted = nil end
-  local p, why = config.load(os.getenv, wanted)
-  if not p then return nil, cx:usage(why) end
+  local p, path = config.load(os.getenv, wanted)   -- (path: the problem, when p is nil)
+  if not p then return nil, cx:usage(path) end
   if p.rate_limit then
     local v, problem = args.TAKES.rate(p.rate_limit)
-    if v == nil then return nil, cx:usage(fmt("config %s: rate_limit must be %s", why, problem)) end
+    if v == nil then return nil, cx:usage(fmt("config %s: rate_limit must be %s", path, problem)) end
     p.rate_limit = v
   end
   cx.profile = p
   if (cx.key == nil or cx.key == "") and not opts.api_key_file then
     if p.api_key_file then
       local key, err = read_key((p.api_key_file:gsub("^~/", (os.getenv("HOME") or "") .. "/")))
-      if not key then return nil, cx:usage(fmt("config %s: api_key_file: cannot read it: %s", why, err)) end
+      if not key then return nil, cx:usage(fmt("config %s: api_key_file: cannot read it: %s", path, err)) end
       cx.key = key
     elseif p.api_key then
       cx.key = p.api_key
@@ -358,7 +359,8 @@ function Cli.main(argv)
   local opts, pos = args.parse(argv, at + 1, options)
   if not opts then return cx:usage(pos) end
   for k, v in pairs(gopts) do
-    if opts[k] == nil and options[k:gsub("_", "-")] then opts[k] = v end
+    -- (a global option the command drops, such as secret's --project, is left out)
+    if opts[k] == nil and options[(k:gsub("_", "-"))] then opts[k] = v end
   end
   cx.opts = opts
   if opts.version then
