@@ -299,6 +299,11 @@ describe("salad-jobs' command line conventions", function()
       code, _, err = cli.run(emu, { "queues" }, { env = bare(tmpdir(), { SALAD_PROFILE = "dev" }) })
       assert.are.equal(2, code)
       assert.matches("config: no profile dev: there is no ", err, 1, true)
+      -- a profile's name that could be a key typed in the wrong place is not repeated
+      code, _, err = cli.run(emu, { "queues", "--profile", cli.KEY }, { env = bare(dir) })
+      assert.are.equal(2, code)
+      assert.matches("no profile as given (no [profile NAME] section)", err, 1, true)
+      assert.is_nil(err:find(cli.KEY, 1, true))
     end)
 
     it("takes a key in clear only from a file only its owner can read, and never shows it", function()
@@ -340,6 +345,7 @@ describe("salad-jobs' command line conventions", function()
         { "[default]\nsk-secret-value-1\n", "line 2 is not a [section]" },
         { "[default]\nendpoint = sk-secret-value-1\n", "[default]: endpoint is not a setting" },
         { "[default]\nrate_limit = sk-secret-value-1\n", "rate_limit must be a number of requests a minute" },
+        { "[default]\nsk_secret_value_1234567 = 1\n", "[default]: a name is not a setting" },
       } do
         config(dir, c[1], "600")
         local code, out, err = cli.run(nil, { "queues" }, { env = bare(dir) })

@@ -68,6 +68,13 @@ local function raw_value(text, section, key)
   return value
 end
 
+-- A name the user wrote (a profile, a setting), as a message may show it: itself when short
+-- and plain, else what (it could be a key written in the wrong place).
+local function shown(name, what)
+  if #name <= 16 and name:find("^[%w_.-]+$") then return name end
+  return what
+end
+
 --- load(getenv, wanted) -> settings, path | nil, problem: the profile named wanted (nil:
 -- "default", which may be missing), its settings as text keyed as Config.KEYS ({} when there
 -- is no file and no profile was asked for).
@@ -75,7 +82,9 @@ function Config.load(getenv, wanted)
   local path = Config.path(getenv)
   local f = io.open(path, "rb")
   if not f then
-    if wanted then return nil, fmt("config: no profile %s: there is no %s", wanted, path) end
+    if wanted then
+      return nil, fmt("config: no profile %s: there is no %s", shown(wanted, "as given"), path)
+    end
     return {}, path
   end
   local text = f:read("*a") or ""
@@ -100,16 +109,18 @@ function Config.load(getenv, wanted)
     end
   end
   local section = wanted and wanted ~= "default" and ("profile " .. wanted) or "default"
+  local label = section == "default" and "default" or ("profile " .. shown(wanted, "NAME"))
   local p = t[section]
   if not p then
-    if wanted then return nil, fmt("%s: no profile %s (no [%s] section)", where, wanted, section) end
+    if wanted then
+      return nil, fmt("%s: no profile %s (no [%s] section)", where, shown(wanted, "as given"), label)
+    end
     return {}, path
   end
   local out = {}
   for k, v in pairs(p) do
     if not Config.KEYS[k] then
-      local shown = (#k <= 32) and k or "a name"
-      return nil, fmt("%s: [%s]: %s is not a setting (%s)", where, section, shown,
+      return nil, fmt("%s: [%s]: %s is not a setting (%s)", where, label, shown(k, "a name"),
         "organization, project, base_url, api_key_file, rate_limit, api_key")
     end
     if type(v) ~= "string" then v = raw_value(text, section, k) or tostring(v) end
