@@ -186,7 +186,7 @@ install-lua:
 
 uninstall:
 	rm -f $(DESTDIR)$(INST_LIBDIR)/queue_jobs/core.so $(LUA_MODULES:lua/%=$(DESTDIR)$(INST_LUADIR)/%) \
-	  $(DESTDIR)$(INST_BINDIR)/salad-jobs
+	  $(DESTDIR)$(INST_BINDIR)/salad-jobs $(DESTDIR)$(INST_MANDIR)/man1/salad-jobs.1
 
 # Builds and installs the rock offline into a temporary tree, then loads it from there.
 rock-check: deps

@@ -22,3 +22,20 @@ install-bin:
 	  bin/salad-jobs >$(DESTDIR)$(INST_BINDIR)/salad-jobs.tmp
 	chmod 0755 $(DESTDIR)$(INST_BINDIR)/salad-jobs.tmp
 	mv $(DESTDIR)$(INST_BINDIR)/salad-jobs.tmp $(DESTDIR)$(INST_BINDIR)/salad-jobs
+
+# salad-jobs(1), the man page, made from the help texts (lua/queue_jobs/cli/man.lua) by the
+# Lua of the build, and installed in INST_MANDIR/man1.
+.PHONY: man install-man
+INST_MANDIR ?= $(PREFIX)/share/man
+MAN_PAGE    := $(BUILD)/salad-jobs.1
+INSTALL_TARGETS += install-man
+
+man: $(MAN_PAGE)
+
+$(MAN_PAGE): $(CORE_SO) tools/gen_man.lua $(filter lua/queue_jobs/cli%,$(LUA_MODULES)) lua/queue_jobs/constants.lua
+	LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(VDIR_plain)/?.so;;' $(LUA) tools/gen_man.lua >$@.tmp
+	mv $@.tmp $@
+
+install-man: $(MAN_PAGE)
+	install -d $(DESTDIR)$(INST_MANDIR)/man1
+	install -m 0644 $(MAN_PAGE) $(DESTDIR)$(INST_MANDIR)/man1/salad-jobs.1

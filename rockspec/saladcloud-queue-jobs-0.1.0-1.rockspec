@@ -21,6 +21,8 @@ shortest round-trip floats, strict RFC 8259.
 }
 dependencies = {
   "lua >= 5.3, < 5.5",
+  -- salad-jobs: its completion scripts, its config file, the config file's permissions
+  "argparse >= 0.7", "inifile >= 1.0", "luafilesystem >= 1.6",
 }
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },

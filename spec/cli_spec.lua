@@ -36,7 +36,7 @@ describe("salad-jobs' command line (queue_jobs.cli.args)", function()
       { { "--queue=" }, "--queue must be a non-empty value" },
       { { "--input-only=yes" }, "--input-only takes no value" },
       { { "--secret-thing=hunter2" }, "--secret-thing is not an option here (see --help)" },
-      { { "-xhunter2" }, "-x is not an option (options are --long; see --help)" },
+      { { "-xhunter2" }, "-x is not an option here (see --help)" },
     }
     for _, c in ipairs(cases) do
       local o, why = args.parse(c[1], 1, OPTS)

@@ -308,10 +308,12 @@ print(assert(c:wait{ queue_name = "fifo-queue", id = job.id, timeout = 20, inter
     for _, field in ipairs { "rockspec_format", "package", "build", "external_dependencies" } do
       assert.same(scm[field], release[field], field)
     end
-    for _, spec in ipairs { scm, release } do
-      assert.equal(1, #spec.dependencies)
-      assert.matches("^lua >= 5%.%d", spec.dependencies[1])
-    end
+    -- Lua, then what salad-jobs needs: lua-argparse, lua-inifile, LuaFileSystem (docs/cli.md)
+    assert.same(scm.dependencies, release.dependencies)
+    assert.matches("^lua >= 5%.%d", scm.dependencies[1])
+    assert.same({ "argparse", "inifile", "luafilesystem" },
+      { scm.dependencies[2]:match("^%S+"), scm.dependencies[3]:match("^%S+"), scm.dependencies[4]:match("^%S+") })
+    assert.equal(4, #scm.dependencies)
   end)
 
   --- The README's install commands: the lines of its first ```sh block that runs

@@ -58,6 +58,10 @@ probe() {
   need libssl-dev "openssl/evp.h (the build: webhook signatures on libcrypto)" header openssl/evp.h
   need lua-busted "busted, $BUSTED (the specs)" test -f "$BUSTED"
   need lua-socket "LuaSocket for $LUA (the specs, make bench)" lua_module socket
+  need lua-argparse "argparse for $LUA (salad-jobs completion)" lua_module argparse
+  need lua-inifile "inifile for $LUA (salad-jobs' config file)" lua_module inifile
+  need lua-filesystem "LuaFileSystem for $LUA (salad-jobs' config file permissions)" lua_module lfs
+  need man-db "man (the man page's spec)" have man
   need lua-cjson "lua-cjson for $LUA (the specs, make bench)" lua_module cjson
   need lua-luv "luv for $LUA (the engine's luv host example and its spec)" lua_module luv
   need lua-cqueues "cqueues for $LUA (the engine's cqueues host example and its spec)" lua_module cqueues

@@ -4,13 +4,17 @@
 -- and returns the exit status: 0 done, 1 some failed, 2 bad usage or input that cannot be
 -- read, 128 + the signal's number (130 for Ctrl-C) when interrupted.
 --
--- The key comes from SALAD_API_KEY or --api-key-file, never from argv (every user of the
--- machine can read a process's arguments), and every line written, to stdout or stderr,
--- passes through cx:redact first: errors, --verbose, the progress line and the jobs alike.
+-- Settings come from the flags, then the environment, then the profile of the config file
+-- (queue_jobs.cli.config: --profile, $SALAD_PROFILE, else [default]).
+-- The key comes from SALAD_API_KEY, --api-key-file or the profile, never from argv (every
+-- user of the machine can read a process's arguments), and every line written, to stdout or
+-- stderr, passes through cx:redact first: errors, --verbose, the progress line and the jobs
+-- alike.
 local core = require "queue_jobs.core"
 local queue_jobs = require "queue_jobs"
 local args = require "queue_jobs.cli.args"
 local constants = require "queue_jobs.constants"
+local config = require "queue_jobs.cli.config"
 
 local pcall, tostring, error, pairs, ipairs = pcall, tostring, error, pairs, ipairs
 local fmt = string.format
@@ -33,8 +37,16 @@ Cli.GLOBAL = {
   ["rate-limit"] = { takes = "rate", arg = "N",
     help = 'requests a minute, for the whole command (default ' .. constants.RATE_LIMIT_DEFAULT ..
       ', the API\'s; "none": no pacing)' },
-  verbose = { help = "each request on stderr: method, URL, status, milliseconds" },
-  quiet = { help = "no summary line on stderr" },
+  profile = { takes = "string", arg = "NAME",
+    help = "the profile of the config file to use (default: $SALAD_PROFILE, then [default])" },
+  output = { short = "o", arg = "FORMAT", check = function(v, opt)
+    if v == "json" or v == "table" then return v end
+    return nil, opt .. " must be json or table"
+  end, help = "json (a JSON line each) or table: list, get, queues (default: table on a terminal)" },
+  ["summary-json"] = { help = "the summary at the end as one JSON object on stderr (even with --quiet)" },
+  verbose = { short = "v", help = "each request on stderr: method, URL, status, milliseconds" },
+  quiet = { short = "q", help = "no summary line on stderr" },
+  version = { short = "V", help = "print the version and exit" },
   help = {},
 }
 
@@ -49,15 +61,42 @@ local COMMANDS = {
   { "resubmit", "queue_jobs.cli.resubmit", "create new jobs for a submit's lines whose jobs failed, once" },
   { "secret", "queue_jobs.cli.jobs", "print the organization's webhook secret key" },
   { "queues", "queue_jobs.cli.queues", "list, get, create, update or delete the project's queues" },
+  { "completion", "queue_jobs.cli.completion", "print the shell completion script for bash, zsh or fish" },
+  { "help", nil, "print the help of salad-jobs, or of a command" },
 }
+Cli.COMMANDS = COMMANDS
 
 local function usage_text()
   local lines = { "usage: salad-jobs [OPTIONS] COMMAND [COMMAND OPTIONS] [ARGS]", "", "Commands:" }
   for _, c in ipairs(COMMANDS) do lines[#lines + 1] = fmt("  %-10s %s", c[1], c[3]) end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "salad-jobs COMMAND --help: a command's own options. Exit status: 0 done, " ..
-    "1 some failed, 2 bad usage or input, 130 interrupted."
+  lines[#lines + 1] = "salad-jobs help COMMAND (or COMMAND --help): a command's own options. " ..
+    "Exit status: 0 done, 1 some failed, 2 bad usage or input, 130 interrupted (143 terminated)."
+  lines[#lines + 1] = "Config file: $XDG_CONFIG_HOME/salad-jobs/config.ini (default " ..
+    "~/.config/salad-jobs/config.ini), see docs/cli.md."
   return args.help(lines, Cli.GLOBAL)
+end
+Cli.usage_text = usage_text
+
+--- command(name) -> the command's table ({options, usage, run, table}), with its options
+-- merged with the global ones (less those it drops), or nil.
+function Cli.command(name)
+  for _, c in ipairs(COMMANDS) do
+    if c[1] == name and c[2] then
+      local spec = require(c[2]).commands[name]
+      local options = args.merge(Cli.GLOBAL, spec.options)
+      for _, d in ipairs(spec.drops or {}) do options[d] = nil end
+      if not spec.table then options.output = nil end
+      if not spec.summary then options["summary-json"] = nil end
+      return spec, options
+    end
+  end
+end
+
+--- help_text(name) -> the text of `salad-jobs help NAME` (NAME --help).
+function Cli.help_text(name)
+  local spec, options = Cli.command(name)
+  return args.help(spec.usage, options)
 end
 
 -- ---- the context ------------------------------------------------------------------------
@@ -160,19 +199,36 @@ end
 -- requests (commands that have nothing to finish). exact: the answers' numbers that are not
 -- int64 integers stay as their text (exact_numbers), for commands that print jobs.
 function Cx:client(engine, stop, exact)
-  local o = self.opts
+  local o, p = self.opts, self.profile or {}
   if not self.key or self.key == "" then
-    return nil, self:usage("no API key: set SALAD_API_KEY, or pass --api-key-file FILE")
+    return nil, self:usage("no API key: set SALAD_API_KEY, or pass --api-key-file FILE " ..
+      "(or give the profile an api_key_file)")
   end
+  local rate_limit = o.rate_limit
+  if rate_limit == nil then rate_limit = p.rate_limit end
   local client, err = queue_jobs.client(watching(self, {
-    api_key = self.key, base_url = o.base_url, engine = engine,
-    organization_name = o.organization or os.getenv("SALAD_ORGANIZATION"),
-    project_name = o.project or os.getenv("SALAD_PROJECT"),
+    api_key = self.key, base_url = o.base_url or os.getenv("SALAD_BASE_URL") or p.base_url,
+    engine = engine,
+    organization_name = o.organization or os.getenv("SALAD_ORGANIZATION") or p.organization,
+    project_name = o.project or os.getenv("SALAD_PROJECT") or p.project,
     timeout = o.request_timeout, retries = o.retries,
-    rate_limit = o.rate_limit, exact_numbers = exact or nil,
+    rate_limit = rate_limit, exact_numbers = exact or nil,
   }, stop))
   if not client then return nil, self:usage(tostring(err.message or err)) end
   return client
+end
+
+--- cx:summary(fields, text): the summary at the end of a command: text on stderr (not with
+-- --quiet), or with --summary-json the fields, {"command": ..., ...}, as one JSON object.
+function Cx:summary(fields, text)
+  if self.opts.summary_json then
+    if self.progress then self.progress:clear() end
+    fields.command = fields.command or self.command
+    io.stderr:write(self:redact(assert(core.json.encode(fields, { sort_keys = true }))), "\n")
+    io.stderr:flush()
+  elseif not self.opts.quiet then
+    self:say(text)
+  end
 end
 
 --- cx:need(value, flag, env) -> value | nil, 2 (said): a setting a command needs.
@@ -214,12 +270,61 @@ local function read_key(path)
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
 end
 
+-- The profile's settings (cx.profile) and the key it gives when neither SALAD_API_KEY nor
+-- --api-key-file does: true, or nil and the exit status (said).
+local function use_profile(cx, opts)
+  local wanted = opts.profile or os.getenv("SALAD_PROFILE")
+  if wanted == "" then wanted = nil end
+  local p, path = config.load(os.getenv, wanted)   -- (path: the problem, when p is nil)
+  if not p then return nil, cx:usage(path) end
+  if p.rate_limit then
+    local v, problem = args.TAKES.rate(p.rate_limit)
+    if v == nil then return nil, cx:usage(fmt("config %s: rate_limit must be %s", path, problem)) end
+    p.rate_limit = v
+  end
+  cx.profile = p
+  if (cx.key == nil or cx.key == "") and not opts.api_key_file then
+    if p.api_key_file then
+      local key, err = read_key((p.api_key_file:gsub("^~/", (os.getenv("HOME") or "") .. "/")))
+      if not key then return nil, cx:usage(fmt("config %s: api_key_file: cannot read it: %s", path, err)) end
+      cx.key = key
+    elseif p.api_key then
+      cx.key = p.api_key
+    end
+  end
+  return true
+end
+
+-- salad-jobs help [COMMAND]: the text on stdout, 0; 2 for a name that is no command.
+local function help(cx, pos)
+  if #pos > 1 then return cx:usage("help takes one command's name") end
+  if not pos[1] then
+    io.stdout:write(usage_text())
+    return 0
+  end
+  if not Cli.command(pos[1]) then
+    return cx:usage(fmt("%s is not a command with a help", cx.shown(pos[1], "the argument")))
+  end
+  io.stdout:write(Cli.help_text(pos[1]))
+  return 0
+end
+
+--- version_text() -> "salad-jobs VERSION (Lua ...)".
+function Cli.version_text()
+  return fmt("salad-jobs %s (%s)\n", tostring(core._VERSION), _VERSION)
+end
+
 --- main(argv) -> exit status.
 function Cli.main(argv)
   local cx = setmetatable({ key = os.getenv("SALAD_API_KEY"), opts = {} }, Cx)
   local gopts, _, at = args.parse(argv, 1, Cli.GLOBAL, true)
   if not gopts then return cx:usage(_) end
+  cx.opts = gopts
   local name = argv[at]
+  if gopts.version then
+    io.stdout:write(Cli.version_text())
+    return 0
+  end
   if not name then
     if gopts.help then
       io.stdout:write(usage_text())
@@ -239,19 +344,37 @@ function Cli.main(argv)
       table.concat(names, ", ")))
   end
   cx.command = name
-  local cmd = require(entry[2])
-  local spec = cmd.commands[name]
-  local options = args.merge(Cli.GLOBAL, spec.options)
+  if name == "help" then
+    local hopts, pos = args.parse(argv, at + 1, { help = {} })
+    if not hopts then return cx:usage(pos) end
+    if hopts.help then pos = { "help" } end
+    if pos[1] == "help" then
+      io.stdout:write("usage: salad-jobs help [COMMAND]\n\nPrints the help of salad-jobs, " ..
+        "or of COMMAND (as COMMAND --help).\n")
+      return 0
+    end
+    return help(cx, pos)
+  end
+  local spec, options = Cli.command(name)
   local opts, pos = args.parse(argv, at + 1, options)
   if not opts then return cx:usage(pos) end
   for k, v in pairs(gopts) do
-    if opts[k] == nil then opts[k] = v end
+    -- (a global option the command drops, such as secret's --project, is left out)
+    if opts[k] == nil and options[(k:gsub("_", "-"))] then opts[k] = v end
   end
   cx.opts = opts
+  if opts.version then
+    io.stdout:write(Cli.version_text())
+    return 0
+  end
   if opts.help then
     io.stdout:write(args.help(spec.usage, options))
     return 0
   end
+  if (opts.output or gopts.output) == "table" and not spec.table then
+    return cx:usage("--output table goes with list, get and queues (the others print JSON lines)")
+  end
+  cx.table = opts.output == "table" or (opts.output == nil and spec.table and core.isatty(io.stdout))
   if opts.api_key then
     return cx:usage("--api-key is not taken: every user of this machine can read a command's " ..
       "arguments; set SALAD_API_KEY, or pass --api-key-file FILE")
@@ -260,6 +383,10 @@ function Cli.main(argv)
     local key, err = read_key(opts.api_key_file)
     if not key then return cx:usage("--api-key-file: cannot read it: " .. err) end
     cx.key = key
+  end
+  if not spec.local_only then
+    local ok, st = use_profile(cx, opts)
+    if not ok then return st end
   end
   core.signals_catch()
   local ok, status = pcall(spec.run, cx, opts, pos)

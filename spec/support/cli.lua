@@ -43,7 +43,9 @@ end
 
 function M.env(emu, extra)
   local e = { LUA_PATH = absolute(package.path), LUA_CPATH = absolute(package.cpath), SALAD_API_KEY = M.KEY,
-    SALAD_BASE_URL = emu and emu.url or false, SALAD_ORGANIZATION = M.ORG, SALAD_PROJECT = M.PROJ }
+    SALAD_BASE_URL = emu and emu.url or false, SALAD_ORGANIZATION = M.ORG, SALAD_PROJECT = M.PROJ,
+    -- no config file of the user's (salad-jobs' profiles): a directory that is not there
+    XDG_CONFIG_HOME = "/nonexistent/salad-jobs-specs", SALAD_PROFILE = false }
   for k, v in pairs(extra or {}) do e[k] = v end
   return e
 end

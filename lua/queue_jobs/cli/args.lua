@@ -45,12 +45,58 @@ Args.TAKES = {
   end,
 }
 
+-- The value of option o (--name) given at argv[i]: value (after "=" or "-x"), else the next
+-- argument for an option that takes one. -> v, nil, the index of the last argument read | nil,
+-- problem.
+local function value_of(argv, i, o, name, value, style, a)
+  if o.takes or o.check then
+    if value == nil then
+      i = i + 1
+      value = argv[i]
+      if value == nil and not o.check then return nil, fmt("--%s needs a value", name) end
+    end
+    if o.check then
+      local v, problem = o.check(value, "--" .. name)
+      if v == nil then return nil, problem end
+      return v, nil, i
+    end
+    local v, problem = Args.TAKES[o.takes](value)
+    if v == nil then return nil, fmt("--%s must be %s", name, problem) end
+    return v, nil, i
+  end
+  if value ~= nil then
+    return nil, style and style.no_value and style.no_value("--" .. name, a) or
+      fmt("--%s takes no value", name)
+  end
+  return true, nil, i
+end
+
+-- Stores v as option o's (--name) in opts: its key, or added to its list.
+local function store(opts, o, name, v)
+  local key = o.key or name:gsub("%-", "_")
+  if o.list then
+    local list = opts[key] or {}
+    list[#list + 1] = v
+    opts[key] = list
+  else
+    opts[key] = v
+  end
+end
+
+-- The option whose short letter is c: its long name and table, or nil.
+local function short_of(options, c)
+  for name, o in pairs(options) do
+    if o.short == c then return name, o end
+  end
+end
+
 --- parse(argv, first, options [, stop [, style]]) -> opts, positional, next | nil, problem.
 -- options maps each long name to {takes = "string" | "count" | ... (Args.TAKES), or check =
 -- function(value, "--name") -> v | nil, problem (the option words its own problem, and is
 -- given nil when the value is missing); neither: a flag, no value; key = the field of opts
 -- (default: the name, its dashes as underscores); list = true: each time it is given, its
--- value is added to the list opts[key]; ends = true: parse returns as soon as it is given}.
+-- value is added to the list opts[key]; ends = true: parse returns as soon as it is given;
+-- short = "q": -q is the option too, -o VALUE or -oVALUE one that takes a value}.
 -- -h is --help. With stop, it stops at the first argument that is not an option: next is its
 -- index (the command). style (another program's command line: the emulator's, in
 -- emulator/cli.lua) changes what the problems say: {unknown = function(arg) -> problem, for
@@ -79,41 +125,37 @@ function Args.parse(argv, first, options, stop, style)
         end
         return nil, "an argument starting with -- is not an option here (see --help)"
       end
-      local key = o.key or name:gsub("%-", "_")
-      local v
-      if o.takes or o.check then
-        if value == nil then
-          i = i + 1
-          value = argv[i]
-          if value == nil and not o.check then return nil, fmt("--%s needs a value", name) end
-        end
-        local problem
-        if o.check then
-          v, problem = o.check(value, "--" .. name)
-          if v == nil then return nil, problem end
-        else
-          v, problem = Args.TAKES[o.takes](value)
-          if v == nil then return nil, fmt("--%s must be %s", name, problem) end
-        end
-      else
-        if value ~= nil then
-          return nil, style and style.no_value and style.no_value("--" .. name, a) or
-            fmt("--%s takes no value", name)
-        end
-        v = true
-      end
-      if o.list then
-        local list = opts[key] or {}
-        list[#list + 1] = v
-        opts[key] = list
-      else
-        opts[key] = v
-      end
+      local v, problem
+      v, problem, i = value_of(argv, i, o, name, value, style, a)
+      if v == nil then return nil, problem end
+      store(opts, o, name, v)
       if o.ends then return opts, pos, i + 1 end
     elseif unknown then
       return nil, unknown(a)
     elseif a:sub(1, 1) == "-" and a ~= "-" then
-      return nil, fmt("%s is not an option (options are --long; see --help)", a:sub(1, 2))
+      -- short options, getopt's way: -q -v, -qv, -o VALUE, -oVALUE, -qoVALUE
+      local j = 2
+      while j <= #a do
+        local c = a:sub(j, j)
+        local name, o = short_of(options, c)
+        if c == "h" and not o then
+          name, o = "help", options.help or {}
+        elseif not o then   -- the letter alone: the rest could be a key pasted in
+          return nil, fmt("-%s is not an option here (see --help)", c)
+        end
+        local rest = a:sub(j + 1)
+        if o.takes or o.check then
+          local v, problem
+          v, problem, i = value_of(argv, i, o, name, rest ~= "" and rest or nil)
+          if v == nil then return nil, problem end
+          store(opts, o, name, v)
+          j = #a
+        else
+          store(opts, o, name, true)
+        end
+        if o.ends then return opts, pos, i + 1 end
+        j = j + 1
+      end
     else
       if stop then return opts, pos, i end
       pos[#pos + 1] = a
@@ -142,7 +184,8 @@ function Args.help(lines, options)
   local out = { table.concat(lines, "\n"), "", "Options:" }
   for _, name in ipairs(names) do
     local o = options[name]
-    local left = "  --" .. name .. (o.takes and (" " .. (o.arg or o.takes:upper())) or "")
+    local left = (o.short and ("  -" .. o.short .. ", --") or "  --") .. name ..
+      ((o.takes or o.check) and (" " .. (o.arg or (o.takes or "value"):upper())) or "")
     out[#out + 1] = fmt("%-28s %s", left, o.help)
   end
   out[#out + 1] = fmt("%-28s %s", "  -h, --help", "this text")

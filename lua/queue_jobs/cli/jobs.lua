@@ -6,6 +6,7 @@ local core = require "queue_jobs.core"
 local constants = require "queue_jobs.constants"
 local journal_mod = require "queue_jobs.journal"
 local progress_mod = require "queue_jobs.progress"
+local tables = require "queue_jobs.cli.tables"
 
 local fmt = string.format
 local encode, decode, null = core.json.encode, core.json.decode, core.null
@@ -153,10 +154,9 @@ local function follow(results)
       end
       return 1
     end
-    if not o.quiet then
-      cx:say(fmt("%s: %d jobs: %d succeeded, %d failed, %d cancelled", cx.command, #ids,
-        count.succeeded, count.failed, count.cancelled))
-    end
+    cx:summary({ jobs = #ids, succeeded = count.succeeded, failed = count.failed,
+      cancelled = count.cancelled }, fmt("%s: %d jobs: %d succeeded, %d failed, %d cancelled",
+      cx.command, #ids, count.succeeded, count.failed, count.cancelled))
     return (count.succeeded == #ids and not cx.unprinted) and 0 or 1
   end
 end
@@ -170,6 +170,7 @@ local function each_id(op)
     local client, cst = cx:client(nil, true, true)
     if not client then return cst end
     local status = 0   -- the worst: 2 (an id that is not one) over 1 (a request that failed)
+    local rows = {}    -- --output table: the jobs got, printed at the end
     for _, id in ipairs(pos) do
       local v, err = client[op](client, { queue_name = queue, id = id })
       if v == nil then
@@ -180,11 +181,16 @@ local function each_id(op)
           cx:say(fmt("%s: %s", id, err.message))
           if status == 0 then status = 1 end
         end
+      elseif op == "get" and cx.table then
+        rows[#rows + 1] = v
       elseif op == "get" then
         print_job(cx, v)
       end
     end
     client:close()
+    if cx.table and #rows > 0 then
+      for _, l in ipairs(tables.lines(tables.JOB, rows)) do cx:write(l) end
+    end
     if cx.unprinted and status == 0 then status = 1 end
     return status
   end
@@ -239,12 +245,14 @@ local function cancel_bulk(cx, o, pos, queue)
     cx:say(err.message)
     return err.kind == "invalid_argument" and 2 or 1
   end
-  if not o.quiet then
-    cx:say(fmt("cancel: %d jobs: %d cancelled, %d not cancellable (running), %d already final, " ..
+  cx:summary({ jobs = report.total, cancelled = report.cancelled,
+    not_cancellable = report.not_cancellable, already_final = report.already_final,
+    failed = report.failed, not_tried = report.not_tried, requests = report.requests,
+    rate_limited = report.rate_limited, seconds = report.seconds },
+    fmt("cancel: %d jobs: %d cancelled, %d not cancellable (running), %d already final, " ..
       "%d failed, %d not tried (%d requests, %d rate limited, %.1f s)", report.total,
       report.cancelled, report.not_cancellable, report.already_final, report.failed,
       report.not_tried, report.requests, report.rate_limited, report.seconds))
-  end
   if report.stopped == "unreachable" then
     cx:say("stopped: the server cannot be reached (" ..
       (report.cause and tostring(report.cause.message) or "connection failures") .. ")")
@@ -275,18 +283,26 @@ local function list(cx, o, pos)
   if #pos > 0 then return cx:usage("list takes no arguments") end
   local client, cst = cx:client(nil, true, true)
   if not client then return cst end
-  local n = 0
+  local n, rows = 0, {}
+  -- the pages are read only as far as the jobs printed need (--limit); --status filters them
+  -- here, as the API's list takes no status
   for job, err in client:jobs { queue_name = queue } do
     if not job then
       client:close()
       cx:say(err.message)
       return err.kind == "invalid_argument" and 2 or 1
     end
-    n = n + 1
-    print_job(cx, job)
+    if not o.status or job.status == o.status then
+      n = n + 1
+      if cx.table then rows[n] = job else print_job(cx, job) end
+      if n == o.limit or cx.write_error then break end
+    end
   end
   client:close()
-  if not o.quiet then cx:say(fmt("list: %d jobs", n)) end
+  if cx.table and n > 0 then
+    for _, l in ipairs(tables.lines(tables.JOB, rows)) do cx:write(l) end
+  end
+  cx:summary({ jobs = n }, fmt("list: %d jobs", n))
   return cx.unprinted and 1 or 0
 end
 
@@ -307,26 +323,29 @@ end
 local FOLLOW_TEXT = "Jobs come from --journal FILE (a submit's journal), --ids FILE (ids, or submit's " ..
   "JSON lines), and the arguments."
 
-J.commands.wait = { options = FOLLOW, run = follow(false), usage = {
-  "usage: salad-jobs wait --queue QUEUE [--journal FILE] [--ids FILE] [ID...]",
+J.commands.wait = { options = FOLLOW, run = follow(false), summary = true, usage = {
+  "usage: salad-jobs wait --queue QUEUE [--journal FILE] [--ids FILE] [--timeout SECONDS]",
+  "                       [--interval SECONDS] [ID...]",
   "",
   "Waits until every job is succeeded, failed or cancelled, and prints each one, as a JSON",
   "line, once it is. " .. FOLLOW_TEXT,
   "Exit status: 0 every job succeeded, 1 some did not (or the wait ended first), 2 bad usage.",
 } }
 
-J.commands.results = { options = FOLLOW, run = follow(true), usage = {
-  "usage: salad-jobs results --queue QUEUE [--journal FILE] [--ids FILE] [ID...]",
+J.commands.results = { options = FOLLOW, run = follow(true), summary = true, usage = {
+  "usage: salad-jobs results --queue QUEUE [--journal FILE] [--ids FILE] [--timeout SECONDS]",
+  "                          [--interval SECONDS] [ID...]",
   "",
   "As wait, but prints {\"line\": N, \"id\": ..., \"status\": ..., \"output\": ...} for each job",
   "(line: the submit file's line, when the journal or the ids file tell it). " .. FOLLOW_TEXT,
   "Exit status: 0 every job succeeded, 1 some did not (or the wait ended first), 2 bad usage.",
 } }
 
-J.commands.get = { options = { queue = QUEUE }, run = each_id("get"), usage = {
-  "usage: salad-jobs get --queue QUEUE ID...",
+J.commands.get = { options = { queue = QUEUE }, run = each_id("get"), table = true, usage = {
+  "usage: salad-jobs get --queue QUEUE [--output json|table] ID...",
   "",
-  "Prints each job as a JSON line. Exit status: 0 all found, 1 some not, 2 bad usage.",
+  "Prints each job as a JSON line, or with --output table (the default on a terminal) a",
+  "table of their ids, statuses and times. Exit status: 0 all found, 1 some not, 2 bad usage.",
 } }
 
 J.commands.cancel = { options = {
@@ -337,7 +356,7 @@ J.commands.cancel = { options = {
   concurrency = { takes = "count", arg = "N",
     help = fmt("jobs worked on at once with --journal or --ids, 1..%d (default %d)",
       constants.CONCURRENCY_MAX, constants.CONCURRENCY_DEFAULT) },
-}, run = cancel, usage = {
+}, run = cancel, summary = true, usage = {
   "usage: salad-jobs cancel --queue QUEUE ID...",
   "       salad-jobs cancel --queue QUEUE [--journal FILE] [--ids FILE] [--yes] [--concurrency N] [ID...]",
   "",
@@ -352,13 +371,24 @@ J.commands.cancel = { options = {
   "terminal), 130 interrupted.",
 } }
 
-J.commands.list = { options = { queue = QUEUE }, run = list, usage = {
-  "usage: salad-jobs list --queue QUEUE",
+J.commands.list = { options = {
+  queue = QUEUE,
+  limit = { takes = "count", arg = "N", help = "print the first N jobs only (read as few pages as that needs)" },
+  status = { arg = "STATUS", choices = constants.STATUSES, check = function(v, opt)
+    for _, s in ipairs(constants.STATUSES) do
+      if v == s then return v end
+    end
+    return nil, opt .. " must be one of " .. table.concat(constants.STATUSES, ", ")
+  end, help = "only the jobs of that status: " .. table.concat(constants.STATUSES, ", ") },
+}, run = list, table = true, summary = true, usage = {
+  "usage: salad-jobs list --queue QUEUE [--limit N] [--status STATUS] [--output json|table]",
   "",
-  "Prints every job of the queue, every page, as JSON lines. Exit status: 0, or 1 on a failure.",
+  "Prints the jobs of the queue, every page (with --limit, the first N), as JSON lines, or",
+  "with --output table (the default on a terminal) a table of their ids, statuses and times.",
+  "Exit status: 0, or 1 on a failure.",
 } }
 
-J.commands.secret = { options = {}, run = secret, usage = {
+J.commands.secret = { options = {}, drops = { "project" }, run = secret, usage = {
   "usage: salad-jobs secret",
   "",
   "Prints the organization's webhook secret key (whsec_...), which verifies webhooks.",

@@ -2,6 +2,7 @@
 -- create, update, delete, each through the client's queue operations. A queue is printed as
 -- one JSON line, its members in key order.
 local core = require "queue_jobs.core"
+local tables = require "queue_jobs.cli.tables"
 
 local fmt = string.format
 local encode, null = core.json.encode, core.null
@@ -10,7 +11,12 @@ local Q = { commands = {} }
 
 local SORTED = { sort_keys = true }
 
+-- A queue as a JSON line, or with --output table kept in cx.rows for the table at the end.
 local function print_queue(cx, queue)
+  if cx.table then
+    cx.rows[#cx.rows + 1] = queue
+    return
+  end
   cx:write(assert(encode(queue, SORTED)))
 end
 
@@ -85,9 +91,13 @@ local function run(cx, o, pos)
   local names = { table.unpack(pos, 2) }
   local client, cst = cx:client(nil, true, true)
   if not client then return cst end
+  cx.rows = {}
   local ok, status = pcall(act, cx, client, o, names)
   client:close()
   if not ok then error(status, 0) end
+  if #cx.rows > 0 then
+    for _, l in ipairs(tables.lines(tables.QUEUE, cx.rows)) do cx:write(l) end
+  end
   return status
 end
 
@@ -101,16 +111,19 @@ Q.commands.queues = {
     ["clear-description"] = { help = "update: clear the description" },
   },
   run = run,
+  table = true,
   usage = {
-    "usage: salad-jobs queues [list]",
-    "       salad-jobs queues get NAME...",
+    "usage: salad-jobs queues [list] [--output json|table]",
+    "       salad-jobs queues get NAME... [--output json|table]",
     "       salad-jobs queues create NAME [--display-name TEXT] [--description TEXT]",
     "       salad-jobs queues update NAME [--display-name TEXT | --clear-display-name]",
     "                                     [--description TEXT | --clear-description]",
     "       salad-jobs queues delete NAME...",
     "",
     "The project's queues. list, get, create and update print each queue as a JSON line",
-    "(current_queue_length: its pending jobs); delete prints nothing. Exit status: 0 done,",
+    "(current_queue_length: its pending jobs), or with --output table (the default on a",
+    "terminal) a table of names, display names, pending jobs and creation times; delete",
+    "prints nothing. Exit status: 0 done,",
     "1 some request failed (a queue not found), 2 bad usage or a name refused.",
   },
 }

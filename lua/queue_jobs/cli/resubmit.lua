@@ -98,13 +98,15 @@ local function run(cx, o, pos)
     cx:say(tostring(err.message or err))
     return (err.kind == "invalid_argument" or err.kind == "journal") and 2 or 1
   end
-  if not o.quiet then
-    cx:say(fmt("resubmit: %d jobs read, %d %s: %d created, %d found by the look-up, %d resumed " ..
+  cx:summary({ jobs = report.jobs, selected = report.selected, created = c.created,
+    found = c.found, resumed = c.resumed, failed = c.failed, ambiguous = c.ambiguous,
+    not_tried = report.not_tried or 0, lookup_failed = report.lookup_failed,
+    requests = report.requests or 0, seconds = report.seconds or 0 },
+    fmt("resubmit: %d jobs read, %d %s: %d created, %d found by the look-up, %d resumed " ..
       "from the journal, %d failed, %d ambiguous, %d not tried; %d could not be read (%d requests, " ..
       "%.1f s)", report.jobs, report.selected, o.cancelled and "failed or cancelled" or "failed",
       c.created, c.found, c.resumed, c.failed, c.ambiguous, report.not_tried or 0,
       report.lookup_failed, report.requests or 0, report.seconds or 0))
-  end
   if cx.interrupted() then return 128 + cx.interrupted() end
   local bad = c.failed + c.ambiguous + (report.not_tried or 0) + report.lookup_failed
   return bad > 0 and 1 or 0
@@ -112,6 +114,7 @@ end
 
 R.commands.resubmit = {
   options = OPTIONS,
+  summary = true,
   usage = {
     "usage: salad-jobs resubmit --queue QUEUE [--cancelled] [--journal FILE] [--resubmit-journal FILE]",
     "                           [--input-only] [--concurrency N] FILE.jsonl",

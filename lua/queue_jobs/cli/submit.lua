@@ -87,9 +87,8 @@ local function check(cx, fh, o, path)
       cx:say(why)
     end
   end
-  if not o.quiet then
-    cx:say(fmt("check: %d lines: %d jobs, %d bad lines; nothing was sent", n, jobs, bad))
-  end
+  cx:summary({ lines = n, jobs = jobs, bad = bad, check = true },
+    fmt("check: %d lines: %d jobs, %d bad lines; nothing was sent", n, jobs, bad))
   return bad > 0 and 1 or 0
 end
 
@@ -228,7 +227,7 @@ local function many_options(cx, o, run, c, next_item)
 end
 
 -- The exit status of a run that ended (report, or nil and err), the summary said.
-local function ending(cx, o, path, run, c, report, err)
+local function ending(cx, path, run, c, report, err)
   if not report then
     cx:say(tostring(err.message or err))
     if err.kind == "invalid_argument" or (err.kind == "journal" and not err.report) then return 2 end
@@ -238,12 +237,13 @@ local function ending(cx, o, path, run, c, report, err)
     cx:say(fmt("cannot read %s: %s", cx.shown(path, "the file"), tostring(c.read_error)))
     return 2
   end
-  if not o.quiet then
-    cx:say(fmt("submit: %d lines: %d created, %d found by the look-up, %d resumed from the " ..
+  cx:summary({ lines = c.lines, created = c.created, found = c.found, resumed = c.resumed,
+    failed = c.failed, ambiguous = c.ambiguous, not_tried = report.not_tried, blank = c.blank,
+    requests = report.requests, rate_limited = report.rate_limited, seconds = report.seconds },
+    fmt("submit: %d lines: %d created, %d found by the look-up, %d resumed from the " ..
       "journal, %d failed, %d ambiguous, %d not tried, %d blank (%d requests, %d rate limited, " ..
       "%.1f s)", c.lines, c.created, c.found, c.resumed, c.failed, c.ambiguous, report.not_tried,
       c.blank, report.requests, report.rate_limited, report.seconds))
-  end
   local resume = run.journal and ": the same command resumes from the journal" or
     " (no journal: a re-run sends every line again)"
   if report.stopped == "unreachable" then
@@ -299,13 +299,16 @@ local function submit(cx, o, pos)
   if fh ~= io.stdin then fh:close() end
   io.stdout:flush()
   p:clear()
-  return ending(cx, o, path, run, c, report, err)
+  return ending(cx, path, run, c, report, err)
 end
 
 S.commands.submit = {
   options = OPTIONS,
+  summary = true,
   usage = {
-    "usage: salad-jobs submit --queue QUEUE [OPTIONS] [FILE.jsonl | -]",
+    "usage: salad-jobs submit --queue QUEUE [--input-only] [--concurrency N] [--journal FILE |",
+    "                         --no-journal] [--journal-sync] [--check] [--max-queue-length N]",
+    "                         [FILE.jsonl | -]",
     "",
     "Creates a job for each line of FILE (default: standard input). A line is",
     '{"input": ..., "metadata": {...}, "webhook": "https://..."} (input required), or with',
@@ -318,7 +321,8 @@ S.commands.submit = {
     "Exit status: 0 every line created, 1 some failed or were not tried (the server could",
     "not be reached: the run stops), 2 bad usage, an unreadable file or a file changed since",
     "its journal was written, 130 interrupted (Ctrl-C; the journal is complete: run the same",
-    "command to resume), 141 the output was closed (as Ctrl-C).",
+    "command to resume), 143 terminated (SIGTERM, as Ctrl-C), 141 the output was closed (as",
+    "Ctrl-C).",
   },
   run = submit,
 }

@@ -1,0 +1,132 @@
+--- queue_jobs.cli.config: salad-jobs' config file of named profiles (docs/cli.md, "Config
+-- file"): $XDG_CONFIG_HOME/salad-jobs/config.ini (default ~/.config/salad-jobs/config.ini),
+-- an INI file read with lua-inifile (a Debian package), its sections [default] and
+-- [profile NAME], each holding some of organization, project, base_url, api_key_file,
+-- rate_limit and api_key.
+--
+-- lua-inifile skips a line it cannot read and turns a value that looks like a number or a
+-- boolean into one; so every line is checked first (a line it would skip is an error naming
+-- its number), and the values are taken back as text. A key in clear (api_key) is refused
+-- unless the file is private (no permission for group or others, as ssh refuses a private key
+-- that others can read), read through LuaFileSystem. No problem quotes a value of the file.
+local inifile = require "inifile"
+
+local fmt, tostring, type, pairs = string.format, tostring, type, pairs
+
+local Config = {}
+
+-- The settings a profile may hold, and the option each stands for.
+Config.KEYS = { organization = "--organization", project = "--project", base_url = "--base-url",
+  api_key_file = "--api-key-file", rate_limit = "--rate-limit", api_key = "SALAD_API_KEY" }
+
+--- path(getenv) -> where the config file is.
+function Config.path(getenv)
+  local base = getenv("XDG_CONFIG_HOME")
+  if not base or base:sub(1, 1) ~= "/" then   -- the XDG rule: a relative path is ignored
+    base = (getenv("HOME") or "") .. "/.config"
+  end
+  return base .. "/salad-jobs/config.ini"
+end
+
+-- Whether the file at path has no permission for its group or others (lfs: "rw-------").
+local function private(path)
+  local ok, lfs = pcall(require, "lfs")
+  if not ok then return nil, "LuaFileSystem (lua-filesystem) is needed to check its permissions" end
+  local perms = lfs.attributes(path, "permissions")
+  if type(perms) ~= "string" then return nil, "cannot read its permissions" end
+  return perms:sub(4) == "------"
+end
+
+-- Every line of text is one lua-inifile reads (a section, a `name = value`, a comment, or
+-- blank): nil, or the number of the first that is not.
+local function bad_line(text)
+  local n = 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    line = line:gsub("\r$", "")
+    if not (line:find("^%s*$") or line:find("^[;#]") or line:find("^%[[^%]]+%]$") or
+        line:find("^[%w_]+%s-=%s-.+$")) then
+      return n
+    end
+  end
+end
+
+-- The text of setting key in [section] as written (lua-inifile gives 0240 as the number 240),
+-- its last line as lua-inifile takes the last; nil if not found.
+local function raw_value(text, section, key)
+  local in_section, value = false, nil
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    line = line:gsub("\r$", "")
+    local s = line:match("^%[([^%]]+)%]$")
+    if s then
+      in_section = s == section
+    elseif in_section then
+      local k, v = line:match("^([%w_]+)%s-=%s-(.+)$")
+      if k == key then value = v end
+    end
+  end
+  return value
+end
+
+-- A name the user wrote (a profile, a setting), as a message may show it: itself when short
+-- and plain, else what (it could be a key written in the wrong place).
+local function shown(name, what)
+  if #name <= 16 and name:find("^[%w_.-]+$") then return name end
+  return what
+end
+
+--- load(getenv, wanted) -> settings, path | nil, problem: the profile named wanted (nil:
+-- "default", which may be missing), its settings as text keyed as Config.KEYS ({} when there
+-- is no file and no profile was asked for).
+function Config.load(getenv, wanted)
+  local path = Config.path(getenv)
+  local f = io.open(path, "rb")
+  if not f then
+    if wanted then
+      return nil, fmt("config: no profile %s: there is no %s", shown(wanted, "as given"), path)
+    end
+    return {}, path
+  end
+  local text = f:read("*a") or ""
+  f:close()
+  local where = "config " .. path
+  local n = bad_line(text)
+  if n then
+    return nil, fmt("%s: line %d is not a [section], `name = value` (name: letters, digits, _) " ..
+      "or a ; comment", where, n)
+  end
+  local t = inifile.parse(text:gsub("\r\n", "\n") .. "\n", "memory")
+  local any_key = false   -- in any profile: a key others can read is refused whichever is used
+  for _, sec in pairs(t) do
+    if type(sec) == "table" and sec.api_key ~= nil then any_key = true end
+  end
+  if any_key then
+    local ok, why = private(path)
+    if ok == nil then return nil, fmt("%s: holds api_key: %s", where, why) end
+    if not ok then
+      return nil, fmt("%s: holds api_key but others can read it (chmod 600 it, or use " ..
+        "api_key_file): refused, as ssh refuses a private key others can read", where)
+    end
+  end
+  local section = wanted and wanted ~= "default" and ("profile " .. wanted) or "default"
+  local label = section == "default" and "default" or ("profile " .. shown(wanted, "NAME"))
+  local p = t[section]
+  if not p then
+    if wanted then
+      return nil, fmt("%s: no profile %s (no [%s] section)", where, shown(wanted, "as given"), label)
+    end
+    return {}, path
+  end
+  local out = {}
+  for k, v in pairs(p) do
+    if not Config.KEYS[k] then
+      return nil, fmt("%s: [%s]: %s is not a setting (%s)", where, label, shown(k, "a name"),
+        "organization, project, base_url, api_key_file, rate_limit, api_key")
+    end
+    if type(v) ~= "string" then v = raw_value(text, section, k) or tostring(v) end
+    out[k] = (v:gsub("^%s+", ""):gsub("%s+$", ""))
+  end
+  return out, path, section
+end
+
+return Config
