@@ -22,11 +22,24 @@ local S = { commands = {} }
 -- shell reports a command killed by SIGPIPE (128 + 13).
 S.OUTPUT_CLOSED = 141
 
+-- --concurrency, as submit and resubmit take it.
+S.CONCURRENCY_OPTION = { takes = "count", arg = "N", help = fmt("creates in flight at once, 1..%d (default %d)",
+  constants.CONCURRENCY_MAX, constants.CONCURRENCY_DEFAULT) }
+
+--- S.concurrency(cx, o) -> the creates in flight at once (--concurrency or the default), or
+-- nil and the exit status of the usage error said.
+function S.concurrency(cx, o)
+  local concurrency = o.concurrency or constants.CONCURRENCY_DEFAULT
+  if concurrency > constants.CONCURRENCY_MAX then
+    return nil, cx:usage(fmt("--concurrency must be an integer within 1..%d", constants.CONCURRENCY_MAX))
+  end
+  return concurrency
+end
+
 local OPTIONS = {
   queue = { takes = "string", arg = "QUEUE", help = "the queue (required)" },
   ["input-only"] = { help = "each line is a job's input itself, not {\"input\": ...}" },
-  concurrency = { takes = "count", arg = "N", help = fmt("creates in flight at once, 1..%d (default %d)",
-    constants.CONCURRENCY_MAX, constants.CONCURRENCY_DEFAULT) },
+  concurrency = S.CONCURRENCY_OPTION,
   journal = { takes = "string", arg = "FILE",
     help = "the journal a re-run resumes from (default: FILE.journal; none for standard input)" },
   ["no-journal"] = { help = "keep no journal (a re-run creates every line again)" },
@@ -138,11 +151,9 @@ local function settings(cx, o, path)
   local queue, st = cx:need(o.queue, "--queue")
   if not queue then return nil, st end
   if not constants.is_name(queue) then return nil, cx:usage("--queue " .. constants.NAME_RULE) end
-  local concurrency = o.concurrency or constants.CONCURRENCY_DEFAULT
-  if concurrency > constants.CONCURRENCY_MAX then
-    return nil, cx:usage(fmt("--concurrency must be an integer within 1..%d",
-      constants.CONCURRENCY_MAX))
-  end
+  local concurrency
+  concurrency, st = S.concurrency(cx, o)
+  if not concurrency then return nil, st end
   return { queue = queue, concurrency = concurrency,
     journal = not o.no_journal and (o.journal or (path ~= "-" and path .. ".journal")) or nil }
 end
