@@ -217,7 +217,7 @@ describe("salad-jobs wait, results, get, list, cancel, secret", function()
       { { "wait", "--journal", "/nonexistent/j" }, "%-%-queue is required" },
       { { "wait", "--queue", Q, "--journal", "/nonexistent/j" }, "journal /nonexistent/j" },
       { { "wait", "--queue", Q, "--ids", "/nonexistent/ids" }, "%-%-ids: cannot read" },
-      { { "results", "--queue", Q, "not-a-uuid" }, "ids%[1%]" },
+      { { "results", "--queue", Q, "not-a-uuid" }, "job id #1 must be a UUID" },
       { { "get", "--queue", Q }, "get needs job ids" },
       { { "list", "--queue", Q, "extra" }, "list takes no arguments" },
       { { "secret", "extra" }, "secret takes no arguments" },

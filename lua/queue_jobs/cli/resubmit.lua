@@ -70,7 +70,7 @@ local function run(cx, o, pos)
     resubmit_journal = o.resubmit_journal or (path .. ".resubmit.journal"),
     cancelled = o.cancelled or nil, concurrency = concurrency,
     item = line_items(fh, o.input_only),
-    stop = function() return cx.interrupted() ~= nil or cx.write_error ~= nil end,
+    stop = submit.stopper(cx, true),
     on_lookup = function(i, id, _, e)
       if e then cx:say(fmt("line %d: job %s cannot be read (left out): %s", i, id, e.message)) end
     end,
