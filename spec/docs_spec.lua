@@ -200,6 +200,49 @@ local SAMPLE_PRELUDE = 'local __sample do local f = assert(io.open(os.getenv("QJ
   'function __sample(n, ...) local t = {} for k = 1, select("#", ...) do t[k] = tostring((select(k, ...))) end ' ..
   'local s = table.concat(t, "\\t") print(s) f:write(n, "\\t", (s:gsub("\\n", " ")), "\\n") f:flush() end end'
 
+--- The steps of a shell session shown in a ```sh block: "$ command" (continued on the lines
+-- after a trailing backslash), then what it printed up to the next command, the blank lines
+-- that end it left out: {cmd =, out =}.
+local function session_of(text)
+  local lines, steps, cur, i = {}, {}, nil, 1
+  for line in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  while i <= #lines do
+    local cmd = lines[i]:match("^%$ (.*)$")
+    if cmd then
+      while cmd:sub(-1) == "\\" and lines[i + 1] do
+        i = i + 1
+        cmd = cmd .. "\n" .. lines[i]
+      end
+      cur = { cmd = cmd, out = {} }
+      steps[#steps + 1] = cur
+    elseif cur then
+      cur.out[#cur.out + 1] = lines[i]
+    end
+    i = i + 1
+  end
+  for _, step in ipairs(steps) do
+    while step.out[#step.out] == "" do step.out[#step.out] = nil end
+    step.out = table.concat(step.out, "\n")
+  end
+  return steps
+end
+
+local UUID = ("%x"):rep(8) .. "%-" .. ("%x"):rep(4) .. "%-" .. ("%x"):rep(4) .. "%-" .. ("%x"):rep(4) ..
+  "%-" .. ("%x"):rep(12)
+
+--- A session's output with what changes from run to run as placeholders (dates, times, the
+-- webhook secret made at start), each line that is a JSON object decoded (its members may
+-- come in any order): a list of lines and values.
+local function session_lines(text)
+  text = text:gsub("\r", ""):gsub("%s+$", ""):gsub("\nDate: [^\n]+", "\nDate: <date>"):gsub("^Date: [^\n]+", "Date: <date>")
+    :gsub("%d%d%d%d%-%d%d%-%d%dT[%d:.]+%+00:00", "<time>"):gsub('"secret_key":"[^"]*"', '"secret_key":"<secret>"')
+  local out = {}
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    out[#out + 1] = line:find("^{") and helpers.canon(helpers.decode(line)) or line
+  end
+  return out
+end
+
 local tmpdir
 
 --- Runs an example (a block of code_blocks) against the emulator: true, or false and what
@@ -379,6 +422,45 @@ print(assert(c:wait{ queue_name = "fifo-queue", id = job.id, timeout = 20, inter
         end)
       end
     end
+  end)
+
+  it("docs/emulator.md's example session prints what the page shows, but for ids, dates and times", function()
+    if not helpers.shell("command -v curl") then
+      pending("needs curl (Debian package curl)")
+      return
+    end
+    local text = assert(read(root .. "/docs/emulator.md"))
+    local block = assert(text:match("\n## Example session\n.-\n```sh\n(.-\n)```\n"), "no example session")
+    local steps = session_of(block)
+    assert.is_true(#steps >= 8, #steps .. " steps")
+    emu:reset()
+    local host = emu.root:match("^http://(.*)$")
+    local ids, vars, checked = {}, "", 0   -- ids: the page's id -> this run's
+    for _, step in ipairs(steps) do
+      local cmd = step.cmd:gsub("127%.0%.0%.1:8787", host)
+      if cmd:find("salad%-queue%-emulator") or cmd:find("^kill ") then   -- the emulator is emu
+        cmd = nil
+      elseif cmd:find("^%u+=[^ ]*$") or cmd:find("^%u+=.-; %u+=") then   -- variables, for what follows
+        vars = vars .. cmd:gsub(UUID, function(id) return ids[id] or id end) .. "\n"
+        cmd = nil
+      end
+      if cmd then
+        local ok, got = helpers.shell(vars .. cmd)
+        assert(ok, cmd .. ": " .. got)
+        -- the page's ids in order of appearance stand for this run's
+        local mine = {}
+        for id in got:gmatch(UUID) do mine[#mine + 1] = id end
+        local k = 0
+        for id in step.out:gmatch(UUID) do
+          k = k + 1
+          ids[id] = ids[id] or mine[k]
+        end
+        local want = session_lines(step.out:gsub(UUID, function(id) return ids[id] or id end))
+        assert.are.same(want, session_lines(got), "$ " .. step.cmd)
+        checked = checked + 1
+      end
+    end
+    assert.is_true(checked >= 6, checked .. " commands checked")
   end)
 
   it("links only to pages and headings that exist", function()
