@@ -107,7 +107,7 @@ describe("salad-jobs' rough edges", function()
 
   it("submit without a file on a terminal says that it reads standard input", function()
     emu = cli.start()
-    local cmd = helpers.command(cli.argv { "submit", "--queue", Q }, { env = cli.env(emu) })
+    local cmd = helpers.command(cli.argv { "submit", "--queue", Q }, { env = helpers.sanitizer_env(cli.env(emu)) })
     local ok, out = helpers.run({ "python3", "-c", PTY, cmd, "standard input" }, { plain = true })
     assert.is_true(ok, out)
     assert.matches("^typed%-after%-it\n", out)
