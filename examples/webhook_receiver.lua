@@ -67,7 +67,7 @@ while true do
     if payload then
       local job = type(payload.data) == "table" and payload.data or {}
       print(("%s %s %s %s"):format(tostring(payload.type), tostring(job.id), tostring(job.status),
-        queue_jobs.json.encode(job.output == nil and queue_jobs.null or job.output)))
+        queue_jobs.json.encode(job.output == nil and queue_jobs.null or job.output, { sort_keys = true })))
       io.stdout:flush()
       answer(conn, 204, "No Content")
     else

@@ -11,27 +11,13 @@ describe("salad-jobs cancel, in bulk", function()
 
   before_each(function() emu = cli.start() end)
 
-  after_each(function()
-    if emu then assert.are.equal(0, emu:stop(), emu.stderr) end
-    emu = nil
-    cli.cleanup()
-  end)
+  after_each(function() emu = nil; cli.cleanup() end)
 
   -- a file of n lines submitted: the file, and the id of each line
-  local function submitted(n)
-    local lines = {}
-    for i = 1, n do lines[i] = ('{"input": {"n": %d}}'):format(i) end
-    local f = cli.write_lines(lines)
-    local code, out, err = cli.run(emu, { "submit", "--queue", Q, "--rate-limit", "none", f })
-    assert.are.equal(0, code, err)
-    local ids = {}
-    for _, l in ipairs(cli.jsonl(out)) do ids[l.line] = l.id end
-    return f, ids
-  end
+  local function submitted(n) return cli.submitted(emu, n) end
 
   local function statuses()
-    local c = assert(require("queue_jobs").client { api_key = cli.KEY, base_url = emu.url,
-      organization_name = cli.ORG, project_name = cli.PROJ, rate_limit = false })
+    local c = cli.client(emu)
     local st = {}
     for job, err in c:jobs { queue_name = Q } do
       assert(job, err)

@@ -8,21 +8,11 @@ local Q = cli.Q
 describe("salad-jobs wait, results, get, list, cancel, secret", function()
   local emu
 
-  after_each(function()
-    if emu then assert.are.equal(0, emu:stop(), emu.stderr) end
-    emu = nil
-    cli.cleanup()
-  end)
+  after_each(function() emu = nil; cli.cleanup() end)
 
   -- submits n lines; returns the file, its journal and submit's output lines
   local function submitted(n)
-    local lines = {}
-    for i = 1, n do lines[i] = ('{"input": {"prompt": "p%d"}}'):format(i) end
-    local f = cli.write_lines(lines)
-    local code, out, err = cli.run(emu, { "submit", "--queue", Q, "--rate-limit", "none", f })
-    assert.are.equal(0, code, err)
-    local byline = {}
-    for _, l in ipairs(cli.jsonl(out)) do byline[l.line] = l.id end
+    local f, byline, out = cli.submitted(emu, n, '{"input": {"prompt": "p%d"}}')
     return f, f .. ".journal", out, byline
   end
 
@@ -227,7 +217,7 @@ describe("salad-jobs wait, results, get, list, cancel, secret", function()
       { { "wait", "--journal", "/nonexistent/j" }, "%-%-queue is required" },
       { { "wait", "--queue", Q, "--journal", "/nonexistent/j" }, "journal /nonexistent/j" },
       { { "wait", "--queue", Q, "--ids", "/nonexistent/ids" }, "%-%-ids: cannot read" },
-      { { "results", "--queue", Q, "not-a-uuid" }, "ids%[1%]" },
+      { { "results", "--queue", Q, "not-a-uuid" }, "job id #1 must be a UUID" },
       { { "get", "--queue", Q }, "get needs job ids" },
       { { "list", "--queue", Q, "extra" }, "list takes no arguments" },
       { { "secret", "extra" }, "secret takes no arguments" },

@@ -4,11 +4,7 @@ local cli = require "support.cli"
 describe("salad-jobs queues", function()
   local emu
 
-  after_each(function()
-    if emu then assert.are.equal(0, emu:stop(), emu.stderr) end
-    emu = nil
-    cli.cleanup()
-  end)
+  after_each(function() emu = nil; cli.cleanup() end)
 
   it("create, get, update (set and clear), list and delete, one JSON line per queue", function()
     emu = cli.start()
@@ -54,8 +50,8 @@ describe("salad-jobs queues", function()
       { { "queues", "create" }, "queues create needs one queue name" },
       { { "queues", "get" }, "queues get needs queue names" },
       { { "queues", "list", "x" }, "queues list takes no queue names" },
-      { { "queues", "create", "Bad_Name" }, "queue_name must be" },
-      { { "queues", "create", "ok-q", "--display-name", "x" }, "display_name must be" },
+      { { "queues", "create", "Bad_Name" }, "the queue's name must be" },
+      { { "queues", "create", "ok-q", "--display-name", "x" }, "--display-name must be" },
       { { "queues", "update", "ok-q", "--description", "d", "--clear-description" },
         "--description and --clear-description together" },
       { { "queues", "get", "ok-q", "--clear-description" }, "go with queues update" },

@@ -12,24 +12,13 @@ describe("salad-jobs resubmit", function()
 
   before_each(function() emu = cli.start() end)
 
-  after_each(function()
-    if emu then assert.are.equal(0, emu:stop(), emu.stderr) end
-    emu = nil
-    cli.cleanup()
-  end)
+  after_each(function() emu = nil; cli.cleanup() end)
 
   -- 60 lines submitted; lines 1..20 failed, 21..25 cancelled: the file and the ids by line
   local function batch()
-    local lines = {}
-    for i = 1, 60 do lines[i] = ('{"input": {"n": %d}}'):format(i) end
-    local f = cli.write_lines(lines)
-    local code, out, err = cli.run(emu, { "submit", "--queue", Q, "--rate-limit", "none", f })
-    assert.are.equal(0, code, err)
-    local ids = {}
-    for _, l in ipairs(cli.jsonl(out)) do ids[l.line] = l.id end
+    local f, ids = cli.submitted(emu, 60)
     for i = 1, 20 do assert.are.equal(200, (emu:set_status(ids[i], "failed"))) end
-    local c = assert(require("queue_jobs").client { api_key = cli.KEY, base_url = emu.url,
-      organization_name = cli.ORG, project_name = cli.PROJ, rate_limit = false })
+    local c = cli.client(emu)
     for i = 21, 25 do assert(c:cancel { queue_name = Q, id = ids[i] }) end
     c:close()
     return f, ids

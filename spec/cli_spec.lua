@@ -173,14 +173,14 @@ describe("the progress line (queue_jobs.progress)", function()
     p:draw(51, 200, {})               -- too soon: not drawn
     assert.are.equal(1, select(2, s.text():gsub("\r", "")))
     t = 103
-    p.free = 30                       -- lines that cost nothing (resumed) are not in the rate
-    p:draw(60, nil, {})
-    assert.matches("submit: 60 lines, 10%.0/s$", s.text())
+    p.free = 10                       -- lines that cost nothing (resumed) are not in the rate:
+    p:draw(60, nil, {})               -- the recent rate, 50 in 2 s then none in 1 s
+    assert.matches("submit: 60 lines, 16%.1/s$", s.text())   -- 50e^-0.1 / (2e^-0.1 + 1)
     p:clear()
     assert.matches("\r\27%[K$", s.text())
     t = 4000
     p:draw(60, 60, {}, true)
-    assert.matches("submit: 60/60 lines, 0%.0/s, 1h05m\n$", s.text())
+    assert.matches("submit: 60/60 lines, 0%.0/s, 1h05m\n$", s.text())   -- (the whole run's rate)
   end)
 
   it("writes durations as s, m and h", function()

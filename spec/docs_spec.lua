@@ -13,6 +13,22 @@ local EXAMPLE_LIMIT = 60          -- seconds an example may run
 local WORKER_STEP = 0.1           -- seconds between two rounds of the stand-in worker
 local FLAGS = { ["no-run"] = true } -- the words a ```lua block's info string may add
 
+-- The ```lua no-run blocks, each known here by its page and first line, with the reason it
+-- does not run and the spec that runs the whole program it shows. A new one fails the spec
+-- until it is listed (docs/building.md, "The docs' examples").
+local NO_RUN = {
+  { "docs/engine.md", 'local uv = require "luv"', "needs the luv rock, which is no dependency",
+    runs_in = "spec/engine_hosts_spec.lua", program = "examples/engine_luv.lua" },
+  { "docs/engine.md", 'local cqueues = require "cqueues"', "needs the cqueues rock, which is no dependency",
+    runs_in = "spec/engine_hosts_spec.lua", program = "examples/engine_cqueues.lua" },
+  { "docs/engine.md", "while engine:stats().tasks > 0 do",
+    "a fragment: `engine` and the host's own `sleep` come from the host around it",
+    runs_in = "spec/engine_spec.lua", program = "poll" },
+  { "docs/engine.md", 'core.register_service("create_job", "http", function(applet)',
+    "runs only inside HAProxy (its `core` and `applet`)",
+    runs_in = "spec/haproxy_spec.lua", program = "examples/haproxy_engine.lua" },
+}
+
 --- The lines a shell command prints (raises when it fails).
 local function lines_of(cmd)
   local ok, out = helpers.shell(cmd)
@@ -130,6 +146,103 @@ local function work(emu, queues)
   end
 end
 
+--- The sample output a block shows: {[line of the block] = what it prints}, from its lines
+-- `print(...)   --> text`; nil and why when such a line is not a print.
+local function samples_of(b)
+  local samples, i = {}, 0
+  for line in b.text:gmatch("([^\n]*)\n") do
+    i = i + 1
+    local shown = line:match("%-%->%s*(.-)%s*$")
+    if shown then
+      if not line:find("^%s*print%(") then
+        return nil, ("%s:%d: `--> ...` follows a line that is not a print"):format(b.page, b.line + i - 1)
+      end
+      samples[i] = shown
+    end
+  end
+  return samples
+end
+
+--- The pattern of a sample's text, white space folded: each "..." stands for what was left
+-- out, the whole word when it ends an id's start (`5d6c...`, `5d6c8a1e-...`), else any text
+-- (`{...}`, `job ... is`).
+local function sample_pattern(shown)
+  local function esc(x) return (x:gsub("%p", "%%%0")) end
+  local pat, at = "", 1
+  while true do
+    local a, e = shown:find("...", at, true)
+    if not a then return "^" .. pat .. esc(shown:sub(at)) .. "$" end
+    local piece = shown:sub(at, a - 1)
+    local head, id = piece:match("^(.-)(%x[%x-]*)$")
+    if id and (head == "" or head:find("%s$")) then
+      pat = pat .. esc(head) .. "%S+"
+    else
+      pat = pat .. esc(piece) .. ".-"
+    end
+    at = e + 1
+  end
+end
+
+local function folded(x) return (x:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")) end
+
+--- sample_matches(shown, printed) -> whether a line printed is the sample's text (a note in
+-- parentheses that ends the sample, "(one connection)", may be missing from the output).
+local function sample_matches(shown, printed)
+  shown, printed = folded(shown), folded(printed)
+  if printed:find(sample_pattern(shown)) then return true end
+  local bare = shown:match("^(.-) %b()$")
+  return bare ~= nil and printed:find(sample_pattern(bare)) ~= nil
+end
+
+-- Runs on the block's first line (a blank one above the code): print for the lines with a
+-- sample, which also writes "line<TAB>text" to $QJ_DOCS_SAMPLES.
+local SAMPLE_PRELUDE = 'local __sample do local f = assert(io.open(os.getenv("QJ_DOCS_SAMPLES"), "w")) ' ..
+  'function __sample(n, ...) local t = {} for k = 1, select("#", ...) do t[k] = tostring((select(k, ...))) end ' ..
+  'local s = table.concat(t, "\\t") print(s) f:write(n, "\\t", (s:gsub("\\n", " ")), "\\n") f:flush() end end'
+
+--- The steps of a shell session shown in a ```sh block: "$ command" (continued on the lines
+-- after a trailing backslash), then what it printed up to the next command, the blank lines
+-- that end it left out: {cmd =, out =}.
+local function session_of(text)
+  local lines, steps, cur, i = {}, {}, nil, 1
+  for line in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  while i <= #lines do
+    local cmd = lines[i]:match("^%$ (.*)$")
+    if cmd then
+      while cmd:sub(-1) == "\\" and lines[i + 1] do
+        i = i + 1
+        cmd = cmd .. "\n" .. lines[i]
+      end
+      cur = { cmd = cmd, out = {} }
+      steps[#steps + 1] = cur
+    elseif cur then
+      cur.out[#cur.out + 1] = lines[i]
+    end
+    i = i + 1
+  end
+  for _, step in ipairs(steps) do
+    while step.out[#step.out] == "" do step.out[#step.out] = nil end
+    step.out = table.concat(step.out, "\n")
+  end
+  return steps
+end
+
+local UUID = ("%x"):rep(8) .. "%-" .. ("%x"):rep(4) .. "%-" .. ("%x"):rep(4) .. "%-" .. ("%x"):rep(4) ..
+  "%-" .. ("%x"):rep(12)
+
+--- A session's output with what changes from run to run as placeholders (dates, times, the
+-- webhook secret made at start), each line that is a JSON object decoded (its members may
+-- come in any order): a list of lines and values.
+local function session_lines(text)
+  text = text:gsub("\r", ""):gsub("%s+$", ""):gsub("\nDate: [^\n]+", "\nDate: <date>"):gsub("^Date: [^\n]+", "Date: <date>")
+    :gsub("%d%d%d%d%-%d%d%-%d%dT[%d:.]+%+00:00", "<time>"):gsub('"secret_key":"[^"]*"', '"secret_key":"<secret>"')
+  local out = {}
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    out[#out + 1] = line:find("^{") and helpers.canon(helpers.decode(line)) or line
+  end
+  return out
+end
+
 local tmpdir
 
 --- Runs an example (a block of code_blocks) against the emulator: true, or false and what
@@ -138,13 +251,21 @@ local tmpdir
 local function run_example_once(emu, b, limit)
   local path = tmpdir .. "/" .. b.page
   helpers.shell({ "mkdir", "-p", (path:match("^(.*)/")) })
-  helpers.write_file(path, ("\n"):rep(b.line - 1) .. b.text)
-  local out = path .. ".out"
+  local text, i = b.text, 0
+  if b.samples then   -- each line with a sample prints through __sample, which records it
+    text = text:gsub("([^\n]*)\n", function(line)
+      i = i + 1
+      return (b.samples[i] and line:gsub("print%(", "__sample(" .. i .. ", ", 1) or line) .. "\n"
+    end)
+  end
+  helpers.write_file(path, (b.samples and SAMPLE_PRELUDE or "") .. ("\n"):rep(b.line - 1) .. text)
+  local out, recorded = path .. ".out", path .. ".samples"
+  os.remove(recorded)
   emu:reset()
   local p = helpers.spawn {
     argv = { helpers.LUA, path },
     env = { SALAD_BASE_URL = emu.url, SALAD_API_KEY = emu.api_key, LUA_PATH = package.path,
-      LUA_CPATH = package.cpath },
+      LUA_CPATH = package.cpath, QJ_DOCS_SAMPLES = recorded },
     stdout = out, stderr = out,
   }
   local queues = b.text:find(":wait", 1, true) and queues_of(b.text) or {}
@@ -161,6 +282,13 @@ local function run_example_once(emu, b, limit)
     return false, ("still running after %d s; it printed:\n%s"):format(limit or EXAMPLE_LIMIT, printed)
   end
   if code ~= 0 then return false, ("exit status %s; it printed:\n%s"):format(tostring(code), printed) end
+  for n, got in (read(recorded) or ""):gmatch("(%d+)\t([^\n]*)\n") do
+    local shown = b.samples[tonumber(n)]
+    if not sample_matches(shown, got) then
+      return false, ("%s:%d prints %q where the page shows %q"):format(b.page, b.line + n - 1, got, shown)
+    end
+  end
+  os.remove(recorded)
   return true, printed
 end
 
@@ -207,6 +335,26 @@ describe("the docs", function()
       assert.matches("broken%-page:8: x is not 2", why)
     end)
 
+    it("checks what an example prints against its `-->` comments, ids and ... left out", function()
+      local b = { page = "sample-page", line = 3, text = table.concat({
+        'print("job", "5d6c8a1e-1b2c-4d3e-8f90-a1b2c3d4e5f6", 2)   --> job 5d6c... 2',
+        'if false then',
+        '  print("never")   --> anything at all (a branch not taken is not checked)',
+        'end',
+        'print("processed 7f3a-99", "{\\"a\\": 1}")   --> processed 7f3a-... {...}',
+        'print(1, 1.1)   --> 1 1.1 (a note)',
+        'print("a\\tb", nil)   --> a b nil', "" }, "\n") }
+      b.samples = assert(samples_of(b))
+      local ok, why = run_example(emu, b)
+      assert(ok, why)
+      b.text = b.text:gsub("%-%-> a b nil", "--> a b false")
+      b.samples = assert(samples_of(b))
+      ok, why = run_example(emu, b)
+      assert.is_false(ok)
+      assert.matches('sample%-page:9 prints "a\\9b\\9nil" where the page shows "a b false"', why)
+      assert.is_nil(samples_of { page = "p", line = 1, text = "local x = 1   --> 1\n" })
+    end)
+
     it("fails an example that runs too long", function()
       local ok, why = run_example(emu, { page = "slow-page", line = 1, text = "while true do end\n" }, 1)
       assert.is_false(ok)
@@ -237,6 +385,26 @@ print(assert(c:wait{ queue_name = "fifo-queue", id = job.id, timeout = 20, inter
       end
     end)
 
+    it("runs all but the no-run blocks listed here, each with its reason and the spec that runs its program", function()
+      local listed = {}
+      for _, n in ipairs(NO_RUN) do
+        assert.is_true(#n[3] > 10, n[2])
+        local runner = assert(read(root .. "/" .. n.runs_in), n.runs_in)
+        assert.truthy(runner:find(n.program, 1, true), n.runs_in .. " does not run " .. n.program)
+        listed[n[1] .. "\0" .. n[2]] = n
+      end
+      local seen = 0
+      for _, b in ipairs(examples) do
+        if b.flags["no-run"] then
+          local first = b.text:match("^([^\n]*)")
+          assert(listed[b.page .. "\0" .. first], ("%s:%d: a no-run block that spec/docs_spec.lua " ..
+            "does not list with its reason (NO_RUN)"):format(b.page, b.line - 1))
+          seen = seen + 1
+        end
+      end
+      assert.are.equal(#NO_RUN, seen, "a block NO_RUN lists is gone, or runs now: take it out of the list")
+    end)
+
     for _, b in ipairs(examples) do
       local where = ("%s:%d"):format(b.page, b.line - 1)
       if b.flags["no-run"] then
@@ -244,12 +412,55 @@ print(assert(c:wait{ queue_name = "fifo-queue", id = job.id, timeout = 20, inter
           assert(load(b.text, "=" .. where))
         end)
       else
-        it(where .. " runs", function()
-          local ok, why = run_example(emu, b)
+        it(where .. " runs, and prints what its `-->` comments show", function()
+          local samples, why = samples_of(b)
+          assert(samples, why)
+          b.samples = next(samples) and samples or nil
+          local ok
+          ok, why = run_example(emu, b)
           assert(ok, where .. ": " .. tostring(why))
         end)
       end
     end
+  end)
+
+  it("docs/emulator.md's example session prints what the page shows, but for ids, dates and times", function()
+    if not helpers.shell("command -v curl") then
+      pending("needs curl (Debian package curl)")
+      return
+    end
+    local text = assert(read(root .. "/docs/emulator.md"))
+    local block = assert(text:match("\n## Example session\n.-\n```sh\n(.-\n)```\n"), "no example session")
+    local steps = session_of(block)
+    assert.is_true(#steps >= 8, #steps .. " steps")
+    emu:reset()
+    local host = emu.root:match("^http://(.*)$")
+    local ids, vars, checked = {}, "", 0   -- ids: the page's id -> this run's
+    for _, step in ipairs(steps) do
+      local cmd = step.cmd:gsub("127%.0%.0%.1:8787", host)
+      if cmd:find("salad%-queue%-emulator") or cmd:find("^kill ") then   -- the emulator is emu
+        cmd = nil
+      elseif cmd:find("^%u+=[^ ]*$") or cmd:find("^%u+=.-; %u+=") then   -- variables, for what follows
+        vars = vars .. cmd:gsub(UUID, function(id) return ids[id] or id end) .. "\n"
+        cmd = nil
+      end
+      if cmd then
+        local ok, got = helpers.shell(vars .. cmd)
+        assert(ok, cmd .. ": " .. got)
+        -- the page's ids in order of appearance stand for this run's
+        local mine = {}
+        for id in got:gmatch(UUID) do mine[#mine + 1] = id end
+        local k = 0
+        for id in step.out:gmatch(UUID) do
+          k = k + 1
+          ids[id] = ids[id] or mine[k]
+        end
+        local want = session_lines(step.out:gsub(UUID, function(id) return ids[id] or id end))
+        assert.are.same(want, session_lines(got), "$ " .. step.cmd)
+        checked = checked + 1
+      end
+    end
+    assert.is_true(checked >= 6, checked .. " commands checked")
   end)
 
   it("links only to pages and headings that exist", function()

@@ -203,8 +203,14 @@ describe("examples/worker_demo.lua (make demo-worker)", function()
     assert.equal(204, log.deliveries[1].attempts[1].status)
     local output = '{"echo":"a cat in a salad bowl","job_id":"' .. id .. '","length":21}'
     assert.truthy(demo.stdout:find("\noutput: " .. output .. "\n", 1, true), demo.stdout)
-    assert.truthy(demo.stdout:find("\nwebhook: verified: queue.job.succeeded " .. id .. " succeeded ", 1, true),
-      demo.stdout)
+    local verified = "webhook: verified: queue.job.succeeded " .. id .. " succeeded " .. output
+    assert.truthy(demo.stdout:find("\n" .. verified .. "\n", 1, true), demo.stdout)
+    -- the line docs/webhooks.md shows, its "<id>" this job's and "..." what it leaves out
+    local shown = assert(helpers.read_file(root .. "/docs/webhooks.md")):match("`(webhook: verified: [^`]*)`")
+    local head, tail = assert(shown, "docs/webhooks.md shows no verified line"):match("^(.-)%.%.%.(.*)$")
+    head = head:gsub("<id>", id)
+    assert.are.equal(head, verified:sub(1, #head), shown)
+    if tail ~= "" then assert.are.equal(tail, verified:sub(-#tail), shown) end
     for _, p in ipairs(procs) do p:stop() end
     for _, p in ipairs(procs) do
       helpers.assert_no_leak(p.stdout .. p.stderr, SECRET:sub(7), 8)

@@ -15,6 +15,7 @@ local queue_jobs = require "queue_jobs"
 local args = require "queue_jobs.cli.args"
 local constants = require "queue_jobs.constants"
 local config = require "queue_jobs.cli.config"
+local words = require "queue_jobs.cli.words"
 
 local pcall, tostring, error, pairs, ipairs = pcall, tostring, error, pairs, ipairs
 local fmt = string.format
@@ -127,11 +128,11 @@ function Cx:redact(text)
   return text
 end
 
---- cx:say(text): "salad-jobs: text" on stderr, the key redacted, after wiping a progress
--- line.
+--- cx:say(text): "salad-jobs: text" on stderr, in the command's words (cli/words.lua), the
+-- key redacted, after wiping a progress line.
 function Cx:say(text)
   if self.progress then self.progress:clear() end
-  io.stderr:write("salad-jobs: ", self:redact(tostring(text)), "\n")
+  io.stderr:write("salad-jobs: ", self:redact(words.translate(tostring(text), self.command)), "\n")
   io.stderr:flush()
 end
 
@@ -183,6 +184,7 @@ local function watching(cx, o, stop)
     end
     o.clock = clock
     o.sleep = function(seconds)
+      if cx.progress then cx.progress:flush() end   -- the count the jobs printed have reached
       local deadline = clock() + seconds
       while true do
         local left = deadline - clock()
@@ -246,6 +248,10 @@ end
 -- (cx.write_error): the command then ends with status 1 at least.
 function Cx:write(line)
   if self.write_error then return nil end
+  if self.progress then   -- a terminal that stdout shares: the line ends above the progress line
+    if self.stdout_tty == nil then self.stdout_tty = core.isatty(io.stdout) end
+    if self.stdout_tty then self.progress:clear() end
+  end
   local out = io.stdout
   local ok, err = out:write(self:redact(line) .. "\n")
   if ok then ok, err = out:flush() end
@@ -262,12 +268,19 @@ end
 
 -- ---- main -------------------------------------------------------------------------------
 
+-- The key as given, without the white space around it (the newline that `echo` or an editor
+-- adds), from SALAD_API_KEY and from a key file alike.
+local function trimmed(key)
+  if not key then return nil end
+  return (key:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
 local function read_key(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, (err:gsub("^.*: ", "")) end   -- the reason alone: the "path" could be the key
-  local s = f:read("a") or ""
+  local s = f:read("*a") or ""
   f:close()
-  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+  return trimmed(s)
 end
 
 -- The profile's settings (cx.profile) and the key it gives when neither SALAD_API_KEY nor
@@ -316,7 +329,7 @@ end
 
 --- main(argv) -> exit status.
 function Cli.main(argv)
-  local cx = setmetatable({ key = os.getenv("SALAD_API_KEY"), opts = {} }, Cx)
+  local cx = setmetatable({ key = trimmed(os.getenv("SALAD_API_KEY")), opts = {} }, Cx)
   local gopts, _, at = args.parse(argv, 1, Cli.GLOBAL, true)
   if not gopts then return cx:usage(_) end
   cx.opts = gopts

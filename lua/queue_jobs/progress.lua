@@ -5,7 +5,13 @@
 -- command line, it requires only the core.
 local core = require "queue_jobs.core"
 
-local fmt, floor = string.format, math.floor
+local fmt, floor, exp = string.format, math.floor, math.exp
+
+-- The rate shown, and the ETA made from it, is the recent one: items and seconds both decayed
+-- by e^(-age / RECENT), so that they count about the last RECENT seconds (all of the run
+-- while it is shorter). The whole run's average would still say 9 minutes long after the
+-- rate went up (issue 27).
+local RECENT = 10
 
 local Progress = {}
 Progress.__index = Progress
@@ -28,7 +34,26 @@ function Progress.new(o)
   local on = o.on
   if on == nil then on = core.isatty(stream) end
   return setmetatable({ what = o.what, unit = o.unit, stream = stream, clock = o.clock,
-    on = on, started = o.started or o.clock(), drawn = nil, shown = false }, Progress)
+    on = on, started = o.started or o.clock(), drawn = nil, shown = false, pending = nil,
+    items = 0, seconds = 0, at = nil, counted = nil }, Progress)
+end
+Progress.RECENT = RECENT
+
+-- The recent rate at now, counted items done (those that cost something) so far: the decayed
+-- sums take the items and seconds since the last call.
+function Progress:rate(now, counted)
+  if not self.at then self.at, self.counted = self.started, 0 end
+  local dt = now - self.at
+  if dt > 0 then
+    local keep = exp(-dt / RECENT)
+    self.items = self.items * keep + (counted - self.counted)
+    self.seconds = self.seconds * keep + dt
+    self.at = now
+  else
+    self.items = self.items + (counted - self.counted)
+  end
+  self.counted = counted
+  return self.seconds > 0 and self.items / self.seconds or 0
 end
 
 --- p:draw(done, total, parts [, final]): "submit: 500/1000 lines, 480 created, 2 failed,
@@ -39,10 +64,16 @@ end
 function Progress:draw(done, total, parts, final)
   if not self.on then return end
   local now = self.clock()
-  if not final and self.drawn and now - self.drawn < 0.1 then return end
-  self.drawn = now
+  -- (a line wiped by clear is drawn again at once: output that came between stays above it)
+  if not final and self.shown and self.drawn and now - self.drawn < 0.1 then
+    self.pending = { done, total, parts }   -- drawn by flush, unless a later draw comes first
+    return
+  end
+  self.drawn, self.pending = now, nil
   local secs = now - self.started
-  local rate = secs > 0 and (done - (self.free or 0)) / secs or 0   -- free: done at no cost
+  local counted = done - (self.free or 0)   -- free: done at no cost
+  local rate = self:rate(now, counted)
+  if final then rate = secs > 0 and counted / secs or 0 end   -- the whole run's, at its end
   local text = fmt("%s: %d%s %s", self.what, done, total and ("/" .. total) or "", self.unit)
   for _, part in ipairs(parts) do text = text .. ", " .. part end
   text = text .. fmt(", %.1f/s", rate)
@@ -54,6 +85,15 @@ function Progress:draw(done, total, parts, final)
   self.stream:write("\r\27[K", text, final and "\n" or "")
   self.stream:flush()
   self.shown = not final
+end
+
+--- p:flush(): draws the last draw skipped (by the limit of 10 a second), if any: for a
+-- command about to wait, so that the line does not show an older count meanwhile.
+function Progress:flush()
+  local pend = self.pending
+  if not pend then return end
+  self.pending, self.drawn = nil, nil
+  self:draw(pend[1], pend[2], pend[3])
 end
 
 --- p:clear(): wipes a line drawn and not ended (before another message is written).

@@ -2,6 +2,7 @@
 -- line (spec/cli_*_spec.lua): its own interpreter, this process's module paths, and the
 -- settings in the environment as a user would give them.
 local helpers = require "support.helpers"
+local luassert = require "luassert"
 
 local q = helpers.shell_quote
 local root = os.getenv("QJ_ROOT") or "."
@@ -11,9 +12,9 @@ local M = {}
 M.BIN = root .. "/bin/salad-jobs"
 M.ORG, M.PROJ, M.Q = "acme-corp", "dev-env", "fifo-queue"
 -- A key of the run's own, easy to look for in everything the command writes.
-M.KEY = ("sk-cli-%08x%08x"):format(math.random(0, 0x7fffffff), os.time() & 0x7fffffff)
+M.KEY = ("sk-cli-%08x%08x"):format(math.random(0, 0x7fffffff), os.time() % 0x80000000)
 
-local paths = {}
+local paths, emulators = {}, {}
 
 --- tmp() -> a path for a temporary file, removed by cleanup().
 function M.tmp()
@@ -23,7 +24,12 @@ function M.tmp()
   return p
 end
 
+--- cleanup(): stops every emulator start() started (each must exit 0: its stderr otherwise)
+-- and removes the temporary files; for after_each.
 function M.cleanup()
+  local started = emulators
+  emulators = {}
+  for _, emu in ipairs(started) do luassert.are.equal(0, emu:stop(), emu.stderr) end
   for _, p in ipairs(paths) do
     os.remove(p)
     os.remove(p .. ".journal")
@@ -107,11 +113,33 @@ function M.jobs_by_n(emu, key)
   return count, total
 end
 
---- start(args) -> an emulator that takes M.KEY.
+--- start(args) -> an emulator that takes M.KEY, stopped by cleanup().
 function M.start(args)
   local all = { "--api-key", M.KEY }
   for _, a in ipairs(args or {}) do all[#all + 1] = a end
-  return helpers.start_emulator { args = all }
+  local emu = helpers.start_emulator { args = all }
+  emulators[#emulators + 1] = emu
+  return emu
+end
+
+--- client(emu) -> a client of the library on emu, with M.KEY and no rate limit.
+function M.client(emu)
+  return assert(require("queue_jobs").client { api_key = M.KEY, base_url = emu.url,
+    organization_name = M.ORG, project_name = M.PROJ, rate_limit = false })
+end
+
+--- submitted(emu, n [, line]) -> file, ids, out: a file of n lines (line: a format of the
+-- line's number, default {"input": {"n": <i>}}) submitted to M.Q; ids the id of each line,
+-- out submit's output.
+function M.submitted(emu, n, line)
+  local lines = {}
+  for i = 1, n do lines[i] = (line or '{"input": {"n": %d}}'):format(i) end
+  local f = M.write_lines(lines)
+  local code, out, err = M.run(emu, { "submit", "--queue", M.Q, "--rate-limit", "none", f })
+  luassert.are.equal(0, code, err)
+  local ids = {}
+  for _, l in ipairs(M.jsonl(out)) do ids[l.line] = l.id end
+  return f, ids, out
 end
 
 return M

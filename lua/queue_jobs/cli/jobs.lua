@@ -7,6 +7,7 @@ local constants = require "queue_jobs.constants"
 local journal_mod = require "queue_jobs.journal"
 local progress_mod = require "queue_jobs.progress"
 local tables = require "queue_jobs.cli.tables"
+local submit = require "queue_jobs.cli.submit"
 
 local fmt = string.format
 local encode, decode, null = core.json.encode, core.json.decode, core.null
@@ -113,6 +114,12 @@ local function follow(results)
     if not ids then
       client:close()
       return cx:usage(line)
+    end
+    -- a journal of another queue: said as submit says it (every job would be a 404)
+    local elsewhere = o.journal and submit.journal_elsewhere(cx, client, o.journal, queue)
+    if elsewhere then
+      client:close()
+      return elsewhere
     end
     local p = progress_mod.new { what = results and "results" or "wait", unit = "jobs",
       clock = core.monotime }

@@ -75,6 +75,49 @@ function Jsonl.path_at(text, at)
   return path
 end
 
+--- duplicate_key(text) -> the JSONPath of the first key that an object of text (valid JSON)
+-- holds twice, or nil. The codec keeps the last of two equal keys, and a server may keep
+-- either: a line that says two things is refused instead (issue 27).
+function Jsonl.duplicate_key(text)
+  local colon = find(text, ":", 1, true)
+  if not colon or not find(text, ":", colon + 1, true) then return nil end   -- fewer than 2 keys
+  local stack, n, i = {}, 0, 1   -- per open container: {arr, index} or {keys, key, want_key}
+  while true do
+    local a = find(text, '[][{},"]', i)
+    if not a then return nil end
+    local c = byte(text, a)
+    local top = stack[n]
+    if c == 123 then                            -- {
+      n = n + 1
+      stack[n] = { keys = {}, want_key = true }
+    elseif c == 91 then                         -- [
+      n = n + 1
+      stack[n] = { arr = true, index = 0 }
+    elseif c == 125 or c == 93 then             -- } ]
+      stack[n], n = nil, n - 1
+    elseif c == 44 then                         -- ,
+      if top.arr then top.index = top.index + 1 else top.want_key = true end
+    else                                        -- a string: a key, or a value
+      local e = string_end(text, a)
+      if top and not top.arr and top.want_key then
+        local k = sub(text, a + 1, e - 1)
+        if find(k, "\\", 1, true) then k = decode(sub(text, a, e)) end
+        if top.keys[k] then
+          local path = "$"
+          for l = 1, n - 1 do
+            local s = stack[l]
+            path = s.arr and (path .. "[" .. s.index .. "]") or member(path, s.key)
+          end
+          return member(path, k)
+        end
+        top.keys[k], top.key, top.want_key = true, k, false
+      end
+      a = e
+    end
+    i = a + 1
+  end
+end
+
 -- "line N: PATH: why".
 local function bad(n, path, why)
   return fmt("line %d: %s: %s", n, path, why)
@@ -153,6 +196,8 @@ function Jsonl.item(text, n, opts)
     end
     if m.webhook then proto.webhook = decode(m.webhook) end
   end
+  local dup = Jsonl.duplicate_key(text)   -- (valid JSON by now)
+  if dup then return nil, bad(n, dup, "duplicate key (an object names each key once)") end
   if opts.full then
     local ok, e = validate.create_body("create", proto)
     if ok and opts.reconcile then ok, e = batch.tag("create", proto.metadata, "0", n) end

@@ -3,9 +3,9 @@
 -- through queue_jobs.resubmit, each made once: its own journal (FILE.resubmit.journal) lets
 -- a re-run after a crash skip the lines made again already.
 local core = require "queue_jobs.core"
-local constants = require "queue_jobs.constants"
 local resubmit = require "queue_jobs.resubmit"
 local jsonl = require "queue_jobs.cli.jsonl"
+local submit = require "queue_jobs.cli.submit"
 
 local fmt = string.format
 local encode = core.json.encode
@@ -19,8 +19,7 @@ local OPTIONS = {
     help = "this resubmit's own journal, which a re-run resumes from (default: FILE.resubmit.journal)" },
   cancelled = { help = "resubmit the lines whose jobs were cancelled too" },
   ["input-only"] = { help = "each line is a job's input itself, as submit --input-only read it" },
-  concurrency = { takes = "count", arg = "N", help = fmt("creates in flight at once, 1..%d (default %d)",
-    constants.CONCURRENCY_MAX, constants.CONCURRENCY_DEFAULT) },
+  concurrency = submit.CONCURRENCY_OPTION,
 }
 
 -- item(i) for queue_jobs.resubmit: line i of the file (read forward: the lines come in
@@ -52,10 +51,9 @@ local function run(cx, o, pos)
   if not queue then return st end
   if #pos ~= 1 or pos[1] == "-" then return cx:usage("resubmit takes one file (the one submitted)") end
   local path = pos[1]
-  local concurrency = o.concurrency or constants.CONCURRENCY_DEFAULT
-  if concurrency > constants.CONCURRENCY_MAX then
-    return cx:usage(fmt("--concurrency must be an integer within 1..%d", constants.CONCURRENCY_MAX))
-  end
+  local concurrency
+  concurrency, st = submit.concurrency(cx, o)
+  if not concurrency then return st end
   local fh, oerr = io.open(path, "rb")
   if not fh then
     cx:say(fmt("cannot read %s: %s", cx.shown(path, "the file"), (oerr:gsub("^.*: ", ""))))
@@ -72,7 +70,7 @@ local function run(cx, o, pos)
     resubmit_journal = o.resubmit_journal or (path .. ".resubmit.journal"),
     cancelled = o.cancelled or nil, concurrency = concurrency,
     item = line_items(fh, o.input_only),
-    stop = function() return cx.interrupted() ~= nil or cx.write_error ~= nil end,
+    stop = submit.stopper(cx, true),
     on_lookup = function(i, id, _, e)
       if e then cx:say(fmt("line %d: job %s cannot be read (left out): %s", i, id, e.message)) end
     end,

@@ -22,11 +22,39 @@ local S = { commands = {} }
 -- shell reports a command killed by SIGPIPE (128 + 13).
 S.OUTPUT_CLOSED = 141
 
+-- --concurrency, as submit and resubmit take it.
+S.CONCURRENCY_OPTION = { takes = "count", arg = "N", help = fmt("creates in flight at once, 1..%d (default %d)",
+  constants.CONCURRENCY_MAX, constants.CONCURRENCY_DEFAULT) }
+
+--- S.concurrency(cx, o) -> the creates in flight at once (--concurrency or the default), or
+-- nil and the exit status of the usage error said.
+function S.concurrency(cx, o)
+  local concurrency = o.concurrency or constants.CONCURRENCY_DEFAULT
+  if concurrency > constants.CONCURRENCY_MAX then
+    return nil, cx:usage(fmt("--concurrency must be an integer within 1..%d", constants.CONCURRENCY_MAX))
+  end
+  return concurrency
+end
+
+--- S.stopper(cx, journal) -> create_many's stop: true after a first signal, or once the output
+-- cannot be written (the run then stops at a safe point); the first signal is said at once,
+-- since the creates in flight may take a while to end.
+function S.stopper(cx, journal)
+  local said = false
+  return function()
+    if cx.interrupted() and not said then
+      said = true
+      cx:say("interrupted: finishing the creates in flight; Ctrl-C again stops at once" ..
+        (journal and " (the journal resumes either way)" or ""))
+    end
+    return cx.interrupted() ~= nil or cx.write_error ~= nil
+  end
+end
+
 local OPTIONS = {
   queue = { takes = "string", arg = "QUEUE", help = "the queue (required)" },
   ["input-only"] = { help = "each line is a job's input itself, not {\"input\": ...}" },
-  concurrency = { takes = "count", arg = "N", help = fmt("creates in flight at once, 1..%d (default %d)",
-    constants.CONCURRENCY_MAX, constants.CONCURRENCY_DEFAULT) },
+  concurrency = S.CONCURRENCY_OPTION,
   journal = { takes = "string", arg = "FILE",
     help = "the journal a re-run resumes from (default: FILE.journal; none for standard input)" },
   ["no-journal"] = { help = "keep no journal (a re-run creates every line again)" },
@@ -105,10 +133,11 @@ local function first_job(path)
   return id
 end
 
--- A journal made for another queue (or organization, or project) would have every line
--- skipped as created: its first job must be in this queue. nil when it is (or there is none
--- to look at), else the status to exit with (said).
-local function journal_elsewhere(cx, client, journal, queue)
+--- S.journal_elsewhere(cx, client, journal, queue) -> nil when the journal's first job is in
+-- the queue (or it has none), else the status to exit with (said). A journal made for another
+-- queue (or organization, or project) would have submit skip every line as created, and
+-- results and wait follow jobs that are not there.
+function S.journal_elsewhere(cx, client, journal, queue)
   local id = first_job(journal)
   if not id then return nil end
   local job, err = client:get { queue_name = queue, id = id }
@@ -137,11 +166,9 @@ local function settings(cx, o, path)
   local queue, st = cx:need(o.queue, "--queue")
   if not queue then return nil, st end
   if not constants.is_name(queue) then return nil, cx:usage("--queue " .. constants.NAME_RULE) end
-  local concurrency = o.concurrency or constants.CONCURRENCY_DEFAULT
-  if concurrency > constants.CONCURRENCY_MAX then
-    return nil, cx:usage(fmt("--concurrency must be an integer within 1..%d",
-      constants.CONCURRENCY_MAX))
-  end
+  local concurrency
+  concurrency, st = S.concurrency(cx, o)
+  if not concurrency then return nil, st end
   return { queue = queue, concurrency = concurrency,
     journal = not o.no_journal and (o.journal or (path ~= "-" and path .. ".journal")) or nil }
 end
@@ -201,7 +228,7 @@ local function many_options(cx, o, run, c, next_item)
     max_queue_length = o.max_queue_length,
     digest = function() return c.digest end,
     -- a first signal, or an output that cannot be written, stops the run at a safe point
-    stop = function() return cx.interrupted() ~= nil or cx.write_error ~= nil end,
+    stop = S.stopper(cx, run.journal),
     on_result = function(i, job, e, found)
       if found then
         c.found = c.found + 1
@@ -271,6 +298,9 @@ local function submit(cx, o, pos)
   local path = pos[1] or "-"
   local fh, st = open_input(cx, path)
   if not fh then return st end
+  if fh == io.stdin and core.isatty(io.stdin) then   -- else it would wait without a word
+    cx:say("submit: reading JSON lines from standard input (end with Ctrl-D; or give a FILE)")
+  end
   if o.check then return check(cx, fh, o, path) end
   local run
   run, st = settings(cx, o, path)
@@ -280,7 +310,7 @@ local function submit(cx, o, pos)
   local client, cst = cx:client(eng)
   if not client then return cst end
   if run.journal then
-    local elsewhere = journal_elsewhere(cx, client, run.journal, run.queue)
+    local elsewhere = S.journal_elsewhere(cx, client, run.journal, run.queue)
     if elsewhere then
       client:close()
       eng:close()
