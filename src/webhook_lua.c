@@ -81,8 +81,9 @@ static int wh_verify(lua_State *L) {
     if (rc != 0) bad = k + 1;
   }
   if (rc == 0)
-    rc = qj_wh_verify_keys(s, n, id, idlen, ts, tslen, sigs, sigslen, body, bodylen,
-                           tolerance, now, msg, sizeof msg);
+    rc = qj_wh_verify_keys_mac(*(qj_wh_mac **)lua_touserdata(L, lua_upvalueindex(1)), s, n, id,
+                               idlen, ts, tslen, sigs, sigslen, body, bodylen, tolerance, now,
+                               msg, sizeof msg);
   for (k = 0; k < QJ_WH_MAX_KEYS; k++) qj_wh_secret_wipe(&s[k]);
   if (rc != 0) {
     lua_pushnil(L);
@@ -95,9 +96,27 @@ static int wh_verify(lua_State *L) {
   return 1;
 }
 
+static int wh_mac_gc(lua_State *L) {
+  qj_wh_mac **m = (qj_wh_mac **)lua_touserdata(L, 1);
+  qj_wh_mac_free(*m);
+  *m = NULL;
+  return 0;
+}
+
+/* verify's upvalue: this state's prepared MAC (webhook.h; it holds no secret), freed by the
+ * collector with the state. NULL when libcrypto could not make one: verify then fetches the
+ * MAC for each call, as before. */
 int qj_webhook_open(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-      {"webhook_sign", wh_sign}, {"webhook_verify", wh_verify}, {NULL, NULL}};
-  luaL_setfuncs(L, funcs, 0);
+  qj_wh_mac **m = (qj_wh_mac **)lua_newuserdatauv(L, sizeof *m, 0);
+  *m = NULL;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, wh_mac_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  *m = qj_wh_mac_new();
+  lua_pushcclosure(L, wh_verify, 1);
+  lua_setfield(L, -2, "webhook_verify");
+  lua_pushcfunction(L, wh_sign);
+  lua_setfield(L, -2, "webhook_sign");
   return 0;
 }

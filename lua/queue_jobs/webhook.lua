@@ -27,7 +27,7 @@ Webhook.MAX_SECRETS = 8
 
 local HEADERS = { ["webhook-id"] = "id", ["webhook-timestamp"] = "timestamp",
   ["webhook-signature"] = "signature" }
-local OPTIONS = { tolerance = true, now = true }
+local OPTIONS = { tolerance = true, now = true, decode = true }
 
 local function bad_type(fname, n, want, v)
   error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, want,
@@ -104,13 +104,16 @@ local function header_values(headers)
   return id or false, ts or false, sig or false
 end
 
---- webhook.verify(secret, headers, body [, {tolerance = 300, now = t}]) -> payload | nil, err
+--- webhook.verify(secret, headers, body [, {tolerance = 300, now = t, decode = true}])
+--   -> payload (body when decode = false) | nil, err
 -- secret: "whsec_<base64>" or the base64 alone, or an array of 1..MAX_SECRETS of them (during
 -- a rotation: any one may match, and an error never says which was tried). headers: names in any case, each value a
 -- string or an array of strings. body: the raw bytes received. The payload is the body
--- decoded by the exact codec. err.kind: "invalid_signature" (a header missing or malformed,
--- the timestamp out of tolerance, no signature matching), "invalid_argument" (the secret,
--- the options) or "decode" (signed correctly, but not JSON).
+-- decoded by the exact codec; with decode = false, the body itself, once verified, for a
+-- receiver that decodes it its own way or passes it on. err.kind: "invalid_signature" (a
+-- header missing or malformed, the timestamp out of tolerance, no signature matching),
+-- "invalid_argument" (the secret, the options) or "decode" (signed correctly, but not JSON;
+-- never with decode = false).
 function Webhook.verify(secret, headers, body, opts)
   local many = type(secret) == "table"
   if many then   -- (raw, as the C side reads it: no __len or __index can tell another story)
@@ -127,7 +130,7 @@ function Webhook.verify(secret, headers, body, opts)
   if type(headers) ~= "table" then bad_type("verify", 2, "table", headers) end
   if type(body) ~= "string" then bad_type("verify", 3, "string", body) end
   if opts ~= nil and type(opts) ~= "table" then bad_type("verify", 4, "table or nil", opts) end
-  local tolerance, now = Webhook.TOLERANCE, nil
+  local tolerance, now, decode = Webhook.TOLERANCE, nil, true
   if opts then
     for k in pairs(opts) do
       if not OPTIONS[k] then
@@ -143,6 +146,12 @@ function Webhook.verify(secret, headers, body, opts)
     now = opts.now
     if now ~= nil and (type(now) ~= "number" or not (now >= 0 and now <= 1e12)) then
       return argument_error("webhook.verify", "now", "must be a Unix time in seconds (0..1e12)")
+    end
+    if opts.decode ~= nil then
+      decode = opts.decode
+      if type(decode) ~= "boolean" then
+        return argument_error("webhook.verify", "decode", "must be a boolean")
+      end
     end
   end
   if many and (rawlen(secret) == 0 or rawlen(secret) > Webhook.MAX_SECRETS) then
@@ -162,6 +171,7 @@ function Webhook.verify(secret, headers, body, opts)
     end
     return signature_error(msg)
   end
+  if not decode then return body end
   local payload, derr = json_decode(body)
   if payload == nil then
     return nil, make_error { kind = "decode", retryable = false,
