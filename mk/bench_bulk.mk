@@ -10,7 +10,7 @@
 # The unpaced part's anchor: raw libcurl multi with 32 easy handles (bench/bulk_multi_raw.c).
 BULK_MULTI_RAW := $(BUILD)/bench/bulk_multi_raw
 
-.PHONY: bench-bulk
+.PHONY: bench-bulk bench-bulk-instructions
 
 BENCH_TARGETS += bench-bulk
 
@@ -20,3 +20,9 @@ $(BULK_MULTI_RAW): bench/bulk_multi_raw.c
 
 bench-bulk: deps all $(BULK_MULTI_RAW)
 	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bench/bulk_bench.lua --multi $(BULK_MULTI_RAW)
+
+# Instructions per create under callgrind (deterministic; not part of `make bench`, as
+# bench-instructions is not): create_many at concurrency 32 against the raw libcurl multi peer
+# above, both on nginx's canned 201 (bench/bulk_instructions.lua).
+bench-bulk-instructions: deps all $(BULK_MULTI_RAW)
+	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bench/bulk_instructions.lua $(BULK_MULTI_RAW)
