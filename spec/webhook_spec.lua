@@ -216,6 +216,23 @@ describe("queue_jobs.webhook.verify", function()
     end
   end)
 
+  it("reads options through their metatable, and webhook.TOLERANCE as it is at the call", function()
+    -- (verify's common case is read in C; a table with a metatable takes the Lua reader)
+    local opts = setmetatable({}, { __index = { now = TS, decode = false } })
+    assert.equal(BODY, webhook.verify(SECRET, headers(), BODY, opts))
+    local h = setmetatable(headers(), { __index = function() error("not read") end })
+    assert.equal(2432232314, webhook.verify(SECRET, h, BODY, AT).test)
+    local saved = webhook.TOLERANCE
+    webhook.TOLERANCE = 10
+    local ok, err = pcall(function()
+      refused("invalid_signature", "is 11 s old; the tolerance is 10 s",
+        webhook.verify(SECRET, headers(), BODY, { now = TS + 11 }))
+      assert.equal(BODY, webhook.verify(SECRET, headers(), BODY, { now = TS + 10, decode = false }))
+    end)
+    webhook.TOLERANCE = saved
+    assert(ok, err)
+  end)
+
   it("refuses a bad secret or bad options as invalid_argument, and raises on wrong types", function()
     for _, s in ipairs { "", "whsec_", "whsec_short", ("A"):rep(31), ("A"):rep(173),
       "whsec_" .. ("A"):rep(31) .. "*", "whsec_" .. ("A"):rep(32) .. "=A", ("A"):rep(33) } do

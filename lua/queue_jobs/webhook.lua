@@ -12,6 +12,7 @@ local time = os.time
 local tointeger, math_type = math.tointeger, math.type
 local make_error, c_sign, c_verify, json_decode = core.error, core.webhook_sign,
   core.webhook_verify, core.json.decode
+local c_verify_common = core.webhook_verify_common
 
 local Webhook = {}
 
@@ -114,7 +115,34 @@ end
 -- header missing or malformed, the timestamp out of tolerance, no signature matching),
 -- "invalid_argument" (the secret, the options) or "decode" (signed correctly, but not JSON;
 -- never with decode = false).
+local verify_slow
+
+-- The payload of a verified body, or nil and the decode error.
+local function payload_of(body)
+  local payload, derr = json_decode(body)
+  if payload == nil then
+    return nil, make_error { kind = "decode", retryable = false,
+      message = "webhook.verify: the body is signed correctly but is not JSON: " ..
+        (derr.message:gsub("^json%.decode: ", "")) }
+  end
+  return payload
+end
+
 function Webhook.verify(secret, headers, body, opts)
+  -- the common case (one secret, plain tables, each header once, a string) is read in C
+  -- (src/webhook_lua.c, wh_verify_common), which says false for anything else
+  local r, kind, msg = c_verify_common(secret, headers, body, opts, Webhook.TOLERANCE)
+  if r == 1 then return payload_of(body) end
+  if r == 2 then return body end
+  if r == false then return verify_slow(secret, headers, body, opts) end
+  if kind == "invalid_argument" then
+    return argument_error("webhook.verify", "secret", (msg:gsub("^the secret ", "")))
+  end
+  return signature_error(msg)
+end
+
+-- verify's every case, read in Lua, with every error.
+verify_slow = function(secret, headers, body, opts)
   local many = type(secret) == "table"
   if many then   -- (raw, as the C side reads it: no __len or __index can tell another story)
     for i = 1, rawlen(secret) do
@@ -172,13 +200,7 @@ function Webhook.verify(secret, headers, body, opts)
     return signature_error(msg)
   end
   if not decode then return body end
-  local payload, derr = json_decode(body)
-  if payload == nil then
-    return nil, make_error { kind = "decode", retryable = false,
-      message = "webhook.verify: the body is signed correctly but is not JSON: " ..
-        (derr.message:gsub("^json%.decode: ", "")) }
-  end
-  return payload
+  return payload_of(body)
 end
 
 --- webhook.sign(secret, id, timestamp, body) -> "v1,<base64>" | nil, err
