@@ -1,6 +1,7 @@
 --- queue_jobs.webhook: SaladCloud's webhooks, signed the Standard Webhooks way.
 -- The crypto is C on libcrypto (src/webhook.c); this module reads the headers, checks the
--- arguments, decodes the payload with the exact codec and builds the errors. No error here
+-- arguments, decodes the payload with the exact codec and builds the errors (verify's
+-- common case is read in C, src/webhook_lua.c, and anything else here). No error here
 -- ever holds any part of the secret: the C side never writes it into a message, and no
 -- message here quotes it.
 local core = require "queue_jobs.core"
