@@ -8,7 +8,7 @@
 -- N2 - N1 cancels start-up and loading, as bench/create_instructions.lua does.
 --   lua5.4 bench/webhook_instructions.lua [N1 [N2]]         (N1 = 1000, N2 = 3000)
 -- As the program callgrind runs: lua5.4 bench/webhook_instructions.lua --calls CASE N
-local CASES = { "verify", "c_part", "decode", "cjson" }
+local CASES = { "verify", "verify_raw", "c_part", "decode", "cjson" }
 
 if arg[1] == "--calls" then
   local qj = require "queue_jobs"
@@ -17,8 +17,10 @@ if arg[1] == "--calls" then
   local secret, id, ts, body, sigs, headers, at = D.secret, D.id, tostring(D.ts), D.body, D.signatures,
     D.headers, D.at
   local verify, c_verify, decode = qj.webhook.verify, core.webhook_verify, qj.json.decode
+  local at_raw = { now = at.now, decode = false }
   local fns = {
     verify = function() return verify(secret, headers, body, at) end,
+    verify_raw = function() return verify(secret, headers, body, at_raw) end,
     c_part = function() return c_verify(secret, id, ts, sigs, body, 300, D.ts) end,
     decode = function() return decode(body) end,
     cjson = function() return require("cjson").decode(body) end,
@@ -53,6 +55,7 @@ for _, case in ipairs(CASES) do
   end
 end
 print(("  webhook.verify (payload decoded)      %8.0f"):format(per.verify))
+print(("  webhook.verify{decode = false}        %8.0f"):format(per.verify_raw))
 print(("  its C part alone                      %8.0f"):format(per.c_part))
 print(("  queue_jobs.json.decode of the body    %8.0f"):format(per.decode))
 print(("  verify's Lua side (the rest)          %8.0f"):format(per.verify - per.c_part - per.decode))

@@ -187,6 +187,52 @@ describe("queue_jobs.webhook.verify", function()
       webhook.verify(SECRET, h, body, AT))
   end)
 
+  it("returns the verified body as it came, undecoded, with decode = false, keeping every check", function()
+    local got = webhook.verify(SECRET, headers(), BODY, { now = TS, decode = false })
+    assert.equal(BODY, got)
+    assert.equal(2432232314, webhook.verify(SECRET, headers(), BODY, { now = TS, decode = true }).test)
+    local html = "<html>not json</html>"   -- signed, not JSON: no decode, so no decode error
+    assert.equal(html, webhook.verify(SECRET, headers(assert(webhook.sign(SECRET, ID, TS, html))), html,
+      { now = TS, decode = false }))
+    -- every refusal stays: a tampered body, a stale timestamp, a missing header, a bad secret
+    refused("invalid_signature", "^webhook%.verify: no signature matches",
+      webhook.verify(SECRET, headers(), BODY .. " ", { now = TS, decode = false }))
+    refused("invalid_signature", "is 301 s old; the tolerance is 300 s",
+      webhook.verify(SECRET, headers(), BODY, { now = TS + 301, decode = false }))
+    refused("invalid_signature", "is 11 s ahead; the tolerance is 10 s",
+      webhook.verify(SECRET, headers(), BODY, { now = TS - 11, tolerance = 10, decode = false }))
+    refused("invalid_signature", "webhook%-signature header is missing",
+      webhook.verify(SECRET, { ["webhook-id"] = ID, ["webhook-timestamp"] = tostring(TS) }, BODY,
+        { now = TS, decode = false }))
+    refused("invalid_argument", "^webhook%.verify: secret ",
+      webhook.verify("whsec_short", headers(), BODY, { now = TS, decode = false }))
+    assert.equal(BODY, webhook.verify({ "whsec_" .. ("A"):rep(32), SECRET }, headers(), BODY,
+      { now = TS, decode = false }))
+    -- decode takes a boolean only
+    for _, bad in ipairs { 0, "no", {} } do
+      local _, err = webhook.verify(SECRET, headers(), BODY, { now = TS, decode = bad })
+      assert.equal("invalid_argument", err.kind)
+      assert.equal("decode", err.path)
+    end
+  end)
+
+  it("reads options through their metatable, and webhook.TOLERANCE as it is at the call", function()
+    -- (verify's common case is read in C; a table with a metatable takes the Lua reader)
+    local opts = setmetatable({}, { __index = { now = TS, decode = false } })
+    assert.equal(BODY, webhook.verify(SECRET, headers(), BODY, opts))
+    local h = setmetatable(headers(), { __index = function() error("not read") end })
+    assert.equal(2432232314, webhook.verify(SECRET, h, BODY, AT).test)
+    local saved = webhook.TOLERANCE
+    webhook.TOLERANCE = 10
+    local ok, err = pcall(function()
+      refused("invalid_signature", "is 11 s old; the tolerance is 10 s",
+        webhook.verify(SECRET, headers(), BODY, { now = TS + 11 }))
+      assert.equal(BODY, webhook.verify(SECRET, headers(), BODY, { now = TS + 10, decode = false }))
+    end)
+    webhook.TOLERANCE = saved
+    assert(ok, err)
+  end)
+
   it("refuses a bad secret or bad options as invalid_argument, and raises on wrong types", function()
     for _, s in ipairs { "", "whsec_", "whsec_short", ("A"):rep(31), ("A"):rep(173),
       "whsec_" .. ("A"):rep(31) .. "*", "whsec_" .. ("A"):rep(32) .. "=A", ("A"):rep(33) } do

@@ -73,27 +73,59 @@ int qj_wh_secret_decode(const char *s, size_t n, qj_wh_secret *out, char *msg, s
 
 void qj_wh_secret_wipe(qj_wh_secret *s) { OPENSSL_cleanse(s, sizeof *s); }
 
-/* The base64 of HMAC-SHA256(secret, id "." ts "." body) into b64 (MAC_B64 + 1 bytes). The
- * HMAC implementation is fetched for each call and let go at once (the context keeps its own
- * reference): no state outlives the call, so nothing is shared between threads or Lua
- * states, and nothing is left behind when the module is unloaded (fetching costs about 5% of
- * a verify of 1 KiB; make bench-webhook). */
-static int mac_b64(const qj_wh_secret *s, const char *id, size_t idlen, const char *ts,
-                   size_t tslen, const char *body, size_t bodylen, char *b64) {
+struct qj_wh_mac {
+  EVP_MAC_CTX *tmpl; /* HMAC with SHA256, keyed with zeros */
+};
+
+qj_wh_mac *qj_wh_mac_new(void) {
+  static const unsigned char zeros[MAC_LEN];
+  OSSL_PARAM params[2];
+  qj_wh_mac *m = OPENSSL_zalloc(sizeof *m);
+  EVP_MAC *impl = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  if (m != NULL && impl != NULL) m->tmpl = EVP_MAC_CTX_new(impl);
+  EVP_MAC_free(impl);
+  params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+  params[1] = OSSL_PARAM_construct_end();
+  if (m == NULL || m->tmpl == NULL || !EVP_MAC_init(m->tmpl, zeros, sizeof zeros, params)) {
+    qj_wh_mac_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+void qj_wh_mac_free(qj_wh_mac *m) {
+  if (m == NULL) return;
+  EVP_MAC_CTX_free(m->tmpl);
+  OPENSSL_free(m);
+}
+
+/* The base64 of HMAC-SHA256(secret, id "." ts "." body) into b64 (MAC_B64 + 1 bytes). With
+ * no prepared MAC (m NULL), the HMAC implementation is fetched for the call and let go at
+ * once (the context keeps its own reference); with one, its copy is keyed. Either way the
+ * keyed context is freed before the call returns (libcrypto wipes it), so no state derived
+ * from a secret outlives the call. */
+static int mac_b64(const qj_wh_mac *m, const qj_wh_secret *s, const char *id, size_t idlen,
+                   const char *ts, size_t tslen, const char *body, size_t bodylen, char *b64) {
   unsigned char mac[MAC_LEN];
   size_t maclen = 0;
   int ok;
   EVP_MAC_CTX *ctx;
   OSSL_PARAM params[2];
-  EVP_MAC *impl = EVP_MAC_fetch(NULL, "HMAC", NULL);
-  if (impl == NULL) return -1;
-  ctx = EVP_MAC_CTX_new(impl);
-  EVP_MAC_free(impl);
-  if (ctx == NULL) return -1;
-  params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
-  params[1] = OSSL_PARAM_construct_end();
-  ok = EVP_MAC_init(ctx, s->key, s->len, params) &&
-       EVP_MAC_update(ctx, (const unsigned char *)id, idlen) &&
+  if (m != NULL) {
+    ctx = EVP_MAC_CTX_dup(m->tmpl);
+    if (ctx == NULL) return -1;
+    ok = EVP_MAC_init(ctx, s->key, s->len, NULL);
+  } else {
+    EVP_MAC *impl = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (impl == NULL) return -1;
+    ctx = EVP_MAC_CTX_new(impl);
+    EVP_MAC_free(impl);
+    if (ctx == NULL) return -1;
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    ok = EVP_MAC_init(ctx, s->key, s->len, params);
+  }
+  ok = ok && EVP_MAC_update(ctx, (const unsigned char *)id, idlen) &&
        EVP_MAC_update(ctx, (const unsigned char *)".", 1) &&
        EVP_MAC_update(ctx, (const unsigned char *)ts, tslen) &&
        EVP_MAC_update(ctx, (const unsigned char *)".", 1) &&
@@ -109,7 +141,7 @@ int qj_wh_sign(const qj_wh_secret *s, const char *id, size_t idlen, const char *
                size_t tslen, const char *body, size_t bodylen, char *sig, char *msg,
                size_t msgsize) {
   memcpy(sig, "v1,", 3);
-  if (mac_b64(s, id, idlen, ts, tslen, body, bodylen, sig + 3) != 0)
+  if (mac_b64(NULL, s, id, idlen, ts, tslen, body, bodylen, sig + 3) != 0)
     return say(msg, msgsize, "libcrypto could not compute HMAC-SHA256");
   return 0;
 }
@@ -141,6 +173,14 @@ int qj_wh_verify_keys(const qj_wh_secret *keys, size_t nkeys, const char *id, si
                       const char *ts, size_t tslen, const char *sigs, size_t sigslen,
                       const char *body, size_t bodylen, double tolerance, double now,
                       char *msg, size_t msgsize) {
+  return qj_wh_verify_keys_mac(NULL, keys, nkeys, id, idlen, ts, tslen, sigs, sigslen, body,
+                               bodylen, tolerance, now, msg, msgsize);
+}
+
+int qj_wh_verify_keys_mac(const qj_wh_mac *m, const qj_wh_secret *keys, size_t nkeys,
+                          const char *id, size_t idlen, const char *ts, size_t tslen,
+                          const char *sigs, size_t sigslen, const char *body, size_t bodylen,
+                          double tolerance, double now, char *msg, size_t msgsize) {
   char want[QJ_WH_MAX_KEYS][MAC_B64 + 1];
   double t;
   size_t i = 0, k, entries = 0, v1 = 0;
@@ -173,7 +213,7 @@ int qj_wh_verify_keys(const qj_wh_secret *keys, size_t nkeys, const char *id, si
     return -1;
   }
   for (k = 0; k < nkeys; k++) {
-    if (mac_b64(&keys[k], id, idlen, ts, tslen, body, bodylen, want[k]) != 0) {
+    if (mac_b64(m, &keys[k], id, idlen, ts, tslen, body, bodylen, want[k]) != 0) {
       OPENSSL_cleanse(want, sizeof want);
       return say(msg, msgsize, "libcrypto could not compute HMAC-SHA256");
     }

@@ -60,4 +60,19 @@ int qj_wh_verify_keys(const qj_wh_secret *keys, size_t nkeys, const char *id, si
                       const char *body, size_t bodylen, double tolerance, double now,
                       char *msg, size_t msgsize);
 
+/* A prepared HMAC-SHA256: the implementation fetched and the digest set once, keyed with
+ * zeros (never with a secret). A verify given one copies it for each key and keys the copy,
+ * which is freed (and wiped by libcrypto) before it returns, instead of fetching the MAC and
+ * the digest again: about 3,500 instructions fewer per key (make bench-webhook-instructions).
+ * It holds no secret; one per Lua state (webhook_lua.c), never shared between threads.
+ * qj_wh_mac_new returns NULL when libcrypto fails; qj_wh_verify_keys_mac takes NULL too (the
+ * MAC fetched for the call, as qj_wh_verify_keys does). */
+typedef struct qj_wh_mac qj_wh_mac;
+qj_wh_mac *qj_wh_mac_new(void);
+void qj_wh_mac_free(qj_wh_mac *m);
+int qj_wh_verify_keys_mac(const qj_wh_mac *m, const qj_wh_secret *keys, size_t nkeys,
+                          const char *id, size_t idlen, const char *ts, size_t tslen,
+                          const char *sigs, size_t sigslen, const char *body, size_t bodylen,
+                          double tolerance, double now, char *msg, size_t msgsize);
+
 #endif

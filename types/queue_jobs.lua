@@ -505,6 +505,7 @@ function json.raw(text) end
 ---@class queue_jobs.VerifyOptions
 ---@field tolerance? number Seconds the delivery's timestamp may be from `now`, either way, 0..1e9. Default: 300.
 ---@field now? number The Unix time to check against, in seconds. Default: the system clock.
+---@field decode? boolean false: return the verified body as it came (a string), undecoded. Default: true.
 
 ---Webhook signatures, the Standard Webhooks way (HMAC-SHA256 over `id.timestamp.body`).
 ---@class queue_jobs.Webhook
@@ -519,8 +520,8 @@ local webhook = {}
 ---@param headers table<string, string|string[]> The request's headers, names in any case.
 ---@param body string The raw body, byte for byte.
 ---@param opts? queue_jobs.VerifyOptions
----@return queue_jobs.json_value? payload
----@return queue_jobs.Error? err kind `invalid_signature`, `invalid_argument` (the secret, `secret[i]` in a list, the options) or `decode` (signed, but not JSON)
+---@return queue_jobs.json_value? payload the body itself (a string) with `decode = false`
+---@return queue_jobs.Error? err kind `invalid_signature`, `invalid_argument` (the secret, `secret[i]` in a list, the options) or `decode` (signed, but not JSON; never with `decode = false`)
 function webhook.verify(secret, headers, body, opts) end
 
 ---Signs a delivery: the value of its `webhook-signature` header, `v1,<base64>`.

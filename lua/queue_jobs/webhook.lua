@@ -1,6 +1,7 @@
 --- queue_jobs.webhook: SaladCloud's webhooks, signed the Standard Webhooks way.
 -- The crypto is C on libcrypto (src/webhook.c); this module reads the headers, checks the
--- arguments, decodes the payload with the exact codec and builds the errors. No error here
+-- arguments, decodes the payload with the exact codec and builds the errors (verify's
+-- common case is read in C, src/webhook_lua.c, and anything else here). No error here
 -- ever holds any part of the secret: the C side never writes it into a message, and no
 -- message here quotes it.
 local core = require "queue_jobs.core"
@@ -12,6 +13,7 @@ local time = os.time
 local tointeger, math_type = math.tointeger, math.type
 local make_error, c_sign, c_verify, json_decode = core.error, core.webhook_sign,
   core.webhook_verify, core.json.decode
+local c_verify_common = core.webhook_verify_common
 
 local Webhook = {}
 
@@ -27,7 +29,7 @@ Webhook.MAX_SECRETS = 8
 
 local HEADERS = { ["webhook-id"] = "id", ["webhook-timestamp"] = "timestamp",
   ["webhook-signature"] = "signature" }
-local OPTIONS = { tolerance = true, now = true }
+local OPTIONS = { tolerance = true, now = true, decode = true }
 
 local function bad_type(fname, n, want, v)
   error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, want,
@@ -104,14 +106,44 @@ local function header_values(headers)
   return id or false, ts or false, sig or false
 end
 
---- webhook.verify(secret, headers, body [, {tolerance = 300, now = t}]) -> payload | nil, err
+--- webhook.verify(secret, headers, body [, {tolerance = 300, now = t, decode = true}])
+--   -> payload (body when decode = false) | nil, err
 -- secret: "whsec_<base64>" or the base64 alone, or an array of 1..MAX_SECRETS of them (during
 -- a rotation: any one may match, and an error never says which was tried). headers: names in any case, each value a
 -- string or an array of strings. body: the raw bytes received. The payload is the body
--- decoded by the exact codec. err.kind: "invalid_signature" (a header missing or malformed,
--- the timestamp out of tolerance, no signature matching), "invalid_argument" (the secret,
--- the options) or "decode" (signed correctly, but not JSON).
+-- decoded by the exact codec; with decode = false, the body itself, once verified, for a
+-- receiver that decodes it its own way or passes it on. err.kind: "invalid_signature" (a
+-- header missing or malformed, the timestamp out of tolerance, no signature matching),
+-- "invalid_argument" (the secret, the options) or "decode" (signed correctly, but not JSON;
+-- never with decode = false).
+local verify_slow
+
+-- The payload of a verified body, or nil and the decode error.
+local function payload_of(body)
+  local payload, derr = json_decode(body)
+  if payload == nil then
+    return nil, make_error { kind = "decode", retryable = false,
+      message = "webhook.verify: the body is signed correctly but is not JSON: " ..
+        (derr.message:gsub("^json%.decode: ", "")) }
+  end
+  return payload
+end
+
 function Webhook.verify(secret, headers, body, opts)
+  -- the common case (one secret, plain tables, each header once, a string) is read in C
+  -- (src/webhook_lua.c, wh_verify_common), which says false for anything else
+  local r, kind, msg = c_verify_common(secret, headers, body, opts, Webhook.TOLERANCE)
+  if r == 1 then return payload_of(body) end
+  if r == 2 then return body end
+  if r == false then return verify_slow(secret, headers, body, opts) end
+  if kind == "invalid_argument" then
+    return argument_error("webhook.verify", "secret", (msg:gsub("^the secret ", "")))
+  end
+  return signature_error(msg)
+end
+
+-- verify's every case, read in Lua, with every error.
+verify_slow = function(secret, headers, body, opts)
   local many = type(secret) == "table"
   if many then   -- (raw, as the C side reads it: no __len or __index can tell another story)
     for i = 1, rawlen(secret) do
@@ -127,7 +159,7 @@ function Webhook.verify(secret, headers, body, opts)
   if type(headers) ~= "table" then bad_type("verify", 2, "table", headers) end
   if type(body) ~= "string" then bad_type("verify", 3, "string", body) end
   if opts ~= nil and type(opts) ~= "table" then bad_type("verify", 4, "table or nil", opts) end
-  local tolerance, now = Webhook.TOLERANCE, nil
+  local tolerance, now, decode = Webhook.TOLERANCE, nil, true
   if opts then
     for k in pairs(opts) do
       if not OPTIONS[k] then
@@ -143,6 +175,12 @@ function Webhook.verify(secret, headers, body, opts)
     now = opts.now
     if now ~= nil and (type(now) ~= "number" or not (now >= 0 and now <= 1e12)) then
       return argument_error("webhook.verify", "now", "must be a Unix time in seconds (0..1e12)")
+    end
+    if opts.decode ~= nil then
+      decode = opts.decode
+      if type(decode) ~= "boolean" then
+        return argument_error("webhook.verify", "decode", "must be a boolean")
+      end
     end
   end
   if many and (rawlen(secret) == 0 or rawlen(secret) > Webhook.MAX_SECRETS) then
@@ -162,13 +200,8 @@ function Webhook.verify(secret, headers, body, opts)
     end
     return signature_error(msg)
   end
-  local payload, derr = json_decode(body)
-  if payload == nil then
-    return nil, make_error { kind = "decode", retryable = false,
-      message = "webhook.verify: the body is signed correctly but is not JSON: " ..
-        (derr.message:gsub("^json%.decode: ", "")) }
-  end
-  return payload
+  if not decode then return body end
+  return payload_of(body)
 end
 
 --- webhook.sign(secret, id, timestamp, body) -> "v1,<base64>" | nil, err
