@@ -7,8 +7,9 @@
  * back for the next create (libcurl keeps its connection), as long as creates are left.
  *
  *   bulk_multi_raw URL N C BODY VERSION -> prints "<creates per second>" for N creates after a
- *   warm-up of C * 4 (the connections opened), exit 1 on failure. The key comes from the
- *   environment, QJ_BENCH_KEY, never from the command line.
+ *   warm-up of C * 4 (the connections opened), exit 1 on failure. The key is read from the
+ *   file QJ_BENCH_KEY_FILE names (a private temporary file the bench writes), so that it is
+ *   on no command line, this one's or a shell's.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -67,12 +68,25 @@ int main(int argc, char **argv) {
   CURLM *m;
   CURL *h[MAX_HANDLES];
   struct curl_slist *hdr = NULL;
-  char keyhdr[512], uahdr[160];
-  const char *key = getenv("QJ_BENCH_KEY");
+  char keyhdr[512], uahdr[160], key[256];
+  const char *keyfile = getenv("QJ_BENCH_KEY_FILE");
+  FILE *kf;
+  size_t klen = 0;
   long n, c, i;
   double t0, t1;
-  if (argc != 6 || key == NULL) {
-    fprintf(stderr, "usage: QJ_BENCH_KEY=... %s URL N C BODY VERSION\n", argv[0]);
+  if (argc != 6 || keyfile == NULL) {
+    fprintf(stderr, "usage: QJ_BENCH_KEY_FILE=PATH %s URL N C BODY VERSION\n", argv[0]);
+    return 2;
+  }
+  kf = fopen(keyfile, "rb");
+  if (kf != NULL) {
+    klen = fread(key, 1, sizeof key - 1, kf);
+    fclose(kf);
+  }
+  while (klen > 0 && (key[klen - 1] == '\n' || key[klen - 1] == '\r')) klen--;
+  key[klen] = '\0';
+  if (klen == 0) {
+    fprintf(stderr, "%s: no key in QJ_BENCH_KEY_FILE\n", argv[0]);
     return 2;
   }
   n = strtol(argv[2], NULL, 10);

@@ -216,6 +216,51 @@ describe("queue_jobs.webhook.verify", function()
     end
   end)
 
+  it("refuses two different values under names that differ only in case, on either reader", function()
+    for _, mt in ipairs { false, true } do   -- (a table with a metatable takes the Lua reader)
+      local h = { ["webhook-id"] = ID, ["WEBHOOK-ID"] = "other", ["webhook-timestamp"] = tostring(TS),
+        ["webhook-signature"] = SIG }
+      if mt then setmetatable(h, {}) end
+      refused("invalid_signature", "webhook%-id header has several values",
+        webhook.verify(SECRET, h, BODY, AT))
+    end
+  end)
+
+  it("matches header names in ASCII, whatever the C library's locale makes of string.lower", function()
+    -- In a Turkish locale, string.lower turns "I" into a dotless i: every header name has an I.
+    -- A string.lower that lowers nothing stands for any such locale, here where none may be.
+    local lower = string.lower
+    string.lower = function(s) return s end   -- luacheck: ignore 122
+    local ok, err = pcall(function()
+      local h = { ["WEBHOOK-ID"] = ID, ["Webhook-Timestamp"] = tostring(TS), ["webhook-SIGNATURE"] = SIG }
+      assert.equal(2432232314, assert(webhook.verify(SECRET, h, BODY, AT)).test)
+      assert.equal(2432232314, assert(webhook.verify(SECRET, setmetatable(h, {}), BODY, AT)).test)
+      h["WEBHOOK-ID"] = { ID }
+      assert.equal(2432232314, assert(webhook.verify(SECRET, h, BODY, AT)).test)
+    end)
+    string.lower = lower   -- luacheck: ignore 122
+    assert(ok, err)
+  end)
+
+  it("reads a headers table that has a metatable through pairs, as the Lua reader does", function()
+    -- raw, the table holds a forged signature; through __pairs it gives the genuine one
+    local raw = headers("v1,AAAA")
+    local h = setmetatable(raw, { __pairs = function()
+      return next, headers(), nil
+    end })
+    if _VERSION == "Lua 5.1" then return end   -- (5.1's pairs has no __pairs: nothing to tell)
+    assert.equal(2432232314, assert(webhook.verify(SECRET, h, BODY, AT)).test)
+  end)
+
+  it("takes a webhook.TOLERANCE that is not a number as it always did: an option given wins", function()
+    local saved = webhook.TOLERANCE
+    webhook.TOLERANCE = "abc"
+    local ok, r = pcall(webhook.verify, SECRET, headers(), BODY, { now = TS, tolerance = 10 })
+    webhook.TOLERANCE = saved
+    assert(ok, r)
+    assert.equal(2432232314, r.test)
+  end)
+
   it("reads options through their metatable, and webhook.TOLERANCE as it is at the call", function()
     -- (verify's common case is read in C; a table with a metatable takes the Lua reader)
     local opts = setmetatable({}, { __index = { now = TS, decode = false } })

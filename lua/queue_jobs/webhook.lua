@@ -27,6 +27,9 @@ Webhook.replay_guard = replay_guard.new
 --- The most secrets verify takes at once (src/webhook.h's QJ_WH_MAX_KEYS).
 Webhook.MAX_SECRETS = 8
 
+local ASCII_LOWER = {}
+for c = 65, 90 do ASCII_LOWER[string.char(c)] = string.char(c + 32) end
+
 local HEADERS = { ["webhook-id"] = "id", ["webhook-timestamp"] = "timestamp",
   ["webhook-signature"] = "signature" }
 local OPTIONS = { tolerance = true, now = true, decode = true }
@@ -71,6 +74,12 @@ local function add_value(cur, name, v, one)
   return cur .. " " .. v
 end
 
+-- A name in lower case, ASCII letters only: string.lower follows the C library's locale (in a
+-- Turkish one, "I" becomes a dotless i), and the C reader (src/webhook_lua.c) knows only ASCII.
+local function ascii_lower(k)
+  return (k:gsub("[A-Z]", ASCII_LOWER))
+end
+
 -- The values of the three headers, whatever the case of their names (false: the header is
 -- there, but an empty array). Returns id, timestamp, signature, or nil and what is wrong.
 -- The common case costs the least (one call, to type, per header): a name already in lower
@@ -81,7 +90,7 @@ local function header_values(headers)
   for k, v in pairs(headers) do
     local which = HEADERS[k]
     if not which and type(k) == "string" and (#k == 10 or #k == 17) then
-      which = HEADERS[k:lower()]
+      which = HEADERS[ascii_lower(k)]
     end
     if which == "id" then
       if id == nil and type(v) == "string" then id = v
@@ -132,7 +141,9 @@ end
 function Webhook.verify(secret, headers, body, opts)
   -- the common case (one secret, plain tables, each header once, a string) is read in C
   -- (src/webhook_lua.c, wh_verify_common), which says false for anything else
-  local r, kind, msg = c_verify_common(secret, headers, body, opts, Webhook.TOLERANCE)
+  local default = Webhook.TOLERANCE
+  if type(default) ~= "number" then return verify_slow(secret, headers, body, opts) end
+  local r, kind, msg = c_verify_common(secret, headers, body, opts, default)
   if r == 1 then return payload_of(body) end
   if r == 2 then return body end
   if r == false then return verify_slow(secret, headers, body, opts) end
