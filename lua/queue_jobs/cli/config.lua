@@ -8,7 +8,10 @@
 -- boolean into one; so every line is checked first (a line it would skip is an error naming
 -- its number), and the values are taken back as text. A key in clear (api_key) is refused
 -- unless the file is private (no permission for group or others, as ssh refuses a private key
--- that others can read), read through LuaFileSystem. No problem quotes a value of the file.
+-- that others can read), read through LuaFileSystem. The file itself is refused, whatever it
+-- holds, when its group or others may write it or another user than root owns it (as ssh
+-- refuses such a config): its base_url could send the key anywhere, its api_key_file any file.
+-- No problem quotes a value of the file.
 local inifile = require "inifile"
 
 local fmt, tostring, type, pairs = string.format, tostring, type, pairs
@@ -28,13 +31,35 @@ function Config.path(getenv)
   return base .. "/salad-jobs/config.ini"
 end
 
+local function lfs_or_nil()
+  local ok, lfs = pcall(require, "lfs")
+  if ok then return lfs end
+end
+
 -- Whether the file at path has no permission for its group or others (lfs: "rw-------").
 local function private(path)
-  local ok, lfs = pcall(require, "lfs")
-  if not ok then return nil, "LuaFileSystem (lua-filesystem) is needed to check its permissions" end
+  local lfs = lfs_or_nil()
+  if not lfs then return nil, "LuaFileSystem (lua-filesystem) is needed to check its permissions" end
   local perms = lfs.attributes(path, "permissions")
   if type(perms) ~= "string" then return nil, "cannot read its permissions" end
   return perms:sub(4) == "------"
+end
+
+-- Whether the config file at path may be trusted, as ssh trusts its config: nil, or why not.
+-- A file others may write (its group or anyone), or that another user owns (not the user, not
+-- root), could send the key anywhere (base_url) or send any file the user can read as the key
+-- (api_key_file), whatever it holds now. attr: lfs.attributes(path).
+local function untrusted(path, attr)
+  local perms = attr.permissions or ""
+  if perms:sub(5, 5) == "w" or perms:sub(8, 8) == "w" then
+    return fmt("config %s: its group or others may write it (chmod go-w it): refused, as ssh " ..
+      "refuses such a config", path)
+  end
+  local core = require "queue_jobs.core"
+  if attr.uid ~= core.getuid() and attr.uid ~= 0 then
+    return fmt("config %s: another user owns it (chown it to yourself): refused, as ssh " ..
+      "refuses such a config", path)
+  end
 end
 
 -- Every line of text is one lua-inifile reads (a section, a `name = value`, a comment, or
@@ -86,6 +111,17 @@ function Config.load(getenv, wanted)
       return nil, fmt("config: no profile %s: there is no %s", shown(wanted, "as given"), path)
     end
     return {}, path
+  end
+  local lfs = lfs_or_nil()
+  local attr = lfs and lfs.attributes(path)
+  if not attr then
+    f:close()
+    return nil, fmt("config %s: LuaFileSystem (lua-filesystem) is needed to check it", path)
+  end
+  local distrust = untrusted(path, attr)
+  if distrust then
+    f:close()
+    return nil, distrust
   end
   local text = f:read("*a") or ""
   f:close()

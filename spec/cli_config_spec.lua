@@ -1,0 +1,99 @@
+-- salad-jobs' config file (docs/cli.md, "Config file and profiles"): which files it trusts
+-- and which key files it takes (as ssh does), the lines it reads, where a relative key file
+-- is, what an empty environment variable means, and messages that say where a value comes
+-- from and quote none.
+local helpers = require "support.helpers"
+local cli = require "support.cli"
+local scripted = require "support.scripted"
+
+local q = helpers.shell_quote
+local Q = cli.Q
+
+local dirs = {}
+local function tmpdir()
+  local ok, out = helpers.shell("mktemp -d")
+  local d = assert(ok and out:match("^(/%S+)"))
+  dirs[#dirs + 1] = d
+  return d
+end
+
+-- Writes dir/salad-jobs/config.ini with text and mode: its path.
+local function config(dir, text, mode)
+  os.execute("mkdir -p " .. q(dir .. "/salad-jobs"))
+  local path = dir .. "/salad-jobs/config.ini"
+  os.remove(path)
+  helpers.write_file(path, text)
+  assert(helpers.shell("chmod " .. mode .. " " .. q(path)))
+  return path
+end
+
+-- A file holding s with mode: its path.
+local function file(path, s, mode)
+  helpers.write_file(path, s)
+  assert(helpers.shell("chmod " .. mode .. " " .. q(path)))
+  return path
+end
+
+-- The environment of a user with no SALAD_* settings: all from the profile.
+local function bare(dir, extra)
+  local e = { XDG_CONFIG_HOME = dir, HOME = dir, SALAD_API_KEY = false, SALAD_BASE_URL = false,
+    SALAD_ORGANIZATION = false, SALAD_PROJECT = false }
+  for k, v in pairs(extra or {}) do e[k] = v end
+  return e
+end
+
+local function is_root()
+  local ok, out = helpers.shell("id -u")
+  return ok and out:match("^0%s") ~= nil
+end
+
+describe("salad-jobs' config file", function()
+  local emu, srv
+
+  after_each(function()
+    if emu then assert.are.equal(0, emu:stop(), emu.stderr) end
+    if srv then srv.stop() end
+    emu, srv = nil, nil
+    cli.cleanup()
+    for _, d in ipairs(dirs) do helpers.shell("rm -rf " .. q(d)) end
+    dirs = {}
+  end)
+
+  it("is refused, whatever it holds, when others may write it or another user owns it; " ..
+     "nothing is sent", function()
+    srv = scripted.start { default = { status = 200, body = '{"items":[]}' } }
+    local base = "http://127.0.0.1:" .. srv.port .. "/api/public"
+    local dir = tmpdir()
+    local secret = file(dir .. "/secret", "sk-not-a-key-but-private\n", "600")
+    local text = table.concat({ "[default]", "organization = " .. cli.ORG, "project = " .. cli.PROJ,
+      "base_url = " .. base, "api_key_file = " .. secret }, "\n") .. "\n"
+    -- the same file, private, is used (the server sees the request)
+    config(dir, text, "600")
+    local code, _, err = cli.run(nil, { "queues" }, { env = bare(dir) })
+    assert.are.equal(0, code, err)
+    assert.are.equal(1, #srv.requests())
+    for _, mode in ipairs { "666", "664", "646", "620", "602" } do
+      local path = config(dir, text, mode)
+      local out
+      code, out, err = cli.run(nil, { "queues" }, { env = bare(dir) })
+      assert.are.equal(2, code, mode)
+      assert.are.equal("", out)
+      assert.matches("config " .. path .. ": its group or others may write it (chmod go-w it)", err, 1, true)
+      assert.is_nil(err:find("127.0.0.1", 1, true), err)
+      -- refused with a key from the environment too, and for a command that sends nothing
+      code = cli.run(nil, { "queues" }, { env = bare(dir, { SALAD_API_KEY = cli.KEY }) })
+      assert.are.equal(2, code, mode)
+    end
+    if is_root() then   -- another user's file (only root can give one away)
+      local path = config(dir, text, "600")
+      assert(helpers.shell("chown nobody " .. q(path)))
+      local out
+      code, out, err = cli.run(nil, { "queues" }, { env = bare(dir) })
+      assert.are.equal(2, code, err)
+      assert.are.equal("", out)
+      assert.matches("config " .. path .. ": another user owns it (chown it", err, 1, true)
+    end
+    assert.are.equal(1, #srv.requests())
+  end)
+
+end)
