@@ -96,4 +96,34 @@ describe("salad-jobs' config file", function()
     assert.are.equal(1, #srv.requests())
   end)
 
+  it("refuses a key file its group or others may read (the profile's and --api-key-file)", function()
+    srv = scripted.start { default = { status = 200, body = '{"items":[]}' } }
+    local base = "http://127.0.0.1:" .. srv.port .. "/api/public"
+    local dir = tmpdir()
+    local kf = file(dir .. "/key", cli.KEY .. "\n", "644")
+    config(dir, table.concat({ "[default]", "organization = " .. cli.ORG, "project = " .. cli.PROJ,
+      "base_url = " .. base, "api_key_file = " .. kf }, "\n") .. "\n", "600")
+    for _, mode in ipairs { "644", "640", "604" } do
+      assert(helpers.shell("chmod " .. mode .. " " .. q(kf)))
+      local code, out, err = cli.run(nil, { "queues" }, { env = bare(dir) })
+      assert.are.equal(2, code, mode .. ": " .. err)
+      assert.are.equal("", out)
+      assert.matches("api_key_file: cannot use it: its group or others may read it (chmod 600 it)", err, 1, true)
+      code, out, err = cli.run(nil, { "--api-key-file", kf, "queues" }, { env = bare(dir) })
+      assert.are.equal(2, code, mode .. ": " .. err)
+      assert.matches("--api-key-file: cannot use it: its group or others may read it (chmod 600 it)", err, 1, true)
+      assert.is_nil((out .. err):find(cli.KEY, 1, true))
+    end
+    assert.are.equal(0, #srv.requests())
+    assert(helpers.shell("chmod 400 " .. q(kf)))
+    local code, _, err = cli.run(nil, { "--api-key-file", kf, "queues" }, { env = bare(dir) })
+    assert.are.equal(0, code, err)
+    -- a pipe is read as it is (its mode is the pipe's)
+    local ok, got = helpers.run({ "sh", "-c", "cat " .. q(kf) .. " | " ..
+      helpers.command(cli.argv { "--api-key-file", "/dev/stdin", "queues" }, { env = cli.env(nil, bare(dir)) }) ..
+      " >/dev/null" }, { plain = true })
+    assert.is_true(ok, got)
+    assert.are.equal(2, #srv.requests())
+  end)
+
 end)

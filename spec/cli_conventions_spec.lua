@@ -257,6 +257,7 @@ describe("salad-jobs' command line conventions", function()
       local keyfile = dir .. "/key"   -- given as ~/key, HOME being dir
       local closed = "http://127.0.0.1:" .. helpers.free_port() .. "/api/public"
       helpers.write_file(keyfile, cli.KEY .. "\n")
+      assert(helpers.shell("chmod 600 " .. q(keyfile)))   -- a key file others may read is refused
       config(dir, table.concat({
         "; salad-jobs profiles",
         "[default]",

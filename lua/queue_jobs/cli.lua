@@ -275,14 +275,6 @@ local function trimmed(key)
   return (key:gsub("^%s+", ""):gsub("%s+$", ""))
 end
 
-local function read_key(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, (err:gsub("^.*: ", "")) end   -- the reason alone: the "path" could be the key
-  local s = f:read("*a") or ""
-  f:close()
-  return trimmed(s)
-end
-
 -- The profile's settings (cx.profile) and the key it gives when neither SALAD_API_KEY nor
 -- --api-key-file does: true, or nil and the exit status (said).
 local function use_profile(cx, opts)
@@ -298,8 +290,8 @@ local function use_profile(cx, opts)
   cx.profile = p
   if (cx.key == nil or cx.key == "") and not opts.api_key_file then
     if p.api_key_file then
-      local key, err = read_key((p.api_key_file:gsub("^~/", (os.getenv("HOME") or "") .. "/")))
-      if not key then return nil, cx:usage(fmt("config %s: api_key_file: cannot read it: %s", path, err)) end
+      local key, err = config.read_key((p.api_key_file:gsub("^~/", (os.getenv("HOME") or "") .. "/")))
+      if not key then return nil, cx:usage(fmt("config %s: api_key_file: cannot use it: %s", path, err)) end
       cx.key = key
     elseif p.api_key then
       cx.key = p.api_key
@@ -393,8 +385,8 @@ function Cli.main(argv)
       "arguments; set SALAD_API_KEY, or pass --api-key-file FILE")
   end
   if opts.api_key_file then
-    local key, err = read_key(opts.api_key_file)
-    if not key then return cx:usage("--api-key-file: cannot read it: " .. err) end
+    local key, err = config.read_key(opts.api_key_file)
+    if not key then return cx:usage("--api-key-file: cannot use it: " .. err) end
     cx.key = key
   end
   if not spec.local_only then

@@ -165,4 +165,24 @@ function Config.load(getenv, wanted)
   return out, path, section
 end
 
+--- read_key(path) -> key | nil, reason: the key in the file at path, without the white space
+-- around it. A regular file its group or others may read is refused, as ssh refuses an
+-- identity file others can read (a pipe, /dev/stdin or <(...), is read as it is). The reason
+-- never quotes the path, which could be the key typed in the wrong place.
+function Config.read_key(path)
+  local lfs = lfs_or_nil()
+  local attr = lfs and lfs.attributes(path)
+  if attr and attr.mode == "file" and type(attr.permissions) == "string" and
+      attr.permissions:sub(4) ~= "------" then
+    return nil, "its group or others may read it (chmod 600 it): refused, as ssh refuses an " ..
+      "identity file others can read"
+  end
+  local f, err = io.open(path, "rb")
+  if not f then return nil, (tostring(err):gsub("^.*: ", "")) end
+  local s, rerr = f:read("*a")
+  f:close()
+  if not s then return nil, (tostring(rerr):gsub("^.*: ", "")) end
+  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
 return Config
