@@ -126,4 +126,25 @@ describe("salad-jobs' config file", function()
     assert.are.equal(2, #srv.requests())
   end)
 
+  it("refuses a setting before any [section], and skips a byte order mark", function()
+    local dir = tmpdir()
+    local code, out, err
+    config(dir, "project = sk-secret-value-1\n[default]\n", "600")
+    code, out, err = cli.run(nil, { "queues" }, { env = bare(dir) })
+    assert.are.equal(2, code, err)
+    assert.are.equal("", out)
+    assert.matches(": line 1: a setting outside a [section]", err, 1, true)
+    assert.is_nil(err:find("traceback", 1, true))
+    assert.is_nil(err:find("sk-secret", 1, true))
+    emu = cli.start()
+    assert.are.equal(0, (cli.run(emu, { "queues", "create", Q })))
+    local kf = file(dir .. "/key", cli.KEY .. "\n", "600")
+    config(dir, "\239\187\191; a BOM first\r\n[default]\r\norganization = " .. cli.ORG ..
+      "\r\nproject = " .. cli.PROJ .. "\r\nbase_url = " .. emu.url ..
+      "\r\napi_key_file = " .. kf .. "\r\n", "600")
+    code, out, err = cli.run(emu, { "queues" }, { env = bare(dir) })
+    assert.are.equal(0, code, err)
+    assert.are.equal(Q, cli.jsonl(out)[1].name)
+  end)
+
 end)

@@ -62,16 +62,19 @@ local function untrusted(path, attr)
   end
 end
 
--- Every line of text is one lua-inifile reads (a section, a `name = value`, a comment, or
--- blank): nil, or the number of the first that is not.
+-- Every line of text is one lua-inifile reads (a section, a `name = value` after a section,
+-- a comment, or blank): nil, or the number of the first that is not and why.
 local function bad_line(text)
-  local n = 0
+  local n, in_section = 0, false
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
     line = line:gsub("\r$", "")
-    if not (line:find("^%s*$") or line:find("^[;#]") or line:find("^%[[^%]]+%]$") or
-        line:find("^[%w_]+%s-=%s-.+$")) then
-      return n
+    if line:find("^%[[^%]]+%]$") then
+      in_section = true
+    elseif line:find("^[%w_]+%s-=%s-.+$") then
+      if not in_section then return n, "a setting outside a [section]" end
+    elseif not (line:find("^%s*$") or line:find("^[;#]")) then
+      return n, "not a [section], `name = value` (name: letters, digits, _) or a ; or # comment"
     end
   end
 end
@@ -125,12 +128,10 @@ function Config.load(getenv, wanted)
   end
   local text = f:read("*a") or ""
   f:close()
+  text = text:gsub("^\239\187\191", "")   -- a UTF-8 byte order mark (some editors write one)
   local where = "config " .. path
-  local n = bad_line(text)
-  if n then
-    return nil, fmt("%s: line %d is not a [section], `name = value` (name: letters, digits, _) " ..
-      "or a ; comment", where, n)
-  end
+  local n, bad = bad_line(text)
+  if n then return nil, fmt("%s: line %d: %s", where, n, bad) end
   local t = inifile.parse(text:gsub("\r\n", "\n") .. "\n", "memory")
   local any_key = false   -- in any profile: a key others can read is refused whichever is used
   for _, sec in pairs(t) do
