@@ -147,4 +147,16 @@ describe("salad-jobs' config file", function()
     assert.are.equal(Q, cli.jsonl(out)[1].name)
   end)
 
+  it("takes an empty SALAD_BASE_URL, SALAD_ORGANIZATION or SALAD_PROJECT as unset", function()
+    emu = cli.start()
+    assert.are.equal(0, (cli.run(emu, { "queues", "create", Q })))
+    local dir = tmpdir()
+    config(dir, table.concat({ "[default]", "organization = " .. cli.ORG, "project = " .. cli.PROJ,
+      "base_url = " .. emu.url }, "\n") .. "\n", "600")
+    local code, out, err = cli.run(emu, { "queues" }, { env = bare(dir, { SALAD_API_KEY = cli.KEY,
+      SALAD_BASE_URL = "", SALAD_ORGANIZATION = "", SALAD_PROJECT = "" }) })
+    assert.are.equal(0, code, err)
+    assert.are.equal(Q, cli.jsonl(out)[1].name)
+  end)
+
 end)

@@ -196,6 +196,13 @@ local function watching(cx, o, stop)
   return o
 end
 
+-- The environment variable name's value; nil when unset or empty (an empty one overrides
+-- nothing, as with SALAD_PROFILE and SALAD_API_KEY).
+local function env_value(name)
+  local v = os.getenv(name)
+  if v ~= "" then return v end
+end
+
 --- cx:client([engine], stop, exact) -> client | nil, 2: the client of the global options and
 -- the environment (the error said). stop: a signal raises INTERRUPTED from its waits and
 -- requests (commands that have nothing to finish). exact: the answers' numbers that are not
@@ -209,10 +216,10 @@ function Cx:client(engine, stop, exact)
   local rate_limit = o.rate_limit
   if rate_limit == nil then rate_limit = p.rate_limit end
   local client, err = queue_jobs.client(watching(self, {
-    api_key = self.key, base_url = o.base_url or os.getenv("SALAD_BASE_URL") or p.base_url,
+    api_key = self.key, base_url = o.base_url or env_value("SALAD_BASE_URL") or p.base_url,
     engine = engine,
-    organization_name = o.organization or os.getenv("SALAD_ORGANIZATION") or p.organization,
-    project_name = o.project or os.getenv("SALAD_PROJECT") or p.project,
+    organization_name = o.organization or env_value("SALAD_ORGANIZATION") or p.organization,
+    project_name = o.project or env_value("SALAD_PROJECT") or p.project,
     timeout = o.request_timeout, retries = o.retries,
     rate_limit = rate_limit, exact_numbers = exact or nil,
   }, stop))
