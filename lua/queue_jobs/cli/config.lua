@@ -11,7 +11,7 @@
 -- that others can read), read through LuaFileSystem. The file itself is refused, whatever it
 -- holds, when its group or others may write it or another user than root owns it (as ssh
 -- refuses such a config): its base_url could send the key anywhere, its api_key_file any file.
--- No problem quotes a value of the file.
+-- Only a file that is not there means no config. No problem quotes a value of the file.
 local inifile = require "inifile"
 
 local fmt, tostring, type, pairs = string.format, tostring, type, pairs
@@ -108,26 +108,31 @@ end
 -- is no file and no profile was asked for).
 function Config.load(getenv, wanted)
   local path = Config.path(getenv)
-  local f = io.open(path, "rb")
-  if not f then
+  local lfs = lfs_or_nil()
+  if not lfs then
+    return nil, fmt("config %s: LuaFileSystem (lua-filesystem) is needed to check it", path)
+  end
+  local attr, failed, errno = lfs.attributes(path)
+  if not attr and errno == 2 then   -- ENOENT: no config (any other failure is one)
     if wanted then
       return nil, fmt("config: no profile %s: there is no %s", shown(wanted, "as given"), path)
     end
     return {}, path
   end
-  local lfs = lfs_or_nil()
-  local attr = lfs and lfs.attributes(path)
   if not attr then
-    f:close()
-    return nil, fmt("config %s: LuaFileSystem (lua-filesystem) is needed to check it", path)
+    return nil, fmt("config %s: cannot read it: %s", path, (tostring(failed):gsub("^.*: ", "")))
+  end
+  if attr.mode ~= "file" then
+    return nil, fmt("config %s: cannot read it: it is a %s, not a file", path, tostring(attr.mode))
   end
   local distrust = untrusted(path, attr)
-  if distrust then
-    f:close()
-    return nil, distrust
+  if distrust then return nil, distrust end
+  local f, err = io.open(path, "rb")
+  local text = f and f:read("*a")
+  if f then f:close() end
+  if not text then
+    return nil, fmt("config %s: cannot read it: %s", path, (tostring(err or "read failed"):gsub("^.*: ", "")))
   end
-  local text = f:read("*a") or ""
-  f:close()
   text = text:gsub("^\239\187\191", "")   -- a UTF-8 byte order mark (some editors write one)
   local where = "config " .. path
   local n, bad = bad_line(text)
