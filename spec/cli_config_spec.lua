@@ -182,4 +182,34 @@ describe("salad-jobs' config file", function()
     end
   end)
 
+  it("says which profile a bad value comes from, quoting none", function()
+    local dir = tmpdir()
+    for _, c in ipairs {
+      { "[default]\norganization = Sk_Secret_Value_1\n", ": [default]: organization must be 2..63" },
+      { "[profile dev]\nproject = sk secret value 1\n", ": [profile dev]: project must be 2..63", "dev" },
+      { "[default]\nbase_url = ftp://sk-secret-value-1/\n", ": [default]: base_url must use https" },
+      { "[default]\nbase_url = sk-secret-value-1\n", ": [default]: base_url must be an absolute" },
+    } do
+      local path = config(dir, c[1], "600")
+      local code, out, err = cli.run(nil, c[3] and { "--profile", c[3], "queues" } or { "queues" },
+        { env = bare(dir, { SALAD_API_KEY = cli.KEY }) })
+      assert.are.equal(2, code, c[1])
+      assert.are.equal("", out)
+      assert.matches("config " .. path .. c[2], err, 1, true)
+      assert.is_nil(err:lower():find("sk.secret", 1), err)
+    end
+  end)
+
+  it("takes a comment after a value, after white space, as no part of it", function()
+    emu = cli.start()
+    assert.are.equal(0, (cli.run(emu, { "queues", "create", Q })))
+    local dir = tmpdir()
+    local kf = file(dir .. "/key", cli.KEY .. "\n", "600")
+    config(dir, "[default]\norganization = " .. cli.ORG .. " ; the org\nproject = " .. cli.PROJ ..
+      "\t# the project\nbase_url = " .. emu.url .. "  ;\napi_key_file = " .. kf .. " # mine\n", "600")
+    local code, out, err = cli.run(emu, { "queues" }, { env = bare(dir) })
+    assert.are.equal(0, code, err)
+    assert.are.equal(Q, cli.jsonl(out)[1].name)
+  end)
+
 end)

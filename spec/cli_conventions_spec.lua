@@ -345,7 +345,7 @@ describe("salad-jobs' command line conventions", function()
         { "[default]\nbase-url = sk-secret-value-1\n", "line 2: not a [section]" },
         { "[default]\nsk-secret-value-1\n", "line 2: not a [section]" },
         { "[default]\nendpoint = sk-secret-value-1\n", "[default]: endpoint is not a setting" },
-        { "[default]\nrate_limit = sk-secret-value-1\n", "rate_limit must be a number of requests a minute" },
+        { "[default]\nrate_limit = sk-secret-value-1\n", "[default]: rate_limit must be a number of requests a minute" },
         { "[default]\nsk_secret_value_1234567 = 1\n", "[default]: a name is not a setting" },
       } do
         config(dir, c[1], "600")

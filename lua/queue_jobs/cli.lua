@@ -287,18 +287,32 @@ end
 local function use_profile(cx, opts)
   local wanted = opts.profile or os.getenv("SALAD_PROFILE")
   if wanted == "" then wanted = nil end
-  local p, path = config.load(os.getenv, wanted)   -- (path: the problem, when p is nil)
+  local p, path, _, label = config.load(os.getenv, wanted)   -- (path: the problem, when p is nil)
   if not p then return nil, cx:usage(path) end
+  local where = fmt("config %s: [%s]: ", path, tostring(label))
   if p.rate_limit then
     local v, problem = args.TAKES.rate(p.rate_limit)
-    if v == nil then return nil, cx:usage(fmt("config %s: rate_limit must be %s", path, problem)) end
+    if v == nil then return nil, cx:usage(where .. "rate_limit must be " .. problem) end
     p.rate_limit = v
+  end
+  -- checked here, so that the message says where the value comes from and quotes none of it
+  for _, k in ipairs { "organization", "project" } do
+    if p[k] and not constants.is_name(p[k]) then
+      return nil, cx:usage(where .. k .. " " .. constants.NAME_RULE)
+    end
+  end
+  if p.base_url then
+    local probe, err = queue_jobs.client { api_key = "profile-check", base_url = p.base_url }
+    if not probe then
+      return nil, cx:usage(where .. "base_url " .. tostring(err.message or err):gsub("^.-base_url%s*", ""))
+    end
+    probe:close()
   end
   cx.profile = p
   if (cx.key == nil or cx.key == "") and not opts.api_key_file then
     if p.api_key_file then
       local key, err = config.read_key((p.api_key_file:gsub("^~/", (os.getenv("HOME") or "") .. "/")))
-      if not key then return nil, cx:usage(fmt("config %s: api_key_file: cannot use it: %s", path, err)) end
+      if not key then return nil, cx:usage(where .. "api_key_file: cannot use it: " .. err) end
       cx.key = key
     elseif p.api_key then
       cx.key = p.api_key

@@ -166,9 +166,11 @@ function Config.load(getenv, wanted)
         "organization, project, base_url, api_key_file, rate_limit, api_key")
     end
     if type(v) ~= "string" then v = raw_value(text, section, k) or tostring(v) end
+    -- a comment after the value, after white space (` ; ...`, ` # ...`), is not part of it
+    v = v:gsub("%s+[;#].*$", "")
     out[k] = (v:gsub("^%s+", ""):gsub("%s+$", ""))
   end
-  return out, path, section
+  return out, path, section, label
 end
 
 --- read_key(path) -> key | nil, reason: the key in the file at path, without the white space
