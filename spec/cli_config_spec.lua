@@ -212,4 +212,18 @@ describe("salad-jobs' config file", function()
     assert.are.equal(Q, cli.jsonl(out)[1].name)
   end)
 
+  it("reads a relative api_key_file from the config file's directory", function()
+    emu = cli.start()
+    assert.are.equal(0, (cli.run(emu, { "queues", "create", Q })))
+    local dir = tmpdir()
+    os.execute("mkdir -p " .. q(dir .. "/salad-jobs"))
+    file(dir .. "/salad-jobs/dev.key", cli.KEY .. "\n", "600")
+    config(dir, table.concat({ "[default]", "organization = " .. cli.ORG, "project = " .. cli.PROJ,
+      "base_url = " .. emu.url, "api_key_file = dev.key" }, "\n") .. "\n", "600")
+    -- run elsewhere: the current directory has no dev.key
+    local ok, got = helpers.run({ "sh", "-c", "cd / && " ..
+      helpers.command(cli.argv { "queues" }, { env = cli.env(emu, bare(dir)) }) .. " 2>&1" }, { plain = true })
+    assert.is_true(ok, got)
+    assert.matches(Q, got, 1, true)
+  end)
 end)

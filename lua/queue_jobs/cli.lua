@@ -311,7 +311,7 @@ local function use_profile(cx, opts)
   cx.profile = p
   if (cx.key == nil or cx.key == "") and not opts.api_key_file then
     if p.api_key_file then
-      local key, err = config.read_key((p.api_key_file:gsub("^~/", (os.getenv("HOME") or "") .. "/")))
+      local key, err = config.read_key(p.api_key_file)
       if not key then return nil, cx:usage(where .. "api_key_file: cannot use it: " .. err) end
       cx.key = key
     elseif p.api_key then

@@ -170,6 +170,14 @@ function Config.load(getenv, wanted)
     v = v:gsub("%s+[;#].*$", "")
     out[k] = (v:gsub("^%s+", ""):gsub("%s+$", ""))
   end
+  local kf = out.api_key_file
+  if kf then   -- ~/: the home directory; a relative path: from the config file's directory
+    if kf:sub(1, 2) == "~/" then
+      out.api_key_file = (getenv("HOME") or "") .. kf:sub(2)
+    elseif kf:sub(1, 1) ~= "/" then
+      out.api_key_file = path:match("^(.*)/[^/]*$") .. "/" .. kf
+    end
+  end
   return out, path, section, label
 end
 
