@@ -4,6 +4,8 @@
 local helpers = require "support.helpers"
 local cli = require "support.cli"
 local args = require "queue_jobs.cli.args"
+local scripted = require "support.scripted"
+local tables = require "queue_jobs.cli.tables"
 
 local q = helpers.shell_quote
 local root = os.getenv("QJ_ROOT") or "."
@@ -205,6 +207,43 @@ describe("salad-jobs' command line conventions", function()
     assert.are.equal(1, code)
     assert.are.same({ command = "submit", check = true, lines = 4, jobs = 2, bad = 1 },
       helpers.json.decode(err:match("([^\n]+)\n$")))
+  end)
+
+  it("a table shows no terminal control a server sent, lines up characters, and cuts a long " ..
+     "cell on a terminal", function()
+    local C1, RLO, LRI, PDI = "\194\155", "\226\128\174", "\226\129\166", "\226\129\169"
+    local hostile = "Q" .. C1 .. "2J\27[2Jx" .. RLO .. "evil" .. LRI .. "y" .. PDI .. "\194\133z"
+    local lines = tables.lines(tables.JOB, {
+      { id = hostile, status = "\230\188\162\229\173\151", create_time = "t" },
+      { id = "plain-id", status = "pending", create_time = "t" } })
+    local all = table.concat(lines, "\n")
+    for _, bad in ipairs { C1, RLO, LRI, PDI, "\194\133", "\27" } do
+      assert.is_nil(all:find(bad, 1, true), ("%q"):format(bad))
+    end
+    assert.truthy(lines[2]:find("Q" .. tables.PLACEHOLDER .. "2J [2Jx" .. tables.PLACEHOLDER .. "evil", 1, true))
+    -- the columns line up by characters: STATUS starts at the same character on each line
+    local at = {}
+    for i, l in ipairs(lines) do
+      local a = l:find(i == 1 and "STATUS" or (i == 2 and "\230\188\162" or "pending"), 1, true)
+      at[i] = tables.chars(l:sub(1, a - 1))
+    end
+    assert.are.same({ at[1], at[1] }, { at[2], at[3] })
+    -- a long cell: whole in a file, cut on a terminal
+    local long = ("x"):rep(300)
+    assert.are.equal(300, #tables.lines(tables.JOB, { { id = long } })[2]:match("^(x+)"))
+    local srv = scripted.start { default = { status = 200,
+      body = '{"items":[{"name":"q1","display_name":"' .. long .. '\\u009b2J\\u202e","current_queue_length":3,' ..
+        '"create_time":"t"}]}' } }
+    local base = "http://127.0.0.1:" .. srv.port .. "/api/public"
+    local code, shown = on_terminal(nil, { "queues" }, { SALAD_BASE_URL = base })
+    local code2, out, err = cli.run(nil, { "queues", "-o", "table" }, { env = { SALAD_BASE_URL = base } })
+    srv.stop()
+    assert.are.equal(0, code, shown)
+    local row = shown:match("\n(q1 [^\n]*)")
+    assert.truthy(row, shown)
+    assert.truthy(row:find(" " .. ("x"):rep(tables.MAX_CELL - 1) .. "\226\128\166 ", 1, true), row)
+    assert.are.equal(0, code2, err)
+    assert.truthy(out:find(" " .. long .. tables.PLACEHOLDER .. "2J" .. tables.PLACEHOLDER .. " ", 1, true), out)
   end)
 
   it("completion bash|zsh|fish: scripts of every command and option, no key in them", function()

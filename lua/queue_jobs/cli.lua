@@ -401,6 +401,8 @@ function Cli.main(argv)
     return cx:usage("--output table goes with list, get and queues (the others print JSON lines)")
   end
   cx.table = opts.output == "table" or (opts.output == nil and spec.table and core.isatty(io.stdout))
+  -- on a terminal a table's cells are cut to a width (tables.MAX_CELL); not in a file
+  cx.cell_max = cx.table and core.isatty(io.stdout) and require("queue_jobs.cli.tables").MAX_CELL or nil
   if opts.api_key then
     return cx:usage("--api-key is not taken: every user of this machine can read a command's " ..
       "arguments; set SALAD_API_KEY, or pass --api-key-file FILE")

@@ -196,7 +196,7 @@ local function each_id(op)
     end
     client:close()
     if cx.table and #rows > 0 then
-      for _, l in ipairs(tables.lines(tables.JOB, rows)) do cx:write(l) end
+      for _, l in ipairs(tables.lines(tables.JOB, rows, cx.cell_max)) do cx:write(l) end
     end
     if cx.unprinted and status == 0 then status = 1 end
     return status
@@ -307,7 +307,7 @@ local function list(cx, o, pos)
   end
   client:close()
   if cx.table and n > 0 then
-    for _, l in ipairs(tables.lines(tables.JOB, rows)) do cx:write(l) end
+    for _, l in ipairs(tables.lines(tables.JOB, rows, cx.cell_max)) do cx:write(l) end
   end
   cx:summary({ jobs = n }, fmt("list: %d jobs", n))
   return cx.unprinted and 1 or 0

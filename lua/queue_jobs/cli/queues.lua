@@ -96,7 +96,7 @@ local function run(cx, o, pos)
   client:close()
   if not ok then error(status, 0) end
   if #cx.rows > 0 then
-    for _, l in ipairs(tables.lines(tables.QUEUE, cx.rows)) do cx:write(l) end
+    for _, l in ipairs(tables.lines(tables.QUEUE, cx.rows, cx.cell_max)) do cx:write(l) end
   end
   return status
 end
