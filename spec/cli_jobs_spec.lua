@@ -106,6 +106,29 @@ describe("salad-jobs wait, results, get, list, cancel, secret", function()
     assert.matches("2 of 3 jobs not final", err)
   end)
 
+  it("wait and results --summary-json: the object also when they time out or are interrupted",
+    function()
+    emu = cli.start()
+    local _, journal, _, ids = submitted(3)
+    finish(ids[2], "succeeded")
+    for _, command in ipairs { "wait", "results" } do
+      local code, _, err = cli.run(emu, { command, "--queue", Q, "--journal", journal,
+        "--timeout", "0.5", "--interval", "0.1", "--summary-json" })
+      assert.are.equal(1, code, err)
+      assert.are.same({ command = command, jobs = 3, succeeded = 1, failed = 0, cancelled = 0,
+        timed_out = true, not_final = 2 }, helpers.json.decode(err:match("([^\n]+)\n$")))
+    end
+    local p = cli.spawn(emu, { "results", "--queue", Q, "--journal", journal, "--interval", "600",
+      "--summary-json" })
+    -- the job that ended is printed, then results sleeps 600 s: Ctrl-C then
+    assert.matches(ids[2], p:first_line(20), 1, true)
+    p:signal("INT")
+    assert.are.equal(130, p:wait(), p.stderr)
+    local line = p.stderr:match("\n?([^\n]*)\nsalad%-jobs: interrupted\n$")
+    assert.are.same({ command = "results", jobs = 3, succeeded = 1, failed = 0, cancelled = 0,
+      interrupted = true, not_final = 2 }, helpers.json.decode(line), p.stderr)
+  end)
+
   it("wait exits 130 on Ctrl-C, during its sleep between sweeps", function()
     emu = cli.start()
     local _, journal = submitted(2)

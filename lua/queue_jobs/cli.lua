@@ -423,6 +423,11 @@ function Cli.main(argv)
   if ok and cx.write_error and status == 0 then status = 1 end
   if not ok then
     if status == INTERRUPTED then
+      -- what the command had collected (a table's rows, its --summary-json) goes out first
+      if cx.on_interrupt then
+        local hok, herr = pcall(cx.on_interrupt)
+        if not hok then cx:say("internal error: " .. tostring(herr)) end
+      end
       cx:say("interrupted")
       return 128 + (cx.interrupted() or 2)
     end

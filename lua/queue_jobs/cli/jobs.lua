@@ -148,8 +148,20 @@ local function follow(results)
           count.cancelled .. " cancelled" })
       end
     end
+    local function fields(more)
+      local f = { jobs = #ids, succeeded = count.succeeded, failed = count.failed,
+        cancelled = count.cancelled }
+      for k, v in pairs(more or {}) do f[k] = v end
+      return f
+    end
+    -- --summary-json gives its object however the wait ends: timed out, failed, interrupted
+    cx.on_interrupt = function()
+      p:clear()
+      if o.summary_json then cx:summary(fields { interrupted = true, not_final = #ids - done }) end
+    end
     local jobs, err = client:wait_many { queue_name = queue, ids = ids, on_job = on_job,
       timeout = o.timeout or constants.SECONDS_MAX, interval = o.interval }
+    cx.on_interrupt = nil
     client:close()
     io.stdout:flush()
     p:clear()
@@ -159,10 +171,13 @@ local function follow(results)
       if err.pending then
         cx:say(fmt("%d of %d jobs not final", #err.pending, #ids))
       end
+      if o.summary_json then
+        cx:summary(fields { timed_out = err.kind == "timeout" or nil,
+          error = err.kind ~= "timeout" and tostring(err.kind) or nil, not_final = #ids - done })
+      end
       return 1
     end
-    cx:summary({ jobs = #ids, succeeded = count.succeeded, failed = count.failed,
-      cancelled = count.cancelled }, fmt("%s: %d jobs: %d succeeded, %d failed, %d cancelled",
+    cx:summary(fields(), fmt("%s: %d jobs: %d succeeded, %d failed, %d cancelled",
       cx.command, #ids, count.succeeded, count.failed, count.cancelled))
     return (count.succeeded == #ids and not cx.unprinted) and 0 or 1
   end
