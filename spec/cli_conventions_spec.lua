@@ -122,6 +122,41 @@ describe("salad-jobs' command line conventions", function()
     assert.matches("--output table goes with list, get and queues", err, 1, true)
   end)
 
+  it("takes or refuses an option alike before and after the command's name", function()
+    emu = cli.start()
+    assert.are.equal(0, (cli.run(emu, { "queues", "create", Q })))
+    local f = cli.write_lines { '{"input": 1}' }
+    local version = require("queue_jobs.core")._VERSION
+    for _, pair in ipairs {
+      { { "submit", "--check", "--queue", Q, "--output", "json", f },
+        { "--output", "json", "submit", "--check", "--queue", Q, f } },
+      { { "queues", "--summary-json" }, { "--summary-json", "queues" } },
+      { { "get", "--queue", Q, "--summary-json", "x" }, { "--summary-json", "get", "--queue", Q, "x" } },
+      { { "secret", "--project", "p" }, { "--project", "p", "secret" } },
+      { { "completion", "bash", "--verbose" }, { "--verbose", "completion", "bash" } },
+      { { "help", "--version" }, { "--version", "help" } },
+      { { "help", "-V" }, { "-V", "help" } },
+    } do
+      local c1, o1, e1 = cli.run(emu, pair[1])
+      local c2, o2, e2 = cli.run(emu, pair[2])
+      local what = table.concat(pair[1], " ") .. " / " .. table.concat(pair[2], " ")
+      assert.are.equal(c1, c2, what .. ": " .. e1 .. e2)
+      assert.are.equal(o1, o2, what)
+      if pair[1][1] == "help" then
+        assert.are.equal(0, c1, what)
+        assert.matches(version, o1, 1, true)
+      elseif pair[1][1] == "submit" then
+        assert.are.equal(0, c1, what .. ": " .. e1)
+      else
+        assert.are.equal(2, c1, what)
+        local opt = pair[1][1] == "secret" and "--project" or
+          pair[1][1] == "completion" and "--verbose" or "--summary-json"
+        assert.matches(opt, e1, 1, true)
+        assert.matches(opt, e2, 1, true)
+      end
+    end
+  end)
+
   it("list --limit --status, --output json|table (table on a terminal), get and queues as tables",
     function()
     emu = cli.start()

@@ -80,14 +80,18 @@ end
 Cli.usage_text = usage_text
 
 --- command(name) -> the command's table ({options, usage, run, table}), with its options
--- merged with the global ones (less those it drops), or nil.
+-- merged with the global ones (less those it drops; --summary-json only where it has a
+-- summary; --output, without a help line, where it prints no table), or nil.
 function Cli.command(name)
   for _, c in ipairs(COMMANDS) do
     if c[1] == name and c[2] then
       local spec = require(c[2]).commands[name]
       local options = args.merge(Cli.GLOBAL, spec.options)
       for _, d in ipairs(spec.drops or {}) do options[d] = nil end
-      if not spec.table then options.output = nil end
+      if not spec.table then   -- --output json is what it prints: taken, but not in its help
+        local o = Cli.GLOBAL.output
+        options.output = { short = o.short, arg = o.arg, check = o.check }
+      end
       if not spec.summary then options["summary-json"] = nil end
       return spec, options
     end
@@ -335,6 +339,17 @@ local function help(cx, pos)
   return 0
 end
 
+--- not_taken(gopts, options, name) -> nil, or the problem with the first option given before
+-- the command's name that the command does not take (after its name, args.parse refuses it).
+function Cli.not_taken(gopts, options, name)
+  local given = {}
+  for k in pairs(gopts) do given[#given + 1] = (k:gsub("_", "-")) end
+  table.sort(given)
+  for _, o in ipairs(given) do
+    if not options[o] then return fmt("--%s does not go with %s", o, name) end
+  end
+end
+
 --- version_text() -> "salad-jobs VERSION (Lua ...)".
 function Cli.version_text()
   return fmt("salad-jobs %s (%s)\n", tostring(core._VERSION), _VERSION)
@@ -371,9 +386,16 @@ function Cli.main(argv)
   end
   cx.command = name
   if name == "help" then
-    local hopts, pos = args.parse(argv, at + 1, { help = {} })
+    local hoptions = { help = {}, version = Cli.GLOBAL.version }
+    local refused = Cli.not_taken(gopts, hoptions, name)
+    if refused then return cx:usage(refused) end
+    local hopts, pos = args.parse(argv, at + 1, hoptions)
     if not hopts then return cx:usage(pos) end
-    if hopts.help then pos = { "help" } end
+    if hopts.version then
+      io.stdout:write(Cli.version_text())
+      return 0
+    end
+    if hopts.help or gopts.help then pos = { "help" } end
     if pos[1] == "help" then
       io.stdout:write("usage: salad-jobs help [COMMAND]\n\nPrints the help of salad-jobs, " ..
         "or of COMMAND (as COMMAND --help).\n")
@@ -382,11 +404,13 @@ function Cli.main(argv)
     return help(cx, pos)
   end
   local spec, options = Cli.command(name)
+  -- an option is taken, or refused, on either side of the command's name alike
+  local refused = Cli.not_taken(gopts, options, name)
+  if refused then return cx:usage(refused) end
   local opts, pos = args.parse(argv, at + 1, options)
   if not opts then return cx:usage(pos) end
   for k, v in pairs(gopts) do
-    -- (a global option the command drops, such as secret's --project, is left out)
-    if opts[k] == nil and options[(k:gsub("_", "-"))] then opts[k] = v end
+    if opts[k] == nil then opts[k] = v end
   end
   cx.opts = opts
   if opts.version then
