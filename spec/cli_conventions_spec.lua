@@ -122,7 +122,8 @@ describe("salad-jobs' command line conventions", function()
     assert.matches("--output table goes with list, get and queues", err, 1, true)
   end)
 
-  it("takes or refuses an option alike before and after the command's name", function()
+  it("takes or refuses an option alike before and after the command's name; says a missing " ..
+     "value as missing, and where help is once", function()
     emu = cli.start()
     assert.are.equal(0, (cli.run(emu, { "queues", "create", Q })))
     local f = cli.write_lines { '{"input": 1}' }
@@ -154,6 +155,20 @@ describe("salad-jobs' command line conventions", function()
         assert.matches(opt, e1, 1, true)
         assert.matches(opt, e2, 1, true)
       end
+    end
+    for _, c in ipairs {
+      { { "list", "--queue", Q, "-o" }, "--output needs a value" },
+      { { "list", "--queue", Q, "--output" }, "--output needs a value" },
+      { { "list", "--queue", Q, "--status" }, "--status needs a value" },
+      { { "list", "--queue", Q, "--limit" }, "--limit needs a value" },
+      { { "list", "--queue", Q, "--bogus" }, "--bogus is not an option here (see: salad-jobs list --help)\n" },
+      { { "-Z", "list" }, "-Z is not an option here (see: salad-jobs --help)\n" },
+    } do
+      local code, _, err = cli.run(emu, c[1])
+      assert.are.equal(2, code, err)
+      assert.matches(c[2], err, 1, true)
+      local _, hints = err:gsub("%(see", "")
+      assert.are.equal(1, hints, err)
     end
   end)
 

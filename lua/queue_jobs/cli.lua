@@ -151,8 +151,10 @@ function Cx.shown(arg, what)
   return what
 end
 
---- cx:usage(text) -> 2, after saying text and where help is.
+--- cx:usage(text) -> 2, after saying text and where help is (once: args' own "(see --help)"
+-- gives way to the command's).
 function Cx:usage(text)
+  text = text:gsub(" %(see %-%-help%)$", "")
   self:say(text .. fmt(" (see: salad-jobs %s--help)", self.command and (self.command .. " ") or ""))
   return Cli.USAGE
 end
