@@ -317,6 +317,28 @@ describe("salad-jobs' command line conventions", function()
       { plain = true })
     assert.is_true(ok, got)
     assert.are.equal("--status\ntable\n", got)
+    -- under `set -u`: completion and help complete their word; a command's options once each
+    ok, got = helpers.run({ "bash", "-c", "set -u; . " .. q(script) ..
+      '; t() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=(); ' ..
+      '_salad-jobs; echo "${COMPREPLY[*]}"; }' ..
+      "; t salad-jobs completion ''; t salad-jobs help qu; t salad-jobs list --; t salad-jobs secret --p" ..
+      "; t salad-jobs re" },
+      { plain = true, stderr = true })
+    assert.is_true(ok, got)
+    local said = {}
+    for l in got:gmatch("([^\n]*)\n") do said[#said + 1] = l end
+    assert.are.equal("bash zsh fish", said[1], got)
+    assert.are.equal("queues", said[2], got)
+    local seen = {}
+    for w in said[3]:gmatch("%S+") do
+      assert.is_nil(seen[w], "twice: " .. w)
+      seen[w] = true
+    end
+    assert.truthy(seen["--status"] and seen["--organization"], said[3])
+    assert.are.equal("--profile", said[4], got)   -- secret takes no --project
+    assert.are.equal("results resubmit", said[5], got)   -- (no command yet: cmd was unbound)
+    local _, fish = cli.run(nil, { "completion", "fish" })
+    assert.truthy(fish:find("using_command completion' -xa 'bash zsh fish'", 1, true))
     local c2, _, err = cli.run(nil, { "completion", "tcsh" })
     assert.are.equal(2, c2)
     assert.matches("completion takes one shell: bash, zsh or fish", err, 1, true)
