@@ -478,6 +478,7 @@ describe("salad-jobs' command line conventions", function()
     local made = (build:sub(1, 1) == "/" and build or (root .. "/" .. build)) .. "/salad-jobs.1"
     helpers.shell("rm -f " .. q(made))   -- made again here, with a key set
     local ok, out = helpers.shell(("cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL SALAD_API_KEY=%s " ..
+      "SOURCE_DATE_EPOCH=86400 " ..
       "make -s install-man LUA=%s BUILD=%s PREFIX=/usr DESTDIR=%s"):format(q(root), q(cli.KEY),
       q(helpers.LUA), q(build), q(dir)))
     assert.is_true(ok, out)
@@ -500,6 +501,16 @@ describe("salad-jobs' command line conventions", function()
       assert.truthy(shown:find(s, 1, true), s)
     end
     assert.is_nil(shown:find(cli.KEY, 1, true))
+    -- its date is SOURCE_DATE_EPOCH's (the same build after build); it reads in 80 columns;
+    -- it names no file that is not installed
+    assert.matches('^%.TH SALAD\\%-JOBS 1 "1970%-01%-02" ', helpers.read_file(page))
+    ok, shown = helpers.run("MANWIDTH=80 man -l " .. q(page) .. " 2>&1 | col -bx",
+      { env = { PAGER = "cat" }, plain = true })
+    assert.is_true(ok, shown)
+    for line in shown:gmatch("[^\n]+") do
+      assert.is_true(#line:gsub("[\128-\191]", "") <= 80, line)
+    end
+    assert.is_nil(shown:find("SEE ALSO", 1, true))
   end)
 end)
 
