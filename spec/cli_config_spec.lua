@@ -34,6 +34,9 @@ local function file(path, s, mode)
   return path
 end
 
+-- (A command run inside sh below gets `make check`'s sanitizer settings through
+-- helpers.sanitizer_env, sh itself runs without them.)
+
 -- The environment of a user with no SALAD_* settings: all from the profile.
 local function bare(dir, extra)
   local e = { XDG_CONFIG_HOME = dir, HOME = dir, SALAD_API_KEY = false, SALAD_BASE_URL = false,
@@ -120,7 +123,8 @@ describe("salad-jobs' config file", function()
     assert.are.equal(0, code, err)
     -- a pipe is read as it is (its mode is the pipe's)
     local ok, got = helpers.run({ "sh", "-c", "cat " .. q(kf) .. " | " ..
-      helpers.command(cli.argv { "--api-key-file", "/dev/stdin", "queues" }, { env = cli.env(nil, bare(dir)) }) ..
+      helpers.command(cli.argv { "--api-key-file", "/dev/stdin", "queues" },
+        { env = helpers.sanitizer_env(cli.env(nil, bare(dir))) }) ..
       " >/dev/null" }, { plain = true })
     assert.is_true(ok, got)
     assert.are.equal(2, #srv.requests())
@@ -222,7 +226,7 @@ describe("salad-jobs' config file", function()
       "base_url = " .. emu.url, "api_key_file = dev.key" }, "\n") .. "\n", "600")
     -- run elsewhere: the current directory has no dev.key
     local ok, got = helpers.run({ "sh", "-c", "cd / && " ..
-      helpers.command(cli.argv { "queues" }, { env = cli.env(emu, bare(dir)) }) .. " 2>&1" }, { plain = true })
+      helpers.command(cli.argv { "queues" }, { env = helpers.sanitizer_env(cli.env(emu, bare(dir))) }) .. " 2>&1" }, { plain = true })
     assert.is_true(ok, got)
     assert.matches(Q, got, 1, true)
   end)
