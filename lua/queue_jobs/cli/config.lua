@@ -109,10 +109,17 @@ end
 function Config.load(getenv, wanted)
   local path = Config.path(getenv)
   local lfs = lfs_or_nil()
-  if not lfs then
-    return nil, fmt("config %s: LuaFileSystem (lua-filesystem) is needed to check it", path)
+  local attr, failed, errno
+  if lfs then
+    attr, failed, errno = lfs.attributes(path)
+  else   -- without LuaFileSystem, no config file is still no config
+    local f, _, code = io.open(path, "rb")
+    if f then f:close() end
+    if f or code ~= 2 then
+      return nil, fmt("config %s: LuaFileSystem (lua-filesystem) is needed to check it", path)
+    end
+    errno = code
   end
-  local attr, failed, errno = lfs.attributes(path)
   if not attr and errno == 2 then   -- ENOENT: no config (any other failure is one)
     if wanted then
       return nil, fmt("config: no profile %s: there is no %s", shown(wanted, "as given"), path)
