@@ -194,7 +194,8 @@ end
 -- never quotes the path, which could be the key typed in the wrong place.
 function Config.read_key(path)
   local lfs = lfs_or_nil()
-  local attr = lfs and lfs.attributes(path)
+  if not lfs then return nil, "LuaFileSystem (lua-filesystem) is needed to check its permissions" end
+  local attr = lfs.attributes(path)
   if attr and attr.mode == "file" and type(attr.permissions) == "string" and
       attr.permissions:sub(4) ~= "------" then
     return nil, "its group or others may read it (chmod 600 it): refused, as ssh refuses an " ..
