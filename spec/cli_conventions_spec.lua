@@ -4,6 +4,8 @@
 local helpers = require "support.helpers"
 local cli = require "support.cli"
 local args = require "queue_jobs.cli.args"
+local scripted = require "support.scripted"
+local tables = require "queue_jobs.cli.tables"
 
 local q = helpers.shell_quote
 local root = os.getenv("QJ_ROOT") or "."
@@ -120,6 +122,56 @@ describe("salad-jobs' command line conventions", function()
     assert.matches("--output table goes with list, get and queues", err, 1, true)
   end)
 
+  it("takes or refuses an option alike before and after the command's name; says a missing " ..
+     "value as missing, and where help is once", function()
+    emu = cli.start()
+    assert.are.equal(0, (cli.run(emu, { "queues", "create", Q })))
+    local f = cli.write_lines { '{"input": 1}' }
+    local version = require("queue_jobs.core")._VERSION
+    for _, pair in ipairs {
+      { { "submit", "--check", "--queue", Q, "--output", "json", f },
+        { "--output", "json", "submit", "--check", "--queue", Q, f } },
+      { { "queues", "--summary-json" }, { "--summary-json", "queues" } },
+      { { "get", "--queue", Q, "--summary-json", "x" }, { "--summary-json", "get", "--queue", Q, "x" } },
+      { { "secret", "--project", "p" }, { "--project", "p", "secret" } },
+      { { "completion", "bash", "--verbose" }, { "--verbose", "completion", "bash" } },
+      { { "help", "--version" }, { "--version", "help" } },
+      { { "help", "-V" }, { "-V", "help" } },
+    } do
+      local c1, o1, e1 = cli.run(emu, pair[1])
+      local c2, o2, e2 = cli.run(emu, pair[2])
+      local what = table.concat(pair[1], " ") .. " / " .. table.concat(pair[2], " ")
+      assert.are.equal(c1, c2, what .. ": " .. e1 .. e2)
+      assert.are.equal(o1, o2, what)
+      if pair[1][1] == "help" then
+        assert.are.equal(0, c1, what)
+        assert.matches(version, o1, 1, true)
+      elseif pair[1][1] == "submit" then
+        assert.are.equal(0, c1, what .. ": " .. e1)
+      else
+        assert.are.equal(2, c1, what)
+        local opt = pair[1][1] == "secret" and "--project" or
+          pair[1][1] == "completion" and "--verbose" or "--summary-json"
+        assert.matches(opt, e1, 1, true)
+        assert.matches(opt, e2, 1, true)
+      end
+    end
+    for _, c in ipairs {
+      { { "list", "--queue", Q, "-o" }, "--output needs a value" },
+      { { "list", "--queue", Q, "--output" }, "--output needs a value" },
+      { { "list", "--queue", Q, "--status" }, "--status needs a value" },
+      { { "list", "--queue", Q, "--limit" }, "--limit needs a value" },
+      { { "list", "--queue", Q, "--bogus" }, "--bogus is not an option here (see: salad-jobs list --help)\n" },
+      { { "-Z", "list" }, "-Z is not an option here (see: salad-jobs --help)\n" },
+    } do
+      local code, _, err = cli.run(emu, c[1])
+      assert.are.equal(2, code, err)
+      assert.matches(c[2], err, 1, true)
+      local _, hints = err:gsub("%(see", "")
+      assert.are.equal(1, hints, err)
+    end
+  end)
+
   it("list --limit --status, --output json|table (table on a terminal), get and queues as tables",
     function()
     emu = cli.start()
@@ -207,6 +259,43 @@ describe("salad-jobs' command line conventions", function()
       helpers.json.decode(err:match("([^\n]+)\n$")))
   end)
 
+  it("a table shows no terminal control a server sent, lines up characters, and cuts a long " ..
+     "cell on a terminal", function()
+    local C1, RLO, LRI, PDI = "\194\155", "\226\128\174", "\226\129\166", "\226\129\169"
+    local hostile = "Q" .. C1 .. "2J\27[2Jx" .. RLO .. "evil" .. LRI .. "y" .. PDI .. "\194\133z"
+    local lines = tables.lines(tables.JOB, {
+      { id = hostile, status = "\230\188\162\229\173\151", create_time = "t" },
+      { id = "plain-id", status = "pending", create_time = "t" } })
+    local all = table.concat(lines, "\n")
+    for _, bad in ipairs { C1, RLO, LRI, PDI, "\194\133", "\27" } do
+      assert.is_nil(all:find(bad, 1, true), ("%q"):format(bad))
+    end
+    assert.truthy(lines[2]:find("Q" .. tables.PLACEHOLDER .. "2J [2Jx" .. tables.PLACEHOLDER .. "evil", 1, true))
+    -- the columns line up by characters: STATUS starts at the same character on each line
+    local at = {}
+    for i, l in ipairs(lines) do
+      local a = l:find(i == 1 and "STATUS" or (i == 2 and "\230\188\162" or "pending"), 1, true)
+      at[i] = tables.chars(l:sub(1, a - 1))
+    end
+    assert.are.same({ at[1], at[1] }, { at[2], at[3] })
+    -- a long cell: whole in a file, cut on a terminal
+    local long = ("x"):rep(300)
+    assert.are.equal(300, #tables.lines(tables.JOB, { { id = long } })[2]:match("^(x+)"))
+    local srv = scripted.start { default = { status = 200,
+      body = '{"items":[{"name":"q1","display_name":"' .. long .. '\\u009b2J\\u202e","current_queue_length":3,' ..
+        '"create_time":"t"}]}' } }
+    local base = "http://127.0.0.1:" .. srv.port .. "/api/public"
+    local code, shown = on_terminal(nil, { "queues" }, { SALAD_BASE_URL = base })
+    local code2, out, err = cli.run(nil, { "queues", "-o", "table" }, { env = { SALAD_BASE_URL = base } })
+    srv.stop()
+    assert.are.equal(0, code, shown)
+    local row = shown:match("\n(q1 [^\n]*)")
+    assert.truthy(row, shown)
+    assert.truthy(row:find(" " .. ("x"):rep(tables.MAX_CELL - 1) .. "\226\128\166 ", 1, true), row)
+    assert.are.equal(0, code2, err)
+    assert.truthy(out:find(" " .. long .. tables.PLACEHOLDER .. "2J" .. tables.PLACEHOLDER .. " ", 1, true), out)
+  end)
+
   it("completion bash|zsh|fish: scripts of every command and option, no key in them", function()
     for _, shell in ipairs { "bash", "zsh", "fish" } do
       local code, out, err = cli.run(nil, { "completion", shell })
@@ -228,6 +317,28 @@ describe("salad-jobs' command line conventions", function()
       { plain = true })
     assert.is_true(ok, got)
     assert.are.equal("--status\ntable\n", got)
+    -- under `set -u`: completion and help complete their word; a command's options once each
+    ok, got = helpers.run({ "bash", "-c", "set -u; . " .. q(script) ..
+      '; t() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=(); ' ..
+      '_salad-jobs; echo "${COMPREPLY[*]}"; }' ..
+      "; t salad-jobs completion ''; t salad-jobs help qu; t salad-jobs list --; t salad-jobs secret --p" ..
+      "; t salad-jobs re" },
+      { plain = true, stderr = true })
+    assert.is_true(ok, got)
+    local said = {}
+    for l in got:gmatch("([^\n]*)\n") do said[#said + 1] = l end
+    assert.are.equal("bash zsh fish", said[1], got)
+    assert.are.equal("queues", said[2], got)
+    local seen = {}
+    for w in said[3]:gmatch("%S+") do
+      assert.is_nil(seen[w], "twice: " .. w)
+      seen[w] = true
+    end
+    assert.truthy(seen["--status"] and seen["--organization"], said[3])
+    assert.are.equal("--profile", said[4], got)   -- secret takes no --project
+    assert.are.equal("results resubmit", said[5], got)   -- (no command yet: cmd was unbound)
+    local _, fish = cli.run(nil, { "completion", "fish" })
+    assert.truthy(fish:find("using_command completion' -xa 'bash zsh fish'", 1, true))
     local c2, _, err = cli.run(nil, { "completion", "tcsh" })
     assert.are.equal(2, c2)
     assert.matches("completion takes one shell: bash, zsh or fish", err, 1, true)
@@ -257,6 +368,7 @@ describe("salad-jobs' command line conventions", function()
       local keyfile = dir .. "/key"   -- given as ~/key, HOME being dir
       local closed = "http://127.0.0.1:" .. helpers.free_port() .. "/api/public"
       helpers.write_file(keyfile, cli.KEY .. "\n")
+      assert(helpers.shell("chmod 600 " .. q(keyfile)))   -- a key file others may read is refused
       config(dir, table.concat({
         "; salad-jobs profiles",
         "[default]",
@@ -341,10 +453,10 @@ describe("salad-jobs' command line conventions", function()
        "quoting no value", function()
       local dir = tmpdir()
       for _, c in ipairs {
-        { "[default]\nbase-url = sk-secret-value-1\n", "line 2 is not a [section]" },
-        { "[default]\nsk-secret-value-1\n", "line 2 is not a [section]" },
+        { "[default]\nbase-url = sk-secret-value-1\n", "line 2: not a [section]" },
+        { "[default]\nsk-secret-value-1\n", "line 2: not a [section]" },
         { "[default]\nendpoint = sk-secret-value-1\n", "[default]: endpoint is not a setting" },
-        { "[default]\nrate_limit = sk-secret-value-1\n", "rate_limit must be a number of requests a minute" },
+        { "[default]\nrate_limit = sk-secret-value-1\n", "[default]: rate_limit must be a number of requests a minute" },
         { "[default]\nsk_secret_value_1234567 = 1\n", "[default]: a name is not a setting" },
       } do
         config(dir, c[1], "600")
@@ -366,6 +478,7 @@ describe("salad-jobs' command line conventions", function()
     local made = (build:sub(1, 1) == "/" and build or (root .. "/" .. build)) .. "/salad-jobs.1"
     helpers.shell("rm -f " .. q(made))   -- made again here, with a key set
     local ok, out = helpers.shell(("cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL SALAD_API_KEY=%s " ..
+      "SOURCE_DATE_EPOCH=86400 " ..
       "make -s install-man LUA=%s BUILD=%s PREFIX=/usr DESTDIR=%s"):format(q(root), q(cli.KEY),
       q(helpers.LUA), q(build), q(dir)))
     assert.is_true(ok, out)
@@ -388,6 +501,16 @@ describe("salad-jobs' command line conventions", function()
       assert.truthy(shown:find(s, 1, true), s)
     end
     assert.is_nil(shown:find(cli.KEY, 1, true))
+    -- its date is SOURCE_DATE_EPOCH's (the same build after build); it reads in 80 columns;
+    -- it names no file that is not installed
+    assert.matches('^%.TH SALAD\\%-JOBS 1 "1970%-01%-02" ', helpers.read_file(page))
+    ok, shown = helpers.run("MANWIDTH=80 man -l " .. q(page) .. " 2>&1 | col -bx",
+      { env = { PAGER = "cat" }, plain = true })
+    assert.is_true(ok, shown)
+    for line in shown:gmatch("[^\n]+") do
+      assert.is_true(#line:gsub("[\128-\191]", "") <= 80, line)
+    end
+    assert.is_nil(shown:find("SEE ALSO", 1, true))
   end)
 end)
 

@@ -2,6 +2,7 @@
 -- against the emulator, with the jobs moved by its control API.
 local helpers = require "support.helpers"
 local cli = require "support.cli"
+local scripted = require "support.scripted"
 
 local Q = cli.Q
 
@@ -106,6 +107,76 @@ describe("salad-jobs wait, results, get, list, cancel, secret", function()
     assert.matches("2 of 3 jobs not final", err)
   end)
 
+  it("wait and results --summary-json: the object also when they time out or are interrupted",
+    function()
+    emu = cli.start()
+    local _, journal, _, ids = submitted(3)
+    finish(ids[2], "succeeded")
+    for _, command in ipairs { "wait", "results" } do
+      local code, _, err = cli.run(emu, { command, "--queue", Q, "--journal", journal,
+        "--timeout", "0.5", "--interval", "0.1", "--summary-json" })
+      assert.are.equal(1, code, err)
+      assert.are.same({ command = command, jobs = 3, succeeded = 1, failed = 0, cancelled = 0,
+        timed_out = true, not_final = 2 }, helpers.json.decode(err:match("([^\n]+)\n$")))
+    end
+    local p = cli.spawn(emu, { "results", "--queue", Q, "--journal", journal, "--interval", "600",
+      "--summary-json" })
+    -- the job that ended is printed, then results sleeps 600 s: Ctrl-C then
+    assert.matches(ids[2], p:first_line(20), 1, true)
+    p:signal("INT")
+    assert.are.equal(130, p:wait(), p.stderr)
+    local line = p.stderr:match("\n?([^\n]*)\nsalad%-jobs: interrupted\n$")
+    assert.are.same({ command = "results", jobs = 3, succeeded = 1, failed = 0, cancelled = 0,
+      interrupted = true, not_final = 2 }, helpers.json.decode(line), p.stderr)
+  end)
+
+  it("list, get and queues get -o table print the rows read so far on Ctrl-C, then exit 130", function()
+    local function job(i)
+      return ('{"id":"00000000-0000-4000-8000-%012d","status":"pending","create_time":"t%d"}'):format(i, i)
+    end
+    local function id(i) return ("00000000-0000-4000-8000-%012d"):format(i) end
+    -- the second request is answered once Ctrl-C was sent (a request in flight ends first);
+    -- the third never begins
+    for _, c in ipairs {
+      { { "list", "--queue", Q, "-o", "table", "--summary-json" },
+        { "{\"items\":[" .. job(1) .. "]}", "{\"items\":[" .. job(2) .. "]}" } },
+      { { "get", "--queue", Q, "-o", "table", id(1), id(2), id(3) }, { job(1), job(2) } },
+      { { "queues", "get", "-o", "table", "q1", "q2", "q3" },
+        { '{"name":"q1","create_time":"t1"}', '{"name":"q2","create_time":"t2"}' } },
+    } do
+      local srv = scripted.start(function(w)
+        return { { status = 200, body = c[2][1] }, { status = 200, body = c[2][2], gate = w.gate },
+          default = { hang = true } }
+      end)
+      local p = cli.spawn(nil, c[1], { env = { SALAD_BASE_URL = "http://127.0.0.1:" .. srv.port .. "/api/public" } })
+      assert.truthy(helpers.wait_for(function() return #srv.requests() >= 2 end, 20))
+      p:signal("INT")
+      srv.open()
+      local code = p:wait()
+      local n = #srv.requests()
+      srv.stop()
+      srv.remove()
+      assert.are.equal(130, code, p.stderr)
+      assert.are.equal(2, n)
+      local lines = {}
+      for l in p.stdout:gmatch("[^\n]+") do lines[#lines + 1] = l end
+      assert.are.equal(3, #lines, p.stdout)
+      if c[1][1] == "queues" then
+        assert.matches("^NAME +DISPLAY NAME +PENDING +CREATED", lines[1])
+        assert.matches("^q1 +%- +%- +t1$", lines[2])
+        assert.matches("^q2 +%- +%- +t2$", lines[3])
+      else
+        assert.matches("^ID +STATUS +CREATED", lines[1])
+        assert.matches("^" .. id(1):gsub("%-", "%%-") .. " +pending +t1", lines[2])
+        assert.matches("^" .. id(2):gsub("%-", "%%-") .. " +pending +t2", lines[3])
+      end
+      assert.matches("salad%-jobs: interrupted\n$", p.stderr)
+      if c[1][1] == "list" then
+        assert.matches('{"command":"list","interrupted":true,"jobs":2}\nsalad-jobs: interrupted\n', p.stderr, 1, true)
+      end
+    end
+  end)
+
   it("wait exits 130 on Ctrl-C, during its sleep between sweeps", function()
     emu = cli.start()
     local _, journal = submitted(2)
@@ -179,7 +250,6 @@ describe("salad-jobs wait, results, get, list, cancel, secret", function()
 
   it("never prints the key, not even when a server echoes it into a job, and not a short key", function()
     emu = cli.start()
-    local scripted = require "support.scripted"
     local short = "k3y"
     local job = { id = "11111111-1111-4111-8111-111111111111", status = "pending", input = {
       note = "your key is " .. cli.KEY .. " and " .. short }, events = {}, create_time =

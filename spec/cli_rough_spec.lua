@@ -217,6 +217,7 @@ describe("salad-jobs' rough edges", function()
     end
     local kf = cli.tmp()
     helpers.write_file(kf, KEY .. "\n")
+    os.execute("chmod 600 " .. kf)   -- a key file others may read is refused
     local code, _, err = cli.run(emu, { "list", "--queue", Q, "--api-key-file", kf }, { env = { SALAD_API_KEY = false } })
     assert.are.equal(0, code, err)
   end)

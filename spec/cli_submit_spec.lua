@@ -408,6 +408,7 @@ describe("salad-jobs submit", function()
     end
     -- the key from a file works the same, and is not printed either
     local kf = cli.write_lines { KEY }
+    os.execute("chmod 600 " .. kf)   -- a key file others may read is refused
     local _, o, e = cli.run(emu, { "--verbose", "--api-key-file", kf, "list", "--queue", Q },
       { env = { SALAD_API_KEY = false } })
     assert.matches("GET http", e)

@@ -10,6 +10,9 @@
  *                                                fflush, then cuts the file to size bytes (a
  *                                                record cut by a crash goes)
  *   core.isatty(fh) -> boolean                   whether the file is a terminal
+ *   core.getuid() -> integer                     the real user id (salad-jobs refuses a
+ *                                                config file another user owns:
+ *                                                lua/queue_jobs/cli/config.lua)
  *
  * The message names the system's error (strerror), never the file's contents.
  */
@@ -72,11 +75,17 @@ static int file_isatty(lua_State *L) {
   return 1;
 }
 
+static int user_id(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getuid());
+  return 1;
+}
+
 int qj_fileio_open(lua_State *L) {
   static const luaL_Reg funcs[] = {{"file_sync", file_sync},
                                    {"file_lock", file_lock},
                                    {"file_truncate", file_truncate},
                                    {"isatty", file_isatty},
+                                   {"getuid", user_id},
                                    {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);
   return 0;

@@ -80,14 +80,18 @@ end
 Cli.usage_text = usage_text
 
 --- command(name) -> the command's table ({options, usage, run, table}), with its options
--- merged with the global ones (less those it drops), or nil.
+-- merged with the global ones (less those it drops; --summary-json only where it has a
+-- summary; --output, without a help line, where it prints no table), or nil.
 function Cli.command(name)
   for _, c in ipairs(COMMANDS) do
     if c[1] == name and c[2] then
       local spec = require(c[2]).commands[name]
       local options = args.merge(Cli.GLOBAL, spec.options)
       for _, d in ipairs(spec.drops or {}) do options[d] = nil end
-      if not spec.table then options.output = nil end
+      if not spec.table then   -- --output json is what it prints: taken, but not in its help
+        local o = Cli.GLOBAL.output
+        options.output = { short = o.short, arg = o.arg, check = o.check }
+      end
       if not spec.summary then options["summary-json"] = nil end
       return spec, options
     end
@@ -147,8 +151,10 @@ function Cx.shown(arg, what)
   return what
 end
 
---- cx:usage(text) -> 2, after saying text and where help is.
+--- cx:usage(text) -> 2, after saying text and where help is (once: args' own "(see --help)"
+-- gives way to the command's).
 function Cx:usage(text)
+  text = text:gsub(" %(see %-%-help%)$", "")
   self:say(text .. fmt(" (see: salad-jobs %s--help)", self.command and (self.command .. " ") or ""))
   return Cli.USAGE
 end
@@ -196,6 +202,13 @@ local function watching(cx, o, stop)
   return o
 end
 
+-- The environment variable name's value; nil when unset or empty (an empty one overrides
+-- nothing, as with SALAD_PROFILE and SALAD_API_KEY).
+local function env_value(name)
+  local v = os.getenv(name)
+  if v ~= "" then return v end
+end
+
 --- cx:client([engine], stop, exact) -> client | nil, 2: the client of the global options and
 -- the environment (the error said). stop: a signal raises INTERRUPTED from its waits and
 -- requests (commands that have nothing to finish). exact: the answers' numbers that are not
@@ -209,10 +222,10 @@ function Cx:client(engine, stop, exact)
   local rate_limit = o.rate_limit
   if rate_limit == nil then rate_limit = p.rate_limit end
   local client, err = queue_jobs.client(watching(self, {
-    api_key = self.key, base_url = o.base_url or os.getenv("SALAD_BASE_URL") or p.base_url,
+    api_key = self.key, base_url = o.base_url or env_value("SALAD_BASE_URL") or p.base_url,
     engine = engine,
-    organization_name = o.organization or os.getenv("SALAD_ORGANIZATION") or p.organization,
-    project_name = o.project or os.getenv("SALAD_PROJECT") or p.project,
+    organization_name = o.organization or env_value("SALAD_ORGANIZATION") or p.organization,
+    project_name = o.project or env_value("SALAD_PROJECT") or p.project,
     timeout = o.request_timeout, retries = o.retries,
     rate_limit = rate_limit, exact_numbers = exact or nil,
   }, stop))
@@ -275,31 +288,37 @@ local function trimmed(key)
   return (key:gsub("^%s+", ""):gsub("%s+$", ""))
 end
 
-local function read_key(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, (err:gsub("^.*: ", "")) end   -- the reason alone: the "path" could be the key
-  local s = f:read("*a") or ""
-  f:close()
-  return trimmed(s)
-end
-
 -- The profile's settings (cx.profile) and the key it gives when neither SALAD_API_KEY nor
 -- --api-key-file does: true, or nil and the exit status (said).
 local function use_profile(cx, opts)
   local wanted = opts.profile or os.getenv("SALAD_PROFILE")
   if wanted == "" then wanted = nil end
-  local p, path = config.load(os.getenv, wanted)   -- (path: the problem, when p is nil)
+  local p, path, _, label = config.load(os.getenv, wanted)   -- (path: the problem, when p is nil)
   if not p then return nil, cx:usage(path) end
+  local where = fmt("config %s: [%s]: ", path, tostring(label))
   if p.rate_limit then
     local v, problem = args.TAKES.rate(p.rate_limit)
-    if v == nil then return nil, cx:usage(fmt("config %s: rate_limit must be %s", path, problem)) end
+    if v == nil then return nil, cx:usage(where .. "rate_limit must be " .. problem) end
     p.rate_limit = v
+  end
+  -- checked here, so that the message says where the value comes from and quotes none of it
+  for _, k in ipairs { "organization", "project" } do
+    if p[k] and not constants.is_name(p[k]) then
+      return nil, cx:usage(where .. k .. " " .. constants.NAME_RULE)
+    end
+  end
+  if p.base_url then
+    local probe, err = queue_jobs.client { api_key = "profile-check", base_url = p.base_url }
+    if not probe then
+      return nil, cx:usage(where .. "base_url " .. tostring(err.message or err):gsub("^.-base_url%s*", ""))
+    end
+    probe:close()
   end
   cx.profile = p
   if (cx.key == nil or cx.key == "") and not opts.api_key_file then
     if p.api_key_file then
-      local key, err = read_key((p.api_key_file:gsub("^~/", (os.getenv("HOME") or "") .. "/")))
-      if not key then return nil, cx:usage(fmt("config %s: api_key_file: cannot read it: %s", path, err)) end
+      local key, err = config.read_key(p.api_key_file)
+      if not key then return nil, cx:usage(where .. "api_key_file: cannot use it: " .. err) end
       cx.key = key
     elseif p.api_key then
       cx.key = p.api_key
@@ -320,6 +339,17 @@ local function help(cx, pos)
   end
   io.stdout:write(Cli.help_text(pos[1]))
   return 0
+end
+
+--- not_taken(gopts, options, name) -> nil, or the problem with the first option given before
+-- the command's name that the command does not take (after its name, args.parse refuses it).
+function Cli.not_taken(gopts, options, name)
+  local given = {}
+  for k in pairs(gopts) do given[#given + 1] = (k:gsub("_", "-")) end
+  table.sort(given)
+  for _, o in ipairs(given) do
+    if not options[o] then return fmt("--%s does not go with %s", o, name) end
+  end
 end
 
 --- version_text() -> "salad-jobs VERSION (Lua ...)".
@@ -358,9 +388,16 @@ function Cli.main(argv)
   end
   cx.command = name
   if name == "help" then
-    local hopts, pos = args.parse(argv, at + 1, { help = {} })
+    local hoptions = { help = {}, version = Cli.GLOBAL.version }
+    local refused = Cli.not_taken(gopts, hoptions, name)
+    if refused then return cx:usage(refused) end
+    local hopts, pos = args.parse(argv, at + 1, hoptions)
     if not hopts then return cx:usage(pos) end
-    if hopts.help then pos = { "help" } end
+    if hopts.version then
+      io.stdout:write(Cli.version_text())
+      return 0
+    end
+    if hopts.help or gopts.help then pos = { "help" } end
     if pos[1] == "help" then
       io.stdout:write("usage: salad-jobs help [COMMAND]\n\nPrints the help of salad-jobs, " ..
         "or of COMMAND (as COMMAND --help).\n")
@@ -369,11 +406,13 @@ function Cli.main(argv)
     return help(cx, pos)
   end
   local spec, options = Cli.command(name)
+  -- an option is taken, or refused, on either side of the command's name alike
+  local refused = Cli.not_taken(gopts, options, name)
+  if refused then return cx:usage(refused) end
   local opts, pos = args.parse(argv, at + 1, options)
   if not opts then return cx:usage(pos) end
   for k, v in pairs(gopts) do
-    -- (a global option the command drops, such as secret's --project, is left out)
-    if opts[k] == nil and options[(k:gsub("_", "-"))] then opts[k] = v end
+    if opts[k] == nil then opts[k] = v end
   end
   cx.opts = opts
   if opts.version then
@@ -388,13 +427,15 @@ function Cli.main(argv)
     return cx:usage("--output table goes with list, get and queues (the others print JSON lines)")
   end
   cx.table = opts.output == "table" or (opts.output == nil and spec.table and core.isatty(io.stdout))
+  -- on a terminal a table's cells are cut to a width (tables.MAX_CELL); not in a file
+  cx.cell_max = cx.table and core.isatty(io.stdout) and require("queue_jobs.cli.tables").MAX_CELL or nil
   if opts.api_key then
     return cx:usage("--api-key is not taken: every user of this machine can read a command's " ..
       "arguments; set SALAD_API_KEY, or pass --api-key-file FILE")
   end
   if opts.api_key_file then
-    local key, err = read_key(opts.api_key_file)
-    if not key then return cx:usage("--api-key-file: cannot read it: " .. err) end
+    local key, err = config.read_key(opts.api_key_file)
+    if not key then return cx:usage("--api-key-file: cannot use it: " .. err) end
     cx.key = key
   end
   if not spec.local_only then
@@ -408,6 +449,11 @@ function Cli.main(argv)
   if ok and cx.write_error and status == 0 then status = 1 end
   if not ok then
     if status == INTERRUPTED then
+      -- what the command had collected (a table's rows, its --summary-json) goes out first
+      if cx.on_interrupt then
+        local hok, herr = pcall(cx.on_interrupt)
+        if not hok then cx:say("internal error: " .. tostring(herr)) end
+      end
       cx:say("interrupted")
       return 128 + (cx.interrupted() or 2)
     end

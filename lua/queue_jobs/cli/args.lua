@@ -53,7 +53,10 @@ local function value_of(argv, i, o, name, value, style, a)
     if value == nil then
       i = i + 1
       value = argv[i]
-      if value == nil and not o.check then return nil, fmt("--%s needs a value", name) end
+      -- (another program's style words a missing value in its check, given nil)
+      if value == nil and not (o.check and style) then
+        return nil, fmt("--%s needs a value", name)
+      end
     end
     if o.check then
       local v, problem = o.check(value, "--" .. name)
@@ -92,9 +95,10 @@ end
 
 --- parse(argv, first, options [, stop [, style]]) -> opts, positional, next | nil, problem.
 -- options maps each long name to {takes = "string" | "count" | ... (Args.TAKES), or check =
--- function(value, "--name") -> v | nil, problem (the option words its own problem, and is
--- given nil when the value is missing); neither: a flag, no value; key = the field of opts
--- (default: the name, its dashes as underscores); list = true: each time it is given, its
+-- function(value, "--name") -> v | nil, problem (the option words its own problem; given nil
+-- when the value is missing only with a style, else the problem is "--name needs a value");
+-- neither: a flag, no value; key = the field of opts (default: the name, its dashes as
+-- underscores); list = true: each time it is given, its
 -- value is added to the list opts[key]; ends = true: parse returns as soon as it is given;
 -- short = "q": -q is the option too, -o VALUE or -oVALUE one that takes a value}.
 -- -h is --help. With stop, it stops at the first argument that is not an option: next is its

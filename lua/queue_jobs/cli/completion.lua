@@ -6,6 +6,17 @@ local argparse = require "argparse"
 
 local C = { commands = {} }
 
+local SHELL_NAMES = { "bash", "zsh", "fish" }
+
+-- The names of the commands that have a help (all but help).
+local function names_of(cli)
+  local names = {}
+  for _, c in ipairs(cli.COMMANDS) do
+    if c[2] then names[#names + 1] = c[1] end
+  end
+  return names
+end
+
 -- The argparse parser of salad-jobs: its global options, each command with its own, their
 -- help lines, and the values an option takes when they are a few words.
 local function parser(cli)
@@ -39,8 +50,42 @@ local function parser(cli)
       local _, options = cli.command(c[1])
       add(cmd, options)
     end
+    -- the words after completion and help (zsh completes them; bash and fish: below)
+    if c[1] == "completion" then cmd:argument("shell"):choices(SHELL_NAMES) end
+    if c[1] == "help" then
+      add(cmd, { version = cli.GLOBAL.version })
+      cmd:argument("command"):args("?"):choices(names_of(cli))
+    end
   end
   return p
+end
+
+-- What lua-argparse's scripts lack, put right on their text (argparse 0.7): bash's, a command's
+-- options only once (its own list holds the global ones it takes, so it replaces the global
+-- list instead of adding to it), `cmd` set before use (`set -u` runs completions too), and
+-- the words after completion and help in bash and fish.
+local function bash_fixed(text, cli)
+  local n
+  text, n = text:gsub('\n(%s+)opts="%$opts ', '\n%1opts="')
+  assert(n > 0, "argparse's bash script changed: no command's opts")
+  text, n = text:gsub("(\n    local args cur prev cmd opts arg\n)", "%1    cmd=\"\"\n", 1)
+  assert(n == 1, "argparse's bash script changed: no locals")
+  local words = "\n    if [[ \"$cur\" != -* ]]; then\n        case \"$cmd\" in\n" ..
+    "            completion) COMPREPLY=($(compgen -W \"" .. table.concat(SHELL_NAMES, " ") ..
+    "\" -- \"$cur\")) ;;\n" ..
+    "            help) COMPREPLY=($(compgen -W \"" .. table.concat(names_of(cli), " ") ..
+    "\" -- \"$cur\")) ;;\n        esac\n    fi\n"
+  text, n = text:gsub('(\n    if %[%[ "%$cur" = %-%* %]%]; then\n)', function(s) return words .. s end, 1)
+  assert(n == 1, "argparse's bash script changed: no option words")
+  return text
+end
+
+local function fish_fixed(text, cli)
+  return text .. "\n" ..
+    "complete -c salad-jobs -n '__fish_salad-jobs_using_command completion' -xa '" ..
+    table.concat(SHELL_NAMES, " ") .. "'\n" ..
+    "complete -c salad-jobs -n '__fish_salad-jobs_using_command help' -xa '" ..
+    table.concat(names_of(cli), " ") .. "'\n"
 end
 
 local SHELLS = { bash = "get_bash_complete", zsh = "get_zsh_complete", fish = "get_fish_complete" }
@@ -50,7 +95,10 @@ function C.script(cli, shell)
   local get = SHELLS[shell]
   if not get then return nil end
   local p = parser(cli)
-  return p[get](p)
+  local text = p[get](p)
+  if shell == "bash" then return bash_fixed(text, cli) end
+  if shell == "fish" then return fish_fixed(text, cli) end
+  return text
 end
 
 local function run(cx, _, pos)

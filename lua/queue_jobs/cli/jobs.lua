@@ -148,8 +148,20 @@ local function follow(results)
           count.cancelled .. " cancelled" })
       end
     end
+    local function fields(more)
+      local f = { jobs = #ids, succeeded = count.succeeded, failed = count.failed,
+        cancelled = count.cancelled }
+      for k, v in pairs(more or {}) do f[k] = v end
+      return f
+    end
+    -- --summary-json gives its object however the wait ends: timed out, failed, interrupted
+    cx.on_interrupt = function()
+      p:clear()
+      if o.summary_json then cx:summary(fields { interrupted = true, not_final = #ids - done }) end
+    end
     local jobs, err = client:wait_many { queue_name = queue, ids = ids, on_job = on_job,
       timeout = o.timeout or constants.SECONDS_MAX, interval = o.interval }
+    cx.on_interrupt = nil
     client:close()
     io.stdout:flush()
     p:clear()
@@ -159,10 +171,13 @@ local function follow(results)
       if err.pending then
         cx:say(fmt("%d of %d jobs not final", #err.pending, #ids))
       end
+      if o.summary_json then
+        cx:summary(fields { timed_out = err.kind == "timeout" or nil,
+          error = err.kind ~= "timeout" and tostring(err.kind) or nil, not_final = #ids - done })
+      end
       return 1
     end
-    cx:summary({ jobs = #ids, succeeded = count.succeeded, failed = count.failed,
-      cancelled = count.cancelled }, fmt("%s: %d jobs: %d succeeded, %d failed, %d cancelled",
+    cx:summary(fields(), fmt("%s: %d jobs: %d succeeded, %d failed, %d cancelled",
       cx.command, #ids, count.succeeded, count.failed, count.cancelled))
     return (count.succeeded == #ids and not cx.unprinted) and 0 or 1
   end
@@ -177,7 +192,13 @@ local function each_id(op)
     local client, cst = cx:client(nil, true, true)
     if not client then return cst end
     local status = 0   -- the worst: 2 (an id that is not one) over 1 (a request that failed)
-    local rows = {}    -- --output table: the jobs got, printed at the end
+    local rows = {}    -- --output table: the jobs got, printed at the end (or at Ctrl-C)
+    local function print_rows()
+      if cx.table and #rows > 0 then
+        for _, l in ipairs(tables.lines(tables.JOB, rows, cx.cell_max)) do cx:write(l) end
+      end
+    end
+    cx.on_interrupt = print_rows
     for _, id in ipairs(pos) do
       local v, err = client[op](client, { queue_name = queue, id = id })
       if v == nil then
@@ -194,10 +215,9 @@ local function each_id(op)
         print_job(cx, v)
       end
     end
+    cx.on_interrupt = nil
     client:close()
-    if cx.table and #rows > 0 then
-      for _, l in ipairs(tables.lines(tables.JOB, rows)) do cx:write(l) end
-    end
+    print_rows()
     if cx.unprinted and status == 0 then status = 1 end
     return status
   end
@@ -291,11 +311,23 @@ local function list(cx, o, pos)
   local client, cst = cx:client(nil, true, true)
   if not client then return cst end
   local n, rows = 0, {}
+  local function print_rows()
+    if cx.table and n > 0 then
+      for _, l in ipairs(tables.lines(tables.JOB, rows, cx.cell_max)) do cx:write(l) end
+    end
+  end
+  -- Ctrl-C: the table of the jobs read so far, and the summary object
+  cx.on_interrupt = function()
+    print_rows()
+    if o.summary_json then cx:summary({ jobs = n, interrupted = true }) end
+  end
   -- the pages are read only as far as the jobs printed need (--limit); --status filters them
   -- here, as the API's list takes no status
   for job, err in client:jobs { queue_name = queue } do
     if not job then
+      cx.on_interrupt = nil
       client:close()
+      print_rows()   -- the jobs read before the failure
       cx:say(err.message)
       return err.kind == "invalid_argument" and 2 or 1
     end
@@ -305,10 +337,9 @@ local function list(cx, o, pos)
       if n == o.limit or cx.write_error then break end
     end
   end
+  cx.on_interrupt = nil
   client:close()
-  if cx.table and n > 0 then
-    for _, l in ipairs(tables.lines(tables.JOB, rows)) do cx:write(l) end
-  end
+  print_rows()
   cx:summary({ jobs = n }, fmt("list: %d jobs", n))
   return cx.unprinted and 1 or 0
 end

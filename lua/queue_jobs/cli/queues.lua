@@ -92,12 +92,17 @@ local function run(cx, o, pos)
   local client, cst = cx:client(nil, true, true)
   if not client then return cst end
   cx.rows = {}
+  local function print_rows()   -- at the end, or at Ctrl-C: the queues got so far
+    if #cx.rows > 0 then
+      for _, l in ipairs(tables.lines(tables.QUEUE, cx.rows, cx.cell_max)) do cx:write(l) end
+    end
+  end
+  cx.on_interrupt = print_rows
   local ok, status = pcall(act, cx, client, o, names)
   client:close()
   if not ok then error(status, 0) end
-  if #cx.rows > 0 then
-    for _, l in ipairs(tables.lines(tables.QUEUE, cx.rows)) do cx:write(l) end
-  end
+  cx.on_interrupt = nil
+  print_rows()
   return status
 end
 
