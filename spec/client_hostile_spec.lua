@@ -559,7 +559,11 @@ describe("smaller promises", function()
         user_agent = "spec/" .. i }) -- 40 sets of client options: 40 default clients in turn
     end
     assert.equal(8, qj.stats().clients)
-    assert.is_true(fds() <= before + 8 * 3, "descriptors: " .. before .. " then " .. fds())
+    -- each client holds 3 descriptors (its connection, and the wakeup socketpair of the multi
+    -- handle inside curl_easy_perform); 40 clients kept would hold 120. The slack of 4 is for
+    -- what the rest of the suite's process may open or leave to close meanwhile (one more
+    -- socket was seen once in a full run on a loaded machine).
+    assert.is_true(fds() <= before + 8 * 3 + 4, "descriptors: " .. before .. " then " .. fds())
     assert.equal(40, emu:counters().creates_accepted)
     qj.close()
     assert.equal(0, qj.stats().clients)
