@@ -14,8 +14,9 @@
 --   req.method; req.path, the raw (still percent-encoded) path without the query string;
 --   req.query, nil or the raw query string (after '?'); req.api_key, the Salad-Api-Key
 --   header or nil; req.body, nil when empty; req.too_large, true when the body exceeded
---   --max-body (then body is nil). The host refills the same req for every request: keep
---   its values, never the table.
+--   --max-body (then body is nil); req.host, the Host header or nil; req.loopback, true
+--   when the peer's address is loopback (the dashboard, emulator/ui.lua, checks both). The
+--   host refills the same req for every request: keep its values, never the table.
 -- app:next_job(i) -> token, id, url, input | nil: for the instance of the i-th --worker,
 --   dispatches the oldest pending job of its queue (it becomes running, with a `started`
 --   event) and gives what the host POSTs: the job's id, the worker's URL and the input's
@@ -46,6 +47,7 @@ local Store = require "emulator.store"
 local Faults = require "emulator.faults"
 local Webhooks = require "emulator.webhooks"
 local Queues = require "emulator.queues"
+local Ui = require "emulator.ui"
 
 local job_json = Store.pieces_of
 local json_encode, json_decode, json_array = core.json.encode, core.json.decode, core.array
@@ -773,7 +775,10 @@ function App:handle(req)
     res = serve_api(self, req, rest)
   else
     rest = path:match("^/_emulator(/.*)$")
-    if rest then
+    local ui = rest and Ui.path(path)
+    if ui then
+      res = Ui.serve(self, req, ui)
+    elseif rest then
       res = serve_control(self, req, rest)
     else
       res = problem(404, "No such resource; the API is under /api/public.", path)
@@ -838,6 +843,10 @@ function App:next_job(i)
   self.dispatched = self.dispatched + 1
   job.dispatch = self.dispatched
   job.attempts = (job.attempts or 0) + 1
+  -- Each attempt, for the dashboard (emulator/ui.lua): at most MAX_ATTEMPTS per job.
+  local tries = job.tries or {}
+  job.tries = tries
+  tries[#tries + 1] = { time = self.host.timestamp(), start = self.host.monotime() }
   local c = self.counters
   c.worker_attempts = c.worker_attempts + 1
   -- the URL without any user:password@ (the log shows no credential)
@@ -854,7 +863,11 @@ function App:report(token, id, status, body, over, err, json)
     return
   end
   job.dispatch = nil
+  local try = job.tries[#job.tries]
+  try.ms = math.floor((self.host.monotime() - try.start) * 1000 + 0.5)
+  if status > 0 then try.status = status else try.error = err or "the call failed" end
   if rejects(status) then
+    try.outcome = "rejected"
     c.worker_rejected = c.worker_rejected + 1
     worker_log(self, id, status == 0 and "call failed: " .. log_escape(err or "?") or
       format("answered %d: rejected", status))
@@ -862,15 +875,19 @@ function App:report(token, id, status, body, over, err, json)
       store:requeue(job)
       self:job_pending(job.qkey)
     else
+      try.outcome = "rejected: the job failed"
       store:set_status(job, "failed")
     end
     return
   end
   local output = not over and output_of(body, json)
+  try.outcome = over and "failed: output over 10 MB" or not output and
+    "failed: output not UTF-8" or "completed"
   worker_log(self, id, format("answered %d%s", status,
     over and ": output over 10 MB, failed" or not output and ": output not UTF-8, failed" or ""))
   if not output or not store:set_status(job, "succeeded", output) then
     store:set_status(job, "failed")   -- also when the output cannot fit the store
+    if output then try.outcome = "failed: the output does not fit --max-store-bytes" end
   end
 end
 

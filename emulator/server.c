@@ -229,6 +229,25 @@ static void truncated_free(void *cls) {
   free(t);
 }
 
+/* Whether the connection's peer is a loopback address: 127.0.0.0/8, ::1 or an IPv4-mapped
+ * 127.0.0.0/8 (the dashboard is served to loopback only). */
+static int peer_is_loopback(struct MHD_Connection *mhd) {
+  const union MHD_ConnectionInfo *info =
+    MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = info ? info->client_addr : NULL;
+  if (sa == NULL) return 0;
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+    return ((const unsigned char *)&in->sin_addr)[0] == 127;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) ||
+           (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+  }
+  return 0;
+}
+
 /* The request as the Lua logic sees it (method NULL: not known yet, for a refusal). */
 static void request_view(struct request *r, const char *method, qj_emu_request *rq) {
   memset(rq, 0, sizeof *rq);
@@ -236,8 +255,11 @@ static void request_view(struct request *r, const char *method, qj_emu_request *
   rq->path = r->target;
   rq->path_len = r->path_len;
   rq->query = r->target[r->path_len] == '?' ? r->target + r->path_len + 1 : NULL;
-  if (method != NULL)
+  if (method != NULL) {
     rq->api_key = MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, "Salad-Api-Key");
+    rq->host = MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    rq->loopback = peer_is_loopback(r->mhd);
+  }
   rq->body = r->body;
   rq->body_len = r->len;
   rq->too_large = r->too_large;

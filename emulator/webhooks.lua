@@ -39,6 +39,7 @@ function Webhooks.new(opts)
   local self = setmetatable({}, Webhooks)
   for k, v in pairs(opts) do self[k] = v end
   self.token = 0   -- attempts dispatched so far (never reset: a token stays unique)
+  self.generation = 0   -- rotations so far: an attempt keeps the one it was signed in
   self:reset()
   return self
 end
@@ -133,6 +134,7 @@ end
 -- earlier deliveries included; the attempts made before were signed with the one before.
 function Webhooks:rotate(secret)
   self.secret = secret
+  self.generation = self.generation + 1
 end
 
 --- next() -> token, url, id, timestamp, signature, body: the oldest attempt that is due,
@@ -148,10 +150,13 @@ function Webhooks:next()
       d.state, d.token, d.started = "sending", self.token, now
       self.in_flight[self.token] = d
       local ts = format("%d", self.unix_time())
-      local attempt = { time = self.timestamp() }
+      local sig = self.sign(self.secret, d.id, ts, d.body)
+      -- (the headers sent, for the dashboard: the signature is an HMAC, not the secret)
+      local attempt = { time = self.timestamp(), ts = ts, signature = sig,
+        generation = self.generation }
       d.attempts[#d.attempts + 1] = attempt
       count(self, "webhooks_attempts")
-      return self.token, d.url, d.id, ts, self.sign(self.secret, d.id, ts, d.body), d.body
+      return self.token, d.url, d.id, ts, sig, d.body
     end
     if not soonest or d.due < soonest then soonest = d.due end
   end
@@ -190,6 +195,29 @@ local function entry_json(self, d)
   return assert(self.json_encode({ id = d.id, job_id = d.job_id, type = d.type, url = d.shown,
     state = d.state, reason = d.reason, attempts = self.array(attempts) },
     { sort_keys = true }))
+end
+
+--- of_job(job_id) -> the job's deliveries in the log, oldest first, as JSON-ready tables
+-- (marked arrays): each attempt with the headers it was sent with (the signature is an
+-- HMAC: it does not show the secret) and whether it was signed with the secret in use now
+-- (false once a rotation came after it). For the dashboard (emulator/ui.lua).
+function Webhooks:of_job(job_id)
+  local out = {}
+  for i = self.log_head, self.log_tail do
+    local d = self.log[i]
+    if d.job_id == job_id then
+      local attempts = {}
+      for k, a in ipairs(d.attempts) do
+        attempts[k] = { time = a.time, status = a.status, error = a.error, ms = a.ms,
+          headers = { ["webhook-id"] = d.id, ["webhook-timestamp"] = a.ts,
+            ["webhook-signature"] = a.signature },
+          current_secret = a.generation == self.generation }
+      end
+      out[#out + 1] = { id = d.id, type = d.type, url = d.shown, state = d.state,
+        reason = d.reason, attempts = self.array(attempts) }
+    end
+  end
+  return self.array(out)
 end
 
 --- log_pieces(job_id) -> a list of strings: {"deliveries": [...]}, oldest first; only the
