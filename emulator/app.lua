@@ -796,6 +796,10 @@ end
 -- (the host stops reading beyond it).
 App.MAX_ATTEMPTS = 4
 App.MAX_OUTPUT = 10000000
+-- A job's attempts at the worker (job.tries): TRY fields each, in one flat list: the start
+-- (a timestamp), the start on the monotonic clock, then (false until the answer) the
+-- worker's HTTP status, the call's error, the duration in ms, and what the attempt did.
+App.TRY = 6
 
 local function rejects(status)
   return status == 0 or status == 408 or status == 429 or (status >= 500 and status <= 599)
@@ -843,10 +847,13 @@ function App:next_job(i)
   self.dispatched = self.dispatched + 1
   job.dispatch = self.dispatched
   job.attempts = (job.attempts or 0) + 1
-  -- Each attempt, for the dashboard (emulator/ui.lua): at most MAX_ATTEMPTS per job.
+  -- Each attempt, for the dashboard (emulator/ui.lua): at most MAX_ATTEMPTS per job, kept
+  -- flat in one list (App.TRY fields each) to cost little per job.
   local tries = job.tries or {}
   job.tries = tries
-  tries[#tries + 1] = { time = self.host.timestamp(), start = self.host.monotime() }
+  local n = #tries
+  tries[n + 1], tries[n + 2], tries[n + 3] = self.host.timestamp(), self.host.monotime(), false
+  tries[n + 4], tries[n + 5], tries[n + 6] = false, false, false
   local c = self.counters
   c.worker_attempts = c.worker_attempts + 1
   -- the URL without any user:password@ (the log shows no credential)
@@ -863,11 +870,12 @@ function App:report(token, id, status, body, over, err, json)
     return
   end
   job.dispatch = nil
-  local try = job.tries[#job.tries]
-  try.ms = math.floor((self.host.monotime() - try.start) * 1000 + 0.5)
-  if status > 0 then try.status = status else try.error = err or "the call failed" end
+  local tries = job.tries
+  local k = #tries - App.TRY   -- the fields of this attempt are tries[k + 1 .. k + TRY]
+  tries[k + 5] = math.floor((self.host.monotime() - tries[k + 2]) * 1000 + 0.5)
+  if status > 0 then tries[k + 3] = status else tries[k + 4] = err or "the call failed" end
   if rejects(status) then
-    try.outcome = "rejected"
+    tries[k + 6] = "rejected"
     c.worker_rejected = c.worker_rejected + 1
     worker_log(self, id, status == 0 and "call failed: " .. log_escape(err or "?") or
       format("answered %d: rejected", status))
@@ -875,19 +883,19 @@ function App:report(token, id, status, body, over, err, json)
       store:requeue(job)
       self:job_pending(job.qkey)
     else
-      try.outcome = "rejected: the job failed"
+      tries[k + 6] = "rejected: the job failed"
       store:set_status(job, "failed")
     end
     return
   end
   local output = not over and output_of(body, json)
-  try.outcome = over and "failed: output over 10 MB" or not output and
+  tries[k + 6] = over and "failed: output over 10 MB" or not output and
     "failed: output not UTF-8" or "completed"
   worker_log(self, id, format("answered %d%s", status,
     over and ": output over 10 MB, failed" or not output and ": output not UTF-8, failed" or ""))
   if not output or not store:set_status(job, "succeeded", output) then
     store:set_status(job, "failed")   -- also when the output cannot fit the store
-    if output then try.outcome = "failed: the output does not fit --max-store-bytes" end
+    if output then tries[k + 6] = "failed: the output does not fit --max-store-bytes" end
   end
 end
 

@@ -242,10 +242,10 @@ local function data_job(app, req)
   for i = 1, #job.events, 2 do
     events[#events + 1] = { action = job.events[i], time = job.events[i + 1] }
   end
-  local tries = {}
-  for i, t in ipairs(job.tries or {}) do
-    tries[i] = { time = t.time, status = t.status, error = t.error, ms = t.ms,
-      outcome = t.outcome }
+  local tries, t = {}, job.tries or {}
+  for k = 0, #t - 1, app.TRY do   -- (the fields of an attempt: App.TRY in emulator/app.lua)
+    tries[#tries + 1] = { time = t[k + 1], status = t[k + 3] or nil, error = t[k + 4] or nil,
+      ms = t[k + 5] or nil, outcome = t[k + 6] or nil }
   end
   local webhook = job.webhook and json_decode(job.webhook)
   return encode({ id = job.id, queue = job.qkey, status = job.status,
