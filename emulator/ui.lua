@@ -281,6 +281,7 @@ function Ui.serve(app, req, rest)
   if req.loopback ~= true or not loopback_host_header(req.host) then
     return refuse(403, "the dashboard is served to loopback only, by a loopback host name")
   end
+  if req.too_large then return refuse(413, "the request body is over --max-body") end
   if req.method ~= "GET" and req.method ~= "HEAD" then
     local res = refuse(405, "use GET")
     res.headers = { "Allow", "GET, HEAD" }
