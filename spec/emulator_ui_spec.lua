@@ -63,17 +63,24 @@ local function count(s, plain)
 end
 
 -- Everything a NetLog file holds: its text and every "bytes" field (the bytes that went over
--- the sockets, base64) decoded.
-local function netlog_text(path)
+-- the sockets, base64) decoded; and the URLs the page itself asked for (the requests made for
+-- a frame of the page's site: Chromium's own, to its update servers, are not the page's).
+local function netlog_text(path, site, urls)
   local text = assert(helpers.read_file(path), "chromium wrote no NetLog")
   local out = { text }
   for b64 in text:gmatch('"bytes":"([A-Za-z0-9+/=]*)"') do out[#out + 1] = (mime.unb64(b64)) end
+  for _, e in ipairs(decode(text).events) do
+    local p = e.params
+    if type(p) == "table" and p.url and p.network_isolation_key == site .. " " .. site then
+      urls[#urls + 1] = p.url
+    end
+  end
   return table.concat(out, "\n")
 end
 
 describe("the dashboard in headless Chromium", function()
   local scene, dom_failed, dom_script, dom_succeeded, net
-  local url
+  local url, page_urls = nil, {}
 
   setup(function()
     dashboard.chromium()   -- raises with how to install it (make deps) when missing
@@ -81,9 +88,9 @@ describe("the dashboard in headless Chromium", function()
     url = scene.emu.root .. "/_emulator/ui#queue=" .. dashboard.QUEUE .. "&job="
     local netlog = os.tmpname()
     dom_failed = dashboard.dom(url .. scene.ids.failed, netlog)
-    net = netlog_text(netlog)
+    net = netlog_text(netlog, "http://127.0.0.1", page_urls)
     dom_script = dashboard.dom(url .. scene.ids.script, netlog)
-    net = net .. netlog_text(netlog)
+    net = net .. netlog_text(netlog, "http://127.0.0.1", page_urls)
     dom_succeeded = dashboard.dom(url .. scene.ids.succeeded)
     os.remove(netlog)
   end)
@@ -209,6 +216,11 @@ describe("the dashboard in headless Chromium", function()
     assert.truthy(net:find("/_emulator/ui/data/job?id=" .. scene.ids.failed, 1, true))
     assert.truthy(net:find('"webhook-signature":"v1,', 1, true))
     assert.truthy(net:find('"frames": 24', 1, true))
+    -- and every request of the page went to the emulator: nothing from elsewhere
+    for _, u in ipairs(page_urls) do
+      assert.are.equal(scene.emu.root .. "/", u:sub(1, #scene.emu.root + 1))
+    end
+    assert.is_true(#page_urls >= 10)
     for _, secret in ipairs { dashboard.API_KEY, dashboard.SECRET } do
       for _, where in ipairs { dom_failed, dom_script, dom_succeeded, net } do
         assert.is_nil(where:find(secret, 1, true))
@@ -301,6 +313,7 @@ describe("the dashboard's answers", function()
       assert.are.equal(CSP, h["content-security-policy"], path)
       assert.are.equal("nosniff", h["x-content-type-options"], path)
       assert.are.equal("no-referrer", h["referrer-policy"], path)
+      assert.are.equal("no-store", h["cache-control"], path)
       if ctype:find("html") then
         -- every script has a src (the CSP would refuse an inline one anyway), nothing external
         for attrs in body:gmatch("<script([^>]*)>") do
@@ -348,7 +361,9 @@ describe("the dashboard's answers", function()
     assert.are.equal(413, big[1].status)
     assert.are.equal(404, (get("/_emulator/ui/nope")))
     assert.are.equal(404, (get("/_emulator/ui/data/nope")))
-    assert.are.equal(400, (get("/_emulator/ui/data/jobs")))
+    local status, body = get("/_emulator/ui/data/jobs")
+    assert.are.equal(400, status)
+    assert.are.equal("queue must be ORG/PROJECT/QUEUE", decode(body).error)
     assert.are.equal(400, (get("/_emulator/ui/data/jobs?queue=a/b")))
     assert.are.equal(400, (get("/_emulator/ui/data/jobs?queue=a-org/p-1/q-1&status=done")))
     assert.are.equal(400, (get("/_emulator/ui/data/jobs?queue=a-org/p-1/q-1&limit=101")))

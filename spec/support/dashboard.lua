@@ -38,7 +38,7 @@ local function start(url, flags, budget)
   local dir = assert(made:match("^(/%S+)"), "mktemp -d failed")
   local argv = { "timeout", "-s", "KILL", "120", M.chromium(), "--headless", "--disable-gpu",
     "--no-sandbox", "--no-first-run", "--disable-extensions", "--disable-background-networking",
-    "--disable-sync", "--user-data-dir=" .. dir, "--virtual-time-budget=" .. (budget or 5000) }
+    "--disable-sync", "--disable-component-update", "--user-data-dir=" .. dir, "--virtual-time-budget=" .. (budget or 5000) }
   for _, f in ipairs(flags) do argv[#argv + 1] = f end
   argv[#argv + 1] = url
   -- (plain: without the sanitizer settings of make check, which Chromium would inherit)
