@@ -262,7 +262,11 @@ describe("the dashboard, live", function()
       local l = log()
       assert.are.equal(1, count(l, "GET /_emulator/ui 200"))
       assert.are.equal(1, count(l, "GET /_emulator/ui/app.js 200"))
-      assert.is_true(count(l, "GET /_emulator/ui/data/job 200") >= 2)
+      -- polled many times, yet a job's texts fetched again only when the job changed (its
+      -- input while running, then its input and output once succeeded): the page is
+      -- updated in place, not rebuilt at every poll
+      assert.is_true(count(l, "GET /_emulator/ui/data/job 200") >= 10)
+      assert.are.equal(3, count(l, "GET /_emulator/ui/data/text 200"))
     end)
     local code = emu:stop()
     worker.open()
