@@ -46,7 +46,7 @@ local JSON = "application/json; charset=utf-8"
 
 -- The page's files: embedded modules in the binary (emulator/embed.lua makes
 -- emulator/ui/app.js the module "emulator.ui.app_js", a chunk returning the file's text);
--- in plain Lua (spec/emulator_app_spec.lua), read next to this file.
+-- in plain Lua (spec/emulator_ui_spec.lua), read next to this file.
 local ASSETS = {
   [""] = { "index_html", "text/html; charset=utf-8" },
   ["/"] = { "index_html", "text/html; charset=utf-8" },

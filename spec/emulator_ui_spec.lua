@@ -453,6 +453,10 @@ describe("emulator.ui (plain Lua)", function()
       assert.are.equal(403, res.status)
     end
     assert.are.equal(200, (ui(app, "/_emulator/ui/data/queues")))
+    -- (in plain Lua the page's files are read from emulator/ui/)
+    local status, page = ui(app, "/_emulator/ui")
+    assert.are.equal(200, status)
+    assert.matches('<script src="/_emulator/ui/app.js" defer></script>', page, 1, true)
   end)
 
   it("keeps each queue's counts equal to a count of its jobs through every move", function()
