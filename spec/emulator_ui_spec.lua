@@ -199,6 +199,38 @@ describe("the dashboard in headless Chromium", function()
     assert.are.equal('{\n  "ref": "r-1"\n}', element_text(dom_succeeded, "job-metadata", "pre"))
   end)
 
+  it("filters a queue's jobs by status", function()
+    local dom = dashboard.dom(scene.emu.root .. "/_emulator/ui#queue=" .. dashboard.QUEUE ..
+      "&status=failed")
+    local list = table_rows(dom, "jobs")
+    assert.are.equal(1, #list)
+    assert.are.same({ scene.ids.failed, "failed" }, { list[1].key, list[1][2] })
+    assert.are.equal("1 failed job", element_text(dom, "jobs-count", "span"))
+  end)
+
+  it("pages a queue's jobs by 50, newest first, and shows the older page", function()
+    local many = "/organizations/acme-corp/projects/dev-env/queues/many/jobs"
+    local ids = {}
+    for i = 1, 60 do
+      local status, text = scene.emu:request("POST", many, { body = '{"input":' .. i .. "}" })
+      assert.are.equal(201, status, text)
+      ids[i] = decode(text).id
+    end
+    local base = scene.emu.root .. "/_emulator/ui#queue=acme-corp/dev-env/many"
+    local dom = dashboard.dom(base)
+    local list = table_rows(dom, "jobs")
+    assert.are.equal(50, #list)
+    assert.are.same({ ids[60], ids[11] }, { list[1].key, list[50].key })
+    assert.is_nil(inside(dom, '<button type="button" id="older"', "</button>"):find("disabled"))
+    local _, page = scene.emu:control("GET", "/_emulator/ui/data/jobs?queue=acme-corp/dev-env/many")
+    dom = dashboard.dom(base .. "&before=" .. page.next)
+    list = table_rows(dom, "jobs")
+    assert.are.equal(10, #list)
+    assert.are.same({ ids[10], ids[1] }, { list[1].key, list[10].key })
+    assert.are.equal("60 jobs (an older page)", element_text(dom, "jobs-count", "span"))
+    assert.truthy(inside(dom, '<button type="button" id="older"', "</button>"):find("disabled"))
+  end)
+
   it("shows a text over 1,000,000 characters cut, with the path of the whole text", function()
     local big = ("x"):rep(1000100)
     local status, text = scene.emu:request("POST", "/organizations/acme-corp/projects/dev-env/queues/big/jobs",
@@ -365,7 +397,8 @@ describe("the dashboard's answers", function()
     assert.are.equal(413, big[1].status)
     assert.are.equal(404, (get("/_emulator/ui/nope")))
     assert.are.equal(404, (get("/_emulator/ui/data/nope")))
-    local status, body = get("/_emulator/ui/data/jobs")
+    local body
+    status, body = get("/_emulator/ui/data/jobs")
     assert.are.equal(400, status)
     assert.are.equal("queue must be ORG/PROJECT/QUEUE", decode(body).error)
     assert.are.equal(400, (get("/_emulator/ui/data/jobs?queue=a/b")))

@@ -187,8 +187,8 @@
       setClass(tr, j.id === view.job ? "selected" : "");
     });
     show($("jobs-empty"), data.items.length === 0);
-    setText($("jobs-count"), data.matching + (view.status ? " " + view.status : "") + " jobs" +
-      (view.before ? " (an older page)" : ""));
+    setText($("jobs-count"), data.matching + (view.status ? " " + view.status : "") +
+      (data.matching === 1 ? " job" : " jobs") + (view.before ? " (an older page)" : ""));
     nextBefore = data.next;
     $("older").disabled = data.next === null || data.next === undefined;
     $("newest").disabled = !view.before;
