@@ -262,6 +262,35 @@ describe("the dashboard in headless Chromium", function()
   end)
 end)
 
+describe("the dashboard and hostile texts", function()
+  it("shows a worker's output nested 20,000 deep (raw or indented, never blank)", function()
+    dashboard.chromium()
+    local depth = 20000
+    local deep = ("["):rep(depth) .. "1" .. ("]"):rep(depth)
+    local worker = scripted.start { default = { status = 200, body = deep } }
+    local emu = helpers.start_emulator { args = { "--worker", dashboard.QUEUE .. "=" .. worker.url } }
+    local ok, err = pcall(function()
+      local status, text = emu:request("POST", dashboard.JOBS, { body = '{"input":{"a":1}}' })
+      assert.are.equal(201, status, text)
+      local id = decode(text).id
+      assert.truthy(helpers.wait_for(function()
+        local _, job = emu:control("GET", "/_emulator/ui/data/job?id=" .. id)
+        return job.status == "succeeded"
+      end, 30), "the worker's answer was not taken")
+      local html = dashboard.dom(emu.root .. "/_emulator/ui#queue=" .. dashboard.QUEUE .. "&job=" .. id)
+      assert.matches("live: updated", element_text(html, "live", "span"))
+      local shown = element_text(html, "job-output", "pre")
+      -- the same JSON text, whitespace aside
+      assert.are.equal(deep, (shown:gsub("%s", "")))
+      assert.are.equal('{\n  "a": 1\n}', element_text(html, "job-input", "pre"))
+    end)
+    local code = emu:stop()
+    worker.stop()
+    assert(ok, err)
+    assert.are.equal(0, code)
+  end)
+end)
+
 describe("the dashboard, live", function()
   it("follows a job that moves while the page is open, without reloading", function()
     dashboard.chromium()

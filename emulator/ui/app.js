@@ -10,6 +10,8 @@
 (function () {
   const POLL_MS = 1000;
   const MAX_PRETTY = 1000000;   // characters of a text indented; longer ones are cut
+  const MAX_INDENT = 64;        // levels indented; deeper ones are not indented further
+  const MAX_PRETTY_OUT = 4000000;   // characters indented; a text that would give more is shown as stored
   const PAGE = 50;              // jobs on a page
   const STATUSES = ["pending", "running", "succeeded", "failed", "cancelled"];
   const $ = (id) => document.getElementById(id);
@@ -110,17 +112,24 @@
   // Indents the JSON text s: whitespace outside strings is dropped and each member and
   // element goes on its own line. Strings, numbers and literals are copied character for
   // character: nothing is converted, so 9999999999999999999 stays as it is.
+  // Past MAX_INDENT levels the lines are indented no further (a text may nest to any depth:
+  // 20,000 levels fully indented would be over a billion characters); when the indented text
+  // would be over MAX_PRETTY_OUT characters, the text is shown as stored (null is returned).
   function pretty(s) {
     const out = [];
-    let depth = 0, i = 0, run = 0;
+    let depth = 0, i = 0, run = 0, size = 0;
     const n = s.length;
-    const nl = () => "\n" + "  ".repeat(depth);
+    const pads = [];
+    for (let k = 0; k <= MAX_INDENT; k++) pads.push("\n" + "  ".repeat(k));
+    const put = (t) => { out.push(t); size += t.length; };
+    const nl = () => pads[depth < 0 ? 0 : depth > MAX_INDENT ? MAX_INDENT : depth];
     while (i < n) {
+      if (size > MAX_PRETTY_OUT) return null;
       const c = s[i];
       if (c === '"') {
         let j = i + 1;
         while (j < n && s[j] !== '"') j += s[j] === "\\" ? 2 : 1;
-        out.push(s.slice(i, j + 1));
+        put(s.slice(i, j + 1));
         i = j + 1;
         continue;
       }
@@ -128,20 +137,20 @@
       if (c === "{" || c === "[") {
         let j = i + 1;
         while (j < n && " \t\n\r".includes(s[j])) j++;
-        if (s[j] === (c === "{" ? "}" : "]")) { out.push(c + s[j]); i = j + 1; continue; }
+        if (s[j] === (c === "{" ? "}" : "]")) { put(c + s[j]); i = j + 1; continue; }
         depth++;
-        out.push(c + nl());
+        put(c + nl());
       } else if (c === "}" || c === "]") {
         depth--;
-        out.push(nl() + c);
+        put(nl() + c);
       } else if (c === ",") {
-        out.push("," + nl());
+        put("," + nl());
       } else if (c === ":") {
-        out.push(": ");
+        put(": ");
       } else {
         run = i;
         while (i < n && !' \t\n\r,:]}{["'.includes(s[i])) i++;
-        out.push(s.slice(run, i));
+        put(s.slice(run, i));
         continue;
       }
       i++;
@@ -208,9 +217,19 @@
       { cache: "no-store" });
     if (!r.ok) return;
     const s = await r.text();
-    setText(pre, s.length > MAX_PRETTY
-      ? s.slice(0, MAX_PRETTY) + "\n… (" + size + " bytes in all; the whole text: /_emulator/ui/data/text?id=" + job.id + "&part=" + part + ")"
-      : pretty(s));
+    let shown;
+    if (s.length > MAX_PRETTY) {
+      shown = s.slice(0, MAX_PRETTY) + "\n… (" + size + " bytes in all; the whole text: /_emulator/ui/data/text?id=" + job.id + "&part=" + part + ")";
+    } else {
+      // one text the indenting cannot take is shown as stored; it never blanks the page
+      try {
+        shown = pretty(s);
+      } catch (e) {
+        shown = null;
+      }
+      if (shown === null) shown = s;
+    }
+    setText(pre, shown);
     texts[part] = job.update_time;
   }
 
