@@ -15,7 +15,8 @@
 --   req.query, nil or the raw query string (after '?'); req.api_key, the Salad-Api-Key
 --   header or nil; req.body, nil when empty; req.too_large, true when the body exceeded
 --   --max-body (then body is nil); req.host, the Host header or nil; req.loopback, true
---   when the peer's address is loopback (the dashboard, emulator/ui.lua, checks both). The
+--   when the peer's address is loopback (the dashboard, emulator/ui.lua, checks both; the
+--   control API checks the Host, Ui.control_host). The
 --   host refills the same req for every request: keep its values, never the table.
 -- app:next_job(i) -> token, id, url, input | nil: for the instance of the i-th --worker,
 --   dispatches the oldest pending job of its queue (it becomes running, with a `started`
@@ -778,6 +779,9 @@ function App:handle(req)
     local ui = rest and Ui.path(path)
     if ui then
       res = Ui.serve(self, req, ui)
+    elseif rest and not Ui.control_host(req.host) then
+      res = problem(403, "The control API answers a loopback or numeric Host only " ..
+        "(localhost, 127.0.0.1, an address), not a name.", path)
     elseif rest then
       res = serve_control(self, req, rest)
     else

@@ -92,6 +92,22 @@ local function loopback_host_header(host)
   return b ~= nil and #b <= 3 and #c <= 3 and #d <= 3 and tonumber(b) <= 255 and
     tonumber(c) <= 255 and tonumber(d) <= 255
 end
+Ui.loopback_host = loopback_host_header
+
+--- Ui.control_host(host) -> whether the control API (/_emulator/*, emulator/app.lua) answers
+-- a request with that Host header: none (not a browser: HTTP/1.0), a loopback host as
+-- above, or an address (a dotted IPv4 address or a bracketed IPv6 one, with or without a
+-- port: what tools send for an emulator run with --bind on another address). Never another
+-- name: a web page elsewhere that points a name of its own at the emulator (DNS
+-- rebinding) sends that name, while a page whose address is in its URL is the emulator's.
+function Ui.control_host(host)
+  if host == nil or loopback_host_header(host) then return true end
+  local name = host:match("^(.-):%d+$") or host
+  if name:find("^%[[%x:%.]+%]$") then return true end
+  local a, b, c, d = name:match("^(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)$")
+  return a ~= nil and tonumber(a) <= 255 and tonumber(b) <= 255 and tonumber(c) <= 255 and
+    tonumber(d) <= 255
+end
 
 local function unescape(s)
   return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))

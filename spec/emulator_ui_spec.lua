@@ -417,6 +417,50 @@ describe("the dashboard's answers", function()
     assert.is_nil(raw:find("q-1", 1, true))
   end)
 
+  it("answers the control API only to a loopback or numeric Host: a rebound name gets 403", function()
+    local s, text = emu:request("POST", "/organizations/a-org/projects/p-1/queues/q-9/jobs",
+      { body = '{"input":"private text","webhook":"http://127.0.0.1:9/h"}' })
+    assert.are.equal(201, s, text)
+    local id = decode(text).id
+    local function send(method, path, host, body, extra)
+      local res = helpers.parse_responses(helpers.raw(emu.root, method .. " " .. path ..
+        " HTTP/1.1\r\nHost: " .. host .. "\r\nConnection: close\r\n" .. (extra or "") ..
+        (body and "Content-Type: application/json\r\nContent-Length: " .. #body .. "\r\n" or "") ..
+        "\r\n" .. (body or "")))
+      assert.are.equal(1, #res)
+      return res[1].status, res[1].body
+    end
+    local reads = { "/_emulator/jobs", "/_emulator/jobs?queue=a-org/p-1/q-9", "/_emulator/webhooks",
+      "/_emulator/counters", "/_emulator/faults", "/_emulator/ui", "/_emulator/ui/data/queues",
+      "/_emulator/nope" }
+    for _, host in ipairs { "evil.example:" .. emu.port, "evil.example", "127.0.0.1.evil.example",
+      "localhost.evil.example" } do
+      for _, path in ipairs(reads) do
+        local status, body = send("GET", path, host)
+        assert.are.equal(403, status, host .. " " .. path)
+        assert.is_nil(body:find("private", 1, true), path)
+        assert.is_nil(body:find("q-9", 1, true), path)
+      end
+      -- nor may it move a job, add a fault or reset
+      assert.are.equal(403, (send("POST", "/_emulator/jobs/" .. id .. "/status", host, '{"status":"failed"}')))
+      assert.are.equal(403, (send("POST", "/_emulator/faults", host, '{"fault":{"kind":"drop"}}')))
+      assert.are.equal(403, (send("POST", "/_emulator/reset", host)))
+    end
+    local _, job = emu:control("GET", "/_emulator/ui/data/job?id=" .. id)
+    assert.are.equal("pending", job.status)
+    -- a loopback name or an address: 200 (tools send Host 127.0.0.1:PORT or localhost)
+    for _, host in ipairs { "127.0.0.1:" .. emu.port, "localhost:" .. emu.port, "[::1]:" .. emu.port,
+      "10.1.2.3:" .. emu.port, "[fe80::1]" } do
+      local status, body = send("GET", "/_emulator/jobs?queue=a-org/p-1/q-9", host)
+      assert.are.equal(200, status, host)
+      assert.truthy(body:find("private text", 1, true))
+    end
+    -- the API answers any Host (guarded by its key)
+    local status = send("GET", "/api/public/organizations/a-org/projects/p-1/queues/q-9/jobs/" .. id,
+      "evil.example", nil, "Salad-Api-Key: " .. dashboard.API_KEY .. "\r\n")
+    assert.are.equal(200, status)
+  end)
+
   it("refuses other methods and unknown paths, and bad parameters, without data", function()
     local status, _, h = helpers.http("POST", emu.root .. "/_emulator/ui/data/queues", { body = "{}" })
     assert.are.equal(405, status)
