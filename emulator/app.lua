@@ -869,7 +869,7 @@ end
 function App:report(token, id, status, body, over, err, json)
   local c, store = self.counters, self.store
   local job = store:get(id)
-  if not job or job.status ~= "running" or job.dispatch ~= token then
+  if not job or job.dispatch ~= token then
     c.worker_ignored = c.worker_ignored + 1
     return
   end
@@ -878,6 +878,14 @@ function App:report(token, id, status, body, over, err, json)
   local k = #tries - App.TRY   -- the fields of this attempt are tries[k + 1 .. k + TRY]
   tries[k + 5] = math.floor((self.host.monotime() - tries[k + 2]) * 1000 + 0.5)
   if status > 0 then tries[k + 3] = status else tries[k + 4] = err or "the call failed" end
+  if job.status ~= "running" then
+    -- the control API finished the job meanwhile: the answer is ignored, and said so on
+    -- the attempt (which would show as running for ever otherwise)
+    tries[k + 6] = "ignored: the job was already " .. job.status
+    c.worker_ignored = c.worker_ignored + 1
+    worker_log(self, id, "answered after the job was " .. job.status .. ": ignored")
+    return
+  end
   if rejects(status) then
     tries[k + 6] = "rejected"
     c.worker_rejected = c.worker_rejected + 1

@@ -701,6 +701,37 @@ describe("emulator.ui (plain Lua)", function()
     assert.are.equal(202, page.items[1].input_bytes)
   end)
 
+  it("closes an attempt whose answer came after the control API finished the job", function()
+    local host = fake_host()
+    local app = assert(App.new { args = { "--worker", Q .. "=http://127.0.0.1:9/run" }, host = host })
+    local id = create(app)
+    local token = app:next_job(1)
+    local res = app:handle { method = "POST", path = "/_emulator/jobs/" .. id .. "/status",
+      body = '{"status":"succeeded","output":{"by":"control"}}' }
+    assert.are.equal(200, res.status)
+    host.now = host.now + 2
+    app:report(token, id, 200, '{"late":1}', false, nil, true)
+    assert.are.equal(1, app.counters.worker_ignored)
+    local _, job = ui(app, "/_emulator/ui/data/job", "id=" .. id)
+    assert.are.equal("succeeded", job.status)
+    assert.are.equal(1, #job.attempts)
+    local a = job.attempts[1]
+    assert.are.same({ 200, 2000, "ignored: the job was already succeeded" }, { a.status, a.ms, a.outcome })
+    local _, out = ui(app, "/_emulator/ui/data/text", "id=" .. id .. "&part=output")
+    assert.are.equal('{"by":"control"}', out)
+    -- a failed call, after the job was set failed
+    local id2 = create(app)
+    local token2 = app:next_job(1)
+    app:handle { method = "POST", path = "/_emulator/jobs/" .. id2 .. "/status", body = '{"status":"failed"}' }
+    app:report(token2, id2, 0, nil, false, "connection refused", false)
+    app:report(token2, id2, 200, "{}", false, nil, true)   -- (a second answer changes nothing)
+    local _, job2 = ui(app, "/_emulator/ui/data/job", "id=" .. id2)
+    assert.are.same({ "connection refused", "ignored: the job was already failed" },
+      { job2.attempts[1].error, job2.attempts[1].outcome })
+    assert.is_nil(job2.attempts[1].status)
+    assert.are.equal(3, app.counters.worker_ignored)
+  end)
+
   it("lists 500 queues at most, and says how many more there are", function()
     local app = assert(App.new { args = {}, host = fake_host() })
     for i = 1, 501 do
