@@ -291,6 +291,36 @@ describe("the dashboard and hostile texts", function()
   end)
 end)
 
+describe("the dashboard's indenting of escaped strings", function()
+  it("shows texts holding \\\", \\\\ and \\u0022 that parse back to the same values", function()
+    dashboard.chromium()
+    local emu = helpers.start_emulator()
+    local ok, err = pcall(function()
+      -- escapes next to what the indenting acts on (",", ":", brackets, spaces)
+      local input = '{"k\\": \\"[": "a\\", \\"b\\": [1, 2]\\\\", "e": ["\\\\", "\\"", "}\\u0022, {", ' ..
+        '"\\\\\\"]\\\\"], "u": "\\u0022:\\u005c\\u0022 , "}'
+      local output = '[ "\\\\", {"\\u0022 :\\"": "x\\\\\\" , \\"y"}, "\\\\\\\\" ]'
+      local status, text = emu:request("POST", "/organizations/a-org/projects/p-1/queues/esc/jobs",
+        { body = '{"input":' .. input .. ',"metadata":{"m\\"":"\\\\\\u0022"}}' })
+      assert.are.equal(201, status, text)
+      local id = decode(text).id
+      local c = helpers.http("POST", emu.root .. "/_emulator/jobs/" .. id .. "/status",
+        { body = '{"status":"succeeded","output":' .. output .. "}" })
+      assert.are.equal(200, c)
+      local html = dashboard.dom(emu.root .. "/_emulator/ui#queue=a-org/p-1/esc&job=" .. id)
+      assert.matches("live: updated", element_text(html, "live", "span"))
+      local shown_input = element_text(html, "job-input", "pre")
+      assert.truthy(shown_input:find("\n", 1, true))   -- indented, not shown as stored
+      assert.are.same(decode(input), decode(shown_input))
+      assert.are.same(decode(output), decode(element_text(html, "job-output", "pre")))
+      assert.are.same({ ['m"'] = '\\"' }, decode(element_text(html, "job-metadata", "pre")))
+    end)
+    local code = emu:stop()
+    assert(ok, err)
+    assert.are.equal(0, code)
+  end)
+end)
+
 describe("the dashboard, live", function()
   it("follows a job that moves while the page is open, without reloading", function()
     dashboard.chromium()
