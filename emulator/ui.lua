@@ -228,9 +228,10 @@ local function data_jobs(app, req)
   local jobs, next_before = app.store:newest(p.queue, status, before, limit, Ui.SCAN)
   local items = {}
   for i, job in ipairs(jobs) do
+    local preview = prefix(job.input, Ui.PREVIEW)
     items[i] = { id = job.id, status = job.status, create_time = job.create_time,
       update_time = job.update_time, attempts = job.attempts or 0, position = job.qindex,
-      preview = prefix(job.input, Ui.PREVIEW), input_bytes = #job.input }
+      preview = preview, preview_cut = #preview < #job.input, input_bytes = #job.input }
   end
   local counts = app.store:counts(p.queue)
   local total = 0

@@ -321,6 +321,32 @@ describe("the dashboard's indenting of escaped strings", function()
   end)
 end)
 
+describe("the dashboard's list of jobs", function()
+  it("marks a preview cut only when it was (a short input in UTF-8 is not)", function()
+    dashboard.chromium()
+    local emu = helpers.start_emulator()
+    local ok, err = pcall(function()
+      local jobs = "/organizations/a-org/projects/p-1/queues/pv/jobs"
+      local long = ("é"):rep(100)
+      for _, input in ipairs { '"é"', '"e"', '"' .. long .. '"' } do
+        local status, text = emu:request("POST", jobs, { body = '{"input":' .. input .. "}" })
+        assert.are.equal(201, status, text)
+      end
+      local _, page = emu:control("GET", "/_emulator/ui/data/jobs?queue=a-org/p-1/pv")
+      assert.are.same({ true, false, false }, { page.items[1].preview_cut, page.items[2].preview_cut,
+        page.items[3].preview_cut })
+      local html = dashboard.dom(emu.root .. "/_emulator/ui#queue=a-org/p-1/pv")
+      local list = table_rows(html, "jobs")
+      assert.are.equal(3, #list)
+      assert.are.same({ '"e"', '"é"' }, { list[2][6], list[3][6] })
+      assert.are.equal(page.items[1].preview .. "…", list[1][6])
+    end)
+    local code = emu:stop()
+    assert(ok, err)
+    assert.are.equal(0, code)
+  end)
+end)
+
 describe("the dashboard, live", function()
   it("follows a job that moves while the page is open, without reloading", function()
     dashboard.chromium()

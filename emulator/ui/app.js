@@ -192,7 +192,7 @@
       setText(cell(tr, 2, "time"), j.create_time);
       setText(cell(tr, 3, "time"), j.update_time);
       setText(cell(tr, 4, "n"), j.attempts);
-      setText(cell(tr, 5, "preview"), j.preview + (j.input_bytes > j.preview.length ? "…" : ""));
+      setText(cell(tr, 5, "preview"), j.preview + (j.preview_cut ? "…" : ""));
       setClass(tr, j.id === view.job ? "selected" : "");
     });
     show($("jobs-empty"), data.items.length === 0);
