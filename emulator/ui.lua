@@ -221,9 +221,9 @@ local function data_jobs(app, req)
   local status = p.status ~= "" and p.status or nil
   local before = p.before and whole_number(p.before, 1, 2 ^ 52)
   local limit = p.limit and whole_number(p.limit, 1, Ui.MAX_PAGE_SIZE) or Ui.PAGE_SIZE
-  if (p.before and not before) or (p.limit and not whole_number(p.limit, 1, Ui.MAX_PAGE_SIZE)) then
-    return refuse(400, "before and limit must be whole numbers (limit 1 to " ..
-      Ui.MAX_PAGE_SIZE .. ")")
+  if p.before and not before then return refuse(400, "before must be a whole number") end
+  if p.limit and not whole_number(p.limit, 1, Ui.MAX_PAGE_SIZE) then
+    return refuse(400, "limit must be a whole number from 1 to " .. Ui.MAX_PAGE_SIZE)
   end
   local jobs, next_before = app.store:newest(p.queue, status, before, limit, Ui.SCAN)
   local items = {}

@@ -347,6 +347,42 @@ describe("the dashboard's list of jobs", function()
   end)
 end)
 
+describe("the dashboard with a bad address", function()
+  it("shows what it can and says which parameter is bad", function()
+    dashboard.chromium()
+    local emu = helpers.start_emulator()
+    local ok, err = pcall(function()
+      local status, text = emu:request("POST", "/organizations/a-org/projects/p-1/queues/q-1/jobs",
+        { body = '{"input":1}' })
+      assert.are.equal(201, status, text)
+      local id = decode(text).id
+      local base = emu.root .. "/_emulator/ui#queue=a-org/p-1/"
+      local cases = {
+        { "Q_1", "jobs-bad", "queue must be ORG/PROJECT/QUEUE" },
+        { "q-1&before=abc", "jobs-bad", "before must be a whole number" },
+        { "q-1&job=nope", "job-bad", "job nope: id must be a job's UUID" },
+      }
+      local waits = {}
+      for i, c in ipairs(cases) do waits[i] = dashboard.dom_later(base .. c[1], 3000) end
+      local htmls = {}
+      for i, c in ipairs(cases) do
+        local html = waits[i]()
+        htmls[i] = html
+        assert.matches("live: updated", element_text(html, "live", "span"), nil, c[1])
+        assert.are.equal(1, #table_rows(html, "queues"), c[1])
+        assert.matches(c[3], element_text(html, c[2], "p"), 1, true)
+        assert.is_nil(inside(html, '<p id="' .. c[2] .. '"', ">"):find("hidden", 1, true), c[1])
+      end
+      -- the bad job alone: the queue's jobs are listed still
+      local list = table_rows(htmls[3], "jobs")
+      assert.are.same({ id }, { list[1].key })
+    end)
+    local code = emu:stop()
+    assert(ok, err)
+    assert.are.equal(0, code)
+  end)
+end)
+
 describe("the dashboard, live", function()
   it("follows a job that moves while the page is open, without reloading", function()
     dashboard.chromium()

@@ -100,6 +100,10 @@
     if (!r.ok) {
       const e = new Error(path + ": " + r.status);
       e.status = r.status;
+      e.detail = "";
+      try {
+        e.detail = String((await r.json()).error || "");
+      } catch (_) { /* no JSON: the status says enough */ }
       throw e;
     }
     return r.json();
@@ -329,8 +333,17 @@
     return page;
   }
 
+  // A request the emulator refused with 400 (a bad value in the address) is said where its
+  // part of the page is; any other failure means the emulator cannot be reached.
+  function refused(settled) {
+    if (settled.status === "fulfilled") return null;
+    const e = settled.reason;
+    if (e && e.status === 400) return e.detail || e.message;
+    throw e;
+  }
+
   async function refresh() {
-    const [queues, jobs, job] = await Promise.all([
+    const [queues, jobs, job] = await Promise.allSettled([
       getJSON("/_emulator/ui/data/queues"),
       view.queue ? jobsPage() : null,
       view.job ? getJSON("/_emulator/ui/data/job?id=" + q(view.job)).catch((e) => {
@@ -338,18 +351,37 @@
         throw e;
       }) : undefined,
     ]);
-    renderQueues(queues);
+    if (queues.status === "rejected") throw queues.reason;
+    renderQueues(queues.value);
     show($("jobs-section"), !!view.queue);
     setText($("jobs-queue"), view.queue);
     if ($("status-filter").value !== view.status) $("status-filter").value = view.status;
-    if (jobs) renderJobs(jobs);
+    const jobsBad = refused(jobs);
+    setText($("jobs-bad"), jobsBad ? "Not shown, the address is not valid: " + jobsBad : "");
+    show($("jobs-bad"), !!jobsBad);
+    if (jobsBad) {
+      renderJobs({ items: [], next: null, matching: 0 });
+      show($("jobs-empty"), false);
+      setText($("jobs-count"), "");
+    } else if (jobs.value) {
+      renderJobs(jobs.value);
+    }
     show($("job-section"), !!view.job);
     if (view.job !== shownJob) {
       texts = {};
       shownJob = view.job;
     }
-    if (job) await renderJob(job);
-    else if (job === null) {
+    const jobBad = refused(job);
+    setText($("job-bad"), jobBad ? "Not shown, the address is not valid: job " + view.job + ": " + jobBad : "");
+    show($("job-bad"), !!jobBad);
+    if (jobBad) {
+      setText($("job-id"), view.job);
+      setText($("job-status"), "");
+      show($("job-missing"), false);
+      show($("job-fields"), false);
+    } else if (job.value) {
+      await renderJob(job.value);
+    } else if (job.value === null) {
       setText($("job-id"), view.job);
       setText($("job-status"), "");
       show($("job-missing"), true);
