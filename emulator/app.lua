@@ -856,7 +856,8 @@ function App:next_job(i)
   local tries = job.tries or {}
   job.tries = tries
   local n = #tries
-  tries[n + 1], tries[n + 2], tries[n + 3] = self.host.timestamp(), self.host.monotime(), false
+  -- (its start is the time of the job's `started` event: the same string, kept once)
+  tries[n + 1], tries[n + 2], tries[n + 3] = job.update_time, self.host.monotime(), false
   tries[n + 4], tries[n + 5], tries[n + 6] = false, false, false
   local c = self.counters
   c.worker_attempts = c.worker_attempts + 1

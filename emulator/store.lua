@@ -9,8 +9,9 @@
 -- plus JOB_OVERHEAD for the rest (its tables, id, times and events: Lua counts about
 -- 1.1 KiB for a pending job and 1.4 KiB for a finished one). A job run through --worker
 -- also keeps its attempts for the dashboard (job.tries, emulator/app.lua): at most 4, about
--- 140 bytes each (568 bytes for four rejected ones, measured with collectgarbage("count")
--- on Lua 5.4), not counted.
+-- 140 bytes each (568 bytes for four rejected ones on Lua 5.4 and 5.3, measured with
+-- collectgarbage("count") with a timestamp of its own for every event: an attempt's start
+-- is its `started` event's string, shared), not counted.
 local constants = require "queue_jobs.constants"
 
 local Store = {}
