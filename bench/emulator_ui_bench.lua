@@ -4,6 +4,8 @@
 -- state is locked, so its time bounds how long it holds the lock. The jobs: 10,000 in one
 -- queue, the oldest one failed and the next 999 succeeded through the control API, the rest
 -- pending, so that a page of failed jobs looks through the whole queue (its worst case).
+-- Then 10,000 jobs of another queue with a webhook, cancelled: a log of 10,000 deliveries,
+-- among which the page's open job finds its own.
 -- usage: lua bench/emulator_ui_bench.lua (with the specs' LUA_PATH; QJ_EMULATOR or build/)
 local helpers = require "support.helpers"
 local core = require "queue_jobs.core"
@@ -13,7 +15,7 @@ local N, RUNS = tonumber(os.getenv("BENCH_UI_JOBS") or "10000"), 200
 local Q = "acme-corp/dev-env/big-queue"
 local JOBS = "/api/public/organizations/acme-corp/projects/dev-env/queues/big-queue/jobs"
 
-local emu = helpers.start_emulator()
+local emu = helpers.start_emulator { args = { "--webhook-retries", "none" } }
 local conn = assert(helpers.connect(emu.root, 30))
 local function request(method, path, body, headers)
   local h = { ["Salad-Api-Key"] = emu.api_key }
@@ -76,6 +78,23 @@ do
     hops, (monotime() - t) * 1000))
 end
 time("ui: a job, with its deliveries", "/_emulator/ui/data/job?id=" .. first)
+-- 10,000 deliveries in the log (to a closed port: each fails at once), then a job's
+do
+  local HOOKS = "/api/public/organizations/acme-corp/projects/dev-env/queues/hooks/jobs"
+  local last
+  for _ = 1, 10000 do
+    local status, text = request("POST", HOOKS, '{"input":1,"webhook":"http://127.0.0.1:9/h"}')
+    assert(status == 201, text)
+    last = helpers.decode(text).id
+    assert(request("DELETE", HOOKS .. "/" .. last) == 202)
+  end
+  local deadline = monotime() + 120
+  repeat
+    local _, text = request("GET", "/_emulator/counters")
+    local c = helpers.decode(text)
+  until c.webhooks_failed + c.webhooks_delivered + c.webhooks_skipped >= 10000 or monotime() > deadline
+  time("ui: a job, 10,000 deliveries in the log", "/_emulator/ui/data/job?id=" .. last)
+end
 time("ui: a job's input text", "/_emulator/ui/data/text?id=" .. first .. "&part=input")
 conn:close()
 assert(emu:stop() == 0)

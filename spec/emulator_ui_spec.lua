@@ -843,6 +843,36 @@ describe("emulator.ui (plain Lua)", function()
     assert.are.same(started, times)
   end)
 
+  it("finds a job's deliveries by an index bounded like the log, not by walking the log", function()
+    local Webhooks = require "emulator.webhooks"
+    local saved = Webhooks.MAX_LOG
+    Webhooks.MAX_LOG = 5
+    local ok, err = pcall(function()
+      local app = assert(App.new { args = {}, host = fake_host() })
+      local ids = {}
+      for i = 1, 8 do
+        ids[i] = create(app, '{"input":1,"webhook":"http://127.0.0.1:9/h"}')
+        app:handle { method = "DELETE", path = JOBS .. "/" .. ids[i], api_key = KEY }
+        app:delivered(app:next_delivery(), 200)
+      end
+      local indexed = 0
+      for _, list in pairs(app.webhooks.by_job) do indexed = indexed + #list end
+      assert.are.equal(5, indexed)   -- the log's 5: the 3 oldest left both
+      for i = 1, 8 do
+        local _, job = ui(app, "/_emulator/ui/data/job", "id=" .. ids[i])
+        assert.are.equal(i > 3 and 1 or 0, #job.deliveries, i)
+        local res = app:handle { method = "GET", path = "/_emulator/webhooks", query = "job_id=" .. ids[i] }
+        local log = decode(body_of(res)).deliveries
+        assert.are.equal(i > 3 and 1 or 0, #log, i)
+        if i > 3 then assert.are.equal(ids[i], log[1].job_id) end
+      end
+      app:handle { method = "POST", path = "/_emulator/reset" }
+      assert.is_nil(next(app.webhooks.by_job))
+    end)
+    Webhooks.MAX_LOG = saved
+    assert(ok, err)
+  end)
+
   it("lists 500 queues at most, and says how many more there are", function()
     local app = assert(App.new { args = {}, host = fake_host() })
     for i = 1, 501 do
