@@ -447,16 +447,20 @@ static void *on_target(void *cls, const char *target, struct MHD_Connection *mhd
 
 /* MHD_get_connection_values' iterator: whether the Content-Length headers differ (RFC 9112
  * section 6.3: a message with differing lengths is unrecoverable; libmicrohttpd reads the
- * first). */
+ * first), and how many Host headers there are (RFC 9112 section 3.2: more than one is a
+ * 400; libmicrohttpd gives the first, which the Host checks of emulator/ui.lua would read
+ * while a proxy in front might read another). */
 struct lengths {
   const char *first;
   int differ;
+  int hosts;
 };
 
 static enum MHD_Result each_length(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value) {
   struct lengths *l = (struct lengths *)cls;
   (void)kind;
+  if (key != NULL && strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) l->hosts++;
   if (key == NULL || value == NULL || strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
     return MHD_YES;
   if (l->first == NULL) l->first = value;
@@ -476,12 +480,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   if (r == NULL) return MHD_NO;                   /* its state could not be made */
   if (!r->started) {                              /* headers are in: the first call */
     const char *cl;
-    struct lengths lengths = {NULL, 0};
+    struct lengths lengths = {NULL, 0, 0};
     r->started = 1;
     if (r->answered) return MHD_NO;               /* refused directly: close */
     MHD_get_connection_values(conn, MHD_HEADER_KIND, each_length, &lengths);
     if (lengths.differ) {                         /* before the body: no job is made */
       refuse(srv, r, 400, "The request has Content-Length headers that differ.");
+      return MHD_NO;
+    }
+    if (lengths.hosts > 1) {
+      refuse(srv, r, 400, "The request has more than one Host header.");
       return MHD_NO;
     }
     set_phase(srv, r->conn, PHASE_BODY);

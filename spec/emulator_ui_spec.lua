@@ -553,6 +553,21 @@ describe("the dashboard's answers", function()
     assert.are.equal(200, status)
   end)
 
+  it("refuses a request with two Host headers (400), whichever comes first", function()
+    for _, path in ipairs { "/_emulator/ui/data/queues", "/_emulator/jobs",
+      "/api/public/organizations/a-org/projects/p-1/queues/q-1/jobs" } do
+      for _, hosts in ipairs { { "evil.example", "127.0.0.1" }, { "127.0.0.1", "evil.example" },
+        { "127.0.0.1", "127.0.0.1" } } do
+        local res = helpers.parse_responses(helpers.raw(emu.root, "GET " .. path .. " HTTP/1.1\r\n" ..
+          "Host: " .. hosts[1] .. "\r\nSalad-Api-Key: " .. dashboard.API_KEY .. "\r\nHost: " ..
+          hosts[2] .. "\r\nConnection: close\r\n\r\n"))
+        assert.are.equal(1, #res)
+        assert.are.equal(400, res[1].status, path .. " " .. hosts[1] .. ", " .. hosts[2])
+        assert.matches("Host", res[1].body)
+      end
+    end
+  end)
+
   it("refuses other methods and unknown paths, and bad parameters, without data", function()
     local status, _, h = helpers.http("POST", emu.root .. "/_emulator/ui/data/queues", { body = "{}" })
     assert.are.equal(405, status)
