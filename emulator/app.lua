@@ -14,8 +14,10 @@
 --   req.method; req.path, the raw (still percent-encoded) path without the query string;
 --   req.query, nil or the raw query string (after '?'); req.api_key, the Salad-Api-Key
 --   header or nil; req.body, nil when empty; req.too_large, true when the body exceeded
---   --max-body (then body is nil). The host refills the same req for every request: keep
---   its values, never the table.
+--   --max-body (then body is nil); req.host, the Host header or nil; req.loopback, true
+--   when the peer's address is loopback (the dashboard, emulator/ui.lua, checks both; the
+--   control API checks the Host, Ui.control_host). The
+--   host refills the same req for every request: keep its values, never the table.
 -- app:next_job(i) -> token, id, url, input | nil: for the instance of the i-th --worker,
 --   dispatches the oldest pending job of its queue (it becomes running, with a `started`
 --   event) and gives what the host POSTs: the job's id, the worker's URL and the input's
@@ -46,6 +48,7 @@ local Store = require "emulator.store"
 local Faults = require "emulator.faults"
 local Webhooks = require "emulator.webhooks"
 local Queues = require "emulator.queues"
+local Ui = require "emulator.ui"
 
 local job_json = Store.pieces_of
 local json_encode, json_decode, json_array = core.json.encode, core.json.decode, core.array
@@ -773,7 +776,13 @@ function App:handle(req)
     res = serve_api(self, req, rest)
   else
     rest = path:match("^/_emulator(/.*)$")
-    if rest then
+    local ui = rest and Ui.path(path)
+    if ui then
+      res = Ui.serve(self, req, ui)
+    elseif rest and not Ui.control_host(req.host) then
+      res = problem(403, "The control API answers a loopback or numeric Host only " ..
+        "(localhost, 127.0.0.1, an address), not a name.", path)
+    elseif rest then
       res = serve_control(self, req, rest)
     else
       res = problem(404, "No such resource; the API is under /api/public.", path)
@@ -791,6 +800,10 @@ end
 -- (the host stops reading beyond it).
 App.MAX_ATTEMPTS = 4
 App.MAX_OUTPUT = 10000000
+-- A job's attempts at the worker (job.tries): TRY fields each, in one flat list: the start
+-- (a timestamp), the start on the monotonic clock, then (false until the answer) the
+-- worker's HTTP status, the call's error, the duration in ms, and what the attempt did.
+App.TRY = 6
 
 local function rejects(status)
   return status == 0 or status == 408 or status == 429 or (status >= 500 and status <= 599)
@@ -838,6 +851,14 @@ function App:next_job(i)
   self.dispatched = self.dispatched + 1
   job.dispatch = self.dispatched
   job.attempts = (job.attempts or 0) + 1
+  -- Each attempt, for the dashboard (emulator/ui.lua): at most MAX_ATTEMPTS per job, kept
+  -- flat in one list (App.TRY fields each) to cost little per job.
+  local tries = job.tries or {}
+  job.tries = tries
+  local n = #tries
+  -- (its start is the time of the job's `started` event: the same string, kept once)
+  tries[n + 1], tries[n + 2], tries[n + 3] = job.update_time, self.host.monotime(), false
+  tries[n + 4], tries[n + 5], tries[n + 6] = false, false, false
   local c = self.counters
   c.worker_attempts = c.worker_attempts + 1
   -- the URL without any user:password@ (the log shows no credential)
@@ -849,12 +870,25 @@ end
 function App:report(token, id, status, body, over, err, json)
   local c, store = self.counters, self.store
   local job = store:get(id)
-  if not job or job.status ~= "running" or job.dispatch ~= token then
+  if not job or job.dispatch ~= token then
     c.worker_ignored = c.worker_ignored + 1
     return
   end
   job.dispatch = nil
+  local tries = job.tries
+  local k = #tries - App.TRY   -- the fields of this attempt are tries[k + 1 .. k + TRY]
+  tries[k + 5] = math.floor((self.host.monotime() - tries[k + 2]) * 1000 + 0.5)
+  if status > 0 then tries[k + 3] = status else tries[k + 4] = err or "the call failed" end
+  if job.status ~= "running" then
+    -- the control API finished the job meanwhile: the answer is ignored, and said so on
+    -- the attempt (which would show as running for ever otherwise)
+    tries[k + 6] = "ignored: the job was already " .. job.status
+    c.worker_ignored = c.worker_ignored + 1
+    worker_log(self, id, "answered after the job was " .. job.status .. ": ignored")
+    return
+  end
   if rejects(status) then
+    tries[k + 6] = "rejected"
     c.worker_rejected = c.worker_rejected + 1
     worker_log(self, id, status == 0 and "call failed: " .. log_escape(err or "?") or
       format("answered %d: rejected", status))
@@ -862,15 +896,19 @@ function App:report(token, id, status, body, over, err, json)
       store:requeue(job)
       self:job_pending(job.qkey)
     else
+      tries[k + 6] = "rejected: the job failed"
       store:set_status(job, "failed")
     end
     return
   end
   local output = not over and output_of(body, json)
+  tries[k + 6] = over and "failed: output over 10 MB" or not output and
+    "failed: output not UTF-8" or "completed"
   worker_log(self, id, format("answered %d%s", status,
     over and ": output over 10 MB, failed" or not output and ": output not UTF-8, failed" or ""))
   if not output or not store:set_status(job, "succeeded", output) then
     store:set_status(job, "failed")   -- also when the output cannot fit the store
+    if output then tries[k + 6] = "failed: the output does not fit --max-store-bytes" end
   end
 end
 

@@ -68,6 +68,8 @@ typedef struct qj_emu_request {
   size_t path_len;
   const char *query;          /* raw query string (after '?'), or NULL */
   const char *api_key;        /* Salad-Api-Key or NULL */
+  const char *host;           /* the Host header or NULL (the dashboard checks it) */
+  int loopback;               /* the peer's address is loopback (127.0.0.0/8, ::1) */
   const char *body;
   size_t body_len;
   int too_large;

@@ -124,6 +124,15 @@ function Queues:delete(qkey)
   end
 end
 
+--- keys() -> the keys of the queues that exist and have a record, in any order.
+function Queues:keys()
+  local out = {}
+  for qkey in pairs(self.records) do
+    if not self.deleted[qkey] then out[#out + 1] = qkey end
+  end
+  return out
+end
+
 --- list(pkey) -> the records of the existing queues of project "org/project", oldest first.
 function Queues:list(pkey)
   local out = {}

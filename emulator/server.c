@@ -229,6 +229,25 @@ static void truncated_free(void *cls) {
   free(t);
 }
 
+/* Whether the connection's peer is a loopback address: 127.0.0.0/8, ::1 or an IPv4-mapped
+ * 127.0.0.0/8 (the dashboard is served to loopback only). */
+static int peer_is_loopback(struct MHD_Connection *mhd) {
+  const union MHD_ConnectionInfo *info =
+    MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = info ? info->client_addr : NULL;
+  if (sa == NULL) return 0;
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+    return ((const unsigned char *)&in->sin_addr)[0] == 127;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) ||
+           (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+  }
+  return 0;
+}
+
 /* The request as the Lua logic sees it (method NULL: not known yet, for a refusal). */
 static void request_view(struct request *r, const char *method, qj_emu_request *rq) {
   memset(rq, 0, sizeof *rq);
@@ -236,8 +255,11 @@ static void request_view(struct request *r, const char *method, qj_emu_request *
   rq->path = r->target;
   rq->path_len = r->path_len;
   rq->query = r->target[r->path_len] == '?' ? r->target + r->path_len + 1 : NULL;
-  if (method != NULL)
+  if (method != NULL) {
     rq->api_key = MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, "Salad-Api-Key");
+    rq->host = MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    rq->loopback = peer_is_loopback(r->mhd);
+  }
   rq->body = r->body;
   rq->body_len = r->len;
   rq->too_large = r->too_large;
@@ -425,16 +447,20 @@ static void *on_target(void *cls, const char *target, struct MHD_Connection *mhd
 
 /* MHD_get_connection_values' iterator: whether the Content-Length headers differ (RFC 9112
  * section 6.3: a message with differing lengths is unrecoverable; libmicrohttpd reads the
- * first). */
+ * first), and how many Host headers there are (RFC 9112 section 3.2: more than one is a
+ * 400; libmicrohttpd gives the first, which the Host checks of emulator/ui.lua would read
+ * while a proxy in front might read another). */
 struct lengths {
   const char *first;
   int differ;
+  int hosts;
 };
 
 static enum MHD_Result each_length(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value) {
   struct lengths *l = (struct lengths *)cls;
   (void)kind;
+  if (key != NULL && strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) l->hosts++;
   if (key == NULL || value == NULL || strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
     return MHD_YES;
   if (l->first == NULL) l->first = value;
@@ -454,12 +480,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   if (r == NULL) return MHD_NO;                   /* its state could not be made */
   if (!r->started) {                              /* headers are in: the first call */
     const char *cl;
-    struct lengths lengths = {NULL, 0};
+    struct lengths lengths = {NULL, 0, 0};
     r->started = 1;
     if (r->answered) return MHD_NO;               /* refused directly: close */
     MHD_get_connection_values(conn, MHD_HEADER_KIND, each_length, &lengths);
     if (lengths.differ) {                         /* before the body: no job is made */
       refuse(srv, r, 400, "The request has Content-Length headers that differ.");
+      return MHD_NO;
+    }
+    if (lengths.hosts > 1) {
+      refuse(srv, r, 400, "The request has more than one Host header.");
       return MHD_NO;
     }
     set_phase(srv, r->conn, PHASE_BODY);

@@ -7,7 +7,11 @@
 --
 -- What a job costs (job.bytes, counted against max_bytes): the length of its four texts
 -- plus JOB_OVERHEAD for the rest (its tables, id, times and events: Lua counts about
--- 1.1 KiB for a pending job and 1.4 KiB for a finished one).
+-- 1.1 KiB for a pending job and 1.4 KiB for a finished one). A job run through --worker
+-- also keeps its attempts for the dashboard (job.tries, emulator/app.lua): at most 4, about
+-- 140 bytes each (568 bytes for four rejected ones on Lua 5.4 and 5.3, measured with
+-- collectgarbage("count") with a timestamp of its own for every event: an attempt's start
+-- is its `started` event's string, shared), not counted.
 local constants = require "queue_jobs.constants"
 
 local Store = {}
@@ -30,7 +34,9 @@ end
 
 function Store:reset()
   self.jobs = {}        -- id -> job
-  -- "org/project/queue" -> { ids = {[i] = id}, head = 1, tail = 0, pending = n }
+  -- "org/project/queue" -> { ids = {[i] = id}, head = 1, tail = 0, scan = i,
+  --   n = {[status] = count} }: the counts are kept as jobs move, so that they cost no
+  --   pass over the jobs (the dashboard shows them, emulator/ui.lua)
   self.queues = {}
   self.order = {}       -- [i] = id, creation order overall (an id whose job was dropped with
                         -- its queue stays until evict_oldest passes it)
@@ -74,6 +80,21 @@ function Store.pieces_of(job)
   return { job.head, job.input, job.middle, job.tail }
 end
 
+-- A queue's counts by status, all 0.
+local function no_counts()
+  local n = {}
+  for _, s in ipairs(constants.STATUSES) do n[s] = 0 end
+  return n
+end
+
+-- The job's status becomes `to`, and its queue's counts follow.
+local function move(q, job, to)
+  local n = q.n
+  n[job.status] = n[job.status] - 1
+  n[to] = n[to] + 1
+  job.status = to
+end
+
 local function event(job, action, time)
   local ev = job.events
   ev[#ev + 1] = action
@@ -98,7 +119,7 @@ function Store:evict_oldest()
   self.count = self.count - 1
   self.bytes = self.bytes - job.bytes
   local q = self.queues[job.qkey]
-  if job.status == "pending" then q.pending = q.pending - 1 end
+  q.n[job.status] = q.n[job.status] - 1
   -- The oldest job overall is also the oldest of its queue.
   q.ids[q.head] = nil
   q.head = q.head + 1
@@ -152,10 +173,10 @@ function Store:create(qkey, input, metadata, webhook)
   self.order[self.tail] = id
   local q = self.queues[qkey]
   if not q then
-    q = { ids = {}, head = 1, tail = 0, scan = 1, pending = 0 }
+    q = { ids = {}, head = 1, tail = 0, scan = 1, n = no_counts() }
     self.queues[qkey] = q
   end
-  q.pending = q.pending + 1
+  q.n.pending = q.n.pending + 1
   q.tail = q.tail + 1
   q.ids[q.tail] = id
   job.qindex = q.tail
@@ -165,7 +186,52 @@ end
 --- pending(qkey): how many jobs of the queue are pending.
 function Store:pending(qkey)
   local q = self.queues[qkey]
-  return q and q.pending or 0
+  return q and q.n.pending or 0
+end
+
+--- counts(qkey) -> {[status] = count} of the queue's jobs (a new table; zeros when the
+-- queue has none). Costs the number of statuses, not of jobs.
+function Store:counts(qkey)
+  local q, out = self.queues[qkey], no_counts()
+  if q then
+    for s, c in pairs(q.n) do out[s] = c end
+  end
+  return out
+end
+
+--- queue_keys() -> the keys of the queues that have jobs stored, in any order.
+function Store:queue_keys()
+  local out = {}
+  for qkey in pairs(self.queues) do out[#out + 1] = qkey end
+  return out
+end
+
+--- newest(qkey, status, before, limit, budget) -> a list of jobs, newest first, then the
+-- position to give as `before` for the next page (nil: no older job is left to look at).
+-- before: a position in the queue (job.qindex): only older jobs are listed (nil: from the
+-- newest); status: only jobs in it (nil: any). It looks at jobs from `before` down until it
+-- has `limit` of them, or has looked at `budget` jobs (with a status, the jobs passed over
+-- count too), so that one call costs at most that many steps; the caller goes on from the
+-- position returned. From the newest, it also stops once it has every job that the
+-- status's count says there is.
+function Store:newest(qkey, status, before, limit, budget)
+  local q, out = self.queues[qkey], {}
+  if not q then return out, nil end
+  local ids, jobs = q.ids, self.jobs
+  local i = q.tail
+  if before and before - 1 < i then i = before - 1 end
+  local left = (status and not before) and q.n[status] or math.huge   -- matches still to find
+  local stop = i - (budget or math.huge)   -- (the last position looked at is stop + 1)
+  while i >= q.head and i > stop and #out < limit and left > 0 do
+    local job = jobs[ids[i]]
+    if status == nil or job.status == status then
+      out[#out + 1] = job
+      left = left - 1
+    end
+    i = i - 1
+  end
+  if i < q.head or left <= 0 then return out, nil end
+  return out, i + 1
 end
 
 --- drop_queue(qkey): forgets every job of the queue (its queue was deleted). No webhook is
@@ -245,9 +311,7 @@ end
 -- is left as it is. Returns true when it changed.
 function Store:cancel(job)
   if job.status ~= "pending" then return false end
-  local q = self.queues[job.qkey]
-  q.pending = q.pending - 1
-  job.status = "cancelled"
+  move(self.queues[job.qkey], job, "cancelled")
   event(job, "cancelled", self.now())
   render_middle(job)
   self.on_final(job)
@@ -275,10 +339,9 @@ end
 -- in its place: it is the next one dispatched again, as the oldest. No event is added; the
 -- update_time is now.
 function Store:requeue(job)
-  job.status = "pending"
-  job.update_time = self.now()
   local q = self.queues[job.qkey]
-  q.pending = q.pending + 1
+  move(q, job, "pending")
+  job.update_time = self.now()
   if job.qindex < q.scan then q.scan = job.qindex end
   render_middle(job)
 end
@@ -305,15 +368,11 @@ function Store:set_status(job, status, output)
     job.output = output
   end
   local t = self.now()
-  if job.status == "pending" then
-    event(job, "started", t)
-    local q = self.queues[job.qkey]
-    q.pending = q.pending - 1
-  end
+  if job.status == "pending" then event(job, "started", t) end
   if status ~= "running" then
     event(job, ACTION[status], t)
   end
-  job.status = status
+  move(self.queues[job.qkey], job, status)
   job.update_time = t
   render_middle(job)
   if FINAL[status] then self.on_final(job) end

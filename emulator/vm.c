@@ -193,7 +193,7 @@ static int vm_init(lua_State *L) {
   vm->report_ref = function_ref(L, "report");
   vm->next_delivery_ref = function_ref(L, "next_delivery");
   vm->delivered_ref = function_ref(L, "delivered");
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 8);
   vm->request_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
   /* Requests make short-lived garbage around long-lived jobs: the generational mode fits.
@@ -390,9 +390,10 @@ struct handle_args {
 };
 
 /* The request as app:handle reads it (emulator/app.lua): {method =, path =, query =,
- * api_key =, body =, too_large =}, nil where absent. It is one table, refilled for every
- * request (the app keeps nothing of it): a new one would cost an allocation and six new
- * keys per request, and garbage that raises the collector's high-water mark. */
+ * api_key =, body =, too_large =, host =, loopback =}, nil where absent. It is one table,
+ * refilled for every request (the app keeps nothing of it): a new one would cost an
+ * allocation and eight new keys per request, and garbage that raises the collector's
+ * high-water mark. */
 static void push_request(lua_State *L, qj_emu_vm *vm, const qj_emu_request *rq) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, vm->request_ref);
   lua_pushstring(L, rq->method);
@@ -407,6 +408,10 @@ static void push_request(lua_State *L, qj_emu_vm *vm, const qj_emu_request *rq) 
   lua_setfield(L, -2, "body");
   lua_pushboolean(L, rq->too_large);
   lua_setfield(L, -2, "too_large");
+  if (rq->host) lua_pushstring(L, rq->host); else lua_pushnil(L);
+  lua_setfield(L, -2, "host");
+  lua_pushboolean(L, rq->loopback);
+  lua_setfield(L, -2, "loopback");
 }
 
 /* The string at idx, or NULL for nil; raises for another type. */

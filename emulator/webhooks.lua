@@ -39,6 +39,7 @@ function Webhooks.new(opts)
   local self = setmetatable({}, Webhooks)
   for k, v in pairs(opts) do self[k] = v end
   self.token = 0   -- attempts dispatched so far (never reset: a token stays unique)
+  self.generation = 0   -- rotations so far: an attempt keeps the one it was signed in
   self:reset()
   return self
 end
@@ -46,6 +47,7 @@ end
 function Webhooks:reset()
   self.log = {}       -- [i] = delivery, oldest first, from log_head
   self.log_head, self.log_tail = 1, 0
+  self.by_job = {}    -- job id -> the job's deliveries in the log, oldest first
   self.waiting = {}   -- deliveries waiting for an attempt, oldest first (MAX_WAITING at most)
   self.in_flight = {} -- token -> delivery
   self.pending, self.pending_bytes = 0, 0   -- deliveries waiting or in flight, their bodies
@@ -80,11 +82,21 @@ local function add_log(self, d)
   local tail = self.log_tail + 1
   self.log_tail = tail
   self.log[tail] = d
+  local list = self.by_job[d.job_id]
+  if not list then
+    list = {}
+    self.by_job[d.job_id] = list
+  end
+  list[#list + 1] = d
   while tail - self.log_head + 1 > Webhooks.MAX_LOG do
     local old = self.log[self.log_head]
     if old.state == "waiting" or old.state == "sending" then break end
     self.log[self.log_head] = nil
     self.log_head = self.log_head + 1
+    -- the oldest of the log is the oldest of its job's
+    local of = self.by_job[old.job_id]
+    table.remove(of, 1)
+    if #of == 0 then self.by_job[old.job_id] = nil end
   end
 end
 
@@ -133,6 +145,7 @@ end
 -- earlier deliveries included; the attempts made before were signed with the one before.
 function Webhooks:rotate(secret)
   self.secret = secret
+  self.generation = self.generation + 1
 end
 
 --- next() -> token, url, id, timestamp, signature, body: the oldest attempt that is due,
@@ -148,10 +161,13 @@ function Webhooks:next()
       d.state, d.token, d.started = "sending", self.token, now
       self.in_flight[self.token] = d
       local ts = format("%d", self.unix_time())
-      local attempt = { time = self.timestamp() }
+      local sig = self.sign(self.secret, d.id, ts, d.body)
+      -- (the headers sent, for the dashboard: the signature is an HMAC, not the secret)
+      local attempt = { time = self.timestamp(), ts = ts, signature = sig,
+        generation = self.generation }
       d.attempts[#d.attempts + 1] = attempt
       count(self, "webhooks_attempts")
-      return self.token, d.url, d.id, ts, self.sign(self.secret, d.id, ts, d.body), d.body
+      return self.token, d.url, d.id, ts, sig, d.body
     end
     if not soonest or d.due < soonest then soonest = d.due end
   end
@@ -192,15 +208,37 @@ local function entry_json(self, d)
     { sort_keys = true }))
 end
 
+--- of_job(job_id) -> the job's deliveries in the log, oldest first, as JSON-ready tables
+-- (marked arrays): each attempt with the headers it was sent with (the signature is an
+-- HMAC: it does not show the secret) and whether it was signed with the secret in use now
+-- (false once a rotation came after it). For the dashboard (emulator/ui.lua).
+function Webhooks:of_job(job_id)
+  local out = {}
+  for _, d in ipairs(self.by_job[job_id] or {}) do
+    local attempts = {}
+    for k, a in ipairs(d.attempts) do
+      attempts[k] = { time = a.time, status = a.status, error = a.error, ms = a.ms,
+        headers = { ["webhook-id"] = d.id, ["webhook-timestamp"] = a.ts,
+          ["webhook-signature"] = a.signature },
+        current_secret = a.generation == self.generation }
+    end
+    out[#out + 1] = { id = d.id, type = d.type, url = d.shown, state = d.state,
+      reason = d.reason, attempts = self.array(attempts) }
+  end
+  return self.array(out)
+end
+
 --- log_pieces(job_id) -> a list of strings: {"deliveries": [...]}, oldest first; only the
 -- job's when job_id is given.
 function Webhooks:log_pieces(job_id)
   local out, n = { '{"deliveries":[' }, 1
-  for i = self.log_head, self.log_tail do
-    local d = self.log[i]
-    if not job_id or d.job_id == job_id then
-      out[n + 1], n = (n > 1 and "," or "") .. entry_json(self, d), n + 1
-    end
+  local list, first, last = self.log, self.log_head, self.log_tail
+  if job_id then   -- (the job's alone, from the index: not a walk of the whole log)
+    list = self.by_job[job_id] or {}
+    first, last = 1, #list
+  end
+  for i = first, last do
+    out[n + 1], n = (n > 1 and "," or "") .. entry_json(self, list[i]), n + 1
   end
   out[n + 1] = "]}"
   return out

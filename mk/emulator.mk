@@ -9,6 +9,7 @@ EMU_SRC      := $(sort $(wildcard emulator/*.c))
 EMU_HDR      := $(wildcard emulator/*.h) src/compat.h
 EMU_LUA      := $(sort $(filter-out emulator/embed.lua,$(wildcard emulator/*.lua)))
 EMU_LUA      += lua/queue_jobs/policy.lua lua/queue_jobs/constants.lua lua/queue_jobs/cli/args.lua
+EMU_LUA      += $(sort $(wildcard emulator/ui/*.html emulator/ui/*.js emulator/ui/*.css))
 EMU_GEN      := $(BUILD)/emulator/embedded.c
 EMU_CFLAGS    = $(CFLAGS) $(WARN) -I$(LUA_INCDIR) -I$(CURL_INCDIR) -Iemulator -Isrc
 EMU_LDLIBS    = $(LUA_LIB) $(MHD_LIBS) -L$(CURL_LIBDIR) -lcurl -lcrypto -lpthread -lm -ldl
@@ -19,12 +20,12 @@ ASAN_EMU     := $(VDIR_asan)/salad-queue-emulator
 EMU_BENCH    := $(BUILD)/bench/emulator_bench
 
 .PHONY: emulator install-emulator uninstall-emulator bench-emulator bench-emulator-rss \
-        bench-emulator-worker
+        bench-emulator-worker bench-emulator-ui
 
 all: $(EMU)
 emulator: $(EMU)
 TEST_DEPS       += $(EMU)
-BENCH_TARGETS   += bench-emulator
+BENCH_TARGETS   += bench-emulator bench-emulator-ui
 INSTALL_TARGETS += install-emulator
 check: $(ASAN_EMU)
 uninstall: uninstall-emulator
@@ -83,3 +84,9 @@ bench-emulator-worker: deps $(EMU) $(EMU_BENCH)
 
 bench-emulator-rss: deps $(EMU)
 	BENCH_PART=rss sh bench/emulator_bench.sh $(EMU)
+
+# The dashboard with 10,000 jobs in a queue (bench/emulator_ui_bench.lua): each of its
+# requests timed beside the API's GET of a page (p50, p99, max). BENCH_UI_JOBS changes the
+# number of jobs.
+bench-emulator-ui: deps $(EMU)
+	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bench/emulator_ui_bench.lua

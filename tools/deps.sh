@@ -74,6 +74,7 @@ probe() {
   need wrk "wrk (make bench-bulk: the bulk benchmark's peer; its ratio is left out without it)" have wrk
   need time "GNU time (make bench-cli: a command's peak memory)" test -x /usr/bin/time
   need curl "curl (the example session of docs/emulator.md; make bench-cli: the curl loop)" have curl
+  need chromium "headless Chromium (the emulator's dashboard spec; make screenshots)" have chromium
   need luarocks "luarocks (make rock-check)" have luarocks
   need pkg-config "pkg-config (make rock-check)" have pkg-config
   need valgrind "valgrind (make valgrind)" have valgrind
