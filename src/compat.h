@@ -195,6 +195,11 @@ static inline void *qj_compat_testudata(lua_State *L, int idx, const char *tname
   return same ? p : NULL;
 }
 #define luaL_testudata qj_compat_testudata
+static inline void qj_compat_setmetatable(lua_State *L, const char *tname) {
+  luaL_getmetatable(L, tname);
+  lua_setmetatable(L, -2);
+}
+#define luaL_setmetatable qj_compat_setmetatable
 #endif
 
 #endif
