@@ -45,6 +45,16 @@ end
 -- no Lua value is made while curl waits, so that collection is the decode's, wherever the
 -- specs before this one left the collector. Returns the probe {fired, ok, result} and what
 -- call returned.
+-- (An object with a finalizer: 5.1 and LuaJIT run the finalizers of userdata only.)
+local function finalized(mt)
+  if newproxy then
+    local p = newproxy(true)
+    getmetatable(p).__gc = mt.__gc
+    return p
+  end
+  return setmetatable({}, mt)
+end
+
 local function with_finalizer(srv, fn, call)
   local function sent() return (helpers.read_file(srv.log) or "") ~= "" end   -- a request logged
   local probe, inside = { fired = false }, false
@@ -54,15 +64,15 @@ local function with_finalizer(srv, fn, call)
       probe.fired = true
       probe.ok, probe.result = pcall(fn)
     end
-    if not probe.stop then setmetatable({}, mt) end
+    if not probe.stop then finalized(mt) end
   end
-  setmetatable({}, mt)
+  finalized(mt)
   -- A collection ends inside the decode, and then often. On 5.4, a pause of 10: each step
   -- does a fixed amount of work, and cycles follow closely. On 5.3 that pause would run a
   -- whole cycle at every allocation (minutes for a 3 MB decode); 100 runs cycles back to
   -- back at 4 times the allocation rate, and the first ends inside the decode (the code
   -- before it allocates little).
-  local restore_gc = helpers.aggressive_gc(_VERSION == "Lua 5.3" and 100 or 10, 400)
+  local restore_gc = helpers.aggressive_gc(_VERSION == "Lua 5.4" and 10 or 100, 400)
   -- A full collection under those settings (aggressive_gc makes one on 5.3 only): the cycles
   -- then start at once and traverse only what is alive, however much garbage the specs run
   -- before this one left; without it, a cycle over a large heap could outlast the call.

@@ -157,10 +157,11 @@ end
 
 -- Whether a call of the client runs that may still go on: _calls counts them by coroutine
 -- (weak keys: a coroutine collected takes its calls along), and engine.stranded tells the
--- calls that never can (a dead coroutine, a task of an engine that was collected).
+-- calls that never can (a dead coroutine, a task of an engine that was collected). (On 5.1
+-- the main coroutine's key is compat.running's stand-in, not a thread: never stranded.)
 local function running(self)
   for co in next, self._calls do
-    if not engine.stranded(co) then return true end
+    if type(co) ~= "thread" or not engine.stranded(co) then return true end
   end
   return false
 end

@@ -3,8 +3,8 @@
 -- (the emulator embeds it). On 5.1 a number is a double: an "integer" here is a number with
 -- no fraction within the int64 range, as src/compat.h's lua_isinteger says (README.md,
 -- "What differs").
-local math, string, table, coroutine, type, select, setmetatable =
-  math, string, table, coroutine, type, select, setmetatable
+local math, string, table, coroutine, type, select, setmetatable, load, loadstring, setfenv =
+  math, string, table, coroutine, type, select, setmetatable, load, rawget(_G, "loadstring"), rawget(_G, "setfenv")
 local floor, byte = math.floor, string.byte
 
 local Compat = {}
@@ -45,7 +45,7 @@ end
 local idiv = (loadstring or load)("return function(a, b) return a // b end")
 Compat.idiv = idiv and idiv() or function(a, b) return floor(a / b) end
 
-Compat.unpack = table.unpack or unpack
+Compat.unpack = table.unpack or rawget(_G, "unpack")
 Compat.pack = table.pack or function(...) return { n = select("#", ...), ... } end
 
 --- coroutine.isyieldable(): PUC 5.1 lacks it; there, inside a coroutine (5.1 cannot yield
@@ -62,6 +62,17 @@ if select(2, coroutine.running()) == nil then
     local co = running()
     if co == nil then return MAIN, true end
     return co, false
+  end
+end
+
+--- load(text, name, mode, env): 5.2's load of a string, env as the chunk's environment
+-- (5.1 has setfenv instead; mode "b" is not checked there).
+Compat.load = load
+if setfenv then
+  Compat.load = function(text, name, _, env)
+    local f, err = loadstring(text, name)
+    if f and env then setfenv(f, env) end
+    return f, err
   end
 end
 

@@ -99,14 +99,14 @@ end
 -- cycle once memory reaches pause% of what the last cycle left and working stepmul% as fast
 -- as it allocates. On 5.3 it then ends the current cycle, since 5.3 reads the pause only
 -- when a cycle ends (on 5.4 the settings apply at once). restore() puts back the mode
--- and the settings that were in force. The same on Lua 5.4 and 5.3: 5.3 has no
--- collectgarbage("incremental"/"generational") (it is always incremental), and both have
+-- and the settings that were in force. The same on Lua 5.4 and the others: 5.3, 5.1 and
+-- LuaJIT have no collectgarbage("incremental"/"generational") (always incremental), all have
 -- "setpause" and "setstepmul". A pause under 100 makes each collection step run a whole
 -- cycle (the debt it leaves exceeds the heap): finalizers at almost every allocation, but
 -- the cost of a full cycle per allocation, fit for calls that allocate little. With 100 the
 -- cycles run back to back at stepmul% of the allocation rate, a linear cost.
 function M.aggressive_gc(pause, stepmul)
-  local mode = _VERSION ~= "Lua 5.3" and collectgarbage("incremental") -- the mode it was in
+  local mode = _VERSION == "Lua 5.4" and collectgarbage("incremental") -- the mode it was in
   local old_pause = collectgarbage("setpause", pause)
   local old_stepmul = collectgarbage("setstepmul", stepmul)
   if not mode then collectgarbage() end
