@@ -46,6 +46,7 @@ end
 -- specs before this one left the collector. Returns the probe {fired, ok, result} and what
 -- call returned.
 -- (An object with a finalizer: 5.1 and LuaJIT run the finalizers of userdata only.)
+local newproxy = rawget(_G, "newproxy")
 local function finalized(mt)
   if newproxy then
     local p = newproxy(true)
