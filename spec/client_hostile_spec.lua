@@ -192,9 +192,11 @@ describe("an error raised inside a call", function()
     srv.finish()
   end)
 
-  -- Lua 5.4 turns an error in a finalizer into a warning; 5.3 raises it from the allocation
-  -- that ran the finalizer, here one of the decoder's, in the middle of the answer
-  it("by a finalizer while the answer is decoded: 5.3 raises it, 5.4 warns; the client stays whole", function()
+  -- Lua 5.4 turns an error in a finalizer into a warning; 5.3 and 5.1 raise it from the
+  -- allocation that ran the finalizer, here one of the decoder's, in the middle of the answer.
+  -- (LuaJIT's compiler does not survive a finalizer that raises: README.md, "What differs".)
+  local it_raising_gc = rawget(_G, "jit") and pending or it
+  it_raising_gc("by a finalizer while the answer is decoded: 5.3 raises it, 5.4 warns; the client stays whole", function()
     local url, srv = serve {
       response(200, "OK", JSON, big_job(UUID)),
       response(200, "OK", JSON, job_json(UUID2)),
@@ -204,18 +206,18 @@ describe("an error raised inside a call", function()
     local mt = {}
     mt.__gc = function()
       if armed then armed = false fired = true error("finalizer failed", 0) end
-      setmetatable({}, mt)
+      finalized(mt)
     end
-    setmetatable({}, mt)
+    finalized(mt)
     -- cycles back to back; on 5.4 each step works in large chunks, so a slower pace is
     -- enough there (and keeps the 3 MB decode fast)
-    local restore_gc = helpers.aggressive_gc(100, _VERSION == "Lua 5.3" and 400 or 100)
+    local restore_gc = helpers.aggressive_gc(100, _VERSION == "Lua 5.4" and 100 or 400)
     armed = true
     local ok, job = pcall(c.get, c, { queue_name = "fifo", id = UUID })
     armed = false
     restore_gc()
     assert.is_true(fired, "no collection ran during the call")
-    if _VERSION == "Lua 5.3" then
+    if _VERSION ~= "Lua 5.4" then
       assert.is_false(ok)
       assert.matches("finalizer failed", tostring(job))
     else

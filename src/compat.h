@@ -129,6 +129,21 @@ static inline lua_Integer qj_compat_tointegerx(lua_State *L, int idx, int *isnum
   return ok ? (lua_Integer)lua_tonumber(L, idx) : 0;
 }
 #define lua_tointegerx qj_compat_tointegerx
+/* PUC 5.1's lua_tointeger may go through a 32-bit int (luaconf.h's lua_number2integer): the
+ * double is converted here, in range or not at all (0), as 5.3 does for a float it cannot
+ * represent; luaL_checkinteger truncates a fraction, as 5.1 always did. */
+static inline lua_Integer qj_compat_tointeger(lua_State *L, int idx) {
+  lua_Number n = lua_tonumber(L, idx);
+  return n >= -9223372036854775808.0 && n < 9223372036854775808.0 ? (lua_Integer)n : 0;
+}
+#define lua_tointeger qj_compat_tointeger
+static inline lua_Integer qj_compat_checkinteger(lua_State *L, int idx) {
+  lua_Number n = luaL_checknumber(L, idx);
+  luaL_argcheck(L, n >= -9223372036854775808.0 && n < 9223372036854775808.0, idx,
+                "number has no integer representation");
+  return (lua_Integer)n;
+}
+#define luaL_checkinteger qj_compat_checkinteger
 
 /* 5.1 keeps a userdata's values in its environment table: one, at [1], made with it. */
 static inline void *qj_compat_newuserdata1(lua_State *L, size_t size, int nuv) {
