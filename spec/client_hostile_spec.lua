@@ -45,16 +45,7 @@ end
 -- no Lua value is made while curl waits, so that collection is the decode's, wherever the
 -- specs before this one left the collector. Returns the probe {fired, ok, result} and what
 -- call returned.
--- (An object with a finalizer: 5.1 and LuaJIT run the finalizers of userdata only.)
-local newproxy = rawget(_G, "newproxy")
-local function finalized(mt)
-  if newproxy then
-    local p = newproxy(true)
-    getmetatable(p).__gc = mt.__gc
-    return p
-  end
-  return setmetatable({}, mt)
-end
+local finalized = helpers.finalized
 
 local function with_finalizer(srv, fn, call)
   local function sent() return (helpers.read_file(srv.log) or "") ~= "" end   -- a request logged

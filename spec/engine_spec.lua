@@ -399,9 +399,9 @@ describe("queue_jobs.engine", function()
     it("a finalizer that runs inside a task blocks (it cannot yield), and still works", function()
       local got
       local t = eng:spawn(function()
-        setmetatable({}, { __gc = function()
+        helpers.finalized { __gc = function()
           got = assert(c:create { queue_name = Q, input = "from a finalizer" })
-        end })
+        end }
         collectgarbage()
         collectgarbage()
         return "done"

@@ -61,6 +61,18 @@ local function read_file(path)
 end
 M.read_file = read_file
 
+--- finalized(mt) -> a new object whose finalizer is mt.__gc: a table with metatable mt, or on
+-- 5.1 and LuaJIT, which run the finalizers of userdata only, a userdata.
+local newproxy = rawget(_G, "newproxy")
+function M.finalized(mt)
+  if newproxy then
+    local p = newproxy(true)
+    getmetatable(p).__gc = mt.__gc
+    return p
+  end
+  return setmetatable({}, mt)
+end
+
 -- Whether closing a pipe gives the command's exit status (5.2 and later: ok, "exit" or
 -- "signal", code); Lua 5.1's and LuaJIT's close gives true alone.
 local CLOSE_STATUS = (function()
