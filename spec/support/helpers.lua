@@ -299,6 +299,8 @@ function M.spawn(opts)
   self.proc = assert(io.popen(("echo $$ >%s; exec %s </dev/null >%s %s"):format(
     shell_quote(self.pidfile), command(opts.argv, opts), shell_quote(self.out), err), "r"))
   setmetatable(self, opts.mt or Proc)
+  -- (5.1 and LuaJIT run no table's finalizer: a userdata made after the pipe stops it)
+  if newproxy then self.finalizer = M.finalized { __gc = function() self:stop() end } end
   live[self] = true
   return self
 end
