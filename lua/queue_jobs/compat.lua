@@ -3,8 +3,9 @@
 -- (the emulator embeds it). On 5.1 a number is a double: an "integer" here is a number with
 -- no fraction within the int64 range, as src/compat.h's lua_isinteger says (README.md,
 -- "What differs").
-local math, string, table, coroutine, type, select, setmetatable, load, loadstring, setfenv =
-  math, string, table, coroutine, type, select, setmetatable, load, rawget(_G, "loadstring"), rawget(_G, "setfenv")
+local math, string, table, coroutine, type, tonumber, select, setmetatable = math, string, table,
+  coroutine, type, tonumber, select, setmetatable
+local load, loadstring, setfenv = load, rawget(_G, "loadstring"), rawget(_G, "setfenv")
 local floor, byte = math.floor, string.byte
 
 local Compat = {}
@@ -23,21 +24,14 @@ Compat.math_type = math.type or function(x)
   return "float"
 end
 
---- math.tointeger: the number as an integer when it has no fraction, else nil (a string is
--- nil too, as on 5.4).
-if math.tointeger then
-  local tointeger = math.tointeger
-  Compat.tointeger = function(x)
-    if type(x) ~= "number" then return nil end
-    return tointeger(x)
-  end
-else
-  local math_type = Compat.math_type
-  Compat.tointeger = function(x)
-    if math_type(x) == "integer" then return x end
-    if x == 0 then return 0 end   -- -0.0
-    return nil
-  end
+--- math.tointeger: the number (or numeric string) as an integer when it has no fraction, else
+-- nil.
+local math_type = Compat.math_type
+Compat.tointeger = math.tointeger or function(x)
+  if type(x) == "string" then x = tonumber(x) end
+  if math_type(x) == "integer" then return x end
+  if x == 0 then return 0 end   -- -0.0
+  return nil
 end
 
 --- a // b for integers: 5.3's operator where the parser has it (exact for any int64), else
