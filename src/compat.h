@@ -29,6 +29,16 @@
 #define QJ_EXACT_INTEGER_MAX ((uint64_t)INT64_MAX)
 #endif
 
+/* QJ_PUSH_COLLECTS_FIRST: whether lua_pushlstring may let the collector run (finalizers
+ * included) before it copies the bytes: 5.1's and LuaJIT's check the collector first, 5.3's
+ * and 5.4's after the copy. A reusable buffer whose bytes it copies is given back after it
+ * there (src/json_decode.c, src/json_encode.c; qj.h says why it matters). */
+#if LUA_VERSION_NUM == 501
+#define QJ_PUSH_COLLECTS_FIRST 1
+#else
+#define QJ_PUSH_COLLECTS_FIRST 0
+#endif
+
 /* The open FILE of the io library's file handle at idx (raises when it is not one), NULL
  * when it is closed. */
 #if LUA_VERSION_NUM == 501

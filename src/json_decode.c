@@ -251,7 +251,8 @@ static int dec_string(dec *d) {
   /* Escapes: the string is built in the scratch buffer, then copied out. From the take to
    * the copy nothing makes a Lua value, so no finalizer can run and reuse the buffer; the
    * buffer is given back before lua_pushlstring, which copies the bytes before it lets the
-   * collector run, and which may raise. */
+   * collector run, and which may raise (on 5.1 and LuaJIT, whose lua_pushlstring lets it run
+   * first, after: then a raise leaves the buffer busy, and later calls get their own). */
   if (d->bufidx) {
     b = qj_buf_take(L, d->bufidx);
   } else {
@@ -260,8 +261,9 @@ static int dec_string(dec *d) {
   }
   qj_buf_add(L, b, s, (size_t)(q - s));
   r = dec_escaped(d, b, q);
-  if (d->bufidx) qj_buf_give(b);
+  if (d->bufidx && !QJ_PUSH_COLLECTS_FIRST) qj_buf_give(b);
   if (r == 0) lua_pushlstring(L, b->p, b->len);
+  if (d->bufidx && QJ_PUSH_COLLECTS_FIRST) qj_buf_give(b);
   if (d->bufidx) {
     if (r == 0) lua_replace(L, -2); /* the string takes the buffer's slot */
     else lua_pop(L, 1);
