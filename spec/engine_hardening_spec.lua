@@ -67,10 +67,10 @@ end
 -- while a step runs (armed only then, so that they raise in the engine's code or in a task,
 -- never in this script's), each round stepped 300 times at most, then loop, which must
 -- return (a count hook raises after 20 seconds). Prints "bad N fired N".
+-- (LuaJIT's compiler does not survive a finalizer that raises while compiled code runs, a
+-- SIGSEGV in its unwinder, without this module too: README.md, "What differs". Its
+-- interpreter runs the rounds. The script must not begin with "-": it goes to lua -e.)
 local HOSTILE_ROUNDS = [==[
--- LuaJIT's compiler does not survive a finalizer that raises while compiled code runs (a
--- SIGSEGV in its unwinder, without this module too: README.md, "What differs"): its
--- interpreter runs the rounds.
 if rawget(_G, "jit") then jit.off() end
 local qj = require "queue_jobs"
 local socket = require "socket"
