@@ -47,7 +47,7 @@ local function with_hazard(act, body)
   -- allocated: there cycles run back to back (pause 100), fast enough that one ends about
   -- every 32 KiB allocated, however large busted's heap has grown.
   local pause, stepmul = 0, 200
-  if _VERSION == "Lua 5.3" then
+  if _VERSION ~= "Lua 5.4" then   -- (5.1 and LuaJIT: as 5.3)
     pause, stepmul = 100, math.max(200, math.floor(collectgarbage("count") * 100 / 32))
   end
   local restore_gc = helpers.aggressive_gc(pause, stepmul)
