@@ -45,6 +45,8 @@ end
 -- no Lua value is made while curl waits, so that collection is the decode's, wherever the
 -- specs before this one left the collector. Returns the probe {fired, ok, result} and what
 -- call returned.
+local finalized = helpers.finalized
+
 local function with_finalizer(srv, fn, call)
   local function sent() return (helpers.read_file(srv.log) or "") ~= "" end   -- a request logged
   local probe, inside = { fired = false }, false
@@ -54,15 +56,15 @@ local function with_finalizer(srv, fn, call)
       probe.fired = true
       probe.ok, probe.result = pcall(fn)
     end
-    if not probe.stop then setmetatable({}, mt) end
+    if not probe.stop then finalized(mt) end
   end
-  setmetatable({}, mt)
+  finalized(mt)
   -- A collection ends inside the decode, and then often. On 5.4, a pause of 10: each step
   -- does a fixed amount of work, and cycles follow closely. On 5.3 that pause would run a
   -- whole cycle at every allocation (minutes for a 3 MB decode); 100 runs cycles back to
   -- back at 4 times the allocation rate, and the first ends inside the decode (the code
   -- before it allocates little).
-  local restore_gc = helpers.aggressive_gc(_VERSION == "Lua 5.3" and 100 or 10, 400)
+  local restore_gc = helpers.aggressive_gc(_VERSION == "Lua 5.4" and 10 or 100, 400)
   -- A full collection under those settings (aggressive_gc makes one on 5.3 only): the cycles
   -- then start at once and traverse only what is alive, however much garbage the specs run
   -- before this one left; without it, a cycle over a large heap could outlast the call.
@@ -181,9 +183,11 @@ describe("an error raised inside a call", function()
     srv.finish()
   end)
 
-  -- Lua 5.4 turns an error in a finalizer into a warning; 5.3 raises it from the allocation
-  -- that ran the finalizer, here one of the decoder's, in the middle of the answer
-  it("by a finalizer while the answer is decoded: 5.3 raises it, 5.4 warns; the client stays whole", function()
+  -- Lua 5.4 turns an error in a finalizer into a warning; 5.3 and 5.1 raise it from the
+  -- allocation that ran the finalizer, here one of the decoder's, in the middle of the answer.
+  -- (LuaJIT's compiler does not survive a finalizer that raises: README.md, "What differs".)
+  local it_raising_gc = rawget(_G, "jit") and pending or it
+  it_raising_gc("by a finalizer while the answer is decoded: 5.3 raises it, 5.4 warns; the client stays whole", function()
     local url, srv = serve {
       response(200, "OK", JSON, big_job(UUID)),
       response(200, "OK", JSON, job_json(UUID2)),
@@ -193,18 +197,18 @@ describe("an error raised inside a call", function()
     local mt = {}
     mt.__gc = function()
       if armed then armed = false fired = true error("finalizer failed", 0) end
-      setmetatable({}, mt)
+      finalized(mt)
     end
-    setmetatable({}, mt)
+    finalized(mt)
     -- cycles back to back; on 5.4 each step works in large chunks, so a slower pace is
     -- enough there (and keeps the 3 MB decode fast)
-    local restore_gc = helpers.aggressive_gc(100, _VERSION == "Lua 5.3" and 400 or 100)
+    local restore_gc = helpers.aggressive_gc(100, _VERSION == "Lua 5.4" and 100 or 400)
     armed = true
     local ok, job = pcall(c.get, c, { queue_name = "fifo", id = UUID })
     armed = false
     restore_gc()
     assert.is_true(fired, "no collection ran during the call")
-    if _VERSION == "Lua 5.3" then
+    if _VERSION ~= "Lua 5.4" then
       assert.is_false(ok)
       assert.matches("finalizer failed", tostring(job))
     else
@@ -266,7 +270,7 @@ describe("the key never leaks", function()
       { "qjk+7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU", "key=qjk%2B7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU" },
       { "qjk&7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU", "<html><title>key qjk&amp;7Fh2LmQ9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU</title></html>" },
       { "qjk_7Fh2Lm  Q9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU", "<p>bad   key qjk_7Fh2Lm  Q9xT4vB8nR3wY6zK1pD5sA0cE2gH7jU</p>" },
-      { "qjk_7Fh2Lm\xc3\xa99xT4vB8nR3wY6zK1pD5sA0cE2gH7jU", "\xff\xfe bad key qjk_7Fh2Lm\xc3\xa99xT4vB8nR3wY6zK1pD5sA0cE2gH7jU" },
+      { "qjk_7Fh2Lm\195\1699xT4vB8nR3wY6zK1pD5sA0cE2gH7jU", "\255\254 bad key qjk_7Fh2Lm\195\1699xT4vB8nR3wY6zK1pD5sA0cE2gH7jU" },
     }
     local responses = {}
     for i, case in ipairs(cases) do
@@ -548,7 +552,7 @@ describe("smaller promises", function()
     local emu = helpers.start_emulator()
     local function fds()
       local p = io.popen("ls /proc/" .. helpers.read_file("/proc/self/stat"):match("^(%d+)") .. "/fd")
-      local n = select(2, p:read("a"):gsub("\n", ""))
+      local n = select(2, p:read("*a"):gsub("\n", ""))
       p:close()
       return n
     end

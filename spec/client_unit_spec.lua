@@ -1,5 +1,6 @@
 -- queue_jobs client without a server: validation, misuse, key hygiene, options, and the
 -- retry/pacing loop with an injected clock against a port where nothing listens.
+local compat = require "queue_jobs.compat"
 local qj = require "queue_jobs"
 local core = require "queue_jobs.core"
 local helpers = require "support.helpers"
@@ -125,7 +126,7 @@ describe("queue_jobs client: arguments are validated before any I/O", function()
 
   it("accepts a webhook of exactly 2048 characters (multi-byte counted as one)", function()
     local hook = "https://x/" .. ("é"):rep(2038)
-    assert.equal(2048, utf8.len(hook))
+    assert.equal(2048, compat.utf8_len(hook))
     local _, err = c:create { queue_name = "fifo", input = 1, webhook = hook, retries = 0 }
     assert.equal("network", err.kind)
   end)
@@ -160,8 +161,8 @@ describe("queue_jobs client: misuse raises", function()
     assert.matches("%(closed%)", tostring(c))
     assert.has_error(function() c:list { queue_name = "fifo" } end, "attempt to use a closed client")
     assert.has_error(function() c:jobs { queue_name = "fifo" } end, "attempt to use a closed client")
-    -- to-be-closed variables are Lua 5.4 syntax, which 5.3 cannot even parse
-    if _VERSION ~= "Lua 5.3" then
+    -- to-be-closed variables are Lua 5.4 syntax, which the others cannot even parse
+    if _VERSION == "Lua 5.4" then
       local d = assert(load("local d <close> = ...; assert(tostring(d):find('(open)', 1, true)); return d"))(new())
       assert.matches("%(closed%)", tostring(d))
     end

@@ -31,7 +31,7 @@ local function log(c)
   f:close()
 end
 while true do
-  local ready = socket.select({ srv, table.unpack(conns) }, nil, 1)
+  local ready = socket.select({ srv, (table.unpack or unpack)(conns) }, nil, 1)
   for _, s in ipairs(ready) do
     if s == srv then
       local c = srv:accept()

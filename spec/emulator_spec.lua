@@ -1,4 +1,5 @@
 -- salad-queue-emulator, driven over loopback with LuaSocket (spec/support/helpers.lua).
+local compat = require "queue_jobs.compat"
 local helpers = require "support.helpers"
 local socket = require "socket"
 local core = require "queue_jobs.core"
@@ -81,10 +82,7 @@ describe("salad-queue-emulator", function()
 
     it("prints --help and exits 0; refuses unknown options with exit status 2", function()
       local bin = helpers.emulator_path()
-      local p = io.popen("'" .. bin .. "' --help 2>&1")
-      local text = p:read("a")
-      local ok, how, code = p:close()
-      assert.is_true(ok, how)
+      local text, _, code = helpers.pipe_read("'" .. bin .. "' --help 2>&1")
       assert.are.equal(0, code)
       assert.matches("Usage: salad%-queue%-emulator", text)
       for _, opt in ipairs { "--port", "--bind", "--api-key", "--queue", "--rate-limit", "--max-jobs",
@@ -93,25 +91,17 @@ describe("salad-queue-emulator", function()
       end
       assert.truthy(text:find("salad-emulator-key", 1, true))
       assert.truthy(text:find("1048576", 1, true))
-      p = io.popen("'" .. bin .. "' --no-such-option 2>&1")
-      text = p:read("a")
-      ok, how, code = p:close()
-      assert.is_falsy(ok, how)
+      text, _, code = helpers.pipe_read("'" .. bin .. "' --no-such-option 2>&1")
       assert.are.equal(2, code)
       assert.matches('unknown option "%-%-no%-such%-option"', text)
-      p = io.popen("'" .. bin .. "' --queue Bad/name 2>&1")
-      text = p:read("a")
-      ok, how, code = p:close()
-      assert.is_falsy(ok, how)
+      text, _, code = helpers.pipe_read("'" .. bin .. "' --queue Bad/name 2>&1")
       assert.are.equal(2, code)
       assert.matches("%-%-queue", text)
     end)
 
     it("fails clearly when the port is taken", function()
       local bin = helpers.emulator_path()
-      local p = io.popen("timeout 10 '" .. bin .. "' --port " .. emu.port .. " 2>&1")
-      local text = p:read("a")
-      local _, _, code = p:close()
+      local text, _, code = helpers.pipe_read("timeout 10 '" .. bin .. "' --port " .. emu.port .. " 2>&1")
       assert.are.equal(1, code)
       assert.matches("cannot listen", text)
     end)
@@ -258,17 +248,23 @@ describe("salad-queue-emulator", function()
         assert.truthy(text:find(frag, 1, true), frag)
       end
       local input = decode(text).input
-      assert.are.equal("integer", math.type(input.big))
-      assert.are.equal(1234567890123456789, input.big)
-      assert.are.equal(math.maxinteger, input.max)
-      assert.are.equal(math.mininteger, input.min)
-      assert.are.equal("float", math.type(input.huge))
+      if compat.INTEGERS then
+        assert.are.equal("integer", math.type(input.big))
+        assert.are.equal(1234567890123456789, input.big)
+        assert.are.equal(math.maxinteger, input.max)
+        assert.are.equal(math.mininteger, input.min)
+        assert.are.equal("float", math.type(input.huge))
+        assert.are.equal("float", math.type(input.two))
+      else   -- 5.1: the integers beyond 2^53 come back as their text (json.raw)
+        assert.are.equal("1234567890123456789", tostring(input.big))
+        assert.are.equal("9223372036854775807", tostring(input.max))
+        assert.are.equal("-9223372036854775808", tostring(input.min))
+      end
       assert.are.equal(1.5e300, input.huge)
       assert.are.equal(0.1, input.tenth)
-      assert.are.equal("float", math.type(input.two))
       assert.are.equal(2.0, input.two)
       assert.are.equal(-0.0, input.neg0)
-      assert.are.equal("-0.0", tostring(input.neg0))
+      assert.is_true(1 / input.neg0 < 0)   -- (tostring gives -0 on LuaJIT)
       assert.are.equal(core.array_mt, getmetatable(input.empty))
       assert.are.equal(0, #input.empty)
       assert.is_nil(getmetatable(input.obj))
@@ -333,7 +329,7 @@ describe("salad-queue-emulator", function()
 
     it("400 for bad organization, project and queue names", function()
       for _, bad in ipairs { "Acme", "a", ("a"):rep(64), "acme_corp", "-acme", "acme-", "1acme",
-        "acme%2Fcorp", "acme%zz", "acm%ff", "acm\xff" } do
+        "acme%2Fcorp", "acme%zz", "acm%ff", "acm\255" } do
         for _, path in ipairs {
           "/organizations/" .. bad .. "/projects/dev-env/queues/q1/jobs",
           "/organizations/acme/projects/" .. bad .. "/queues/q1/jobs",
@@ -364,7 +360,7 @@ describe("salad-queue-emulator", function()
       status, text, headers = create(emu, '{"input": [1, 2')
       p = assert_problem(status, 400, text, headers)
       assert.matches("end of input", p.detail)
-      status, text, headers = create(emu, '{"input": "\xff"}')
+      status, text, headers = create(emu, '{"input": "\255"}')
       assert_problem(status, 400, text, headers)
     end)
 
@@ -557,7 +553,8 @@ describe("salad-queue-emulator", function()
       assert.are.equal(200, status)
       assert.are.equal("running", got.status)
       assert.are.same({ "created", "started" }, { got.events[1].action, got.events[2].action })
-      local out = { big = 1234567890123456789, f = 1.5e300, tenth = 0.1, e = core.empty_array,
+      -- (the big integer through the codec: an integer, or json.raw on 5.1 and LuaJIT)
+      local out = { big = decode("1234567890123456789"), f = 1.5e300, tenth = 0.1, e = core.empty_array,
         o = {}, n = null }
       status, got = emu:set_status(job.id, "succeeded", out)
       assert.are.equal(200, status)
@@ -569,7 +566,7 @@ describe("salad-queue-emulator", function()
         '"o":{}', '"n":null' } do
         assert.truthy(text:find(frag, 1, true), frag .. " in " .. text)
       end
-      assert.are.equal(1234567890123456789, decode(text).output.big)
+      assert.are.equal("1234567890123456789", tostring(decode(text).output.big))
     end)
 
     it("fails a pending job (started, then failed) and accepts any JSON output", function()
@@ -663,11 +660,12 @@ describe("salad-queue-emulator", function()
 
     it("status: a 429 with an HTTP-date Retry-After and a custom JSON body", function()
       emu:fault { fault = { kind = "status", status = 429, retry_after = "Wed, 21 Oct 2015 07:28:00 GMT",
-        body = { error = "slow down", n = 12345678901234567 } } }
+        body = { error = "slow down", n = decode("12345678901234567") } } }
       local status, text, headers = emu:request("GET", JOBS)
       assert.are.equal(429, status)
       assert.are.equal("Wed, 21 Oct 2015 07:28:00 GMT", headers["retry-after"])
-      assert.are.same({ error = "slow down", n = 12345678901234567 }, decode(text))
+      local got = decode(text)
+      assert.are.same({ "slow down", "12345678901234567" }, { got.error, tostring(got.n) })
     end)
 
     it("applies to the next `count` matching requests, by method and path glob, in order", function()
@@ -759,8 +757,8 @@ describe("salad-queue-emulator", function()
       assert.are.equal("closed", err)
       assert.are.equal(200, partial.status)
       assert.are.equal(#full, tonumber(partial.headers["content-length"]))
-      assert.are.equal(#full // 2, #partial.body)
-      assert.are.equal(full:sub(1, #full // 2), partial.body)
+      assert.are.equal(math.floor(#full / 2), #partial.body)
+      assert.are.equal(full:sub(1, math.floor(#full / 2)), partial.body)
       emu:fault { method = "POST", fault = { kind = "truncate" } }
       status, err, partial = create(emu, { input = 2 })
       assert.is_nil(status)
@@ -846,7 +844,7 @@ describe("salad-queue-emulator options", function()
     local status, text, headers = emu:request("GET", JOBS)
     local p = assert_problem(status, 429, text, headers)
     local wait = tonumber(headers["retry-after"])
-    assert.is_true(math.type(wait) == "integer" and wait >= 1 and wait <= 20, headers["retry-after"])
+    assert.is_true(compat.math_type(wait) == "integer" and wait >= 1 and wait <= 20, headers["retry-after"])
     assert.matches("3 requests per minute", p.detail)
     assert.are.equal(429, (create(emu, { input = 1 })))
     -- another key has its own budget; a wrong key is refused before being counted

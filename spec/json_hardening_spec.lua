@@ -31,7 +31,7 @@ local function with_hazard(act, body)
       h.acted = h.acted + 1
       act(h)
     end
-    if not h.stopped then setmetatable({}, mt) end
+    if not h.stopped then helpers.finalized(mt) end
   end
   function h.call(f, ...)
     collectgarbage("restart")
@@ -47,12 +47,12 @@ local function with_hazard(act, body)
   -- allocated: there cycles run back to back (pause 100), fast enough that one ends about
   -- every 32 KiB allocated, however large busted's heap has grown.
   local pause, stepmul = 0, 200
-  if _VERSION == "Lua 5.3" then
+  if _VERSION ~= "Lua 5.4" then   -- (5.1 and LuaJIT: as 5.3)
     pause, stepmul = 100, math.max(200, math.floor(collectgarbage("count") * 100 / 32))
   end
   local restore_gc = helpers.aggressive_gc(pause, stepmul)
   collectgarbage() -- a cycle ends now: the next one starts at once
-  setmetatable({}, mt)
+  helpers.finalized(mt)
   collectgarbage("stop")
   local ok, err = pcall(body, h)
   h.stopped = true
@@ -194,8 +194,8 @@ describe("json.decode numbers at the edge of the double range", function()
   local function float(want, text)
     local v, err = json.decode(text)
     assert.is_nil(err)
-    assert.equal("float", math.type(v))
-    assert.equal(string.pack("<d", want), string.pack("<d", v), text:sub(1, 40))
+    if math.type then assert.equal("float", math.type(v)) end   -- (5.1: one number type)
+    assert.is_true(want == v and (want ~= 0 or 1 / want == 1 / v), text:sub(1, 40))
   end
 
   it("refuses a huge leading-zero fraction times a huge exponent when too large", function()

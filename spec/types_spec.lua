@@ -4,6 +4,7 @@
 -- can be asked (functions, methods, client options, call options, create's arguments, error
 -- kinds) and one way where it can only be probed (the other methods' arguments, the JSON
 -- options). Also how it is installed: make install-types and every rockspec.
+local compat = require "queue_jobs.compat"
 local helpers = require "support.helpers"
 
 local root = os.getenv("QJ_ROOT") or "."
@@ -92,7 +93,7 @@ describe("the LuaLS definition file " .. TYPES, function()
   local d = parse(text)
 
   it("is a Lua chunk that LuaLS takes as the definitions of the module queue_jobs", function()
-    assert(load(text, "=" .. TYPES, "t", {}))
+    assert(compat.load(text, "=" .. TYPES, "t", {}))
     assert.matches("^%-%-%-@meta queue_jobs\n", text)
     assert.matches("\nreturn queue_jobs\n$", text)
     assert.equal("queue_jobs", d.locals.queue_jobs)
@@ -308,7 +309,7 @@ describe("the LuaLS definition file " .. TYPES, function()
     assert(ok, rockspecs)
     for rockspec in rockspecs:gmatch("[^\n]+") do
       local env = {}
-      assert(load(assert(helpers.read_file(root .. "/" .. rockspec)), "=" .. rockspec, "t", env))()
+      assert(compat.load(assert(helpers.read_file(root .. "/" .. rockspec)), "=" .. rockspec, "t", env))()
       local copied = {}
       for _, dir in ipairs(env.build.copy_directories or {}) do copied[dir] = true end
       assert.is_truthy(copied.types, rockspec .. " does not list types in build.copy_directories")

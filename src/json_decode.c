@@ -251,7 +251,8 @@ static int dec_string(dec *d) {
   /* Escapes: the string is built in the scratch buffer, then copied out. From the take to
    * the copy nothing makes a Lua value, so no finalizer can run and reuse the buffer; the
    * buffer is given back before lua_pushlstring, which copies the bytes before it lets the
-   * collector run, and which may raise. */
+   * collector run, and which may raise (on 5.1 and LuaJIT, whose lua_pushlstring lets it run
+   * first, after: then a raise leaves the buffer busy, and later calls get their own). */
   if (d->bufidx) {
     b = qj_buf_take(L, d->bufidx);
   } else {
@@ -260,8 +261,9 @@ static int dec_string(dec *d) {
   }
   qj_buf_add(L, b, s, (size_t)(q - s));
   r = dec_escaped(d, b, q);
-  if (d->bufidx) qj_buf_give(b);
+  if (d->bufidx && !QJ_PUSH_COLLECTS_FIRST) qj_buf_give(b);
   if (r == 0) lua_pushlstring(L, b->p, b->len);
+  if (d->bufidx && QJ_PUSH_COLLECTS_FIRST) qj_buf_give(b);
   if (d->bufidx) {
     if (r == 0) lua_replace(L, -2); /* the string takes the buffer's slot */
     else lua_pop(L, 1);
@@ -352,6 +354,11 @@ static int dec_number(dec *d) {
   d->p = q;
 
   if (!isfloat && !inexact && !(d->exact_numbers && neg && m == 0)) {
+    /* an int64 that the Lua number cannot hold (beyond 2^53 on 5.1: src/compat.h) stays
+     * exact as its text, a json.raw value */
+    if (QJ_EXACT_INTEGER_MAX < (uint64_t)INT64_MAX && m > QJ_EXACT_INTEGER_MAX &&
+        m <= (uint64_t)INT64_MAX + (uint64_t)neg)
+      return dec_exact_number(d, s, q, exp10 + nd);
     if (!neg && m <= (uint64_t)INT64_MAX) {
       lua_pushinteger(d->L, (lua_Integer)m);
       return 0;
@@ -635,8 +642,11 @@ static int dec_push_error(lua_State *L, const dec *d) {
   }
   lua_pushnil(L);
   qj_push_error(L, d->stop == QJ_DEC_TOO_LARGE ? "too_large" : "decode", "");
-  lua_pushfstring(L, "json.decode: %s at line %I, column %I (byte %I)", d->msg,
-                  (lua_Integer)line, (lua_Integer)col, (lua_Integer)offset);
+  { /* (snprintf: 5.1's lua_pushfstring has no %I) */
+    char where[96];
+    snprintf(where, sizeof where, "line %zu, column %zu (byte %zu)", line, col, offset);
+    lua_pushfstring(L, "json.decode: %s at %s", d->msg, where);
+  }
   lua_setfield(L, -2, "message");
   lua_pushinteger(L, (lua_Integer)offset);
   lua_setfield(L, -2, "offset");

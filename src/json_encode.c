@@ -525,11 +525,12 @@ static int enc_value(enc *e) {
 /* Gives the output buffer back, then returns the results of an encode: the text, or nil,
  * err (the path of a failure is built now, from the frames). The buffer is given back before
  * the first Lua allocation: lua_pushlstring copies the bytes before it lets the collector run
- * (so a finalizer may take the buffer at once), and it may raise. */
+ * (so a finalizer may take the buffer at once), and it may raise. (On 5.1 and LuaJIT it lets
+ * the collector run first: the text is given back after it, src/compat.h.) */
 static int enc_result(enc *e, int status) {
   lua_State *L = e->L;
   qj_buf *b = e->b;
-  qj_buf_give(b);
+  if (!QJ_PUSH_COLLECTS_FIRST || status != 0) qj_buf_give(b);
   if (e->keys != NULL) qj_buf_shrink(e->keys);
   if (status != 0) {
     qj_buf_idle(b);
@@ -543,6 +544,7 @@ static int enc_result(enc *e, int status) {
     return 2;
   }
   lua_pushlstring(L, b->p, b->len);
+  if (QJ_PUSH_COLLECTS_FIRST) qj_buf_give(b);
   qj_buf_idle(b);
   return 1;
 }

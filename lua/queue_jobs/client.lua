@@ -15,11 +15,12 @@ local policy = require "queue_jobs.policy"
 local validate = require "queue_jobs.validate"
 local constants = require "queue_jobs.constants"
 local context = require "queue_jobs.context"
+local compat = require "queue_jobs.compat"
 
 local type, pairs, next = type, pairs, next
 local setmetatable, getmetatable, error = setmetatable, getmetatable, error
 local fmt = string.format
-local co_running = coroutine.running
+local co_running = compat.running
 local http_open, scan_keys = core.http_open, core.check_keys
 local invalid, fail = errors.invalid, errors.fail
 local run, OBJECT, LIST, NONE, SECRET, QUEUES = attempt.run, attempt.OBJECT, attempt.LIST,
@@ -156,10 +157,11 @@ end
 
 -- Whether a call of the client runs that may still go on: _calls counts them by coroutine
 -- (weak keys: a coroutine collected takes its calls along), and engine.stranded tells the
--- calls that never can (a dead coroutine, a task of an engine that was collected).
+-- calls that never can (a dead coroutine, a task of an engine that was collected). (On 5.1
+-- the main coroutine's key is compat.running's stand-in, not a thread: never stranded.)
 local function running(self)
   for co in next, self._calls do
-    if not engine.stranded(co) then return true end
+    if type(co) ~= "thread" or not engine.stranded(co) then return true end
   end
   return false
 end

@@ -55,11 +55,50 @@ M.shell_quote = shell_quote
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
 M.read_file = read_file
+
+--- finalized(mt) -> a new object whose finalizer is mt.__gc: a table with metatable mt, or on
+-- 5.1 and LuaJIT, which run the finalizers of userdata only, a userdata.
+local newproxy = rawget(_G, "newproxy")
+function M.finalized(mt)
+  if newproxy then
+    local p = newproxy(true)
+    getmetatable(p).__gc = mt.__gc
+    return p
+  end
+  return setmetatable({}, mt)
+end
+
+-- Whether closing a pipe gives the command's exit status (5.2 and later: ok, "exit" or
+-- "signal", code); Lua 5.1's and LuaJIT's close gives true alone.
+local CLOSE_STATUS = (function()
+  local p = assert(io.popen("exit 3", "r"))
+  p:read("*a")
+  local _, _, code = p:close()
+  return code == 3
+end)()
+
+--- pipe_read(cmd) -> output, how ("exit"), exit code: runs shell text cmd to its end and
+-- reads its stdout. Where a pipe's close has no status, the shell writes it to a file.
+function M.pipe_read(cmd)
+  if CLOSE_STATUS then
+    local p = assert(io.popen(cmd, "r"))
+    local out = p:read("*a")
+    local _, how, code = p:close()
+    return out, how, code
+  end
+  local codef = os.tmpname()
+  local p = assert(io.popen("{ " .. cmd .. "\n}; echo $? >" .. shell_quote(codef), "r"))
+  local out = p:read("*a")
+  p:close()
+  local code = tonumber((read_file(codef) or ""):match("%d+"))
+  os.remove(codef)
+  return out, "exit", code
+end
 
 --- write_file(path, s): replaces the file's content with s (raises on failure).
 function M.write_file(path, s)
@@ -72,14 +111,14 @@ end
 -- cycle once memory reaches pause% of what the last cycle left and working stepmul% as fast
 -- as it allocates. On 5.3 it then ends the current cycle, since 5.3 reads the pause only
 -- when a cycle ends (on 5.4 the settings apply at once). restore() puts back the mode
--- and the settings that were in force. The same on Lua 5.4 and 5.3: 5.3 has no
--- collectgarbage("incremental"/"generational") (it is always incremental), and both have
+-- and the settings that were in force. The same on Lua 5.4 and the others: 5.3, 5.1 and
+-- LuaJIT have no collectgarbage("incremental"/"generational") (always incremental), all have
 -- "setpause" and "setstepmul". A pause under 100 makes each collection step run a whole
 -- cycle (the debt it leaves exceeds the heap): finalizers at almost every allocation, but
 -- the cost of a full cycle per allocation, fit for calls that allocate little. With 100 the
 -- cycles run back to back at stepmul% of the allocation rate, a linear cost.
 function M.aggressive_gc(pause, stepmul)
-  local mode = _VERSION ~= "Lua 5.3" and collectgarbage("incremental") -- the mode it was in
+  local mode = _VERSION == "Lua 5.4" and collectgarbage("incremental") -- the mode it was in
   local old_pause = collectgarbage("setpause", pause)
   local old_stepmul = collectgarbage("setstepmul", stepmul)
   if not mode then collectgarbage() end
@@ -191,10 +230,8 @@ M.command = command
 -- its end; output is its stdout, and its stderr too when opts.stderr is true.
 function M.run(cmd, opts)
   opts = opts or {}
-  local p = assert(io.popen(command(cmd, opts) .. (opts.stderr and " 2>&1" or ""), "r"))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return ok == true, out, code
+  local out, _, code = M.pipe_read(command(cmd, opts) .. (opts.stderr and " 2>&1" or ""))
+  return code == 0, out, code
 end
 
 --- shell(cmd) -> ok, output (stdout and stderr), exit code: runs a tool (mktemp, find, make,
@@ -262,6 +299,8 @@ function M.spawn(opts)
   self.proc = assert(io.popen(("echo $$ >%s; exec %s </dev/null >%s %s"):format(
     shell_quote(self.pidfile), command(opts.argv, opts), shell_quote(self.out), err), "r"))
   setmetatable(self, opts.mt or Proc)
+  -- (5.1 and LuaJIT run no table's finalizer: a userdata made after the pipe stops it)
+  if newproxy then self.finalizer = M.finalized { __gc = function() self:stop() end } end
   live[self] = true
   return self
 end
@@ -317,7 +356,15 @@ end
 -- gone. Idempotent.
 function Proc:wait()
   if self.stopped then return self.exit_code, self.exit_how end
-  local _, how, code = self.proc:close()
+  local how, code
+  if not CLOSE_STATUS then   -- read the status of the zombie before the close reaps it
+    M.wait_for(function() return not self:alive() end, 3600, 0.005)
+    local status = tonumber((read_file("/proc/" .. self:getpid() .. "/stat") or ""):match("(%d+)%s*$"))
+    if status and status % 256 ~= 0 then how, code = "signal", status % 128
+    elseif status then how, code = "exit", math.floor(status / 256) % 256 end
+  end
+  local _, how2, code2 = self.proc:close()
+  if CLOSE_STATUS then how, code = how2, code2 end
   self.stopped = true
   self.exit_code, self.exit_how = code, how
   self.stdout = read_file(self.out) or ""

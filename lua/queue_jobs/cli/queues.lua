@@ -3,6 +3,7 @@
 -- one JSON line, its members in key order.
 local core = require "queue_jobs.core"
 local tables = require "queue_jobs.cli.tables"
+local compat = require "queue_jobs.compat"
 
 local fmt = string.format
 local encode, null = core.json.encode, core.null
@@ -88,7 +89,7 @@ local function run(cx, o, pos)
   if (action ~= "create" and action ~= "update") and (o.display_name or o.description) then
     return cx:usage("--display-name and --description go with queues create or update")
   end
-  local names = { table.unpack(pos, 2) }
+  local names = { compat.unpack(pos, 2) }
   local client, cst = cx:client(nil, true, true)
   if not client then return cst end
   cx.rows = {}
