@@ -1,0 +1,25 @@
+# The host specs (docs/hosts.md): each starts a real program that embeds Lua against the
+# emulator. A host embeds its own Lua, so it loads the module built for that Lua: HAProxy 2.6
+# Lua 5.3's (build/5.3). make test and make check on another Lua build it first, as a test
+# dependency, so that the host specs run on every LUA_VERSION (on 5.3, the specs' own build
+# serves).
+HOST_CORE_53 := build/5.3/queue_jobs/core.so
+
+ifneq ($(LUA_VERSION),5.3)
+TEST_DEPS += $(HOST_CORE_53)
+$(HOST_CORE_53): $(CORE_SRC) $(CORE_HDR)
+	$(MAKE) --no-print-directory LUA_VERSION=5.3 LUA=lua5.3 LUA_INCDIR=/usr/include/lua5.3 \
+	  BUILD=build/5.3 build/5.3/queue_jobs/core.so
+endif
+
+# make bench-hosts: the host specs, printing each one's figures (ping latency, largest stall:
+# docs/benchmarks.md).
+HOST_SPECS ?= spec/haproxy_spec.lua
+
+.PHONY: bench-hosts
+BENCH_TARGETS += bench-hosts
+bench-hosts: deps all $(TEST_DEPS)
+	@rm -f $(BUILD)/hosts_report.txt
+	$(TEST_ENV) LUA_CPATH="$(BUILD)/?.so;;" QJ_HOSTS_REPORT="$(CURDIR)/$(BUILD)/hosts_report.txt" \
+	  $(LUA) $(BUSTED) $(HOST_SPECS)
+	@cat $(BUILD)/hosts_report.txt
