@@ -1,21 +1,32 @@
-# saladcloud-queue-jobs: Lua 5.3 and 5.4 client for SaladCloud's Job Queue API (C core on
-# libcurl). Variables use ?= so that LuaRocks and packagers can override them.
-# LUA_VERSION (5.4, the default, or 5.3) chooses the Lua of everything: the interpreter, the
-# headers, the emulator's liblua, where `make install` puts the modules, and the build
-# directory (build/ for 5.4, build/5.3/ for 5.3, so that both builds can coexist).
+# saladcloud-queue-jobs: Lua 5.1, LuaJIT 2.1, 5.3 and 5.4 client for SaladCloud's Job Queue
+# API (C core on libcurl). Variables use ?= so that LuaRocks and packagers can override them.
+# LUA_VERSION (5.4, the default, 5.3, 5.1 or luajit) chooses the Lua of the module: the
+# interpreter, the headers, the host programs' liblua, where `make install` puts the modules
+# (LuaJIT's are 5.1's: LUA_ABI), and the build directory (build/ for 5.4, build/5.3/,
+# build/5.1/, build/luajit/ for the others, so that the builds can coexist). The emulator
+# embeds 5.3 with 5.3 and 5.4 otherwise (mk/emulator.mk).
 
 LUA_VERSION ?= 5.4
+ifeq ($(LUA_VERSION),luajit)
+LUA         ?= luajit
+LUA_INCDIR  ?= /usr/include/luajit-2.1
+LUA_LIB     ?= -lluajit-5.1
+LUA_ABI     := 5.1
+else
 LUA         ?= lua$(LUA_VERSION)
-BUSTED      ?= /usr/bin/busted
 LUA_INCDIR  ?= /usr/include/lua$(LUA_VERSION)
+LUA_LIB     ?= -llua$(LUA_VERSION)
+LUA_ABI     := $(LUA_VERSION)
+endif
+BUSTED      ?= /usr/bin/busted
 CURL_INCDIR ?= /usr/include
 CURL_LIBDIR ?= /usr/lib
 CC          ?= cc
 CFLAGS      ?= -O2 -g
 LIBFLAG     ?= -shared
 PREFIX      ?= /usr/local
-INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
-INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_ABI)
+INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_ABI)
 INST_BINDIR ?= $(PREFIX)/bin
 DESTDIR     ?=
 BUILD       ?= build$(if $(filter-out 5.4,$(LUA_VERSION)),/$(LUA_VERSION))
@@ -140,7 +151,7 @@ $(FUZZ_BIN): fuzz/json_fuzz.c $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	clang -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	  -I$(LUA_INCDIR) -I$(CURL_INCDIR) -Isrc -o $@ fuzz/json_fuzz.c $(CORE_SRC) \
-	  -llua$(LUA_VERSION) -L$(CURL_LIBDIR) -lcurl -lcrypto -lpthread -lm
+	  $(LUA_LIB) -L$(CURL_LIBDIR) -lcurl -lcrypto -lpthread -lm
 
 # The webhook signatures' target (no Lua), FUZZ_SECONDS too, on its own corpus.
 WH_FUZZ_BIN    := $(BUILD)/fuzz/webhook_fuzz

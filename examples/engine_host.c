@@ -5,7 +5,8 @@
  * then loops: poll() on engine:pollfd() for reading, with engine:timeout() as the timeout (at
  * most 10 ms: the host has work of its own), and engine:step(0) after each wakeup, until
  * every task is done. Every call into Lua goes through lua_pcall, so no Lua error unwinds
- * through this loop.
+ * through this loop. It builds on Lua 5.1, LuaJIT, 5.3 and 5.4 alike (0 is LUA_OK, which 5.1
+ * lacks).
  *
  *   build/examples/engine_host examples/engine_host.lua [count]   (make builds it)
  */
@@ -26,7 +27,7 @@ static int method(lua_State *L, const char *name, double arg) {
     lua_pushnumber(L, arg);
     nargs++;
   }
-  if (lua_pcall(L, nargs, 1, 0) != LUA_OK) {
+  if (lua_pcall(L, nargs, 1, 0) != 0) {
     fprintf(stderr, "engine_host: engine:%s: %s\n", name, lua_tostring(L, -1));
     lua_pop(L, 1);
     return -1;
@@ -62,7 +63,7 @@ int main(int argc, char **argv) {
   }
   lua_setglobal(L, "arg");
   /* the script returns the engine (index 1) and its finish function (index 2) */
-  if (luaL_loadfile(L, argv[1]) != LUA_OK || lua_pcall(L, 0, 2, 0) != LUA_OK) {
+  if (luaL_loadfile(L, argv[1]) != 0 || lua_pcall(L, 0, 2, 0) != 0) {
     fprintf(stderr, "engine_host: %s\n", lua_tostring(L, -1));
     lua_close(L);
     return 2;
@@ -90,7 +91,7 @@ int main(int argc, char **argv) {
   }
   lua_pushvalue(L, 2);
   lua_pushinteger(L, (lua_Integer)turns);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) fprintf(stderr, "engine_host: finish: %s\n", lua_tostring(L, -1));
+  if (lua_pcall(L, 1, 1, 0) != 0) fprintf(stderr, "engine_host: finish: %s\n", lua_tostring(L, -1));
   else code = (int)lua_tointeger(L, -1);
   lua_close(L);
   return code;

@@ -9,4 +9,4 @@ all: $(ENGINE_HOST)
 # (the plain core too: the spec runs the host, which is not instrumented, with it)
 $(ENGINE_HOST): examples/engine_host.c | $(CORE_SO)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(WARN) -I$(LUA_INCDIR) -o $@ $< $(LDFLAGS) -llua$(LUA_VERSION) -lm -ldl
+	$(CC) $(CFLAGS) $(WARN) -I$(LUA_INCDIR) -o $@ $< $(LDFLAGS) $(LUA_LIB) -lm -ldl

@@ -25,9 +25,9 @@
 
 /* The open FILE of the Lua file handle at argument 1 (raises when it is closed). */
 static FILE *check_file(lua_State *L) {
-  luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
-  if (p->closef == NULL || p->f == NULL) luaL_argerror(L, 1, "the file is closed");
-  return p->f;
+  FILE *f = qj_compat_checkfile(L, 1);
+  if (f == NULL) luaL_argerror(L, 1, "the file is closed");
+  return f;
 }
 
 static int fail(lua_State *L, const char *what, int err) {
