@@ -115,7 +115,7 @@ describe("json floats", function()
     for _ = 1, 20000 do
       -- 64 random bits from 16-bit draws: Lua 5.3's math.random spans less than 64 bits
       local bits64 = 0
-      for _ = 1, 4 do bits64 = bits64 << 16 | math.random(0, 0xFFFF) end
+      for _ = 1, 4 do bits64 = bits64 * 0x10000 + math.random(0, 0xFFFF) end   -- wraps as << 16 |
       local v = string.unpack("<d", string.pack("<i8", bits64))
       if v == v and v ~= math.huge and v ~= -math.huge then
         local text = json.encode(v)

@@ -22,10 +22,10 @@ local function base64(s, url)
   local out = {}
   for i = 1, #s, 3 do
     local a, b, c = s:byte(i, i + 2)
-    local v = (a << 16) | ((b or 0) << 8) | (c or 0)
+    local v = a * 65536 + (b or 0) * 256 + (c or 0)
     for k = 0, 3 do
       if k <= #s - i + 1 then
-        local x = (v >> (18 - 6 * k)) & 63
+        local x = math.floor(v / 2 ^ (18 - 6 * k)) % 64
         out[#out + 1] = B64:sub(x + 1, x + 1)
       elseif not url then
         out[#out + 1] = "="
@@ -47,7 +47,7 @@ local function forms(key)
     { "all but the last byte", key:sub(1, -2) },
     { "all but the first byte", key:sub(2) },
     { "a 12-byte prefix", key:sub(1, 12) },
-    { "a 12-byte middle", key:sub(n // 2 - 5, n // 2 + 6) },
+    { "a 12-byte middle", key:sub(math.floor(n / 2) - 5, math.floor(n / 2) + 6) },
     { "a 12-byte suffix", key:sub(-12) },
     { "upper case", key:upper() },
     { "lower case", key:lower() },

@@ -352,6 +352,11 @@ static int dec_number(dec *d) {
   d->p = q;
 
   if (!isfloat && !inexact && !(d->exact_numbers && neg && m == 0)) {
+    /* an int64 that the Lua number cannot hold (beyond 2^53 on 5.1: src/compat.h) stays
+     * exact as its text, a json.raw value */
+    if (QJ_EXACT_INTEGER_MAX < (uint64_t)INT64_MAX && m > QJ_EXACT_INTEGER_MAX &&
+        m <= (uint64_t)INT64_MAX + (uint64_t)neg)
+      return dec_exact_number(d, s, q, exp10 + nd);
     if (!neg && m <= (uint64_t)INT64_MAX) {
       lua_pushinteger(d->L, (lua_Integer)m);
       return 0;

@@ -81,7 +81,7 @@ local function ref_decode(s, max_depth)
           local h2 = smatch(s, "^\\u(%x%x%x%x)", i)
           local lo = h2 and tonumber(h2, 16)
           if not lo or lo < 0xDC00 or lo > 0xDFFF then fail("lone high surrogate") end
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
+          cp = 0x10000 + (cp - 0xD800) * 1024 + (lo - 0xDC00)
           i = i + 6
         elseif cp >= 0xDC00 and cp <= 0xDFFF then
           fail("lone low surrogate")

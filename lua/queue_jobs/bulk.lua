@@ -30,6 +30,7 @@
 -- a little (additive increase, multiplicative decrease), so that two runs on one key share
 -- the service's limit and both finish.
 local core = require "queue_jobs.core"
+local compat = require "queue_jobs.compat"
 local engine_mod = require "queue_jobs.engine"
 local journal_mod = require "queue_jobs.journal"
 local batch = require "queue_jobs.batch"
@@ -43,7 +44,7 @@ local context = require "queue_jobs.context"
 local type, pairs, next, tostring, error, pcall, select = type, pairs, next, tostring, error,
   pcall, select
 local co_running = coroutine.running
-local fmt, floor, mtype, huge, max, min = string.format, math.floor, math.type, math.huge,
+local fmt, floor, mtype, huge, max, min = string.format, math.floor, compat.math_type, math.huge,
   math.max, math.min
 local invalid, fail = errors.invalid, errors.fail
 

@@ -21,9 +21,10 @@ local bulk = require "queue_jobs.bulk"
 local errors = require "queue_jobs.errors"
 local validate = require "queue_jobs.validate"
 local constants = require "queue_jobs.constants"
+local compat = require "queue_jobs.compat"
 
 local type, pairs, tostring, select = type, pairs, tostring, select
-local fmt, mtype, huge = string.format, math.type, math.huge
+local fmt, mtype, huge = string.format, compat.math_type, math.huge
 local invalid, fail = errors.invalid, errors.fail
 
 local CancelMany = {}

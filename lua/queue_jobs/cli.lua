@@ -209,7 +209,7 @@ end
 local function read_key(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, (err:gsub("^.*: ", "")) end   -- the reason alone: the "path" could be the key
-  local s = f:read("a") or ""
+  local s = f:read("*a") or ""
   f:close()
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
 end

@@ -14,6 +14,7 @@
 --   drivers     the stack, bottom first: {name = s, driver = d}; a layer's driver calls the
 --               one below it, which it is handed when pushed
 --   hook_errors how many times on_event raised, and hook_error the last such error (redacted)
+local compat = require "queue_jobs.compat"
 local type, tostring, pcall = type, tostring, pcall
 
 local Context = {}
@@ -21,7 +22,7 @@ local Context = {}
 -- The most arrays, objects and strings that decoding one answer may make (the C core's rule,
 -- src/http.c: max_body / 16, 4,096 at least).
 local function max_values(max_body)
-  local n = max_body // 16
+  local n = compat.idiv(max_body, 16)
   return n < 4096 and 4096 or n
 end
 Context.max_values = max_values

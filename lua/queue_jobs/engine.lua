@@ -12,13 +12,14 @@
 -- once curl has returned. An error raised in a task ends that task alone: task:result()
 -- returns nil and an error of kind "task".
 local core = require "queue_jobs.core"
+local compat = require "queue_jobs.compat"
 
 local type, error, pcall, next, tostring = type, error, pcall, next, tostring
 local setmetatable, getmetatable = setmetatable, getmetatable
 local co_create, co_resume, co_yield, co_running, co_status, co_yieldable = coroutine.create,
-  coroutine.resume, coroutine.yield, coroutine.running, coroutine.status, coroutine.isyieldable
-local pack, unpack = table.pack, table.unpack
-local mtype = math.type
+  coroutine.resume, coroutine.yield, coroutine.running, coroutine.status, compat.isyieldable
+local pack, unpack = compat.pack, compat.unpack
+local mtype = compat.math_type
 local fmt = string.format
 local monotime, make_error = core.monotime, core.error
 
@@ -134,7 +135,7 @@ local function heap_push(h, at, task)
   local i = #h + 1
   h[i] = { at, task }
   while i > 1 do
-    local p = i // 2
+    local p = compat.idiv(i, 2)
     if h[p][1] <= h[i][1] then break end
     h[p], h[i] = h[i], h[p]
     i = p

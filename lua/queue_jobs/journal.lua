@@ -52,7 +52,7 @@ local function new_batch()
   local bytes = f and f:read(8)
   if f then f:close() end
   if not bytes or #bytes ~= 8 then
-    bytes = format("%08x%08x", os.time() & 0xffffffff, math.floor(os.clock() * 1e6) & 0xffffffff)
+    bytes = format("%08x%08x", os.time() % 0x100000000, math.floor(os.clock() * 1e6) % 0x100000000)
     return bytes
   end
   return (bytes:gsub(".", function(c) return format("%02x", c:byte()) end))
@@ -135,7 +135,7 @@ function Journal.open(path, opts)
     return fail(path, "it is in use by another run (" .. lerr .. ")")
   end
   f:seek("set", 0)
-  local text = f:read("a") or ""
+  local text = f:read("*a") or ""
   local keep = text:match("^(.*\n)") or ""   -- the complete lines
   if keep == "" and text ~= "" and not cut_header(text) then
     f:close()
@@ -179,7 +179,7 @@ end
 function Journal.read(path)
   local f, err = open(path, "rb")
   if not f then return fail(path, err) end
-  local text = f:read("a") or ""
+  local text = f:read("*a") or ""
   f:close()
   local j = new(path)
   local ok

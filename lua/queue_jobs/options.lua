@@ -124,7 +124,7 @@ local RULES = {
   { "deadline", seconds(false, true) }, { "retry_unsafe", boolean },
   { "backoff_base", seconds() }, { "backoff_max", seconds() },
   { "max_retry_after", seconds(true) }, { "rate_limit", rate },
-  { "burst", integer(1, 1000000) }, { "max_body", integer(1, 1 << 40) },
+  { "burst", integer(1, 1000000) }, { "max_body", integer(1, 1099511627776) },
   { "exact_numbers", boolean },
   { "ca_file", text }, { "proxy", text }, { "user_agent", text }, { "engine", engine },
 }

@@ -4,6 +4,7 @@
 -- the form of a webhook secret key. The emulator uses the bucket, the statuses' names and
 -- the secret key's form too.
 local core = require "queue_jobs.core"
+local compat = require "queue_jobs.compat"
 
 local floor, min, max = math.floor, math.min, math.max
 local type, tonumber = type, tonumber
@@ -159,7 +160,7 @@ function Policy.one_line(s, limit)
     end
   end
   s = s:gsub("[%c%s]+", " "):gsub("^ ", ""):gsub(" $", "")
-  if not utf8.len(s) then s = s:gsub("[\128-\255]", "?") end
+  if not compat.utf8_len(s) then s = s:gsub("[\128-\255]", "?") end
   if #s > limit then
     local cut = limit
     -- do not split a UTF-8 sequence
@@ -213,7 +214,7 @@ function Policy.secret_problem(s)
     return fmt("has a character outside A-Z, a-z, 0-9, '+' and '/' (at %d)", bad)
   end
   if n % 4 ~= 0 then return fmt("has %d characters, not a multiple of 4", n) end
-  local bytes = n // 4 * 3 - (n - #text)
+  local bytes = compat.idiv(n, 4) * 3 - (n - #text)
   if bytes < 24 or bytes > 128 then return fmt("decodes to %d bytes", bytes) end
   return nil
 end

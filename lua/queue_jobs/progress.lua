@@ -4,6 +4,8 @@
 -- a terminal (or `on` says so): a pipe or a file gets nothing from here. Below bulk and the
 -- command line, it requires only the core.
 local core = require "queue_jobs.core"
+local compat = require "queue_jobs.compat"
+local idiv = compat.idiv
 
 local fmt, floor = string.format, math.floor
 
@@ -14,8 +16,8 @@ Progress.__index = Progress
 local function duration(s)
   s = floor(s + 0.5)
   if s < 60 then return s .. "s" end
-  if s < 3600 then return fmt("%dm%02ds", s // 60, s % 60) end
-  return fmt("%dh%02dm", s // 3600, s % 3600 // 60)
+  if s < 3600 then return fmt("%dm%02ds", idiv(s, 60), s % 60) end
+  return fmt("%dh%02dm", idiv(s, 3600), idiv(s % 3600, 60))
 end
 Progress.duration = duration
 

@@ -13,9 +13,10 @@
 -- there alone and the store keeps them for ttl seconds (its contract is in the docs).
 local errors = require "queue_jobs.errors"
 local core = require "queue_jobs.core"
+local compat = require "queue_jobs.compat"
 
 local type, pairs, tostring, error, setmetatable = type, pairs, tostring, error, setmetatable
-local tointeger = math.tointeger
+local tointeger = compat.tointeger
 local fmt = string.format
 local monotime = core.monotime
 

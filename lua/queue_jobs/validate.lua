@@ -7,9 +7,10 @@ local core = require "queue_jobs.core"
 local constants = require "queue_jobs.constants"
 local errors = require "queue_jobs.errors"
 local policy = require "queue_jobs.policy"
+local compat = require "queue_jobs.compat"
 
-local type, next, getmetatable, tointeger = type, next, getmetatable, math.tointeger
-local fmt, utf8_len = string.format, utf8.len
+local type, next, getmetatable, tointeger = type, next, getmetatable, compat.tointeger
+local fmt, utf8_len = string.format, compat.utf8_len
 local scan_keys, encode_job, make_error = core.check_keys, core.encode_job, core.error
 local array_mt, empty_array, null = core.array_mt, core.empty_array, core.null
 local invalid, show = errors.invalid, errors.show

@@ -6,10 +6,11 @@
 local core = require "queue_jobs.core"
 local errors = require "queue_jobs.errors"
 local replay_guard = require "queue_jobs.replay_guard"
+local compat = require "queue_jobs.compat"
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 local time = os.time
-local tointeger, math_type = math.tointeger, math.type
+local tointeger, math_type, rawlen = compat.tointeger, compat.math_type, compat.rawlen
 local make_error, c_sign, c_verify, json_decode = core.error, core.webhook_sign,
   core.webhook_verify, core.json.decode
 

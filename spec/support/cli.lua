@@ -11,7 +11,7 @@ local M = {}
 M.BIN = root .. "/bin/salad-jobs"
 M.ORG, M.PROJ, M.Q = "acme-corp", "dev-env", "fifo-queue"
 -- A key of the run's own, easy to look for in everything the command writes.
-M.KEY = ("sk-cli-%08x%08x"):format(math.random(0, 0x7fffffff), os.time() & 0x7fffffff)
+M.KEY = ("sk-cli-%08x%08x"):format(math.random(0, 0x7fffffff), os.time() % 0x80000000)
 
 local paths = {}
 

@@ -42,8 +42,8 @@ local lag, cap = script.lag or 0, script.page_cap
 local function uuid()
   local t = {}
   for i = 1, 16 do t[i] = math.random(0, 255) end
-  t[7] = (t[7] & 0x0f) | 0x40
-  t[9] = (t[9] & 0x3f) | 0x80
+  t[7] = t[7] % 0x10 + 0x40
+  t[9] = t[9] % 0x40 + 0x80
   local h = {}
   for i = 1, 16 do h[i] = ("%02x"):format(t[i]) end
   local s = table.concat(h)

@@ -5,9 +5,10 @@
 -- value could be a key typed in the wrong place). salad-queue-emulator reads its options with
 -- it too (emulator/cli.lua), in its own words (parse's style).
 local constants = require "queue_jobs.constants"
+local compat = require "queue_jobs.compat"
 
 local tonumber, pairs, ipairs, select = tonumber, pairs, ipairs, select
-local fmt, mtype = string.format, math.type
+local fmt, mtype = string.format, compat.math_type
 local RETRIES_MAX, SECONDS_MAX = constants.RETRIES_MAX, constants.SECONDS_MAX
 
 local Args = {}

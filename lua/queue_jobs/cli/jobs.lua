@@ -3,6 +3,7 @@
 -- Each prints JSON lines on stdout and its problems on stderr. A signal ends them at the next
 -- request's end or during a wait (cx:client(nil, true, true)), with 128 + the signal.
 local core = require "queue_jobs.core"
+local compat = require "queue_jobs.compat"
 local constants = require "queue_jobs.constants"
 local journal_mod = require "queue_jobs.journal"
 local progress_mod = require "queue_jobs.progress"
@@ -75,7 +76,7 @@ local function ids_of(o, pos)
     if not fh then return nil, "--ids: cannot read it: " .. err:gsub("^.*: ", "") end
     local n = 0
     while true do
-      local text, rerr = fh:read("l")
+      local text, rerr = fh:read("*l")
       if text == nil then
         if rerr then return nil, "--ids: cannot read it: " .. tostring(rerr) end
         break
@@ -88,7 +89,7 @@ local function ids_of(o, pos)
           if fh ~= io.stdin then fh:close() end
           return nil, fmt("--ids: line %d: $.id: a JSON line needs an \"id\" string", n)
         end
-        add(v.id, math.type(v.line) == "integer" and v.line or nil)
+        add(v.id, compat.math_type(v.line) == "integer" and v.line or nil)
       elseif t ~= "" then
         add(t)
       end
@@ -201,7 +202,7 @@ local function confirmed(cx, o, queue, n)
   end
   io.stderr:write(cx:redact(fmt("salad-jobs: cancel %d jobs of the queue %s? [y/N] ", n, queue)))
   io.stderr:flush()
-  local answer = io.stdin:read("l")
+  local answer = io.stdin:read("*l")
   if answer and (answer:lower() == "y" or answer:lower() == "yes") then return true end
   cx:say("cancel: nothing was cancelled")
   return false, 1

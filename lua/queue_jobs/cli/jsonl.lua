@@ -6,6 +6,7 @@
 -- skipped. Paths are JSONPath, from the line's root: $.input.prompts[0] ($ is the input
 -- itself with input_only), so that they point into the text of the line.
 local core = require "queue_jobs.core"
+local compat = require "queue_jobs.compat"
 local validate = require "queue_jobs.validate"
 local batch = require "queue_jobs.batch"
 
@@ -105,7 +106,7 @@ end
 
 -- The bad JSON of line n: its JSONPath and the decoder's reason.
 local function bad_json(text, n, err)
-  local at = math.type(err.offset) == "integer" and err.offset or #text + 1   -- where it stops
+  local at = compat.math_type(err.offset) == "integer" and err.offset or #text + 1   -- where it stops
   local why = tostring(err.message):gsub("^json%.%a+: ", ""):gsub(
     " at line %d+, column (%d+) %(byte %d+%)$", " (column %1)")
   return nil, bad(n, Jsonl.path_at(text, at), why)

@@ -2,6 +2,7 @@
 -- create, update, delete, each through the client's queue operations. A queue is printed as
 -- one JSON line, its members in key order.
 local core = require "queue_jobs.core"
+local compat = require "queue_jobs.compat"
 
 local fmt = string.format
 local encode, null = core.json.encode, core.null
@@ -82,7 +83,7 @@ local function run(cx, o, pos)
   if (action ~= "create" and action ~= "update") and (o.display_name or o.description) then
     return cx:usage("--display-name and --description go with queues create or update")
   end
-  local names = { table.unpack(pos, 2) }
+  local names = { compat.unpack(pos, 2) }
   local client, cst = cx:client(nil, true, true)
   if not client then return cst end
   local ok, status = pcall(act, cx, client, o, names)

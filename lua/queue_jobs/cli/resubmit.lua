@@ -30,7 +30,7 @@ local function line_items(fh, input_only)
   return function(i)
     local text
     while at < i do
-      text = fh:read("l")
+      text = fh:read("*l")
       if text == nil then break end
       at = at + 1
     end

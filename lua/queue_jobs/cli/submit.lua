@@ -42,7 +42,7 @@ local function count_lines(path)
   if not f then return nil end
   local n, last = 0, "\n"
   while true do
-    local block = f:read(1 << 16)
+    local block = f:read(65536)
     if not block then break end
     local _, k = block:gsub("\n", "")
     n, last = n + k, block:sub(-1)
@@ -70,7 +70,7 @@ local function check(cx, fh, o, path)
       cx:say(fmt("check: interrupted after line %d", n))
       return 128 + cx.interrupted()
     end
-    local text, rerr = fh:read("l")
+    local text, rerr = fh:read("*l")
     if text == nil then
       if rerr then
         cx:say(fmt("cannot read %s: %s", cx.shown(path, "the file"), rerr))
@@ -170,7 +170,7 @@ local function line_reader(cx, fh, o, run, c)
   local check_opts = { input_only = o.input_only }
   return function()
     while true do
-      local text, rerr = fh:read("l")
+      local text, rerr = fh:read("*l")
       if text == nil then
         if rerr and not cx.interrupted() then c.read_error = rerr end
         return nil
