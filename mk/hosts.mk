@@ -23,7 +23,8 @@ endif
 
 # make bench-hosts: the host specs, printing each one's figures (ping latency, largest stall:
 # docs/benchmarks.md).
-HOST_SPECS ?= spec/nginx_spec.lua spec/tarantool_spec.lua spec/haproxy_spec.lua
+HOST_SPECS ?= spec/nginx_spec.lua spec/tarantool_spec.lua spec/neovim_spec.lua \
+              spec/haproxy_spec.lua
 
 .PHONY: bench-hosts
 BENCH_TARGETS += bench-hosts
