@@ -9,7 +9,7 @@ local hosts = require "support.hosts"
 local json = require "queue_jobs".json
 
 hosts.program("/usr/bin/nvim", "neovim") -- (the recipe runs it by name, from PATH)
-local CPATH = hosts.cpath("luajit", rawget(_G, "jit") ~= nil) -- (the specs on LuaJIT: their own build)
+local CPATH = hosts.cpath("luajit")
 local KEY = "sk-nvim-host-SECRET-71d0"
 local COUNT = 20
 

@@ -11,7 +11,7 @@ local socket = require "socket"
 local json = require "queue_jobs".json
 
 local NGINX = hosts.program("/usr/sbin/nginx", "libnginx-mod-http-lua")
-local CPATH = hosts.cpath("luajit", rawget(_G, "jit") ~= nil) -- (the specs on LuaJIT: their own build)
+local CPATH = hosts.cpath("luajit")
 local KEY = "sk-nginx-host-SECRET-9b2e"
 local COUNT = 20
 

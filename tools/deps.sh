@@ -92,6 +92,7 @@ probe() {
   need nginx-light "nginx (the TLS specs, pending without it; make bench-emulator)" has_nginx
   need haproxy "haproxy (the HAProxy host spec, on Lua 5.3)" has_haproxy
   need liblua5.3-dev "lua.h of Lua 5.3 (the HAProxy host spec's build of the module)" test -f /usr/include/lua5.3/lua.h
+  need libluajit2-5.1-dev "LuaJIT 2.1's lua.h (the nginx, Tarantool and Neovim host specs' build of the module)" test -f /usr/include/luajit-2.1/lua.h
   need libnginx-mod-http-lua "nginx with lua-nginx-module (the nginx host spec)" nginx_lua
   need tarantool "tarantool (the Tarantool host spec)" test -x /usr/bin/tarantool
   need neovim "nvim (the Neovim host spec)" test -x /usr/bin/nvim

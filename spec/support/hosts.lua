@@ -20,10 +20,11 @@ function M.program(path, package)
   return path
 end
 
---- cpath(lua, here) -> the LUA_CPATH a host of that Lua ("5.3", "luajit") loads the module
--- with: the specs' own when they run on that Lua (`here`; under make check, the sanitizer
--- build), else build/<lua>, which make test builds for the host specs (mk/hosts.mk). Raises
--- when that build's core.so is missing.
+--- cpath(lua [, here]) -> the LUA_CPATH a host of that Lua ("5.3", "luajit") loads the module
+-- with: build/<lua>'s plain build, which make test and make check build for the host specs
+-- (mk/hosts.mk); or, when `here` (the specs run on the host's Lua, and the host keeps the
+-- sanitizer's preload, as HAProxy's spec does), the specs' own. Raises when the build's
+-- core.so is missing.
 function M.cpath(lua, here)
   if here then return package.cpath end
   local dir = root .. "/build/" .. lua
