@@ -201,7 +201,7 @@ uninstall:
 
 # Builds and installs the rock offline into a temporary tree, then loads it from there.
 rock-check: deps
-	LUA="$(LUA)" LUA_VERSION="$(LUA_VERSION)" sh tools/rock_check.sh
+	LUA="$(LUA)" LUA_VERSION="$(LUA_VERSION)" LUA_INCDIR="$(LUA_INCDIR)" sh tools/rock_check.sh
 
 clean:
 	rm -rf $(BUILD) $(CLEAN_FILES)

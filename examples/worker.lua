@@ -71,7 +71,7 @@ local function read_request(conn)
   if method ~= "POST" then return nil, 405, "only POST is served" end
   if headers["transfer-encoding"] then return nil, 411, "send the body with a Content-Length" end
   local length = tonumber(headers["content-length"] or "", 10)
-  if not length or length < 0 or math.type(length) ~= "integer" then
+  if not length or length < 0 or length ~= math.floor(length) then
     return nil, 411, "send the body with a Content-Length"
   end
   if length > MAX_BODY then return nil, 413, ("the body is over %d bytes"):format(MAX_BODY) end

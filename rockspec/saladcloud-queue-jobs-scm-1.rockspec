@@ -6,9 +6,9 @@ source = {
   url = "git+file://.",
 }
 description = {
-  summary = "SaladCloud Job Queue client for Lua 5.3 and 5.4, in C on libcurl, with an exact JSON codec",
+  summary = "SaladCloud Job Queue client for Lua 5.1, LuaJIT, 5.3 and 5.4, in C on libcurl, with an exact JSON codec",
   detailed = [[
-queue_jobs submits and manages jobs on SaladCloud's Job Queue API from Lua 5.3 and 5.4:
+queue_jobs submits and manages jobs on SaladCloud's Job Queue API from Lua 5.1, LuaJIT, 5.3 and 5.4:
 queue_jobs.create{...} turns a Lua table into JSON in C, posts it, and returns the created
 job as a Lua table. Its JSON codec (queue_jobs.json) is exact: int64 digit for digit,
 shortest round-trip floats, strict RFC 8259.
@@ -16,7 +16,7 @@ shortest round-trip floats, strict RFC 8259.
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.3, < 5.5",
+  "lua >= 5.1, < 5.5",
 }
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
@@ -26,7 +26,8 @@ build = {
   -- The Makefile's rock-install target (mk/rock.mk) builds queue_jobs.core outside the
   -- source directory, so that `luarocks make` leaves a checkout as it was, and installs it,
   -- every Lua module under lua/ and the command: salad-jobs-5.4 and salad-jobs for Lua 5.4,
-  -- salad-jobs-5.3 for 5.3, so that the two share no file in one tree (docs/building.md).
+  -- salad-jobs-5.3 for 5.3 (salad-jobs-5.1 for 5.1 and LuaJIT), so that they share no file
+  -- in one tree (docs/building.md).
   -- LuaRocks wraps each command in a launcher with the rock's Lua and module paths.
   type = "make",
   build_pass = false,

@@ -2,6 +2,7 @@
 -- real command against a closed port, an edited input file, kill -9 with stdout in a file,
 -- a closed stdout (`| head -1`) and two submitters on one rate-limited key. Each spec counts
 -- the jobs at the emulator: none twice, none lost. Loopback only, servers on port 0.
+local compat = require "queue_jobs.compat"
 local helpers = require "support.helpers"
 local cli = require "support.cli"
 local cjson = require "cjson"
@@ -60,7 +61,7 @@ describe("salad-jobs submit, in bulk", function()
     assert.are.equal(0, records(helpers.read_file(f .. ".journal") or "", "c"))
 
     emu = cli.start()
-    code, out, err = cli.run(emu, { "--base-url", emu.url, table.unpack(args) })
+    code, out, err = cli.run(emu, { "--base-url", emu.url, compat.unpack(args) })
     assert.are.equal(0, code, err)
     local ctr = emu:counters()
     assert.are.equal(100, ctr.creates_accepted)

@@ -1,5 +1,6 @@
 -- The parts of salad-jobs that need no server (lua/queue_jobs/cli/*.lua): its command line,
 -- a JSONL line as a job with the JSONPath of what is wrong in it, and the progress line.
+local compat = require "queue_jobs.compat"
 local args = require "queue_jobs.cli.args"
 local jsonl = require "queue_jobs.cli.jsonl"
 local progress = require "queue_jobs.progress"
@@ -49,7 +50,7 @@ describe("salad-jobs' command line (queue_jobs.cli.args)", function()
   it("takes options that check their own values, repeat into lists and end the reading, " ..
      "in another program's words (the emulator's)", function()
     local function even(v, opt)
-      local n = math.tointeger(tonumber(v or ""))
+      local n = compat.tointeger(tonumber(v or ""))
       if not n or n % 2 ~= 0 then return nil, opt .. " wants an even number, got " .. tostring(v) end
       return n
     end

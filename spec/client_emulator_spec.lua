@@ -1,5 +1,6 @@
 -- queue_jobs client against the emulator: every operation, every error kind, each retry
 -- rule counted at the emulator, pacing, wait and jobs.
+local compat = require "queue_jobs.compat"
 local qj = require "queue_jobs"
 local core = require "queue_jobs.core"
 local helpers = require "support.helpers"
@@ -60,7 +61,7 @@ describe("queue_jobs client against the emulator", function()
       assert.equal("created", job.events[1].action)
       assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%d%d%d%d%d[%+Z]", job.create_time)
       assert.equal(9007199254740993, job.input.big)
-      assert.equal("float", math.type(job.input.f))
+      if compat.INTEGERS then assert.equal("float", math.type(job.input.f)) end   -- (5.1: one number type)
       assert.equal(qj.null, job.input.none)
       assert.equal(core.array_mt, getmetatable(job.input.empty))
       assert.is_true(same_json(input, job.input))
@@ -763,7 +764,7 @@ describe("queue_jobs client against the emulator", function()
     assert.are.equal(7, got.input.i)                      -- an int64 integer stays one
     assert.are.equal('{"i":7,"n":98765432109876543210,"p":0.10}', qj.json.encode(got.input, { sort_keys = true }))
     local before = assert(plain:get { queue_name = Q, id = job.id })
-    assert.are.equal("float", math.type(before.input.n))   -- without the option, as before
+    assert.are.equal("float", compat.INTEGERS and math.type(before.input.n) or "float")   -- without the option, as before
     -- inside a task of an engine: the same
     local eng = qj.engine()
     local ec = client { exact_numbers = true, engine = eng }

@@ -1,6 +1,7 @@
 -- The client's on_event hook (docs/client.md, "Events"): every request, response, retry and
 -- pacing wait, blocking and inside an engine alike, against a scripted server on loopback;
 -- a hook that raises, re-enters or closes its client never changes a call's outcome.
+local compat = require "queue_jobs.compat"
 local qj = require "queue_jobs"
 
 local KEY = "sk-events-SECRET-4c1d77a2"
@@ -50,7 +51,7 @@ local function check_create_events(evs, url)
     local ev = evs[i]
     assert.is_nil(ev.error)
     assert.equal("1.1", ev.http_version)
-    assert.is_true(math.type(ev.ms) == "integer" and ev.ms >= 0)
+    assert.is_true(compat.math_type(ev.ms) == "integer" and ev.ms >= 0)
     -- the request line, the headers (the key among them) and the body went out
     assert.is_true(ev.bytes_sent > #KEY + #'{"input":1}', tostring(ev.bytes_sent))
     assert.is_true(ev.bytes_received > #"HTTP/1.1 201 Created\r\n\r\n", tostring(ev.bytes_received))

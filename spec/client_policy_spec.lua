@@ -1,4 +1,5 @@
 -- queue_jobs.policy: retry rules, backoff, Retry-After, token bucket, error bodies (no I/O).
+local compat = require "queue_jobs.compat"
 local policy = require "queue_jobs.policy"
 
 describe('policy.retryable (docs/client.md, "Retries")', function()
@@ -139,7 +140,7 @@ describe("policy.problem and one_line", function()
 
   it("keeps one line of valid UTF-8 within the limit", function()
     local s = policy.one_line(("é"):rep(300) .. "\n\0x", 200)
-    assert.is_truthy(utf8.len(s))
+    assert.is_truthy(compat.utf8_len(s))
     assert.is_true(#s <= 203)
     assert.equal("a?b", policy.one_line("a\255b"))
     assert.is_nil(policy.one_line("x\ny\r\nz"):find("[\r\n]"))

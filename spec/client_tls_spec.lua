@@ -7,6 +7,7 @@
 -- nginx or openssl is missing (Debian: nginx-light, openssl). Child processes (nginx,
 -- openssl, the proxy stand-in) run without the sanitizer preload of `make check`: they are
 -- not instrumented, and only the client core is under test.
+local compat = require "queue_jobs.compat"
 local qj = require "queue_jobs"
 local helpers = require "support.helpers"
 local scripted = require "support.scripted"
@@ -253,8 +254,10 @@ describe("queue_jobs client over TLS (nginx in front of the emulator)", function
       metadata = { ref = "tls-1" } }))
     assert.equal("2", c:stats().http_version)
     assert.equal(BIG, job.input.seed)
-    assert.equal("integer", math.type(job.input.seed))
-    assert.equal("float", math.type(job.input.f))
+    if compat.INTEGERS then   -- (5.1: one number type)
+      assert.equal("integer", math.type(job.input.seed))
+      assert.equal("float", math.type(job.input.f))
+    end
     assert.is_true(same_json(input, job.input))
     assert.equal("tls-1", job.metadata.ref)
     local got = assert(keep(c:get { queue_name = "tls-queue", id = job.id }))

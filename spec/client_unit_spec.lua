@@ -1,5 +1,6 @@
 -- queue_jobs client without a server: validation, misuse, key hygiene, options, and the
 -- retry/pacing loop with an injected clock against a port where nothing listens.
+local compat = require "queue_jobs.compat"
 local qj = require "queue_jobs"
 local core = require "queue_jobs.core"
 local helpers = require "support.helpers"
@@ -125,7 +126,7 @@ describe("queue_jobs client: arguments are validated before any I/O", function()
 
   it("accepts a webhook of exactly 2048 characters (multi-byte counted as one)", function()
     local hook = "https://x/" .. ("é"):rep(2038)
-    assert.equal(2048, utf8.len(hook))
+    assert.equal(2048, compat.utf8_len(hook))
     local _, err = c:create { queue_name = "fifo", input = 1, webhook = hook, retries = 0 }
     assert.equal("network", err.kind)
   end)

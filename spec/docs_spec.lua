@@ -314,18 +314,20 @@ print(assert(c:wait{ queue_name = "fifo-queue", id = job.id, timeout = 20, inter
     end
   end)
 
-  --- The README's install commands: the lines of its first ```sh block that runs
-  -- `luarocks ... make`, continuation lines joined, comments dropped.
+  --- The README's install commands: for each ```sh block that runs `luarocks ... make` (PUC
+  -- Lua's, then LuaJIT's), its lines, continuation lines joined, comments dropped.
   local function readme_commands()
+    local blocks = {}
     for _, b in ipairs(code_blocks(assert(read(root .. "/README.md")))) do
       if b.lang == "sh" and b.text:find("luarocks [^\n]*make") then
         local cmds = {}
         for cmd in b.text:gsub("\\\n%s*", " "):gmatch("[^\n]+") do
           cmds[#cmds + 1] = cmd:gsub("%s+#.*$", "")
         end
-        return cmds
+        blocks[#blocks + 1] = cmds
       end
     end
+    return blocks
   end
 
   it("installs the module as typed, and it loads from where luarocks put it", function()
@@ -333,20 +335,28 @@ print(assert(c:wait{ queue_name = "fifo-queue", id = job.id, timeout = 20, inter
       pending("needs luarocks and gcc (Debian packages luarocks and gcc)")
       return
     end
-    local cmds = assert(readme_commands(), "no luarocks make command in the README")
-    local install, check = cmds[1], cmds[2]
-    assert.matches("^luarocks %-%-lua%-version %d%.%d make ", install)
-    local version = install:match("^luarocks %-%-lua%-version (%d%.%d)")
-    assert.matches("^lua" .. version:gsub("%.", "%%.") .. " %-e ", check)
+    local blocks = readme_commands()
+    assert.is_true(#blocks >= 2, "a luarocks make command for PUC Lua and one for LuaJIT")
+    for n, cmds in ipairs(blocks) do
+      local install, check = cmds[1], cmds[2]
+      assert.matches("^luarocks %-%-lua%-version %d%.%d make ", install)
+      local version = install:match("^luarocks %-%-lua%-version (%d%.%d)")
+      local lua = install:find("LUA_INCDIR=/usr/include/luajit", 1, true) and "luajit" or "lua" .. version
+      assert.equal(lua .. " -e ", check:sub(1, #lua + 4))
+      -- (the build of our own Lua only: this run's interpreter loads what luarocks built)
+      if lua == "luajit" and not helpers.shell("command -v luajit && test -f /usr/include/luajit-2.1/lua.h") then
+        pending("needs luajit and its headers (Debian packages luajit2 and libluajit2-5.1-dev)")
+        return
+    end
     -- A copy of the checkout (luarocks make builds in place), and a luarocks configuration
     -- whose only tree is a temporary one: the command itself stays as the README has it.
-    local copy, tree, config = tmpdir .. "/rock-src", tmpdir .. "/rock-tree", tmpdir .. "/rock-config.lua"
+    local copy, tree, config = tmpdir .. "/rock-src" .. n, tmpdir .. "/rock-tree" .. n, tmpdir .. "/rock-config.lua"
     lines_of(("mkdir -p %s && tar -C %s --exclude=./build --exclude=./.git -cf - . | tar -C %s -xf -")
       :format(q(copy), q(root), q(copy)))
     helpers.write_file(config, ("rocks_trees = { { name = \"docs-spec\", root = %q } }\n"):format(tree))
     local ok, out = helpers.run("cd " .. q(copy) .. " && " .. install,
       { plain = true, stderr = true, env = { LUAROCKS_CONFIG = config, LUAROCKS_CONFIG_5_4 = false,
-        LUAROCKS_CONFIG_5_3 = false } })
+        LUAROCKS_CONFIG_5_3 = false, LUAROCKS_CONFIG_5_1 = false } })
     assert(ok, install .. "\n" .. out)
     assert.matches("is now installed in " .. tree:gsub("%p", "%%%0"), out)
     -- the README's check, with Lua's paths on the tree alone
@@ -356,5 +366,6 @@ print(assert(c:wait{ queue_name = "fifo-queue", id = job.id, timeout = 20, inter
       LUA_CPATH = ("%s/lib/lua/%s/?.so"):format(tree, version) } })
     assert(ok, check .. "\n" .. printed)
     assert.equal(require("queue_jobs")._VERSION .. "\n", printed)
+    end
   end)
 end)

@@ -5,6 +5,7 @@
 -- 599 reject; idle instances cost no CPU time per API request; a stop is quick with a
 -- worker call and a delivery both hung. Time is measured only with generous bounds, far
 -- from what the code does (the goals themselves are in make bench-emulator).
+local compat = require "queue_jobs.compat"
 local helpers = require "support.helpers"
 local scripted = require "support.scripted"
 local core = require "queue_jobs.core"
@@ -31,7 +32,7 @@ local function log(c)
   f:close()
 end
 while true do
-  local ready = socket.select({ srv, table.unpack(conns) }, nil, 1)
+  local ready = socket.select({ srv, compat.unpack(conns) }, nil, 1)
   for _, s in ipairs(ready) do
     if s == srv then
       local c = srv:accept()

@@ -1,4 +1,5 @@
 -- salad-queue-emulator, driven over loopback with LuaSocket (spec/support/helpers.lua).
+local compat = require "queue_jobs.compat"
 local helpers = require "support.helpers"
 local socket = require "socket"
 local core = require "queue_jobs.core"
@@ -82,7 +83,7 @@ describe("salad-queue-emulator", function()
     it("prints --help and exits 0; refuses unknown options with exit status 2", function()
       local bin = helpers.emulator_path()
       local p = io.popen("'" .. bin .. "' --help 2>&1")
-      local text = p:read("a")
+      local text = p:read("*a")
       local ok, how, code = p:close()
       assert.is_true(ok, how)
       assert.are.equal(0, code)
@@ -94,13 +95,13 @@ describe("salad-queue-emulator", function()
       assert.truthy(text:find("salad-emulator-key", 1, true))
       assert.truthy(text:find("1048576", 1, true))
       p = io.popen("'" .. bin .. "' --no-such-option 2>&1")
-      text = p:read("a")
+      text = p:read("*a")
       ok, how, code = p:close()
       assert.is_falsy(ok, how)
       assert.are.equal(2, code)
       assert.matches('unknown option "%-%-no%-such%-option"', text)
       p = io.popen("'" .. bin .. "' --queue Bad/name 2>&1")
-      text = p:read("a")
+      text = p:read("*a")
       ok, how, code = p:close()
       assert.is_falsy(ok, how)
       assert.are.equal(2, code)
@@ -110,7 +111,7 @@ describe("salad-queue-emulator", function()
     it("fails clearly when the port is taken", function()
       local bin = helpers.emulator_path()
       local p = io.popen("timeout 10 '" .. bin .. "' --port " .. emu.port .. " 2>&1")
-      local text = p:read("a")
+      local text = p:read("*a")
       local _, _, code = p:close()
       assert.are.equal(1, code)
       assert.matches("cannot listen", text)
@@ -258,14 +259,20 @@ describe("salad-queue-emulator", function()
         assert.truthy(text:find(frag, 1, true), frag)
       end
       local input = decode(text).input
-      assert.are.equal("integer", math.type(input.big))
-      assert.are.equal(1234567890123456789, input.big)
-      assert.are.equal(math.maxinteger, input.max)
-      assert.are.equal(math.mininteger, input.min)
-      assert.are.equal("float", math.type(input.huge))
+      if compat.INTEGERS then
+        assert.are.equal("integer", math.type(input.big))
+        assert.are.equal(1234567890123456789, input.big)
+        assert.are.equal(math.maxinteger, input.max)
+        assert.are.equal(math.mininteger, input.min)
+        assert.are.equal("float", math.type(input.huge))
+        assert.are.equal("float", math.type(input.two))
+      else   -- 5.1: the integers beyond 2^53 come back as their text (json.raw)
+        assert.are.equal("1234567890123456789", tostring(input.big))
+        assert.are.equal("9223372036854775807", tostring(input.max))
+        assert.are.equal("-9223372036854775808", tostring(input.min))
+      end
       assert.are.equal(1.5e300, input.huge)
       assert.are.equal(0.1, input.tenth)
-      assert.are.equal("float", math.type(input.two))
       assert.are.equal(2.0, input.two)
       assert.are.equal(-0.0, input.neg0)
       assert.are.equal("-0.0", tostring(input.neg0))
@@ -333,7 +340,7 @@ describe("salad-queue-emulator", function()
 
     it("400 for bad organization, project and queue names", function()
       for _, bad in ipairs { "Acme", "a", ("a"):rep(64), "acme_corp", "-acme", "acme-", "1acme",
-        "acme%2Fcorp", "acme%zz", "acm%ff", "acm\xff" } do
+        "acme%2Fcorp", "acme%zz", "acm%ff", "acm\255" } do
         for _, path in ipairs {
           "/organizations/" .. bad .. "/projects/dev-env/queues/q1/jobs",
           "/organizations/acme/projects/" .. bad .. "/queues/q1/jobs",
@@ -364,7 +371,7 @@ describe("salad-queue-emulator", function()
       status, text, headers = create(emu, '{"input": [1, 2')
       p = assert_problem(status, 400, text, headers)
       assert.matches("end of input", p.detail)
-      status, text, headers = create(emu, '{"input": "\xff"}')
+      status, text, headers = create(emu, '{"input": "\255"}')
       assert_problem(status, 400, text, headers)
     end)
 
@@ -846,7 +853,7 @@ describe("salad-queue-emulator options", function()
     local status, text, headers = emu:request("GET", JOBS)
     local p = assert_problem(status, 429, text, headers)
     local wait = tonumber(headers["retry-after"])
-    assert.is_true(math.type(wait) == "integer" and wait >= 1 and wait <= 20, headers["retry-after"])
+    assert.is_true(compat.math_type(wait) == "integer" and wait >= 1 and wait <= 20, headers["retry-after"])
     assert.matches("3 requests per minute", p.detail)
     assert.are.equal(429, (create(emu, { input = 1 })))
     -- another key has its own budget; a wrong key is refused before being counted

@@ -4,6 +4,7 @@
 -- engine:spawn makes, and a client whose engine was collected with a call in flight. No
 -- server answers: the client's requests go to a port where nothing listens (refused at once)
 -- or to a socket that never answers. No assertion is about time.
+local compat = require "queue_jobs.compat"
 local qj = require "queue_jobs"
 local helpers = require "support.helpers"
 local socket = require "socket"
@@ -36,7 +37,7 @@ local function assert_all_ended(e, tasks, c)
   assert.is_true(ok, tostring(err))
   assert.equal(0, e:stats().tasks)
   for i = 1, #tasks do assert.is_true(tasks[i]:done(), "task " .. i) end
-  local r = table.pack(tasks[1]:result())
+  local r = compat.pack(tasks[1]:result())
   assert.same({ n = 2, 1, "two" }, r)
   local res, terr = tasks[2]:result()
   assert.is_nil(res)

@@ -3,6 +3,7 @@
 -- timers, step(0) that never blocks, timeout(), errors that stay in their task, blocking calls
 -- outside tasks, close with requests in flight, finalizers that close things mid-step, and
 -- the key kept out of every error. No assertion is about time: waits are bounded loops.
+local compat = require "queue_jobs.compat"
 local qj = require "queue_jobs"
 local helpers = require "support.helpers"
 
@@ -63,7 +64,7 @@ describe("queue_jobs.engine", function()
     it("is a pollable: pollfd, events, timeout", function()
       assert.equal(BACKEND, eng.backend)
       if BACKEND == "epoll" then
-        assert.equal("integer", math.type(eng:pollfd()))
+        assert.equal("integer", compat.math_type(eng:pollfd()))
         assert.is_true(eng:pollfd() >= 0)
       else -- no descriptor to offer: nil and what to do instead
         local fd, why = eng:pollfd()
@@ -94,7 +95,7 @@ describe("queue_jobs.engine", function()
       assert.has_error(function() t:result() end, "task:result: the task is not done (see task:done())")
       eng:step(0)
       assert.is_true(t:done())
-      local r = table.pack(t:result())
+      local r = compat.pack(t:result())
       assert.same({ n = 3, 42, "two", nil }, r)
       assert.is_nil(eng:timeout())
       assert.equal(0, eng:stats().tasks)

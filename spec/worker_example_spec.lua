@@ -70,7 +70,7 @@ describe("examples/worker.lua", function()
   end)
 
   it("reads the whole body by its Content-Length, sent in pieces, and counts the prompt in bytes", function()
-    local body = '{\n  "prompt": "caf\u{e9}\\n\\u00e9"\n}'
+    local body = '{\n  "prompt": "caf\195\169\\n\\u00e9"\n}'
     local conn = assert(helpers.connect(url, WAIT))
     local bytes = request("POST", { "salad-job-id: job-2" }, body)
     local cut = #bytes - 10
@@ -81,7 +81,7 @@ describe("examples/worker.lua", function()
     conn:close()
     local r = helpers.parse_responses(got)[1]
     assert.equal(200, r.status)
-    assert.equal('{"echo":"caf\u{e9}\\n\u{e9}","job_id":"job-2","length":8}', r.body)
+    assert.equal('{"echo":"caf\195\169\\n\195\169","job_id":"job-2","length":8}', r.body)
   end)
 
   it("answers 400 with a JSON error to a body that is not JSON, or has no string prompt", function()

@@ -640,8 +640,11 @@ static int dec_push_error(lua_State *L, const dec *d) {
   }
   lua_pushnil(L);
   qj_push_error(L, d->stop == QJ_DEC_TOO_LARGE ? "too_large" : "decode", "");
-  lua_pushfstring(L, "json.decode: %s at line %I, column %I (byte %I)", d->msg,
-                  (lua_Integer)line, (lua_Integer)col, (lua_Integer)offset);
+  { /* (snprintf: 5.1's lua_pushfstring has no %I) */
+    char where[96];
+    snprintf(where, sizeof where, "line %zu, column %zu (byte %zu)", line, col, offset);
+    lua_pushfstring(L, "json.decode: %s at %s", d->msg, where);
+  }
   lua_setfield(L, -2, "message");
   lua_pushinteger(L, (lua_Integer)offset);
   lua_setfield(L, -2, "offset");

@@ -18,8 +18,24 @@
 # at install time.
 set -eu
 LUA_VERSION=${LUA_VERSION:-5.4}
-LUA=${LUA:-lua$LUA_VERSION}
-LUA_INCDIR=${LUA_INCDIR:-/usr/include/lua$LUA_VERSION}
+# The Debian packages of LUA_VERSION's interpreter and headers. LuaJIT's are luajit2 and
+# libluajit2-5.1-dev (the same luajit and luajit-2.1 headers): the luajit and
+# libluajit-5.1-dev pair conflicts with libnginx-mod-http-lua, and apt would remove nginx's
+# Lua module to install it. The emulator embeds 5.4 for 5.1 and LuaJIT (mk/emulator.mk).
+case $LUA_VERSION in
+  luajit)
+    LUA=${LUA:-luajit}
+    LUA_INCDIR=${LUA_INCDIR:-/usr/include/luajit-2.1}
+    lua_pkg=luajit2 lua_dev_pkg=libluajit2-5.1-dev emu_lua=5.4 ;;
+  5.1)
+    LUA=${LUA:-lua5.1}
+    LUA_INCDIR=${LUA_INCDIR:-/usr/include/lua5.1}
+    lua_pkg=lua5.1 lua_dev_pkg=liblua5.1-0-dev emu_lua=5.4 ;;
+  *)
+    LUA=${LUA:-lua$LUA_VERSION}
+    LUA_INCDIR=${LUA_INCDIR:-/usr/include/lua$LUA_VERSION}
+    lua_pkg=lua$LUA_VERSION lua_dev_pkg=liblua$LUA_VERSION-dev emu_lua= ;;
+esac
 CURL_INCDIR=${CURL_INCDIR:-/usr/include}
 CC=${CC:-cc}
 BUSTED=${BUSTED:-/usr/bin/busted}
@@ -75,8 +91,13 @@ probe() {
   missing_pkgs="" missing_text=""
   need make "make" have make
   need gcc "a C compiler, $CC" have "$CC"
-  need "lua$LUA_VERSION" "the Lua interpreter, $LUA" have "$LUA"
-  need "liblua$LUA_VERSION-dev" "lua.h in $LUA_INCDIR (the build)" test -f "$LUA_INCDIR/lua.h"
+  need "$lua_pkg" "the Lua interpreter, $LUA" have "$LUA"
+  need "$lua_dev_pkg" "lua.h in $LUA_INCDIR (the build)" test -f "$LUA_INCDIR/lua.h"
+  if [ -n "$emu_lua" ]; then
+    need "lua$emu_lua" "lua$emu_lua (the emulator's build)" have "lua$emu_lua"
+    need "liblua$emu_lua-dev" "lua.h in /usr/include/lua$emu_lua (the emulator embeds Lua $emu_lua)" \
+      test -f "/usr/include/lua$emu_lua/lua.h"
+  fi
   need libcurl4-openssl-dev "curl/curl.h (the build)" header curl/curl.h
   need libmicrohttpd-dev "microhttpd.h (the emulator)" header microhttpd.h
   need libssl-dev "openssl/evp.h (the build: webhook signatures on libcrypto)" header openssl/evp.h

@@ -6,10 +6,16 @@
 # from the work tree). Then 5.4 and 5.3 into one tree, and both removed. The release rockspec is built with
 # `luarocks make` too: its source, the v0.1.0 tag at a placeholder URL, cannot be fetched
 # (docs/building.md, "With LuaRocks").
-# Environment: LUA (default lua5.4) and LUA_VERSION (default 5.4), as the Makefile sets them.
+# Environment: LUA (default lua5.4), LUA_VERSION (default 5.4) and LUA_INCDIR, as the Makefile
+# sets them. LUA_VERSION=luajit builds the rock for Lua 5.1 with LuaJIT's headers (LUA_INCDIR),
+# as the README's LuaJIT command does, and loads it in LuaJIT.
 set -eu
 LUA=${LUA:-lua5.4}
 LUA_VERSION=${LUA_VERSION:-5.4}
+case $LUA_VERSION in
+  luajit) set -- LUA_INCDIR="${LUA_INCDIR:-/usr/include/luajit-2.1}"; LUA_VERSION=5.1 ;;
+  *) set -- ;;
+esac
 top=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -22,9 +28,11 @@ modules=$(cd "$top/lua" && find . -type f -name '*.lua' | sed 's#^\./##; s#\.lua
 # The module's version, whose release rockspec is rockspec/saladcloud-queue-jobs-VERSION-1.rockspec.
 version=$(sed -n 's/^#define QJ_VERSION "\(.*\)"$/\1/p' "$top/src/qj.h")
 
-# check ROCKSPEC VERSION: lint, install into a tree of its own, load from there.
+# check ROCKSPEC VERSION [VAR=VALUE...]: lint, install into a tree of its own (with the
+# variables given), load from there.
 check() {
   rockspec=$1 rock_version=$2
+  shift 2
   name=$(basename "$rockspec" .rockspec)
   luarocks --lua-version "$LUA_VERSION" lint "$top/$rockspec" || {
     echo "rock-check: luarocks lint $rockspec failed" >&2; exit 1; }
@@ -35,7 +43,7 @@ check() {
   # the checkout must be as it was afterwards, ignored files included.
   before=$(cd "$top" && git status --porcelain --ignored 2>&1)
   (cd "$top" && luarocks --lua-version "$LUA_VERSION" --tree "$tree" make --deps-mode=none \
-    "$rockspec" CURL_INCDIR="$inc" CURL_LIBDIR="$lib") >"$tmp/$name/build.log" 2>&1 || {
+    "$rockspec" CURL_INCDIR="$inc" CURL_LIBDIR="$lib" "$@") >"$tmp/$name/build.log" 2>&1 || {
     cat "$tmp/$name/build.log"; echo "rock-check: luarocks make $rockspec failed" >&2; exit 1; }
   after=$(cd "$top" && git status --porcelain --ignored 2>&1)
   [ "$before" = "$after" ] || {
@@ -65,7 +73,8 @@ check() {
     local qj = require "queue_jobs"
     local core = package.searchpath("queue_jobs.core", package.cpath)
     assert(core:find(tree, 1, true), "core loaded from outside the rock tree: " .. core)
-    assert(qj.json.encode({ id = 9007199254740993, r = 0.1, e = qj.empty_array }, { sort_keys = true })
+    local id = qj.json.decode("9007199254740993")   -- an integer, or json.raw on 5.1
+    assert(qj.json.encode({ id = id, r = 0.1, e = qj.empty_array }, { sort_keys = true })
            == [[{"e":[],"id":9007199254740993,"r":0.1}]])
     local n = 0
     for name in os.getenv("MODULES"):gmatch("%S+") do
@@ -79,8 +88,8 @@ check() {
   ' 2>&1) || { echo "rock-check: the module installed by $rockspec failed to load" >&2; exit 1; }
 }
 
-check rockspec/saladcloud-queue-jobs-scm-1.rockspec scm-1
-check "rockspec/saladcloud-queue-jobs-$version-1.rockspec" "$version-1"
+check rockspec/saladcloud-queue-jobs-scm-1.rockspec scm-1 "$@"
+check "rockspec/saladcloud-queue-jobs-$version-1.rockspec" "$version-1" "$@"
 
 # Both Luas in one tree (when the other's headers are here): 5.4 installs salad-jobs and
 # salad-jobs-5.4, 5.3 salad-jobs-5.3; neither moves the other's command aside (no

@@ -43,7 +43,7 @@ local context = require "queue_jobs.context"
 
 local type, pairs, next, tostring, error, pcall, select = type, pairs, next, tostring, error,
   pcall, select
-local co_running = coroutine.running
+local co_running = compat.running
 local fmt, floor, mtype, huge, max, min = string.format, math.floor, compat.math_type, math.huge,
   math.max, math.min
 local invalid, fail = errors.invalid, errors.fail

@@ -15,11 +15,12 @@ local policy = require "queue_jobs.policy"
 local validate = require "queue_jobs.validate"
 local constants = require "queue_jobs.constants"
 local context = require "queue_jobs.context"
+local compat = require "queue_jobs.compat"
 
 local type, pairs, next = type, pairs, next
 local setmetatable, getmetatable, error = setmetatable, getmetatable, error
 local fmt = string.format
-local co_running = coroutine.running
+local co_running = compat.running
 local http_open, scan_keys = core.http_open, core.check_keys
 local invalid, fail = errors.invalid, errors.fail
 local run, OBJECT, LIST, NONE, SECRET, QUEUES = attempt.run, attempt.OBJECT, attempt.LIST,

@@ -3,7 +3,8 @@
 -- (the emulator embeds it). On 5.1 a number is a double: an "integer" here is a number with
 -- no fraction within the int64 range, as src/compat.h's lua_isinteger says (README.md,
 -- "What differs").
-local math, string, table, coroutine, type, select = math, string, table, coroutine, type, select
+local math, string, table, coroutine, type, select, setmetatable =
+  math, string, table, coroutine, type, select, setmetatable
 local floor, byte = math.floor, string.byte
 
 local Compat = {}
@@ -50,6 +51,19 @@ Compat.pack = table.pack or function(...) return { n = select("#", ...), ... } e
 --- coroutine.isyieldable(): PUC 5.1 lacks it; there, inside a coroutine (5.1 cannot yield
 -- across a pcall or a C function: README.md, "What differs").
 Compat.isyieldable = coroutine.isyieldable or function() return coroutine.running() ~= nil end
+
+--- coroutine.running(): the running coroutine, and whether it is the main one. 5.1 gives nil
+-- for the main coroutine; here it is a value of its own, so that it can key a table.
+local MAIN = setmetatable({}, { __tostring = function() return "main coroutine" end })
+Compat.running = coroutine.running
+if select(2, coroutine.running()) == nil then
+  local running = coroutine.running
+  Compat.running = function()
+    local co = running()
+    if co == nil then return MAIN, true end
+    return co, false
+  end
+end
 
 -- rawlen: 5.1's # of a table or a string is raw already (it has no __len for tables).
 Compat.rawlen = rawlen or function(v) return #v end

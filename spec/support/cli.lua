@@ -62,9 +62,7 @@ function M.run(emu, args, opts)
   local errf = M.tmp()
   local cmd = helpers.command(M.argv(args), { env = M.env(emu, opts.env) }) ..
     " <" .. q(opts.stdin or "/dev/null") .. " 2>" .. q(errf)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
+  local out, _, code = helpers.pipe_read(cmd)
   return code, out, helpers.read_file(errf) or ""
 end
 

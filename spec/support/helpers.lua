@@ -55,11 +55,38 @@ M.shell_quote = shell_quote
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
 M.read_file = read_file
+
+-- Whether closing a pipe gives the command's exit status (5.2 and later: ok, "exit" or
+-- "signal", code); Lua 5.1's and LuaJIT's close gives true alone.
+local CLOSE_STATUS = (function()
+  local p = assert(io.popen("exit 3", "r"))
+  p:read("*a")
+  local _, _, code = p:close()
+  return code == 3
+end)()
+
+--- pipe_read(cmd) -> output, how ("exit"), exit code: runs shell text cmd to its end and
+-- reads its stdout. Where a pipe's close has no status, the shell writes it to a file.
+function M.pipe_read(cmd)
+  if CLOSE_STATUS then
+    local p = assert(io.popen(cmd, "r"))
+    local out = p:read("*a")
+    local _, how, code = p:close()
+    return out, how, code
+  end
+  local codef = os.tmpname()
+  local p = assert(io.popen("{ " .. cmd .. "\n}; echo $? >" .. shell_quote(codef), "r"))
+  local out = p:read("*a")
+  p:close()
+  local code = tonumber((read_file(codef) or ""):match("%d+"))
+  os.remove(codef)
+  return out, "exit", code
+end
 
 --- write_file(path, s): replaces the file's content with s (raises on failure).
 function M.write_file(path, s)
@@ -191,10 +218,8 @@ M.command = command
 -- its end; output is its stdout, and its stderr too when opts.stderr is true.
 function M.run(cmd, opts)
   opts = opts or {}
-  local p = assert(io.popen(command(cmd, opts) .. (opts.stderr and " 2>&1" or ""), "r"))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return ok == true, out, code
+  local out, _, code = M.pipe_read(command(cmd, opts) .. (opts.stderr and " 2>&1" or ""))
+  return code == 0, out, code
 end
 
 --- shell(cmd) -> ok, output (stdout and stderr), exit code: runs a tool (mktemp, find, make,
@@ -317,7 +342,15 @@ end
 -- gone. Idempotent.
 function Proc:wait()
   if self.stopped then return self.exit_code, self.exit_how end
-  local _, how, code = self.proc:close()
+  local how, code
+  if not CLOSE_STATUS then   -- read the status of the zombie before the close reaps it
+    M.wait_for(function() return not self:alive() end, 3600, 0.005)
+    local status = tonumber((read_file("/proc/" .. self:getpid() .. "/stat") or ""):match("(%d+)%s*$"))
+    if status and status % 256 ~= 0 then how, code = "signal", status % 128
+    elseif status then how, code = "exit", math.floor(status / 256) % 256 end
+  end
+  local _, how2, code2 = self.proc:close()
+  if CLOSE_STATUS then how, code = how2, code2 end
   self.stopped = true
   self.exit_code, self.exit_how = code, how
   self.stdout = read_file(self.out) or ""
