@@ -46,7 +46,7 @@ describe("queue_jobs inside nginx (lua-nginx-module)", function()
         SALAD_PROJECT = "dev-env", SALAD_QUEUE = "nginx", SALAD_RATE_LIMIT = "none" } }
     local function log() return (helpers.read_file(dir .. "/error.log") or "") .. (helpers.read_file(nx.err) or "") end
     local up = helpers.wait_for(function() return helpers.can_connect("127.0.0.1", port) or not nx:alive() end, 30)
-    assert.is_true(up and nx:alive(), "nginx did not start: " .. log())
+    assert.is_true(up and nx:alive(), "nginx did not start (make deps installs libnginx-mod-http-lua): " .. log())
     local base = ("http://127.0.0.1:%d"):format(port)
     local s, pid = helpers.http("GET", base .. "/pid", { timeout = 5 })
     assert.equal(200, s, pid)
