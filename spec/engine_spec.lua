@@ -140,6 +140,41 @@ describe("queue_jobs.engine", function()
       end)
     end
 
+    -- A host may tie a coroutine to the context that made it: lua-nginx-module's belongs to
+    -- the request whose handler made it, and resuming it from a timer's thread crashes the
+    -- worker (docs/hosts.md). So a task's coroutine is made by the step that first runs it,
+    -- in the stepper's context, never in the spawner's. A fresh copy of the engine module,
+    -- loaded under a coroutine.create that notes who called it, shows where it is made.
+    it("makes a task's coroutine in the step that first runs it, not where spawn was called", function()
+      local real_create, made_by = coroutine.create, setmetatable({}, { __mode = "k" })
+      local saved = package.loaded["queue_jobs.engine"]
+      package.loaded["queue_jobs.engine"] = nil
+      coroutine.create = function(f) -- luacheck: ignore 122 (a probe, put back at once)
+        local co = real_create(f)
+        made_by[co] = coroutine.running() or "main" -- (5.1 and LuaJIT: nil in the main one)
+        return co
+      end
+      local ok, Fresh = pcall(require, "queue_jobs.engine")
+      coroutine.create = real_create -- luacheck: ignore 122
+      package.loaded["queue_jobs.engine"] = saved
+      assert(ok, Fresh)
+      local e = Fresh.new { max_connections = 1 }
+      local inside
+      -- the spawner: a coroutine of its own, as a request handler's is in nginx
+      local spawner = real_create(function()
+        return e:spawn(function() inside = coroutine.running(); return "ran" end)
+      end)
+      local _, t = assert(coroutine.resume(spawner))
+      assert.equal("dead", coroutine.status(spawner))
+      assert.is_nil(next(made_by), "spawn made a coroutine")
+      local stepper = coroutine.running() or "main"
+      e:step(0)
+      e:close()
+      assert.equal("ran", t:result())
+      assert.is_not_nil(made_by[inside], "the task did not run in a coroutine the engine made")
+      assert.is_true(made_by[inside] == stepper, "the task's coroutine was made outside the step")
+    end)
+
     it("resumes a task that yields on its own at the next step", function()
       local t = eng:spawn(function()
         for _ = 1, 3 do coroutine.yield() end

@@ -11,9 +11,11 @@
 # BUSTED; DEPS_APT=no never runs apt-get, even on Debian as root. PYTHON (python3 when unset)
 # is read from the environment, as spec/openapi_spec.lua reads it.
 # Fast when everything is present: no network, a few small probes.
-# nginx (the TLS/HTTP2 specs and the benchmarks' peer), wrk (the bulk benchmark's peer) and
-# haproxy (a host that embeds Lua 5.3) are only ever started by the project itself, on
-# loopback; nginx's and haproxy's Debian services are kept from starting at install time.
+# nginx (the TLS/HTTP2 specs and the benchmarks' peer, and with its Lua module a host that
+# embeds LuaJIT), wrk (the bulk benchmark's peer), haproxy (a host that embeds Lua 5.3),
+# tarantool and neovim (hosts that embed LuaJIT: docs/hosts.md) are only ever started by the
+# project itself, on loopback; no Debian service (nginx's, haproxy's, tarantool's) is started
+# at install time.
 set -eu
 LUA_VERSION=${LUA_VERSION:-5.4}
 # The Debian packages of LUA_VERSION's interpreter and headers. LuaJIT's are luajit2 and
@@ -48,8 +50,30 @@ lua_module() { "$LUA" -e "require '$1'" >/dev/null 2>&1; }
 # command of that name.
 python_module() { "$PYTHON" -c "import $1" >/dev/null 2>&1; }
 fuzzer_runtime() { have clang && [ -f "$(clang -print-file-name="libclang_rt.fuzzer-$(uname -m).a")" ]; }
-has_nginx() { have nginx || [ -x /usr/sbin/nginx ]; }
-has_haproxy() { have haproxy || [ -x /usr/sbin/haproxy ]; }
+# A program as a file: the path `command -v` gives (a shell function or alias of that name is
+# no program), or /usr/sbin's, which is not on every user's PATH.
+program() {
+  p=$(command -v "$1" 2>/dev/null) || p=""
+  case $p in
+    /*) [ -x "$p" ] && return 0 ;;
+  esac
+  [ -x "/usr/sbin/$1" ]
+}
+has_nginx() { program nginx; }
+has_haproxy() { program haproxy; }
+# nginx that loads lua-nginx-module (Debian's libnginx-mod-http-lua, over NDK): nginx -t on a
+# configuration of its own that loads both.
+nginx_lua() {
+  [ -x /usr/sbin/nginx ] || return 1
+  d=$(mktemp -d) || return 1
+  m=/usr/lib/nginx/modules
+  printf 'load_module %s/ndk_http_module.so;\nload_module %s/ngx_http_lua_module.so;\npid %s/pid;\nerror_log stderr;\nevents {}\nhttp { access_log off; server { listen 127.0.0.1:1; location / { content_by_lua_block { ngx.say(jit and jit.version) } } } }\n' \
+    "$m" "$m" "$d" >"$d/nginx.conf"
+  /usr/sbin/nginx -t -q -p "$d" -c "$d/nginx.conf" -e stderr >/dev/null 2>&1
+  r=$?
+  rm -rf "$d"
+  return $r
+}
 
 # need DEBIAN-PACKAGE WHAT PROBE...: WHAT is missing unless the probe succeeds.
 missing_pkgs=""
@@ -91,7 +115,12 @@ probe() {
   need binutils "readelf (the packaging spec)" have readelf
   need openssl "openssl (the TLS specs; pending without it)" have openssl
   need nginx-light "nginx (the TLS specs, pending without it; make bench-emulator)" has_nginx
-  need haproxy "haproxy (the HAProxy spec, on Lua 5.3; pending without it)" has_haproxy
+  need haproxy "haproxy (the HAProxy host spec, on Lua 5.3)" has_haproxy
+  need liblua5.3-dev "lua.h of Lua 5.3 (the HAProxy host spec's build of the module)" test -f /usr/include/lua5.3/lua.h
+  need libluajit2-5.1-dev "LuaJIT 2.1's lua.h (the nginx, Tarantool and Neovim host specs' build of the module)" test -f /usr/include/luajit-2.1/lua.h
+  need libnginx-mod-http-lua "nginx with lua-nginx-module (the nginx host spec)" nginx_lua
+  need tarantool "tarantool (the Tarantool host spec)" test -x /usr/bin/tarantool
+  need neovim "nvim (the Neovim host spec)" test -x /usr/bin/nvim
   need wrk "wrk (make bench-bulk: the bulk benchmark's peer; its ratio is left out without it)" have wrk
   need time "GNU time (make bench-cli: a command's peak memory)" test -x /usr/bin/time
   need curl "curl (the example session of docs/emulator.md; make bench-cli: the curl loop)" have curl
@@ -115,7 +144,7 @@ if [ -n "$missing_pkgs" ] && can_install; then
   echo "deps: installing$missing_pkgs"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # Keep services (nginx, haproxy) from being started by the install, unless a policy exists
+  # Keep services (nginx, haproxy, tarantool) from being started by the install, unless a policy exists
   # already.
   policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -202,7 +202,16 @@ end
 -- or, for its own yield, puts it at the end of the ready list; the driver's yields have put
 -- it in _waiting or the timers before yielding.
 local function resume(self, task, ...)
-  local ok, a = co_resume(task._co, ...)
+  local co = task._co
+  if not co then
+    -- Its first resume: the coroutine is made here, in the stepper's context. Noted in
+    -- task_of before task._co, so that a raise between the two (a finalizer's, on 5.3) leaves
+    -- no task whose coroutine the driver would not know: the next step makes another.
+    co = co_create(task._fn)
+    task_of[co] = task
+    task._co, task._fn = co, false
+  end
+  local ok, a = co_resume(co, ...)
   self._cur = false
   task._started = true
   if not ok then                 -- it raised a (or its coroutine was dead already)
@@ -226,7 +235,8 @@ local function resume(self, task, ...)
   self._ntasks = self._ntasks - 1
 end
 
---- engine:spawn(fn, ...) -> task: fn(...) runs in a coroutine from the next step on.
+--- engine:spawn(fn, ...) -> task: fn(...) runs in a coroutine, made by the step that first runs
+-- it, from the next step on.
 function Engine:spawn(fn, ...)
   check(self, "spawn")
   if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
@@ -234,13 +244,14 @@ function Engine:spawn(fn, ...)
   end
   -- Everything is made first: a finalizer run meanwhile may close the engine, or on 5.3
   -- raise, which leaves nothing half done.
+  -- The task's coroutine is made by the step that first runs it (see resume): a host may
+  -- tie a coroutine to the context that made it (lua-nginx-module ties it to the request
+  -- whose handler made it, docs/hosts.md), and the step's context is the one resuming it.
   local args = pack(...)
-  local task = setmetatable({ _co = false, _engine = self, _done = false, _failed = false,
-    _e = false, _err = false, _results = false, _started = false, _queued = false,
-    _next = false }, Task)
-  local co = co_create(function() task._results = pack(fn(unpack(args, 1, args.n))) end)
-  task._co = co
-  task_of[co] = task
+  local task = setmetatable({ _co = false, _fn = false, _engine = self, _done = false,
+    _failed = false, _e = false, _err = false, _results = false, _started = false,
+    _queued = false, _next = false }, Task)
+  task._fn = function() task._results = pack(fn(unpack(args, 1, args.n))) end
   if not self._stepping then self._c:wake_at(0) end
   if self._closed then -- by a finalizer, just now: ended as close ends a task not started
     task._done, task._failed, task._e = true, true, ENDED
