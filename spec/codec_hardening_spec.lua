@@ -124,7 +124,9 @@ describe("the decode budget counts what numbers keep", function()
     assert.equal(long, tostring(v[1]))
   end)
 
-  it("keeps an answer within 5 x max_body of Lua memory, with exact_numbers or without", function()
+  -- (5.5 x on 5.1 and LuaJIT, whose tables are larger: one-member objects reach 5.17 x)
+  local BOUND = require("queue_jobs.compat").INTEGERS and 5 or 5.5
+  it("keeps an answer within 5 x max_body of Lua memory (5.5 x on 5.1 and LuaJIT), with exact_numbers or without", function()
     local cases = {
       -- distinct numbers as json.raw: 7.4 x before (each counted as one value)
       { fill(function(i) return "1." .. i end, 1), true },
@@ -141,7 +143,7 @@ describe("the decode budget counts what numbers keep", function()
     for i, c in ipairs(cases) do
       local kib, err = held(c[1], c[2])
       assert(kib, "case " .. i .. ": " .. tostring(err))
-      assert(kib * 1024 <= 5 * MAX_BODY,
+      assert(kib * 1024 <= BOUND * MAX_BODY,
         ("case %d: %.0f KiB for max_body %d KiB (%.2f x)"):format(i, kib, math.floor(MAX_BODY / 1024),
           kib * 1024 / MAX_BODY))
     end

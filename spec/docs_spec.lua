@@ -31,6 +31,8 @@ local NO_RUN = {
   { "docs/engine.md", 'core.register_service("create_job", "http", function(applet)',
     "runs only inside HAProxy (its `core` and `applet`)",
     runs_in = "spec/haproxy_spec.lua", program = "examples/haproxy_engine.lua" },
+  { "docs/hosts.md", "fiber.create(function()", "runs only inside Tarantool (its fiber and socket modules)",
+    runs_in = "spec/tarantool_spec.lua", program = "examples/tarantool_engine.lua" },
 }
 
 --- The lines a shell command prints (raises when it fails).

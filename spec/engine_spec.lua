@@ -565,3 +565,23 @@ describe("queue_jobs.engine", function()
     end)
   end)
 end)
+
+describe("queue_jobs.engine's memory", function()
+  -- A task that has ended is the engine's no more: on 5.1 and LuaJIT (no ephemerons) a table
+  -- of weak keys whose values were the tasks kept every task ever run, 1.1 KiB each.
+  it("keeps nothing of the tasks that have ended", function()
+    local eng = qj.engine()
+    local function run(n)
+      for i = 1, n do eng:spawn(function() return i end) end
+      eng:loop()
+      collectgarbage()
+      collectgarbage()
+      return collectgarbage("count")
+    end
+    local base = run(20000)   -- (the engine's own tables grow to hold 20,000 once)
+    run(20000)
+    local after = run(20000)
+    eng:close()
+    assert.is_true(after - base < 256, ("%.0f KiB more after 40,000 more tasks"):format(after - base))
+  end)
+end)

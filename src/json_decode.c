@@ -368,6 +368,11 @@ static int dec_number(dec *d) {
       return 0;
     }
   }
+  /* an integer beyond int64 where Lua numbers are doubles (5.1, LuaJIT): its text as well,
+   * never the nearest double, which could pass for another integer (-2^63 - 1 would come
+   * back as -2^63), within the range of a double as on 5.3 */
+  if (QJ_EXACT_INTEGER_MAX < (uint64_t)INT64_MAX && !isfloat && m != 0 && exp10 + nd <= 309)
+    return dec_exact_number(d, s, q, exp10 + nd);
   if (d->exact_numbers) return dec_exact_number(d, s, q, m != 0 ? exp10 + nd : 0);
   if (m == 0) { /* every digit is 0, whatever the exponent */
     lua_pushnumber(d->L, neg ? -0.0 : 0.0);

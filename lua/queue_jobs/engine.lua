@@ -47,8 +47,11 @@ local POLL_INTERVAL = 0.01
 local NO_FD = "engine:pollfd: the " .. BACKEND .. " backend has no descriptor to poll; " ..
   "step at engine:timeout() instead"
 
--- The task each coroutine runs (weak keys), for every engine: the driver's "am I in a task?".
-local task_of = setmetatable({}, { __mode = "k" })
+-- The task each coroutine runs, for every engine: the driver's "am I in a task?". Weak keys
+-- and values: 5.1 and LuaJIT have no ephemerons, so a weak-keyed entry whose value (the task)
+-- refers to its key (task._co) would never go, and every task ever run would stay, its
+-- engine with it. A task not done is held by its engine's _tasks, and by the step running it.
+local task_of = setmetatable({}, { __mode = "kv" })
 
 local serial = 0 -- engines made so far, for their text
 
@@ -231,6 +234,7 @@ local function resume(self, task, ...)
   else
     return
   end
+  task_of[co] = nil
   self._tasks[task] = nil
   self._ntasks = self._ntasks - 1
 end
