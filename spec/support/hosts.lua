@@ -4,6 +4,7 @@
 -- what the specs run. A host that is missing fails its spec (make deps installs it), never
 -- skips it.
 local helpers = require "support.helpers"
+local assert = require "luassert"
 
 local M = {}
 
@@ -73,6 +74,58 @@ function M.report(host, text)
   local f = assert(io.open(path, "a"))
   f:write(host, ": ", text, "\n")
   f:close()
+end
+
+-- held_creates' body, against the emulator emu.
+local function run_held(o, emu)
+  local json = require("queue_jobs").json
+  emu:fault { method = "POST", path = "/api/public/organizations/*/projects/*/queues/*/jobs",
+    count = o.count, fault = { kind = "delay", ms = 1000 } }
+  local command = M.recipe(o.section, "sh", { ROOT = root, COUNT = o.count })
+  local ok, out, code = helpers.run(command, { plain = true, stderr = true, env = { LUA_PATH = package.path,
+    LUA_CPATH = M.cpath("luajit"), SALAD_BASE_URL = emu.url, SALAD_API_KEY = o.key,
+    SALAD_ORGANIZATION = "acme-corp", SALAD_PROJECT = "dev-env", SALAD_QUEUE = o.queue,
+    SALAD_RATE_LIMIT = "none" } })
+  assert.is_true(ok, ("exit %s: %s"):format(tostring(code), out))
+  local got = json.decode(out:match('{"[^\n]*') or "")
+  assert(got, "no result line: " .. out)
+  assert.equal(o.count, got.created)
+
+  -- each job once in the emulator's list, and the creates were held together
+  local status, listed = emu:control("GET", "/_emulator/jobs?queue=acme-corp/dev-env/" .. o.queue)
+  assert.equal(200, status)
+  local seen = {}
+  for _, job in ipairs(listed.items) do
+    assert.is_nil(seen[job.input.n], "input " .. tostring(job.input.n) .. " made twice")
+    seen[job.input.n] = true
+  end
+  for i = 1, o.count do assert.is_true(seen[i], "no job for input " .. i) end
+  assert.equal(o.count, emu:counters().creates_accepted)
+
+  -- the ticker went on: at least ~1 s of ticks (the creates were held 1 s), and late by
+  -- little; a step that blocked would stall it for the whole hold
+  local stalls = got.stalls_ms
+  local p95, worst = M.quantile(stalls, 0.95), M.quantile(stalls, 1)
+  M.report(o.report, ("%d creates held 1 s each: %d ticks of a 10 ms %s, lateness " ..
+    "median %.1f ms, p95 %.1f ms, largest stall %.1f ms"):format(o.count, got.ticks, o.ticker,
+    M.quantile(stalls, 0.5), p95, worst))
+  assert.equal(o.count, got.in_flight, "the creates were not in flight together")
+  assert.is_true(got.ticks >= 50, "only " .. got.ticks .. " ticks while the creates were held")
+  assert.is_true(p95 <= 30, ("the %s's 95th percentile stall was %.1f ms"):format(o.ticker, p95))
+  assert.is_true(worst < 1000, ("the %s stalled %.1f ms"):format(o.ticker, worst))
+end
+
+--- held_creates(o): the body of a spec whose host (Tarantool, Neovim) runs docs/hosts.md's
+-- recipe (section o.section, its sh block) of count creates, each held 1 s by the emulator,
+-- while a ticker (o.ticker: "fiber", "timer") goes on every 10 ms. The program prints one JSON
+-- line: created, in_flight, ticks, stalls_ms. Each job is made once (the emulator's list of
+-- queue o.queue), all were in flight together, the ticker went on and was late by little:
+-- p95 at most 30 ms, none stalled for the hold. o.key, o.count, o.report (the figure's name).
+function M.held_creates(o)
+  local emu = helpers.start_emulator { api_key = o.key, args = { "--api-key", o.key } }
+  local ok, err = pcall(run_held, o, emu)
+  emu:stop()
+  if not ok then error(err, 0) end
 end
 
 --- tempdir() -> a new directory; the caller removes it (rmdir).
