@@ -43,7 +43,7 @@ local function instructions(cmd, n)
   local out = os.tmpname()
   local p = assert(io.popen(("valgrind --tool=callgrind --callgrind-out-file=%s %s 2>&1")
     :format(out, cmd:format(n))))
-  local log = p:read("a")
+  local log = p:read("*a")
   local ok = p:close()
   os.remove(out)
   assert(ok, "the run failed under callgrind:\n" .. log)
@@ -61,7 +61,7 @@ local function median(t)
   local c = {}
   for i = 1, #t do c[i] = t[i] end
   table.sort(c)
-  local m = #c // 2
+  local m = math.floor(#c / 2)
   return #c % 2 == 1 and c[m + 1] or (c[m] + c[m + 1]) / 2
 end
 
@@ -70,7 +70,7 @@ local ok, err = pcall(function()
     :format(helpers.LUA, sh_quote(arg[0]), sh_quote(emu.url)) } }
   if raw then
     -- the body of a create in the middle of the run, as client:create encodes it
-    local body = assert(core.encode_job(INPUT, { id = "m" .. (n1 + n2) // 2 }))
+    local body = assert(core.encode_job(INPUT, { id = "m" .. math.floor((n1 + n2) / 2) }))
     local jobs_url = emu.url .. "/organizations/" .. ORG .. "/projects/" .. PROJ .. "/queues/" .. Q .. "/jobs"
     local base = ("%s %s %s %%d %s %s"):format(sh_quote(raw), sh_quote(jobs_url), sh_quote(KEY),
       sh_quote(body), core._VERSION)
