@@ -9,7 +9,8 @@ local queue_jobs = require "queue_jobs"
 local org, project, queue = arg[1] or "acme-corp", arg[2] or "dev-env", arg[3] or "fifo-queue"
 
 local client = assert(queue_jobs.client { organization_name = org, project_name = project })
-print(("client: %s"):format(client))
+-- (tostring: Lua 5.1's %s takes strings and numbers alone)
+print(("client: %s"):format(tostring(client)))
 
 -- create: one call, the job back as a Lua table
 local job = assert(client:create {
@@ -54,9 +55,9 @@ print(("queue_jobs.create: %s (%s)"):format(other.id, other.status))
 local _, err = client:get { queue_name = queue, id = "00000000-0000-4000-8000-000000000000" }
 print("on purpose, a get of a job that does not exist (the demo goes on):")
 print(("error: kind=%s status=%s retryable=%s\n       %s"):format(err.kind, err.status,
-  err.retryable, err))
+  tostring(err.retryable), tostring(err)))
 local _, bad = client:create { queue_name = "Not_A_Queue", input = {} }
 print("on purpose, a create with a bad queue name (the demo goes on):")
-print(("error: kind=%s path=%s\n       %s"):format(bad.kind, bad.path, bad))
+print(("error: kind=%s path=%s\n       %s"):format(bad.kind, bad.path, tostring(bad)))
 client:close()
 queue_jobs.close()

@@ -72,7 +72,7 @@ describe("the architecture", function()
       local skip = false
       for _, pat in ipairs(ONLY_53) do skip = skip or (_VERSION == "Lua 5.1" and f:find(pat) ~= nil) end
       local fn, err = loadfile(root .. "/" .. f)
-      assert(fn or skip, ("%s does not compile on %s: %s"):format(f, _VERSION, err))
+      assert(fn or skip, ("%s does not compile on %s: %s"):format(f, _VERSION, tostring(err)))
     end
   end)
 

@@ -136,7 +136,7 @@ describe("json numbers on Lua 5.1 and LuaJIT (doubles)", function()
     assert.equal("-0.0", json.encode(-1 / math.huge))   -- (PUC 5.1 folds the literal -0.0 into 0)
     assert.equal("0.5", json.encode(0.5))
     assert.equal("1e+300", json.encode(1e300))
-    assert.equal(bits(-0.0), bits(json.decode("-0.0")))
+    assert.equal(bits(-1 / math.huge), bits(json.decode("-0.0")))
     assert.equal('{"1":"a"}', json.encode { ["1"] = "a" })
     assert.equal('["a","b"]', json.encode { [1.0] = "a", [2] = "b" })
   end)
@@ -303,7 +303,7 @@ describe("json arrays and objects", function()
       { { x = qj.array { a = 1 } }, "$.x", "array has a string key" },
       { { f = print }, "$.f", "cannot encode a value of type function" },
       { { u = io.stdout }, "$.u", "cannot encode a value of type userdata" },
-      { { c = coroutine.create(print) }, "$.c", "type thread" },
+      { { c = coroutine.create(function() end) }, "$.c", "type thread" },
     }
     for _, c in ipairs(cases) do
       local r, err = json.encode(c[1])
@@ -421,7 +421,7 @@ describe("json agrees with lua-cjson inside cjson's exact range", function()
   -- numbers cjson (which writes %.14g and reads doubles) keeps exactly
   local function gen(depth)
     local r = math.random(depth > 3 and 5 or 7)
-    if r == 1 then return math.random(-1e12, 1e12)
+    if r == 1 then return math.floor(math.random() * (2e12 + 1)) - 1e12   -- (5.1: int bounds)
     elseif r == 2 then return math.random(-999999, 999999) / 1000
     elseif r == 3 then
       local parts = {}

@@ -41,8 +41,9 @@ local constants = require "queue_jobs.constants"
 local progress_mod = require "queue_jobs.progress"
 local context = require "queue_jobs.context"
 
+-- The workers' calls yield inside pcall (in a task of the engine): compat.pcall lets them on 5.1.
 local type, pairs, next, tostring, error, pcall, select = type, pairs, next, tostring, error,
-  pcall, select
+  compat.pcall, select
 local co_running = compat.running
 local fmt, floor, mtype, huge, max, min = string.format, math.floor, compat.math_type, math.huge,
   math.max, math.min

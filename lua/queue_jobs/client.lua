@@ -21,6 +21,8 @@ local type, pairs, next = type, pairs, next
 local setmetatable, getmetatable, error = setmetatable, getmetatable, error
 local fmt = string.format
 local co_running = compat.running
+-- A call may yield inside it (a client with an engine, in a task): compat.pcall lets it on 5.1.
+local pcall = compat.pcall
 local http_open, scan_keys = core.http_open, core.check_keys
 local invalid, fail = errors.invalid, errors.fail
 local run, OBJECT, LIST, NONE, SECRET, QUEUES = attempt.run, attempt.OBJECT, attempt.LIST,

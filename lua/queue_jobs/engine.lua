@@ -16,8 +16,9 @@ local compat = require "queue_jobs.compat"
 
 local type, error, pcall, next, tostring = type, error, pcall, next, tostring
 local setmetatable, getmetatable = setmetatable, getmetatable
+-- compat.running: inside compat.pcall on 5.1, the coroutine it was called in (the task's).
 local co_create, co_resume, co_yield, co_running, co_status, co_yieldable = coroutine.create,
-  coroutine.resume, coroutine.yield, coroutine.running, coroutine.status, compat.isyieldable
+  coroutine.resume, coroutine.yield, compat.running, coroutine.status, compat.isyieldable
 local pack, unpack = compat.pack, compat.unpack
 local mtype = compat.math_type
 local fmt = string.format

@@ -44,7 +44,7 @@ local function start(url, flags, budget)
   -- (plain: without the sanitizer settings of make check, which Chromium would inherit)
   local p = assert(io.popen(helpers.command(argv, { plain = true }) .. " 2>/dev/null", "r"))
   return function()
-    local out = p:read("a")
+    local out = p:read("*a")   -- (5.1 knows only "*a")
     local ok = p:close()
     helpers.shell { "rm", "-rf", dir }
     assert(ok, "chromium failed on " .. url)

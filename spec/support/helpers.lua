@@ -214,7 +214,8 @@ local function command(cmd, opts)
   table.sort(set)
   local words = {}
   if #unset + #set > 0 then   -- env takes its -u options before the assignments
-    words = table.move(set, 1, #set, #unset + 1, unset)
+    words = unset
+    for i = 1, #set do words[#words + 1] = set[i] end   -- (5.1 has no table.move)
     table.insert(words, 1, "env")
   end
   if type(cmd) == "string" then

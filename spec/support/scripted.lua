@@ -33,6 +33,7 @@
 --   hang = true     never answer
 --   drop = true     close without answering
 local helpers = require "support.helpers"
+local compat = require "queue_jobs.compat"
 
 local read_file, write_file = helpers.read_file, helpers.write_file
 
@@ -148,7 +149,7 @@ local function launch(script)
   --- the requests received so far, in order: {head =, body =} each
   function w.requests()
     local s = read_file(w.log) or ""
-    local chunk = load("return {" .. s .. "}")
+    local chunk = compat.load("return {" .. s .. "}")
     return chunk and chunk() or {}
   end
   function w.open() write_file(w.gate, "") end
